@@ -1,0 +1,3 @@
+from aetk.cli import main
+
+main()

@@ -1,0 +1,206 @@
+"""Base classes of the three kinds of component: featurizers, models and scorers.
+
+Components follow scikit-learn's conventions:
+
+- ``__init__`` only stores its keyword arguments under the same names; it validates nothing and
+  builds nothing, so ``cls(**obj.get_params())`` always rebuilds an equivalent, unfitted object.
+- Learned state lives in public attributes whose names end in ``_`` (``threshold_``, ``module_``);
+  the detector file stores exactly those.
+- ``fit`` returns ``self``; using an unfitted component raises :class:`aetk.NotFittedError`.
+
+Scores follow one sign convention everywhere in aetk: **higher means more anomalous**.
+
+This module does not import torch, so that plugins can be listed without paying for it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aetk.errors import ConfigError, NotFittedError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from aetk.config import TrainingConfig
+
+
+class Component:
+    """What every featurizer, model and scorer shares: a name, parameters and learned state."""
+
+    #: The name users select the component by, unique within its kind (``"mel-db"``).
+    name: ClassVar[str] = ""
+    #: ``"featurizer"``, ``"model"`` or ``"scorer"``; set by the three base classes.
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The constructor's keyword parameters, which fully describe an unfitted component."""
+        if cls.__init__ is object.__init__:
+            return []
+        names = []
+        for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must list its parameters explicitly, "
+                    "not *args/**kwargs"
+                )
+            names.append(param.name)
+        return names
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Component:
+        """Build the component from parameters, with a clear error for a misspelled one."""
+        known = cls.param_names()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{cls.kind} '{cls.name}' has no parameter {', '.join(map(repr, unknown))} "
+                f"(its parameters: {', '.join(known) or 'none'})"
+            )
+        return cls(**params)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same names."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def learned_state(self) -> dict[str, Any]:
+        """Every learned attribute (public, name ending in ``_``)."""
+        return {
+            key: value
+            for key, value in vars(self).items()
+            if key.endswith("_") and not key.startswith("_")
+        }
+
+    def is_fitted(self) -> bool:
+        return bool(self.learned_state())
+
+    def check_fitted(self) -> None:
+        if not self.is_fitted():
+            raise NotFittedError(
+                f"{self.kind} '{self.name}' is not fitted yet: call fit() or load a detector first"
+            )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class Featurizer(Component):
+    """Turns a waveform into feature vectors: ``[n_vectors, *vector_shape]`` float32.
+
+    A clip may yield one vector (a whole spectrogram image) or many (frame-context vectors);
+    models train on vectors and scorers pool the vectors of one clip into its score. Featurizers
+    hold no learned state: aetk standardises their output with training-set statistics itself.
+    """
+
+    kind = "featurizer"
+
+    def frames_to_read(self, file_sample_rate: int) -> int | None:
+        """How many sample frames of a file at ``file_sample_rate`` the featurizer uses.
+
+        aetk decodes no more than that; ``None`` (the default) means the whole file.
+        """
+        return None
+
+    def featurize(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Features of one clip.
+
+        :param waveform: ``[channels, samples]`` float32, finite, as decoded from the file.
+        :param sample_rate: the file's sample rate in Hz.
+        :return: ``[n_vectors, *vector_shape]`` float32, with the same ``vector_shape`` for every
+            clip; raise :class:`aetk.AudioError` (without a path) for audio it cannot use.
+        """
+        raise NotImplementedError
+
+    def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Features of equal-length clips ``[batch, channels, samples]`` → ``[batch, n, *shape]``.
+
+        Override it when the featurizer can do better than one clip at a time.
+        """
+        import torch
+
+        return torch.stack([self.featurize(waveform, sample_rate) for waveform in waveforms])
+
+
+class Model(Component):
+    """A PyTorch network trained on the standardised feature vectors of normal recordings.
+
+    Subclasses implement :meth:`build`; aetk's training loop (Adam, MSE) does the rest. The
+    network's ``forward(x)`` returns ``(reconstruction, latent)``, and the reconstruction is
+    compared with :meth:`target` of the input (the input itself for an autoencoder).
+
+    Learned state: ``module_`` (the network), ``input_shape_`` and ``history_`` (per-epoch losses).
+    """
+
+    kind = "model"
+
+    def build(self, input_shape: tuple[int, ...]) -> torch.nn.Module:
+        """A freshly initialised network for vectors of ``input_shape`` (without the batch axis)."""
+        raise NotImplementedError
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the reconstruction of the batch ``x`` should equal; the input by default."""
+        return x
+
+    def initialize(self, input_shape: Sequence[int]) -> Model:
+        """Create the untrained network for vectors of ``input_shape``; returns self."""
+        self.input_shape_ = tuple(int(size) for size in input_shape)
+        self.module_ = self.build(self.input_shape_)
+        return self
+
+    def fit(
+        self,
+        train: torch.Tensor,
+        validation: torch.Tensor | None = None,
+        *,
+        training: TrainingConfig | None = None,
+        on_epoch: Any = None,
+    ) -> Model:
+        """Train on vectors ``[n, *shape]``, keeping the weights of the best validation loss.
+
+        :param on_epoch: optional callable receiving each :class:`aetk.training.EpochReport`;
+            ``history_`` keeps them as dictionaries.
+        """
+        from dataclasses import asdict
+
+        from aetk.config import TrainingConfig
+        from aetk.training import fit_model
+
+        reports = fit_model(self, train, validation, training or TrainingConfig(), on_epoch)
+        self.history_ = [asdict(report) for report in reports]
+        return self
+
+    def errors(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Element-wise squared reconstruction error of vectors ``x``, shaped like the target."""
+        from aetk.training import reconstruction_errors
+
+        self.check_fitted()
+        return reconstruction_errors(self, x, batch_size=batch_size)
+
+
+class Scorer(Component):
+    """Turns a fitted model and the vectors of clips into one anomaly score per clip.
+
+    ``fit`` sees the vectors of the training clips and of held-out validation clips (normal
+    recordings the model did not train on) and must set ``threshold_``: a clip whose score is
+    above it is anomalous. Higher scores mean more anomalous.
+    """
+
+    kind = "scorer"
+
+    def fit(
+        self, model: Model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
+    ) -> Scorer:
+        """Learn what the scorer needs and set ``threshold_``; returns self."""
+        raise NotImplementedError
+
+    def score(self, model: Model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+        """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
+        raise NotImplementedError
+
+
+COMPONENT_KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Featurizer, Model, Scorer)}
