@@ -1,0 +1,159 @@
+"""Featurizer ``mel-db``: log-mel (dB) spectrogram images or frame-context vectors.
+
+The pipeline of the method text: fix the length, ``MelSpectrogram`` (power 2, centred Hann frames),
+``AmplitudeToDB(top_db=80)``. Files at another rate are resampled first; channels are mixed down
+or the first N are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import aetk
+
+if TYPE_CHECKING:
+    import torch
+
+
+class MelDb(aetk.Featurizer):
+    """Log-mel spectrogram in dB.
+
+    :param sample_rate: rate (Hz) the audio is resampled to before analysis.
+    :param channels: ``"mono"`` mixes all channels down to one; an integer N keeps the first N
+        channels, and a file with fewer is an error.
+    :param target_length: samples (at ``sample_rate``) each clip is cut or zero-padded to;
+        0 keeps each clip's own length.
+    :param n_fft: FFT size; :param hop_length: hop between frames; :param n_mels: mel bands.
+    :param top_db: floor, in dB below the clip's loudest bin; 0 for no floor.
+    :param frames: 0 yields one vector per clip, the whole ``[channels, n_mels, time]`` image;
+        N > 0 yields one ``[channels, n_mels, N]`` vector per run of N consecutive frames (hop 1),
+        the DCASE baseline's frame context.
+    """
+
+    name = "mel-db"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        channels: int | str = "mono",
+        target_length: int = 100_000,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        n_mels: int = 32,
+        top_db: float = 80.0,
+        frames: int = 0,
+    ):
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.target_length = target_length
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.top_db = top_db
+        self.frames = frames
+
+    def frames_to_read(self, file_sample_rate: int) -> int | None:
+        if not self.target_length:
+            return None
+        return math.ceil(self.target_length * file_sample_rate / self.sample_rate) + 1
+
+    def featurize(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        return self.featurize_batch(waveform.unsqueeze(0), sample_rate)[0]
+
+    def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        self._validate()
+        waveforms = self._select_channels(waveforms)
+        if sample_rate != self.sample_rate:
+            waveforms = self._resampler(sample_rate)(waveforms)
+        waveforms = self._fix_length(waveforms)
+        mel = self._transforms()[0](waveforms)
+        decibels = self._transforms()[1](mel)
+        if not self.frames:
+            return decibels.unsqueeze(1)
+        # [batch, channels, mels, time] → [batch, vectors, channels, mels, frames]
+        return decibels.unfold(-1, self.frames, 1).permute(0, 3, 1, 2, 4).contiguous()
+
+    def minimum_samples(self) -> int:
+        """The shortest clip (at ``sample_rate``) that yields at least one vector."""
+        return max(self.n_fft // 2 + 1, (max(self.frames, 1) - 1) * self.hop_length + 1)
+
+    def _validate(self) -> None:
+        positive = ("sample_rate", "n_fft", "hop_length", "n_mels")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise aetk.ConfigError(f"mel-db: {name} must be a positive integer, not {value!r}")
+        if self.channels != "mono" and not (isinstance(self.channels, int) and self.channels >= 1):
+            raise aetk.ConfigError(
+                f"mel-db: channels must be 'mono' or a positive integer, not {self.channels!r}"
+            )
+        for name in ("target_length", "frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise aetk.ConfigError(f"mel-db: {name} must be an integer ≥ 0, not {value!r}")
+        if self.target_length and self.target_length < self.minimum_samples():
+            raise aetk.ConfigError(
+                f"mel-db: target_length {self.target_length} is shorter than the "
+                f"{self.minimum_samples()} samples that {self.frames} frames need"
+            )
+
+    def _select_channels(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if self.channels == "mono":
+            return waveforms.mean(dim=1, keepdim=True)
+        available = waveforms.shape[1]
+        if available < self.channels:
+            raise aetk.AudioError(
+                f"has {available} channel(s) but the featurizer uses {self.channels} "
+                "(set featurizer.channels to 'mono' or fewer channels)"
+            )
+        return waveforms[:, : self.channels]
+
+    def _fix_length(self, waveforms: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        length = waveforms.shape[-1]
+        if self.target_length:
+            if length >= self.target_length:
+                return waveforms[..., : self.target_length]
+            return torch.nn.functional.pad(waveforms, (0, self.target_length - length))
+        if length < self.minimum_samples():
+            raise aetk.AudioError(
+                f"is too short: {length / self.sample_rate:.3f} s, the featurizer needs at least "
+                f"{self.minimum_samples() / self.sample_rate:.3f} s"
+            )
+        return waveforms
+
+    # Transforms are built once per featurizer (and per input rate for resampling): building
+    # the mel filter bank and resampling kernels costs more than applying them to a short clip.
+
+    def _transforms(self):
+        key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.top_db)
+        if getattr(self, "_built_for", None) != key:
+            import torchaudio
+
+            self._built_for = key
+            self._built = (
+                torchaudio.transforms.MelSpectrogram(
+                    sample_rate=self.sample_rate,
+                    n_fft=self.n_fft,
+                    hop_length=self.hop_length,
+                    n_mels=self.n_mels,
+                ),
+                torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
+            )
+        return self._built
+
+    def _resampler(self, file_sample_rate: int):
+        cache = self.__dict__.setdefault("_resamplers", {})
+        key = (file_sample_rate, self.sample_rate)
+        if key not in cache:
+            import torchaudio
+
+            cache[key] = torchaudio.transforms.Resample(file_sample_rate, self.sample_rate)
+        return cache[key]
+
+
+@aetk.hookimpl
+def register_featurizers(register):
+    register(MelDb)

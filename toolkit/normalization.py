@@ -1,0 +1,72 @@
+"""Standardisation of feature vectors with statistics of the training set."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from aetk.components import Component
+from aetk.errors import ConfigError
+
+MODES = ("per-feature", "global", "none")
+
+
+class Standardizer(Component):
+    """``(x - mean_) / std_`` with statistics of the training vectors.
+
+    ``mode="per-feature"`` keeps one mean and spread per element of the vector (per mel band and
+    frame position), ``"global"`` one for all elements, ``"none"`` leaves features as they are.
+    """
+
+    name: ClassVar[str] = "standardizer"
+    kind: ClassVar[str] = "normalizer"
+
+    def __init__(self, mode: str = "per-feature"):
+        self.mode = mode
+
+    def fit(self, vectors: torch.Tensor) -> Standardizer:
+        if self.mode not in MODES:
+            raise ConfigError(
+                f"unknown normalize mode {self.mode!r} (choose from {', '.join(MODES)})"
+            )
+        shape = vectors.shape[1:]
+        if self.mode == "none":
+            mean, std = (
+                torch.zeros(shape, dtype=torch.float64),
+                torch.ones(shape, dtype=torch.float64),
+            )
+        else:
+            mean, std = _mean_std(vectors, per_feature=self.mode == "per-feature")
+            mean, std = mean.expand(shape), std.expand(shape)
+        self.mean_ = mean.to(torch.float32).contiguous()
+        self.std_ = std.clamp_min(1e-6).to(torch.float32).contiguous()
+        return self
+
+    def transform(self, vectors: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
+        if self.mode == "none":
+            return vectors
+        return (vectors - self.mean_) / self.std_
+
+
+def _mean_std(vectors: torch.Tensor, *, per_feature: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation in float64, a chunk at a time so that memory stays flat."""
+    sums = squares = torch.zeros(vectors.shape[1:] if per_feature else (), dtype=torch.float64)
+    count = 0
+    for chunk in torch.split(vectors, 8192):
+        chunk = chunk.to(torch.float64)
+        if per_feature:
+            sums, squares, count = (
+                sums + chunk.sum(0),
+                squares + chunk.square().sum(0),
+                count + len(chunk),
+            )
+        else:
+            sums, squares, count = (
+                sums + chunk.sum(),
+                squares + chunk.square().sum(),
+                count + chunk.numel(),
+            )
+    mean = sums / count
+    return mean, (squares / count - mean.square()).clamp_min(0.0).sqrt()
