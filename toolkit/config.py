@@ -1,0 +1,230 @@
+"""Fit configuration: a preset, overridden by a TOML file, ``--set`` assignments and flags.
+
+A preset is a TOML file with the sections ``[featurizer]``, ``[model]``, ``[scorer]`` (each a
+``name`` plus that component's parameters) and ``[training]``. Later layers win. When a layer
+chooses another component than the preset, the preset's parameters carry over only where the new
+component accepts them; parameters the user sets explicitly must all be accepted.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aetk.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_PRESET = "default"
+COMPONENT_SECTIONS = ("featurizer", "model", "scorer")
+SECTIONS = (*COMPONENT_SECTIONS, "training")
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainingConfig:
+    """How a detector is trained; the ``[training]`` section of a preset."""
+
+    epochs: int = 20
+    batch_size: int = 25
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 42
+    #: Fraction of the normal files held out (by file) for early stopping and the threshold.
+    val_fraction: float = 0.2
+    device: str = "auto"
+    #: Feature standardisation: "per-feature", "global" or "none".
+    normalize: str = "per-feature"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        known = {field.name: field.type for field in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown training setting {', '.join(map(repr, unknown))} "
+                f"(settings: {', '.join(known)})"
+            )
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        checks = [
+            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be an integer ≥ 1"),
+            (
+                isinstance(self.batch_size, int) and self.batch_size >= 1,
+                "batch_size must be an integer ≥ 1",
+            ),
+            (_is_number(self.lr) and self.lr > 0, "lr must be a number > 0"),
+            (
+                _is_number(self.weight_decay) and self.weight_decay >= 0,
+                "weight_decay must be a number ≥ 0",
+            ),
+            (isinstance(self.seed, int), "seed must be an integer"),
+            (
+                _is_number(self.val_fraction) and 0 <= self.val_fraction < 1,
+                "val_fraction must lie in [0, 1)",
+            ),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid training setting: {message}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochReport:
+    """One epoch's figures, as passed to ``on_epoch`` callbacks and stored in ``history_``."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float | None
+    seconds: float
+    best: bool
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class ComponentSpec:
+    """A component chosen by name, with its constructor parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FitConfig:
+    """Everything ``aetk fit`` needs besides the recordings."""
+
+    preset: str
+    featurizer: ComponentSpec
+    model: ComponentSpec
+    scorer: ComponentSpec
+    training: TrainingConfig
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            **{
+                kind: {"name": spec.name, **spec.params}
+                for kind, spec in zip(COMPONENT_SECTIONS, self.components(), strict=True)
+            },
+            "training": self.training.as_dict(),
+        }
+
+    def components(self) -> tuple[ComponentSpec, ComponentSpec, ComponentSpec]:
+        return self.featurizer, self.model, self.scorer
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files("aetk").joinpath("presets").iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset '{name}' (available: {', '.join(preset_names())})")
+    text = resources.files("aetk").joinpath("presets", f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(values) - {*SECTIONS, "preset"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section {', '.join(map(repr, unknown))} "
+            f"(sections: preset, {', '.join(SECTIONS)})"
+        )
+    return values
+
+
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """``"model.hidden=[64, 32]"`` → ``("model", "hidden", [64, 32])``; values are TOML literals,
+    and a value that is not one is taken as a string (``featurizer.channels=mono``)."""
+    key, sep, raw = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise ConfigError(f"--set expects section.key=value, not {text!r}")
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"--set {text!r}: unknown section '{section}' (sections: {', '.join(SECTIONS)})"
+        )
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, name.strip(), value
+
+
+def resolve_config(
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    assignments: list[str] | tuple[str, ...] = (),
+    featurizer: str | None = None,
+    model: str | None = None,
+    scorer: str | None = None,
+    training: dict[str, Any] | None = None,
+) -> FitConfig:
+    """Combine the layers into a validated :class:`FitConfig` (flags win over ``--set``, which
+    wins over the config file, which wins over the preset)."""
+    from aetk.plugins import get_host
+
+    user: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    if config_file is not None:
+        values = read_config_file(config_file)
+        preset = preset or values.pop("preset", None)
+        values.pop("preset", None)
+        for section, settings in values.items():
+            if not isinstance(settings, dict):
+                raise ConfigError(f"{config_file}: [{section}] must be a table")
+            user[section].update(settings)
+    for text in assignments:
+        section, key, value = parse_assignment(text)
+        user[section][key] = value
+    for section, name in zip(COMPONENT_SECTIONS, (featurizer, model, scorer), strict=True):
+        if name is not None:
+            user[section]["name"] = name
+    user["training"].update({k: v for k, v in (training or {}).items() if v is not None})
+
+    preset = preset or DEFAULT_PRESET
+    base = load_preset(preset)
+    host = get_host()
+    specs = []
+    for section in COMPONENT_SECTIONS:
+        base_params = dict(base.get(section, {}))
+        base_name = base_params.pop("name")
+        user_params = dict(user[section])
+        name = user_params.pop("name", base_name)
+        if name != base_name:
+            accepted = host.component_class(section, name).param_names()
+            base_params = {key: value for key, value in base_params.items() if key in accepted}
+        specs.append(ComponentSpec(name, {**base_params, **user_params}))
+    training_config = TrainingConfig.from_dict({**base.get("training", {}), **user["training"]})
+    return FitConfig(preset, *specs, training=training_config)

@@ -1,0 +1,162 @@
+"""The ``.aetk`` detector file: one safetensors file whose metadata holds a JSON manifest.
+
+Loading it runs no code: safetensors holds only raw tensors and a JSON header, and the manifest
+names components by their registered names, never by import paths. The manifest records SHA-256
+checksums of the tensors and of itself, so a truncated, corrupted or edited file is refused.
+Writes are atomic: the file is written beside its destination, flushed to disk, then renamed
+over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aetk.errors import DetectorFileError
+
+FORMAT = "aetk-detector"
+SCHEMA_VERSION = 1
+MANIFEST_KEY = "aetk"
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def write_detector(
+    path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Write ``tensors`` and ``manifest`` to ``path`` atomically (checksums are added here)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+    manifest = dict(manifest, format=FORMAT, schema_version=SCHEMA_VERSION)
+    manifest["tensors"] = {
+        name: {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape)}
+        for name, tensor in sorted(tensors.items())
+    }
+    manifest.pop("checksums", None)
+    manifest["checksums"] = {
+        "tensors_sha256": tensors_digest(tensors),
+        "manifest_sha256": manifest_digest(manifest),
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(temporary), metadata={MANIFEST_KEY: json.dumps(manifest)})
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def read_detector(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read and verify a detector file; every problem is a :class:`DetectorFileError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            manifest = _manifest(path, handle, os.fstat(handle.fileno()).st_size)
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise DetectorFileError(
+            f"{path}: no detector file here (fit one with 'aetk fit')"
+        ) from None
+    except IsADirectoryError:
+        raise DetectorFileError(f"{path}: is a folder, not a detector file") from None
+    except OSError as exc:
+        raise DetectorFileError(f"{path}: cannot read detector ({exc.strerror or exc})") from None
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise DetectorFileError(f"{path}: corrupt detector file ({exc})") from None
+    _verify(path, manifest, tensors)
+    return manifest, tensors
+
+
+def _manifest(path: Path, handle, size: int) -> dict[str, Any]:
+    """Parse the safetensors header by hand, so a foreign file fails before any decoding."""
+    not_detector = f"{path}: not an aetk detector file"
+    if size < 8:
+        raise DetectorFileError(f"{not_detector} (only {size} bytes)")
+    (header_size,) = struct.unpack("<Q", handle.read(8))
+    if header_size > min(_MAX_HEADER_BYTES, size - 8):
+        raise DetectorFileError(
+            f"{not_detector} (no safetensors header; truncated or another format)"
+        )
+    try:
+        header = json.loads(handle.read(header_size))
+        manifest = json.loads(header["__metadata__"][MANIFEST_KEY])
+    except (ValueError, KeyError, TypeError):
+        raise DetectorFileError(f"{not_detector} (no aetk manifest in its header)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DetectorFileError(f"{not_detector} (manifest format is not {FORMAT!r})")
+    version = manifest.get("schema_version")
+    if not isinstance(version, int):
+        raise DetectorFileError(f"{path}: detector manifest has no schema version")
+    if version > SCHEMA_VERSION:
+        raise DetectorFileError(
+            f"{path}: detector was written by a newer aetk (schema {version}; this aetk reads "
+            f"schema {SCHEMA_VERSION} and older): upgrade aetk"
+        )
+    return manifest
+
+
+def _verify(path: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    checksums = manifest.get("checksums") or {}
+    if checksums.get("manifest_sha256") != manifest_digest(manifest):
+        raise DetectorFileError(
+            f"{path}: detector manifest was edited or corrupted (checksum mismatch)"
+        )
+    if checksums.get("tensors_sha256") != tensors_digest(tensors):
+        raise DetectorFileError(
+            f"{path}: detector weights were edited or corrupted (checksum mismatch)"
+        )
+    declared = manifest.get("tensors") or {}
+    for name, tensor in tensors.items():
+        expected = declared.get(name, {}).get("shape")
+        if expected != list(tensor.shape):
+            raise DetectorFileError(
+                f"{path}: tensor {name!r} has shape {list(tensor.shape)} but the manifest "
+                f"says {expected}"
+            )
+    missing = sorted(set(declared) - set(tensors))
+    if missing:
+        raise DetectorFileError(f"{path}: detector lacks tensors {', '.join(missing)}")
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON, without its ``checksums`` entry."""
+    body = {key: value for key, value in manifest.items() if key != "checksums"}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

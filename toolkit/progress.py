@@ -1,0 +1,21 @@
+"""Progress callbacks of a fit; torch-free so that user interfaces can subclass them cheaply."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aetk.config import EpochReport, FitConfig
+
+
+class FitObserver:
+    """Receives progress while a detector is fitted; the CLI draws it, the API ignores it."""
+
+    def on_start(self, config: FitConfig, train_files: int, validation_files: int) -> None:
+        """Called once the files are split."""
+
+    def on_featurized(self, done: int, total: int) -> None:
+        """Called after each file is featurized."""
+
+    def on_epoch(self, report: EpochReport) -> None:
+        """Called after each training epoch."""

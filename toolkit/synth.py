@@ -1,0 +1,187 @@
+"""Synthetic machine sounds: a motor hum as normal, four kinds of mechanical fault as anomalies.
+
+Normal: a rotating machine's hum (fundamental plus decaying harmonics) whose speed wanders a little
+within and between clips, a broadband airflow noise modulated at the shaft rate, and background
+noise. Anomalies add to a normal clip:
+
+- ``bearing``: a high, narrow tone (2-4 kHz) amplitude-modulated at a bearing-defect rate;
+- ``knock``: periodic impacts, each a short decaying resonance around 1.2-2 kHz;
+- ``rub``: bursts of band-limited friction noise (600-2,400 Hz) once per revolution;
+- ``imbalance``: sidebands at ± the shaft rate around every harmonic, and a stronger fundamental.
+
+``severity`` scales every anomaly; 1.0 is clearly audible, ``0.0`` is identical to normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ANOMALIES = ("bearing", "knock", "rub", "imbalance")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One machine's sound; clips vary around these values."""
+
+    sample_rate: int = 16000
+    fundamental: float = 120.0
+    harmonics: int = 10
+    shaft_rate: float = 24.0
+    speed_jitter: float = 0.01
+    noise_level: float = 0.05
+
+
+def normal_clip(
+    rng: np.random.Generator, seconds: float = 2.0, machine: Machine = Machine()
+) -> np.ndarray:
+    """One normal clip, float32 mono in [-1, 1]."""
+    clip, _ = _normal_parts(rng, seconds, machine)
+    return _finish(clip)
+
+
+def anomalous_clip(
+    rng: np.random.Generator,
+    kind: str,
+    seconds: float = 2.0,
+    machine: Machine = Machine(),
+    severity: float = 1.0,
+) -> np.ndarray:
+    """One clip of a machine with fault ``kind`` (one of :data:`ANOMALIES`)."""
+    if kind not in ANOMALIES:
+        raise ValueError(f"unknown anomaly {kind!r} (choose from {', '.join(ANOMALIES)})")
+    clip, parts = _normal_parts(rng, seconds, machine)
+    clip = clip + severity * _FAULTS[kind](rng, parts, machine)
+    return _finish(clip)
+
+
+def write_dataset(
+    folder: str | Path,
+    *,
+    train: int = 40,
+    test_normal: int = 20,
+    test_per_anomaly: int = 5,
+    seconds: float = 2.0,
+    severity: float = 1.0,
+    machine: Machine = Machine(),
+    seed: int = 0,
+) -> dict[str, list[Path]]:
+    """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<kind>}_*.wav`` (16-bit PCM).
+
+    :return: the written paths under the keys ``"train"`` and ``"test"``.
+    """
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    written: dict[str, list[Path]] = {"train": [], "test": []}
+    plan = [("train", f"normal_{i:04d}", None) for i in range(train)]
+    plan += [("test", f"normal_{i:04d}", None) for i in range(test_normal)]
+    plan += [
+        ("test", f"anomaly_{kind}_{i:04d}", kind)
+        for kind in ANOMALIES
+        for i in range(test_per_anomaly)
+    ]
+    for split, stem, kind in plan:
+        path = folder / split / f"{stem}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clip = (
+            normal_clip(rng, seconds, machine)
+            if kind is None
+            else anomalous_clip(rng, kind, seconds, machine, severity)
+        )
+        soundfile.write(path, clip, machine.sample_rate, subtype="PCM_16")
+        written[split].append(path)
+    return written
+
+
+@dataclass
+class _Parts:
+    time: np.ndarray
+    shaft_phase: np.ndarray
+    hum_phase: np.ndarray
+    shaft_rate: float
+
+
+def _normal_parts(
+    rng: np.random.Generator, seconds: float, machine: Machine
+) -> tuple[np.ndarray, _Parts]:
+    rate = machine.sample_rate
+    count = round(seconds * rate)
+    time = np.arange(count) / rate
+    # Speed: a per-clip offset plus a slow random wander, both around 1 %.
+    speed = 1.0 + machine.speed_jitter * (rng.normal() * 0.5 + _slow_noise(rng, count, rate, 2.0))
+    shaft_phase = 2 * np.pi * np.cumsum(machine.shaft_rate * speed) / rate + rng.uniform(
+        0, 2 * np.pi
+    )
+    hum_phase = 2 * np.pi * np.cumsum(machine.fundamental * speed) / rate
+    hum = np.zeros(count)
+    for k in range(1, machine.harmonics + 1):
+        amplitude = (0.5 / k**1.1) * rng.uniform(0.9, 1.1)
+        hum += amplitude * np.sin(k * hum_phase + rng.uniform(0, 2 * np.pi))
+    airflow = _band_noise(rng, count, rate, 200.0, 5000.0) * (1.0 + 0.3 * np.sin(shaft_phase))
+    background = rng.normal(scale=1.0, size=count)
+    clip = hum + 0.15 * airflow + machine.noise_level * background
+    return clip, _Parts(time, shaft_phase, hum_phase, machine.shaft_rate)
+
+
+def _bearing(rng, parts: _Parts, machine: Machine) -> np.ndarray:
+    tone = rng.uniform(2000.0, 4000.0)
+    defect_rate = parts.shaft_rate * rng.uniform(3.0, 5.0)
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * defect_rate * parts.time))
+    return 0.15 * envelope * np.sin(2 * np.pi * tone * parts.time)
+
+
+def _knock(rng, parts: _Parts, machine: Machine) -> np.ndarray:
+    rate = machine.sample_rate
+    resonance = rng.uniform(1200.0, 2000.0)
+    decay = np.exp(-np.arange(int(0.03 * rate)) / (0.004 * rate))
+    impulse = decay * np.sin(2 * np.pi * resonance * np.arange(len(decay)) / rate)
+    knocks = np.zeros(len(parts.time))
+    # One impact every second revolution, where the shaft phase wraps.
+    revolutions = np.floor(parts.shaft_phase / (4 * np.pi))
+    for start in np.flatnonzero(np.diff(revolutions) > 0):
+        end = min(len(knocks), start + len(impulse))
+        knocks[start:end] += impulse[: end - start]
+    return 0.6 * knocks
+
+
+def _rub(rng, parts: _Parts, machine: Machine) -> np.ndarray:
+    friction = _band_noise(rng, len(parts.time), machine.sample_rate, 600.0, 2400.0)
+    contact = np.clip(np.sin(parts.shaft_phase + rng.uniform(0, 2 * np.pi)), 0.0, None) ** 4
+    return 0.35 * contact * friction
+
+
+def _imbalance(rng, parts: _Parts, machine: Machine) -> np.ndarray:
+    wobble = np.sin(parts.shaft_phase)
+    sidebands = np.zeros(len(parts.time))
+    for k in range(1, machine.harmonics + 1):
+        sidebands += (0.5 / k**1.1) * wobble * np.sin(k * parts.hum_phase)
+    return 0.35 * sidebands + 0.3 * np.sin(parts.hum_phase)
+
+
+_FAULTS = {"bearing": _bearing, "knock": _knock, "rub": _rub, "imbalance": _imbalance}
+
+
+def _slow_noise(rng: np.random.Generator, count: int, rate: int, hertz: float) -> np.ndarray:
+    """Smooth random wander with about ``hertz`` changes per second, unit spread."""
+    points = max(2, int(np.ceil(count / rate * hertz)) + 2)
+    knots = rng.normal(size=points)
+    return np.interp(np.linspace(0, points - 1, count), np.arange(points), knots)
+
+
+def _band_noise(
+    rng: np.random.Generator, count: int, rate: int, low: float, high: float
+) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.normal(size=count))
+    frequencies = np.fft.rfftfreq(count, 1 / rate)
+    spectrum[(frequencies < low) | (frequencies > high)] = 0
+    band = np.fft.irfft(spectrum, n=count)
+    return band / (band.std() + 1e-12)
+
+
+def _finish(clip: np.ndarray) -> np.ndarray:
+    """Scale to a fixed peak headroom (like a recorder's gain), as float32."""
+    return (0.5 * clip / (np.abs(clip).max() + 1e-12)).astype(np.float32)
