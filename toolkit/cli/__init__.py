@@ -1,0 +1,61 @@
+"""The ``aetk`` command line: typer commands, plus those plugins add through ``register_commands``.
+
+Exit status: 0 success; 1 some input could not be processed; 2 usage or configuration error;
+3 ``--fail-on-anomaly`` found an anomaly; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aetk.cli import console
+from aetk.errors import AetkError, ConfigError, DetectorFileError, PluginError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def build_app() -> typer.Typer:
+    """The root application with the built-in commands and every plugin's commands."""
+    from aetk.cli import demo, fit, plugins, score
+    from aetk.plugins import get_host
+
+    app = typer.Typer(
+        name="aetk",
+        help="Detect anomalous machine sounds, trained on recordings of a healthy machine.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for module in (fit, score, demo, plugins):
+        module.register(app)
+    get_host().add_commands(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``aetk`` console script; exits with the status above."""
+    console.show_warnings_as_lines()
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` and return its exit status (``main`` exits with it)."""
+    try:
+        build_app()(args=argv, prog_name="aetk")
+    except SystemExit as exc:
+        return (
+            exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else EXIT_FAILED
+        )
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return EXIT_INTERRUPTED
+    except (ConfigError, PluginError, DetectorFileError) as exc:
+        console.error(str(exc))
+        return EXIT_USAGE
+    except AetkError as exc:
+        console.error(str(exc))
+        return EXIT_FAILED
+    return EXIT_OK

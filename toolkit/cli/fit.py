@@ -1,0 +1,191 @@
+"""``aetk fit``: fit a detector on recordings of a healthy machine."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console
+from aetk.progress import FitObserver
+
+if TYPE_CHECKING:
+    from aetk.config import EpochReport, FitConfig
+    from aetk.detector import Detector
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="fit")(fit_command)
+
+
+def fit_command(
+    normal_dirs: Annotated[
+        list[Path],
+        typer.Argument(metavar="NORMAL_DIR...", help="Folders or files of normal recordings."),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the detector.")
+    ] = Path("detector.aetk"),
+    preset: Annotated[
+        str | None, typer.Option(help="Preset to start from (seed, dcase, default, ...).")
+    ] = None,
+    featurizer: Annotated[str | None, typer.Option(help="Featurizer by name.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model by name.")] = None,
+    scorer: Annotated[str | None, typer.Option(help="Scorer by name.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file overriding the preset.")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one setting."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(help="Fraction of files held out for early stopping and the threshold."),
+    ] = None,
+    device: Annotated[DeviceChoice | None, typer.Option()] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
+) -> None:
+    """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
+    from aetk.config import resolve_config
+    from aetk.pipeline import fit_config
+
+    fit_config_ = resolve_config(
+        preset=preset,
+        config_file=config,
+        assignments=tuple(assignments or ()),
+        featurizer=featurizer,
+        model=model,
+        scorer=scorer,
+        training={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "device": device.value if device else None,
+        },
+    )
+    try:
+        with ProgressObserver() as observer:
+            detector = fit_config(normal_dirs, fit_config_, observer)
+    except KeyboardInterrupt:
+        console.error(f"interrupted: fitting stopped, nothing written to {output}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    try:
+        detector.save(output)
+    except KeyboardInterrupt:
+        console.error(f"interrupted while saving: {output} left as it was")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
+    summary = _summary(detector, output)
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+
+
+def _summary(detector: Detector, output: Path) -> dict:
+    training = detector.training
+    val_losses = [loss for loss in training["val_loss"] if loss is not None]
+    return {
+        "detector": str(output),
+        "preset": training["config"]["preset"],
+        "featurizer": detector.featurizer.name,
+        "model": detector.model.name,
+        "scorer": detector.scorer.name,
+        "files": training["files"],
+        "train_files": training["train_files"],
+        "validation_files": training["validation_files"],
+        "skipped_files": len(training["skipped_files"]),
+        "train_vectors": training["train_vectors"],
+        "epochs": len(training["train_loss"]),
+        "best_epoch": training["best_epoch"],
+        "train_loss": training["train_loss"][-1],
+        "val_loss": min(val_losses) if val_losses else None,
+        "threshold": detector.threshold,
+        "threshold_method": getattr(detector.scorer, "threshold_method_", None),
+        "parameters": sum(p.numel() for p in detector.model.module_.parameters()),
+        "seconds": training["seconds"],
+    }
+
+
+def _print_summary(summary: dict) -> None:
+    val = f", best validation loss {summary['val_loss']:.4g}" if summary["val_loss"] else ""
+    console.stderr.print(
+        f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
+        f"→ {summary['scorer']} (preset {summary['preset']}, "
+        f"{summary['parameters']:,} parameters)\n"
+        f"  {summary['train_files']} training and {summary['validation_files']} validation files"
+        f" ({summary['skipped_files']} skipped), {summary['epochs']} epochs, best epoch "
+        f"{summary['best_epoch']}{val}\n"
+        f"  threshold {summary['threshold']:.6g} ({summary['threshold_method']}), "
+        f"fitted in {summary['seconds']:.1f} s",
+        highlight=False,
+    )
+
+
+class ProgressObserver(FitObserver):
+    """Draws featurizing and training progress on stderr, and one line per epoch."""
+
+    def __enter__(self) -> ProgressObserver:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console.stderr,
+            transient=True,
+        )
+        self._progress.__enter__()
+        self._tasks: dict[str, int] = {}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._progress.__exit__(*exc_info)
+
+    def on_start(self, config: FitConfig, train_files: int, validation_files: int) -> None:
+        self._progress.console.print(
+            f"Fitting {config.featurizer.name} → {config.model.name} → {config.scorer.name} "
+            f"(preset {config.preset}) on {train_files} training and {validation_files} "
+            "validation files",
+            highlight=False,
+        )
+
+    def on_featurized(self, done: int, total: int) -> None:
+        self._advance("Featurizing", done, total)
+
+    def on_epoch(self, report: EpochReport) -> None:
+        self._advance("Training", report.epoch, report.epochs)
+        val = "" if report.val_loss is None else f"  val loss {report.val_loss:.5g}"
+        mark = " *" if report.best else ""
+        self._progress.console.print(
+            f"epoch {report.epoch:>3}/{report.epochs}  train loss {report.train_loss:.5g}"
+            f"{val}  ({report.seconds:.1f} s){mark}",
+            highlight=False,
+        )
+
+    def _advance(self, stage: str, done: int, total: int) -> None:
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(stage, total=total)
+        self._progress.update(self._tasks[stage], completed=done)

@@ -1,0 +1,50 @@
+"""``aetk plugins``: what is installed, and which components each plugin registered."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from aetk.cli import console
+
+plugins_app = typer.Typer(
+    help="List installed plugins and the components they register.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.callback()
+def list_plugins(
+    context: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List every plugin: distribution, version, hooks and registered components."""
+    if context.invoked_subcommand is not None:
+        return
+    from aetk.plugins import get_host
+
+    records = get_host().records()
+    if json_output:
+        print(json.dumps([record.as_dict() for record in records], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("plugin", "distribution", "hooks", "components"):
+        table.add_column(column)
+    for record in records:
+        distribution = f"{record.distribution or '?'} {record.version or ''}".strip()
+        components = "; ".join(
+            f"{kind}: {', '.join(names)}" for kind, names in record.components.items()
+        )
+        if record.error:
+            components = f"[red]{record.error}[/red]"
+        table.add_row(record.name, distribution, ", ".join(record.hooks), components)
+    console.stdout.print(table, highlight=False)
