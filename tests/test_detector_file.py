@@ -1,0 +1,170 @@
+"""The .aetk file: safetensors + JSON manifest, verified on load, written atomically."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+
+import aetk
+from aetk.detector_file import read_detector, write_detector
+
+
+def rewrite_manifest(path, edit):
+    """Change the manifest inside a detector file, keeping it valid safetensors."""
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    manifest = json.loads(header["__metadata__"]["aetk"])
+    edit(manifest)
+    header["__metadata__"]["aetk"] = json.dumps(manifest)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + size :])
+
+
+def test_round_trip_gives_identical_scores(fitted, machine_sounds):
+    detector, path = fitted
+    loaded = aetk.Detector.load(path)
+    assert [r.score for r in loaded.score(machine_sounds["test"])] == [
+        r.score for r in detector.score(machine_sounds["test"])
+    ]
+    assert loaded.threshold == detector.threshold
+    assert loaded.model.get_params() == {"hidden": [16], "bottleneck": 4}
+
+
+def test_manifest_describes_the_detector(fitted):
+    _, path = fitted
+    manifest, tensors = read_detector(path)
+    assert manifest["format"] == "aetk-detector"
+    assert manifest["schema_version"] == 1
+    assert manifest["aetk_version"] == aetk.__version__
+    components = manifest["components"]
+    assert components["featurizer"]["name"] == "mel-db"
+    assert components["featurizer"]["distribution"] == "aetk"
+    assert components["model"]["state"]["module_"] == {"$module": "model.module_"}
+    assert components["scorer"]["state"]["threshold_"] > 0
+    assert "normalizer.mean_" in tensors
+    training = manifest["training"]
+    assert training["train_files"] + training["validation_files"] == training["files"] == 12
+    assert len(training["data_fingerprint"]) == 64
+    assert training["seed"] == 42
+
+
+def test_pickle_payload_is_refused_without_running_it(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("open('pwned', 'w').write('x')",))
+
+    path = tmp_path / "evil.aetk"
+    path.write_bytes(pickle.dumps(Payload()))
+    torch.save({"weights": torch.zeros(2), "x": Payload()}, tmp_path / "evil-torch.aetk")
+    for candidate in (path, tmp_path / "evil-torch.aetk"):
+        with pytest.raises(aetk.DetectorFileError, match="not an aetk detector file"):
+            aetk.Detector.load(candidate)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_import_path_in_manifest_is_never_imported(fitted, tmp_path):
+    _, path = fitted
+    edited = tmp_path / "edited.aetk"
+    edited.write_bytes(path.read_bytes())
+
+    def point_at_os(manifest):
+        manifest["components"]["model"]["name"] = "os:system"
+        manifest.pop("checksums")
+        from aetk.detector_file import manifest_digest, tensors_digest  # re-sign it
+
+        manifest["checksums"] = {
+            "tensors_sha256": tensors_digest(read_detector(path)[1]),
+            "manifest_sha256": manifest_digest(manifest),
+        }
+
+    rewrite_manifest(edited, point_at_os)
+    with pytest.raises(aetk.DetectorFileError, match=r"model 'os:system'.*not installed"):
+        aetk.Detector.load(edited)
+
+
+def test_edited_manifest_is_refused(fitted, tmp_path):
+    _, path = fitted
+    edited = tmp_path / "edited.aetk"
+    edited.write_bytes(path.read_bytes())
+
+    def lower_threshold(manifest):
+        manifest["components"]["scorer"]["state"]["threshold_"] = 0.0
+
+    rewrite_manifest(edited, lower_threshold)
+    with pytest.raises(aetk.DetectorFileError, match="manifest was edited or corrupted"):
+        aetk.Detector.load(edited)
+
+
+def test_flipped_weight_byte_is_refused(fitted, tmp_path):
+    _, path = fitted
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    corrupted = tmp_path / "corrupted.aetk"
+    corrupted.write_bytes(bytes(data))
+    with pytest.raises(aetk.DetectorFileError, match="weights were edited or corrupted"):
+        aetk.Detector.load(corrupted)
+
+
+def test_truncated_file_is_refused(fitted, tmp_path):
+    _, path = fitted
+    data = path.read_bytes()
+    for size in (0, 5, 100, len(data) // 2, len(data) - 1):
+        truncated = tmp_path / f"truncated-{size}.aetk"
+        truncated.write_bytes(data[:size])
+        with pytest.raises(aetk.DetectorFileError):
+            aetk.Detector.load(truncated)
+
+
+def test_newer_schema_is_refused_with_upgrade_advice(tmp_path):
+    path = tmp_path / "future.aetk"
+    write_detector(path, {"components": {}}, {"x": torch.zeros(1)})
+    rewrite_manifest(path, lambda m: m.update(schema_version=99))
+    with pytest.raises(aetk.DetectorFileError, match=r"newer aetk.*schema 99.*upgrade"):
+        aetk.Detector.load(path)
+
+
+def test_tensor_shapes_must_match_the_manifest(tmp_path):
+    path = tmp_path / "shapes.aetk"
+    write_detector(path, {"components": {}}, {"x": torch.zeros(3)})
+    rewrite_manifest(path, lambda m: m["tensors"]["x"].update(shape=[4]))
+    with pytest.raises(aetk.DetectorFileError):
+        read_detector(path)
+
+
+def test_weights_that_do_not_fit_the_model_are_refused(fitted, tmp_path):
+    _, path = fitted
+    manifest, tensors = read_detector(path)
+    manifest["components"]["model"]["params"]["bottleneck"] = 5
+    changed = tmp_path / "changed.aetk"
+    write_detector(changed, manifest, tensors)
+    with pytest.raises(aetk.DetectorFileError, match="weights do not match model 'improved-ae'"):
+        aetk.Detector.load(changed)
+
+
+def test_missing_detector_says_how_to_make_one(tmp_path):
+    with pytest.raises(aetk.DetectorFileError, match=r"no detector file here .*aetk fit"):
+        aetk.Detector.load(tmp_path / "nope.aetk")
+
+
+def test_failed_write_leaves_the_existing_detector_intact(fitted, tmp_path, monkeypatch):
+    _, path = fitted
+    target = tmp_path / "detector.aetk"
+    target.write_bytes(path.read_bytes())
+    before = target.read_bytes()
+
+    import safetensors.torch
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_detector(target, {"components": {}}, {"x": torch.zeros(1)})
+    assert target.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [target]

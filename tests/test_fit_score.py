@@ -1,0 +1,201 @@
+"""aetk fit and aetk score, through the Python API and the CLI, including bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY, run_aetk, write_wav
+
+import aetk
+from aetk import metrics, synth
+
+
+def labels_and_scores(results):
+    labels = [int("anomaly" in r.path) for r in results]
+    return labels, [r.score for r in results]
+
+
+def test_fit_ranks_synthetic_faults_above_normal(machine_sounds):
+    detector = aetk.fit(machine_sounds["train"], set=[*TINY, "training.epochs=20"])
+    auc = metrics.auc(*labels_and_scores(detector.score(machine_sounds["test"])))
+    assert auc > 0.9
+
+
+def test_validation_files_are_held_out_by_file(machine_sounds):
+    detector = aetk.fit(machine_sounds["train"], set=TINY, val_fraction=0.25)
+    assert (detector.training["train_files"], detector.training["validation_files"]) == (9, 3)
+    assert len(detector.scorer.validation_scores_) == 3
+
+
+def test_results_have_the_documented_fields(fitted, machine_sounds):
+    detector, _ = fitted
+    result = detector.score(machine_sounds["test"][0])[0]
+    assert set(result.as_dict()) == {"path", "score", "threshold", "anomalous", "error"}
+    assert result.anomalous == (result.score > result.threshold)
+
+
+def test_threshold_override(fitted, machine_sounds):
+    detector, _ = fitted
+    assert all(r.anomalous for r in detector.score(machine_sounds["test"], threshold=-1.0))
+    assert not any(r.anomalous for r in detector.score(machine_sounds["test"], threshold=1e9))
+
+
+def test_silence_is_scored_finite_and_anomalous(fitted, tmp_path):
+    detector, _ = fitted
+    path = write_wav(tmp_path / "silence.wav", np.zeros(8000, dtype=np.float32))
+    result = detector.score(path)[0]
+    assert result.error is None
+    assert np.isfinite(result.score)
+    assert result.anomalous is True
+
+
+def test_fit_skips_unreadable_training_files_with_a_warning(machine_sounds, tmp_path):
+    folder = tmp_path / "normal"
+    shutil.copytree(machine_sounds["train"][0].parent, folder)
+    (folder / "broken.wav").write_bytes(b"RIFF....garbage")
+    with pytest.warns(aetk.AetkWarning, match=r"skipped .*broken.wav: not a readable audio file"):
+        detector = aetk.fit(folder, set=TINY)
+    assert detector.training["skipped_files"][0]["path"].endswith("broken.wav")
+    assert detector.training["files"] == 12
+
+
+def test_fit_on_a_folder_without_audio_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("no audio")
+    with pytest.raises(aetk.ConfigError, match="no audio files found"):
+        aetk.fit(tmp_path, set=TINY)
+
+
+def test_fit_with_no_usable_file_is_a_clear_error(tmp_path):
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"")
+    with (
+        pytest.warns(aetk.AetkWarning),
+        pytest.raises(aetk.AetkError, match="none of the 1 training files could be used"),
+    ):
+        aetk.fit(tmp_path, set=TINY)
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "random.wav").write_bytes(np.random.default_rng(0).bytes(2000))
+    clip = synth.normal_clip(np.random.default_rng(0), seconds=0.5)
+    truncated = write_wav(folder / "truncated.wav", clip)
+    truncated.write_bytes(truncated.read_bytes()[:44])
+    nan = clip.copy()
+    nan[10] = np.nan
+    write_wav(folder / "nan.wav", nan, subtype="FLOAT")
+    return folder
+
+
+def test_cli_fit_then_score_just_works_in_the_current_folder(
+    cli, machine_sounds, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    train = machine_sounds["train"][0].parent
+    fit = cli("fit", train, *[arg for s in TINY for arg in ("--set", s)], "--json")
+    assert fit.code == 0, fit.stderr
+    summary = json.loads(fit.stdout)
+    assert summary["detector"] == "detector.aetk"
+    assert summary["train_files"] + summary["validation_files"] == 12
+    assert "epoch   3/3" in fit.stderr
+    scored = cli("score", machine_sounds["test"][0], "--json")
+    assert scored.code == 0
+    (line,) = scored.json_lines()
+    assert line["path"] == str(machine_sounds["test"][0])
+    assert line["threshold"] == pytest.approx(summary["threshold"])
+    assert line["error"] is None
+
+
+def test_cli_score_table_and_fail_on_anomaly(cli, fitted, machine_sounds):
+    _, path = fitted
+    table = cli("score", *machine_sounds["test"], "-d", path)
+    assert table.code == 0
+    assert "verdict" in table.stdout and "14 files" in table.stdout
+    normal = [p for p in machine_sounds["test"] if "normal" in p.name]
+    assert cli("score", *normal, "-d", path, "--threshold", "1e9", "--fail-on-anomaly").code == 0
+    flagged = cli("score", *normal, "-d", path, "--threshold", "-1", "--fail-on-anomaly")
+    assert flagged.code == 3
+
+
+def test_cli_score_reports_each_bad_file_and_scores_the_rest(
+    cli, fitted, machine_sounds, bad_files
+):
+    _, path = fitted
+    good = machine_sounds["test"][0]
+    result = cli("score", bad_files, good, "-d", path, "--json", "--fail-on-anomaly")
+    assert result.code == 1
+    lines = {json.loads(line)["path"]: json.loads(line) for line in result.stdout.splitlines()}
+    assert lines[str(good)]["error"] is None and lines[str(good)]["score"] is not None
+    errors = {
+        name: lines[str(bad_files / name)]["error"]
+        for name in ("empty.wav", "random.wav", "truncated.wav", "nan.wav")
+    }
+    assert errors["empty.wav"] == "is empty (0 bytes)"
+    assert errors["random.wav"].startswith("not a readable audio file")
+    assert errors["truncated.wav"] == "holds no audio samples"
+    assert errors["nan.wav"] == "holds NaN or infinite samples"
+    stderr = result.stderr.strip().splitlines()
+    assert len(stderr) == 4 and all(line.startswith("error: ") for line in stderr)
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["score", "x.wav", "-d", "missing.aetk"], "missing.aetk: no detector file here"),
+        (["fit", ".", "--preset", "nope"], "unknown preset 'nope'"),
+        (["fit", ".", "--set", "model.nope=1"], "has no parameter 'nope'"),
+        (["fit", ".", "--model", "nope"], "unknown model 'nope'"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_with_status_2(cli, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_cli_score_folder_without_audio(cli, fitted, tmp_path):
+    _, path = fitted
+    result = cli("score", tmp_path, "-d", path)
+    assert result.code == 2
+    assert "no audio files found" in result.stderr
+
+
+def test_cli_bad_option_value_is_a_usage_error(cli):
+    assert cli("fit", ".", "--epochs", "zero").code == 2
+    assert cli("fit", ".", "--device", "tpu").code == 2
+
+
+def test_cli_fit_folder_of_bad_files_fails_cleanly(cli, bad_files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("fit", bad_files, *[arg for s in TINY for arg in ("--set", s)])
+    assert result.code == 1
+    assert result.stderr.count("warning: skipped") == 4
+    assert result.stderr.strip().splitlines()[-1].startswith("error: none of the")
+    assert not (tmp_path / "detector.aetk").exists()
+
+
+@pytest.mark.slow
+def test_console_script_entry_point(machine_sounds, tmp_path):
+    fit = run_aetk(
+        "fit",
+        machine_sounds["train"][0].parent,
+        "-o",
+        tmp_path / "d.aetk",
+        *[arg for s in TINY for arg in ("--set", s)],
+    )
+    assert fit.code == 0, fit.stderr
+    score = run_aetk("score", "-d", tmp_path / "d.aetk", "--json", *machine_sounds["test"][:2])
+    assert score.code == 0
+    assert len(score.stdout.strip().splitlines()) == 2

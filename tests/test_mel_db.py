@@ -1,0 +1,127 @@
+"""The mel-db featurizer reproduces the method text's pipeline exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+import aetk
+from aetk_builtins.mel_db import MelDb
+
+
+def noise(channels=2, samples=100_000, seed=0):
+    return torch.from_numpy(
+        np.random.default_rng(seed).normal(scale=0.1, size=(channels, samples)).astype(np.float32)
+    )
+
+
+def seed_featurizer(**overrides):
+    params = dict(
+        sample_rate=16000,
+        channels=2,
+        target_length=100_000,
+        n_fft=1024,
+        hop_length=256,
+        n_mels=32,
+        top_db=80.0,
+        frames=0,
+    )
+    return MelDb(**{**params, **overrides})
+
+
+def text_pipeline(waveform, sample_rate):
+    """The tutorial's steps, written out with torchaudio directly."""
+    target = 100_000
+    waveform = waveform[:, :target]
+    if waveform.shape[1] < target:
+        waveform = torch.nn.functional.pad(waveform, (0, target - waveform.shape[1]))
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=1024, hop_length=256, n_mels=32
+    )(waveform)
+    return torchaudio.transforms.AmplitudeToDB(top_db=80)(mel)
+
+
+@pytest.mark.parametrize("samples", [100_000, 120_000, 37_000], ids=["exact", "cut", "padded"])
+def test_seed_settings_match_the_text_pipeline(samples):
+    waveform = noise(samples=samples)
+    features = seed_featurizer().featurize(waveform, 16000)
+    assert features.shape == (1, 2, 32, 391)
+    assert features[0].numel() == 25_024
+    torch.testing.assert_close(features[0], text_pipeline(waveform, 16000))
+
+
+def test_padding_is_silence_at_the_floor():
+    features = seed_featurizer().featurize(noise(samples=50_000), 16000)[0]
+    tail = features[..., -100:]
+    assert torch.allclose(tail, torch.full_like(tail, features.max().item() - 80.0))
+
+
+def test_frame_context_vectors_are_consecutive_frames():
+    featurizer = MelDb(channels="mono", target_length=0, n_mels=128, hop_length=512, frames=5)
+    waveform = noise(channels=1, samples=16000)
+    vectors = featurizer.featurize(waveform, 16000)
+    image = MelDb(channels="mono", target_length=0, n_mels=128, hop_length=512).featurize(
+        waveform, 16000
+    )[0]
+    frames = image.shape[-1]
+    assert vectors.shape == (frames - 4, 1, 128, 5)
+    assert vectors[0, 0].numel() == 640
+    torch.testing.assert_close(vectors[7], image[..., 7:12])
+
+
+def test_other_rates_are_resampled_to_the_configured_rate():
+    featurizer = seed_featurizer(channels=1)
+    rate = 48000
+    time = torch.arange(rate * 2) / rate
+    waveform = torch.sin(2 * np.pi * 1000 * time).unsqueeze(0)
+    at_48k = featurizer.featurize(waveform, rate)
+    at_16k = featurizer.featurize(waveform[:, ::3].contiguous(), 16000)
+    assert at_48k.shape == at_16k.shape == (1, 1, 32, 391)
+    # Same tone, same loudest band, whatever the file's rate.
+    assert at_48k[0, 0].mean(-1).argmax() == at_16k[0, 0].mean(-1).argmax()
+    assert featurizer.frames_to_read(48000) >= 300_000
+
+
+def test_mono_mixdown_and_first_channels():
+    waveform = noise(channels=3)
+    mono = MelDb(channels="mono").featurize(waveform, 16000)
+    torch.testing.assert_close(
+        mono, MelDb(channels=1).featurize(waveform.mean(0, keepdim=True), 16000)
+    )
+    assert MelDb(channels=2).featurize(waveform, 16000).shape[1] == 2
+
+
+def test_too_few_channels_is_a_clear_error():
+    with pytest.raises(aetk.AudioError, match=r"has 1 channel.* uses 2"):
+        seed_featurizer().featurize(noise(channels=1), 16000)
+
+
+def test_too_short_clip_in_whole_clip_mode_is_a_clear_error():
+    with pytest.raises(aetk.AudioError, match="too short"):
+        MelDb(target_length=0, frames=5, hop_length=512).featurize(
+            noise(channels=1, samples=10), 16000
+        )
+
+
+def test_batch_equals_one_by_one():
+    featurizer = MelDb(target_length=8000, frames=3)
+    batch = torch.stack([noise(channels=1, samples=8000, seed=s) for s in range(3)])
+    one_by_one = torch.stack([featurizer.featurize(w, 16000) for w in batch])
+    torch.testing.assert_close(featurizer.featurize_batch(batch, 16000), one_by_one)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"n_mels": 0}, {"channels": "stereo"}, {"frames": -1}, {"target_length": 10, "frames": 5}],
+)
+def test_invalid_parameters_are_config_errors(params):
+    with pytest.raises(aetk.ConfigError, match="mel-db"):
+        MelDb(**params).featurize(noise(channels=1), 16000)
+
+
+def test_get_params_round_trip():
+    featurizer = MelDb(n_mels=64, frames=5, channels="mono")
+    assert MelDb(**featurizer.get_params()).get_params() == featurizer.get_params()
+    assert featurizer.learned_state() == {}

@@ -1,0 +1,291 @@
+"""The plugin system: every hook, third-party plugins found through entry points, broken plugins."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import pytest
+from conftest import TINY, make_distribution, run_aetk
+
+import aetk
+from aetk.plugins import PluginHost
+
+_counter = itertools.count()
+
+SCORER_PLUGIN = """
+    import numpy as np
+    import aetk
+
+    class Loudest(aetk.Scorer):
+        '''Score = the largest standardised feature value of the clip.'''
+        name = "loudest"
+
+        def __init__(self, margin=0.0):
+            self.margin = margin
+
+        def fit(self, model, train, validation):
+            self.threshold_ = float(max(self._scores(validation))) + self.margin
+            return self
+
+        def score(self, model, clips):
+            self.check_fitted()
+            return self._scores(clips)
+
+        def _scores(self, clips):
+            return np.array([float(clip.max()) for clip in clips])
+
+    @aetk.hookimpl
+    def register_scorers(register):
+        register(Loudest)
+"""
+
+
+@pytest.fixture
+def install(tmp_path, monkeypatch, fresh_plugins):
+    """Install a throw-away plugin distribution on sys.path; returns its module name."""
+
+    def _install(source: str, name: str | None = None) -> str:
+        name = name or f"aetk-test-plugin-{next(_counter)}"
+        site = tmp_path / f"site-{name}"
+        make_distribution(site, name, source, {name: name.replace("-", "_")})
+        monkeypatch.syspath_prepend(str(site))
+        return name
+
+    yield _install
+    for module in [m for m in sys.modules if m.startswith("aetk_test_plugin")]:
+        del sys.modules[module]
+
+
+def test_hook_register_featurizers(install):
+    name = install("""
+        import aetk, torch
+
+        class Energy(aetk.Featurizer):
+            name = "energy"
+            def __init__(self, frame=400):
+                self.frame = frame
+            def featurize(self, waveform, sample_rate):
+                usable = waveform.shape[-1] // self.frame * self.frame
+                frames = waveform[:, :usable].reshape(waveform.shape[0], -1, self.frame)
+                return frames.square().mean(-1).log1p().T.reshape(-1, 1, 1).repeat(1, 1, 4)
+
+        @aetk.hookimpl
+        def register_featurizers(register):
+            register(Energy)
+    """)
+    host = aetk.plugins.get_host()
+    assert host.registration("featurizer", "mel-db").plugin == "mel-db"
+    assert host.registration("featurizer", "energy").plugin == name
+    featurizer = host.create("featurizer", "energy", {"frame": 100})
+    assert featurizer.get_params() == {"frame": 100}
+
+
+def test_hook_register_models():
+    host = aetk.plugins.get_host()
+    assert {"baseline-ae", "improved-ae"} <= set(host.registry["model"])
+    assert host.registration("model", "improved-ae").plugin == "autoencoders"
+
+
+def test_hook_register_scorers(install, machine_sounds):
+    name = install(SCORER_PLUGIN)
+    host = aetk.plugins.get_host()
+    assert host.registration("scorer", "mse").plugin == "mse"
+    assert host.registration("scorer", "loudest").plugin == name
+    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", set=TINY)
+    assert detector.scorer.name == "loudest"
+    assert detector.threshold > 0
+    results = detector.score(machine_sounds["test"])
+    assert all(result.error is None for result in results)
+
+
+def test_hook_register_commands(install, cli):
+    install("""
+        import aetk, typer
+
+        @aetk.hookimpl
+        def register_commands(app):
+            @app.command()
+            def hello(name: str = "machine"):
+                '''Say hello.'''
+                print(f"hello {name}")
+    """)
+    result = cli("hello", "--name", "fan")
+    assert result.code == 0
+    assert result.stdout.strip() == "hello fan"
+    assert "hello" in cli("--help").stdout
+
+
+def test_third_party_detector_round_trip_names_missing_plugin(install, machine_sounds, tmp_path):
+    name = install(SCORER_PLUGIN)
+    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", set=TINY)
+    path = detector.save(tmp_path / "d.aetk")
+    expected = [r.score for r in detector.score(machine_sounds["test"])]
+    assert [r.score for r in aetk.Detector.load(path).score(machine_sounds["test"])] == expected
+    # Without the plugin, loading names the plugin to install.
+    aetk.plugins.set_host(PluginHost(only=[]))
+    with pytest.raises(aetk.DetectorFileError, match=f"scorer 'loudest' from plugin '{name}'"):
+        aetk.Detector.load(path)
+
+
+def test_plugin_that_fails_to_import_warns_and_the_rest_work(install):
+    name = install("import no_such_module_anywhere\n")
+    with pytest.warns(aetk.AetkWarning, match=rf"plugin '{name}' failed to import: .*no_such"):
+        host = aetk.plugins.get_host()
+    assert "mel-db" in host.registry["featurizer"]
+    assert host.plugins[name].error
+
+
+def test_plugin_that_raises_in_a_hook_warns(install):
+    name = install("""
+        import aetk
+        @aetk.hookimpl
+        def register_models(register):
+            raise RuntimeError("boom")
+    """)
+    with pytest.warns(
+        aetk.AetkWarning, match=rf"plugin '{name}' raised in register_models: .*boom"
+    ):
+        host = aetk.plugins.get_host()
+    assert "improved-ae" in host.registry["model"]
+
+
+def test_invalid_component_is_refused_with_a_warning(install):
+    name = install("""
+        import aetk
+        class NotAModel:
+            name = "fake"
+        class NoName(aetk.Scorer):
+            pass
+        @aetk.hookimpl
+        def register_models(register):
+            register(NotAModel)
+        @aetk.hookimpl
+        def register_scorers(register):
+            register(NoName)
+    """)
+    with pytest.warns(aetk.AetkWarning) as caught:
+        host = aetk.plugins.get_host()
+    messages = [str(w.message) for w in caught]
+    assert any(f"plugin '{name}' registered an invalid model" in m for m in messages)
+    assert any("NoName has no name" in m for m in messages)
+    assert "fake" not in host.registry["model"]
+
+
+def test_duplicate_component_name_names_both_plugins(install):
+    name = install("""
+        import aetk
+        class Other(aetk.Scorer):
+            name = "mse"
+        @aetk.hookimpl
+        def register_scorers(register):
+            register(Other)
+    """)
+    with pytest.warns(aetk.AetkWarning, match=rf"plugin '{name}' registered scorer 'mse', .*'mse'"):
+        host = aetk.plugins.get_host()
+    assert host.registration("scorer", "mse").plugin == "mse"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import no_such_module_anywhere\n",
+        "import aetk\n@aetk.hookimpl\ndef register_models(register):\n    raise ValueError('x')\n",
+        "import aetk\n@aetk.hookimpl\ndef register_scorers(register):\n    register(object)\n",
+    ],
+    ids=["import", "raises", "invalid"],
+)
+def test_strict_mode_turns_plugin_problems_into_errors(install, monkeypatch, source):
+    name = install(source)
+    monkeypatch.setenv("AETK_STRICT_PLUGINS", "1")
+    with pytest.raises(aetk.PluginError, match=f"plugin '{name}'"):
+        aetk.plugins.get_host()
+
+
+def test_misspelled_hook_is_an_error(install):
+    name = install("""
+        import aetk
+        @aetk.hookimpl
+        def register_scorer(register):
+            pass
+    """)
+    with pytest.raises(aetk.PluginError, match=rf"'{name}'.*'register_scorer'.*'register_scorers'"):
+        aetk.plugins.get_host()
+
+
+def test_load_plugins_env_restricts_third_party_plugins(install, monkeypatch):
+    install(SCORER_PLUGIN)
+    monkeypatch.setenv("AETK_LOAD_PLUGINS", "")
+    host = aetk.plugins.get_host()
+    assert "loudest" not in host.registry["scorer"]
+    assert {"mel-db", "autoencoders", "mse"} <= set(host.plugins)
+
+
+def test_plugins_load_once(fresh_plugins):
+    first = fresh_plugins.get_host()
+    assert fresh_plugins.get_host() is first
+    plugin = first.manager.get_plugin("mse")
+    first.load()
+    assert first.manager.get_plugin("mse") is plugin
+
+
+def test_trace_logs_hook_calls(fresh_plugins, capsys, monkeypatch):
+    monkeypatch.setenv("AETK_TRACE_PLUGINS", "1")
+    fresh_plugins.get_host()
+    err = capsys.readouterr().err
+    assert "aetk: trace: mse.register_scorers(register=" in err
+    assert "aetk: trace: mse registered scorer 'mse'" in err
+
+
+def test_plugins_command_lists_builtins_with_distribution(cli):
+    result = cli("plugins", "--json")
+    assert result.code == 0
+    records = {record["name"]: record for record in json.loads(result.stdout)}
+    assert records["mel-db"]["distribution"] == "aetk"
+    assert records["mel-db"]["version"] == aetk.__version__
+    assert records["mel-db"]["hooks"] == ["register_featurizers"]
+    assert records["autoencoders"]["components"] == {"model": ["baseline-ae", "improved-ae"]}
+    assert records["mse"]["builtin"] is True
+
+
+def test_builtins_are_registered_through_entry_points():
+    from importlib import metadata
+
+    entry_points = {ep.name: ep.value for ep in metadata.entry_points(group="aetk")}
+    assert entry_points["mel-db"] == "aetk_builtins.mel_db"
+    assert entry_points["autoencoders"] == "aetk_builtins.autoencoders"
+    assert entry_points["mse"] == "aetk_builtins.mse"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--json"]])
+def test_help_and_plugins_do_not_import_torch(args):
+    code = (
+        "import sys; from aetk.cli import run; code = run(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)"
+    )
+    import subprocess
+
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_cli_reports_plugin_problem_in_one_line(tmp_path):
+    site = make_distribution(
+        tmp_path, "aetk-broken", "import no_such_module_anywhere\n", {"broken": "aetk_broken"}
+    )
+    result = run_aetk("plugins", env={"PYTHONPATH": str(site)})
+    assert result.code == 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: plugin 'broken' failed to import: ModuleNotFoundError: "
+        "No module named 'no_such_module_anywhere'"
+    ]
+    strict = run_aetk("plugins", env={"PYTHONPATH": str(site), "AETK_STRICT_PLUGINS": "1"})
+    assert strict.code == 2
+    assert strict.stderr.strip().splitlines() == [
+        "error: plugin 'broken' failed to import: ModuleNotFoundError: "
+        "No module named 'no_such_module_anywhere'"
+    ]
