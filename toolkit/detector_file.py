@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from aetk.errors import DetectorFileError
+from aetk.fileio import atomic_path
 
 FORMAT = "aetk-detector"
 SCHEMA_VERSION = 1
@@ -44,16 +45,8 @@ def write_detector(
         "tensors_sha256": tensors_digest(tensors),
         "manifest_sha256": manifest_digest(manifest),
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         save_file(tensors, str(temporary), metadata={MANIFEST_KEY: json.dumps(manifest)})
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
 
 
 def read_detector(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -147,16 +140,3 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console
+from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console, options
 from aetk.progress import FitObserver
 
 if TYPE_CHECKING:
     from aetk.config import EpochReport, FitConfig
     from aetk.detector import Detector
-
-
-class DeviceChoice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 def register(app: typer.Typer) -> None:
@@ -36,51 +28,36 @@ def fit_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Where to write the detector.")
     ] = Path("detector.aetk"),
-    preset: Annotated[
-        str | None, typer.Option(help="Preset to start from (seed, dcase, default, ...).")
-    ] = None,
-    featurizer: Annotated[str | None, typer.Option(help="Featurizer by name.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model by name.")] = None,
-    scorer: Annotated[str | None, typer.Option(help="Scorer by name.")] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file overriding the preset.")
-    ] = None,
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one setting."),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    val_fraction: Annotated[
-        float | None,
-        typer.Option(help="Fraction of files held out for early stopping and the threshold."),
-    ] = None,
-    device: Annotated[DeviceChoice | None, typer.Option()] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    preset: options.Preset = None,
+    featurizer: options.FeaturizerName = None,
+    model: options.ModelName = None,
+    scorer: options.ScorerName = None,
+    config: options.ConfigFile = None,
+    assignments: options.Assignments = None,
+    epochs: options.Epochs = None,
+    batch_size: options.BatchSize = None,
+    lr: options.LearningRate = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split and of training.")] = None,
+    val_fraction: options.ValFraction = None,
+    device: options.Device = None,
+    json_output: options.JsonOutput = False,
 ) -> None:
     """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
-    from aetk.config import resolve_config
     from aetk.pipeline import fit_config
 
-    fit_config_ = resolve_config(
+    fit_config_ = options.resolve(
         preset=preset,
-        config_file=config,
-        assignments=tuple(assignments or ()),
+        config=config,
+        assignments=assignments,
         featurizer=featurizer,
         model=model,
         scorer=scorer,
-        training={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "device": device.value if device else None,
-        },
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_fraction=val_fraction,
+        device=device,
     )
     try:
         with ProgressObserver() as observer:

@@ -1,0 +1,70 @@
+"""Options shared by the commands that fit detectors (fit, cv)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from aetk.config import FitConfig
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+Preset = Annotated[
+    str | None, typer.Option(help="Preset to start from (default, dcase, seed, ...).")
+]
+FeaturizerName = Annotated[str | None, typer.Option("--featurizer", help="Featurizer by name.")]
+ModelName = Annotated[str | None, typer.Option("--model", help="Model by name.")]
+ScorerName = Annotated[str | None, typer.Option("--scorer", help="Scorer by name.")]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML file overriding the preset.")
+]
+Assignments = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="SECTION.KEY=VALUE", help="Override one setting (repeatable)."),
+]
+Epochs = Annotated[int | None, typer.Option(min=1, help="Training epochs.")]
+BatchSize = Annotated[int | None, typer.Option(min=1, help="Training batch size.")]
+LearningRate = Annotated[float | None, typer.Option("--lr", help="Adam learning rate.")]
+ValFraction = Annotated[
+    float | None,
+    typer.Option(help="Fraction of files held out for early stopping and the threshold."),
+]
+Device = Annotated[DeviceChoice | None, typer.Option(help="Where to train.")]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def resolve(
+    *,
+    preset: str | None,
+    config: Path | None,
+    assignments: list[str] | None,
+    featurizer: str | None,
+    model: str | None,
+    scorer: str | None,
+    **training,
+) -> FitConfig:
+    """The fit configuration these options describe."""
+    from aetk.config import resolve_config
+
+    device = training.get("device")
+    if isinstance(device, DeviceChoice):
+        training["device"] = device.value
+    return resolve_config(
+        preset=preset,
+        config_file=config,
+        assignments=tuple(assignments or ()),
+        featurizer=featurizer,
+        model=model,
+        scorer=scorer,
+        training=training,
+    )

@@ -1,0 +1,333 @@
+"""Evaluation the way DCASE Task 2 does it: labels and groups from paths, AUC and pAUC per group.
+
+Labels come from a token ``normal`` versus ``anomaly``/``abnormal`` in the file name or a folder
+name (MIMII ``fan/id_00/abnormal/00000001.wav``, DCASE 2020 ``normal_id_00_00000001.wav``,
+DCASE 2021+ ``section_00_source_test_anomaly_0001_....wav``), or from a CSV file
+``path,label[,group]``. Groups combine the machine (the nearest folder that is not a split, label
+or ID folder), the machine ID or section, and the source/target domain.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetk.errors import ConfigError
+
+NORMAL, ANOMALY = 0, 1
+LABEL_TOKENS = {"normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY, "anomalous": ANOMALY}
+SPLIT_FOLDERS = {
+    "train",
+    "test",
+    "eval",
+    "dev",
+    "source_test",
+    "target_test",
+    "supplemental",
+    "source_train",
+    "target_train",
+    "validation",
+    "val",
+}
+DOMAINS = ("source", "target")
+_TOKEN = re.compile(r"[^A-Za-z0-9]+")
+_NUMBERED = re.compile(r"^(id|section)_?(\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A file's label (``0`` normal, ``1`` anomaly, ``None`` unknown) and group."""
+
+    label: int | None
+    group: str
+
+
+def label_from_path(path: str | Path) -> int | None:
+    """``1`` for an anomaly token, ``0`` for a normal token, looking at the file name first,
+    then at the folders from the nearest up; ``None`` when no part says, or one part says both."""
+    path = Path(path)
+    for part in (path.stem, *(parent.name for parent in path.parents)):
+        found = {LABEL_TOKENS[token] for token in _tokens(part) if token in LABEL_TOKENS}
+        if len(found) == 1:
+            return found.pop()
+        if found:
+            return None
+    return None
+
+
+def group_from_path(path: str | Path) -> str:
+    """``<machine>[_id_NN|_section_NN][_source|_target]``, e.g. ``fan_id_00``."""
+    path = Path(path).absolute()
+    tokens = _tokens(path.stem)
+    number = _numbered(tokens)
+    machine = None
+    for folder in (parent.name for parent in path.parents):
+        folder_tokens = _tokens(folder)
+        if number is None:
+            number = _numbered(folder_tokens)
+        if (
+            not folder
+            or folder.lower() in SPLIT_FOLDERS
+            or folder.lower() in LABEL_TOKENS
+            or _NUMBERED.match(folder)
+        ):
+            continue
+        machine = folder
+        break
+    domain = next((token for token in tokens if token in DOMAINS), None)
+    parts = [machine or "all", number, domain]
+    return "_".join(part for part in parts if part)
+
+
+def read_labels_csv(path: str | Path) -> dict[Path, Labelled]:
+    """``path,label[,group]`` rows (a header row is allowed); labels ``normal``/``anomaly``/
+    ``abnormal``/``0``/``1``. Relative paths are relative to the CSV file's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read labels ({exc.strerror or exc})") from None
+    labels: dict[Path, Labelled] = {}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if number == 1 and row[0].strip().lower() in {"path", "file", "filename"}:
+            continue
+        if len(row) < 2:
+            raise ConfigError(f"{path}:{number}: expected path,label[,group], got {row!r}")
+        value = row[1].strip().lower()
+        label = {"0": NORMAL, "1": ANOMALY}.get(value, LABEL_TOKENS.get(value))
+        if label is None:
+            raise ConfigError(f"{path}:{number}: label {row[1]!r} is not normal or anomaly")
+        file = Path(row[0].strip())
+        file = file if file.is_absolute() else path.parent / file
+        group = row[2].strip() if len(row) > 2 and row[2].strip() else group_from_path(file)
+        labels[_key(file)] = Labelled(label, group)
+    return labels
+
+
+def label_files(
+    files: Iterable[str | Path], labels_csv: str | Path | None = None
+) -> dict[str, Labelled]:
+    """Label and group every file, from ``labels_csv`` when given, else from its path."""
+    table = read_labels_csv(labels_csv) if labels_csv is not None else None
+    result = {}
+    for file in files:
+        if table is None:
+            result[str(file)] = Labelled(label_from_path(file), group_from_path(file))
+        else:
+            result[str(file)] = table.get(_key(Path(file)), Labelled(None, group_from_path(file)))
+    return result
+
+
+@dataclass
+class GroupMetrics:
+    """Metrics of one group; a metric that is undefined is ``None`` with the reason in ``notes``."""
+
+    group: str
+    normal: int
+    anomalous: int
+    auc: float | None = None
+    pauc: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+METRICS = ("auc", "pauc", "precision", "recall", "f1")
+
+
+def group_metrics(
+    group: str,
+    labels: Sequence[int],
+    scores: Sequence[float],
+    threshold: float,
+    max_fpr: float = 0.1,
+) -> GroupMetrics:
+    """AUC, pAUC (FPR ≤ ``max_fpr``, scikit-learn's standardised partial AUC) and precision,
+    recall and F1 of the decisions ``score > threshold``."""
+    from sklearn.metrics import roc_auc_score
+
+    labels_array = np.asarray(labels, dtype=int)
+    scores_array = np.asarray(scores, dtype=np.float64)
+    normal = int((labels_array == NORMAL).sum())
+    anomalous = int((labels_array == ANOMALY).sum())
+    metrics = GroupMetrics(group, normal, anomalous)
+    if normal and anomalous:
+        metrics.auc = float(roc_auc_score(labels_array, scores_array))
+        metrics.pauc = float(roc_auc_score(labels_array, scores_array, max_fpr=max_fpr))
+    else:
+        present = "normal" if normal else "anomalous"
+        metrics.notes.append(f"only {present} clips: AUC and pAUC are undefined")
+    decisions = scores_array > threshold
+    true_positive = int((decisions & (labels_array == ANOMALY)).sum())
+    flagged = int(decisions.sum())
+    if flagged:
+        metrics.precision = true_positive / flagged
+    else:
+        metrics.notes.append("no clip is above the threshold: precision is undefined")
+    if anomalous:
+        metrics.recall = true_positive / anomalous
+    if metrics.precision is not None and metrics.recall is not None:
+        total = metrics.precision + metrics.recall
+        metrics.f1 = 2 * metrics.precision * metrics.recall / total if total else 0.0
+    return metrics
+
+
+def means(groups: Sequence[GroupMetrics]) -> dict[str, dict[str, float | None]]:
+    """Arithmetic and harmonic means over groups of every metric, over the groups where it is
+    defined (``None`` where no group defines it)."""
+    from scipy.stats import hmean
+
+    result: dict[str, dict[str, float | None]] = {"arithmetic_mean": {}, "harmonic_mean": {}}
+    for name in METRICS:
+        values = [getattr(g, name) for g in groups if getattr(g, name) is not None]
+        result["arithmetic_mean"][name] = float(np.mean(values)) if values else None
+        if not values:
+            result["harmonic_mean"][name] = None
+        elif min(values) <= 0:
+            result["harmonic_mean"][name] = 0.0
+        else:
+            result["harmonic_mean"][name] = float(hmean(values))
+    return result
+
+
+def safe_group_name(group: str) -> str:
+    """A group name usable in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", group).strip("_") or "all"
+
+
+def format_metric(value: float | None) -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.3f}"
+    )
+
+
+def _tokens(name: str) -> list[str]:
+    return [token.lower() for token in _TOKEN.split(name) if token]
+
+
+def _numbered(tokens: list[str]) -> str | None:
+    """``id_00`` or ``section_00`` from tokens like ``[..., "id", "00", ...]``."""
+    for index, token in enumerate(tokens[:-1]):
+        if token in ("id", "section") and tokens[index + 1].isdigit():
+            return f"{token}_{tokens[index + 1]}"
+    return None
+
+
+def _key(path: Path) -> Path:
+    return Path(path).absolute().resolve()
+
+
+@dataclass
+class Evaluation:
+    """Scores, labels and metrics of one evaluation run."""
+
+    threshold: float
+    groups: list[GroupMetrics]
+    means: dict[str, dict[str, float | None]]
+    scored: list[dict[str, Any]]
+    unlabelled: list[str]
+    failed: list[dict[str, str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "groups": [group.as_dict() for group in self.groups],
+            **self.means,
+            "unlabelled": self.unlabelled,
+            "failed": self.failed,
+        }
+
+
+def evaluate(
+    detector,
+    paths: Sequence[str | Path],
+    *,
+    labels_csv: str | Path | None = None,
+    threshold: float | None = None,
+) -> Evaluation:
+    """Score ``paths`` with ``detector`` and compute the metrics of every group."""
+    from aetk.audio import find_audio_files
+
+    files = find_audio_files(paths)
+    labelled = label_files(files, labels_csv)
+    threshold = detector.threshold if threshold is None else float(threshold)
+    scored, unlabelled, failed = [], [], []
+    for result in detector.iter_scores(files, threshold=threshold):
+        info = labelled[result.path]
+        if result.error:
+            failed.append({"path": result.path, "error": result.error})
+            continue
+        scored.append({**result.as_dict(), "label": info.label, "group": info.group})
+        if info.label is None:
+            unlabelled.append(result.path)
+    groups = []
+    for group in sorted({row["group"] for row in scored}):
+        rows = [row for row in scored if row["group"] == group and row["label"] is not None]
+        if rows:
+            groups.append(
+                group_metrics(
+                    group, [r["label"] for r in rows], [r["score"] for r in rows], threshold
+                )
+            )
+    return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed)
+
+
+def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
+    """DCASE-format CSVs per group, ``metrics.json`` and PNG plots; returns the written files."""
+    import json
+
+    from aetk import plots
+    from aetk.fileio import atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for group in sorted({row["group"] for row in evaluation.scored}):
+        rows = [row for row in evaluation.scored if row["group"] == group]
+        name = safe_group_name(group)
+        for prefix, value in (
+            ("anomaly_score", lambda r: repr(r["score"])),
+            ("decision_result", lambda r: str(int(r["anomalous"]))),
+        ):
+            lines = "".join(f"{Path(r['path']).name},{value(r)}\n" for r in rows)
+            written.append(atomic_write_text(folder / f"{prefix}_{name}.csv", lines))
+        labelled = [row for row in rows if row["label"] is not None]
+        normal = [r["score"] for r in labelled if r["label"] == NORMAL]
+        anomalous = [r["score"] for r in labelled if r["label"] == ANOMALY]
+        if normal and anomalous:
+            written.append(
+                plots.roc_curve(
+                    folder / f"roc_{name}.png",
+                    [r["label"] for r in labelled],
+                    [r["score"] for r in labelled],
+                    f"ROC: {group}",
+                )
+            )
+        if labelled:
+            written.append(
+                plots.score_histogram(
+                    folder / f"score_histogram_{name}.png",
+                    normal,
+                    anomalous,
+                    evaluation.threshold,
+                    f"Scores: {group}",
+                )
+            )
+    metrics_text = json.dumps(evaluation.as_dict(), indent=2)
+    written.append(atomic_write_text(folder / "metrics.json", metrics_text + "\n"))
+    return written
