@@ -1,0 +1,205 @@
+"""Detection quality on the real recordings in ../shared/data, candidate by candidate.
+
+For every set (machine and ID) in the data folder, each candidate is fitted on the set's normal
+training clips only and scored once on its test clips (the lockbox): AUC, pAUC (FPR ≤ 0.1), fit
+time, score time per clip, parameters and detector size, as mean ± standard deviation over seeds.
+
+    ./dev python bench/quality.py                       # every candidate, 3 seeds
+    ./dev python bench/quality.py --candidates default,dcase --seeds 1,2,3,4,5
+
+Writes bench/results/quality.json and quality.md (the table in docs/quality.md comes from there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import aetk
+from aetk.evaluation import ANOMALY, group_metrics, label_from_path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+
+#: The field's reference on exactly these splits (../shared/data/README.md): the official DCASE
+#: Task 2 autoencoder baseline, MSE and Mahalanobis modes, and its fit time on 2 CPU cores.
+REFERENCE = {
+    "mimii_fan_00": {
+        "auc_mse": 0.583,
+        "pauc_mse": 0.565,
+        "auc_maha": 0.645,
+        "pauc_maha": 0.634,
+        "fit_seconds": 69,
+    },
+    "lathe": {
+        "auc_mse": 0.951,
+        "pauc_mse": 0.749,
+        "auc_maha": 0.976,
+        "pauc_maha": 0.886,
+        "fit_seconds": 137,
+    },
+}
+
+#: name → keyword arguments of aetk.fit. The recordings are mono, so the text's 2-channel seed
+#: preset runs on their one channel.
+CANDIDATES: dict[str, dict] = {
+    "default": {"preset": "default"},
+    "default + baseline-ae": {"preset": "default", "model": "baseline-ae"},
+    "dcase": {"preset": "dcase"},
+    "dcase + baseline-ae": {"preset": "dcase", "model": "baseline-ae"},
+    "seed (1 channel)": {"preset": "seed", "set": ["featurizer.channels=1"]},
+    "seed (1 channel) + baseline-ae": {
+        "preset": "seed",
+        "model": "baseline-ae",
+        "set": ["featurizer.channels=1"],
+    },
+}
+#: Candidates too slow on a CPU for several seeds run once.
+SINGLE_SEED = {"seed (1 channel)", "seed (1 channel) + baseline-ae"}
+
+
+def data_sets(root: Path) -> list[Path]:
+    return sorted(
+        path for path in root.iterdir() if (path / "train").is_dir() and (path / "test").is_dir()
+    )
+
+
+def run_once(data_set: Path, options: dict, seed: int) -> dict:
+    started = time.perf_counter()
+    detector = aetk.fit(data_set / "train", seed=seed, **options)
+    fit_seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        size = detector.save(Path(folder) / "d.aetk").stat().st_size
+    started = time.perf_counter()
+    results = detector.score(data_set / "test")
+    score_seconds = time.perf_counter() - started
+    labels = [label_from_path(r.path) for r in results]
+    metrics = group_metrics(data_set.name, labels, [r.score for r in results], detector.threshold)
+    return {
+        "seed": seed,
+        "auc": metrics.auc,
+        "pauc": metrics.pauc,
+        "f1": metrics.f1,
+        "false_alarms": sum(
+            bool(result.anomalous)
+            for result, label in zip(results, labels, strict=True)
+            if label != ANOMALY
+        ),
+        "fit_seconds": fit_seconds,
+        "score_ms_per_clip": 1000 * score_seconds / len(results),
+        "parameters": sum(p.numel() for p in detector.model.module_.parameters()),
+        "detector_mb": size / 1e6,
+        "best_epoch": detector.training["best_epoch"],
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    summary = {"seeds": [run["seed"] for run in runs], "runs": runs}
+    for key in (
+        "auc",
+        "pauc",
+        "f1",
+        "fit_seconds",
+        "score_ms_per_clip",
+        "detector_mb",
+        "parameters",
+    ):
+        values = [run[key] for run in runs if run[key] is not None]
+        summary[key] = (
+            {"mean": float(np.mean(values)), "std": float(np.std(values))} if values else None
+        )
+    return summary
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for set_name, candidates in results.items():
+        reference = REFERENCE.get(set_name)
+        lines += [
+            f"### `{set_name}`",
+            "",
+            "| candidate | seeds | AUC | pAUC | F1 at threshold | fit (s) | score (ms/clip) "
+            "| parameters | detector (MB) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, s in candidates.items():
+            auc, pauc, f1 = (_mean_std(s[key]) for key in ("auc", "pauc", "f1"))
+            lines.append(
+                f"| {name} | {len(s['seeds'])} | {auc} | {pauc} | {f1} | "
+                f"{s['fit_seconds']['mean']:.1f} | {s['score_ms_per_clip']['mean']:.1f} | "
+                f"{int(s['parameters']['mean']):,} | {s['detector_mb']['mean']:.2f} |"
+            )
+        if reference:
+            lines.append(
+                f"| DCASE baseline, MSE (reference) | | {reference['auc_mse']:.3f} | "
+                f"{reference['pauc_mse']:.3f} | | {reference['fit_seconds']} | | | |"
+            )
+            lines.append(
+                f"| DCASE baseline, Mahalanobis (reference) | | {reference['auc_maha']:.3f} | "
+                f"{reference['pauc_maha']:.3f} | | {reference['fit_seconds']} | | | |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _mean_std(value: dict | None) -> str:
+    return "n/a" if value is None else f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--candidates", default=",".join(CANDIDATES), help="comma-separated names (default: all)"
+    )
+    parser.add_argument("--sets", default=None, help="comma-separated set names (default: all)")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(
+            f"quality benchmark skipped: no real recordings at {args.data} "
+            "(the shared data folder sits beside the repository)"
+        )
+        return 0
+    warnings.simplefilter("ignore", aetk.AetkWarning)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    names = [name.strip() for name in args.candidates.split(",")]
+    unknown = [name for name in names if name not in CANDIDATES]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")
+    sets = data_sets(args.data)
+    if args.sets:
+        sets = [s for s in sets if s.name in args.sets.split(",")]
+    results: dict[str, dict] = {}
+    for data_set in sets:
+        results[data_set.name] = {}
+        for name in names:
+            runs = []
+            for seed in seeds[:1] if name in SINGLE_SEED else seeds:
+                run = run_once(data_set, CANDIDATES[name], seed)
+                runs.append(run)
+                print(
+                    f"{data_set.name:14s} {name:32s} seed {seed}: AUC {run['auc']:.3f} "
+                    f"pAUC {run['pauc']:.3f} fit {run['fit_seconds']:.1f} s",
+                    flush=True,
+                )
+            results[data_set.name][name] = summarise(runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "quality.md").write_text(table)
+    print()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
