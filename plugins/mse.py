@@ -1,11 +1,13 @@
 """Scorer ``mse``: a clip's score is its mean squared reconstruction error.
 
-In frame-context mode a clip has many vectors; its score is the mean over them. The threshold is
-fitted on validation clips (normal recordings the model did not train on).
+In frame-context mode a clip has many vectors; its score is the mean over them (or over its worst
+``top_fraction`` of them). The threshold is fitted on validation clips (normal recordings the
+model did not train on).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,16 +24,28 @@ class MseScorer(aetk.Scorer):
     :param percentile: percentile of the normal validation scores used as threshold.
     :param threshold_method: ``"gamma"`` (fit a gamma distribution, the DCASE practice, with an
         empirical fallback) or ``"quantile"`` (empirical quantile).
+    :param top_fraction: share of a clip's vectors with the highest errors that are averaged
+        (1.0: all of them, the DCASE score; 0.1: the worst tenth, for short events).
     """
 
     name = "mse"
 
-    def __init__(self, percentile: float = 90.0, threshold_method: str = "gamma"):
+    def __init__(
+        self, percentile: float = 90.0, threshold_method: str = "gamma", top_fraction: float = 1.0
+    ):
         self.percentile = percentile
         self.threshold_method = threshold_method
+        self.top_fraction = top_fraction
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
-        scores = self._clip_scores(model, validation)
+        if not validation:
+            warnings.warn(
+                "mse: no validation clips, so the threshold is fitted on the training clips and "
+                "will raise fewer alarms than intended",
+                aetk.AetkWarning,
+                stacklevel=2,
+            )
+        scores = self._clip_scores(model, validation or train)
         self.threshold_, self.threshold_method_ = aetk.fit_threshold(
             scores, method=self.threshold_method, percentile=self.percentile
         )
@@ -46,11 +60,9 @@ class MseScorer(aetk.Scorer):
         import torch
 
         if not clips:
-            return torch.empty(0, dtype=torch.float64).numpy()
+            return aetk.scoring.pool(torch.empty(0), [], self.top_fraction)
         vector_errors = model.errors(torch.cat(list(clips))).flatten(1).mean(1)
-        return torch.stack(
-            [part.to(torch.float64).mean() for part in vector_errors.split([len(c) for c in clips])]
-        ).numpy()
+        return aetk.scoring.pool(vector_errors, [len(clip) for clip in clips], self.top_fraction)
 
 
 @aetk.hookimpl

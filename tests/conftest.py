@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 #: Settings that make a fit take a second or two: short frame-context vectors, a tiny network.
-TINY = (
+TINY_SETTINGS = (
     "featurizer.n_mels=16",
     "featurizer.n_fft=256",
     "featurizer.hop_length=128",
@@ -30,6 +30,10 @@ TINY = (
     "training.epochs=3",
     "training.batch_size=64",
 )
+#: aetk.fit(..., **TINY): the autoencoder preset at a tiny size.
+TINY = {"preset": "autoencoder", "set": list(TINY_SETTINGS)}
+#: The same on the command line.
+TINY_ARGS = ["--preset", "autoencoder", *(arg for s in TINY_SETTINGS for arg in ("--set", s))]
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, subtype: str = "PCM_16") -> Path:
@@ -52,7 +56,7 @@ def fitted(machine_sounds, tmp_path_factory):
     """A detector fitted on ``machine_sounds`` with ``TINY`` settings, saved to disk."""
     import aetk
 
-    detector = aetk.fit(machine_sounds["train"][0].parent, set=TINY)
+    detector = aetk.fit(machine_sounds["train"][0].parent, **TINY)
     path = detector.save(tmp_path_factory.mktemp("detector") / "detector.aetk")
     return detector, path
 

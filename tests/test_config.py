@@ -102,7 +102,7 @@ def test_invalid_configuration_is_a_clear_error(kwargs, message):
 
 def test_unknown_component_parameter_lists_the_known_ones(machine_sounds):
     with pytest.raises(aetk.ConfigError, match="model 'improved-ae' has no parameter 'bottlenek'"):
-        aetk.fit(machine_sounds["train"], set=["model.bottlenek=3"])
+        aetk.fit(machine_sounds["train"], preset="autoencoder", set=["model.bottlenek=3"])
 
 
 def test_config_file_errors(tmp_path):

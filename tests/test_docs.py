@@ -51,6 +51,6 @@ def test_hook_examples_in_the_docs_run(hook, machine_sounds, cli, fresh_plugins)
         assert "threshold" in cli("--help").stdout
         return
     ((kind, (name,)),) = components.items()
-    settings = [s for s in TINY if not s.startswith(f"{kind}.")]
-    detector = aetk.fit(machine_sounds["train"], **{kind: name}, set=settings)
+    settings = [s for s in TINY["set"] if not s.startswith(f"{kind}.")]
+    detector = aetk.fit(machine_sounds["train"], preset="autoencoder", **{kind: name}, set=settings)
     assert all(r.error is None for r in detector.score(machine_sounds["test"]))

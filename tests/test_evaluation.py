@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, write_wav
+from conftest import TINY, TINY_ARGS, write_wav
 
 import aetk
 from aetk import evaluation, synth
@@ -194,7 +194,7 @@ def test_cross_validation_never_reads_the_lockbox(machine_sounds, monkeypatch):
     anomalies = [p for p in machine_sounds["test"] if "anomaly" in p.name]
     result = cross_validate(
         machine_sounds["train"],
-        resolve_config(assignments=TINY),
+        resolve_config(preset="autoencoder", assignments=TINY["set"]),
         folds=3,
         anomalies=anomalies,
         test_ratio=0.25,
@@ -209,8 +209,7 @@ def test_cross_validation_never_reads_the_lockbox(machine_sounds, monkeypatch):
 
 
 def test_cli_cv_prints_fold_sizes_and_json(cli, machine_sounds):
-    args = [arg for setting in TINY for arg in ("--set", setting)]
-    result = cli("cv", machine_sounds["train"][0].parent, "--folds", "3", *args, "--json")
+    result = cli("cv", machine_sounds["train"][0].parent, "--folds", "3", *TINY_ARGS, "--json")
     assert result.code == 0, result.stderr
     assert "Lockbox: 3 files set aside, never used. Fold sizes: 3, 3, 3" in result.stderr
     data = json.loads(result.stdout)

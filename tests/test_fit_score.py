@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY, run_aetk, write_wav
+from conftest import TINY, TINY_ARGS, run_aetk, write_wav
 
 import aetk
 from aetk import metrics, synth
@@ -19,13 +19,15 @@ def labels_and_scores(results):
 
 
 def test_fit_ranks_synthetic_faults_above_normal(machine_sounds):
-    detector = aetk.fit(machine_sounds["train"], set=[*TINY, "training.epochs=20"])
+    detector = aetk.fit(
+        machine_sounds["train"], preset="autoencoder", set=[*TINY["set"], "training.epochs=20"]
+    )
     auc = metrics.auc(*labels_and_scores(detector.score(machine_sounds["test"])))
     assert auc > 0.9
 
 
 def test_validation_files_are_held_out_by_file(machine_sounds):
-    detector = aetk.fit(machine_sounds["train"], set=TINY, val_fraction=0.25)
+    detector = aetk.fit(machine_sounds["train"], **TINY, val_fraction=0.25)
     assert (detector.training["train_files"], detector.training["validation_files"]) == (9, 3)
     assert len(detector.scorer.validation_scores_) == 3
 
@@ -57,7 +59,7 @@ def test_fit_skips_unreadable_training_files_with_a_warning(machine_sounds, tmp_
     shutil.copytree(machine_sounds["train"][0].parent, folder)
     (folder / "broken.wav").write_bytes(b"RIFF....garbage")
     with pytest.warns(aetk.AetkWarning, match=r"skipped .*broken.wav: not a readable audio file"):
-        detector = aetk.fit(folder, set=TINY)
+        detector = aetk.fit(folder, **TINY)
     assert detector.training["skipped_files"][0]["path"].endswith("broken.wav")
     assert detector.training["files"] == 12
 
@@ -65,7 +67,7 @@ def test_fit_skips_unreadable_training_files_with_a_warning(machine_sounds, tmp_
 def test_fit_on_a_folder_without_audio_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("no audio")
     with pytest.raises(aetk.ConfigError, match="no audio files found"):
-        aetk.fit(tmp_path, set=TINY)
+        aetk.fit(tmp_path, **TINY)
 
 
 def test_fit_with_no_usable_file_is_a_clear_error(tmp_path):
@@ -75,7 +77,7 @@ def test_fit_with_no_usable_file_is_a_clear_error(tmp_path):
         pytest.warns(aetk.AetkWarning),
         pytest.raises(aetk.AetkError, match="none of the 1 training files could be used"),
     ):
-        aetk.fit(tmp_path, set=TINY)
+        aetk.fit(tmp_path, **TINY)
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def test_cli_fit_then_score_just_works_in_the_current_folder(
 ):
     monkeypatch.chdir(tmp_path)
     train = machine_sounds["train"][0].parent
-    fit = cli("fit", train, *[arg for s in TINY for arg in ("--set", s)], "--json")
+    fit = cli("fit", train, *TINY_ARGS, "--json")
     assert fit.code == 0, fit.stderr
     summary = json.loads(fit.stdout)
     assert summary["detector"] == "detector.aetk"
@@ -179,7 +181,7 @@ def test_cli_bad_option_value_is_a_usage_error(cli):
 
 def test_cli_fit_folder_of_bad_files_fails_cleanly(cli, bad_files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = cli("fit", bad_files, *[arg for s in TINY for arg in ("--set", s)])
+    result = cli("fit", bad_files, *TINY_ARGS)
     assert result.code == 1
     assert result.stderr.count("warning: skipped") == 4
     assert result.stderr.strip().splitlines()[-1].startswith("error: none of the")
@@ -193,7 +195,7 @@ def test_console_script_entry_point(machine_sounds, tmp_path):
         machine_sounds["train"][0].parent,
         "-o",
         tmp_path / "d.aetk",
-        *[arg for s in TINY for arg in ("--set", s)],
+        *TINY_ARGS,
     )
     assert fit.code == 0, fit.stderr
     score = run_aetk("score", "-d", tmp_path / "d.aetk", "--json", *machine_sounds["test"][:2])

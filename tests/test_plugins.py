@@ -93,7 +93,7 @@ def test_hook_register_scorers(install, machine_sounds):
     host = aetk.plugins.get_host()
     assert host.registration("scorer", "mse").plugin == "mse"
     assert host.registration("scorer", "loudest").plugin == name
-    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", set=TINY)
+    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", **TINY)
     assert detector.scorer.name == "loudest"
     assert detector.threshold > 0
     results = detector.score(machine_sounds["test"])
@@ -119,7 +119,7 @@ def test_hook_register_commands(install, cli):
 
 def test_third_party_detector_round_trip_names_missing_plugin(install, machine_sounds, tmp_path):
     name = install(SCORER_PLUGIN)
-    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", set=TINY)
+    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", **TINY)
     path = detector.save(tmp_path / "d.aetk")
     expected = [r.score for r in detector.score(machine_sounds["test"])]
     assert [r.score for r in aetk.Detector.load(path).score(machine_sounds["test"])] == expected

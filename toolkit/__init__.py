@@ -34,7 +34,7 @@ from aetk.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from aetk import networks, plugins
+    from aetk import networks, plugins, scoring
     from aetk.audio import Audio, find_audio_files, read_audio
     from aetk.detector import Detector, ScoreResult
     from aetk.pipeline import fit
@@ -52,6 +52,7 @@ _LAZY = {
     "fit_threshold": "aetk.thresholds",
     "networks": None,
     "plugins": None,
+    "scoring": None,
 }
 
 
@@ -88,4 +89,5 @@ __all__ = [
     "networks",
     "plugins",
     "read_audio",
+    "scoring",
 ]

@@ -181,6 +181,13 @@ class Model(Component):
         self.check_fitted()
         return reconstruction_errors(self, x, batch_size=batch_size)
 
+    def latent(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Latent codes of the vectors ``x``, flattened to ``[n, latent_size]``."""
+        from aetk.training import latent_codes
+
+        self.check_fitted()
+        return latent_codes(self, x, batch_size=batch_size)
+
 
 class Scorer(Component):
     """Turns a fitted model and the vectors of clips into one anomaly score per clip.

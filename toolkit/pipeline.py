@@ -93,32 +93,21 @@ def fit_config(
     )
     if not train_clips:
         raise AetkError(f"none of the {len(train_files)} training files could be used")
-    has_validation = bool(validation_clips)
-    if not has_validation and training.val_fraction > 0:
-        warnings.warn(
-            "no validation clips: the threshold is fitted on the training clips and will "
-            "raise fewer alarms than intended",
-            AetkWarning,
-            stacklevel=2,
-        )
 
     normalizer = Standardizer(training.normalize).fit(torch.cat(train_clips))
     train_clips = [normalizer.transform(clip) for clip in train_clips]
-    validation_clips = (
-        [normalizer.transform(clip) for clip in validation_clips] if has_validation else train_clips
-    )
+    validation_clips = [normalizer.transform(clip) for clip in validation_clips]
     model.fit(
         torch.cat(train_clips),
-        torch.cat(validation_clips) if has_validation else None,
+        torch.cat(validation_clips) if validation_clips else None,
         training=training,
         on_epoch=observer.on_epoch,
     )
     scorer.fit(model, train_clips, validation_clips)
 
     history = model.history_
-    best = min(
-        history, key=lambda r: r["val_loss"] if r["val_loss"] is not None else r["train_loss"]
-    )
+    watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
+    best_epoch = history[int(np.argmin(watched))]["epoch"] if history else None
     summary: dict[str, Any] = {
         "aetk_version": __version__,
         "config": config.as_dict(),
@@ -128,7 +117,7 @@ def fit_config(
         "skipped_files": skipped,
         "train_vectors": sum(len(clip) for clip in train_clips),
         "seed": training.seed,
-        "best_epoch": best["epoch"],
+        "best_epoch": best_epoch,
         "train_loss": [report["train_loss"] for report in history],
         "val_loss": [report["val_loss"] for report in history],
         "data_fingerprint": fingerprint(used["train"] + used["validation"]),

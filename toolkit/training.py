@@ -37,9 +37,15 @@ def fit_model(
     config: TrainingConfig,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
-    """Initialise ``model`` with ``config.seed`` and train it; keeps the best-validation weights."""
+    """Initialise ``model`` with ``config.seed`` and train it; keeps the best-validation weights.
+
+    A network without trainable parameters (the ``identity`` model) is not trained: no epochs.
+    """
     torch.manual_seed(config.seed)
     model.initialize(train.shape[1:])
+    if not any(parameter.requires_grad for parameter in model.module_.parameters()):
+        model.module_.eval()
+        return []
     device = resolve_device(config.device)
     module = model.module_.to(device)
     optimizer = torch.optim.Adam(
@@ -118,3 +124,13 @@ def mean_error(model: Model, x: torch.Tensor, batch_size: int = 4096) -> float:
         count += error.numel()
     module.train(was_training)
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def latent_codes(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """The network's latent code of every vector of ``x``, flattened: ``[n, latent_size]``."""
+    module = model.module_
+    module.eval()
+    device = next(module.parameters(), torch.empty(0)).device
+    codes = [module(chunk.to(device))[1].flatten(1).cpu() for chunk in torch.split(x, batch_size)]
+    return torch.cat(codes) if codes else torch.empty((0, 0))

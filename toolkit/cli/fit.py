@@ -96,7 +96,7 @@ def _summary(detector: Detector, output: Path) -> dict:
         "train_vectors": training["train_vectors"],
         "epochs": len(training["train_loss"]),
         "best_epoch": training["best_epoch"],
-        "train_loss": training["train_loss"][-1],
+        "train_loss": training["train_loss"][-1] if training["train_loss"] else None,
         "val_loss": min(val_losses) if val_losses else None,
         "threshold": detector.threshold,
         "threshold_method": getattr(detector.scorer, "threshold_method_", None),
@@ -106,14 +106,17 @@ def _summary(detector: Detector, output: Path) -> dict:
 
 
 def _print_summary(summary: dict) -> None:
-    val = f", best validation loss {summary['val_loss']:.4g}" if summary["val_loss"] else ""
+    if summary["epochs"]:
+        val = f", best validation loss {summary['val_loss']:.4g}" if summary["val_loss"] else ""
+        training = f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{val}"
+    else:
+        training = "no training (the model has no parameters)"
     console.stderr.print(
         f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
         f"→ {summary['scorer']} (preset {summary['preset']}, "
         f"{summary['parameters']:,} parameters)\n"
         f"  {summary['train_files']} training and {summary['validation_files']} validation files"
-        f" ({summary['skipped_files']} skipped), {summary['epochs']} epochs, best epoch "
-        f"{summary['best_epoch']}{val}\n"
+        f" ({summary['skipped_files']} skipped), {training}\n"
         f"  threshold {summary['threshold']:.6g} ({summary['threshold_method']}), "
         f"fitted in {summary['seconds']:.1f} s",
         highlight=False,

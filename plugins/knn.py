@@ -1,0 +1,144 @@
+"""Scorer ``knn``: distance to the nearest normal examples in the model's latent space.
+
+With the ``identity`` model the latent space is the standardised features themselves; with an
+autoencoder it is the bottleneck code. Two ways to compare a clip with normal recordings:
+
+- ``pooling = "clip"``: a clip is the mean of its latent vectors (its average spectrum, with
+  ``identity``), standardised with the spread of the normal clips; its score is the mean distance
+  to its ``k`` nearest normal clips. Robust for stationary machines in heavy noise.
+- ``pooling = "vector"``: each latent vector is compared with the normal vectors (at most
+  ``max_reference`` of them, drawn at random); the clip's score is the mean of the highest
+  ``top_fraction`` of its vectors' distances. Keeps short events that a clip mean would blur.
+
+All normal clips given to ``fit`` (training and validation) become references. The threshold comes
+from leave-one-clip-out scores: each normal clip scored against the other clips' references,
+which is what a new normal recording would score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import aetk
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+POOLINGS = ("clip", "vector")
+
+
+class KnnScorer(aetk.Scorer):
+    """Mean distance to the ``k`` nearest normal references; higher is more anomalous.
+
+    :param k: neighbours averaged.
+    :param pooling: ``"clip"`` or ``"vector"`` (see the module documentation).
+    :param top_fraction: with vector pooling, the share of a clip's most distant vectors averaged.
+    :param max_reference: with vector pooling, the most reference vectors kept (memory bound).
+    :param percentile: percentile of the normal leave-one-out scores used as threshold.
+    :param threshold_method: ``"gamma"`` or ``"quantile"``.
+    """
+
+    name = "knn"
+
+    def __init__(
+        self,
+        k: int = 1,
+        pooling: str = "clip",
+        top_fraction: float = 1.0,
+        max_reference: int = 50_000,
+        percentile: float = 90.0,
+        threshold_method: str = "gamma",
+    ):
+        self.k = k
+        self.pooling = pooling
+        self.top_fraction = top_fraction
+        self.max_reference = max_reference
+        self.percentile = percentile
+        self.threshold_method = threshold_method
+
+    def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
+        import torch
+
+        self._validate()
+        clips = [*train, *validation]
+        if len(clips) < 2:
+            raise aetk.ConfigError(
+                "knn needs at least 2 normal clips (one to compare with another)"
+            )
+        embedded = [self._embed(model, clip) for clip in clips]
+        owners = torch.cat([torch.full((len(e),), i) for i, e in enumerate(embedded)])
+        reference = torch.cat(embedded)
+        if self.pooling == "clip":
+            self.center_ = reference.mean(0)
+            self.scale_ = reference.std(0).clamp_min(1e-6)
+        else:
+            self.center_ = torch.zeros(reference.shape[1])
+            self.scale_ = torch.ones(reference.shape[1])
+            if len(reference) > self.max_reference:
+                keep = torch.randperm(len(reference), generator=torch.Generator().manual_seed(0))
+                keep = keep[: self.max_reference].sort().values
+                reference, owners = reference[keep], owners[keep]
+        self.reference_ = self._standardise(reference)
+        leave_one_out = [
+            self._distances(self._standardise(e), exclude=owners == i)
+            for i, e in enumerate(embedded)
+        ]
+        scores = self._pool(leave_one_out)
+        self.threshold_, self.threshold_method_ = aetk.fit_threshold(
+            scores, method=self.threshold_method, percentile=self.percentile
+        )
+        self.reference_scores_ = scores
+        return self
+
+    def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+        self.check_fitted()
+        return self._pool(
+            [self._distances(self._standardise(self._embed(model, clip))) for clip in clips]
+        )
+
+    def _validate(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise aetk.ConfigError(f"knn: pooling must be one of {POOLINGS}, not {self.pooling!r}")
+        if not isinstance(self.k, int) or self.k < 1:
+            raise aetk.ConfigError(f"knn: k must be a positive integer, not {self.k!r}")
+        if not isinstance(self.max_reference, int) or self.max_reference < 1:
+            raise aetk.ConfigError("knn: max_reference must be a positive integer")
+        aetk.scoring.check_top_fraction(self.top_fraction)
+
+    def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
+        codes = model.latent(clip)
+        return codes.mean(0, keepdim=True) if self.pooling == "clip" else codes
+
+    def _standardise(self, codes: torch.Tensor) -> torch.Tensor:
+        return (codes - self.center_) / self.scale_
+
+    def _distances(
+        self, queries: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean distance of each query to its k nearest references (``exclude``: a mask of
+        references that must not count, the query's own clip)."""
+        import torch
+
+        available = len(self.reference_) - (int(exclude.sum()) if exclude is not None else 0)
+        k = min(self.k, available)
+        result = []
+        for chunk in torch.split(queries, 1024):
+            distances = torch.cdist(chunk, self.reference_)
+            if exclude is not None:
+                distances[:, exclude] = float("inf")
+            result.append(distances.topk(k, largest=False).values.mean(1))
+        return torch.cat(result)
+
+    def _pool(self, distances: list[torch.Tensor]) -> np.ndarray:
+        import torch
+
+        return aetk.scoring.pool(
+            torch.cat(distances), [len(d) for d in distances], self.top_fraction
+        )
+
+
+@aetk.hookimpl
+def register_scorers(register):
+    register(KnnScorer)

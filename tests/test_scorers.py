@@ -1,0 +1,126 @@
+"""The built-in scorers beyond mse: knn (clip and vector pooling), pooling helpers, identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import aetk
+from aetk.scoring import pool
+from aetk_builtins.identity import IdentityModel
+from aetk_builtins.knn import KnnScorer
+from aetk_builtins.mse import MseScorer
+
+
+def clips(count, vectors=20, dim=6, shift=0.0, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(vectors, dim, generator=generator) + shift for _ in range(count)]
+
+
+@pytest.fixture
+def identity():
+    return IdentityModel().initialize((6,))
+
+
+def test_pool_mean_and_top_fraction():
+    scores = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0, 20.0])
+    np.testing.assert_allclose(pool(scores, [4, 2]), [2.5, 15.0])
+    np.testing.assert_allclose(pool(scores, [4, 2], top_fraction=0.5), [3.5, 20.0])
+    np.testing.assert_allclose(pool(scores, [4, 2], top_fraction=0.01), [4.0, 20.0])
+    with pytest.raises(aetk.ConfigError, match="top_fraction"):
+        pool(scores, [6], top_fraction=0)
+
+
+def test_identity_model_has_no_parameters_and_is_not_trained():
+    model = IdentityModel()
+    model.fit(torch.randn(10, 2, 3))
+    assert model.history_ == []
+    assert sum(p.numel() for p in model.module_.parameters()) == 0
+    x = torch.randn(4, 2, 3)
+    assert torch.equal(model.latent(x), x.flatten(1))
+    assert torch.equal(model.errors(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("pooling", ["clip", "vector"])
+def test_knn_scores_shifted_clips_above_normal_ones(identity, pooling):
+    scorer = KnnScorer(pooling=pooling).fit(identity, clips(8), clips(2, seed=1))
+    normal = scorer.score(identity, clips(5, seed=2))
+    shifted = scorer.score(identity, clips(5, shift=1.5, seed=3))
+    assert shifted.min() > normal.max()
+    assert scorer.threshold_ > 0
+    assert len(scorer.reference_scores_) == 10
+
+
+def test_knn_leave_one_out_excludes_the_clip_itself(identity):
+    normal = clips(6)
+    scorer = KnnScorer(pooling="vector").fit(identity, normal, [])
+    # Scored against all references, a training clip finds itself: distance 0 (to float32
+    # precision: cdist computes distances through matrix products).
+    assert scorer.score(identity, normal[:1])[0] == pytest.approx(0.0, abs=1e-3)
+    # Its leave-one-out score, used for the threshold, compares it with the other clips only.
+    assert scorer.reference_scores_.min() > 0.5
+
+
+def test_knn_clip_pooling_standardises_embeddings(identity):
+    scorer = KnnScorer(pooling="clip").fit(identity, clips(10), [])
+    assert scorer.reference_.shape == (10, 6)
+    torch.testing.assert_close(scorer.reference_.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+
+
+def test_knn_max_reference_bounds_memory(identity):
+    scorer = KnnScorer(pooling="vector", max_reference=50).fit(identity, clips(10), [])
+    assert scorer.reference_.shape == (50, 6)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"pooling": "median"}, "pooling"), ({"k": 0}, "k must be"), ({"top_fraction": 2}, "top_fr")],
+)
+def test_knn_invalid_parameters(identity, params, message):
+    with pytest.raises(aetk.ConfigError, match=message):
+        KnnScorer(**params).fit(identity, clips(3), [])
+
+
+def test_knn_needs_two_clips(identity):
+    with pytest.raises(aetk.ConfigError, match="at least 2 normal clips"):
+        KnnScorer().fit(identity, clips(1), [])
+
+
+def test_mse_top_fraction_scores_short_events(identity):
+    from aetk_builtins.autoencoders import ImprovedAE
+
+    model = ImprovedAE(hidden=[8], bottleneck=2).fit(torch.cat(clips(10)))
+    quiet = clips(1, seed=5)[0]
+    burst = quiet.clone()
+    burst[:2] += 8.0  # 2 of 20 vectors
+    mean_scorer = MseScorer().fit(model, clips(4), clips(4, seed=1))
+    top_scorer = MseScorer(top_fraction=0.1).fit(model, clips(4), clips(4, seed=1))
+    mean_gain = mean_scorer.score(model, [burst])[0] / mean_scorer.score(model, [quiet])[0]
+    top_gain = top_scorer.score(model, [burst])[0] / top_scorer.score(model, [quiet])[0]
+    assert top_gain > mean_gain > 1
+
+
+def test_mse_without_validation_warns_and_uses_training_clips(identity):
+    from aetk_builtins.autoencoders import ImprovedAE
+
+    model = ImprovedAE(hidden=[8], bottleneck=2).fit(torch.cat(clips(10)))
+    with pytest.warns(aetk.AetkWarning, match="no validation clips"):
+        scorer = MseScorer().fit(model, clips(4), [])
+    assert len(scorer.validation_scores_) == 4
+
+
+def test_knn_detector_round_trip(machine_sounds, tmp_path):
+    detector = aetk.fit(
+        machine_sounds["train"],
+        preset="dcase",
+        model="identity",
+        scorer="knn",
+        set=["featurizer.frames=1", "featurizer.n_mels=32", "training.normalize=per-feature"],
+    )
+    assert detector.training["train_loss"] == [] and detector.training["best_epoch"] is None
+    loaded = aetk.Detector.load(detector.save(tmp_path / "knn.aetk"))
+    expected = [r.score for r in detector.score(machine_sounds["test"])]
+    assert [r.score for r in loaded.score(machine_sounds["test"])] == expected
+    labels = [int("anomaly" in r.path) for r in loaded.score(machine_sounds["test"])]
+    assert aetk.metrics.auc(labels, expected) > 0.9

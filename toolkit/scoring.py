@@ -1,0 +1,30 @@
+"""Helpers for scorers: pooling the scores of a clip's vectors into one clip score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from aetk.errors import ConfigError
+
+
+def check_top_fraction(top_fraction: float) -> None:
+    if not isinstance(top_fraction, (int, float)) or not 0 < top_fraction <= 1:
+        raise ConfigError(f"top_fraction must lie in (0, 1], not {top_fraction!r}")
+
+
+def pool(
+    vector_scores: torch.Tensor, lengths: Sequence[int], top_fraction: float = 1.0
+) -> np.ndarray:
+    """One float64 score per clip: the mean of the highest ``top_fraction`` of its vector scores
+    (1.0: the mean of all of them). ``lengths`` are the clips' vector counts, in order."""
+    check_top_fraction(top_fraction)
+    scores = []
+    for part in vector_scores.to(torch.float64).split(list(lengths)):
+        if top_fraction < 1.0:
+            count = max(1, int(np.ceil(top_fraction * len(part))))
+            part = part.topk(count).values
+        scores.append(part.mean())
+    return torch.stack(scores).numpy() if scores else np.empty(0)
