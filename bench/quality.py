@@ -5,7 +5,7 @@ training clips only and scored once on its test clips (the lockbox): AUC, pAUC (
 time, score time per clip, parameters and detector size, as mean ± standard deviation over seeds.
 
     ./dev python bench/quality.py                       # every candidate, 3 seeds
-    ./dev python bench/quality.py --candidates default,dcase --seeds 1,2,3,4,5
+    ./dev python bench/quality.py --candidates "default;dcase" --seeds 1,2,3,4,5
 
 Writes bench/results/quality.json and quality.md (the table in docs/quality.md comes from there).
 """
@@ -51,7 +51,9 @@ REFERENCE = {
 #: preset runs on their one channel.
 CANDIDATES: dict[str, dict] = {
     "default": {"preset": "default"},
-    "default + baseline-ae": {"preset": "default", "model": "baseline-ae"},
+    "transient": {"preset": "transient"},
+    "autoencoder": {"preset": "autoencoder"},
+    "autoencoder + baseline-ae": {"preset": "autoencoder", "model": "baseline-ae"},
     "dcase": {"preset": "dcase"},
     "dcase + baseline-ae": {"preset": "dcase", "model": "baseline-ae"},
     "seed (1 channel)": {"preset": "seed", "set": ["featurizer.channels=1"]},
@@ -61,6 +63,39 @@ CANDIDATES: dict[str, dict] = {
         "set": ["featurizer.channels=1"],
     },
 }
+
+_KNN = {"preset": "dcase", "model": "identity", "scorer": "knn"}
+_FRAMES = ["featurizer.frames=1", "training.normalize=per-feature"]
+_32K = ["featurizer.sample_rate=32000", "featurizer.n_fft=2048", "featurizer.hop_length=1024"]
+_VECTOR = ["scorer.pooling=vector"]
+
+
+def _knn(*settings: list[str]) -> dict:
+    return {**_KNN, "set": [*_FRAMES, *(item for group in settings for item in group)]}
+
+
+#: Candidates measured on the way to the default preset.
+CANDIDATES.update(
+    {
+        "dcase + mse top 10%": {"preset": "dcase", "set": ["scorer.top_fraction=0.1"]},
+        "dcase + knn on latents (clip)": {"preset": "dcase", "scorer": "knn"},
+        "dcase + knn on latents (vector)": {"preset": "dcase", "scorer": "knn", "set": _VECTOR},
+        "knn clip 16 kHz, no floor": _knn(),
+        "knn clip 32 kHz, no floor": _knn(_32K),
+        "knn vector 16 kHz, no floor": _knn(_VECTOR),
+        "knn vector 16 kHz, floor 80 dB": _knn(_VECTOR, ["featurizer.top_db=80.0"]),
+        "knn vector 32 kHz, floor 80 dB": _knn(_32K, _VECTOR, ["featurizer.top_db=80.0"]),
+        "default, 16 kHz": {
+            "preset": "default",
+            "set": [
+                "featurizer.sample_rate=16000",
+                "featurizer.n_fft=1024",
+                "featurizer.hop_length=512",
+            ],
+        },
+        "default, 2 neighbours": {"preset": "default", "set": ["scorer.k=2"]},
+    }
+)
 #: Candidates too slow on a CPU for several seeds run once.
 SINGLE_SEED = {"seed (1 channel)", "seed (1 channel) + baseline-ae"}
 
@@ -157,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument(
-        "--candidates", default=",".join(CANDIDATES), help="comma-separated names (default: all)"
+        "--candidates", default=";".join(CANDIDATES), help="names separated by ; (default: all)"
     )
     parser.add_argument("--sets", default=None, help="comma-separated set names (default: all)")
     parser.add_argument("--seeds", default="1,2,3")
@@ -171,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.simplefilter("ignore", aetk.AetkWarning)
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    names = [name.strip() for name in args.candidates.split(",")]
+    names = [name.strip() for name in args.candidates.split(";")]
     unknown = [name for name in names if name not in CANDIDATES]
     if unknown:
         parser.error(f"unknown candidates {unknown}; known: {list(CANDIDATES)}")

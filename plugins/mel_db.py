@@ -150,8 +150,23 @@ class MelDb(aetk.Featurizer):
         if key not in cache:
             import torchaudio
 
-            cache[key] = torchaudio.transforms.Resample(file_sample_rate, self.sample_rate)
+            source = tractable_rate(file_sample_rate, self.sample_rate)
+            cache[key] = torchaudio.transforms.Resample(source, self.sample_rate)
         return cache[key]
+
+
+#: Largest resampling kernel (in elements of up × down phases) built for an exact rate ratio.
+_MAX_KERNEL_PHASES = 1_000_000
+
+
+def tractable_rate(rate: int, target: int) -> int:
+    """The rate to resample from: the file's own, unless its ratio to ``target`` is so coprime
+    that the exact polyphase kernel would be enormous (48,001 Hz → 16 kHz needs 3 GB); then the
+    nearest multiple of 50 Hz, a pitch error below 0.1 %."""
+    divisor = math.gcd(rate, target)
+    if (rate // divisor) * (target // divisor) <= _MAX_KERNEL_PHASES:
+        return rate
+    return max(50, round(rate / 50) * 50)
 
 
 @aetk.hookimpl

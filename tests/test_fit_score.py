@@ -35,7 +35,8 @@ def test_validation_files_are_held_out_by_file(machine_sounds):
 def test_results_have_the_documented_fields(fitted, machine_sounds):
     detector, _ = fitted
     result = detector.score(machine_sounds["test"][0])[0]
-    assert set(result.as_dict()) == {"path", "score", "threshold", "anomalous", "error"}
+    assert set(result.as_dict()) == {"path", "score", "threshold", "anomalous", "error", "segments"}
+    assert result.segments is None  # scored whole
     assert result.anomalous == (result.score > result.threshold)
 
 

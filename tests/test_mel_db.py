@@ -125,3 +125,21 @@ def test_get_params_round_trip():
     featurizer = MelDb(n_mels=64, frames=5, channels="mono")
     assert MelDb(**featurizer.get_params()).get_params() == featurizer.get_params()
     assert featurizer.learned_state() == {}
+
+
+@pytest.mark.parametrize("rate", [48001, 999_983, 44_101])
+def test_odd_sample_rates_resample_without_an_enormous_kernel(rate):
+    featurizer = MelDb(target_length=0, frames=1)
+    waveform = noise(channels=1, samples=rate // 4)
+    features = featurizer.featurize(waveform, rate)
+    assert features.shape[1:] == (1, 32, 1)
+    kernel = featurizer._resampler(rate).kernel
+    assert kernel.numel() < 10_000_000
+
+
+def test_common_rates_resample_exactly():
+    from aetk_builtins.mel_db import tractable_rate
+
+    for rate in (8000, 11025, 22050, 44100, 48000, 96000):
+        assert tractable_rate(rate, 16000) == rate
+    assert tractable_rate(48001, 16000) == 48000

@@ -7,16 +7,26 @@ and MP3 without FFmpeg. Every failure becomes an :class:`aetk.AudioError` naming
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from aetk.errors import AudioError
+from aetk.errors import AudioError, ConfigError
 
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"})
+#: Longest recording decoded at once (seconds); ``AETK_MAX_SECONDS`` overrides it. Longer ones
+#: are read in windows (``--segment``), so memory stays bounded whatever the recording's length.
+DEFAULT_MAX_SECONDS = 600.0
+#: Headers outside these bounds are refused before anything is decoded.
+MAX_SAMPLE_RATE = 1_000_000
+MAX_CHANNELS = 256
+#: Samples decoded per read call: a header that lies about the length cannot make aetk allocate
+#: more than the data really holds.
+_BLOCK_SAMPLES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -54,23 +64,76 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
 FrameLimit = int | Callable[[int], int | None] | None
 
 
+def max_seconds() -> float:
+    """The decode limit: ``AETK_MAX_SECONDS`` or :data:`DEFAULT_MAX_SECONDS`."""
+    text = os.environ.get("AETK_MAX_SECONDS")
+    if text is None:
+        return DEFAULT_MAX_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"AETK_MAX_SECONDS must be a positive number of seconds, not {text!r}")
+    return value
+
+
 def read_audio(path: str | Path, frames: FrameLimit = None) -> Audio:
     """Decode ``path`` into float32 ``[channels, frames]``.
 
     :param frames: read at most this many sample frames, or a function of the file's sample rate
-        returning that limit (``None``: the whole file).
-    :raises AudioError: the file is missing, unreadable, empty, or holds non-finite samples.
+        returning that limit (``None``: the whole file, up to :func:`max_seconds`).
+    :raises AudioError: the file is missing, unreadable, empty, too long to decode at once, or
+        holds non-finite samples.
     """
+    with _open(path) as sound:
+        limit = frames(sound.samplerate) if callable(frames) else frames
+        if limit is None:
+            most = int(max_seconds() * sound.samplerate)
+            data = _read(sound, path, most + 1)
+            if len(data) > most:
+                raise AudioError(
+                    f"is longer than the {max_seconds():.0f} s aetk decodes at once: score it "
+                    "in windows (--segment SECONDS) or raise AETK_MAX_SECONDS",
+                    path,
+                )
+        else:
+            data = _read(sound, path, limit)
+        return Audio(np.ascontiguousarray(data.T), int(sound.samplerate))
+
+
+def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audio]]:
+    """Consecutive windows of ``seconds`` as ``(start_seconds, Audio)``, decoded one at a time.
+
+    The last window may be shorter. Raises :class:`AudioError` like :func:`read_audio`.
+    """
+    if not seconds > 0:
+        raise ConfigError(f"segment length must be a positive number of seconds, not {seconds}")
+    with _open(path) as sound:
+        window = max(1, round(seconds * sound.samplerate))
+        start = 0
+        while True:
+            data = _read(sound, path, window, allow_empty=start > 0)
+            if len(data) == 0:
+                return
+            yield start / sound.samplerate, Audio(np.ascontiguousarray(data.T), sound.samplerate)
+            start += len(data)
+
+
+@contextmanager
+def _open(path: str | Path) -> Iterator[soundfile.SoundFile]:
+    """Open ``path`` with soundfile, turning every failure into an AudioError naming it."""
     path = Path(path)
     try:
         if path.is_dir():
             raise AudioError("is a folder, not an audio file", path)
         if path.stat().st_size == 0:
             raise AudioError("is empty (0 bytes)", path)
-        with soundfile.SoundFile(path) as sound:
-            limit = frames(sound.samplerate) if callable(frames) else frames
-            data = sound.read(limit if limit is not None else -1, dtype="float32", always_2d=True)
-            sample_rate = sound.samplerate
+        # libsndfile reports every operating-system failure as "System error"; opening the file
+        # here first gives the real reason (permission denied, symlink loop, ...).
+        with open(path, "rb"):
+            pass
+        sound = soundfile.SoundFile(path)
     except AudioError:
         raise
     except soundfile.LibsndfileError as exc:
@@ -79,11 +142,35 @@ def read_audio(path: str | Path, frames: FrameLimit = None) -> Audio:
         raise AudioError(exc.strerror or str(exc), path) from None
     except (RuntimeError, ValueError, TypeError) as exc:
         raise AudioError(f"not a readable audio file ({exc})", path) from None
-    if data.shape[0] == 0:
+    with sound:
+        if not 0 < sound.samplerate <= MAX_SAMPLE_RATE:
+            raise AudioError(f"has an implausible sample rate ({sound.samplerate} Hz)", path)
+        if not 0 < sound.channels <= MAX_CHANNELS:
+            raise AudioError(f"has an implausible channel count ({sound.channels})", path)
+        yield sound
+
+
+def _read(
+    sound: soundfile.SoundFile, path: str | Path, frames: int, allow_empty: bool = False
+) -> np.ndarray:
+    """Up to ``frames`` sample frames, decoded in bounded blocks until the data ends."""
+    block = max(1, _BLOCK_SAMPLES // sound.channels)
+    parts, remaining = [], frames
+    try:
+        while remaining > 0:
+            part = sound.read(min(block, remaining), dtype="float32", always_2d=True)
+            if len(part) == 0:
+                break
+            parts.append(part)
+            remaining -= len(part)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(f"not a readable audio file ({exc})", path) from None
+    data = np.concatenate(parts) if parts else np.empty((0, sound.channels), np.float32)
+    if data.shape[0] == 0 and not allow_empty:
         raise AudioError("holds no audio samples", path)
     if not np.isfinite(data).all():
         raise AudioError("holds NaN or infinite samples", path)
-    return Audio(np.ascontiguousarray(data.T), int(sample_rate))
+    return data
 
 
 def _libsndfile_reason(exc: soundfile.LibsndfileError) -> str:

@@ -43,6 +43,9 @@ class TrainingConfig:
     device: str = "auto"
     #: Feature standardisation: "per-feature", "global" or "none".
     normalize: str = "per-feature"
+    #: Cut recordings into clips of this many seconds (0: each file is one clip). The detector
+    #: scores new recordings in windows of the same length.
+    segment_seconds: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
@@ -75,6 +78,10 @@ class TrainingConfig:
                 "val_fraction must lie in [0, 1)",
             ),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+            (
+                _is_number(self.segment_seconds) and self.segment_seconds >= 0,
+                "segment_seconds must be a number ≥ 0",
+            ),
         ]
         for ok, message in checks:
             if not ok:

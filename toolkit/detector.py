@@ -8,38 +8,42 @@ from __future__ import annotations
 
 import datetime
 import math
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from aetk import __version__
 from aetk.audio import find_audio_files
-from aetk.components import Component, Featurizer, Model, Scorer
+from aetk.components import Featurizer, Model, Scorer
 from aetk.detector_file import read_detector, write_detector
-from aetk.errors import AetkError, AudioError, ConfigError, DetectorFileError
-from aetk.features import check_vector_shape, featurize_file
+from aetk.errors import AudioError, DetectorFileError
+from aetk.features import check_vector_shape, featurize_file, iter_clips
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
+from aetk.state import build_component, decode_state, encode_state, jsonable
 
 DEFAULT_DETECTOR = "detector.aetk"
 _ROLES = ("featurizer", "normalizer", "model", "scorer")
-_STATE_KEY = re.compile(r"^[a-z][a-z0-9_]*_$")
 
 
 @dataclass
 class ScoreResult:
-    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed."""
+    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
+
+    Scored in windows, ``score`` is the highest window score and ``segments`` lists the events:
+    runs of consecutive windows above the threshold, each ``{"start", "end", "score"}`` in
+    seconds (``[]``: none). ``segments`` is None when the file was scored whole.
+    """
 
     path: str
     score: float | None
     threshold: float
     anomalous: bool | None
     error: str | None = None
+    segments: list[dict[str, float]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,7 +52,22 @@ class ScoreResult:
             "threshold": self.threshold,
             "anomalous": self.anomalous,
             "error": self.error,
+            "segments": self.segments,
         }
+
+
+@dataclass
+class _FileScores:
+    """Windows of one file and their scores, collected while its batches are scored."""
+
+    path: Path
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    error: str | None = None
+    complete: bool = False
+
+    def done(self) -> bool:
+        return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
 
 
 class Detector:
@@ -76,8 +95,14 @@ class Detector:
 
     # -- scoring --------------------------------------------------------------------------------
 
+    @property
+    def segment_seconds(self) -> float:
+        """Window length the detector was fitted on (0: whole files)."""
+        config = self.training.get("config", {}).get("training", {})
+        return float(config.get("segment_seconds", 0.0))
+
     def vectors(self, path: str | Path) -> torch.Tensor:
-        """The standardised feature vectors of one file, as the model sees them."""
+        """The standardised feature vectors of one whole file, as the model sees them."""
         features = featurize_file(self.featurizer, path)
         check_vector_shape(features, self.model.input_shape_, path)
         return self.normalizer.transform(features)
@@ -87,43 +112,58 @@ class Detector:
         paths: str | Path | Sequence[str | Path],
         *,
         threshold: float | None = None,
+        segment: float | None = None,
     ) -> list[ScoreResult]:
-        """Score files and folders (searched recursively); one result per file, in order."""
-        return list(self.iter_scores(paths, threshold=threshold))
+        """Score files and folders (searched recursively); one result per file, in order.
+
+        :param threshold: overrides the detector's threshold.
+        :param segment: score each file in windows of this many seconds, decoded one at a time
+            (default: the detector's own segment length; 0 scores whole files).
+        """
+        return list(self.iter_scores(paths, threshold=threshold, segment=segment))
 
     def iter_scores(
         self,
         paths: str | Path | Sequence[str | Path],
         *,
         threshold: float | None = None,
-        batch_files: int = 64,
+        segment: float | None = None,
+        batch_windows: int = 64,
     ) -> Iterator[ScoreResult]:
-        """Like :meth:`score`, yielding each result as soon as its batch of files is scored."""
-        threshold = self.threshold if threshold is None else float(threshold)
-        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-        for start in range(0, len(files), batch_files):
-            yield from self._score_batch(files[start : start + batch_files], threshold)
+        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
 
-    def _score_batch(self, files: list[Path], threshold: float) -> list[ScoreResult]:
-        results: list[ScoreResult | None] = []
-        clips, positions = [], []
+        Windows of many files are scored together in batches of ``batch_windows``; memory holds
+        one batch, whatever the recordings' lengths.
+        """
+        threshold = self.threshold if threshold is None else float(threshold)
+        segment = self.segment_seconds if segment is None else float(segment)
+        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
+        pending: list[_FileScores] = []
+        batch: list[tuple[_FileScores, torch.Tensor]] = []
         for path in files:
+            entry = _FileScores(path)
+            pending.append(entry)
             try:
-                clips.append(self.vectors(path))
+                for clip in iter_clips(self.featurizer, path, segment):
+                    check_vector_shape(clip.vectors, self.model.input_shape_, path)
+                    entry.windows.append((clip.start, clip.end))
+                    batch.append((entry, self.normalizer.transform(clip.vectors)))
+                    if len(batch) >= batch_windows:
+                        self._score_windows(batch)
+                        batch = []
+                        yield from _finished(pending, threshold, segment)
             except AudioError as exc:
-                results.append(ScoreResult(str(path), None, threshold, None, exc.reason))
-            else:
-                positions.append(len(results))
-                results.append(None)
-        scores = self.scorer.score(self.model, clips) if clips else []
-        for position, score in zip(positions, scores, strict=True):
-            path = str(files[position])
-            score = float(score)
-            if math.isfinite(score):
-                results[position] = ScoreResult(path, score, threshold, score > threshold)
-            else:
-                results[position] = ScoreResult(path, None, threshold, None, "score is not finite")
-        return results
+                entry.error = exc.reason
+            entry.complete = True
+        self._score_windows(batch)
+        yield from _finished(pending, threshold, segment)
+
+    def _score_windows(self, batch: list[tuple[_FileScores, torch.Tensor]]) -> None:
+        if not batch:
+            return
+        scores = self.scorer.score(self.model, [vectors for _, vectors in batch])
+        for (entry, _), score in zip(batch, scores, strict=True):
+            entry.scores.append(float(score))
 
     # -- the detector file ----------------------------------------------------------------------
 
@@ -141,7 +181,7 @@ class Detector:
                 entry["plugin"] = registration.plugin
                 entry["distribution"] = record.distribution if record else None
                 entry["version"] = record.version if record else None
-            entry["state"] = _encode_state(role, component, tensors)
+            entry["state"] = encode_state(role, component, tensors)
             components[role] = entry
         manifest = {
             "aetk_version": __version__,
@@ -150,7 +190,7 @@ class Detector:
             "training": self.training,
         }
         path = Path(path)
-        write_detector(path, _jsonable(manifest), tensors)
+        write_detector(path, jsonable(manifest), tensors)
         return path
 
     @classmethod
@@ -160,9 +200,9 @@ class Detector:
         components = manifest.get("components")
         if not isinstance(components, dict) or set(components) != set(_ROLES):
             raise DetectorFileError(f"{path}: detector manifest does not list its components")
-        built = {role: _build_component(path, role, components[role]) for role in _ROLES}
+        built = {role: build_component(path, role, components[role]) for role in _ROLES}
         for role, component in built.items():
-            _decode_state(path, role, component, components[role].get("state") or {}, tensors)
+            decode_state(path, role, component, components[role].get("state") or {}, tensors)
         return cls(**built, training=manifest.get("training") or {})
 
     def summary(self) -> dict[str, Any]:
@@ -176,102 +216,34 @@ class Detector:
         }
 
 
-def _build_component(path: str | Path, role: str, entry: dict[str, Any]) -> Component:
-    name, params = entry.get("name"), entry.get("params")
-    if not isinstance(name, str) or not isinstance(params, dict):
-        raise DetectorFileError(f"{path}: detector manifest entry for the {role} is malformed")
-    if role == "normalizer":
-        if name != Standardizer.name:
-            raise DetectorFileError(f"{path}: unknown normalizer '{name}'")
-        return Standardizer(**params)
-    try:
-        return get_host().create(role, name, params)
-    except ConfigError as exc:
-        if "unknown" in str(exc) and name not in get_host().registry[role]:
-            distribution = entry.get("distribution") or entry.get("plugin") or "the plugin"
-            raise DetectorFileError(
-                f"{path}: this detector uses {role} '{name}' from plugin '{entry.get('plugin')}', "
-                f"which is not installed (pip install {distribution})"
-            ) from None
-        raise DetectorFileError(f"{path}: {exc}") from None
-
-
-def _encode_state(role: str, component: Component, tensors: dict[str, torch.Tensor]) -> dict:
-    encoded: dict[str, Any] = {}
-    for key, value in component.learned_state().items():
-        name = f"{role}.{key}"
-        if isinstance(value, torch.nn.Module):
-            for parameter, tensor in value.state_dict().items():
-                tensors[f"{name}.{parameter}"] = tensor
-            encoded[key] = {"$module": name}
-        elif isinstance(value, torch.Tensor):
-            tensors[name] = value
-            encoded[key] = {"$tensor": name}
-        elif isinstance(value, np.ndarray):
-            tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
-            encoded[key] = {"$array": name}
+def _finished(
+    pending: list[_FileScores], threshold: float, segment: float
+) -> Iterator[ScoreResult]:
+    """Results of the files at the head of ``pending`` whose windows are all scored, in order."""
+    while pending and pending[0].done():
+        entry = pending.pop(0)
+        path = str(entry.path)
+        if entry.error is not None:
+            yield ScoreResult(path, None, threshold, None, entry.error)
+        elif not all(math.isfinite(score) for score in entry.scores):
+            yield ScoreResult(path, None, threshold, None, "score is not finite")
         else:
-            encoded[key] = value
-    return encoded
+            score = max(entry.scores)
+            segments = _events(entry.windows, entry.scores, threshold) if segment else None
+            yield ScoreResult(path, score, threshold, score > threshold, None, segments)
 
 
-def _decode_state(
-    path: str | Path, role: str, component: Component, state: dict, tensors: dict[str, torch.Tensor]
-) -> None:
-    if not isinstance(state, dict):
-        raise DetectorFileError(f"{path}: detector state of the {role} is malformed")
-    modules = {}
-    for key, value in state.items():
-        if not _STATE_KEY.match(key):
-            raise DetectorFileError(
-                f"{path}: detector state of the {role} has an invalid key {key!r}"
-            )
-        if isinstance(value, dict) and "$module" in value:
-            modules[key] = value["$module"]
-        elif isinstance(value, dict) and ("$tensor" in value or "$array" in value):
-            name = value.get("$tensor", value.get("$array"))
-            if name not in tensors:
-                raise DetectorFileError(f"{path}: detector lacks tensor {name!r}")
-            tensor = tensors[name]
-            setattr(component, key, tensor.numpy() if "$array" in value else tensor)
+def _events(
+    windows: list[tuple[float, float]], scores: list[float], threshold: float
+) -> list[dict[str, float]]:
+    """Consecutive windows above the threshold, merged; each event keeps its highest score."""
+    events: list[dict[str, float]] = []
+    for (start, end), score in zip(windows, scores, strict=True):
+        if score <= threshold:
+            continue
+        if events and math.isclose(events[-1]["end"], round(start, 3)):
+            events[-1]["end"] = round(end, 3)
+            events[-1]["score"] = max(events[-1]["score"], score)
         else:
-            setattr(component, key, value)
-    for key, prefix in modules.items():
-        if key != "module_" or not isinstance(component, Model):
-            raise DetectorFileError(f"{path}: only a model may hold network weights ({role}.{key})")
-        _load_module(path, component, prefix, tensors)
-
-
-def _load_module(path: str | Path, model: Model, prefix: str, tensors: dict) -> None:
-    try:
-        model.initialize(model.input_shape_)
-    except (AttributeError, TypeError, ValueError, AetkError) as exc:
-        raise DetectorFileError(f"{path}: cannot rebuild model '{model.name}' ({exc})") from None
-    weights = {
-        name.removeprefix(prefix + "."): tensor
-        for name, tensor in tensors.items()
-        if name.startswith(prefix + ".")
-    }
-    try:
-        model.module_.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:3])
-        raise DetectorFileError(
-            f"{path}: weights do not match model '{model.name}' as the manifest describes it "
-            f"({detail})"
-        ) from None
-    model.module_.eval()
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples to lists and NumPy scalars to Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
+            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
+    return events

@@ -1,22 +1,33 @@
-"""From files to feature vectors, one file at a time, with errors that name the file."""
+"""From files to feature vectors, with errors that name the file.
+
+A file is featurized whole, or, with a segment length, as consecutive windows decoded one at a
+time (bounded memory for recordings of any length). Each whole file or window is a *clip*.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from aetk.audio import read_audio
+from aetk.audio import Audio, read_audio, read_windows
 from aetk.components import Featurizer
 from aetk.errors import AudioError
 
 
-def featurize_file(featurizer: Featurizer, path: str | Path) -> torch.Tensor:
-    """Decode ``path`` (only as much as the featurizer uses) and featurize it.
+@dataclass
+class Clip:
+    """The feature vectors of a whole file or of one window of it."""
 
-    :raises AudioError: naming the file, when it cannot be decoded or featurized.
-    """
-    audio = read_audio(path, featurizer.frames_to_read)
+    start: float
+    end: float
+    vectors: torch.Tensor
+
+
+def featurize_audio(featurizer: Featurizer, audio: Audio, path: str | Path) -> torch.Tensor:
+    """Featurize decoded audio; problems become an :class:`AudioError` naming ``path``."""
     try:
         features = featurizer.featurize(torch.from_numpy(audio.samples), audio.sample_rate)
     except AudioError as exc:
@@ -26,6 +37,29 @@ def featurize_file(featurizer: Featurizer, path: str | Path) -> torch.Tensor:
     if not torch.isfinite(features).all():
         raise AudioError("yields NaN or infinite features", path)
     return features.to(torch.float32)
+
+
+def featurize_file(featurizer: Featurizer, path: str | Path) -> torch.Tensor:
+    """Decode ``path`` (only as much as the featurizer uses) and featurize it."""
+    return featurize_audio(featurizer, read_audio(path, featurizer.frames_to_read), path)
+
+
+def iter_clips(
+    featurizer: Featurizer, path: str | Path, segment_seconds: float = 0.0
+) -> Iterator[Clip]:
+    """The file as one clip (``segment_seconds`` 0) or as windows of ``segment_seconds``.
+
+    A last window shorter than half the segment length is dropped: it would be scored on less
+    sound than the others.
+    """
+    if not segment_seconds:
+        audio = read_audio(path, featurizer.frames_to_read)
+        yield Clip(0.0, audio.seconds, featurize_audio(featurizer, audio, path))
+        return
+    for start, audio in read_windows(path, segment_seconds):
+        if start > 0 and audio.seconds < segment_seconds / 2:
+            return
+        yield Clip(start, start + audio.seconds, featurize_audio(featurizer, audio, path))
 
 
 def check_vector_shape(features: torch.Tensor, expected: tuple[int, ...], path: str | Path) -> None:

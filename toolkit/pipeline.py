@@ -23,7 +23,7 @@ from aetk.components import Featurizer
 from aetk.config import FitConfig, resolve_config
 from aetk.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
-from aetk.features import check_vector_shape, featurize_file
+from aetk.features import check_vector_shape, iter_clips
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
 from aetk.progress import FitObserver
@@ -89,7 +89,7 @@ def fit_config(
     train_files, validation_files = split_files(files, training.val_fraction, training.seed)
     observer.on_start(config, len(train_files), len(validation_files))
     train_clips, validation_clips, used, skipped = _featurize_sets(
-        featurizer, train_files, validation_files, observer
+        featurizer, train_files, validation_files, training.segment_seconds, observer
     )
     if not train_clips:
         raise AetkError(f"none of the {len(train_files)} training files could be used")
@@ -161,8 +161,10 @@ def _featurize_sets(
     featurizer: Featurizer,
     train_files: list[Path],
     validation_files: list[Path],
+    segment_seconds: float,
     observer: FitObserver,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, list[Path]], list[dict[str, str]]]:
+    """Clips of every file; an unreadable file is skipped with a warning, whole."""
     total = len(train_files) + len(validation_files)
     clips: dict[str, list[torch.Tensor]] = {"train": [], "validation": []}
     used: dict[str, list[Path]] = {"train": [], "validation": []}
@@ -172,15 +174,17 @@ def _featurize_sets(
     for role, files in (("train", train_files), ("validation", validation_files)):
         for path in files:
             try:
-                features = featurize_file(featurizer, path)
-                if shape is None:
-                    shape = tuple(features.shape[1:])
-                check_vector_shape(features, shape, path)
+                file_clips = [
+                    clip.vectors for clip in iter_clips(featurizer, path, segment_seconds)
+                ]
+                for vectors in file_clips:
+                    shape = shape or tuple(vectors.shape[1:])
+                    check_vector_shape(vectors, shape, path)
             except AudioError as exc:
                 warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=3)
                 skipped.append({"path": str(path), "error": exc.reason})
             else:
-                clips[role].append(features)
+                clips[role].extend(file_clips)
                 used[role].append(path)
             done += 1
             observer.on_featurized(done, total)

@@ -26,6 +26,14 @@ def score_command(
     threshold: Annotated[
         float | None, typer.Option(help="Override the detector's threshold.")
     ] = None,
+    segment: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Score in windows of this many seconds (recordings of any length, bounded "
+            "memory); the file's score is its worst window. 0: whole files.",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print JSON Lines on stdout, one object per file.")
     ] = False,
@@ -42,7 +50,7 @@ def score_command(
 
     detector = Detector.load(detector_path)
     results = []
-    for result in detector.iter_scores(paths, threshold=threshold):
+    for result in detector.iter_scores(paths, threshold=threshold, segment=segment):
         results.append(result)
         if result.error:
             console.error(f"{result.path}: {result.error}")
