@@ -96,6 +96,18 @@ CANDIDATES.update(
         "default, 2 neighbours": {"preset": "default", "set": ["scorer.k=2"]},
     }
 )
+#: Candidates from the example plugin (pip install ./examples/aetk-mahalanobis).
+CANDIDATES.update(
+    {
+        "dcase + mahalanobis (plugin)": {"preset": "dcase", "scorer": "mahalanobis"},
+        "dcase + conv-ae + mahalanobis (plugin)": {
+            "preset": "dcase",
+            "model": "conv-ae",
+            "scorer": "mahalanobis",
+        },
+        "dcase + conv-ae + mse (plugin)": {"preset": "dcase", "model": "conv-ae"},
+    }
+)
 #: Candidates too slow on a CPU for several seeds run once.
 SINGLE_SEED = {"seed (1 channel)", "seed (1 channel) + baseline-ae"}
 
@@ -213,6 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     sets = data_sets(args.data)
     if args.sets:
         sets = [s for s in sets if s.name in args.sets.split(",")]
+    host = aetk.plugins.get_host()
+    missing = [
+        name
+        for name in names
+        for kind in ("model", "scorer")
+        if CANDIDATES[name].get(kind) and CANDIDATES[name][kind] not in host.registry[kind]
+    ]
+    for name in missing:
+        print(f"skipped {name!r}: its plugin is not installed")
+    names = [name for name in names if name not in missing]
     results: dict[str, dict] = {}
     for data_set in sets:
         results[data_set.name] = {}

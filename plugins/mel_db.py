@@ -63,6 +63,8 @@ class MelDb(aetk.Featurizer):
 
     def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
         self._validate()
+        if waveforms.shape[-1] == 0:
+            raise aetk.AudioError("holds no audio samples")
         waveforms = self._select_channels(waveforms)
         if sample_rate != self.sample_rate:
             waveforms = self._resampler(sample_rate)(waveforms)

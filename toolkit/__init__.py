@@ -34,7 +34,7 @@ from aetk.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from aetk import networks, plugins, scoring
+    from aetk import networks, plugins, scoring, testing
     from aetk.audio import Audio, find_audio_files, read_audio
     from aetk.detector import Detector, ScoreResult
     from aetk.pipeline import fit
@@ -53,6 +53,7 @@ _LAZY = {
     "networks": None,
     "plugins": None,
     "scoring": None,
+    "testing": None,
 }
 
 
@@ -90,4 +91,5 @@ __all__ = [
     "plugins",
     "read_audio",
     "scoring",
+    "testing",
 ]

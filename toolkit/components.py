@@ -174,6 +174,13 @@ class Model(Component):
         self.history_ = [asdict(report) for report in reports]
         return self
 
+    def reconstruct(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """The network's reconstruction of the vectors ``x`` (shaped like ``target(x)``)."""
+        from aetk.training import reconstructions
+
+        self.check_fitted()
+        return reconstructions(self, x, batch_size=batch_size)
+
     def errors(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Element-wise squared reconstruction error of vectors ``x``, shaped like the target."""
         from aetk.training import reconstruction_errors

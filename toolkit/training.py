@@ -105,6 +105,16 @@ def _squared_errors(model: Model, x: torch.Tensor, batch_size: int):
 
 
 @torch.no_grad()
+def reconstructions(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """The network's reconstruction of every vector of ``x``, in evaluation mode."""
+    module = model.module_
+    module.eval()
+    device = next(module.parameters(), torch.empty(0)).device
+    parts = [module(chunk.to(device))[0].cpu() for chunk in torch.split(x, batch_size)]
+    return torch.cat(parts) if parts else torch.empty((0, *x.shape[1:]))
+
+
+@torch.no_grad()
 def reconstruction_errors(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """Squared error between the reconstruction and the target of every element of ``x``."""
     model.module_.eval()

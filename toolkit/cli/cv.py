@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def cv_command(
     normal_dir: Annotated[
-        list[Path], typer.Argument(metavar="NORMAL_DIR...", help="Normal recordings.")
+        list[Path], typer.Argument(metavar="NORMAL_DIR", help="Normal recordings.")
     ],
     folds: Annotated[int, typer.Option(min=2, help="Number of folds (K).")] = 5,
     anomalies: Annotated[

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def evaluate_command(
     paths: Annotated[
         list[Path],
-        typer.Argument(metavar="TEST_PATH...", help="Labelled test recordings or folders."),
+        typer.Argument(metavar="TEST_PATH", help="Labelled test recordings or folders."),
     ],
     detector_path: Annotated[
         Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")

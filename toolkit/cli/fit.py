@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def fit_command(
     normal_dirs: Annotated[
         list[Path],
-        typer.Argument(metavar="NORMAL_DIR...", help="Folders or files of normal recordings."),
+        typer.Argument(metavar="NORMAL_DIR", help="Folders or files of normal recordings."),
     ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Where to write the detector.")

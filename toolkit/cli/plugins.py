@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,3 +49,19 @@ def list_plugins(
             components = f"[red]{record.error}[/red]"
         table.add_row(record.name, distribution, ", ".join(record.hooks), components)
     console.stdout.print(table, highlight=False)
+
+
+@plugins_app.command("new")
+def new_plugin_command(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Plugin name, like 'my-scorer'.")],
+    folder: Annotated[Path, typer.Option("--dir", help="Where to create it.")] = Path("."),
+) -> None:
+    """Write a working plugin package (featurizer, model, scorer, tests) to start from."""
+    from aetk.scaffold import new_plugin
+
+    root = new_plugin(name, folder)
+    console.stderr.print(
+        f"Wrote {root}. Next: pip install -e '{root}[test]' && pytest {root}",
+        markup=False,
+        highlight=False,
+    )

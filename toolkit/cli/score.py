@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def score_command(
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH...", help="Recordings or folders of recordings.")
+        list[Path], typer.Argument(metavar="PATH", help="Recordings or folders of recordings.")
     ],
     detector_path: Annotated[
         Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")

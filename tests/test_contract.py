@@ -1,0 +1,69 @@
+"""Every built-in component passes the contract kit that third-party plugins use."""
+
+from __future__ import annotations
+
+import pytest
+
+from aetk.testing import checks_for, parametrize_with_checks
+from aetk_builtins.autoencoders import BaselineAE, ImprovedAE
+from aetk_builtins.identity import IdentityModel
+from aetk_builtins.knn import KnnScorer
+from aetk_builtins.mel_db import MelDb
+from aetk_builtins.mse import MseScorer
+
+BUILTINS = [
+    MelDb(),
+    MelDb(channels=2, n_mels=16, n_fft=256, hop_length=128, target_length=8000),
+    MelDb(
+        sample_rate=32000,
+        n_fft=2048,
+        hop_length=1024,
+        n_mels=64,
+        target_length=0,
+        frames=1,
+        top_db=60.0,
+    ),
+    BaselineAE(hidden=[16], bottleneck=4),
+    ImprovedAE(hidden=[16], bottleneck=4),
+    IdentityModel(),
+    MseScorer(),
+    MseScorer(top_fraction=0.25),
+    KnnScorer(),
+    KnnScorer(pooling="vector"),
+]
+
+
+@parametrize_with_checks(BUILTINS)
+def test_builtins_pass_the_contract_kit(component, check):
+    check(component)
+
+
+class Broken(MseScorer):
+    """Scores every clip the same: the kit must catch it."""
+
+    name = "broken"
+
+    def score(self, model, clips):
+        self.check_fitted()
+        return super().score(model, clips) * 0
+
+
+def test_the_kit_catches_a_scorer_that_cannot_tell_anomalies():
+    (ranking,) = [c for c in checks_for(Broken()) if "anomalies" in c.__name__]
+    with pytest.raises(AssertionError, match="must score higher than normal clips"):
+        ranking(Broken())
+
+
+class Unstored(ImprovedAE):
+    """Transforms a constructor argument instead of storing it as given."""
+
+    name = "unstored"
+
+    def __init__(self, hidden=(16,), bottleneck=4):
+        super().__init__(hidden=[*hidden, 8], bottleneck=bottleneck)
+
+
+def test_the_kit_catches_parameters_that_do_not_round_trip():
+    (forward,) = [c for c in checks_for(Unstored()) if "forward" in c.__name__]
+    with pytest.raises(AssertionError, match="does not give back the same parameters"):
+        forward(Unstored())

@@ -1,0 +1,402 @@
+"""The contract test kit: one call runs aetk's checks over a plugin's components.
+
+In a plugin's pytest suite::
+
+    from aetk.testing import parametrize_with_checks
+
+    @parametrize_with_checks([MyFeaturizer(), MyModel(hidden=[8]), MyScorer()])
+    def test_aetk_contract(component, check):
+        check(component)
+
+Every built-in component passes the same checks. A check raises ``AssertionError`` with a message
+saying what the component did wrong. Models get vectors of shape ``MODEL_INPUT_SHAPE`` (channels,
+mels, frames) unless a check is given another ``input_shape``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetk.components import Component, Featurizer, Model, Scorer
+from aetk.errors import AetkError, NotFittedError
+
+MODEL_INPUT_SHAPE = (1, 16, 4)
+SAMPLE_RATE = 16000
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _rebuild(component: Component) -> Component:
+    rebuilt = type(component)(**component.get_params())
+    assert rebuilt.get_params() == component.get_params(), (
+        f"{type(component).__name__}(**get_params()) does not give back the same parameters: "
+        "store every constructor argument under its own name"
+    )
+    return rebuilt
+
+
+def _round_trip_state(component: Component) -> Component:
+    """The component's learned state written to a real detector file and read back."""
+    from aetk.detector_file import read_detector, write_detector
+    from aetk.state import decode_state, encode_state
+
+    tensors: dict = {}
+    state = encode_state("component", component, tensors)
+    json.dumps(state)  # everything that is not a tensor must be JSON
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "check.aetk"
+        write_detector(path, {"state": state}, tensors)
+        manifest, loaded = read_detector(path)
+    rebuilt = _rebuild(component)
+    decode_state(path, "component", rebuilt, manifest["state"], loaded)
+    return rebuilt
+
+
+def _waveform(channels: int = 1, seconds: float = 1.0, seed: int = 0, anomaly: str | None = None):
+    import torch
+
+    from aetk import synth
+
+    machine = synth.Machine(sample_rate=SAMPLE_RATE)
+    rng = np.random.default_rng(seed)
+    clips = [
+        synth.normal_clip(rng, seconds, machine)
+        if anomaly is None
+        else synth.anomalous_clip(rng, anomaly, seconds, machine)
+        for _ in range(channels)
+    ]
+    return torch.from_numpy(np.stack(clips))
+
+
+def _structured_vectors(count: int, shape: tuple[int, ...], seed: int, anomalous: bool = False):
+    """Vectors on a 2-dimensional pattern (normal). Anomalous ones are pushed off the pattern and
+    far along it, so that reconstruction-based and distance-based scorers can both see them."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    size = int(np.prod(shape))
+    basis = torch.randn(2, size, generator=torch.Generator().manual_seed(1234))
+    coefficients = torch.randn(count, 2, generator=generator)
+    noise = 0.05 * torch.randn(count, size, generator=generator)
+    if anomalous:
+        coefficients = coefficients + 6.0
+        noise = noise + 2.0 * torch.randn(count, size, generator=generator)
+    return (coefficients @ basis + noise).reshape(count, *shape)
+
+
+def _reference_model(shape: tuple[int, ...]) -> Model:
+    """A small trained autoencoder for the scorer checks."""
+    from aetk.config import TrainingConfig
+    from aetk.plugins import get_host
+
+    model = get_host().create("model", "improved-ae", {"hidden": [16], "bottleneck": 2})
+    train = _structured_vectors(256, shape, seed=1)
+    return model.fit(train, training=TrainingConfig(epochs=30, batch_size=64, lr=1e-2, seed=0))
+
+
+# -- featurizers -------------------------------------------------------------------------------
+
+
+def check_featurizer_output_is_float32_vectors(featurizer: Featurizer) -> None:
+    features = featurizer.featurize(_waveform(channels=2), SAMPLE_RATE)
+    assert hasattr(features, "dtype") and str(features.dtype) == "torch.float32", (
+        f"featurize must return a float32 tensor, not {getattr(features, 'dtype', type(features))}"
+    )
+    assert features.dim() >= 2 and len(features) >= 1, (
+        f"featurize must return [n_vectors, *vector_shape] with n_vectors ≥ 1, not "
+        f"{tuple(features.shape)}"
+    )
+    assert bool(features.isfinite().all()), "featurize returned NaN or infinite values"
+
+
+def check_featurizer_vector_shape_is_stable(featurizer: Featurizer) -> None:
+    first = featurizer.featurize(_waveform(channels=2, seed=1), SAMPLE_RATE)
+    second = featurizer.featurize(_waveform(channels=2, seed=2, anomaly="knock"), SAMPLE_RATE)
+    assert first.shape[1:] == second.shape[1:], (
+        f"vector shape changed between two clips of the same length: {tuple(first.shape[1:])} "
+        f"and {tuple(second.shape[1:])}"
+    )
+
+
+def check_featurizer_is_deterministic(featurizer: Featurizer) -> None:
+    import torch
+
+    waveform = _waveform(channels=2, seed=3)
+    assert torch.equal(
+        featurizer.featurize(waveform, SAMPLE_RATE), featurizer.featurize(waveform, SAMPLE_RATE)
+    ), "featurize gave different results for the same input"
+
+
+def check_featurizer_params_round_trip(featurizer: Featurizer) -> None:
+    import torch
+
+    waveform = _waveform(channels=2, seed=4)
+    rebuilt = _rebuild(featurizer)
+    assert torch.equal(
+        featurizer.featurize(waveform, SAMPLE_RATE), rebuilt.featurize(waveform, SAMPLE_RATE)
+    ), "a featurizer rebuilt from get_params() featurizes differently"
+    assert featurizer.learned_state() == {}, (
+        "featurizers hold no learned state (attributes ending in '_'); aetk standardises features"
+    )
+
+
+def check_featurizer_batch_matches_single(featurizer: Featurizer) -> None:
+    import torch
+
+    batch = torch.stack([_waveform(channels=2, seed=s) for s in (5, 6)])
+    together = featurizer.featurize_batch(batch, SAMPLE_RATE)
+    apart = torch.stack([featurizer.featurize(waveform, SAMPLE_RATE) for waveform in batch])
+    assert torch.allclose(together, apart, atol=1e-4), (
+        "featurize_batch differs from featurize applied clip by clip"
+    )
+
+
+def check_featurizer_bad_audio_gives_audio_error(featurizer: Featurizer) -> None:
+    import torch
+
+    awkward = {
+        "no samples": torch.zeros(1, 0),
+        "one sample": torch.full((1, 1), 0.1),
+        "ten samples": torch.full((1, 10), 0.1),
+        "digital silence": torch.zeros(1, SAMPLE_RATE),
+        "full-scale square wave": torch.sign(torch.sin(torch.arange(SAMPLE_RATE) / 5.0))[None],
+        "eight channels": _waveform(channels=8, seed=7),
+        "8 kHz": _waveform(channels=2, seconds=0.5)[:, ::2].contiguous(),
+    }
+    for case, waveform in awkward.items():
+        rate = 8000 if case == "8 kHz" else SAMPLE_RATE
+        try:
+            features = featurizer.featurize(waveform, rate)
+        except AetkError:
+            continue
+        except Exception as exc:  # any other exception is what this check reports
+            raise AssertionError(
+                f"{case}: featurize raised {type(exc).__name__}: {exc}; raise aetk.AudioError "
+                "with a reason for audio it cannot use"
+            ) from exc
+        assert len(features) >= 1 and bool(features.isfinite().all()), (
+            f"{case}: featurize returned no vectors or non-finite values instead of AudioError"
+        )
+
+
+def check_featurizer_frames_to_read(featurizer: Featurizer) -> None:
+    for rate in (8000, 16000, 48000):
+        frames = featurizer.frames_to_read(rate)
+        assert frames is None or (isinstance(frames, int) and frames > 0), (
+            f"frames_to_read({rate}) must be None or a positive int, not {frames!r}"
+        )
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def check_model_forward_returns_reconstruction_and_latent(
+    model: Model, input_shape: tuple[int, ...] = MODEL_INPUT_SHAPE
+) -> None:
+    import torch
+
+    fresh = _rebuild(model).initialize(input_shape)
+    fresh.module_.eval()
+    x = _structured_vectors(8, input_shape, seed=2)
+    with torch.no_grad():
+        output = fresh.module_(x)
+    assert isinstance(output, tuple) and len(output) == 2, (
+        "the network's forward(x) must return (reconstruction, latent)"
+    )
+    reconstruction, latent = output
+    assert reconstruction.shape == fresh.target(x).shape, (
+        f"reconstruction has shape {tuple(reconstruction.shape)}, target(x) "
+        f"{tuple(fresh.target(x).shape)}"
+    )
+    assert latent.shape[0] == 8, "latent codes must keep the batch axis first"
+
+
+def check_model_training_step_lowers_the_loss(
+    model: Model, input_shape: tuple[int, ...] = MODEL_INPUT_SHAPE
+) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    fresh = _rebuild(model).initialize(input_shape)
+    parameters = [p for p in fresh.module_.parameters() if p.requires_grad]
+    if not parameters:
+        assert fresh.fit(_structured_vectors(16, input_shape, seed=3)).history_ == [], (
+            "a model without parameters must not report training epochs"
+        )
+        return
+    batch = _structured_vectors(32, input_shape, seed=3)
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+    fresh.module_.train()
+
+    def loss() -> torch.Tensor:
+        reconstruction, _ = fresh.module_(batch)
+        return torch.nn.functional.mse_loss(reconstruction, fresh.target(batch))
+
+    before = loss()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss()
+    assert after.item() < before.item(), (
+        f"one Adam step on a tiny batch did not lower the loss ({before.item():.4g} → "
+        f"{after.item():.4g})"
+    )
+
+
+def check_model_state_survives_the_detector_file(
+    model: Model, input_shape: tuple[int, ...] = MODEL_INPUT_SHAPE
+) -> None:
+    import torch
+
+    from aetk.config import TrainingConfig
+
+    x = _structured_vectors(64, input_shape, seed=4)
+    fitted = _rebuild(model).fit(x, training=TrainingConfig(epochs=2, batch_size=16))
+    loaded = _round_trip_state(fitted)
+    assert torch.equal(fitted.errors(x), loaded.errors(x)), (
+        "a model loaded from a detector file reconstructs differently"
+    )
+
+
+def check_model_is_deterministic_for_a_seed(
+    model: Model, input_shape: tuple[int, ...] = MODEL_INPUT_SHAPE
+) -> None:
+    import torch
+
+    from aetk.config import TrainingConfig
+
+    x = _structured_vectors(64, input_shape, seed=5)
+    config = TrainingConfig(epochs=2, batch_size=16, seed=3)
+    first = _rebuild(model).fit(x, training=config).errors(x)
+    second = _rebuild(model).fit(x, training=config).errors(x)
+    assert torch.equal(first, second), "two fits with the same seed gave different models"
+
+
+# -- scorers -----------------------------------------------------------------------------------
+
+
+def _scorer_data(shape: tuple[int, ...]):
+    normal = [_structured_vectors(12, shape, seed=10 + i) for i in range(8)]
+    validation = [_structured_vectors(12, shape, seed=30 + i) for i in range(4)]
+    test_normal = [_structured_vectors(12, shape, seed=50 + i) for i in range(4)]
+    anomalous = [_structured_vectors(12, shape, seed=70 + i, anomalous=True) for i in range(4)]
+    return normal, validation, test_normal, anomalous
+
+
+def check_scorer_refuses_to_score_before_fit(scorer: Scorer) -> None:
+    model = _reference_model(MODEL_INPUT_SHAPE)
+    try:
+        _rebuild(scorer).score(model, _scorer_data(MODEL_INPUT_SHAPE)[2])
+    except NotFittedError:
+        return
+    raise AssertionError("score() before fit() must raise aetk.NotFittedError (check_fitted())")
+
+
+def check_scorer_fit_sets_a_threshold_and_scores_each_clip(scorer: Scorer) -> None:
+    model = _reference_model(MODEL_INPUT_SHAPE)
+    normal, validation, test_normal, _ = _scorer_data(MODEL_INPUT_SHAPE)
+    fresh = _rebuild(scorer)
+    assert fresh.fit(model, normal, validation) is fresh, "fit must return self"
+    threshold = getattr(fresh, "threshold_", None)
+    assert isinstance(threshold, (int, float)) and np.isfinite(threshold), (
+        f"fit must set a finite threshold_, not {threshold!r}"
+    )
+    scores = np.asarray(fresh.score(model, test_normal))
+    assert scores.shape == (len(test_normal),), (
+        f"score must return one score per clip: shape {scores.shape} for {len(test_normal)} clips"
+    )
+    assert np.isfinite(scores).all(), "score returned NaN or infinite values"
+
+
+def check_scorer_ranks_constructed_anomalies_higher(scorer: Scorer) -> None:
+    model = _reference_model(MODEL_INPUT_SHAPE)
+    normal, validation, test_normal, anomalous = _scorer_data(MODEL_INPUT_SHAPE)
+    fresh = _rebuild(scorer).fit(model, normal, validation)
+    normal_scores = np.asarray(fresh.score(model, test_normal))
+    anomalous_scores = np.asarray(fresh.score(model, anomalous))
+    assert anomalous_scores.min() > normal_scores.max(), (
+        "clips far off the normal pattern must score higher than normal clips (higher means more "
+        f"anomalous): normal {normal_scores.round(4)}, anomalous {anomalous_scores.round(4)}"
+    )
+
+
+def check_scorer_state_survives_the_detector_file(scorer: Scorer) -> None:
+    model = _reference_model(MODEL_INPUT_SHAPE)
+    normal, validation, test_normal, _ = _scorer_data(MODEL_INPUT_SHAPE)
+    fitted = _rebuild(scorer).fit(model, normal, validation)
+    loaded = _round_trip_state(fitted)
+    assert loaded.threshold_ == fitted.threshold_, "threshold_ changed through the detector file"
+    assert np.array_equal(fitted.score(model, test_normal), loaded.score(model, test_normal)), (
+        "a scorer loaded from a detector file scores differently"
+    )
+
+
+# -- running them ------------------------------------------------------------------------------
+
+CHECKS: dict[type[Component], list[Callable[..., None]]] = {
+    Featurizer: [
+        check_featurizer_output_is_float32_vectors,
+        check_featurizer_vector_shape_is_stable,
+        check_featurizer_is_deterministic,
+        check_featurizer_params_round_trip,
+        check_featurizer_batch_matches_single,
+        check_featurizer_bad_audio_gives_audio_error,
+        check_featurizer_frames_to_read,
+    ],
+    Model: [
+        check_model_forward_returns_reconstruction_and_latent,
+        check_model_training_step_lowers_the_loss,
+        check_model_state_survives_the_detector_file,
+        check_model_is_deterministic_for_a_seed,
+    ],
+    Scorer: [
+        check_scorer_refuses_to_score_before_fit,
+        check_scorer_fit_sets_a_threshold_and_scores_each_clip,
+        check_scorer_ranks_constructed_anomalies_higher,
+        check_scorer_state_survives_the_detector_file,
+    ],
+}
+
+
+def checks_for(component: Component, **options: Any) -> list[Callable[[Component], None]]:
+    """The checks that apply to ``component`` (``options`` such as ``input_shape`` go to the
+    model checks)."""
+    for kind, checks in CHECKS.items():
+        if isinstance(component, kind):
+            if kind is Model and options:
+                return [partial(check, **options) for check in checks]
+            return list(checks)
+    raise TypeError(f"{component!r} is not an aetk Featurizer, Model or Scorer")
+
+
+def check_component(component: Component, **options: Any) -> None:
+    """Run every check that applies to ``component``; the first failure raises."""
+    for check in checks_for(component, **options):
+        check(component)
+
+
+def parametrize_with_checks(components: Iterable[Component], **options: Any):
+    """A ``pytest.mark.parametrize`` over every (component, check) pair, with readable ids."""
+    import pytest
+
+    pairs, ids = [], []
+    for component in components:
+        for check in checks_for(component, **options):
+            name = getattr(check, "func", check).__name__
+            pairs.append((component, check))
+            ids.append(f"{type(component).__name__}-{name}")
+    return pytest.mark.parametrize(("component", "check"), pairs, ids=ids)
+
+
+__all__ = ["CHECKS", "check_component", "checks_for", "parametrize_with_checks"] + [
+    check.__name__ for checks in CHECKS.values() for check in checks
+]
