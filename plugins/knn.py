@@ -90,7 +90,51 @@ class KnnScorer(aetk.Scorer):
             scores, method=self.threshold_method, percentile=self.percentile
         )
         self.reference_scores_ = scores
+        if self._localizable(model, clips[0]):
+            self.fit_localization(
+                [
+                    self._localize(
+                        model, clip, leave_out=(owners == i) if self.pooling == "vector" else i
+                    )
+                    for i, clip in enumerate(clips)
+                ]
+            )
         return self
+
+    def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
+        """Each vector's distance to its nearest normal reference (vector pooling), or to the
+        mean spectrum of the nearest normal clip (clip pooling); each element's squared
+        difference. Only where the latent space is the feature space (model ``identity``)."""
+        self.check_fitted()
+        return self._localize(model, clip) if self._localizable(model, clip) else None
+
+    def _localizable(self, model, clip: torch.Tensor) -> bool:
+        return model.latent(clip[:1]).shape[1] == clip[0].numel()
+
+    def _localize(self, model, clip: torch.Tensor, leave_out=None) -> aetk.Localization:
+        """``leave_out``: a reference mask (vector pooling) or a reference index (clip pooling)
+        that must not count: the clip's own references, for normal localizations in ``fit``."""
+        import torch
+
+        codes = model.latent(clip)
+        if self.pooling == "clip":
+            # Which normal clip is nearest is decided among standardised clip embeddings, but
+            # frames are compared with its mean spectrum in feature space: the spread of clip
+            # means across clips is far smaller than the spread of frames within a clip.
+            distances = torch.cdist(
+                self._standardise(codes.mean(0, keepdim=True)), self.reference_
+            )[0]
+            if leave_out is not None:
+                distances[leave_out] = float("inf")
+            nearest = self.reference_[distances.argmin()] * self.scale_ + self.center_
+            nearest = nearest.expand_as(codes)
+        else:
+            distances = torch.cdist(codes, self.reference_)
+            if leave_out is not None:
+                distances[:, leave_out] = float("inf")
+            nearest = self.reference_[distances.argmin(1)]
+        contributions = (codes - nearest).square()
+        return aetk.Localization(contributions.sum(1).sqrt(), contributions.view_as(clip))
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         self.check_fitted()

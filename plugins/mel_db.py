@@ -25,7 +25,13 @@ class MelDb(aetk.Featurizer):
     :param target_length: samples (at ``sample_rate``) each clip is cut or zero-padded to;
         0 keeps each clip's own length.
     :param n_fft: FFT size; :param hop_length: hop between frames; :param n_mels: mel bands.
-    :param top_db: floor, in dB below the clip's loudest bin; 0 for no floor.
+    :param top_db: floor, in dB below the clip's loudest bin; 0 for no such floor.
+    :param center: centre frames on their sample (torchaudio's default, padding the clip's ends
+        by reflection); ``False`` frames only whole windows of real samples, so that the first
+        and last frames do not look unusual in every clip.
+    :param floor_db: absolute floor in dB (of the power spectrogram as torchaudio computes it);
+        ``None`` for none. Unlike ``top_db`` it does not move with the clip's loudest moment, so
+        bands a recording leaves empty stay constant whatever else happens in the clip.
     :param frames: 0 yields one vector per clip, the whole ``[channels, n_mels, time]`` image;
         N > 0 yields one ``[channels, n_mels, N]`` vector per run of N consecutive frames (hop 1),
         the DCASE baseline's frame context.
@@ -43,6 +49,8 @@ class MelDb(aetk.Featurizer):
         n_mels: int = 32,
         top_db: float = 80.0,
         frames: int = 0,
+        center: bool = True,
+        floor_db: float | None = None,
     ):
         self.sample_rate = sample_rate
         self.channels = channels
@@ -52,6 +60,8 @@ class MelDb(aetk.Featurizer):
         self.n_mels = n_mels
         self.top_db = top_db
         self.frames = frames
+        self.center = center
+        self.floor_db = floor_db
 
     def frames_to_read(self, file_sample_rate: int) -> int | None:
         if not self.target_length:
@@ -71,14 +81,31 @@ class MelDb(aetk.Featurizer):
         waveforms = self._fix_length(waveforms)
         mel = self._transforms()[0](waveforms)
         decibels = self._transforms()[1](mel)
+        if self.floor_db is not None:
+            decibels = decibels.clamp_min(self.floor_db)
         if not self.frames:
             return decibels.unsqueeze(1)
         # [batch, channels, mels, time] → [batch, vectors, channels, mels, frames]
         return decibels.unfold(-1, self.frames, 1).permute(0, 3, 1, 2, 4).contiguous()
 
+    def layout(self) -> aetk.FeatureLayout:
+        """Frames every ``hop_length`` samples; mel bands on torchaudio's HTK scale from 0 Hz to
+        Nyquist, band ``b`` spanning the ``b``-th to the ``b + 2``-th mel point."""
+        nyquist_mel = 2595.0 * math.log10(1.0 + self.sample_rate / 2 / 700.0)
+        points = [nyquist_mel * i / (self.n_mels + 1) for i in range(self.n_mels + 2)]
+        hertz = [700.0 * (10 ** (mel / 2595.0) - 1.0) for mel in points]
+        return aetk.FeatureLayout(
+            frame_seconds=self.hop_length / self.sample_rate,
+            band_edges_hz=tuple((hertz[b], hertz[b + 2]) for b in range(self.n_mels)),
+            vector_step=1 if self.frames else 0,
+        )
+
     def minimum_samples(self) -> int:
         """The shortest clip (at ``sample_rate``) that yields at least one vector."""
-        return max(self.n_fft // 2 + 1, (max(self.frames, 1) - 1) * self.hop_length + 1)
+        later_frames = (max(self.frames, 1) - 1) * self.hop_length
+        if self.center:  # frames every hop from sample 0; reflection needs n_fft / 2 samples
+            return max(self.n_fft // 2 + 1, later_frames + 1)
+        return self.n_fft + later_frames
 
     def _validate(self) -> None:
         positive = ("sample_rate", "n_fft", "hop_length", "n_mels")
@@ -130,7 +157,7 @@ class MelDb(aetk.Featurizer):
     # the mel filter bank and resampling kernels costs more than applying them to a short clip.
 
     def _transforms(self):
-        key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.top_db)
+        key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.top_db, self.center)
         if getattr(self, "_built_for", None) != key:
             import torchaudio
 
@@ -141,6 +168,7 @@ class MelDb(aetk.Featurizer):
                     n_fft=self.n_fft,
                     hop_length=self.hop_length,
                     n_mels=self.n_mels,
+                    center=self.center,
                 ),
                 torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
             )

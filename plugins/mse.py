@@ -50,11 +50,17 @@ class MseScorer(aetk.Scorer):
             scores, method=self.threshold_method, percentile=self.percentile
         )
         self.validation_scores_ = scores
+        self.fit_localization([self.localize(model, clip) for clip in validation or train])
         return self
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         self.check_fitted()
         return self._clip_scores(model, clips)
+
+    def localize(self, model, clip: torch.Tensor) -> aetk.Localization:
+        """Each vector's mean squared error; each element's squared error."""
+        errors = model.errors(clip)
+        return aetk.Localization(errors.flatten(1).mean(1), errors)
 
     def _clip_scores(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         import torch

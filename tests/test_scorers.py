@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import aetk
+from aetk import metrics
 from aetk.scoring import pool
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
@@ -123,4 +124,4 @@ def test_knn_detector_round_trip(machine_sounds, tmp_path):
     expected = [r.score for r in detector.score(machine_sounds["test"])]
     assert [r.score for r in loaded.score(machine_sounds["test"])] == expected
     labels = [int("anomaly" in r.path) for r in loaded.score(machine_sounds["test"])]
-    assert aetk.metrics.auc(labels, expected) > 0.9
+    assert metrics.auc(labels, expected) > 0.9

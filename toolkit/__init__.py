@@ -19,7 +19,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from aetk.components import Component, Featurizer, Model, Scorer
+from aetk.components import (
+    Component,
+    FeatureLayout,
+    Featurizer,
+    Localization,
+    Model,
+    Scorer,
+)
 from aetk.errors import (
     AetkError,
     AetkWarning,
@@ -75,8 +82,10 @@ __all__ = [
     "ConfigError",
     "Detector",
     "DetectorFileError",
+    "FeatureLayout",
     "Featurizer",
     "FitObserver",
+    "Localization",
     "Model",
     "NotFittedError",
     "PluginError",

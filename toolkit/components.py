@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aetk.errors import ConfigError, NotFittedError
@@ -89,6 +90,37 @@ class Component:
         return f"{type(self).__name__}({params})"
 
 
+@dataclass(frozen=True)
+class FeatureLayout:
+    """How the elements of a featurizer's vectors map to time and frequency, for explanations.
+
+    Vectors are ``[channels, bands, frames]``. Vector ``i`` starts at analysis frame
+    ``i * vector_step`` (``vector_step`` 0: one vector covers the whole clip), and analysis frame
+    ``t`` starts ``t * frame_seconds`` into the clip. Band ``b`` spans ``band_edges_hz[b]``.
+    """
+
+    frame_seconds: float
+    band_edges_hz: tuple[tuple[float, float], ...]
+    vector_step: int
+
+
+@dataclass
+class Localization:
+    """Where in one clip a scorer sees the anomaly.
+
+    ``vector_scores``: one score per vector (higher is more anomalous; compared with the scorer's
+    ``event_threshold_``). ``contributions``: ``[vectors, *vector_shape]``, how much each element
+    of each vector adds to its score (compared with the scorer's ``normal_contributions_``).
+    """
+
+    vector_scores: torch.Tensor
+    contributions: torch.Tensor
+
+
+#: Percentile of normal vectors' scores above which a vector belongs to an event.
+EVENT_PERCENTILE = 99.0
+
+
 class Featurizer(Component):
     """Turns a waveform into feature vectors: ``[n_vectors, *vector_shape]`` float32.
 
@@ -115,6 +147,10 @@ class Featurizer(Component):
             clip; raise :class:`aetk.AudioError` (without a path) for audio it cannot use.
         """
         raise NotImplementedError
+
+    def layout(self) -> FeatureLayout | None:
+        """How vector elements map to time and frequency; ``None`` (the default) if they don't."""
+        return None
 
     def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Features of equal-length clips ``[batch, channels, samples]`` → ``[batch, n, *shape]``.
@@ -215,6 +251,27 @@ class Scorer(Component):
     def score(self, model: Model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
         raise NotImplementedError
+
+    def localize(self, model: Model, clip: torch.Tensor) -> Localization | None:
+        """Where in ``clip`` the anomaly is: per-vector scores and per-element contributions.
+
+        Optional. A scorer that localizes returns a :class:`Localization` and, in ``fit``,
+        calls :meth:`fit_localization` on normal clips, which sets ``event_threshold_`` and
+        ``normal_contributions_``. The default returns ``None``: "this scorer cannot localize".
+        """
+        return None
+
+    def fit_localization(self, localizations: Sequence[Localization]) -> None:
+        """Learn what normal looks like from localizations of normal clips (not trained on):
+        ``event_threshold_``, the :data:`EVENT_PERCENTILE` of their vector scores, and
+        ``normal_contributions_``, the mean contribution of every vector element."""
+        import numpy as np
+        import torch
+
+        scores = torch.cat([loc.vector_scores for loc in localizations]).double().numpy()
+        contributions = torch.cat([loc.contributions for loc in localizations])
+        self.event_threshold_ = float(np.percentile(scores, EVENT_PERCENTILE))
+        self.normal_contributions_ = contributions.mean(0)
 
 
 COMPONENT_KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Featurizer, Model, Scorer)}

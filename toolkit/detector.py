@@ -33,9 +33,11 @@ _ROLES = ("featurizer", "normalizer", "model", "scorer")
 class ScoreResult:
     """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
 
-    Scored in windows, ``score`` is the highest window score and ``segments`` lists the events:
-    runs of consecutive windows above the threshold, each ``{"start", "end", "score"}`` in
-    seconds (``[]``: none). ``segments`` is None when the file was scored whole.
+    ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
+    Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
+    each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
+    contribute most; ``None`` when the scorer or featurizer cannot localize. Scored in windows,
+    ``score`` is the highest window score and the events are runs of windows above the threshold.
     """
 
     path: str
@@ -65,6 +67,8 @@ class _FileScores:
     scores: list[float] = field(default_factory=list)
     error: str | None = None
     complete: bool = False
+    #: Events localized inside the file when it is scored whole (None: not localizable).
+    located: list[dict[str, Any]] | None = None
 
     def done(self) -> bool:
         return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
@@ -149,21 +153,29 @@ class Detector:
                     entry.windows.append((clip.start, clip.end))
                     batch.append((entry, self.normalizer.transform(clip.vectors)))
                     if len(batch) >= batch_windows:
-                        self._score_windows(batch)
+                        self._score_windows(batch, threshold, whole=not segment)
                         batch = []
                         yield from _finished(pending, threshold, segment)
             except AudioError as exc:
                 entry.error = exc.reason
             entry.complete = True
-        self._score_windows(batch)
+        self._score_windows(batch, threshold, whole=not segment)
         yield from _finished(pending, threshold, segment)
 
-    def _score_windows(self, batch: list[tuple[_FileScores, torch.Tensor]]) -> None:
+    def _score_windows(
+        self, batch: list[tuple[_FileScores, torch.Tensor]], threshold: float, whole: bool
+    ) -> None:
+        """Score a batch of windows; files scored whole are also localized into events."""
+        from aetk.explain import error_map
+
         if not batch:
             return
         scores = self.scorer.score(self.model, [vectors for _, vectors in batch])
-        for (entry, _), score in zip(batch, scores, strict=True):
+        for (entry, vectors), score in zip(batch, scores, strict=True):
             entry.scores.append(float(score))
+            if whole:
+                errors = error_map(self, vectors, anomalous=float(score) > threshold)
+                entry.located = None if errors is None else [e.as_dict() for e in errors.events]
 
     # -- the detector file ----------------------------------------------------------------------
 
@@ -229,7 +241,7 @@ def _finished(
             yield ScoreResult(path, None, threshold, None, "score is not finite")
         else:
             score = max(entry.scores)
-            segments = _events(entry.windows, entry.scores, threshold) if segment else None
+            segments = _events(entry.windows, entry.scores, threshold) if segment else entry.located
             yield ScoreResult(path, score, threshold, score > threshold, None, segments)
 
 

@@ -1,0 +1,145 @@
+"""Localization: when and in which bands a recording departs from normal, on a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_wav
+
+import aetk
+from aetk import synth
+from aetk.explain import _to_grid, error_map, explain
+from aetk_builtins.mel_db import MelDb
+
+RATE = 16000
+BURST = (1.0, 1.5)
+TONE_HZ = 3000.0
+
+
+def burst_clip(seed: int) -> np.ndarray:
+    """A normal 2-s clip with a 3 kHz tone from 1.0 to 1.5 s."""
+    clip = synth.normal_clip(np.random.default_rng(seed), seconds=2.0)
+    time = np.arange(len(clip)) / RATE
+    inside = (time >= BURST[0]) & (time < BURST[1])
+    clip[inside] += 0.3 * np.sin(2 * np.pi * TONE_HZ * time[inside]).astype(np.float32)
+    return clip
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explain")
+    rng = np.random.default_rng(0)
+    for index in range(16):
+        write_wav(folder / "train" / f"normal_{index:02d}.wav", synth.normal_clip(rng, seconds=2.0))
+    burst = write_wav(folder / "burst.wav", burst_clip(seed=99))
+    normal = write_wav(folder / "normal.wav", synth.normal_clip(rng, seconds=2.0))
+    return folder / "train", burst, normal
+
+
+LOCALIZING = {
+    "autoencoder + mse": {
+        "preset": "autoencoder",
+        "set": [
+            "featurizer.n_mels=32",
+            "model.hidden=[32]",
+            "model.bottleneck=4",
+            "training.epochs=15",
+        ],
+    },
+    "default (knn, clip pooling)": {"preset": "default"},
+    "transient (knn, vector pooling), at the clips' 16 kHz": {
+        "preset": "transient",
+        "set": [
+            "featurizer.sample_rate=16000",
+            "featurizer.n_fft=1024",
+            "featurizer.hop_length=512",
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("options", LOCALIZING.values(), ids=LOCALIZING.keys())
+def test_a_tone_burst_is_found_when_and_where_it_is(sounds, options):
+    train, burst, _ = sounds
+    detector = aetk.fit(train, **options)
+    (result,) = detector.score(burst)
+    assert result.anomalous
+    assert result.segments, "the burst should give an event"
+    main = max(result.segments, key=lambda event: event["score"])
+    assert main["start"] < BURST[1] and main["end"] > BURST[0]  # overlaps the burst
+    assert main["end"] - main["start"] < 1.5  # and does not cover the whole clip
+    low, high = main["bands"][0]["low_hz"], main["bands"][0]["high_hz"]
+    assert low <= TONE_HZ <= high, main["bands"]
+    assert main["bands"][0]["ratio"] > 2
+
+
+def test_json_segments_agree_with_the_error_map(sounds):
+    train, burst, _ = sounds
+    detector = aetk.fit(train, **LOCALIZING["autoencoder + mse"])
+    explanation = explain(detector, burst)
+    (result,) = detector.score(burst)
+    assert result.segments == [event.as_dict() for event in explanation.errors.events]
+    assert explanation.score == pytest.approx(result.score)
+    grid = explanation.errors.contributions
+    assert grid.shape == explanation.spectrogram.shape == explanation.reconstruction.shape
+    times = explanation.errors.frame_times
+    inside = (times >= BURST[0]) & (times < BURST[1])
+    tone_band = next(
+        b
+        for b, (low, high) in enumerate(explanation.errors.layout.band_edges_hz)
+        if low <= TONE_HZ <= high
+    )
+    assert grid[tone_band, inside].mean() > 3 * grid[tone_band, ~inside].mean()
+
+
+def test_whole_clip_anomaly_is_one_event_spanning_the_clip(sounds, tmp_path):
+    train, _, _ = sounds
+    detector = aetk.fit(train)
+    louder = synth.anomalous_clip(np.random.default_rng(5), "imbalance", seconds=2.0, severity=3)
+    (result,) = detector.score(write_wav(tmp_path / "imbalance.wav", louder))
+    assert result.anomalous
+    assert result.segments and result.segments[0]["start"] == 0.0
+    assert result.segments[-1]["end"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_normal_clip_has_no_or_few_events(sounds):
+    train, _, normal = sounds
+    detector = aetk.fit(train, **LOCALIZING["autoencoder + mse"])
+    (result,) = detector.score(normal)
+    assert sum(event["end"] - event["start"] for event in result.segments) < 0.3
+
+
+def test_scorer_that_cannot_localize_gives_null_segments(sounds):
+    train, burst, _ = sounds
+    detector = aetk.fit(train, preset="dcase", scorer="knn", epochs=2)  # knn on AE latents
+    assert detector.scorer.localize(detector.model, detector.vectors(burst)) is None
+    assert error_map(detector, detector.vectors(burst)) is None
+    (result,) = detector.score(burst)
+    assert result.segments is None
+    assert explain(detector, burst) is None
+
+
+def test_mel_db_layout():
+    layout = MelDb(sample_rate=16000, hop_length=512, n_mels=64, frames=5).layout()
+    assert layout.frame_seconds == 512 / 16000
+    assert layout.vector_step == 1
+    assert len(layout.band_edges_hz) == 64
+    assert layout.band_edges_hz[0][0] == 0.0
+    assert layout.band_edges_hz[-1][1] == pytest.approx(8000.0)
+    lows = [low for low, _ in layout.band_edges_hz]
+    assert lows == sorted(lows)
+    assert MelDb(frames=0).layout().vector_step == 0
+
+
+def test_grid_averages_overlapping_vectors_and_sums_channels():
+    # 3 vectors of 2 frames, step 1 → 4 frames; 2 channels, 1 band.
+    values = torch.tensor(
+        [[[[1.0, 2.0]], [[1.0, 2.0]]], [[[3.0, 4.0]], [[3.0, 4.0]]], [[[5.0, 6.0]], [[5.0, 6.0]]]]
+    )
+    np.testing.assert_allclose(_to_grid(values, step=1), [[2.0, 5.0, 9.0, 12.0]])
+    np.testing.assert_allclose(
+        _to_grid(values, step=1, average_channels=True), [[1.0, 2.5, 4.5, 6.0]]
+    )
+    image = torch.arange(6.0).reshape(1, 1, 2, 3)
+    np.testing.assert_allclose(_to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])

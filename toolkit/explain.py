@@ -1,0 +1,226 @@
+"""Explaining a verdict: when in a recording, and in which frequency bands, it departs from normal.
+
+The scorer localizes (per-vector scores, per-element contributions); the featurizer's layout
+places vector elements on a (mel band × analysis frame) grid. Vectors whose score is above the
+scorer's ``event_threshold_`` form events; each event names the bands whose contribution is the
+largest multiple of their normal contribution (learned from validation clips in ``fit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from aetk.components import FeatureLayout
+from aetk.features import check_vector_shape, featurize_file
+
+if TYPE_CHECKING:
+    from aetk.detector import Detector
+
+TOP_BANDS = 3
+
+
+@dataclass
+class BandExcess:
+    """A mel band whose contribution during an event is ``ratio`` times its normal one."""
+
+    low_hz: float
+    high_hz: float
+    ratio: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "low_hz": round(self.low_hz, 1),
+            "high_hz": round(self.high_hz, 1),
+            "ratio": round(self.ratio, 2),
+        }
+
+    def describe(self) -> str:
+        return f"{_hz(self.low_hz)}–{_hz(self.high_hz)} ×{self.ratio:.1f}"
+
+
+@dataclass
+class Event:
+    """A run of consecutive vectors above the event threshold."""
+
+    start: float
+    end: float
+    score: float
+    bands: list[BandExcess] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "score": self.score,
+            "bands": [band.as_dict() for band in self.bands],
+        }
+
+    def describe(self) -> str:
+        bands = ", ".join(band.describe() for band in self.bands)
+        return f"{self.start:.2f}–{self.end:.2f} s" + (f": {bands} normal error" if bands else "")
+
+
+@dataclass
+class ErrorMap:
+    """A clip's localization laid out on the (band × frame) grid."""
+
+    layout: FeatureLayout
+    contributions: np.ndarray  # [bands, frames]
+    normal_band_contributions: np.ndarray  # [bands]
+    vector_spans: list[tuple[float, float]]
+    vector_scores: np.ndarray
+    event_threshold: float
+    events: list[Event]
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        return np.arange(self.contributions.shape[1]) * self.layout.frame_seconds
+
+
+def error_map(
+    detector: Detector, vectors: torch.Tensor, anomalous: bool = False
+) -> ErrorMap | None:
+    """Localize one whole clip of standardised vectors; ``None`` if the featurizer has no layout
+    or the scorer cannot localize.
+
+    An ``anomalous`` clip in which no vector stands out (the whole recording departs a little
+    from normal, as a machine running at another speed does) gets one event spanning the clip.
+    """
+    layout = detector.featurizer.layout()
+    localization = detector.scorer.localize(detector.model, vectors)
+    if layout is None or localization is None:
+        return None
+    contributions = localization.contributions
+    normal = getattr(detector.scorer, "normal_contributions_", None)
+    if (
+        normal is None
+        or not _fits_layout(contributions, layout)
+        or normal.shape != contributions.shape[1:]
+    ):
+        return None
+    grid = _to_grid(contributions, layout.vector_step)
+    normal_bands = normal.sum(0).mean(-1).double().numpy()
+    spans = _vector_spans(len(contributions), contributions.shape[-1], layout)
+    scores = localization.vector_scores.double().numpy()
+    threshold = float(detector.scorer.event_threshold_)
+    events = _events(spans, scores, threshold, anomalous, grid, normal_bands, layout)
+    return ErrorMap(layout, grid, normal_bands, spans, scores, threshold, events)
+
+
+@dataclass
+class Explanation:
+    """Everything ``aetk report`` shows about one recording."""
+
+    path: str
+    score: float
+    threshold: float
+    spectrogram: np.ndarray  # [bands, frames], the input features (dB), channels averaged
+    reconstruction: np.ndarray | None  # the same for the model's reconstruction, if it has one
+    errors: ErrorMap
+
+    @property
+    def anomalous(self) -> bool:
+        return self.score > self.threshold
+
+
+def explain(detector: Detector, path: str | Path) -> Explanation | None:
+    """Score one whole recording and localize its anomaly; ``None`` if it cannot be localized.
+
+    :raises AudioError: the file cannot be read.
+    """
+    features = featurize_file(detector.featurizer, path)
+    check_vector_shape(features, detector.model.input_shape_, path)
+    vectors = detector.normalizer.transform(features)
+    score = float(detector.scorer.score(detector.model, [vectors])[0])
+    errors = error_map(detector, vectors, anomalous=score > detector.threshold)
+    if errors is None:
+        return None
+    step = errors.layout.vector_step
+    reconstruction = None
+    if any(True for _ in detector.model.module_.parameters()):
+        restored = detector.model.reconstruct(vectors)
+        if restored.shape == features.shape:
+            mean, std = detector.normalizer.mean_, detector.normalizer.std_
+            restored = restored * std + mean if detector.normalizer.mode != "none" else restored
+            reconstruction = _to_grid(restored, step, average_channels=True)
+    return Explanation(
+        str(path),
+        score,
+        detector.threshold,
+        _to_grid(features, step, average_channels=True),
+        reconstruction,
+        errors,
+    )
+
+
+def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
+    return contributions.dim() == 4 and contributions.shape[2] == len(layout.band_edges_hz)
+
+
+def _to_grid(values: torch.Tensor, step: int, average_channels: bool = False) -> np.ndarray:
+    """``[vectors, channels, bands, frames]`` → ``[bands, clip frames]``: channels summed (or
+    averaged), each clip frame the mean over the vectors that cover it."""
+    values = values.double()
+    per_vector = values.mean(1) if average_channels else values.sum(1)  # [vectors, bands, frames]
+    count, bands, width = per_vector.shape
+    if step == 0:
+        return per_vector.mean(0).numpy()
+    frames = (count - 1) * step + width
+    sums = torch.zeros(bands, frames, dtype=torch.float64)
+    covered = torch.zeros(frames, dtype=torch.float64)
+    starts = torch.arange(count) * step
+    for offset in range(width):
+        sums.index_add_(1, starts + offset, per_vector[:, :, offset].T)
+        covered.index_add_(0, starts + offset, torch.ones(count, dtype=torch.float64))
+    return (sums / covered.clamp_min(1)).numpy()
+
+
+def _vector_spans(count: int, width: int, layout: FeatureLayout) -> list[tuple[float, float]]:
+    seconds = layout.frame_seconds
+    if layout.vector_step == 0:
+        return [(0.0, width * seconds)]
+    return [
+        (i * layout.vector_step * seconds, (i * layout.vector_step + width) * seconds)
+        for i in range(count)
+    ]
+
+
+def _events(
+    spans: list[tuple[float, float]],
+    scores: np.ndarray,
+    threshold: float,
+    anomalous: bool,
+    grid: np.ndarray,
+    normal_bands: np.ndarray,
+    layout: FeatureLayout,
+) -> list[Event]:
+    events: list[Event] = []
+    for (start, end), score in zip(spans, scores, strict=True):
+        if score <= threshold:
+            continue
+        if events and start <= events[-1].end + 1e-9:
+            events[-1].end = max(events[-1].end, end)
+            events[-1].score = max(events[-1].score, float(score))
+        else:
+            events.append(Event(start, end, float(score)))
+    if anomalous and not events:
+        events.append(Event(spans[0][0], spans[-1][1], float(scores.max())))
+    for event in events:
+        first = round(event.start / layout.frame_seconds)
+        last = max(first + 1, round(event.end / layout.frame_seconds))
+        during = grid[:, first:last].mean(1)
+        ratios = during / np.maximum(normal_bands, 1e-12)
+        for band in np.argsort(-ratios)[:TOP_BANDS]:
+            if ratios[band] > 1.0:
+                low, high = layout.band_edges_hz[band]
+                event.bands.append(BandExcess(low, high, float(ratios[band])))
+    return events
+
+
+def _hz(value: float) -> str:
+    return f"{value / 1000:.1f} kHz" if value >= 1000 else f"{value:.0f} Hz"
