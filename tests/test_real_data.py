@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
@@ -36,3 +37,26 @@ def test_mimii_fan_clips_all_fit_and_score():
     results = detector.score(SHARED_DATA / "mimii_fan_00" / "test")
     assert len(results) == 35
     assert all(result.error is None and result.score > 0 for result in results)
+
+
+def test_real_anomaly_is_localized_where_its_error_concentrates():
+    """A lathe 'DEF' clip: the events in aetk score's JSON are the error map's events, and the
+    error inside them is above the error elsewhere in the clip and well above normal.
+    (Measured: 116 inside, 67 outside, 30.7 for normal frames.)"""
+    from aetk.explain import explain
+
+    detector = aetk.fit(SHARED_DATA / "lathe" / "train", preset="autoencoder")
+    clip = SHARED_DATA / "lathe" / "test" / "anomaly_LM_1003.wav"
+    (result,) = detector.score(clip)
+    explained = explain(detector, clip)
+    assert result.anomalous and result.segments
+    assert result.segments == [event.as_dict() for event in explained.errors.events]
+    times = explained.errors.frame_times
+    inside = np.zeros(len(times), dtype=bool)
+    for event in result.segments:
+        inside |= (times >= event["start"]) & (times < event["end"])
+    per_frame = explained.errors.contributions.sum(0)
+    normal = explained.errors.normal_band_contributions.sum()
+    assert per_frame[inside].mean() > 1.5 * per_frame[~inside].mean()
+    assert per_frame[inside].mean() > 3 * normal
+    assert all(event["bands"] for event in result.segments)

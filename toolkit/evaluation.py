@@ -310,24 +310,15 @@ def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
         normal = [r["score"] for r in labelled if r["label"] == NORMAL]
         anomalous = [r["score"] for r in labelled if r["label"] == ANOMALY]
         if normal and anomalous:
-            written.append(
-                plots.roc_curve(
-                    folder / f"roc_{name}.png",
-                    [r["label"] for r in labelled],
-                    [r["score"] for r in labelled],
-                    f"ROC: {group}",
-                )
+            roc = plots.roc_curve(
+                [r["label"] for r in labelled], [r["score"] for r in labelled], f"ROC: {group}"
             )
+            written.append(plots.save(roc, folder / f"roc_{name}.png"))
         if labelled:
-            written.append(
-                plots.score_histogram(
-                    folder / f"score_histogram_{name}.png",
-                    normal,
-                    anomalous,
-                    evaluation.threshold,
-                    f"Scores: {group}",
-                )
+            histogram = plots.score_histogram(
+                normal, anomalous, evaluation.threshold, f"Scores: {group}"
             )
+            written.append(plots.save(histogram, folder / f"score_histogram_{name}.png"))
     metrics_text = json.dumps(evaluation.as_dict(), indent=2)
     written.append(atomic_write_text(folder / "metrics.json", metrics_text + "\n"))
     return written

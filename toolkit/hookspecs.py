@@ -50,7 +50,9 @@ def register_scorers(register: Callable[[type], None]) -> None:
     """Register scorer classes (fitted model + features → anomaly score and threshold).
 
     :param register: call ``register(cls)`` once per class; ``cls`` subclasses ``aetk.Scorer``
-        and sets a unique ``name`` such as ``"mse"``.
+        and sets a unique ``name`` such as ``"mse"``. Localization (``Scorer.localize``: when and
+        in which bands a clip departs from normal) is part of the scorer contract but optional:
+        a scorer that cannot localize returns ``None`` and its events are reported as unknown.
     :return: nothing; the return value is ignored. Every plugin's implementation is called.
 
     Since 0.1.

@@ -1,11 +1,16 @@
-"""PNG plots with matplotlib (headless Agg backend)."""
+"""Figures with matplotlib (headless Agg backend): build a figure, then save it or embed it."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aetk.explain import Explanation
 
 
 def _pyplot():
@@ -17,9 +22,25 @@ def _pyplot():
     return plt
 
 
-def roc_curve(
-    path: Path, labels: Sequence[int], scores: Sequence[float], title: str, max_fpr: float = 0.1
-) -> Path:
+def save(figure: Any, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG file and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png(figure))
+    return path
+
+
+def png(figure: Any) -> bytes:
+    """``figure`` as PNG bytes; the figure is closed."""
+    plt = _pyplot()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def roc_curve(labels: Sequence[int], scores: Sequence[float], title: str, max_fpr: float = 0.1):
     """ROC curve with its AUC, the partial-AUC region shaded."""
     from sklearn.metrics import roc_auc_score
     from sklearn.metrics import roc_curve as compute_roc
@@ -39,12 +60,12 @@ def roc_curve(
         title=title,
     )
     axes.legend(loc="lower right", fontsize=8)
-    return _save(figure, path)
+    return figure
 
 
 def score_histogram(
-    path: Path, normal: Sequence[float], anomalous: Sequence[float], threshold: float, title: str
-) -> Path:
+    normal: Sequence[float], anomalous: Sequence[float], threshold: float, title: str
+):
     """Histograms of normal and anomalous scores with the threshold as a vertical line."""
     plt = _pyplot()
     values = np.concatenate([np.asarray(normal, float), np.asarray(anomalous, float), [threshold]])
@@ -59,15 +80,73 @@ def score_histogram(
     axes.axvline(threshold, color="k", ls="--", lw=1.5, label=f"threshold {threshold:.4g}")
     axes.set(xlabel="anomaly score (higher is more anomalous)", ylabel="clips", title=title)
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return figure
 
 
-def _save(figure, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def loss_curves(train_loss: Sequence[float], val_loss: Sequence[float | None], title: str):
+    """Training and validation loss per epoch (log scale)."""
+    plt = _pyplot()
+    epochs = np.arange(1, len(train_loss) + 1)
+    figure, axes = plt.subplots(figsize=(6, 3.2), dpi=100)
+    axes.plot(epochs, train_loss, marker=".", label="training")
+    if any(value is not None for value in val_loss):
+        values = [np.nan if value is None else value for value in val_loss]
+        axes.plot(epochs, values, marker=".", label="validation")
+    axes.set(yscale="log", xlabel="epoch", ylabel="loss", title=title)
+    axes.legend(fontsize=8)
+    return figure
 
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    plt.close(figure)
-    return path
+
+def explanation(explained: Explanation, title: str):
+    """Input spectrogram, reconstruction (if any), error map with events, and score curve."""
+    plt = _pyplot()
+    errors = explained.errors
+    edges = errors.layout.band_edges_hz
+    duration = errors.contributions.shape[1] * errors.layout.frame_seconds
+    extent = (0.0, duration, 0.0, len(edges))
+    panels = [("input log-mel (dB)", explained.spectrogram, "magma")]
+    if explained.reconstruction is not None:
+        panels.append(("reconstruction (dB)", explained.reconstruction, "magma"))
+    panels.append(("error map (contribution to the score)", errors.contributions, "viridis"))
+    figure, axes = plt.subplots(
+        len(panels) + 1, 1, figsize=(8, 2.1 * (len(panels) + 1)), dpi=100, sharex=True
+    )
+    ticks = np.linspace(0, len(edges) - 1, 5).astype(int)
+    for axis, (label, grid, colours) in zip(axes, panels, strict=False):
+        image = axis.imshow(
+            grid,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            cmap=colours,
+            interpolation="nearest",
+        )
+        axis.set_yticks(ticks + 0.5, [_khz(edges[t][0]) for t in ticks])
+        axis.set(ylabel="mel band", title=label)
+        figure.colorbar(image, ax=axis, pad=0.01)
+        for event in errors.events:
+            axis.axvspan(event.start, event.end, color="white", alpha=0.18, lw=0)
+            axis.axvline(event.start, color="white", lw=0.8, ls="--")
+            axis.axvline(event.end, color="white", lw=0.8, ls="--")
+    curve = axes[-1]
+    centres = [(start + end) / 2 for start, end in errors.vector_spans]
+    curve.plot(centres, errors.vector_scores, color="C0", lw=1.2, label="score per vector")
+    curve.axhline(
+        errors.event_threshold,
+        color="C3",
+        ls="--",
+        lw=1.2,
+        label=f"event threshold {errors.event_threshold:.3g}",
+    )
+    for event in errors.events:
+        curve.axvspan(event.start, event.end, color="C3", alpha=0.15, lw=0)
+    curve.set(xlabel="time (s)", ylabel="score", title="score over time", xlim=(0, duration))
+    curve.legend(fontsize=8, loc="upper right")
+    # An invisible colour bar keeps the curve's time axis aligned with the images above it.
+    figure.colorbar(image, ax=curve, pad=0.01).ax.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def _khz(hertz: float) -> str:
+    return f"{hertz / 1000:.1f}k" if hertz >= 1000 else f"{hertz:.0f}"

@@ -18,7 +18,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 
 def build_app() -> typer.Typer:
     """The root application with the built-in commands and every plugin's commands."""
-    from aetk.cli import cv, demo, evaluate, fit, plugins, score
+    from aetk.cli import cv, demo, evaluate, fit, plugins, report, score
     from aetk.plugins import get_host
 
     app = typer.Typer(
@@ -29,7 +29,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    for module in (fit, score, evaluate, cv, demo, plugins):
+    for module in (fit, score, evaluate, report, cv, demo, plugins):
         module.register(app)
     get_host().add_commands(app)
     return app

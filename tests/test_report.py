@@ -1,0 +1,163 @@
+"""aetk report: a self-contained HTML page, checked as text and in a real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+from conftest import TINY_ARGS
+
+from aetk import synth
+
+
+@pytest.fixture(scope="module")
+def report(machine_sounds, tmp_path_factory):
+    """A report on the synthetic test clips (labels in their names) plus one unreadable file."""
+    from aetk.cli import run
+
+    folder = tmp_path_factory.mktemp("report")
+    detector = folder / "detector.aetk"
+    assert (
+        run(["fit", str(machine_sounds["train"][0].parent), "-o", str(detector), *TINY_ARGS]) == 0
+    )
+    broken = folder / "broken.wav"
+    broken.write_bytes(b"not audio at all")
+    output = folder / "report.html"
+    code = run(
+        [
+            "report",
+            str(machine_sounds["test"][0].parent),
+            str(broken),
+            "-d",
+            str(detector),
+            "-o",
+            str(output),
+            "--top",
+            "2",
+        ]
+    )
+    assert code == 0
+    return output
+
+
+def images(page: str) -> list[tuple[str, bytes]]:
+    found = re.findall(r"<img alt='([^']*)' src='data:image/png;base64,([^']*)'>", page)
+    return [(alt, base64.b64decode(data)) for alt, data in found]
+
+
+def test_report_has_every_section(report, machine_sounds):
+    page = report.read_text()
+    for heading in ("Detector", "Verdicts", "Against the labels", "Where the anomalies are"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("<tr><td class=number>") == len(machine_sounds["test"])
+    assert "broken.wav" in page and "not a readable audio file" in page
+    alts = [alt for alt, _ in images(page)]
+    assert alts[:3] == ["loss curves", "ROC curve", "score histogram"]
+    assert sum(alt.startswith("explanation of ") for alt in alts) == 2
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_every_embedded_image_is_a_decodable_png(report):
+    import matplotlib.image
+
+    for alt, data in images(report.read_text()):
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", alt
+        pixels = matplotlib.image.imread(io.BytesIO(data), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100, alt
+
+
+def test_scores_are_sorted_and_match_aetk_score(report, machine_sounds):
+    page = report.read_text()
+    scores = [float(value) for value in re.findall(r"<td class=number>([0-9.e+-]+)</td><td>", page)]
+    assert scores == sorted(scores, reverse=True)
+    assert len(scores) == len(machine_sounds["test"])
+
+
+def test_report_without_audio_is_a_usage_error(cli, fitted, tmp_path):
+    _, detector = fitted
+    result = cli("report", tmp_path, "-d", detector, "-o", tmp_path / "r.html")
+    assert result.code == 2 and "no audio files found" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_with_a_scorer_that_cannot_localize(cli, machine_sounds, tmp_path):
+    detector = tmp_path / "latent.aetk"
+    fit = cli(
+        "fit", machine_sounds["train"][0].parent, "-o", detector, *TINY_ARGS, "--scorer", "knn"
+    )
+    assert fit.code == 0, fit.stderr
+    assert (
+        cli("report", *machine_sounds["test"][:3], "-d", detector, "-o", tmp_path / "r.html").code
+        == 0
+    )
+    assert "cannot localize" in (tmp_path / "r.html").read_text()
+
+
+def browser():
+    """A headless Chromium driven by Selenium, or the reason there is none."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        return None, "selenium is not installed (pip install selenium)"
+    if not chromium or not driver:
+        return (
+            None,
+            "chromium and chromedriver are not installed (apt-get install chromium "
+            "chromium-driver)",
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='aetk-chromium-')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=driver)
+    return webdriver.Chrome(options=options, service=service), None
+
+
+def test_report_loads_in_a_real_browser(report):
+    driver, reason = browser()
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    try:
+        driver.get(report.as_uri())
+        assert driver.execute_script("return document.readyState") == "complete"
+        assert driver.title == "aetk report"
+        decoded = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+        )
+        assert len(decoded) >= 5
+        for alt, complete, width in decoded:
+            assert complete and width > 0, f"image {alt!r} did not decode"
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
+
+
+def test_report_on_silence_explains_the_whole_clip(cli, fitted, tmp_path):
+    _, detector = fitted
+    from conftest import write_wav
+
+    write_wav(tmp_path / "silence.wav", np.zeros(8000, np.float32))
+    write_wav(tmp_path / "normal.wav", synth.normal_clip(np.random.default_rng(1), seconds=0.5))
+    assert cli("report", tmp_path, "-d", detector, "-o", tmp_path / "r.html").code == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "<h3>silence.wav</h3>" in page

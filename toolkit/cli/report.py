@@ -1,0 +1,44 @@
+"""``aetk report``: a self-contained HTML page explaining a detector's verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aetk.cli import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="report")(report_command)
+
+
+def report_command(
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Recordings or folders of recordings.")
+    ],
+    detector_path: Annotated[
+        Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
+    ] = Path("detector.aetk"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="CSV of path,label[,group] instead of labels in paths."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option(min=1, help="How many of the most anomalous recordings to explain.")
+    ] = 5,
+) -> None:
+    """Write one self-contained HTML page: the detector, every verdict, and for the most
+    anomalous recordings where in time and frequency they depart from normal."""
+    from aetk.detector import Detector
+    from aetk.fileio import atomic_write_text
+    from aetk.report import build_report
+
+    detector = Detector.load(detector_path)
+    page = build_report(detector, paths, detector_path=detector_path, labels_csv=labels, top=top)
+    atomic_write_text(output, page)
+    console.stderr.print(f"Wrote {output} ({len(page) / 1e6:.1f} MB)", highlight=False)

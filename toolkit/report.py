@@ -1,0 +1,226 @@
+"""``aetk report``: one self-contained HTML page that explains a detector's verdicts.
+
+The page holds the detector's summary (components, parameters, training data, loss curves), every
+scored file sorted by score with its verdict, and for the most anomalous files the input
+spectrogram, its reconstruction, the error map with the events marked and the score over time.
+With labelled files it adds the ROC curve and the score histogram. Images are embedded PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aetk import __version__, metrics, plots
+from aetk.errors import AudioError, ConfigError
+from aetk.evaluation import ANOMALY, NORMAL, label_files
+
+if TYPE_CHECKING:
+    from aetk.detector import Detector, ScoreResult
+
+_STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
+       padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.1em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.meta { color: #666; } table { border-collapse: collapse; margin: 0.6em 0; width: 100%; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; text-align: left;
+         vertical-align: top; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.anomalous { color: #b00020; font-weight: 600; } .normal { color: #1b7a2e; }
+.error { color: #a65e00; } code { font-size: 0.9em; }
+img { max-width: 100%; border: 1px solid #eee; } .figures img { margin: 0.4em 0.6em 0 0; }
+section.file { margin-bottom: 2.5em; }
+"""
+
+
+def build_report(
+    detector: Detector,
+    paths: Sequence[str | Path],
+    *,
+    detector_path: str | Path,
+    labels_csv: str | Path | None = None,
+    top: int = 5,
+) -> str:
+    """Score ``paths`` and return the report as one HTML string."""
+    from aetk.audio import find_audio_files
+
+    files = find_audio_files(paths)
+    if not files:
+        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    results = detector.score(files)
+    labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
+    scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
+    failed = [r for r in results if r.error is not None]
+    parts = [
+        f"<h1>aetk report</h1><p class=meta>{len(results)} recordings scored with "
+        f"<code>{_e(detector_path)}</code> on {datetime.date.today().isoformat()} "
+        f"(aetk {__version__}).</p>",
+        _detector_section(detector),
+        _verdicts_section(scored, failed, labels),
+        _labelled_section(scored, labels, detector.threshold),
+        _explanations_section(detector, scored, top),
+    ]
+    body = "\n".join(part for part in parts if part)
+    return (
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>aetk report</title><style>{_STYLE}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _detector_section(detector: Detector) -> str:
+    training = detector.training
+    rows = []
+    for role in ("featurizer", "model", "scorer"):
+        component = getattr(detector, role)
+        params = json.dumps(component.get_params())
+        rows.append(
+            f"<tr><th>{role}</th><td><code>{_e(component.name)}</code></td>"
+            f"<td><code>{_e(params)}</code></td></tr>"
+        )
+    method = getattr(detector.scorer, "threshold_method_", "")
+    facts = [
+        f"threshold <b>{detector.threshold:.5g}</b> ({_e(method)}; a score above it is anomalous)",
+        f"{training.get('train_files', '?')} training and {training.get('validation_files', '?')} "
+        f"validation files ({len(training.get('skipped_files', []))} skipped), "
+        f"{training.get('train_vectors', '?')} training vectors",
+        f"seed {training.get('seed', '?')}, fitted in {training.get('seconds', 0):.1f} s",
+    ]
+    history = training.get("train_loss") or []
+    if history:
+        facts.append(f"{len(history)} epochs, best epoch {training.get('best_epoch')}")
+        curves = _image(
+            plots.loss_curves(
+                history, training.get("val_loss") or [], "training and validation loss"
+            ),
+            "loss curves",
+        )
+    else:
+        facts.append("no training: the model has no parameters")
+        curves = ""
+    return (
+        "<h2>Detector</h2><table>"
+        + "".join(rows)
+        + "</table><ul>"
+        + "".join(f"<li>{fact}</li>" for fact in facts)
+        + f"</ul>{curves}"
+    )
+
+
+def _verdicts_section(
+    scored: list[ScoreResult], failed: list[ScoreResult], labels: dict[str, int | None]
+) -> str:
+    show_labels = any(label is not None for label in labels.values())
+    header = "<tr><th>#</th><th>file</th><th>score</th><th>verdict</th>"
+    header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr>"
+    rows = []
+    for rank, result in enumerate(scored, start=1):
+        verdict = (
+            "<span class=anomalous>anomaly</span>"
+            if result.anomalous
+            else "<span class=normal>normal</span>"
+        )
+        label = {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[labels.get(result.path)]
+        events = "; ".join(_event_text(event) for event in result.segments or [])
+        rows.append(
+            f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
+            f"{_e(Path(result.path).name)}</td><td class=number>{result.score:.4g}</td>"
+            f"<td>{verdict}</td>"
+            + (f"<td>{label}</td>" if show_labels else "")
+            + f"<td>{_e(events)}</td></tr>"
+        )
+    for result in failed:
+        rows.append(
+            f"<tr><td></td><td title='{_e(result.path)}'>{_e(Path(result.path).name)}"
+            f"</td><td></td><td class=error>error</td>"
+            + ("<td></td>" if show_labels else "")
+            + f"<td>{_e(result.error)}</td></tr>"
+        )
+    anomalous = sum(bool(r.anomalous) for r in scored)
+    summary = (
+        f"<p>{len(scored)} scored: {anomalous} anomalous, {len(scored) - anomalous} normal"
+        + (f"; {len(failed)} could not be scored" if failed else "")
+        + ".</p>"
+    )
+    return f"<h2>Verdicts</h2>{summary}<table>{header}{''.join(rows)}</table>"
+
+
+def _labelled_section(
+    scored: list[ScoreResult], labels: dict[str, int | None], threshold: float
+) -> str:
+    known = [(labels[r.path], r.score) for r in scored if labels.get(r.path) is not None]
+    classes = {label for label, _ in known}
+    if classes != {NORMAL, ANOMALY}:
+        return ""
+    y, scores = [label for label, _ in known], [score for _, score in known]
+    auc, pauc = metrics.auc(y, scores), metrics.pauc(y, scores)
+    normal = [score for label, score in known if label == NORMAL]
+    anomalous = [score for label, score in known if label == ANOMALY]
+    return (
+        f"<h2>Against the labels</h2><p>{len(normal)} normal and {len(anomalous)} anomalous "
+        f"labelled recordings: AUC <b>{auc:.3f}</b>, pAUC (FPR ≤ 0.1) <b>{pauc:.3f}</b>.</p>"
+        "<div class=figures>"
+        + _image(plots.roc_curve(y, scores, "ROC"), "ROC curve")
+        + _image(plots.score_histogram(normal, anomalous, threshold, "scores"), "score histogram")
+        + "</div>"
+    )
+
+
+def _explanations_section(detector: Detector, scored: list[ScoreResult], top: int) -> str:
+    from aetk.explain import explain
+
+    chosen = [r for r in scored if r.anomalous][:top]
+    intro = f"<p>The {len(chosen)} highest-scoring anomalous recordings."
+    if not chosen:
+        chosen = scored[:1]
+        intro = "<p>No recording is anomalous; the highest-scoring one is shown."
+    intro += (
+        " Spectrogram of the input, the model's reconstruction where it has one, where the "
+        "score comes from (error map; events shaded), and the score over time.</p>"
+    )
+    sections = []
+    for result in chosen:
+        name = _e(Path(result.path).name)
+        head = (
+            f"<section class=file><h3>{name}</h3><p>score {result.score:.4g} "
+            f"(threshold {result.threshold:.4g})</p>"
+        )
+        try:
+            explained = explain(detector, result.path)
+        except AudioError as exc:
+            sections.append(f"{head}<p class=error>{_e(exc.reason)}</p></section>")
+            continue
+        if explained is None:
+            sections.append(
+                f"{head}<p>This detector's scorer ({_e(detector.scorer.name)} on "
+                f"{_e(detector.model.name)}) cannot localize.</p></section>"
+            )
+            continue
+        events = "".join(f"<li>{_e(event.describe())}</li>" for event in explained.errors.events)
+        events = f"<ul>{events}</ul>" if events else "<p>No single moment stands out.</p>"
+        figure = plots.explanation(explained, Path(result.path).name)
+        sections.append(f"{head}{events}{_image(figure, f'explanation of {name}')}</section>")
+    return "<h2>Where the anomalies are</h2>" + intro + "".join(sections)
+
+
+def _event_text(event: dict) -> str:
+    from aetk.explain import BandExcess, Event
+
+    bands = [BandExcess(b["low_hz"], b["high_hz"], b["ratio"]) for b in event.get("bands", [])]
+    return Event(event["start"], event["end"], event["score"], bands).describe()
+
+
+def _image(figure, alt: str) -> str:
+    encoded = base64.b64encode(plots.png(figure)).decode("ascii")
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{encoded}'>"
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
