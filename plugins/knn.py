@@ -18,6 +18,7 @@ which is what a new normal recording would score.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import aetk
@@ -62,44 +63,63 @@ class KnnScorer(aetk.Scorer):
         import torch
 
         self._validate()
-        clips = [*train, *validation]
-        if len(clips) < 2:
+        if len(train) + len(validation) < 2:
             raise aetk.ConfigError(
                 "knn needs at least 2 normal clips (one to compare with another)"
             )
-        embedded = [self._embed(model, clip) for clip in clips]
-        owners = torch.cat([torch.full((len(e),), i) for i, e in enumerate(embedded)])
-        reference = torch.cat(embedded)
+        # Two passes over the clips, one at a time: references, then leave-one-clip-out scores.
         if self.pooling == "clip":
-            self.center_ = reference.mean(0)
-            self.scale_ = reference.std(0).clamp_min(1e-6)
+            embedded = torch.cat([self._embed(model, clip) for clip in chain(train, validation)])
+            owners = torch.arange(len(embedded))
+            self.center_ = embedded.mean(0)
+            self.scale_ = embedded.std(0).clamp_min(1e-6)
         else:
-            self.center_ = torch.zeros(reference.shape[1])
-            self.scale_ = torch.ones(reference.shape[1])
-            if len(reference) > self.max_reference:
-                keep = torch.randperm(len(reference), generator=torch.Generator().manual_seed(0))
-                keep = keep[: self.max_reference].sort().values
-                reference, owners = reference[keep], owners[keep]
-        self.reference_ = self._standardise(reference)
-        leave_one_out = [
-            self._distances(self._standardise(e), exclude=owners == i)
-            for i, e in enumerate(embedded)
-        ]
-        scores = self._pool(leave_one_out)
+            embedded, owners = self._sample_vectors(model, chain(train, validation))
+            self.center_ = torch.zeros(embedded.shape[1])
+            self.scale_ = torch.ones(embedded.shape[1])
+        self.reference_ = self._standardise(embedded)
+        scores = self._pool(
+            [
+                self._distances(self._standardise(self._embed(model, clip)), exclude=owners == i)
+                for i, clip in enumerate(chain(train, validation))
+            ]
+        )
         self.threshold_, self.threshold_method_ = aetk.fit_threshold(
             scores, method=self.threshold_method, percentile=self.percentile
         )
         self.reference_scores_ = scores
-        if self._localizable(model, clips[0]):
+        first = train[0] if len(train) else validation[0]
+        if self._localizable(model, first):
             self.fit_localization(
-                [
-                    self._localize(
-                        model, clip, leave_out=(owners == i) if self.pooling == "vector" else i
-                    )
-                    for i, clip in enumerate(clips)
-                ]
+                self._localize(
+                    model, clip, leave_out=(owners == i) if self.pooling == "vector" else i
+                )
+                for i, clip in enumerate(chain(train, validation))
             )
         return self
+
+    def _sample_vectors(self, model, clips) -> tuple[torch.Tensor, torch.Tensor]:
+        """At most ``max_reference`` latent vectors drawn uniformly from all clips (with the
+        index of the clip each came from), reading one clip at a time: every vector gets a
+        seeded random priority and the lowest priorities are kept."""
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        kept = priorities = owners = None
+        for index, clip in enumerate(clips):
+            codes = self._embed(model, clip)
+            drawn = torch.rand(len(codes), generator=generator)
+            clip_owners = torch.full((len(codes),), index)
+            if kept is None:
+                kept, priorities, owners = codes, drawn, clip_owners
+            else:
+                kept = torch.cat([kept, codes])
+                priorities = torch.cat([priorities, drawn])
+                owners = torch.cat([owners, clip_owners])
+            if len(kept) > self.max_reference:
+                lowest = priorities.topk(self.max_reference, largest=False).indices.sort().values
+                kept, priorities, owners = kept[lowest], priorities[lowest], owners[lowest]
+        return kept, owners
 
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's distance to its nearest normal reference (vector pooling), or to the

@@ -155,14 +155,17 @@ class MelDb(aetk.Featurizer):
 
     # Transforms are built once per featurizer (and per input rate for resampling): building
     # the mel filter bank and resampling kernels costs more than applying them to a short clip.
+    # The key and the transforms are published together, in one assignment, so threads
+    # featurizing at once never see one without the other.
 
     def _transforms(self):
         key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.top_db, self.center)
-        if getattr(self, "_built_for", None) != key:
+        built = getattr(self, "_built", None)
+        if built is None or built[0] != key:
             import torchaudio
 
-            self._built_for = key
-            self._built = (
+            built = (
+                key,
                 torchaudio.transforms.MelSpectrogram(
                     sample_rate=self.sample_rate,
                     n_fft=self.n_fft,
@@ -172,7 +175,8 @@ class MelDb(aetk.Featurizer):
                 ),
                 torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
             )
-        return self._built
+            self._built = built
+        return built[1], built[2]
 
     def _resampler(self, file_sample_rate: int):
         cache = self.__dict__.setdefault("_resamplers", {})

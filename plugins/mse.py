@@ -50,7 +50,7 @@ class MseScorer(aetk.Scorer):
             scores, method=self.threshold_method, percentile=self.percentile
         )
         self.validation_scores_ = scores
-        self.fit_localization([self.localize(model, clip) for clip in validation or train])
+        self.fit_localization(self.localize(model, clip) for clip in validation or train)
         return self
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
@@ -63,12 +63,16 @@ class MseScorer(aetk.Scorer):
         return aetk.Localization(errors.flatten(1).mean(1), errors)
 
     def _clip_scores(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+        import numpy as np
         import torch
 
-        if not clips:
-            return aetk.scoring.pool(torch.empty(0), [], self.top_fraction)
-        vector_errors = model.errors(torch.cat(list(clips))).flatten(1).mean(1)
-        return aetk.scoring.pool(vector_errors, [len(clip) for clip in clips], self.top_fraction)
+        scores = [np.empty(0)]
+        for group in aetk.scoring.clip_batches(clips):
+            vector_errors = model.errors(torch.cat(group)).flatten(1).mean(1)
+            scores.append(
+                aetk.scoring.pool(vector_errors, [len(clip) for clip in group], self.top_fraction)
+            )
+        return np.concatenate(scores)
 
 
 @aetk.hookimpl

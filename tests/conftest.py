@@ -42,6 +42,14 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, subtype: str =
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """The suite's feature cache lives in a temporary folder, never in the user's own."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["AETK_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def machine_sounds(tmp_path_factory) -> dict[str, list[Path]]:
     """A small synthetic set: 12 normal training clips; 6 normal and 8 faulty test clips."""

@@ -116,3 +116,26 @@ def test_training_is_deterministic_for_a_seed():
         first.module_.state_dict().values(), second.module_.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"precision": "bf16"}, {"compile": True}],
+    ids=["bf16-autocast", "torch-compile"],
+)
+def test_training_options_train_and_keep_plain_weights(options):
+    torch.manual_seed(0)
+    data = torch.randn(256, 4) @ torch.randn(4, 24)
+    model = ImprovedAE(hidden=[32], bottleneck=4)
+    model.fit(data, training=TrainingConfig(epochs=6, batch_size=64, lr=1e-2, **options))
+    losses = [r["train_loss"] for r in model.history_]
+    assert losses[-1] < losses[0]
+    assert all(not name.startswith("_orig_mod") for name in model.module_.state_dict())
+    assert model.errors(data).dtype == torch.float32
+
+
+def test_invalid_training_options_are_config_errors():
+    with pytest.raises(aetk.ConfigError, match="precision must be one of"):
+        TrainingConfig.from_dict({"precision": "fp8"})
+    with pytest.raises(aetk.ConfigError, match="compile must be true or false"):
+        TrainingConfig.from_dict({"compile": "yes"})

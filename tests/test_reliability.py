@@ -61,9 +61,8 @@ def test_killed_while_writing_leaves_the_existing_detector_intact(fitted, tmp_pa
     """)
     process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "writing"
-    temporary = tmp_path / f".detector.aetk.{process.pid}.tmp"
     deadline = time.monotonic() + 60
-    while not temporary.exists() and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".detector.aetk.*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)

@@ -6,6 +6,7 @@ and MP3 without FFmpeg. Every failure becomes an :class:`aetk.AudioError` naming
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -78,15 +79,16 @@ def max_seconds() -> float:
     return value
 
 
-def read_audio(path: str | Path, frames: FrameLimit = None) -> Audio:
+def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None = None) -> Audio:
     """Decode ``path`` into float32 ``[channels, frames]``.
 
     :param frames: read at most this many sample frames, or a function of the file's sample rate
         returning that limit (``None``: the whole file, up to :func:`max_seconds`).
+    :param data: the file's bytes, if already read; ``path`` then only names it in errors.
     :raises AudioError: the file is missing, unreadable, empty, too long to decode at once, or
         holds non-finite samples.
     """
-    with _open(path) as sound:
+    with _open(path, data) as sound:
         limit = frames(sound.samplerate) if callable(frames) else frames
         if limit is None:
             most = int(max_seconds() * sound.samplerate)
@@ -121,19 +123,25 @@ def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audi
 
 
 @contextmanager
-def _open(path: str | Path) -> Iterator[soundfile.SoundFile]:
-    """Open ``path`` with soundfile, turning every failure into an AudioError naming it."""
+def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.SoundFile]:
+    """Open ``path`` (or its bytes ``data``) with soundfile; every failure becomes an AudioError
+    naming the file."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise AudioError("is a folder, not an audio file", path)
-        if path.stat().st_size == 0:
-            raise AudioError("is empty (0 bytes)", path)
-        # libsndfile reports every operating-system failure as "System error"; opening the file
-        # here first gives the real reason (permission denied, symlink loop, ...).
-        with open(path, "rb"):
-            pass
-        sound = soundfile.SoundFile(path)
+        if data is not None:
+            if not data:
+                raise AudioError("is empty (0 bytes)", path)
+            sound = soundfile.SoundFile(io.BytesIO(data))
+        else:
+            if path.is_dir():
+                raise AudioError("is a folder, not an audio file", path)
+            if path.stat().st_size == 0:
+                raise AudioError("is empty (0 bytes)", path)
+            # libsndfile reports every operating-system failure as "System error"; opening the
+            # file here first gives the real reason (permission denied, symlink loop, ...).
+            with open(path, "rb"):
+                pass
+            sound = soundfile.SoundFile(path)
     except AudioError:
         raise
     except soundfile.LibsndfileError as exc:
@@ -155,13 +163,17 @@ def _read(
 ) -> np.ndarray:
     """Up to ``frames`` sample frames, decoded in bounded blocks until the data ends."""
     block = max(1, _BLOCK_SAMPLES // sound.channels)
+    # 16-bit PCM decodes faster as integers; libsndfile's float conversion is the same / 32768.
+    as_int16 = sound.subtype == "PCM_16"
     parts, remaining = [], frames
     try:
         while remaining > 0:
-            part = sound.read(min(block, remaining), dtype="float32", always_2d=True)
+            part = sound.read(
+                min(block, remaining), dtype="int16" if as_int16 else "float32", always_2d=True
+            )
             if len(part) == 0:
                 break
-            parts.append(part)
+            parts.append(part.astype(np.float32) / 32768.0 if as_int16 else part)
             remaining -= len(part)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
         raise AudioError(f"not a readable audio file ({exc})", path) from None

@@ -16,7 +16,7 @@ This module does not import torch, so that plugins can be listed without paying 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -261,17 +261,22 @@ class Scorer(Component):
         """
         return None
 
-    def fit_localization(self, localizations: Sequence[Localization]) -> None:
+    def fit_localization(self, localizations: Iterable[Localization]) -> None:
         """Learn what normal looks like from localizations of normal clips (not trained on):
         ``event_threshold_``, the :data:`EVENT_PERCENTILE` of their vector scores, and
-        ``normal_contributions_``, the mean contribution of every vector element."""
+        ``normal_contributions_``, the mean contribution of every vector element. Reads the
+        localizations one at a time."""
         import numpy as np
         import torch
 
-        scores = torch.cat([loc.vector_scores for loc in localizations]).double().numpy()
-        contributions = torch.cat([loc.contributions for loc in localizations])
-        self.event_threshold_ = float(np.percentile(scores, EVENT_PERCENTILE))
-        self.normal_contributions_ = contributions.mean(0)
+        scores, total, count = [], None, 0
+        for localization in localizations:
+            scores.append(localization.vector_scores.double())
+            clip_total = localization.contributions.double().sum(0)
+            total = clip_total if total is None else total + clip_total
+            count += len(localization.contributions)
+        self.event_threshold_ = float(np.percentile(torch.cat(scores).numpy(), EVENT_PERCENTILE))
+        self.normal_contributions_ = (total / count).float()
 
 
 COMPONENT_KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Featurizer, Model, Scorer)}

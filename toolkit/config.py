@@ -27,6 +27,7 @@ SECTIONS = (*COMPONENT_SECTIONS, "training")
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "float32", "bf16")
 
 
 @dataclass
@@ -46,6 +47,10 @@ class TrainingConfig:
     #: Cut recordings into clips of this many seconds (0: each file is one clip). The detector
     #: scores new recordings in windows of the same length.
     segment_seconds: float = 0.0
+    #: "auto" (bf16 autocast on a CUDA GPU that supports it, float32 elsewhere), "float32", "bf16".
+    precision: str = "auto"
+    #: Compile the network with torch.compile for training (pays a compile time up front).
+    compile: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
@@ -82,6 +87,8 @@ class TrainingConfig:
                 _is_number(self.segment_seconds) and self.segment_seconds >= 0,
                 "segment_seconds must be a number ≥ 0",
             ),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (isinstance(self.compile, bool), "compile must be true or false"),
         ]
         for ok, message in checks:
             if not ok:

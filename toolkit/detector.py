@@ -20,7 +20,7 @@ from aetk.audio import find_audio_files
 from aetk.components import Featurizer, Model, Scorer
 from aetk.detector_file import read_detector, write_detector
 from aetk.errors import AudioError, DetectorFileError
-from aetk.features import check_vector_shape, featurize_file, iter_clips
+from aetk.features import check_vector_shape, featurize_file, iter_clips, map_files
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
 from aetk.state import build_component, decode_state, encode_state, jsonable
@@ -142,13 +142,19 @@ class Detector:
         threshold = self.threshold if threshold is None else float(threshold)
         segment = self.segment_seconds if segment is None else float(segment)
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
+        if segment:  # windows decoded one at a time, whatever the recording's length
+            stream = ((path, iter_clips(self.featurizer, path, segment)) for path in files)
+        else:  # whole files decoded and featurized in parallel, a few files ahead
+            stream = map_files(lambda path: list(iter_clips(self.featurizer, path)), files)
         pending: list[_FileScores] = []
         batch: list[tuple[_FileScores, torch.Tensor]] = []
-        for path in files:
+        for path, clips in stream:
             entry = _FileScores(path)
             pending.append(entry)
             try:
-                for clip in iter_clips(self.featurizer, path, segment):
+                if isinstance(clips, AudioError):
+                    raise clips
+                for clip in clips:
                     check_vector_shape(clip.vectors, self.model.input_shape_, path)
                     entry.windows.append((clip.start, clip.end))
                     batch.append((entry, self.normalizer.transform(clip.vectors)))

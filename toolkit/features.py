@@ -6,15 +6,20 @@ time (bounded memory for recordings of any length). Each whole file or window is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from aetk.audio import Audio, read_audio, read_windows
 from aetk.components import Featurizer
-from aetk.errors import AudioError
+from aetk.errors import AudioError, ConfigError
 
 
 @dataclass
@@ -70,3 +75,54 @@ def check_vector_shape(features: torch.Tensor, expected: tuple[int, ...], path: 
             f"expects {list(expected)} (clips of another length or channel count?)",
             path,
         )
+
+
+def default_workers() -> int:
+    """Threads that decode and featurize files: ``AETK_WORKERS``, or the CPU count (at most 8)."""
+    text = os.environ.get("AETK_WORKERS")
+    if text is None:
+        return max(1, min(os.cpu_count() or 1, 8))
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"AETK_WORKERS must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def map_files(
+    function: Callable[[Path], Any], paths: Sequence[Path], workers: int | None = None
+) -> Iterator[tuple[Path, Any]]:
+    """``(path, function(path))`` for every path, in order, computed on ``workers`` threads.
+
+    An :class:`AudioError` is returned as the path's result rather than raised, so one bad file
+    does not stop the others. At most ``2 × workers`` files are in flight, so memory stays flat.
+    Decoding (libsndfile) and torch release the GIL, so threads use every core; torch itself
+    runs one thread per worker meanwhile, rather than oversubscribing the cores.
+    """
+
+    def call(path: Path) -> tuple[Path, Any]:
+        try:
+            return path, function(path)
+        except AudioError as exc:
+            return path, exc
+
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(paths) <= 1:
+        yield from map(call, paths)
+        return
+    with _one_torch_thread(), ThreadPoolExecutor(workers) as pool:
+        in_flight: deque = deque()
+        for path in paths:
+            in_flight.append(pool.submit(call, path))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

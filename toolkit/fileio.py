@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     rename it over ``path``. On any error (Ctrl-C included) the temporary file is removed and
     ``path`` is untouched."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
+    temporary = Path(name)
     try:
         yield temporary
         with open(temporary, "rb+") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -25,19 +26,22 @@ class Standardizer(Component):
     def __init__(self, mode: str = "per-feature"):
         self.mode = mode
 
-    def fit(self, vectors: torch.Tensor) -> Standardizer:
+    def fit(self, vectors: torch.Tensor | Sequence[torch.Tensor]) -> Standardizer:
+        """Statistics of ``vectors``: one ``[n, *shape]`` tensor, or a sequence of them (clips),
+        read a piece at a time."""
         if self.mode not in MODES:
             raise ConfigError(
                 f"unknown normalize mode {self.mode!r} (choose from {', '.join(MODES)})"
             )
-        shape = vectors.shape[1:]
+        pieces = torch.split(vectors, 8192) if isinstance(vectors, torch.Tensor) else vectors
+        shape = pieces[0].shape[1:]
         if self.mode == "none":
             mean, std = (
                 torch.zeros(shape, dtype=torch.float64),
                 torch.ones(shape, dtype=torch.float64),
             )
         else:
-            mean, std = _mean_std(vectors, per_feature=self.mode == "per-feature")
+            mean, std = _mean_std(pieces, per_feature=self.mode == "per-feature")
             mean, std = mean.expand(shape), std.expand(shape)
         self.mean_ = mean.to(torch.float32).contiguous()
         self.std_ = std.clamp_min(1e-6).to(torch.float32).contiguous()
@@ -50,23 +54,19 @@ class Standardizer(Component):
         return (vectors - self.mean_) / self.std_
 
 
-def _mean_std(vectors: torch.Tensor, *, per_feature: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation in float64, a chunk at a time so that memory stays flat."""
-    sums = squares = torch.zeros(vectors.shape[1:] if per_feature else (), dtype=torch.float64)
+def _mean_std(
+    pieces: Sequence[torch.Tensor], *, per_feature: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation in float64, a piece at a time so that memory stays flat."""
+    sums = squares = torch.zeros(pieces[0].shape[1:] if per_feature else (), dtype=torch.float64)
     count = 0
-    for chunk in torch.split(vectors, 8192):
-        chunk = chunk.to(torch.float64)
+    for piece in pieces:
+        piece = piece.to(torch.float64)
         if per_feature:
-            sums, squares, count = (
-                sums + chunk.sum(0),
-                squares + chunk.square().sum(0),
-                count + len(chunk),
-            )
+            sums, squares = sums + piece.sum(0), squares + piece.square().sum(0)
+            count += len(piece)
         else:
-            sums, squares, count = (
-                sums + chunk.sum(),
-                squares + chunk.square().sum(),
-                count + chunk.numel(),
-            )
+            sums, squares = sums + piece.sum(), squares + piece.square().sum()
+            count += piece.numel()
     mean = sums / count
     return mean, (squares / count - mean.square()).clamp_min(0.0).sqrt()

@@ -19,14 +19,16 @@ import torch
 
 from aetk import __version__
 from aetk.audio import find_audio_files
+from aetk.cache import FeatureCache, file_digest, load_entry
 from aetk.components import Featurizer
 from aetk.config import FitConfig, resolve_config
 from aetk.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
-from aetk.features import check_vector_shape, iter_clips
+from aetk.features import check_vector_shape, iter_clips, map_files
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
 from aetk.progress import FitObserver
+from aetk.vectors import ClipFiles, StandardizedClips, VectorSet
 
 
 def fit(
@@ -88,22 +90,30 @@ def fit_config(
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     train_files, validation_files = split_files(files, training.val_fraction, training.seed)
     observer.on_start(config, len(train_files), len(validation_files))
-    train_clips, validation_clips, used, skipped = _featurize_sets(
-        featurizer, train_files, validation_files, training.segment_seconds, observer
-    )
-    if not train_clips:
-        raise AetkError(f"none of the {len(train_files)} training files could be used")
-
-    normalizer = Standardizer(training.normalize).fit(torch.cat(train_clips))
-    train_clips = [normalizer.transform(clip) for clip in train_clips]
-    validation_clips = [normalizer.transform(clip) for clip in validation_clips]
-    model.fit(
-        torch.cat(train_clips),
-        torch.cat(validation_clips) if validation_clips else None,
-        training=training,
-        on_epoch=observer.on_epoch,
-    )
-    scorer.fit(model, train_clips, validation_clips)
+    with FeatureCache.from_environment() as cache:
+        train_clips, validation_clips, digests, skipped = _featurize_sets(
+            featurizer, train_files, validation_files, training.segment_seconds, cache, observer
+        )
+        if not train_clips:
+            raise AetkError(f"none of the {len(train_files)} training files could be used")
+        normalizer = Standardizer(training.normalize).fit(train_clips)
+        train_set = VectorSet(train_clips, normalizer, cache.root / "tmp")
+        validation_set = (
+            VectorSet(validation_clips, normalizer, cache.root / "tmp")
+            if validation_clips
+            else None
+        )
+        try:
+            model.fit(train_set, validation_set, training=training, on_epoch=observer.on_epoch)
+            scorer.fit(
+                model,
+                StandardizedClips(train_clips, normalizer),
+                StandardizedClips(validation_clips, normalizer),
+            )
+        finally:
+            for vector_set in (train_set, validation_set):
+                if vector_set is not None:
+                    vector_set.close()
 
     history = model.history_
     watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
@@ -111,16 +121,16 @@ def fit_config(
     summary: dict[str, Any] = {
         "aetk_version": __version__,
         "config": config.as_dict(),
-        "files": len(used["train"]) + len(used["validation"]),
-        "train_files": len(used["train"]),
-        "validation_files": len(used["validation"]),
+        "files": len(digests["train"]) + len(digests["validation"]),
+        "train_files": len(digests["train"]),
+        "validation_files": len(digests["validation"]),
         "skipped_files": skipped,
-        "train_vectors": sum(len(clip) for clip in train_clips),
+        "train_vectors": len(train_set),
         "seed": training.seed,
         "best_epoch": best_epoch,
         "train_loss": [report["train_loss"] for report in history],
         "val_loss": [report["val_loss"] for report in history],
-        "data_fingerprint": fingerprint(used["train"] + used["validation"]),
+        "data_fingerprint": fingerprint(digests["train"] + digests["validation"]),
         "seconds": round(time.perf_counter() - started, 3),
     }
     return Detector(featurizer, normalizer, model, scorer, summary)
@@ -142,19 +152,10 @@ def split_files(
     return train, validation
 
 
-def fingerprint(files: Sequence[Path]) -> str:
-    """SHA-256 over the sorted content digests of the files: the same recordings, wherever they
-    lie, give the same fingerprint."""
-    digests = sorted(_file_digest(path) for path in files)
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def fingerprint(digests: Sequence[str]) -> str:
+    """SHA-256 over the sorted SHA-256 digests of the files' contents: the same recordings,
+    wherever they lie and whatever their names, give the same fingerprint."""
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
 
 
 def _featurize_sets(
@@ -162,33 +163,51 @@ def _featurize_sets(
     train_files: list[Path],
     validation_files: list[Path],
     segment_seconds: float,
+    cache: FeatureCache,
     observer: FitObserver,
-) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, list[Path]], list[dict[str, str]]]:
-    """Clips of every file; an unreadable file is skipped with a warning, whole."""
-    total = len(train_files) + len(validation_files)
-    clips: dict[str, list[torch.Tensor]] = {"train": [], "validation": []}
-    used: dict[str, list[Path]] = {"train": [], "validation": []}
+) -> tuple[Sequence[torch.Tensor], Sequence[torch.Tensor], dict[str, list[str]], list[dict]]:
+    """Clips of every file, computed in parallel (whole files through the cache); an unreadable
+    file is skipped, whole, with a warning. Returns the clips of each role, the content digests
+    of the files used, and the skipped files."""
+
+    def clips_of(path: Path) -> tuple[list, str]:
+        if not segment_seconds:
+            entry, length, digest = cache.store(featurizer, path)
+            return [(entry, length)], digest
+        windows = [clip.vectors for clip in iter_clips(featurizer, path, segment_seconds)]
+        return windows, file_digest(path)
+
+    roles = ["train"] * len(train_files) + ["validation"] * len(validation_files)
+    clips: dict[str, list] = {"train": [], "validation": []}
+    digests: dict[str, list[str]] = {"train": [], "validation": []}
     skipped: list[dict[str, str]] = []
     shape = None
-    done = 0
-    for role, files in (("train", train_files), ("validation", validation_files)):
-        for path in files:
-            try:
-                file_clips = [
-                    clip.vectors for clip in iter_clips(featurizer, path, segment_seconds)
-                ]
-                for vectors in file_clips:
-                    shape = shape or tuple(vectors.shape[1:])
-                    check_vector_shape(vectors, shape, path)
-            except AudioError as exc:
-                warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=3)
-                skipped.append({"path": str(path), "error": exc.reason})
-            else:
-                clips[role].extend(file_clips)
-                used[role].append(path)
-            done += 1
-            observer.on_featurized(done, total)
-    return clips["train"], clips["validation"], used, skipped
+    results = map_files(clips_of, [*train_files, *validation_files])
+    for done, (role, (path, result)) in enumerate(zip(roles, results, strict=True), start=1):
+        try:
+            if isinstance(result, AudioError):
+                raise result
+            file_clips, digest = result
+            for clip in file_clips:
+                vectors = load_entry(clip[0]) if isinstance(clip, tuple) else clip
+                shape = shape or tuple(vectors.shape[1:])
+                check_vector_shape(vectors, shape, path)
+        except AudioError as exc:
+            warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=3)
+            skipped.append({"path": str(path), "error": exc.reason})
+        else:
+            clips[role].extend(file_clips)
+            digests[role].append(digest)
+        observer.on_featurized(done, len(roles))
+    return _as_clips(clips["train"]), _as_clips(clips["validation"]), digests, skipped
+
+
+def _as_clips(clips: list) -> Sequence[torch.Tensor]:
+    """Cached whole files as :class:`ClipFiles` (read from disk when used); windows of
+    segmented recordings as they are."""
+    if clips and isinstance(clips[0], tuple):
+        return ClipFiles([entry for entry, _ in clips], [length for _, length in clips])
+    return clips
 
 
 def _as_list(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:

@@ -1,8 +1,8 @@
-"""Helpers for scorers: pooling the scores of a clip's vectors into one clip score."""
+"""Helpers for scorers: batching clips, and pooling a clip's vector scores into one score."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,3 +28,20 @@ def pool(
             part = part.topk(count).values
         scores.append(part.mean())
     return torch.stack(scores).numpy() if scores else np.empty(0)
+
+
+def clip_batches(
+    clips: Iterable[torch.Tensor], max_vectors: int = 65536
+) -> Iterator[list[torch.Tensor]]:
+    """Consecutive groups of clips holding at most ``max_vectors`` vectors together (a longer
+    clip is a group of its own), so a scorer can work on many clips at once in bounded memory."""
+    group: list[torch.Tensor] = []
+    count = 0
+    for clip in clips:
+        if group and count + len(clip) > max_vectors:
+            yield group
+            group, count = [], 0
+        group.append(clip)
+        count += len(clip)
+    if group:
+        yield group

@@ -42,7 +42,7 @@ def fit_model(
     A network without trainable parameters (the ``identity`` model) is not trained: no epochs.
     """
     torch.manual_seed(config.seed)
-    model.initialize(train.shape[1:])
+    model.initialize(tuple(train.shape[1:]))
     if not any(parameter.requires_grad for parameter in model.module_.parameters()):
         model.module_.eval()
         return []
@@ -50,6 +50,11 @@ def fit_model(
     module = model.module_.to(device)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    # torch.compile wraps the module; the weights (and what is saved) stay the module's own.
+    network = torch.compile(module) if config.compile else module
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
     order = torch.Generator().manual_seed(config.seed)
     has_validation = validation is not None and len(validation) > 0
@@ -59,9 +64,13 @@ def fit_model(
         module.train()
         total, seen = 0.0, 0
         for index in _batches(len(train), config.batch_size, order):
-            batch = train[index].to(device, non_blocking=True)
-            reconstruction, _ = module(batch)
-            loss = torch.nn.functional.mse_loss(reconstruction, model.target(batch))
+            batch = train[index]
+            if device.type == "cuda":
+                batch = batch.pin_memory()
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                reconstruction, _ = network(batch)
+            loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -98,7 +107,7 @@ def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[to
 def _squared_errors(model: Model, x: torch.Tensor, batch_size: int):
     module = model.module_
     device = next(module.parameters(), torch.empty(0)).device
-    for chunk in torch.split(x, batch_size):
+    for chunk in chunks(x, batch_size):
         chunk = chunk.to(device)
         reconstruction, _ = module(chunk)
         yield (reconstruction - model.target(chunk)).square()
@@ -110,7 +119,7 @@ def reconstructions(model: Model, x: torch.Tensor, batch_size: int = 4096) -> to
     module = model.module_
     module.eval()
     device = next(module.parameters(), torch.empty(0)).device
-    parts = [module(chunk.to(device))[0].cpu() for chunk in torch.split(x, batch_size)]
+    parts = [module(chunk.to(device))[0].cpu() for chunk in chunks(x, batch_size)]
     return torch.cat(parts) if parts else torch.empty((0, *x.shape[1:]))
 
 
@@ -142,5 +151,11 @@ def latent_codes(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch
     module = model.module_
     module.eval()
     device = next(module.parameters(), torch.empty(0)).device
-    codes = [module(chunk.to(device))[1].flatten(1).cpu() for chunk in torch.split(x, batch_size)]
+    codes = [module(chunk.to(device))[1].flatten(1).cpu() for chunk in chunks(x, batch_size)]
     return torch.cat(codes) if codes else torch.empty((0, 0))
+
+
+def chunks(x, size: int):
+    """Consecutive slices of ``size`` vectors of a tensor, or of any vector set that slices."""
+    for start in range(0, len(x), size):
+        yield x[start : start + size]

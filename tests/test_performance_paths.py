@@ -1,0 +1,186 @@
+"""The fast paths: the feature cache, parallel featurization and vector sets on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_wav
+
+import aetk
+from aetk import synth
+from aetk.cache import FeatureCache, featurizer_key
+from aetk.features import featurize_file, map_files
+from aetk.normalization import Standardizer
+from aetk.vectors import StandardizedClips, VectorSet
+from aetk_builtins.mel_db import MelDb
+
+
+@pytest.fixture
+def clips_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        write_wav(tmp_path / "clips" / f"normal_{index}.wav", synth.normal_clip(rng, seconds=0.5))
+    return tmp_path / "clips"
+
+
+def count_decodes(monkeypatch) -> list:
+    from aetk import cache as cache_module
+
+    decoded = []
+    original = cache_module.read_audio
+
+    def counting(*args, **kwargs):
+        decoded.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "read_audio", counting)
+    return decoded
+
+
+def test_refitting_reads_features_from_the_cache(clips_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("AETK_CACHE_DIR", str(tmp_path / "cache"))
+    decoded = count_decodes(monkeypatch)
+    first = aetk.fit(clips_folder)
+    assert len(decoded) == 8
+    second = aetk.fit(clips_folder, scorer="knn", set=["scorer.k=2"])
+    assert len(decoded) == 8  # nothing decoded again
+    assert first.training["data_fingerprint"] == second.training["data_fingerprint"]
+    entries = list((tmp_path / "cache" / "features").rglob("*.npy"))
+    assert len(entries) == 8
+
+
+def test_a_changed_file_is_featurized_again(clips_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("AETK_CACHE_DIR", str(tmp_path / "cache"))
+    decoded = count_decodes(monkeypatch)
+    aetk.fit(clips_folder)
+    changed = clips_folder / "normal_3.wav"
+    write_wav(changed, synth.normal_clip(np.random.default_rng(99), seconds=0.5))
+    aetk.fit(clips_folder)
+    assert decoded[8:] == [changed]
+
+
+def test_another_featurizer_does_not_read_stale_features(clips_folder, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    path = next(clips_folder.iterdir())
+    small, _ = cache.features(MelDb(n_mels=16, target_length=0, frames=1), path)
+    large, _ = cache.features(MelDb(n_mels=32, target_length=0, frames=1), path)
+    assert small.shape[2] == 16 and large.shape[2] == 32
+    assert featurizer_key(MelDb(n_mels=16)) != featurizer_key(MelDb(n_mels=32))
+    assert featurizer_key(MelDb(n_mels=16)) == featurizer_key(MelDb(n_mels=16))
+
+
+def test_cached_features_equal_fresh_ones_and_are_memory_mapped(clips_folder, tmp_path):
+    featurizer = MelDb(target_length=0, frames=3, n_mels=16, n_fft=256, hop_length=128)
+    cache = FeatureCache(tmp_path / "cache")
+    path = next(clips_folder.iterdir())
+    _, digest = cache.features(featurizer, path)
+    cached, again = cache.features(featurizer, path)
+    assert digest == again
+    assert torch.equal(cached, featurize_file(featurizer, path))
+    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    assert mapped_from(cached, entry)
+
+
+def mapped_from(tensor: torch.Tensor, file) -> bool:
+    """Whether the tensor's memory is a mapping of ``file`` (Linux's /proc/self/maps)."""
+    from pathlib import Path
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("memory mappings are only inspected on Linux")
+    address = tensor.data_ptr()
+    for line in maps.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[5] == str(file):
+            start, end = (int(value, 16) for value in fields[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+
+
+def test_a_damaged_cache_entry_is_computed_again(clips_folder, tmp_path):
+    featurizer = MelDb(target_length=0, frames=1)
+    cache = FeatureCache(tmp_path / "cache")
+    path = next(clips_folder.iterdir())
+    expected = cache.features(featurizer, path)[0].clone()  # not a view of the file damaged next
+    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    entry.write_bytes(b"garbage")
+    again, _ = cache.features(featurizer, path)
+    assert torch.equal(again, expected)
+
+
+def test_cache_off_leaves_nothing_behind(clips_folder, monkeypatch, tmp_path):
+    monkeypatch.setenv("AETK_CACHE", "0")
+    with FeatureCache.from_environment() as cache:
+        root = cache.root
+        cache.features(MelDb(target_length=0, frames=1), next(clips_folder.iterdir()))
+        assert any(root.rglob("*.npy"))
+    assert not root.exists()
+    aetk.fit(clips_folder)  # works without a cache
+
+
+def test_map_files_keeps_order_and_returns_errors(tmp_path):
+    paths = [tmp_path / f"{i}.wav" for i in range(20)]
+
+    def work(path):
+        if path.stem == "7":
+            raise aetk.AudioError("bad", path)
+        return int(path.stem) * 2
+
+    for workers in (1, 3):
+        results = list(map_files(work, paths, workers=workers))
+        assert [path for path, _ in results] == paths
+        assert isinstance(results[7][1], aetk.AudioError)
+        assert [value for _, value in results if not isinstance(value, Exception)] == [
+            i * 2 for i in range(20) if i != 7
+        ]
+    assert torch.get_num_threads() >= 1
+
+
+def test_parallel_and_serial_fits_are_identical(clips_folder, monkeypatch):
+    monkeypatch.setenv("AETK_WORKERS", "1")
+    serial = aetk.fit(clips_folder, preset="autoencoder", epochs=2, set=["featurizer.n_mels=32"])
+    monkeypatch.setenv("AETK_WORKERS", "2")
+    parallel = aetk.fit(clips_folder, preset="autoencoder", epochs=2, set=["featurizer.n_mels=32"])
+    for name, tensor in serial.model.module_.state_dict().items():
+        assert torch.equal(tensor, parallel.model.module_.state_dict()[name]), name
+    monkeypatch.setenv("AETK_WORKERS", "none")
+    with pytest.raises(aetk.ConfigError, match="AETK_WORKERS"):
+        aetk.fit(clips_folder)
+
+
+def test_vector_set_reads_standardised_rows_from_disk(tmp_path):
+    clips = [torch.randn(5, 3) + i for i in range(4)]
+    normalizer = Standardizer().fit(clips)
+    vectors = VectorSet(clips, normalizer, tmp_path / "tmp")
+    everything = normalizer.transform(torch.cat(clips))
+    assert len(vectors) == 20 and vectors.shape == (20, 3)
+    torch.testing.assert_close(vectors[2:9], everything[2:9])
+    torch.testing.assert_close(vectors[torch.tensor([12, 3, 7])], everything[[3, 7, 12]])
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    vectors.close()
+    assert list((tmp_path / "tmp").iterdir()) == []
+    standardised = StandardizedClips(clips, normalizer)
+    torch.testing.assert_close(standardised[1], normalizer.transform(clips[1]))
+    assert len(standardised) == 4 and len(list(standardised)) == 4
+
+
+def test_standardizer_statistics_match_streaming_and_whole():
+    clips = [torch.randn(50, 4) * (i + 1) for i in range(5)]
+    whole = Standardizer().fit(torch.cat(clips))
+    streamed = Standardizer().fit(clips)
+    torch.testing.assert_close(whole.mean_, streamed.mean_)
+    torch.testing.assert_close(whole.std_, streamed.std_)
+
+
+def test_knn_vector_references_are_a_bounded_uniform_sample():
+    from aetk_builtins.identity import IdentityModel
+    from aetk_builtins.knn import KnnScorer
+
+    model = IdentityModel().initialize((2,))
+    clips = [torch.full((100, 2), float(i)) for i in range(10)]  # clip i's vectors are all i
+    scorer = KnnScorer(pooling="vector", max_reference=200).fit(model, clips[:8], clips[8:])
+    assert scorer.reference_.shape == (200, 2)
+    counts = torch.bincount(scorer.reference_[:, 0].round().long(), minlength=10)
+    assert counts.min() >= 8 and counts.max() <= 35  # about 20 from each clip

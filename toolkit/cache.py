@@ -1,0 +1,146 @@
+"""The feature cache: features of whole files, stored by file content and featurizer.
+
+Fitting again on the same recordings with the same featurizer (another model, another scorer,
+cross-validation folds, benchmarks) reads features from here instead of decoding and featurizing
+again. Entries are keyed by the SHA-256 of the file's bytes, so a changed file is featurized
+again and a moved or renamed one is not; and by the featurizer's name, parameters and source
+code, so a changed featurizer never reads stale features. Entries are ``.npy`` files, opened
+memory-mapped: a training set does not have to fit in memory.
+
+``AETK_CACHE_DIR`` sets the folder (default ``$XDG_CACHE_HOME/aetk`` or ``~/.cache/aetk``);
+``AETK_CACHE=0`` turns caching off (features then go to a temporary folder removed after use).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aetk.audio import read_audio
+from aetk.components import Featurizer
+from aetk.errors import AudioError
+from aetk.features import featurize_audio
+from aetk.fileio import atomic_path
+
+#: Bump when the layout of cache entries changes.
+FORMAT = 1
+#: Larger files are hashed in blocks and decoded from disk rather than from the bytes read.
+_WHOLE_READ_BYTES = 64 << 20
+
+
+def default_folder() -> Path | None:
+    """The cache folder the environment asks for; ``None`` when caching is off."""
+    if os.environ.get("AETK_CACHE", "1") == "0":
+        return None
+    if "AETK_CACHE_DIR" in os.environ:
+        return Path(os.environ["AETK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aetk"
+
+
+class FeatureCache:
+    """Features of whole files on disk. ``FeatureCache(None)`` keeps entries in a temporary
+    folder that :meth:`close` removes, so memory stays flat either way."""
+
+    def __init__(self, folder: str | Path | None):
+        self.persistent = folder is not None
+        self.root = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aetk-"))
+
+    @classmethod
+    def from_environment(cls) -> FeatureCache:
+        return cls(default_folder())
+
+    def close(self) -> None:
+        if not self.persistent:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def store(self, featurizer: Featurizer, path: str | Path) -> tuple[Path, int, str]:
+        """Make sure the features of the whole file ``path`` are cached; returns the entry, its
+        number of vectors, and the SHA-256 of the file's contents.
+
+        :raises AudioError: the file cannot be read or featurized (nothing is stored).
+        """
+        data, digest = _read_and_hash(Path(path))
+        entry = self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}.npy"
+        try:
+            return entry, len(load_entry(entry)), digest
+        except (OSError, ValueError):
+            pass  # missing, or unreadable: computed again below
+        audio = read_audio(path, featurizer.frames_to_read, data=data)
+        features = featurize_audio(featurizer, audio, path)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(entry) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, features.numpy())
+        return entry, len(features), digest
+
+    def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
+        """The features of the whole file ``path`` (memory-mapped) and its content SHA-256."""
+        entry, _, digest = self.store(featurizer, path)
+        return load_entry(entry), digest
+
+
+def load_entry(entry: Path) -> torch.Tensor:
+    """A cache entry, memory-mapped copy-on-write: the file is never changed through it."""
+    return torch.from_numpy(np.load(entry, mmap_mode="c"))
+
+
+def featurizer_key(featurizer: Featurizer) -> str:
+    """What determines a featurizer's output: its name, parameters and code."""
+    description = json.dumps(
+        {
+            "format": FORMAT,
+            "name": featurizer.name,
+            "params": featurizer.get_params(),
+            "code": _code_digest(type(featurizer)),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(description.encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _code_digest(cls: type) -> str:
+    try:
+        code = inspect.getsource(cls)
+    except (OSError, TypeError):
+        code = f"{cls.__module__}.{cls.__qualname__}"
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's contents."""
+    return _read_and_hash(Path(path), keep=False)[1]
+
+
+def _read_and_hash(path: Path, keep: bool = True) -> tuple[bytes | None, str]:
+    """The file's SHA-256, and its bytes when small enough to decode from memory."""
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            raise AudioError("is a folder, not an audio file", path)
+        with open(path, "rb") as handle:
+            if keep and os.fstat(handle.fileno()).st_size <= _WHOLE_READ_BYTES:
+                data = handle.read()
+                digest.update(data)
+                return data, digest.hexdigest()
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise AudioError(exc.strerror or str(exc), path) from None
+    return None, digest.hexdigest()

@@ -1,0 +1,115 @@
+"""The feature vectors of many clips, standardised on access, in bounded memory.
+
+A fit sees its training clips twice: the model samples random batches of vectors
+(:class:`VectorSet`, one memory-mapped array on disk), and the scorer walks them clip by clip
+(:class:`StandardizedClips`). Neither holds the standardised vectors of all clips in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aetk.normalization import Standardizer
+
+
+class ClipFiles(Sequence):
+    """Clips stored as ``.npy`` files (feature-cache entries), memory-mapped only while read, so
+    that pages of clips already used do not stay in the process's memory."""
+
+    def __init__(self, files: Sequence[Path], lengths: Sequence[int]):
+        self.files = list(files)
+        self.lengths = list(lengths)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):
+        from aetk.cache import load_entry
+
+        if isinstance(index, slice):
+            return ClipFiles(self.files[index], self.lengths[index])
+        return load_entry(self.files[index])
+
+
+def clip_lengths(clips: Sequence[torch.Tensor]) -> list[int]:
+    """The number of vectors of each clip, without loading clips stored on disk."""
+    lengths = getattr(clips, "lengths", None)
+    return list(lengths) if lengths is not None else [len(clip) for clip in clips]
+
+
+class StandardizedClips(Sequence):
+    """Clips (``[vectors, *shape]`` tensors, possibly memory-mapped), standardised when read."""
+
+    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Standardizer):
+        self._clips = clips
+        self._normalizer = normalizer
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return StandardizedClips(self._clips[index], self._normalizer)
+        return self._normalizer.transform(self._clips[index])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for clip in self._clips:
+            yield self._normalizer.transform(clip)
+
+
+class VectorSet:
+    """Every vector of many clips as one array, standardised when read.
+
+    Indexing (``vectors[batch_indices]``, ``vectors[start:stop]``) is what training needs; the
+    array is written to a memory-mapped file in ``folder`` the first time it is indexed, so a
+    model without parameters (nothing to train) never pays for it.
+    """
+
+    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Standardizer, folder: Path):
+        self._clips = clips
+        self._normalizer = normalizer
+        self._folder = folder
+        self._array: np.ndarray | None = None
+        self._file: Path | None = None
+        self.shape = (sum(clip_lengths(clips)), *clips[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        array = self._materialize()
+        if isinstance(index, torch.Tensor):
+            # Sorted rows read the file in order; a batch's order does not change its gradient.
+            index = np.sort(index.numpy())
+        rows = array[index]
+        return self._normalizer.transform(torch.from_numpy(np.ascontiguousarray(rows)))
+
+    def close(self) -> None:
+        """Remove the memory-mapped file (if one was written)."""
+        self._array = None
+        if self._file is not None:
+            self._file.unlink(missing_ok=True)
+            self._file = None
+
+    def _materialize(self) -> np.ndarray:
+        if self._array is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=self._folder, prefix="vectors-", suffix=".npy")
+            os.close(handle)
+            self._file = Path(name)
+            array = np.lib.format.open_memmap(
+                self._file, mode="w+", dtype=np.float32, shape=self.shape
+            )
+            start = 0
+            for clip in self._clips:
+                array[start : start + len(clip)] = clip.numpy()
+                start += len(clip)
+            array.flush()
+            self._array = array
+        return self._array
