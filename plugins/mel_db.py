@@ -79,8 +79,10 @@ class MelDb(aetk.Featurizer):
         if sample_rate != self.sample_rate:
             waveforms = self._resampler(sample_rate)(waveforms)
         waveforms = self._fix_length(waveforms)
-        mel = self._transforms()[0](waveforms)
-        decibels = self._transforms()[1](mel)
+        spectrogram, mel_scale, to_decibels = self._transforms()
+        spectrum = spectrogram(waveforms)
+        # |z|² as re² + im²: torchaudio's power=2 takes a square root only to square it again.
+        decibels = to_decibels(mel_scale(spectrum.real.square() + spectrum.imag.square()))
         if self.floor_db is not None:
             decibels = decibels.clamp_min(self.floor_db)
         if not self.frames:
@@ -166,17 +168,16 @@ class MelDb(aetk.Featurizer):
 
             built = (
                 key,
-                torchaudio.transforms.MelSpectrogram(
-                    sample_rate=self.sample_rate,
-                    n_fft=self.n_fft,
-                    hop_length=self.hop_length,
-                    n_mels=self.n_mels,
-                    center=self.center,
+                torchaudio.transforms.Spectrogram(
+                    n_fft=self.n_fft, hop_length=self.hop_length, center=self.center, power=None
+                ),
+                torchaudio.transforms.MelScale(
+                    n_mels=self.n_mels, sample_rate=self.sample_rate, n_stft=self.n_fft // 2 + 1
                 ),
                 torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
             )
             self._built = built
-        return built[1], built[2]
+        return built[1:]
 
     def _resampler(self, file_sample_rate: int):
         cache = self.__dict__.setdefault("_resamplers", {})

@@ -29,7 +29,7 @@ from aetk.audio import read_audio
 from aetk.components import Featurizer
 from aetk.errors import AudioError
 from aetk.features import featurize_audio
-from aetk.fileio import atomic_path
+from aetk.fileio import atomic_file
 
 #: Bump when the layout of cache entries changes.
 FORMAT = 1
@@ -54,6 +54,7 @@ class FeatureCache:
     def __init__(self, folder: str | Path | None):
         self.persistent = folder is not None
         self.root = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aetk-"))
+        self._made: set[Path] = set()
 
     @classmethod
     def from_environment(cls) -> FeatureCache:
@@ -83,8 +84,10 @@ class FeatureCache:
             pass  # missing, or unreadable: computed again below
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(entry) as temporary, open(temporary, "wb") as handle:
+        if entry.parent not in self._made:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(entry.parent)
+        with atomic_file(entry, durable=False) as handle:
             np.save(handle, features.numpy())
         return entry, len(features), digest
 

@@ -7,26 +7,45 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; once the block succeeds, flush it to disk and
     rename it over ``path``. On any error (Ctrl-C included) the temporary file is removed and
-    ``path`` is untouched."""
-    path = Path(path)
+    ``path`` is untouched.
+
+    ``durable=False`` skips the flushes (readers never see a partial file either way; only a
+    power cut could lose the write): for caches, whose entries can always be made again.
+    """
+    with _replacing(Path(path), durable) as (descriptor, temporary):
+        os.close(descriptor)
+        yield temporary
+
+
+@contextmanager
+def atomic_file(path: str | Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Like :func:`atomic_path`, but yields the temporary file already open for writing."""
+    with _replacing(Path(path), durable) as (descriptor, _), os.fdopen(descriptor, "wb") as handle:
+        yield handle
+
+
+@contextmanager
+def _replacing(path: Path, durable: bool) -> Iterator[tuple[int, Path]]:
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
     temporary = Path(name)
     try:
-        yield temporary
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
+        yield descriptor, temporary
+        if durable:
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    if durable:
+        _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from aetk.explain import Explanation
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +32,7 @@ def save(figure: Any, path: str | Path) -> Path:
 
 def png(figure: Any) -> bytes:
     """``figure`` as PNG bytes; the figure is closed."""
-    plt = _pyplot()
+    plt = pyplot()
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -45,7 +45,7 @@ def roc_curve(labels: Sequence[int], scores: Sequence[float], title: str, max_fp
     from sklearn.metrics import roc_auc_score
     from sklearn.metrics import roc_curve as compute_roc
 
-    plt = _pyplot()
+    plt = pyplot()
     fpr, tpr, _ = compute_roc(labels, scores)
     auc = roc_auc_score(labels, scores)
     figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
@@ -67,7 +67,7 @@ def score_histogram(
     normal: Sequence[float], anomalous: Sequence[float], threshold: float, title: str
 ):
     """Histograms of normal and anomalous scores with the threshold as a vertical line."""
-    plt = _pyplot()
+    plt = pyplot()
     values = np.concatenate([np.asarray(normal, float), np.asarray(anomalous, float), [threshold]])
     bins = np.linspace(values.min(), values.max(), 31) if np.ptp(values) > 0 else 10
     figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
@@ -85,7 +85,7 @@ def score_histogram(
 
 def loss_curves(train_loss: Sequence[float], val_loss: Sequence[float | None], title: str):
     """Training and validation loss per epoch (log scale)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = np.arange(1, len(train_loss) + 1)
     figure, axes = plt.subplots(figsize=(6, 3.2), dpi=100)
     axes.plot(epochs, train_loss, marker=".", label="training")
@@ -99,7 +99,7 @@ def loss_curves(train_loss: Sequence[float], val_loss: Sequence[float | None], t
 
 def explanation(explained: Explanation, title: str):
     """Input spectrogram, reconstruction (if any), error map with events, and score curve."""
-    plt = _pyplot()
+    plt = pyplot()
     errors = explained.errors
     edges = errors.layout.band_edges_hz
     duration = errors.contributions.shape[1] * errors.layout.frame_seconds

@@ -1,0 +1,365 @@
+"""Speed and memory of featurizing, fitting and scoring, each next to its target and, for
+featurization, next to the naive reference (the method text's pipeline: transforms built for every
+file, one file at a time), measured in the same run on the same machine.
+
+    ./dev python bench/performance.py                  # all (about 15 minutes, 3.5 GB of clips)
+    ./dev python bench/performance.py --scale 100,1000 # a shorter scaling run
+
+Synthetic 10-second clips (16 kHz, 16-bit) are generated once into bench/.data/. Heavy steps run
+in fresh processes so that each peak resident memory (``/usr/bin/time``'s maximum RSS) belongs to
+one command. Writes bench/results/performance.json, performance.md and scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+SECONDS = 10.0
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def _write_clips(task: tuple[str, int, int]) -> None:
+    import numpy as np
+    import soundfile
+
+    from aetk import synth
+
+    folder, start, stop = task
+    for index in range(start, stop):
+        path = Path(folder) / f"normal_{index:05d}.wav"
+        if not path.exists():
+            clip = synth.normal_clip(np.random.default_rng(index), SECONDS)
+            soundfile.write(path, clip, 16000, subtype="PCM_16")
+
+
+def clips(count: int) -> Path:
+    """A folder holding ``count`` clips (links into one pool of generated clips)."""
+    pool = DATA / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    chunks = [(str(pool), start, min(start + 250, count)) for start in range(0, count, 250)]
+    with ProcessPoolExecutor(os.cpu_count() or 1) as executor:
+        list(executor.map(_write_clips, chunks))
+    folder = DATA / f"clips_{count}"
+    folder.mkdir(exist_ok=True)
+    for index in range(count):
+        link = folder / f"normal_{index:05d}.wav"
+        if not link.exists():
+            link.symlink_to(pool / link.name)
+    return folder
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+def timed(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Run a command; returns its wall time (s), peak resident memory (MB) and stdout."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        completed = subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        if completed.returncode not in (0, 3):
+            raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
+        wall, peak_kb = report.read().split()[-2:]
+    return float(wall), float(peak_kb) / 1024, completed.stdout
+
+
+def aetk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aetk", *map(str, args)]
+
+
+def median_wall(command: list[str], runs: int, env: dict | None = None) -> float:
+    return statistics.median(timed(command, env)[0] for _ in range(runs))
+
+
+def featurization(folder: Path, count: int) -> dict:
+    """Clips per second: the naive reference, aetk on 1 and all workers, and from the cache."""
+    import soundfile
+    import torch
+    import torchaudio
+
+    from aetk.audio import find_audio_files
+    from aetk.cache import FeatureCache
+    from aetk.config import load_preset
+    from aetk.features import default_workers, map_files
+    from aetk.plugins import get_host
+
+    files = find_audio_files([folder])[:count]
+    params = {k: v for k, v in load_preset("default")["featurizer"].items() if k != "name"}
+    featurizer = get_host().create("featurizer", "mel-db", params)
+
+    def naive(path: Path):
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        waveform = torch.from_numpy(data.T.copy())
+        mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=rate,
+            n_fft=params["n_fft"],
+            hop_length=params["hop_length"],
+            n_mels=params["n_mels"],
+            center=params["center"],
+        )
+        return torchaudio.transforms.AmplitudeToDB()(mel(waveform))
+
+    def rate(function) -> float:
+        started = time.perf_counter()
+        function()
+        return len(files) / (time.perf_counter() - started)
+
+    naive(files[0])
+    result = {"clips": len(files), "workers": default_workers()}
+    result["naive"] = rate(lambda: [naive(path) for path in files])
+    for workers in (1, default_workers()):
+        with FeatureCache(None) as cache:
+
+            def featurize_all(cache=cache, workers=workers) -> None:
+                list(map_files(lambda path: cache.store(featurizer, path), files, workers))
+
+            result[f"aetk_{workers}_workers"] = rate(featurize_all)
+            result["aetk_cached"] = rate(featurize_all)
+    return result
+
+
+def scoring_rate(detector_path: Path, folder: Path) -> float:
+    """Clips per second scoring a folder with the detector loaded once (in this process)."""
+    import aetk
+
+    detector = aetk.Detector.load(detector_path)
+    files = aetk.find_audio_files([folder])
+    detector.score(files[:8])
+    started = time.perf_counter()
+    results = detector.score(files)
+    assert all(result.error is None for result in results)
+    return len(files) / (time.perf_counter() - started)
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="100,1000,10000")
+    parser.add_argument("--featurize-clips", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    scale = [int(n) for n in args.scale.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="aetk-bench-"))
+    figures: dict = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+    }
+    try:
+        thousand = clips(1000)
+        one = next(thousand.iterdir())
+        cache_env = {"AETK_CACHE_DIR": str(work / "cache")}
+
+        # Start-up and one-file scoring.
+        detector = work / "default.aetk"
+        timed(aetk("fit", thousand, "-o", detector), cache_env)
+        figures["startup"] = {
+            "help": median_wall(aetk("--help"), 5),
+            "plugins": median_wall(aetk("plugins"), 5),
+            "import_torch": median_wall([sys.executable, "-c", "import torch, torchaudio"], 5),
+            "score_one": median_wall(aetk("score", one, "-d", detector), 5),
+        }
+        print("start-up", figures["startup"], flush=True)
+
+        figures["featurization"] = featurization(thousand, args.featurize_clips)
+        print("featurization", figures["featurization"], flush=True)
+
+        # Fitting 1,000 ten-second clips: first time (empty cache) and again (cached).
+        fresh = {"AETK_CACHE_DIR": str(work / "cache-fit")}
+        first = timed(aetk("fit", thousand, "-o", work / "d.aetk"), fresh)
+        again = timed(aetk("fit", thousand, "-o", work / "d.aetk"), fresh)
+        autoencoder = timed(
+            aetk(
+                "fit",
+                thousand,
+                "-o",
+                work / "ae.aetk",
+                "--preset",
+                "autoencoder",
+                "--epochs",
+                "5",
+                "--json",
+            ),
+            fresh,
+        )
+        summary = json.loads(autoencoder[2])
+        figures["fit_1000"] = {
+            "default_first": {"seconds": first[0], "peak_mb": first[1]},
+            "default_cached": {"seconds": again[0], "peak_mb": again[1]},
+            "autoencoder_5_epochs": {
+                "seconds": autoencoder[0],
+                "peak_mb": autoencoder[1],
+                "train_vectors": summary["train_vectors"],
+                "vectors_per_second": summary["train_vectors"] * 5 / summary["seconds"],
+            },
+        }
+        print("fit 1000", figures["fit_1000"], flush=True)
+
+        figures["score_rate"] = scoring_rate(detector, thousand)
+        print("score rate", figures["score_rate"], flush=True)
+
+        figures["scaling"] = []
+        for count in scale:
+            folder = clips(count)
+            env = {"AETK_CACHE_DIR": str(work / f"cache-{count}")}
+            fit = timed(aetk("fit", folder, "-o", work / f"s{count}.aetk"), env)
+            score = timed(aetk("score", folder, "-d", work / f"s{count}.aetk", "--json"), env)
+            row = {
+                "clips": count,
+                "fit_seconds": fit[0],
+                "fit_peak_mb": fit[1],
+                "score_seconds": score[0],
+                "score_peak_mb": score[1],
+            }
+            figures["scaling"].append(row)
+            print("scaling", row, flush=True)
+            shutil.rmtree(work / f"cache-{count}", ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    import torch
+
+    figures["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "performance.json").write_text(json.dumps(figures, indent=2) + "\n")
+    table = markdown(figures)
+    (args.out / "performance.md").write_text(table)
+    plot_scaling(figures["scaling"], args.out / "scaling.png")
+    print()
+    print(table)
+    return 0
+
+
+def markdown(figures: dict) -> str:
+    startup, feats = figures["startup"], figures["featurization"]
+    fit, workers = figures["fit_1000"], feats["workers"]
+    best = feats[f"aetk_{workers}_workers"]
+    rows = [
+        ("`aetk --help`", f"{startup['help']:.2f} s", "≤ 0.5 s", ""),
+        ("`aetk plugins`", f"{startup['plugins']:.2f} s", "≤ 0.5 s", ""),
+        (
+            "`aetk score one.wav`",
+            f"{startup['score_one']:.2f} s",
+            f"≤ import torch + 1 s = {startup['import_torch'] + 1:.2f} s",
+            f"import torch, torchaudio: {startup['import_torch']:.2f} s",
+        ),
+        (
+            f"featurize 10-s clips, {workers} workers",
+            f"{best:.0f} clips/s",
+            f"≥ 3 × naive = {3 * feats['naive']:.0f} clips/s",
+            f"naive {feats['naive']:.0f} clips/s ({best / feats['naive']:.1f}×)",
+        ),
+        (
+            "featurize 10-s clips, 1 worker",
+            f"{feats['aetk_1_workers']:.0f} clips/s",
+            "",
+            f"{feats['aetk_1_workers'] / feats['naive']:.1f}× naive",
+        ),
+        (
+            "featurize again (feature cache)",
+            f"{feats['aetk_cached']:.0f} clips/s",
+            "",
+            f"{feats['aetk_cached'] / feats['naive']:.0f}× naive",
+        ),
+        (
+            "fit default preset, 1,000 × 10 s",
+            f"{fit['default_first']['seconds']:.1f} s, "
+            f"peak {fit['default_first']['peak_mb']:.0f} MB",
+            "≤ 120 s",
+            "empty feature cache",
+        ),
+        (
+            "fit again (feature cache)",
+            f"{fit['default_cached']['seconds']:.1f} s, "
+            f"peak {fit['default_cached']['peak_mb']:.0f} MB",
+            "",
+            "",
+        ),
+        (
+            "fit autoencoder preset, 5 epochs",
+            f"{fit['autoencoder_5_epochs']['seconds']:.1f} s, "
+            f"peak {fit['autoencoder_5_epochs']['peak_mb']:.0f} MB",
+            "",
+            f"{fit['autoencoder_5_epochs']['vectors_per_second']:.0f} training vectors/s",
+        ),
+        (
+            "score a folder, detector loaded once",
+            f"{figures['score_rate']:.0f} clips/s",
+            "≥ 200 clips/s",
+            "",
+        ),
+    ]
+    lines = [
+        f"Machine: {figures['machine']['cores']} cores, {figures['machine']['cpu']}, Python "
+        f"{figures['machine']['python']}; GPU: {figures['gpu'] or 'none'}.",
+        "",
+        "| figure | measured | target | reference |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        "| clips | fit (s) | fit peak (MB) | fit clips/s | score (s) | score peak (MB) | "
+        "score clips/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in figures["scaling"]:
+        lines.append(
+            f"| {row['clips']:,} | {row['fit_seconds']:.1f} | {row['fit_peak_mb']:.0f} | "
+            f"{row['clips'] / row['fit_seconds']:.0f} | {row['score_seconds']:.1f} | "
+            f"{row['score_peak_mb']:.0f} | {row['clips'] / row['score_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_scaling(rows: list[dict], path: Path) -> None:
+    from aetk import plots
+
+    plt = plots.pyplot()
+    counts = [row["clips"] for row in rows]
+    figure, (times, memory) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    for key, label in (("fit_seconds", "fit"), ("score_seconds", "score")):
+        times.plot(counts, [row[key] for row in rows], marker="o", label=label)
+    times.plot(
+        counts,
+        [rows[0]["fit_seconds"] * c / counts[0] for c in counts],
+        ls=":",
+        color="0.5",
+        label="linear from the first point",
+    )
+    times.set(xscale="log", yscale="log", xlabel="10-s clips", ylabel="wall time (s)", title="time")
+    times.legend(fontsize=8)
+    for key, label in (("fit_peak_mb", "fit"), ("score_peak_mb", "score")):
+        memory.plot(counts, [row[key] for row in rows], marker="o", label=label)
+    memory.set(
+        xscale="log",
+        xlabel="10-s clips",
+        ylabel="peak resident memory (MB)",
+        title="memory",
+        ylim=(0, None),
+    )
+    memory.legend(fontsize=8)
+    plots.save(figure, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
