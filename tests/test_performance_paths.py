@@ -184,3 +184,12 @@ def test_knn_vector_references_are_a_bounded_uniform_sample():
     assert scorer.reference_.shape == (200, 2)
     counts = torch.bincount(scorer.reference_[:, 0].round().long(), minlength=10)
     assert counts.min() >= 8 and counts.max() <= 35  # about 20 from each clip
+
+
+def test_long_passes_release_freed_memory(monkeypatch):
+    from aetk import memory
+
+    calls = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1))
+    assert list(memory.trimmed(range(130), every=64)) == list(range(130))
+    assert len(calls) == 2

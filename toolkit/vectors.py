@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aetk.memory import trimmed
 from aetk.normalization import Standardizer
 
 
@@ -35,6 +36,9 @@ class ClipFiles(Sequence):
         if isinstance(index, slice):
             return ClipFiles(self.files[index], self.lengths[index])
         return load_entry(self.files[index])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return trimmed(self[index] for index in range(len(self)))
 
 
 def clip_lengths(clips: Sequence[torch.Tensor]) -> list[int]:
@@ -59,8 +63,7 @@ class StandardizedClips(Sequence):
         return self._normalizer.transform(self._clips[index])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        for clip in self._clips:
-            yield self._normalizer.transform(clip)
+        return trimmed(self._normalizer.transform(clip) for clip in self._clips)
 
 
 class VectorSet:
