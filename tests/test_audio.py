@@ -96,7 +96,7 @@ def test_non_finite_samples_are_refused(tmp_path, value):
 
 
 def test_find_audio_files_sorted_recursive_and_keeps_explicit_files(tmp_path):
-    for name in ["b/2.wav", "a/1.flac", "a/0.WAV", "a/notes.txt", "c.ogg"]:
+    for name in ["b/2.wav", "a/1.flac", "a/0.WAV", "a/notes.md", "c.ogg"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "d.wav").mkdir()  # a folder with an audio suffix is searched, not read
@@ -107,7 +107,7 @@ def test_find_audio_files_sorted_recursive_and_keeps_explicit_files(tmp_path):
         "b/2.wav",
         "c.ogg",
     ]
-    explicit = tmp_path / "a" / "notes.txt"
+    explicit = tmp_path / "a" / "notes.md"  # not audio, not a manifest: kept as given
     assert find_audio_files([explicit, tmp_path / "missing.wav"]) == [
         explicit,
         tmp_path / "missing.wav",

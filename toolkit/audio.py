@@ -6,9 +6,11 @@ and MP3 without FFmpeg. Every failure becomes an :class:`aetk.AudioError` naming
 
 from __future__ import annotations
 
+import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +44,23 @@ class Audio:
         return self.samples.shape[1] / self.sample_rate
 
 
-def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (recursively, sorted, audio suffixes only) and keep files as given.
+MANIFEST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
 
-    A path that does not exist is kept, so that the caller reports it like any unreadable file.
-    Symbolic links to folders are not followed, so a link loop cannot trap the walk.
+
+def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively, sorted, audio suffixes only) and manifests, and keep files
+    as given.
+
+    A manifest (``.txt``, ``.csv`` or ``.lst``) lists one recording per line (a CSV's ``path``
+    column, or its first one); relative paths are relative to the manifest's folder. A path that
+    does not exist is kept, so that the caller reports it like any unreadable file. Symbolic links
+    to folders are not followed, so a link loop cannot trap the walk.
     """
     found: list[Path] = []
     for path in map(Path, paths):
+        if path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
+            found.extend(read_manifest(path))
+            continue
         if not path.is_dir():
             found.append(path)
             continue
@@ -60,6 +71,37 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
             )
         found.extend(sorted(in_folder))
     return found
+
+
+def read_manifest(path: Path) -> list[Path]:
+    """The recordings a manifest lists (blank lines and ``#`` comments are skipped)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read manifest ({exc})") from None
+    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if path.suffix.lower() == ".csv" and rows:
+        table = list(csv.reader(rows))
+        header = [name.strip().lower() for name in table[0]]
+        column = header.index("path") if "path" in header else 0
+        rows = [row[column] for row in table[1 if "path" in header else 0 :] if row]
+    return [
+        entry if entry.is_absolute() else path.parent / entry
+        for entry in (Path(row.strip()) for row in rows)
+    ]
+
+
+def select_shard(files: Sequence[Path], shard: str) -> list[Path]:
+    """The files of shard ``"I/N"``: those whose path hashes (CRC-32) to I modulo N. The same
+    path is in the same shard whatever else the inputs hold, so a job array of N tasks covers
+    every file exactly once."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard expects I/N (like 0/4), not {shard!r}") from None
+    if not 0 <= index < count:
+        raise ConfigError(f"--shard {shard}: I must lie in 0..N-1")
+    return [path for path in files if zlib.crc32(str(path).encode()) % count == index]
 
 
 FrameLimit = int | Callable[[int], int | None] | None

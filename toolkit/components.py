@@ -195,18 +195,21 @@ class Model(Component):
         *,
         training: TrainingConfig | None = None,
         on_epoch: Any = None,
+        group: Any = None,
     ) -> Model:
         """Train on vectors ``[n, *shape]``, keeping the weights of the best validation loss.
 
         :param on_epoch: optional callable receiving each :class:`aetk.training.EpochReport`;
             ``history_`` keeps them as dictionaries.
+        :param group: the :class:`aetk.distributed.Group` of a distributed fit (each rank
+            passes its own shard of the vectors), or None.
         """
         from dataclasses import asdict
 
         from aetk.config import TrainingConfig
         from aetk.training import fit_model
 
-        reports = fit_model(self, train, validation, training or TrainingConfig(), on_epoch)
+        reports = fit_model(self, train, validation, training or TrainingConfig(), on_epoch, group)
         self.history_ = [asdict(report) for report in reports]
         return self
 

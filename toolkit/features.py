@@ -78,10 +78,12 @@ def check_vector_shape(features: torch.Tensor, expected: tuple[int, ...], path: 
 
 
 def default_workers() -> int:
-    """Threads that decode and featurize files: ``AETK_WORKERS``, or the CPU count (at most 8)."""
+    """Threads that decode and featurize files: ``AETK_WORKERS``, or the CPU count (at most 8)
+    shared among the processes of a distributed fit on this machine."""
     text = os.environ.get("AETK_WORKERS")
     if text is None:
-        return max(1, min(os.cpu_count() or 1, 8))
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, min(os.cpu_count() or 1, 8) // processes)
     if not text.isdigit() or int(text) < 1:
         raise ConfigError(f"AETK_WORKERS must be a positive integer, not {text!r}")
     return int(text)

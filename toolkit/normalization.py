@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -26,9 +26,14 @@ class Standardizer(Component):
     def __init__(self, mode: str = "per-feature"):
         self.mode = mode
 
-    def fit(self, vectors: torch.Tensor | Sequence[torch.Tensor]) -> Standardizer:
+    def fit(
+        self,
+        vectors: torch.Tensor | Sequence[torch.Tensor],
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> Standardizer:
         """Statistics of ``vectors``: one ``[n, *shape]`` tensor, or a sequence of them (clips),
-        read a piece at a time."""
+        read a piece at a time. ``reduce`` sums the running totals across processes (a
+        distributed fit), so that every process gets the statistics of all the data."""
         if self.mode not in MODES:
             raise ConfigError(
                 f"unknown normalize mode {self.mode!r} (choose from {', '.join(MODES)})"
@@ -41,7 +46,15 @@ class Standardizer(Component):
                 torch.ones(shape, dtype=torch.float64),
             )
         else:
-            mean, std = _mean_std(pieces, per_feature=self.mode == "per-feature")
+            sums, squares, count = _totals(pieces, per_feature=self.mode == "per-feature")
+            if reduce is not None:
+                packed = reduce(torch.cat([sums.flatten(), squares.flatten(), count.reshape(1)]))
+                size = sums.numel()
+                sums = packed[:size].reshape(sums.shape)
+                squares = packed[size : 2 * size].reshape(sums.shape)
+                count = packed[-1]
+            mean = sums / count
+            std = (squares / count - mean.square()).clamp_min(0.0).sqrt()
             mean, std = mean.expand(shape), std.expand(shape)
         self.mean_ = mean.to(torch.float32).contiguous()
         self.std_ = std.clamp_min(1e-6).to(torch.float32).contiguous()
@@ -54,10 +67,10 @@ class Standardizer(Component):
         return (vectors - self.mean_) / self.std_
 
 
-def _mean_std(
+def _totals(
     pieces: Sequence[torch.Tensor], *, per_feature: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation in float64, a piece at a time so that memory stays flat."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums, sums of squares and count in float64, a piece at a time so memory stays flat."""
     sums = squares = torch.zeros(pieces[0].shape[1:] if per_feature else (), dtype=torch.float64)
     count = 0
     for piece in pieces:
@@ -68,5 +81,4 @@ def _mean_std(
         else:
             sums, squares = sums + piece.sum(), squares + piece.square().sum()
             count += piece.numel()
-    mean = sums / count
-    return mean, (squares / count - mean.square()).clamp_min(0.0).sqrt()
+    return sums, squares, torch.tensor(float(count), dtype=torch.float64)

@@ -7,6 +7,7 @@ set on the validation clips → :class:`aetk.Detector`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import warnings
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aetk import __version__
+from aetk import __version__, distributed
 from aetk.audio import find_audio_files
 from aetk.cache import FeatureCache, file_digest, load_entry
 from aetk.components import Featurizer
@@ -28,7 +29,7 @@ from aetk.features import check_vector_shape, iter_clips, map_files
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
 from aetk.progress import FitObserver
-from aetk.vectors import ClipFiles, StandardizedClips, VectorSet
+from aetk.vectors import ClipFiles, StandardizedClips, VectorSet, clip_lengths
 
 
 def fit(
@@ -75,9 +76,15 @@ def fit(
 
 def fit_config(
     paths: Sequence[str | Path], config: FitConfig, observer: FitObserver | None = None
-) -> Detector:
-    """Fit a detector with an already resolved configuration."""
-    observer = observer or FitObserver()
+) -> Detector | None:
+    """Fit a detector with an already resolved configuration.
+
+    Started by torchrun (``WORLD_SIZE`` > 1), each rank featurizes and trains on its shard of
+    the files (see :mod:`aetk.distributed`); rank 0 returns the detector, the others None.
+    """
+    group = distributed.current()
+    main = group is None or group.is_main
+    observer = observer if observer is not None and main else FitObserver()
     started = time.perf_counter()
     host = get_host()
     featurizer = host.create("featurizer", config.featurizer.name, config.featurizer.params)
@@ -90,13 +97,20 @@ def fit_config(
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     train_files, validation_files = split_files(files, training.val_fraction, training.seed)
     observer.on_start(config, len(train_files), len(validation_files))
-    with FeatureCache.from_environment() as cache:
+    with FeatureCache.from_environment() as cache, _warnings_on(main):
+        shard = group.shard if group else list
         train_clips, validation_clips, digests, skipped = _featurize_sets(
-            featurizer, train_files, validation_files, training.segment_seconds, cache, observer
+            featurizer,
+            shard(train_files),
+            shard(validation_files),
+            training.segment_seconds,
+            cache,
+            observer,
         )
         if not train_clips:
             raise AetkError(f"none of the {len(train_files)} training files could be used")
-        normalizer = Standardizer(training.normalize).fit(train_clips)
+        reduce = group.all_reduce_sum if group else None
+        normalizer = Standardizer(training.normalize).fit(train_clips, reduce=reduce)
         train_set = VectorSet(train_clips, normalizer, cache.root / "tmp")
         validation_set = (
             VectorSet(validation_clips, normalizer, cache.root / "tmp")
@@ -104,16 +118,36 @@ def fit_config(
             else None
         )
         try:
-            model.fit(train_set, validation_set, training=training, on_epoch=observer.on_epoch)
-            scorer.fit(
-                model,
-                StandardizedClips(train_clips, normalizer),
-                StandardizedClips(validation_clips, normalizer),
+            model.fit(
+                train_set,
+                validation_set,
+                training=training,
+                on_epoch=observer.on_epoch,
+                group=group,
             )
         finally:
             for vector_set in (train_set, validation_set):
                 if vector_set is not None:
                     vector_set.close()
+        if group is not None:
+            group.barrier()  # every rank's features are in its cache
+            if not group.is_main:
+                return None
+            # Rank 0 fits the scorer on all clips: on one machine the ranks' features are in
+            # the cache they share; across machines, rank 0 featurizes the others' shares.
+            train_clips, validation_clips, digests, skipped = _featurize_sets(
+                featurizer,
+                train_files,
+                validation_files,
+                training.segment_seconds,
+                cache,
+                FitObserver(),
+            )
+        scorer.fit(
+            model,
+            StandardizedClips(train_clips, normalizer),
+            StandardizedClips(validation_clips, normalizer),
+        )
 
     history = model.history_
     watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
@@ -125,8 +159,9 @@ def fit_config(
         "train_files": len(digests["train"]),
         "validation_files": len(digests["validation"]),
         "skipped_files": skipped,
-        "train_vectors": len(train_set),
+        "train_vectors": sum(clip_lengths(train_clips)),
         "seed": training.seed,
+        "processes": group.world if group else 1,
         "best_epoch": best_epoch,
         "train_loss": [report["train_loss"] for report in history],
         "val_loss": [report["val_loss"] for report in history],
@@ -134,6 +169,17 @@ def fit_config(
         "seconds": round(time.perf_counter() - started, 3),
     }
     return Detector(featurizer, normalizer, model, scorer, summary)
+
+
+@contextlib.contextmanager
+def _warnings_on(shown: bool):
+    """Only one rank of a distributed fit reports skipped files (each would, for its share)."""
+    if shown:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AetkWarning)
+        yield
 
 
 def split_files(

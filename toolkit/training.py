@@ -6,6 +6,7 @@ shuffled ``DataLoader`` does without its per-sample Python overhead.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from aetk.errors import ConfigError
 
 if TYPE_CHECKING:
     from aetk.components import Model
+    from aetk.distributed import Group
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,10 +38,13 @@ def fit_model(
     validation: torch.Tensor | None,
     config: TrainingConfig,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    group: Group | None = None,
 ) -> list[EpochReport]:
     """Initialise ``model`` with ``config.seed`` and train it; keeps the best-validation weights.
 
     A network without trainable parameters (the ``identity`` model) is not trained: no epochs.
+    With a distributed ``group``, each rank trains on its own ``train`` and ``validation`` shard
+    with DistributedDataParallel; losses are summed over ranks, so all keep the same weights.
     """
     torch.manual_seed(config.seed)
     model.initialize(tuple(train.shape[1:]))
@@ -53,31 +58,41 @@ def fit_model(
     )
     # torch.compile wraps the module; the weights (and what is saved) stay the module's own.
     network = torch.compile(module) if config.compile else module
+    if group is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
+        )
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
-    order = torch.Generator().manual_seed(config.seed)
-    has_validation = validation is not None and len(validation) > 0
+    order = torch.Generator().manual_seed(config.seed + (group.rank if group else 0))
+    # batch_size is the global batch: each of the ranks takes its share, so an epoch has as many
+    # optimiser steps as on one process.
+    batch_size = max(1, config.batch_size // group.world) if group else config.batch_size
     best_loss, best_state, history = float("inf"), None, []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         module.train()
         total, seen = 0.0, 0
-        for index in _batches(len(train), config.batch_size, order):
-            batch = train[index]
-            if device.type == "cuda":
-                batch = batch.pin_memory()
-            batch = batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                reconstruction, _ = network(batch)
-            loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-        train_loss = total / max(seen, 1)
-        val_loss = mean_error(model, validation) if has_validation else None
+        with _joined(network, group):
+            for index in _batches(len(train), batch_size, order):
+                batch = train[index]
+                if device.type == "cuda":
+                    batch = batch.pin_memory()
+                batch = batch.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    reconstruction, _ = network(batch)
+                loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+                seen += len(index)
+        train_loss = _mean(total, seen, group)
+        # Every rank takes part, even one whose validation shard is empty: (0, 0) adds nothing.
+        val_loss = _mean(*error_totals(model, validation), group)
         watched = val_loss if val_loss is not None else train_loss
         best = watched < best_loss
         if best:
@@ -93,6 +108,22 @@ def fit_model(
     module.eval()
     model.module_ = module.to("cpu")
     return history
+
+
+def _joined(network: torch.nn.Module, group: Group | None):
+    """DDP's Join lets ranks with fewer batches (uneven shards) finish the epoch together."""
+    if group is None:
+        return contextlib.nullcontext()
+    from torch.distributed.algorithms.join import Join
+
+    return Join([network])
+
+
+def _mean(total: float, count: float, group: Group | None) -> float | None:
+    """``total / count``, summed over the ranks of ``group``; None when nothing was counted."""
+    if group is not None:
+        total, count = group.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64))
+    return float(total / count) if count else None
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -132,8 +163,10 @@ def reconstruction_errors(model: Model, x: torch.Tensor, batch_size: int = 4096)
 
 
 @torch.no_grad()
-def mean_error(model: Model, x: torch.Tensor, batch_size: int = 4096) -> float:
-    """Mean squared reconstruction error over all elements of ``x``, without keeping them."""
+def error_totals(model: Model, x, batch_size: int = 4096) -> tuple[float, int]:
+    """Sum and count of the squared reconstruction errors of all elements of ``x`` (None: 0, 0)."""
+    if x is None or len(x) == 0:
+        return 0.0, 0
     module = model.module_
     was_training = module.training
     module.eval()
@@ -142,6 +175,12 @@ def mean_error(model: Model, x: torch.Tensor, batch_size: int = 4096) -> float:
         total += error.sum().item()
         count += error.numel()
     module.train(was_training)
+    return total, count
+
+
+def mean_error(model: Model, x, batch_size: int = 4096) -> float:
+    """Mean squared reconstruction error over all elements of ``x``, without keeping them."""
+    total, count = error_totals(model, x, batch_size)
     return total / max(count, 1)
 
 

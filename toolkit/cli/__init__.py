@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+#: The arguments of the running command (``aetk fit --nproc`` starts them again, distributed).
+invocation: list[str] = []
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit status (``main`` exits with it)."""
+    invocation[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         build_app()(args=argv, prog_name="aetk")
     except SystemExit as exc:

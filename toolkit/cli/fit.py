@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,10 +43,21 @@ def fit_command(
     seed: Annotated[int | None, typer.Option(help="Seed of the split and of training.")] = None,
     val_fraction: options.ValFraction = None,
     device: options.Device = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train on this many local processes (torchrun, DistributedDataParallel).",
+        ),
+    ] = 1,
     json_output: options.JsonOutput = False,
 ) -> None:
     """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
+    from aetk import distributed
     from aetk.pipeline import fit_config
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch(nproc))
 
     fit_config_ = options.resolve(
         preset=preset,
@@ -65,6 +79,10 @@ def fit_command(
     except KeyboardInterrupt:
         console.error(f"interrupted: fitting stopped, nothing written to {output}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        distributed.finish()
+    if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
+        return
     try:
         detector.save(output)
     except KeyboardInterrupt:
@@ -169,3 +187,28 @@ class ProgressObserver(FitObserver):
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total)
         self._progress.update(self._tasks[stage], completed=done)
+
+
+def _launch(nproc: int) -> int:
+    """Run this very command on ``nproc`` local processes with torchrun; its exit status."""
+    from aetk.cli import invocation
+
+    arguments, skip = [], False
+    for argument in invocation:
+        if skip:
+            skip = False
+        elif argument == "--nproc":
+            skip = True
+        elif not argument.startswith("--nproc="):
+            arguments.append(argument)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "aetk",
+        *arguments,
+    ]
+    return subprocess.run(command).returncode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,11 @@ import typer
 
 from aetk.cli import EXIT_ANOMALY, EXIT_FAILED, console
 from aetk.errors import ConfigError
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 def register(app: typer.Typer) -> None:
@@ -40,17 +46,62 @@ def score_command(
     fail_on_anomaly: Annotated[
         bool, typer.Option("--fail-on-anomaly", help="Exit with status 3 if any file is anomalous.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(metavar="I/N", help="Score only shard I of N (a stable split by path)."),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(help="local: this process; ray: a Ray cluster (pip install aetk[ray])."),
+    ] = Engine.local,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --engine ray: results file (.parquet or .csv), resumed if present."
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="CPUs of the local Ray instance (default: all).")
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Scoring actors (Ray).")] = 1,
+    gpus_per_actor: Annotated[
+        float, typer.Option(min=0.0, help="GPUs each scoring actor asks Ray for.")
+    ] = 0.0,
 ) -> None:
     """Score recordings: higher scores are more anomalous; above the threshold is an anomaly.
 
     Exit status: 0 all files scored, 1 some file could not be scored, 2 usage error,
     3 with --fail-on-anomaly when a file is anomalous (and none failed).
     """
+    from aetk.audio import find_audio_files, select_shard
     from aetk.detector import Detector
 
+    files = find_audio_files(paths)
+    if shard is not None:
+        files = select_shard(files, shard)
+    if engine is Engine.ray:
+        _score_with_ray(
+            detector_path,
+            files,
+            out,
+            threshold,
+            segment,
+            ray_address,
+            workers,
+            actors,
+            gpus_per_actor,
+            json_output,
+            fail_on_anomaly,
+        )
+        return
+    if out is not None:
+        raise ConfigError("--out writes Ray's results: use it with --engine ray (or --json)")
     detector = Detector.load(detector_path)
     results = []
-    for result in detector.iter_scores(paths, threshold=threshold, segment=segment):
+    for result in detector.iter_scores(files, threshold=threshold, segment=segment):
         results.append(result)
         if result.error:
             console.error(f"{result.path}: {result.error}")
@@ -63,6 +114,54 @@ def score_command(
     if any(result.error for result in results):
         raise typer.Exit(EXIT_FAILED)
     if fail_on_anomaly and any(result.anomalous for result in results):
+        raise typer.Exit(EXIT_ANOMALY)
+
+
+def _score_with_ray(
+    detector_path,
+    files,
+    out,
+    threshold,
+    segment,
+    address,
+    workers,
+    actors,
+    gpus_per_actor,
+    json_output,
+    fail_on_anomaly,
+) -> None:
+    if out is None:
+        raise ConfigError("--engine ray needs --out results.parquet (or .csv)")
+    if segment:
+        raise ConfigError("--segment is not available with --engine ray")
+    try:
+        from aetk.ray_engine import score_with_ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'aetk[ray]'") from None
+    if not files:
+        raise ConfigError("no audio files to score")
+    run = score_with_ray(
+        detector_path,
+        files,
+        out,
+        threshold=threshold,
+        address=address,
+        cpus=workers,
+        actors=actors,
+        gpus_per_actor=gpus_per_actor,
+    )
+    summary = {"out": str(out), **vars(run)}
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        console.stderr.print(
+            f"Scored {run.scored} files with Ray ({run.failed} failed, {run.anomalous} anomalous; "
+            f"{run.skipped} already in {out}) in {run.seconds:.1f} s",
+            highlight=False,
+        )
+    if run.failed:
+        raise typer.Exit(EXIT_FAILED)
+    if fail_on_anomaly and run.anomalous:
         raise typer.Exit(EXIT_ANOMALY)
 
 
