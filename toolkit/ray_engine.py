@@ -47,11 +47,15 @@ def score_with_ray(
     address: str | None = None,
     cpus: int | None = None,
     gpus_per_actor: float = 0.0,
-    actors: int = 1,
+    actors: int | None = None,
     batch_size: int = 32,
 ) -> RayRun:
     """Score ``files`` with the detector at ``detector_path`` on a Ray cluster (``address``, or a
-    local instance with ``cpus`` CPUs) and write or extend the results file ``out``."""
+    local instance with ``cpus`` CPUs) and write or extend the results file ``out``.
+
+    ``actors`` defaults to one per CPU of the cluster: Ray fuses the featurizing tasks into the
+    scoring actors' stage, so the actors are where the work runs.
+    """
     import time
 
     import ray
@@ -81,6 +85,7 @@ def score_with_ray(
         "params": detector.featurizer.get_params(),
         "input_shape": list(detector.model.input_shape_),
     }
+    actors = actors or max(1, int(ray.available_resources().get("CPU", 1)))
     detector_bytes = ray.put(Path(detector_path).read_bytes())
     # Workers may run elsewhere, in another folder: they read absolute paths; rows keep the paths
     # as given, like aetk score --json.
@@ -148,6 +153,9 @@ class _Scorer:
     """A Ray actor: loads the detector once, then scores batches of featurized clips."""
 
     def __init__(self, detector_bytes: bytes, threshold: float | None):
+        import torch
+
+        torch.set_num_threads(1)  # one actor per core: torch must not take them all
         self.detector = _load(detector_bytes)
         self.threshold = self.detector.threshold if threshold is None else float(threshold)
 

@@ -66,7 +66,9 @@ def score_command(
     workers: Annotated[
         int | None, typer.Option(min=1, help="CPUs of the local Ray instance (default: all).")
     ] = None,
-    actors: Annotated[int, typer.Option(min=1, help="Scoring actors (Ray).")] = 1,
+    actors: Annotated[
+        int | None, typer.Option(min=1, help="Scoring actors (Ray; default: one per CPU).")
+    ] = None,
     gpus_per_actor: Annotated[
         float, typer.Option(min=0.0, help="GPUs each scoring actor asks Ray for.")
     ] = 0.0,
