@@ -24,6 +24,13 @@ def test_shards_split_the_inputs_disjointly_and_stably(machine_sounds):
     assert sorted(path for shard in shards for path in shard) == sorted(files)
     assert sum(len(shard) for shard in shards) == len(files)
     assert select_shard(files[:5], "1/3") == [f for f in shards[1] if f in files[:5]]
+    # These 14 paths all fell into shard 1/2 under CRC-32 (a linear hash): never again.
+    folder = Path("/tmp/pytest-of-root/pytest-78/sounds0/test")
+    kinds = ("bearing", "knock", "rub", "imbalance")
+    names = [f"normal_{i:04d}" for i in range(6)]
+    names += [f"anomaly_{kind}_{i:04d}" for kind in kinds for i in (0, 1)]
+    paths = [folder / f"{name}.wav" for name in names]
+    assert min(len(select_shard(paths, f"{i}/2")) for i in range(2)) >= 3
     for bad in ("3/3", "x", "1/0", "-1/2"):
         with pytest.raises(aetk.ConfigError, match="--shard"):
             select_shard(files, bad)
@@ -38,6 +45,16 @@ def test_cli_shard_scores_only_its_share(cli, fitted, machine_sounds):
         assert result.code == 0
         seen += [line["path"] for line in result.json_lines()]
     assert sorted(seen) == sorted(str(path) for path in machine_sounds["test"])
+
+
+def test_cli_empty_shard_is_not_a_failure(cli, fitted, machine_sounds):
+    _, detector = fitted
+    clip = machine_sounds["test"][0]
+    empty = next(f"{i}/2" for i in range(2) if not select_shard([clip], f"{i}/2"))
+    result = cli("score", clip, "-d", detector, "--json", "--shard", empty)
+    assert result.code == 0
+    assert result.stdout == ""
+    assert "holds none of the 1 recordings" in result.stderr
 
 
 def test_manifests_list_recordings_relative_to_themselves(tmp_path, machine_sounds):
@@ -107,7 +124,8 @@ def test_ray_engine_scores_like_the_local_engine_and_resumes(
         env=env,
     )
     assert first.code == 1, first.stderr  # one file could not be scored
-    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    (summary_line,) = first.stdout.strip().splitlines()  # stdout holds our summary only
+    summary = json.loads(summary_line)
     assert (summary["scored"], summary["failed"], summary["skipped"]) == (14, 1, 0)
     table = pandas.read_parquet(out) if suffix == ".parquet" else pandas.read_csv(out)
     assert list(table.columns) == ["path", "score", "threshold", "anomalous", "error", "segments"]
@@ -121,7 +139,7 @@ def test_ray_engine_scores_like_the_local_engine_and_resumes(
     again = run_aetk(
         "score", *inputs, "-d", detector, "--engine", "ray", "--out", out, "--json", env=env
     )
-    assert json.loads(again.stdout.strip().splitlines()[-1])["skipped"] == len(inputs)
+    assert json.loads(again.stdout)["skipped"] == len(inputs)
     reread = pandas.read_parquet(out) if suffix == ".parquet" else pandas.read_csv(out)
     assert len(reread) == len(inputs)
 

@@ -7,9 +7,9 @@ and MP3 without FFmpeg. Every failure becomes an :class:`aetk.AudioError` naming
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,16 +92,21 @@ def read_manifest(path: Path) -> list[Path]:
 
 
 def select_shard(files: Sequence[Path], shard: str) -> list[Path]:
-    """The files of shard ``"I/N"``: those whose path hashes (CRC-32) to I modulo N. The same
+    """The files of shard ``"I/N"``: those whose path hashes (BLAKE2b) to I modulo N. The same
     path is in the same shard whatever else the inputs hold, so a job array of N tasks covers
-    every file exactly once."""
+    every file exactly once. (A cryptographic hash, because CRC-32 is linear: paths that differ
+    only in a few characters can all land in one shard.)"""
     try:
         index, count = (int(part) for part in shard.split("/"))
     except ValueError:
         raise ConfigError(f"--shard expects I/N (like 0/4), not {shard!r}") from None
     if not 0 <= index < count:
         raise ConfigError(f"--shard {shard}: I must lie in 0..N-1")
-    return [path for path in files if zlib.crc32(str(path).encode()) % count == index]
+    return [path for path in files if _path_hash(path) % count == index]
+
+
+def _path_hash(path: Path) -> int:
+    return int.from_bytes(hashlib.blake2b(str(path).encode(), digest_size=8).digest(), "big")
 
 
 FrameLimit = int | Callable[[int], int | None] | None

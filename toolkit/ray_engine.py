@@ -11,8 +11,10 @@ store, so workers on other machines need no shared filesystem.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,14 +71,44 @@ def score_with_ray(
     todo = [str(path) for path in files if str(path) not in done]
     if not todo:
         return RayRun(0, 0, 0, len(files), time.perf_counter() - started)
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            num_cpus=None if address else cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    started_here = not ray.is_initialized()
+    # Ray reports its workers' fate on stdout, which belongs to our results (--json): send its
+    # messages to stderr, and stop a Ray we started before returning, so none come later.
+    with contextlib.redirect_stdout(sys.stderr):
+        if started_here:
+            ray.init(
+                address=address,
+                num_cpus=None if address else cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        try:
+            new = _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch_size)
+        finally:
+            if started_here:
+                ray.shutdown()
+    import pandas
+
+    table = (
+        new[list(COLUMNS)]
+        if previous is None
+        else pandas.concat([previous, new[list(COLUMNS)]], ignore_index=True)
+    )
+    write_results(table, out)
+    return RayRun(
+        scored=int(new["error"].isna().sum()),
+        failed=int(new["error"].notna().sum()),
+        anomalous=int((new["anomalous"] == True).sum()),  # noqa: E712 - a nullable column
+        skipped=len(files) - len(todo),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch_size):
+    """The Ray Data pipeline over the paths ``todo``: a pandas table with one row per path."""
+    import ray
+
     from aetk.detector import Detector
 
     detector = Detector.load(detector_path)
@@ -106,22 +138,7 @@ def score_with_ray(
         concurrency=actors,
         num_gpus=gpus_per_actor,
     )
-    new = dataset.to_pandas()
-    import pandas
-
-    table = (
-        new[list(COLUMNS)]
-        if previous is None
-        else pandas.concat([previous, new[list(COLUMNS)]], ignore_index=True)
-    )
-    write_results(table, out)
-    return RayRun(
-        scored=int(new["error"].isna().sum()),
-        failed=int(new["error"].notna().sum()),
-        anomalous=int((new["anomalous"] == True).sum()),  # noqa: E712 - a nullable column
-        skipped=len(files) - len(todo),
-        seconds=time.perf_counter() - started,
-    )
+    return dataset.to_pandas()
 
 
 def read_results(out: Path):

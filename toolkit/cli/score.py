@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from aetk.cli import EXIT_ANOMALY, EXIT_FAILED, console
+from aetk.cli import EXIT_ANOMALY, EXIT_FAILED, console, options
 from aetk.errors import ConfigError
 
 
@@ -23,15 +23,9 @@ def register(app: typer.Typer) -> None:
 
 
 def score_command(
-    paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH", help="Recordings or folders of recordings.")
-    ],
-    detector_path: Annotated[
-        Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
-    ] = Path("detector.aetk"),
-    threshold: Annotated[
-        float | None, typer.Option(help="Override the detector's threshold.")
-    ] = None,
+    paths: options.Recordings,
+    detector_path: options.DetectorFile = Path("detector.aetk"),
+    threshold: options.Threshold = None,
     segment: Annotated[
         float | None,
         typer.Option(
@@ -82,8 +76,16 @@ def score_command(
     from aetk.detector import Detector
 
     files = find_audio_files(paths)
-    if shard is not None:
+    if shard is not None and files:
+        total = len(files)
         files = select_shard(files, shard)
+        if not files:
+            # A job array's task with nothing to do has not failed.
+            console.stderr.print(
+                f"shard {shard} holds none of the {total} recordings; nothing to score",
+                highlight=False,
+            )
+            return
     if engine is Engine.ray:
         _score_with_ray(
             detector_path,
