@@ -64,36 +64,32 @@ CANDIDATES: dict[str, dict] = {
     },
 }
 
-_KNN = {"preset": "dcase", "model": "identity", "scorer": "knn"}
-_FRAMES = ["featurizer.frames=1", "training.normalize=per-feature"]
+_16K = ["featurizer.sample_rate=16000", "featurizer.n_fft=1024", "featurizer.hop_length=512"]
 _32K = ["featurizer.sample_rate=32000", "featurizer.n_fft=2048", "featurizer.hop_length=1024"]
-_VECTOR = ["scorer.pooling=vector"]
-
-
-def _knn(*settings: list[str]) -> dict:
-    return {**_KNN, "set": [*_FRAMES, *(item for group in settings for item in group)]}
-
+_44K = ["featurizer.sample_rate=44100", "featurizer.n_fft=2048", "featurizer.hop_length=1024"]
 
 #: Candidates measured on the way to the default preset.
 CANDIDATES.update(
     {
-        "dcase + mse top 10%": {"preset": "dcase", "set": ["scorer.top_fraction=0.1"]},
-        "dcase + knn on latents (clip)": {"preset": "dcase", "scorer": "knn"},
-        "dcase + knn on latents (vector)": {"preset": "dcase", "scorer": "knn", "set": _VECTOR},
-        "knn clip 16 kHz, no floor": _knn(),
-        "knn clip 32 kHz, no floor": _knn(_32K),
-        "knn vector 16 kHz, no floor": _knn(_VECTOR),
-        "knn vector 16 kHz, floor 80 dB": _knn(_VECTOR, ["featurizer.top_db=80.0"]),
-        "knn vector 32 kHz, floor 80 dB": _knn(_32K, _VECTOR, ["featurizer.top_db=80.0"]),
-        "default, 16 kHz": {
-            "preset": "default",
-            "set": [
-                "featurizer.sample_rate=16000",
-                "featurizer.n_fft=1024",
-                "featurizer.hop_length=512",
-            ],
-        },
         "default, 2 neighbours": {"preset": "default", "set": ["scorer.k=2"]},
+        "default, centred frames": {"preset": "default", "set": ["featurizer.center=true"]},
+        "default, 60 dB floor below each clip's peak": {
+            "preset": "default",
+            "set": ["featurizer.top_db=60.0"],
+        },
+        "default at 32 kHz": {"preset": "default", "set": _32K},
+        "default at 44.1 kHz": {"preset": "default", "set": _44K},
+        "transient at 16 kHz": {"preset": "transient", "set": _16K},
+        "dcase + mse on the worst 10 % of frames": {
+            "preset": "dcase",
+            "set": ["scorer.top_fraction=0.1"],
+        },
+        "dcase + knn on latent codes (clip)": {"preset": "dcase", "scorer": "knn"},
+        "dcase + knn on latent codes (vector)": {
+            "preset": "dcase",
+            "scorer": "knn",
+            "set": ["scorer.pooling=vector"],
+        },
     }
 )
 #: Candidates from the example plugin (pip install ./examples/aetk-mahalanobis).

@@ -7,7 +7,6 @@ model did not train on).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,19 +37,9 @@ class MseScorer(aetk.Scorer):
         self.top_fraction = top_fraction
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
-        if not validation:
-            warnings.warn(
-                "mse: no validation clips, so the threshold is fitted on the training clips and "
-                "will raise fewer alarms than intended",
-                aetk.AetkWarning,
-                stacklevel=2,
-            )
-        scores = self._clip_scores(model, validation or train)
-        self.threshold_, self.threshold_method_ = aetk.fit_threshold(
-            scores, method=self.threshold_method, percentile=self.percentile
-        )
-        self.validation_scores_ = scores
-        self.fit_localization(self.localize(model, clip) for clip in validation or train)
+        clips = self.normal_clips(train, validation)
+        self.set_threshold(self._clip_scores(model, clips), self.threshold_method, self.percentile)
+        self.fit_localization(self.localize(model, clip) for clip in clips)
         return self
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:

@@ -255,6 +255,35 @@ class Scorer(Component):
         """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
         raise NotImplementedError
 
+    def normal_clips(
+        self, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
+    ) -> Sequence[torch.Tensor]:
+        """The normal clips to fit the threshold on: the validation clips, or, with a warning
+        that the threshold will be too lenient, the training clips when there are none."""
+        if len(validation):
+            return validation
+        import warnings
+
+        from aetk.errors import AetkWarning
+
+        warnings.warn(
+            f"{self.name}: no validation clips, so the threshold is fitted on the training clips "
+            "and will raise fewer alarms than intended",
+            AetkWarning,
+            stacklevel=3,
+        )
+        return train
+
+    def set_threshold(self, scores: np.ndarray, method: str, percentile: float) -> None:
+        """Set ``threshold_`` and ``threshold_method_`` from normal clips' ``scores`` (see
+        :func:`aetk.fit_threshold`), keeping the scores as ``validation_scores_``."""
+        from aetk.thresholds import fit_threshold
+
+        self.threshold_, self.threshold_method_ = fit_threshold(
+            scores, method=method, percentile=percentile
+        )
+        self.validation_scores_ = scores
+
     def localize(self, model: Model, clip: torch.Tensor) -> Localization | None:
         """Where in ``clip`` the anomaly is: per-vector scores and per-element contributions.
 

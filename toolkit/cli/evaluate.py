@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aetk.cli import EXIT_FAILED, console
+from aetk.cli import EXIT_FAILED, console, options
 
 
 def register(app: typer.Typer) -> None:
@@ -16,24 +16,14 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate_command(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(metavar="TEST_PATH", help="Labelled test recordings or folders."),
-    ],
-    detector_path: Annotated[
-        Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
-    ] = Path("detector.aetk"),
-    labels: Annotated[
-        Path | None,
-        typer.Option("--labels", help="CSV of path,label[,group] instead of labels in paths."),
-    ] = None,
+    paths: options.Recordings,
+    detector_path: options.DetectorFile = Path("detector.aetk"),
+    labels: options.Labels = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write DCASE CSVs, metrics.json and PNG plots here."),
     ] = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="Override the detector's threshold.")
-    ] = None,
+    threshold: options.Threshold = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Score labelled recordings and report how well anomalies separate from normal clips.

@@ -42,6 +42,20 @@ ValFraction = Annotated[
 Device = Annotated[DeviceChoice | None, typer.Option(help="Where to train.")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
+# Options of the commands that use a fitted detector (score, evaluate, report).
+Recordings = Annotated[
+    list[Path],
+    typer.Argument(metavar="PATH", help="Recordings, folders of recordings, or manifests."),
+]
+DetectorFile = Annotated[
+    Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
+]
+Threshold = Annotated[float | None, typer.Option(help="Override the detector's threshold.")]
+Labels = Annotated[
+    Path | None,
+    typer.Option("--labels", help="CSV of path,label[,group] instead of labels in paths."),
+]
+
 
 def resolve(
     *,

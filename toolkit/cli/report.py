@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aetk.cli import console
+from aetk.cli import console, options
 
 
 def register(app: typer.Typer) -> None:
@@ -15,19 +15,12 @@ def register(app: typer.Typer) -> None:
 
 
 def report_command(
-    paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH", help="Recordings or folders of recordings.")
-    ],
-    detector_path: Annotated[
-        Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
-    ] = Path("detector.aetk"),
+    paths: options.Recordings,
+    detector_path: options.DetectorFile = Path("detector.aetk"),
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path(
         "report.html"
     ),
-    labels: Annotated[
-        Path | None,
-        typer.Option("--labels", help="CSV of path,label[,group] instead of labels in paths."),
-    ] = None,
+    labels: options.Labels = None,
     top: Annotated[
         int, typer.Option(min=1, help="How many of the most anomalous recordings to explain.")
     ] = 5,

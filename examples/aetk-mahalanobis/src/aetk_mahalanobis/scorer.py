@@ -9,8 +9,6 @@ shrunk (Ledoit-Wolf) so it stays well conditioned with few vectors.
 
 from __future__ import annotations
 
-import warnings
-
 import aetk
 import numpy as np
 
@@ -51,17 +49,8 @@ class MahalanobisScorer(aetk.Scorer):
         estimate = LedoitWolf().fit(residuals)
         self.mean_ = torch.from_numpy(estimate.location_).float()
         self.precision_ = torch.from_numpy(estimate.precision_).float()
-        if not validation:
-            warnings.warn(
-                "mahalanobis: no validation clips, so the threshold is fitted on training clips",
-                aetk.AetkWarning,
-                stacklevel=2,
-            )
-        scores = self._clip_scores(model, validation or train)
-        self.threshold_, self.threshold_method_ = aetk.fit_threshold(
-            scores, method=self.threshold_method, percentile=self.percentile
-        )
-        self.validation_scores_ = scores
+        clips = self.normal_clips(train, validation)
+        self.set_threshold(self._clip_scores(model, clips), self.threshold_method, self.percentile)
         return self
 
     def score(self, model, clips) -> np.ndarray:
