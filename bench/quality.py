@@ -6,6 +6,7 @@ time, score time per clip, parameters and detector size, as mean ± standard dev
 
     ./dev python bench/quality.py                       # every candidate, 3 seeds
     ./dev python bench/quality.py --candidates "default;dcase" --seeds 1,2,3,4,5
+    ./dev python bench/quality.py --resume              # go on after an interrupted run
 
 Writes bench/results/quality.json and quality.md (the table in docs/quality.md comes from there).
 """
@@ -205,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=None, help="comma-separated set names (default: all)")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the candidates already in OUT/quality.json and run only the others",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(
@@ -231,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in missing:
         print(f"skipped {name!r}: its plugin is not installed")
     names = [name for name in names if name not in missing]
-    results: dict[str, dict] = {}
+    saved = args.out / "quality.json"
+    resuming = args.resume and saved.exists()
+    results: dict[str, dict] = json.loads(saved.read_text()) if resuming else {}
     for data_set in sets:
-        results[data_set.name] = {}
+        results.setdefault(data_set.name, {})
         for name in names:
+            if name in results[data_set.name]:
+                continue
             runs = []
             for seed in seeds[:1] if name in SINGLE_SEED else seeds:
                 run = run_once(data_set, CANDIDATES[name], seed)
@@ -245,13 +255,19 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             results[data_set.name][name] = summarise(runs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (args.out / "quality.md").write_text(table)
+            # Saved after every candidate: a long run that stops keeps what it measured.
+            write(results, args.out)
     print()
-    print(table)
+    print(write(results, args.out))
     return 0
+
+
+def write(results: dict, out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (out / "quality.md").write_text(table)
+    return table
 
 
 if __name__ == "__main__":

@@ -143,3 +143,26 @@ def test_common_rates_resample_exactly():
     for rate in (8000, 11025, 22050, 44100, 48000, 96000):
         assert tractable_rate(rate, 16000) == rate
     assert tractable_rate(48001, 16000) == 48000
+
+
+def test_default_preset_vectors_match_torchaudio_over_a_batch():
+    """The default preset's frame-context vectors (128 bands, 5 frames, no padding) equal
+    torchaudio's MelSpectrogram and AmplitudeToDB, frame for frame, for every clip of a batch."""
+    featurizer = MelDb(
+        sample_rate=16000,
+        n_fft=1024,
+        hop_length=512,
+        n_mels=128,
+        top_db=0.0,
+        frames=5,
+        center=False,
+        target_length=0,
+    )
+    waveforms = torch.stack([noise(samples=16_000, seed=seed) for seed in range(3)])
+    vectors = featurizer.featurize_batch(waveforms, 16000)
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=1024, hop_length=512, n_mels=128, center=False
+    )(waveforms.mean(dim=1, keepdim=True))
+    expected = torchaudio.transforms.AmplitudeToDB()(mel).unfold(-1, 5, 1).permute(0, 3, 1, 2, 4)
+    assert vectors.shape == (3, 26, 1, 128, 5)
+    torch.testing.assert_close(vectors, expected, rtol=0, atol=1e-4)
