@@ -133,7 +133,41 @@ def featurization(folder: Path, count: int) -> dict:
 
             result[f"aetk_{workers}_workers"] = rate(featurize_all)
             result["aetk_cached"] = rate(featurize_all)
+    result["steps_ms"] = featurization_steps(featurizer, files[:200])
     return result
+
+
+def featurization_steps(featurizer, files: list[Path]) -> dict:
+    """Where one worker's time per clip goes (one torch thread, milliseconds per clip)."""
+    import torch
+
+    from aetk.audio import read_audio
+    from aetk.cache import FeatureCache, file_digest
+    from aetk.features import featurize_audio
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        audios = [read_audio(path) for path in files]  # warm the page cache
+
+        def per_clip(function, items) -> float:
+            started = time.perf_counter()
+            for item in items:
+                function(item)
+            return 1000 * (time.perf_counter() - started) / len(items)
+
+        steps = {
+            "hash": per_clip(file_digest, files),
+            "decode": per_clip(read_audio, files),
+            "featurize": per_clip(lambda a: featurize_audio(featurizer, a, "x"), audios),
+        }
+        with FeatureCache(None) as cache:
+            steps["all, cache write included"] = per_clip(
+                lambda path: cache.store(featurizer, path), files
+            )
+    finally:
+        torch.set_num_threads(previous)
+    return steps
 
 
 def scoring_rate(detector_path: Path, folder: Path) -> float:
@@ -275,6 +309,12 @@ def markdown(figures: dict) -> str:
             f"{feats['aetk_1_workers']:.0f} clips/s",
             "",
             f"{feats['aetk_1_workers'] / feats['naive']:.1f}× naive",
+        ),
+        (
+            "one worker's time per clip",
+            ", ".join(f"{step} {ms:.2f} ms" for step, ms in feats["steps_ms"].items()),
+            "",
+            "one torch thread",
         ),
         (
             "featurize again (feature cache)",
