@@ -320,7 +320,7 @@ def markdown(figures: dict) -> str:
             "featurize again (feature cache)",
             f"{feats['aetk_cached']:.0f} clips/s",
             "",
-            f"{feats['aetk_cached'] / feats['naive']:.0f}× naive",
+            f"{feats['aetk_cached'] / feats['naive']:.1f}× naive",
         ),
         (
             "fit default preset, 1,000 × 10 s",

@@ -176,7 +176,7 @@ def markdown(results: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, s in candidates.items():
-            auc, pauc, f1 = (_mean_std(s[key]) for key in ("auc", "pauc", "f1"))
+            auc, pauc, f1 = (_mean_std(s[key], len(s["seeds"])) for key in ("auc", "pauc", "f1"))
             lines.append(
                 f"| {name} | {len(s['seeds'])} | {auc} | {pauc} | {f1} | "
                 f"{s['fit_seconds']['mean']:.1f} | {s['score_ms_per_clip']['mean']:.1f} | "
@@ -195,8 +195,10 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _mean_std(value: dict | None) -> str:
-    return "n/a" if value is None else f"{value['mean']:.3f} ± {value['std']:.3f}"
+def _mean_std(value: dict | None, seeds: int) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value['mean']:.3f}" if seeds == 1 else f"{value['mean']:.3f} ± {value['std']:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
