@@ -38,6 +38,21 @@ def test_labels_and_groups_from_dcase_and_mimii_layouts(path, label, group):
     assert group_from_path(path) == group
 
 
+def test_files_that_do_not_name_their_machines_only_id_share_it():
+    """As in ../shared/data/mimii_fan_00/test: most names carry no ID, a few carry id_00; one
+    machine's clips stay one group. With two IDs named, a file naming none stays apart."""
+    one_id = ["d/fan/test/anomaly_0001.wav", "d/fan/test/normal_id_00_0001.wav"]
+    assert set(evaluation.groups_from_paths(one_id).values()) == {"fan_id_00"}
+    two_ids = [*one_id, "d/fan/test/normal_id_02_0001.wav"]
+    assert sorted(evaluation.groups_from_paths(two_ids).values()) == [
+        "fan",
+        "fan_id_00",
+        "fan_id_02",
+    ]
+    labelled = evaluation.label_files(one_id)
+    assert {entry.group for entry in labelled.values()} == {"fan_id_00"}
+
+
 def test_labels_csv_with_header_relative_paths_and_groups(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label,group\nclips/a.wav,normal,m1\nclips/b.wav,1,m1\nc.wav,abnormal\n")

@@ -64,6 +64,11 @@ def label_from_path(path: str | Path) -> int | None:
 
 def group_from_path(path: str | Path) -> str:
     """``<machine>[_id_NN|_section_NN][_source|_target]``, e.g. ``fan_id_00``."""
+    return _join_group(*_group_parts(path))
+
+
+def _group_parts(path: str | Path) -> tuple[str, str | None, str | None]:
+    """The machine, the ID or section (or None) and the domain (or None) of ``path``."""
     path = Path(path).absolute()
     tokens = _tokens(path.stem)
     number = _numbered(tokens)
@@ -82,8 +87,29 @@ def group_from_path(path: str | Path) -> str:
         machine = folder
         break
     domain = next((token for token in tokens if token in DOMAINS), None)
-    parts = [machine or "all", number, domain]
-    return "_".join(part for part in parts if part)
+    return machine or "all", number, domain
+
+
+def _join_group(machine: str, number: str | None, domain: str | None) -> str:
+    return "_".join(part for part in (machine, number, domain) if part)
+
+
+def groups_from_paths(files: Iterable[str | Path]) -> dict[str, str]:
+    """:func:`group_from_path` for every file, except that when the files of a machine name
+    exactly one ID or section, those that name none share it: one machine's clips stay one group
+    whether or not every file name repeats its ID."""
+    parts = {str(file): _group_parts(file) for file in files}
+    numbers: dict[str, set[str]] = {}
+    for machine, number, _ in parts.values():
+        if number:
+            numbers.setdefault(machine, set()).add(number)
+    groups = {}
+    for file, (machine, number, domain) in parts.items():
+        named = numbers.get(machine, set())
+        if number is None and len(named) == 1:
+            number = next(iter(named))
+        groups[file] = _join_group(machine, number, domain)
+    return groups
 
 
 def read_labels_csv(path: str | Path) -> dict[Path, Labelled]:
@@ -117,13 +143,15 @@ def label_files(
     files: Iterable[str | Path], labels_csv: str | Path | None = None
 ) -> dict[str, Labelled]:
     """Label and group every file, from ``labels_csv`` when given, else from its path."""
+    files = list(files)
     table = read_labels_csv(labels_csv) if labels_csv is not None else None
+    groups = groups_from_paths(files)
     result = {}
     for file in files:
         if table is None:
-            result[str(file)] = Labelled(label_from_path(file), group_from_path(file))
+            result[str(file)] = Labelled(label_from_path(file), groups[str(file)])
         else:
-            result[str(file)] = table.get(_key(Path(file)), Labelled(None, group_from_path(file)))
+            result[str(file)] = table.get(_key(Path(file)), Labelled(None, groups[str(file)]))
     return result
 
 
