@@ -231,3 +231,14 @@ def test_cli_cv_prints_fold_sizes_and_json(cli, machine_sounds):
     assert data["fold_sizes"] == [3, 3, 3]
     assert data["summary"]["auc"] is None
     assert set(data["summary"]["false_alarm_rate"]) == {"mean", "std"}
+    assert data["summary"]["val_loss"]["mean"] > 0  # an autoencoder reconstructs imperfectly
+
+
+def test_cli_cv_reports_no_loss_for_a_model_that_does_not_train(cli, machine_sounds):
+    """The default preset's identity model reconstructs exactly: a loss of 0 would mislead."""
+    result = cli("cv", machine_sounds["train"][0].parent, "--folds", "3", "--json")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert all(fold["val_loss"] is None for fold in data["folds"])
+    assert data["summary"]["val_loss"] is None
+    assert "loss" not in result.stderr.split("Fold sizes")[1]

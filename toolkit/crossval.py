@@ -5,7 +5,8 @@
 2. The rest is cut into K folds with ``numpy.array_split`` (uneven counts split evenly:
    100 items into 3 folds → 34, 33, 33).
 3. For each fold, a detector is fitted on the other folds and measured on the held-out fold:
-   reconstruction loss, threshold, false-alarm rate, and AUC against labelled anomalies if given.
+   reconstruction loss (for trained models), threshold, false-alarm rate, and AUC against
+   labelled anomalies if given.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class FoldResult:
     fold: int
     train_files: int
     held_out_files: int
-    val_loss: float
+    #: None for a model without trainable parameters (``identity``): it reconstructs exactly.
+    val_loss: float | None
     threshold: float
     false_alarm_rate: float
     auc: float | None = None
@@ -101,12 +103,10 @@ def cross_validate(
     ``on_split(lockbox, folds)`` is called once the files are split, ``on_fold(result)`` after
     each fold.
     """
-    import torch
 
     from aetk import metrics
     from aetk.audio import find_audio_files
     from aetk.pipeline import fit_config
-    from aetk.training import mean_error
 
     files = find_audio_files(paths)
     if not files:
@@ -119,18 +119,12 @@ def cross_validate(
     for index, held_out in enumerate(parts):
         train = [path for other, part in enumerate(parts) if other != index for path in part]
         detector = fit_config(train, config, observer)
-        vectors = []
-        for path in held_out:
-            try:
-                vectors.append(detector.vectors(path))
-            except AudioError:
-                continue  # reported by the scoring below, like any unreadable file
         normal = [r for r in detector.score(held_out) if r.error is None]
         fold = FoldResult(
             fold=index + 1,
             train_files=len(train),
             held_out_files=len(held_out),
-            val_loss=mean_error(detector.model, torch.cat(vectors)) if vectors else float("nan"),
+            val_loss=_held_out_loss(detector, held_out),
             threshold=detector.threshold,
             false_alarm_rate=float(np.mean([r.anomalous for r in normal])) if normal else 0.0,
         )
@@ -143,3 +137,21 @@ def cross_validate(
         if on_fold is not None:
             on_fold(fold)
     return result
+
+
+def _held_out_loss(detector, held_out: list) -> float | None:
+    """The model's mean reconstruction error on the held-out files; None for a model without
+    trainable parameters (``identity``), whose reconstruction is exact by construction."""
+    import torch
+
+    from aetk.training import mean_error
+
+    if not any(p.requires_grad for p in detector.model.module_.parameters()):
+        return None
+    vectors = []
+    for path in held_out:
+        try:
+            vectors.append(detector.vectors(path))
+        except AudioError:
+            continue  # reported by the scoring, like any unreadable file
+    return mean_error(detector.model, torch.cat(vectors)) if vectors else float("nan")

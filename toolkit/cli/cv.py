@@ -66,9 +66,10 @@ def cv_command(
 
     def report(fold) -> None:
         auc = "" if fold.auc is None else f", AUC {fold.auc:.3f}, pAUC {fold.pauc:.3f}"
+        loss = "" if fold.val_loss is None else f"loss {fold.val_loss:.5g}, "
         console.stderr.print(
             f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
-            f"{fold.held_out_files}: loss {fold.val_loss:.5g}, threshold {fold.threshold:.5g}, "
+            f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}, "
             f"false alarms {fold.false_alarm_rate:.1%}{auc}",
             highlight=False,
         )
