@@ -103,7 +103,6 @@ def cross_validate(
     ``on_split(lockbox, folds)`` is called once the files are split, ``on_fold(result)`` after
     each fold.
     """
-
     from aetk import metrics
     from aetk.audio import find_audio_files
     from aetk.pipeline import fit_config
