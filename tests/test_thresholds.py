@@ -35,6 +35,22 @@ def test_gamma_falls_back_to_the_empirical_quantile(scores):
     assert threshold == pytest.approx(np.percentile(scores, 50))
 
 
+def test_one_near_zero_score_does_not_drag_the_threshold_off():
+    """As on the lathe with the transient preset: 400 leave-one-out scores around 5, one at
+    0.0016. The gamma fit (shape 1.4) put the 90th percentile at 10.3, twice the scores' own 5.6;
+    the fit is rejected and the empirical percentile used."""
+    scores = np.append(np.random.default_rng(0).normal(5.0, 0.4, size=399), 0.0016)
+    threshold, method = fit_threshold(scores, percentile=90)
+    assert method == "quantile"
+    assert threshold == pytest.approx(np.percentile(scores, 90))
+
+
+def test_few_scores_keep_the_gamma_fit():
+    """Below TESTED_FROM scores the test cannot reject: the gamma's smoothing is kept."""
+    scores = stats.gamma.rvs(3.0, scale=0.5, size=10, random_state=1)
+    assert fit_threshold(scores, percentile=90)[1] == "gamma"
+
+
 def test_non_finite_scores_are_ignored_and_none_left_is_an_error():
     assert fit_threshold([1.0, np.nan, 3.0], method="quantile", percentile=50)[0] == 2.0
     with pytest.raises(ValueError, match="no finite scores"):

@@ -11,6 +11,11 @@ import warnings
 import numpy as np
 
 METHODS = ("gamma", "quantile")
+#: From this many scores on, a gamma fit that a Kolmogorov-Smirnov test rejects is not used: one
+#: near-zero score (a clip with a near-duplicate among the references) drags a maximum-likelihood
+#: gamma's shape down and its 90th percentile to twice the scores' own. Fewer scores say too
+#: little to reject, and there the gamma's smoothing is what the field relies on.
+TESTED_FROM = 20
 
 
 def fit_threshold(
@@ -20,8 +25,9 @@ def fit_threshold(
 
     ``method="gamma"`` fits a two-parameter gamma distribution (location fixed at 0, scores must be
     positive) and takes its percentile point; it falls back to the empirical quantile when there are
-    fewer than 3 scores, a score is not positive, or the fit fails. ``method="quantile"`` takes the
-    empirical quantile (linear interpolation) directly.
+    fewer than 3 scores, a score is not positive, the fit fails, or there are enough scores
+    (:data:`TESTED_FROM`) to show that the gamma does not describe them (Kolmogorov-Smirnov
+    p < 0.01). ``method="quantile"`` takes the empirical quantile (linear interpolation) directly.
     """
     if method not in METHODS:
         raise ValueError(f"unknown threshold method {method!r} (choose from {', '.join(METHODS)})")
@@ -50,4 +56,8 @@ def _gamma_percentile(values: np.ndarray, percentile: float) -> float | None:
         return None
     if not np.isfinite(threshold) or threshold <= 0:
         return None
+    if values.size >= TESTED_FROM:
+        fit = stats.kstest(values, "gamma", args=(shape, loc, scale))
+        if fit.pvalue < 0.01:
+            return None
     return threshold
