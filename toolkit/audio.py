@@ -73,6 +73,15 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+def require_audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """:func:`find_audio_files`, or a :class:`ConfigError` naming ``paths`` when none are found."""
+    paths = list(paths)
+    files = find_audio_files(paths)
+    if not files:
+        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    return files
+
+
 def read_manifest(path: Path) -> list[Path]:
     """The recordings a manifest lists (blank lines and ``#`` comments are skipped)."""
     try:

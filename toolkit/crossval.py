@@ -104,12 +104,10 @@ def cross_validate(
     each fold.
     """
     from aetk import metrics
-    from aetk.audio import find_audio_files
+    from aetk.audio import find_audio_files, require_audio_files
     from aetk.pipeline import fit_config
 
-    files = find_audio_files(paths)
-    if not files:
-        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    files = require_audio_files(paths)
     anomaly_files = find_audio_files(anomalies) if anomalies else []
     lockbox, parts = lockbox_and_folds(files, folds=folds, test_ratio=test_ratio, seed=seed)
     if on_split is not None:

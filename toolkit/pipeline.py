@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from aetk import __version__, distributed
-from aetk.audio import find_audio_files
+from aetk.audio import require_audio_files
 from aetk.cache import FeatureCache, file_digest, load_entry
 from aetk.components import Featurizer
 from aetk.config import FitConfig, resolve_config
 from aetk.detector import Detector
-from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
+from aetk.errors import AetkError, AetkWarning, AudioError
 from aetk.features import check_vector_shape, iter_clips, map_files
 from aetk.normalization import Standardizer
 from aetk.plugins import get_host
@@ -92,9 +92,7 @@ def fit_config(
     scorer = host.create("scorer", config.scorer.name, config.scorer.params)
     training = config.training
 
-    files = find_audio_files(paths)
-    if not files:
-        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    files = require_audio_files(paths)
     train_files, validation_files = split_files(files, training.val_fraction, training.seed)
     observer.on_start(config, len(train_files), len(validation_files))
     with FeatureCache.from_environment() as cache, _warnings_on(main):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aetk import __version__, metrics, plots
-from aetk.errors import AudioError, ConfigError
+from aetk.errors import AudioError
 from aetk.evaluation import ANOMALY, NORMAL, label_files
 
 if TYPE_CHECKING:
@@ -48,11 +48,9 @@ def build_report(
     top: int = 5,
 ) -> str:
     """Score ``paths`` and return the report as one HTML string."""
-    from aetk.audio import find_audio_files
+    from aetk.audio import require_audio_files
 
-    files = find_audio_files(paths)
-    if not files:
-        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    files = require_audio_files(paths)
     results = detector.score(files)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
     scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)

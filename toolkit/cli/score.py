@@ -72,11 +72,11 @@ def score_command(
     Exit status: 0 all files scored, 1 some file could not be scored, 2 usage error,
     3 with --fail-on-anomaly when a file is anomalous (and none failed).
     """
-    from aetk.audio import find_audio_files, select_shard
+    from aetk.audio import require_audio_files, select_shard
     from aetk.detector import Detector
 
-    files = find_audio_files(paths)
-    if shard is not None and files:
+    files = require_audio_files(paths)
+    if shard is not None:
         total = len(files)
         files = select_shard(files, shard)
         if not files:
@@ -111,8 +111,6 @@ def score_command(
             console.error(f"{result.path}: {result.error}")
         if json_output:
             print(json.dumps(result.as_dict()), flush=True)
-    if not results:
-        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     if not json_output:
         _print_table(results)
     if any(result.error for result in results):
@@ -142,8 +140,6 @@ def _score_with_ray(
         from aetk.ray_engine import score_with_ray
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'aetk[ray]'") from None
-    if not files:
-        raise ConfigError("no audio files to score")
     run = score_with_ray(
         detector_path,
         files,
