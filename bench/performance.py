@@ -95,11 +95,11 @@ def featurization(folder: Path, count: int) -> dict:
     import torch
     import torchaudio
 
-    from aetk.audio import find_audio_files
-    from aetk.cache import FeatureCache
-    from aetk.config import load_preset
-    from aetk.features import default_workers, map_files
-    from aetk.plugins import get_host
+    from aetk.data.audio import find_audio_files
+    from aetk.data.cache import FeatureCache
+    from aetk.data.features import default_workers, map_files
+    from aetk.fitting.config import load_preset
+    from aetk.plugin.host import get_host
 
     files = find_audio_files([folder])[:count]
     params = {k: v for k, v in load_preset("default")["featurizer"].items() if k != "name"}
@@ -141,9 +141,9 @@ def featurization_steps(featurizer, files: list[Path]) -> dict:
     """Where one worker's time per clip goes (one torch thread, milliseconds per clip)."""
     import torch
 
-    from aetk.audio import read_audio
-    from aetk.cache import FeatureCache, file_digest
-    from aetk.features import featurize_audio
+    from aetk.data.audio import read_audio
+    from aetk.data.cache import FeatureCache, file_digest
+    from aetk.data.features import featurize_audio
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -372,7 +372,7 @@ def markdown(figures: dict) -> str:
 
 
 def plot_scaling(rows: list[dict], path: Path) -> None:
-    from aetk import plots
+    from aetk.eval import plots
 
     plt = plots.pyplot()
     counts = [row["clips"] for row in rows]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import aetk
-from aetk.evaluation import ANOMALY, group_metrics, label_from_path
+from aetk.eval.evaluation import ANOMALY, group_metrics, label_from_path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = data_sets(args.data)
     if args.sets:
         sets = [s for s in sets if s.name in args.sets.split(",")]
-    host = aetk.plugins.get_host()
+    host = aetk.plugin.host.get_host()
     missing = [
         name
         for name in names

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 import aetk
-from aetk.audio import find_audio_files
+from aetk.data.audio import find_audio_files
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"

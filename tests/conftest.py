@@ -130,7 +130,7 @@ def make_distribution(
 @pytest.fixture
 def fresh_plugins():
     """Each test that changes which plugins are visible gets its own plugin host."""
-    from aetk import plugins
+    from aetk.plugin import host as plugins
 
     previous = plugins.set_host(None)
     yield plugins

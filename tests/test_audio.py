@@ -8,7 +8,7 @@ import soundfile
 from conftest import write_wav
 
 import aetk
-from aetk.audio import find_audio_files, read_audio
+from aetk.data.audio import find_audio_files, read_audio
 
 
 def tone(seconds=0.25, rate=16000, channels=1, frequency=440.0):

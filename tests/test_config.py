@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 import aetk
-from aetk.config import DEFAULT_PRESET, load_preset, parse_assignment, preset_names, resolve_config
+from aetk.fitting.config import (
+    DEFAULT_PRESET,
+    load_preset,
+    parse_assignment,
+    preset_names,
+    resolve_config,
+)
 
 
 def test_presets_ship_with_the_package():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import aetk
-from aetk.detector_file import read_detector, write_detector
+from aetk.detect.detector_file import read_detector, write_detector
 
 
 def rewrite_manifest(path, edit):
@@ -76,7 +76,7 @@ def test_import_path_in_manifest_is_never_imported(fitted, tmp_path):
     def point_at_os(manifest):
         manifest["components"]["model"]["name"] = "os:system"
         manifest.pop("checksums")
-        from aetk.detector_file import manifest_digest, tensors_digest  # re-sign it
+        from aetk.detect.detector_file import manifest_digest, tensors_digest  # re-sign it
 
         manifest["checksums"] = {
             "tensors_sha256": tensors_digest(read_detector(path)[1]),

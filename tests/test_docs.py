@@ -10,8 +10,8 @@ import pytest
 from conftest import TINY
 
 import aetk
-from aetk import hookspecs
-from aetk.plugins import PluginHost
+from aetk.plugin import hookspecs
+from aetk.plugin.host import PluginHost
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("register_"))

@@ -11,9 +11,10 @@ import pytest
 from conftest import TINY, TINY_ARGS, write_wav
 
 import aetk
-from aetk import evaluation, synth
-from aetk.crossval import cross_validate, lockbox_and_folds
-from aetk.evaluation import group_from_path, group_metrics, label_from_path, means
+from aetk import synth
+from aetk.eval import evaluation
+from aetk.eval.crossval import cross_validate, lockbox_and_folds
+from aetk.eval.evaluation import group_from_path, group_metrics, label_from_path, means
 
 
 @pytest.mark.parametrize(
@@ -196,8 +197,8 @@ def test_folds_split_evenly_with_array_split():
 
 
 def test_cross_validation_never_reads_the_lockbox(machine_sounds, monkeypatch):
-    from aetk import features
-    from aetk.config import resolve_config
+    from aetk.data import features
+    from aetk.fitting.config import resolve_config
 
     read = []
     original = features.read_audio

@@ -9,7 +9,7 @@ from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.explain import _to_grid, error_map, explain
+from aetk.detect.explain import _to_grid, error_map, explain
 from aetk_builtins.mel_db import MelDb
 
 RATE = 16000

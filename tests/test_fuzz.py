@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aetk
-from aetk.features import featurize_audio
+from aetk.data.features import featurize_audio
 from aetk_builtins.mel_db import MelDb
 
 FUZZ = settings(

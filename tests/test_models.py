@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import aetk
-from aetk.config import TrainingConfig
+from aetk.fitting.config import TrainingConfig
 from aetk_builtins.autoencoders import BaselineAE, ImprovedAE
 
 
@@ -97,7 +97,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_validation_weights():
     best = min(model.history_, key=lambda r: r["val_loss"])
     assert best["best"] is True
     assert [r.epoch for r in reports] == list(range(1, 16))
-    from aetk.training import mean_error
+    from aetk.fitting.trainer import mean_error
 
     assert mean_error(model, data[200:]) == pytest.approx(best["val_loss"], rel=1e-5)
 

@@ -9,10 +9,10 @@ from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.cache import FeatureCache, featurizer_key
-from aetk.features import featurize_file, map_files
-from aetk.normalization import Standardizer
-from aetk.vectors import StandardizedClips, VectorSet
+from aetk.components.normalizer import Standardizer
+from aetk.data.cache import FeatureCache, featurizer_key
+from aetk.data.clips import StandardizedClips, VectorSet
+from aetk.data.features import featurize_file, map_files
 from aetk_builtins.mel_db import MelDb
 
 
@@ -25,7 +25,7 @@ def clips_folder(tmp_path):
 
 
 def count_decodes(monkeypatch) -> list:
-    from aetk import cache as cache_module
+    from aetk.data import cache as cache_module
 
     decoded = []
     original = cache_module.read_audio
@@ -187,7 +187,7 @@ def test_knn_vector_references_are_a_bounded_uniform_sample():
 
 
 def test_long_passes_release_freed_memory(monkeypatch):
-    from aetk import memory
+    from aetk.data import memory
 
     calls = []
     monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1))

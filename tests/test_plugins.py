@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, make_distribution, run_aetk
 
 import aetk
-from aetk.plugins import PluginHost
+from aetk.plugin.host import PluginHost
 
 _counter = itertools.count()
 
@@ -75,7 +75,7 @@ def test_hook_register_featurizers(install):
         def register_featurizers(register):
             register(Energy)
     """)
-    host = aetk.plugins.get_host()
+    host = aetk.plugin.host.get_host()
     assert host.registration("featurizer", "mel-db").plugin == "mel-db"
     assert host.registration("featurizer", "energy").plugin == name
     featurizer = host.create("featurizer", "energy", {"frame": 100})
@@ -83,14 +83,14 @@ def test_hook_register_featurizers(install):
 
 
 def test_hook_register_models():
-    host = aetk.plugins.get_host()
+    host = aetk.plugin.host.get_host()
     assert {"baseline-ae", "improved-ae"} <= set(host.registry["model"])
     assert host.registration("model", "improved-ae").plugin == "autoencoders"
 
 
 def test_hook_register_scorers(install, machine_sounds):
     name = install(SCORER_PLUGIN)
-    host = aetk.plugins.get_host()
+    host = aetk.plugin.host.get_host()
     assert host.registration("scorer", "mse").plugin == "mse"
     assert host.registration("scorer", "loudest").plugin == name
     detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", **TINY)
@@ -124,7 +124,7 @@ def test_third_party_detector_round_trip_names_missing_plugin(install, machine_s
     expected = [r.score for r in detector.score(machine_sounds["test"])]
     assert [r.score for r in aetk.Detector.load(path).score(machine_sounds["test"])] == expected
     # Without the plugin, loading names the plugin to install.
-    aetk.plugins.set_host(PluginHost(only=[]))
+    aetk.plugin.host.set_host(PluginHost(only=[]))
     with pytest.raises(aetk.DetectorFileError, match=f"scorer 'loudest' from plugin '{name}'"):
         aetk.Detector.load(path)
 
@@ -132,7 +132,7 @@ def test_third_party_detector_round_trip_names_missing_plugin(install, machine_s
 def test_plugin_that_fails_to_import_warns_and_the_rest_work(install):
     name = install("import no_such_module_anywhere\n")
     with pytest.warns(aetk.AetkWarning, match=rf"plugin '{name}' failed to import: .*no_such"):
-        host = aetk.plugins.get_host()
+        host = aetk.plugin.host.get_host()
     assert "mel-db" in host.registry["featurizer"]
     assert host.plugins[name].error
 
@@ -147,7 +147,7 @@ def test_plugin_that_raises_in_a_hook_warns(install):
     with pytest.warns(
         aetk.AetkWarning, match=rf"plugin '{name}' raised in register_models: .*boom"
     ):
-        host = aetk.plugins.get_host()
+        host = aetk.plugin.host.get_host()
     assert "improved-ae" in host.registry["model"]
 
 
@@ -166,7 +166,7 @@ def test_invalid_component_is_refused_with_a_warning(install):
             register(NoName)
     """)
     with pytest.warns(aetk.AetkWarning) as caught:
-        host = aetk.plugins.get_host()
+        host = aetk.plugin.host.get_host()
     messages = [str(w.message) for w in caught]
     assert any(f"plugin '{name}' registered an invalid model" in m for m in messages)
     assert any("NoName has no name" in m for m in messages)
@@ -183,7 +183,7 @@ def test_duplicate_component_name_names_both_plugins(install):
             register(Other)
     """)
     with pytest.warns(aetk.AetkWarning, match=rf"plugin '{name}' registered scorer 'mse', .*'mse'"):
-        host = aetk.plugins.get_host()
+        host = aetk.plugin.host.get_host()
     assert host.registration("scorer", "mse").plugin == "mse"
 
 
@@ -200,7 +200,7 @@ def test_strict_mode_turns_plugin_problems_into_errors(install, monkeypatch, sou
     name = install(source)
     monkeypatch.setenv("AETK_STRICT_PLUGINS", "1")
     with pytest.raises(aetk.PluginError, match=f"plugin '{name}'"):
-        aetk.plugins.get_host()
+        aetk.plugin.host.get_host()
 
 
 def test_misspelled_hook_is_an_error(install):
@@ -211,13 +211,13 @@ def test_misspelled_hook_is_an_error(install):
             pass
     """)
     with pytest.raises(aetk.PluginError, match=rf"'{name}'.*'register_scorer'.*'register_scorers'"):
-        aetk.plugins.get_host()
+        aetk.plugin.host.get_host()
 
 
 def test_load_plugins_env_restricts_third_party_plugins(install, monkeypatch):
     install(SCORER_PLUGIN)
     monkeypatch.setenv("AETK_LOAD_PLUGINS", "")
-    host = aetk.plugins.get_host()
+    host = aetk.plugin.host.get_host()
     assert "loudest" not in host.registry["scorer"]
     assert {"mel-db", "autoencoders", "mse"} <= set(host.plugins)
 

@@ -40,11 +40,11 @@ def test_plugin_modules_use_only_the_public_api(path):
 
 
 def test_the_check_sees_internal_imports():
-    tree = ast.parse("import aetk\nfrom aetk.training import fit_model\naetk.detector.Detector\n")
+    tree = ast.parse("import aetk\nfrom aetk.fitting.trainer import fit_model\naetk.Internal\n")
     public = {"aetk", *(f"aetk.{name}" for name in aetk.__all__)}
     assert [name for name in aetk_uses(tree) if name not in public] == [
-        "aetk.training",
-        "aetk.detector",
+        "aetk.fitting.trainer",
+        "aetk.Internal",
     ]
 
 

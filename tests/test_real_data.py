@@ -43,7 +43,7 @@ def test_real_anomaly_is_localized_where_its_error_concentrates():
     """A lathe 'DEF' clip: the events in aetk score's JSON are the error map's events, and the
     error inside them is above the error elsewhere in the clip and well above normal.
     (Measured: 116 inside, 67 outside, 30.7 for normal frames.)"""
-    from aetk.explain import explain
+    from aetk.detect.explain import explain
 
     detector = aetk.fit(SHARED_DATA / "lathe" / "train", preset="autoencoder")
     clip = SHARED_DATA / "lathe" / "test" / "anomaly_LM_1003.wav"

@@ -13,7 +13,7 @@ import torch
 from conftest import TINY, TINY_ARGS
 
 import aetk
-from aetk.detector_file import read_detector, write_detector
+from aetk.detect.detector_file import read_detector, write_detector
 
 
 def test_ctrl_c_during_fit_stops_cleanly_and_writes_nothing(machine_sounds, tmp_path):
@@ -54,7 +54,7 @@ def test_killed_while_writing_leaves_the_existing_detector_intact(fitted, tmp_pa
     before = target.read_bytes()
     writer = textwrap.dedent(f"""
         import torch
-        from aetk.detector_file import write_detector
+        from aetk.detect.detector_file import write_detector
         print("writing", flush=True)
         write_detector({str(target)!r}, {{"components": {{}}}}, {{"big": torch.ones(150_000_000)}})
         print("done", flush=True)

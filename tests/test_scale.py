@@ -15,7 +15,7 @@ from conftest import TINY_ARGS, run_aetk, write_wav
 
 import aetk
 from aetk import synth
-from aetk.audio import find_audio_files, select_shard
+from aetk.data.audio import find_audio_files, select_shard
 
 
 def test_shards_split_the_inputs_disjointly_and_stably(machine_sounds):
@@ -156,7 +156,7 @@ def test_ray_engine_usage_errors(cli, fitted, machine_sounds, tmp_path):
 
 
 def test_distributed_helpers_without_torchrun():
-    from aetk import distributed
+    from aetk.fitting import distributed
 
     assert "WORLD_SIZE" not in os.environ or os.environ["WORLD_SIZE"] == "1"
     assert distributed.current() is None

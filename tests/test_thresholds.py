@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aetk.thresholds import fit_threshold
+from aetk.detect.calibration import fit_threshold
 
 
 def test_gamma_fit_recovers_the_percentile_of_gamma_scores():

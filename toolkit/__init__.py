@@ -7,7 +7,7 @@ Public API::
     detector.save("detector.aetk")
     results = aetk.Detector.load("detector.aetk").score(["new.wav"])
 
-Plugins implement the hooks in :mod:`aetk.hookspecs` with :data:`aetk.hookimpl` and subclass
+Plugins implement the hooks in :mod:`aetk.plugin.hookspecs` with :data:`aetk.hookimpl` and subclass
 :class:`aetk.Featurizer`, :class:`aetk.Model` or :class:`aetk.Scorer`. Scores are always
 "higher means more anomalous".
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from aetk.components import (
+from aetk.components.base import (
     Component,
     FeatureLayout,
     Featurizer,
@@ -36,30 +36,33 @@ from aetk.errors import (
     NotFittedError,
     PluginError,
 )
-from aetk.hookspecs import hookimpl
+from aetk.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from aetk import networks, plugins, scoring, testing
-    from aetk.audio import Audio, find_audio_files, read_audio
-    from aetk.detector import Detector, ScoreResult
-    from aetk.pipeline import fit
-    from aetk.progress import FitObserver
-    from aetk.thresholds import fit_threshold
+    from aetk import metrics, networks, scoring, synth, testing
+    from aetk.data.audio import Audio, find_audio_files, read_audio
+    from aetk.detect.calibration import fit_threshold
+    from aetk.detect.detector import Detector, ScoreResult
+    from aetk.fitting.progress import FitObserver
+    from aetk.fitting.stages import fit
+    from aetk.plugin import host as plugins
 
 _LAZY = {
-    "fit": "aetk.pipeline",
-    "FitObserver": "aetk.progress",
-    "Detector": "aetk.detector",
-    "ScoreResult": "aetk.detector",
-    "Audio": "aetk.audio",
-    "read_audio": "aetk.audio",
-    "find_audio_files": "aetk.audio",
-    "fit_threshold": "aetk.thresholds",
+    "fit": "aetk.fitting.stages",
+    "FitObserver": "aetk.fitting.progress",
+    "Detector": "aetk.detect.detector",
+    "ScoreResult": "aetk.detect.detector",
+    "Audio": "aetk.data.audio",
+    "read_audio": "aetk.data.audio",
+    "find_audio_files": "aetk.data.audio",
+    "fit_threshold": "aetk.detect.calibration",
+    "metrics": None,
     "networks": None,
-    "plugins": None,
+    "plugins": "aetk.plugin.host",
     "scoring": None,
+    "synth": None,
     "testing": None,
 }
 
@@ -70,6 +73,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY[name]
     if module is None:
         return importlib.import_module(f"aetk.{name}")
+    if name == "plugins":
+        return importlib.import_module(module)
     return getattr(importlib.import_module(module), name)
 
 
@@ -96,9 +101,11 @@ __all__ = [
     "fit",
     "fit_threshold",
     "hookimpl",
+    "metrics",
     "networks",
     "plugins",
     "read_audio",
     "scoring",
+    "synth",
     "testing",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aetk.components import Component, Featurizer, Model, Scorer
+from aetk.components.base import Component, Featurizer, Model, Scorer
 from aetk.errors import AetkError, NotFittedError
 
 MODEL_INPUT_SHAPE = (1, 16, 4)
@@ -45,8 +45,8 @@ def _rebuild(component: Component) -> Component:
 
 def _round_trip_state(component: Component) -> Component:
     """The component's learned state written to a real detector file and read back."""
-    from aetk.detector_file import read_detector, write_detector
-    from aetk.state import decode_state, encode_state
+    from aetk.components.state import decode_state, encode_state
+    from aetk.detect.detector_file import read_detector, write_detector
 
     tensors: dict = {}
     state = encode_state("component", component, tensors)
@@ -94,8 +94,8 @@ def _structured_vectors(count: int, shape: tuple[int, ...], seed: int, anomalous
 
 def _reference_model(shape: tuple[int, ...]) -> Model:
     """A small trained autoencoder for the scorer checks."""
-    from aetk.config import TrainingConfig
-    from aetk.plugins import get_host
+    from aetk.fitting.config import TrainingConfig
+    from aetk.plugin.host import get_host
 
     model = get_host().create("model", "improved-ae", {"hidden": [16], "bottleneck": 2})
     train = _structured_vectors(256, shape, seed=1)
@@ -257,7 +257,7 @@ def check_model_state_survives_the_detector_file(
 ) -> None:
     import torch
 
-    from aetk.config import TrainingConfig
+    from aetk.fitting.config import TrainingConfig
 
     x = _structured_vectors(64, input_shape, seed=4)
     fitted = _rebuild(model).fit(x, training=TrainingConfig(epochs=2, batch_size=16))
@@ -272,7 +272,7 @@ def check_model_is_deterministic_for_a_seed(
 ) -> None:
     import torch
 
-    from aetk.config import TrainingConfig
+    from aetk.fitting.config import TrainingConfig
 
     x = _structured_vectors(64, input_shape, seed=5)
     config = TrainingConfig(epochs=2, batch_size=16, seed=3)

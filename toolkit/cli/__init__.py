@@ -19,7 +19,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 def build_app() -> typer.Typer:
     """The root application with the built-in commands and every plugin's commands."""
     from aetk.cli import cv, demo, evaluate, fit, plugins, report, score
-    from aetk.plugins import get_host
+    from aetk.plugin.host import get_host
 
     app = typer.Typer(
         name="aetk",

@@ -43,7 +43,7 @@ def cv_command(
     For each fold: fit on the other folds, then report the held-out fold's reconstruction loss,
     the threshold, the false-alarm rate, and AUC/pAUC against --anomalies when given.
     """
-    from aetk.crossval import cross_validate
+    from aetk.eval.crossval import cross_validate
 
     fit_config = options.resolve(
         preset=preset,

@@ -37,9 +37,9 @@ def demo_command(
 
 def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: bool) -> None:
     from aetk import metrics, synth
-    from aetk.config import resolve_config
-    from aetk.detector import Detector
-    from aetk.pipeline import fit_config
+    from aetk.detect.detector import Detector
+    from aetk.fitting.config import resolve_config
+    from aetk.fitting.stages import fit_config
 
     console.stderr.print(
         f"Generating synthetic machine sounds in {folder}: 40 normal clips to train on; "

@@ -32,9 +32,9 @@ def evaluate_command(
     2020, DCASE 2021+ layouts) or from --labels. Metrics per group (machine, ID or section,
     domain) and their arithmetic and harmonic means; pAUC is for FPR ≤ 0.1.
     """
-    from aetk.detector import Detector
+    from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
-    from aetk.evaluation import evaluate, write_outputs
+    from aetk.eval.evaluation import evaluate, write_outputs
 
     detector = Detector.load(detector_path)
     evaluation = evaluate(detector, paths, labels_csv=labels, threshold=threshold)
@@ -64,7 +64,7 @@ def evaluate_command(
 def _print_table(evaluation) -> None:
     from rich.table import Table
 
-    from aetk.evaluation import METRICS, format_metric
+    from aetk.eval.evaluation import METRICS, format_metric
 
     table = Table(title=f"threshold {evaluation.threshold:.5g}", box=None, pad_edge=False)
     table.add_column("group")

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console, options
-from aetk.progress import FitObserver
+from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:
-    from aetk.config import EpochReport, FitConfig
-    from aetk.detector import Detector
+    from aetk.detect.detector import Detector
+    from aetk.fitting.config import EpochReport, FitConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -53,8 +53,8 @@ def fit_command(
     json_output: options.JsonOutput = False,
 ) -> None:
     """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
-    from aetk import distributed
-    from aetk.pipeline import fit_config
+    from aetk.fitting import distributed
+    from aetk.fitting.stages import fit_config
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(_launch(nproc))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from aetk.config import FitConfig
+    from aetk.fitting.config import FitConfig
 
 
 class DeviceChoice(str, Enum):
@@ -68,7 +68,7 @@ def resolve(
     **training,
 ) -> FitConfig:
     """The fit configuration these options describe."""
-    from aetk.config import resolve_config
+    from aetk.fitting.config import resolve_config
 
     device = training.get("device")
     if isinstance(device, DeviceChoice):

@@ -29,7 +29,7 @@ def list_plugins(
     """List every plugin: distribution, version, hooks and registered components."""
     if context.invoked_subcommand is not None:
         return
-    from aetk.plugins import get_host
+    from aetk.plugin.host import get_host
 
     records = get_host().records()
     if json_output:
@@ -57,7 +57,7 @@ def new_plugin_command(
     folder: Annotated[Path, typer.Option("--dir", help="Where to create it.")] = Path("."),
 ) -> None:
     """Write a working plugin package (featurizer, model, scorer, tests) to start from."""
-    from aetk.scaffold import new_plugin
+    from aetk.plugin.scaffold import new_plugin
 
     root = new_plugin(name, folder)
     console.stderr.print(

@@ -27,9 +27,9 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML page: the detector, every verdict, and for the most
     anomalous recordings where in time and frequency they depart from normal."""
-    from aetk.detector import Detector
-    from aetk.fileio import atomic_write_text
-    from aetk.report import build_report
+    from aetk.data.fileio import atomic_write_text
+    from aetk.detect.detector import Detector
+    from aetk.eval.report import build_report
 
     detector = Detector.load(detector_path)
     page = build_report(detector, paths, detector_path=detector_path, labels_csv=labels, top=top)

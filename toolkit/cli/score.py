@@ -72,8 +72,8 @@ def score_command(
     Exit status: 0 all files scored, 1 some file could not be scored, 2 usage error,
     3 with --fail-on-anomaly when a file is anomalous (and none failed).
     """
-    from aetk.audio import require_audio_files, select_shard
-    from aetk.detector import Detector
+    from aetk.data.audio import require_audio_files, select_shard
+    from aetk.detect.detector import Detector
 
     files = require_audio_files(paths)
     if shard is not None:
@@ -137,7 +137,7 @@ def _score_with_ray(
     if segment:
         raise ConfigError("--segment is not available with --engine ray")
     try:
-        from aetk.ray_engine import score_with_ray
+        from aetk.engines.ray import score_with_ray
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'aetk[ray]'") from None
     run = score_with_ray(

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 
 from aetk import __version__
-from aetk.audio import find_audio_files
-from aetk.components import Featurizer, Model, Scorer
-from aetk.detector_file import read_detector, write_detector
+from aetk.components.base import Featurizer, Model, Scorer
+from aetk.components.normalizer import Standardizer
+from aetk.components.state import build_component, decode_state, encode_state, jsonable
+from aetk.data.audio import find_audio_files
+from aetk.data.features import check_vector_shape, featurize_file, iter_clips, map_files
+from aetk.detect.detector_file import read_detector, write_detector
 from aetk.errors import AudioError, DetectorFileError
-from aetk.features import check_vector_shape, featurize_file, iter_clips, map_files
-from aetk.normalization import Standardizer
-from aetk.plugins import get_host
-from aetk.state import build_component, decode_state, encode_state, jsonable
+from aetk.plugin.host import get_host
 
 DEFAULT_DETECTOR = "detector.aetk"
 _ROLES = ("featurizer", "normalizer", "model", "scorer")
@@ -172,7 +172,7 @@ class Detector:
         self, batch: list[tuple[_FileScores, torch.Tensor]], threshold: float, whole: bool
     ) -> None:
         """Score a batch of windows; files scored whole are also localized into events."""
-        from aetk.explain import error_map
+        from aetk.detect.explain import error_map
 
         if not batch:
             return

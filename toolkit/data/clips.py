@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aetk.memory import trimmed
-from aetk.normalization import Standardizer
+from aetk.components.normalizer import Standardizer
+from aetk.data.memory import trimmed
 
 
 class ClipFiles(Sequence):
@@ -31,7 +31,7 @@ class ClipFiles(Sequence):
         return len(self.files)
 
     def __getitem__(self, index):
-        from aetk.cache import load_entry
+        from aetk.data.cache import load_entry
 
         if isinstance(index, slice):
             return ClipFiles(self.files[index], self.lengths[index])

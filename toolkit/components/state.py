@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from aetk.components import Component, Model
+from aetk.components.base import Component, Model
+from aetk.components.normalizer import Standardizer
 from aetk.errors import AetkError, ConfigError, DetectorFileError
-from aetk.normalization import Standardizer
-from aetk.plugins import get_host
+from aetk.plugin.host import get_host
 
 _STATE_KEY = re.compile(r"^[a-z][a-z0-9_]*_$")
 

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aetk import __version__, metrics, plots
+from aetk import __version__, metrics
 from aetk.errors import AudioError
-from aetk.evaluation import ANOMALY, NORMAL, label_files
+from aetk.eval import plots
+from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
 
 if TYPE_CHECKING:
-    from aetk.detector import Detector, ScoreResult
+    from aetk.detect.detector import Detector, ScoreResult
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -48,7 +49,7 @@ def build_report(
     top: int = 5,
 ) -> str:
     """Score ``paths`` and return the report as one HTML string."""
-    from aetk.audio import require_audio_files
+    from aetk.data.audio import require_audio_files
 
     files = require_audio_files(paths)
     results = detector.score(files)
@@ -172,7 +173,7 @@ def _labelled_section(
 
 
 def _explanations_section(detector: Detector, scored: list[ScoreResult], top: int) -> str:
-    from aetk.explain import explain
+    from aetk.detect.explain import explain
 
     chosen = [r for r in scored if r.anomalous][:top]
     intro = f"<p>The {len(chosen)} highest-scoring anomalous recordings."
@@ -209,7 +210,7 @@ def _explanations_section(detector: Detector, scored: list[ScoreResult], top: in
 
 
 def _event_text(event: dict) -> str:
-    from aetk.explain import BandExcess, Event
+    from aetk.detect.explain import BandExcess, Event
 
     bands = [BandExcess(b["low_hz"], b["high_hz"], b["ratio"]) for b in event.get("bands", [])]
     return Event(event["start"], event["end"], event["score"], bands).describe()

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from aetk.config import FitConfig
 from aetk.errors import AudioError, ConfigError
-from aetk.progress import FitObserver
+from aetk.fitting.config import FitConfig
+from aetk.fitting.progress import FitObserver
 
 
 @dataclass
@@ -104,8 +104,8 @@ def cross_validate(
     each fold.
     """
     from aetk import metrics
-    from aetk.audio import find_audio_files, require_audio_files
-    from aetk.pipeline import fit_config
+    from aetk.data.audio import find_audio_files, require_audio_files
+    from aetk.fitting.stages import fit_config
 
     files = require_audio_files(paths)
     anomaly_files = find_audio_files(anomalies) if anomalies else []
@@ -141,7 +141,7 @@ def _held_out_loss(detector, held_out: list) -> float | None:
     trainable parameters (``identity``), whose reconstruction is exact by construction."""
     import torch
 
-    from aetk.training import mean_error
+    from aetk.fitting.trainer import mean_error
 
     if not any(p.requires_grad for p in detector.model.module_.parameters()):
         return None

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aetk.audio import read_audio
-from aetk.components import Featurizer
+from aetk.components.base import Featurizer
+from aetk.data.audio import read_audio
+from aetk.data.features import featurize_audio
+from aetk.data.fileio import atomic_file
 from aetk.errors import AudioError
-from aetk.features import featurize_audio
-from aetk.fileio import atomic_file
 
 #: Bump when the layout of cache entries changes.
 FORMAT = 1

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from aetk.components import Component
+from aetk.components.base import Component
 from aetk.errors import ConfigError
 
 MODES = ("per-feature", "global", "none")

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from aetk.config import EpochReport, TrainingConfig
 from aetk.errors import ConfigError
+from aetk.fitting.config import EpochReport, TrainingConfig
 
 if TYPE_CHECKING:
-    from aetk.components import Model
-    from aetk.distributed import Group
+    from aetk.components.base import Model
+    from aetk.fitting.distributed import Group
 
 
 def resolve_device(name: str) -> torch.device:

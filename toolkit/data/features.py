@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from aetk.audio import Audio, read_audio, read_windows
-from aetk.components import Featurizer
+from aetk.components.base import Featurizer
+from aetk.data.audio import Audio, read_audio, read_windows
 from aetk.errors import AudioError, ConfigError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aetk.config import EpochReport, FitConfig
+    from aetk.fitting.config import EpochReport, FitConfig
 
 
 class FitObserver:

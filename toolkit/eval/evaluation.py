@@ -289,7 +289,7 @@ def evaluate(
     threshold: float | None = None,
 ) -> Evaluation:
     """Score ``paths`` with ``detector`` and compute the metrics of every group."""
-    from aetk.audio import find_audio_files
+    from aetk.data.audio import find_audio_files
 
     files = find_audio_files(paths)
     labelled = label_files(files, labels_csv)
@@ -319,8 +319,8 @@ def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     """DCASE-format CSVs per group, ``metrics.json`` and PNG plots; returns the written files."""
     import json
 
-    from aetk import plots
-    from aetk.fileio import atomic_write_text
+    from aetk.data.fileio import atomic_write_text
+    from aetk.eval import plots
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

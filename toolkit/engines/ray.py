@@ -109,7 +109,7 @@ def _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch
     """The Ray Data pipeline over the paths ``todo``: a pandas table with one row per path."""
     import ray
 
-    from aetk.detector import Detector
+    from aetk.detect.detector import Detector
 
     detector = Detector.load(detector_path)
     featurizer = {
@@ -157,7 +157,7 @@ def read_results(out: Path):
 
 def write_results(table, out: Path) -> None:
     """Write the DataFrame ``table`` to ``out`` (Parquet or CSV by suffix) atomically."""
-    from aetk.fileio import atomic_path
+    from aetk.data.fileio import atomic_path
 
     with atomic_path(out) as temporary:
         if out.suffix == ".parquet":
@@ -179,7 +179,7 @@ class _Scorer:
     def __call__(self, batch):
         import pandas
 
-        from aetk.explain import error_map
+        from aetk.detect.explain import error_map
 
         rows, clips, positions = [], [], []
         for path, blob, error in zip(batch["path"], batch["vectors"], batch["error"], strict=True):
@@ -203,9 +203,9 @@ class _Scorer:
 
 def _featurize(batch, featurizer: dict):
     """A Ray task: decode and featurize a batch of files (vectors as .npy bytes, or an error)."""
+    from aetk.data.features import check_vector_shape, featurize_file
     from aetk.errors import AudioError
-    from aetk.features import check_vector_shape, featurize_file
-    from aetk.plugins import get_host
+    from aetk.plugin.host import get_host
 
     component = get_host().create("featurizer", featurizer["name"], featurizer["params"])
     vectors, errors = [], []
@@ -230,7 +230,7 @@ def _load(detector_bytes):
     """The detector from its file's bytes (or an object reference to them)."""
     import ray
 
-    from aetk.detector import Detector
+    from aetk.detect.detector import Detector
 
     if isinstance(detector_bytes, ray.ObjectRef):  # references nested in arguments stay unresolved
         detector_bytes = ray.get(detector_bytes)

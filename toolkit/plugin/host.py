@@ -26,9 +26,9 @@ from typing import Any
 
 import pluggy
 
-from aetk import hookspecs
-from aetk.components import COMPONENT_KINDS, Component
+from aetk.components.base import COMPONENT_KINDS, Component
 from aetk.errors import AetkWarning, ConfigError, PluginError
+from aetk.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "aetk"
 BUILTIN_DISTRIBUTION = "aetk"

@@ -149,7 +149,7 @@ class FitConfig:
 def preset_names() -> list[str]:
     return sorted(
         entry.name.removesuffix(".toml")
-        for entry in resources.files("aetk").joinpath("presets").iterdir()
+        for entry in resources.files("aetk.fitting").joinpath("presets").iterdir()
         if entry.name.endswith(".toml")
     )
 
@@ -157,7 +157,7 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}' (available: {', '.join(preset_names())})")
-    text = resources.files("aetk").joinpath("presets", f"{name}.toml").read_text()
+    text = resources.files("aetk.fitting").joinpath("presets", f"{name}.toml").read_text()
     return tomllib.loads(text)
 
 
@@ -208,7 +208,7 @@ def resolve_config(
 ) -> FitConfig:
     """Combine the layers into a validated :class:`FitConfig` (flags win over ``--set``, which
     wins over the config file, which wins over the preset)."""
-    from aetk.plugins import get_host
+    from aetk.plugin.host import get_host
 
     user: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     if config_file is not None:

@@ -18,18 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from aetk import __version__, distributed
-from aetk.audio import require_audio_files
-from aetk.cache import FeatureCache, file_digest, load_entry
-from aetk.components import Featurizer
-from aetk.config import FitConfig, resolve_config
-from aetk.detector import Detector
+from aetk import __version__
+from aetk.components.base import Featurizer
+from aetk.components.normalizer import Standardizer
+from aetk.data.audio import require_audio_files
+from aetk.data.cache import FeatureCache, file_digest, load_entry
+from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths
+from aetk.data.features import check_vector_shape, iter_clips, map_files
+from aetk.detect.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError
-from aetk.features import check_vector_shape, iter_clips, map_files
-from aetk.normalization import Standardizer
-from aetk.plugins import get_host
-from aetk.progress import FitObserver
-from aetk.vectors import ClipFiles, StandardizedClips, VectorSet, clip_lengths
+from aetk.fitting import distributed
+from aetk.fitting.config import FitConfig, resolve_config
+from aetk.fitting.progress import FitObserver
+from aetk.plugin.host import get_host
 
 
 def fit(
@@ -80,7 +81,7 @@ def fit_config(
     """Fit a detector with an already resolved configuration.
 
     Started by torchrun (``WORLD_SIZE`` > 1), each rank featurizes and trains on its shard of
-    the files (see :mod:`aetk.distributed`); rank 0 returns the detector, the others None.
+    the files (see :mod:`aetk.fitting.distributed`); rank 0 returns the detector, the others None.
     """
     group = distributed.current()
     main = group is None or group.is_main

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from aetk.config import TrainingConfig
+    from aetk.fitting.config import TrainingConfig
 
 
 class Component:
@@ -199,15 +199,15 @@ class Model(Component):
     ) -> Model:
         """Train on vectors ``[n, *shape]``, keeping the weights of the best validation loss.
 
-        :param on_epoch: optional callable receiving each :class:`aetk.training.EpochReport`;
+        :param on_epoch: optional callable receiving each :class:`aetk.fitting.trainer.EpochReport`;
             ``history_`` keeps them as dictionaries.
-        :param group: the :class:`aetk.distributed.Group` of a distributed fit (each rank
+        :param group: the :class:`aetk.fitting.distributed.Group` of a distributed fit (each rank
             passes its own shard of the vectors), or None.
         """
         from dataclasses import asdict
 
-        from aetk.config import TrainingConfig
-        from aetk.training import fit_model
+        from aetk.fitting.config import TrainingConfig
+        from aetk.fitting.trainer import fit_model
 
         reports = fit_model(self, train, validation, training or TrainingConfig(), on_epoch, group)
         self.history_ = [asdict(report) for report in reports]
@@ -215,21 +215,21 @@ class Model(Component):
 
     def reconstruct(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """The network's reconstruction of the vectors ``x`` (shaped like ``target(x)``)."""
-        from aetk.training import reconstructions
+        from aetk.fitting.trainer import reconstructions
 
         self.check_fitted()
         return reconstructions(self, x, batch_size=batch_size)
 
     def errors(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Element-wise squared reconstruction error of vectors ``x``, shaped like the target."""
-        from aetk.training import reconstruction_errors
+        from aetk.fitting.trainer import reconstruction_errors
 
         self.check_fitted()
         return reconstruction_errors(self, x, batch_size=batch_size)
 
     def latent(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Latent codes of the vectors ``x``, flattened to ``[n, latent_size]``."""
-        from aetk.training import latent_codes
+        from aetk.fitting.trainer import latent_codes
 
         self.check_fitted()
         return latent_codes(self, x, batch_size=batch_size)
@@ -277,7 +277,7 @@ class Scorer(Component):
     def set_threshold(self, scores: np.ndarray, method: str, percentile: float) -> None:
         """Set ``threshold_`` and ``threshold_method_`` from normal clips' ``scores`` (see
         :func:`aetk.fit_threshold`), keeping the scores as ``validation_scores_``."""
-        from aetk.thresholds import fit_threshold
+        from aetk.detect.calibration import fit_threshold
 
         self.threshold_, self.threshold_method_ = fit_threshold(
             scores, method=method, percentile=percentile

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
+from aetk.data.fileio import atomic_path
 from aetk.errors import DetectorFileError
-from aetk.fileio import atomic_path
 
 FORMAT = "aetk-detector"
 SCHEMA_VERSION = 1

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from aetk.components import FeatureLayout
-from aetk.features import check_vector_shape, featurize_file
+from aetk.components.base import FeatureLayout
+from aetk.data.features import check_vector_shape, featurize_file
 
 if TYPE_CHECKING:
-    from aetk.detector import Detector
+    from aetk.detect.detector import Detector
 
 TOP_BANDS = 3
 

@@ -45,7 +45,7 @@ def new_plugin(name: str, folder: str | Path = ".") -> Path:
     root = Path(folder) / dist
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or folder")
-    templates = resources.files("aetk").joinpath("scaffold")
+    templates = resources.files("aetk.plugin").joinpath("templates")
     for template, target in _FILES.items():
         path = root / Template(target).substitute(values)
         path.parent.mkdir(parents=True, exist_ok=True)
