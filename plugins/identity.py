@@ -13,6 +13,7 @@ class IdentityModel(aetk.Model):
     """Reconstruction = input, latent code = the flattened input; no parameters."""
 
     name = "identity"
+    trainable = False
 
     def build(self, input_shape: tuple[int, ...]):
         return aetk.networks.Identity()

@@ -10,9 +10,9 @@ autoencoder it is the bottleneck code. Two ways to compare a clip with normal re
   ``max_reference`` of them, drawn at random); the clip's score is the mean of the highest
   ``top_fraction`` of its vectors' distances. Keeps short events that a clip mean would blur.
 
-All normal clips given to ``fit`` (training and validation) become references. The threshold comes
-from leave-one-clip-out scores: each normal clip scored against the other clips' references,
-which is what a new normal recording would score.
+All normal clips given to ``fit`` (training and validation) become references. The held-out scores
+aetk calibrates the threshold on are leave-one-clip-out scores: each normal clip scored against the
+other clips' references, which is what a new normal recording would score.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ class KnnScorer(aetk.Scorer):
     :param pooling: ``"clip"`` or ``"vector"`` (see the module documentation).
     :param top_fraction: with vector pooling, the share of a clip's most distant vectors averaged.
     :param max_reference: with vector pooling, the most reference vectors kept (memory bound).
-    :param percentile: percentile of the normal leave-one-out scores used as threshold.
-    :param threshold_method: ``"gamma"`` or ``"quantile"``.
     """
 
     name = "knn"
@@ -49,15 +47,11 @@ class KnnScorer(aetk.Scorer):
         pooling: str = "clip",
         top_fraction: float = 1.0,
         max_reference: int = 50_000,
-        percentile: float = 90.0,
-        threshold_method: str = "gamma",
     ):
         self.k = k
         self.pooling = pooling
         self.top_fraction = top_fraction
         self.max_reference = max_reference
-        self.percentile = percentile
-        self.threshold_method = threshold_method
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
         import torch
@@ -78,25 +72,32 @@ class KnnScorer(aetk.Scorer):
             self.center_ = torch.zeros(embedded.shape[1])
             self.scale_ = torch.ones(embedded.shape[1])
         self.reference_ = self._standardise(embedded)
-        scores = self._pool(
+        # Which clip each reference came from, for leave-one-out; not part of the detector.
+        self._owners = owners
+        first = train[0] if len(train) else validation[0]
+        if self._localizable(model, first):
+            self.fit_localization(
+                self._localize(model.latent(clip), clip.shape, self._own_references(owners, i))
+                for i, clip in enumerate(chain(train, validation))
+            )
+        return self
+
+    def held_out_scores(self, model, train, validation) -> np.ndarray:
+        """Leave-one-clip-out scores: each normal clip against the other clips' references."""
+        self.check_fitted()
+        owners = getattr(self, "_owners", None)
+        if owners is None:
+            raise aetk.NotFittedError("knn: held-out scores exist only right after fit()")
+        return self._pool(
             [
                 self._distances(self._standardise(self._embed(model, clip)), exclude=owners == i)
                 for i, clip in enumerate(chain(train, validation))
             ]
         )
-        self.threshold_, self.threshold_method_ = aetk.fit_threshold(
-            scores, method=self.threshold_method, percentile=self.percentile
-        )
-        self.reference_scores_ = scores
-        first = train[0] if len(train) else validation[0]
-        if self._localizable(model, first):
-            self.fit_localization(
-                self._localize(
-                    model, clip, leave_out=(owners == i) if self.pooling == "vector" else i
-                )
-                for i, clip in enumerate(chain(train, validation))
-            )
-        return self
+
+    def _own_references(self, owners, index: int):
+        """What leaves clip ``index`` out: a mask of its vectors (vector pooling) or its index."""
+        return (owners == index) if self.pooling == "vector" else index
 
     def _sample_vectors(self, model, clips) -> tuple[torch.Tensor, torch.Tensor]:
         """At most ``max_reference`` latent vectors drawn uniformly from all clips (with the
@@ -125,18 +126,33 @@ class KnnScorer(aetk.Scorer):
         """Each vector's distance to its nearest normal reference (vector pooling), or to the
         mean spectrum of the nearest normal clip (clip pooling); each element's squared
         difference. Only where the latent space is the feature space (model ``identity``)."""
+        return self.score_and_localize(model, [clip])[1][0]
+
+    def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         self.check_fitted()
-        return self._localize(model, clip) if self._localizable(model, clip) else None
+        return self._pool(
+            [self._distances(self._standardise(self._embed(model, clip))) for clip in clips]
+        )
+
+    def score_and_localize(self, model, clips: Sequence[torch.Tensor]):
+        """Scores and localizations from one latent code of every clip."""
+        self.check_fitted()
+        distances, localizations = [], []
+        for clip in clips:
+            codes = model.latent(clip)
+            distances.append(self._distances(self._standardise(self._pooled(codes))))
+            localizable = codes.shape[1] == clip[0].numel()
+            localizations.append(self._localize(codes, clip.shape) if localizable else None)
+        return self._pool(distances), localizations
 
     def _localizable(self, model, clip: torch.Tensor) -> bool:
         return model.latent(clip[:1]).shape[1] == clip[0].numel()
 
-    def _localize(self, model, clip: torch.Tensor, leave_out=None) -> aetk.Localization:
+    def _localize(self, codes: torch.Tensor, shape, leave_out=None) -> aetk.Localization:
         """``leave_out``: a reference mask (vector pooling) or a reference index (clip pooling)
         that must not count: the clip's own references, for normal localizations in ``fit``."""
         import torch
 
-        codes = model.latent(clip)
         if self.pooling == "clip":
             # Which normal clip is nearest is decided among standardised clip embeddings, but
             # frames are compared with its mean spectrum in feature space: the spread of clip
@@ -154,13 +170,7 @@ class KnnScorer(aetk.Scorer):
                 distances[:, leave_out] = float("inf")
             nearest = self.reference_[distances.argmin(1)]
         contributions = (codes - nearest).square()
-        return aetk.Localization(contributions.sum(1).sqrt(), contributions.view_as(clip))
-
-    def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
-        self.check_fitted()
-        return self._pool(
-            [self._distances(self._standardise(self._embed(model, clip))) for clip in clips]
-        )
+        return aetk.Localization(contributions.sum(1).sqrt(), contributions.view(shape))
 
     def _validate(self) -> None:
         if self.pooling not in POOLINGS:
@@ -172,7 +182,9 @@ class KnnScorer(aetk.Scorer):
         aetk.scoring.check_top_fraction(self.top_fraction)
 
     def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
-        codes = model.latent(clip)
+        return self._pooled(model.latent(clip))
+
+    def _pooled(self, codes: torch.Tensor) -> torch.Tensor:
         return codes.mean(0, keepdim=True) if self.pooling == "clip" else codes
 
     def _standardise(self, codes: torch.Tensor) -> torch.Tensor:

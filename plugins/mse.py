@@ -1,8 +1,8 @@
 """Scorer ``mse``: a clip's score is its mean squared reconstruction error.
 
 In frame-context mode a clip has many vectors; its score is the mean over them (or over its worst
-``top_fraction`` of them). The threshold is fitted on validation clips (normal recordings the
-model did not train on).
+``top_fraction`` of them). aetk calibrates the threshold on the validation clips' scores (normal
+recordings the model did not train on).
 """
 
 from __future__ import annotations
@@ -20,48 +20,57 @@ if TYPE_CHECKING:
 class MseScorer(aetk.Scorer):
     """Mean squared reconstruction error per clip; higher is more anomalous.
 
-    :param percentile: percentile of the normal validation scores used as threshold.
-    :param threshold_method: ``"gamma"`` (fit a gamma distribution, the DCASE practice, with an
-        empirical fallback) or ``"quantile"`` (empirical quantile).
     :param top_fraction: share of a clip's vectors with the highest errors that are averaged
         (1.0: all of them, the DCASE score; 0.1: the worst tenth, for short events).
     """
 
     name = "mse"
+    needs_reconstruction = True
 
-    def __init__(
-        self, percentile: float = 90.0, threshold_method: str = "gamma", top_fraction: float = 1.0
-    ):
-        self.percentile = percentile
-        self.threshold_method = threshold_method
+    def __init__(self, top_fraction: float = 1.0):
         self.top_fraction = top_fraction
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
-        clips = self.normal_clips(train, validation)
-        self.set_threshold(self._clip_scores(model, clips), self.threshold_method, self.percentile)
-        self.fit_localization(self.localize(model, clip) for clip in clips)
+        aetk.scoring.check_top_fraction(self.top_fraction)
+        normal = validation if len(validation) else train
+        self.fit_localization(localization for _, localization in self._walk(model, normal))
         return self
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+        import numpy as np
+
         self.check_fitted()
-        return self._clip_scores(model, clips)
+        # Each clip's errors are dropped as soon as its score is taken: memory holds one batch.
+        return np.fromiter((score for score, _ in self._walk(model, clips)), dtype=np.float64)
 
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization:
         """Each vector's mean squared error; each element's squared error."""
-        errors = model.errors(clip)
-        return aetk.Localization(errors.flatten(1).mean(1), errors)
+        return self.score_and_localize(model, [clip])[1][0]
 
-    def _clip_scores(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+    def score_and_localize(
+        self, model, clips: Sequence[torch.Tensor]
+    ) -> tuple[np.ndarray, list[aetk.Localization]]:
+        """Scores and localizations from one reconstruction of every vector."""
         import numpy as np
+
+        self.check_fitted()
+        walked = list(self._walk(model, clips))
+        scores = np.array([score for score, _ in walked], dtype=np.float64)
+        return scores, [localization for _, localization in walked]
+
+    def _walk(self, model, clips: Sequence[torch.Tensor]):
+        """``(score, localization)`` of each clip, reconstructing many clips at once."""
         import torch
 
-        scores = [np.empty(0)]
         for group in aetk.scoring.clip_batches(clips):
-            vector_errors = model.errors(torch.cat(group)).flatten(1).mean(1)
-            scores.append(
-                aetk.scoring.pool(vector_errors, [len(clip) for clip in group], self.top_fraction)
-            )
-        return np.concatenate(scores)
+            lengths = [len(clip) for clip in group]
+            errors = model.errors(torch.cat(group))
+            vector_errors = errors.flatten(1).mean(1)
+            scores = aetk.scoring.pool(vector_errors, lengths, self.top_fraction)
+            for score, clip_vectors, clip_errors in zip(
+                scores, vector_errors.split(lengths), errors.split(lengths), strict=True
+            ):
+                yield float(score), aetk.Localization(clip_vectors, clip_errors)
 
 
 @aetk.hookimpl

@@ -40,15 +40,18 @@ def test_manifest_describes_the_detector(fitted):
     _, path = fitted
     manifest, tensors = read_detector(path)
     assert manifest["format"] == "aetk-detector"
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     assert manifest["aetk_version"] == aetk.__version__
     components = manifest["components"]
     assert components["featurizer"]["name"] == "mel-db"
     assert components["featurizer"]["distribution"] == "aetk"
     assert components["model"]["state"]["module_"] == {"$module": "model.module_"}
-    assert components["scorer"]["state"]["threshold_"] > 0
-    assert "normalizer.mean_" in tensors
     training = manifest["training"]
+    assert "threshold_" not in components["scorer"]["state"]  # the core owns the threshold
+    calibration = manifest["calibration"]
+    assert calibration["threshold"] == fitted[0].threshold
+    assert len(calibration["normal_scores"]) == training["validation_files"]
+    assert "normalizer.mean_" in tensors
     assert training["train_files"] + training["validation_files"] == training["files"] == 12
     assert len(training["data_fingerprint"]) == 64
     assert training["seed"] == 42
@@ -94,7 +97,7 @@ def test_edited_manifest_is_refused(fitted, tmp_path):
     edited.write_bytes(path.read_bytes())
 
     def lower_threshold(manifest):
-        manifest["components"]["scorer"]["state"]["threshold_"] = 0.0
+        manifest["calibration"]["threshold"] = 0.0
 
     rewrite_manifest(edited, lower_threshold)
     with pytest.raises(aetk.DetectorFileError, match="manifest was edited or corrupted"):

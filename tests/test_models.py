@@ -8,6 +8,7 @@ from torch import nn
 
 import aetk
 from aetk.fitting.config import TrainingConfig
+from aetk.fitting.trainer import train
 from aetk_builtins.autoencoders import BaselineAE, ImprovedAE
 
 
@@ -86,10 +87,11 @@ def test_training_lowers_the_loss_and_keeps_the_best_validation_weights():
     data = torch.randn(256, 8) @ torch.randn(8, 32)  # rank-8 data, learnable with bottleneck 8
     model = ImprovedAE(hidden=[64], bottleneck=8)
     reports = []
-    model.fit(
+    train(
+        model,
         data[:200],
         data[200:],
-        training=TrainingConfig(epochs=15, batch_size=32, lr=1e-2),
+        TrainingConfig(epochs=15, batch_size=32, lr=1e-2),
         on_epoch=reports.append,
     )
     losses = [r["train_loss"] for r in model.history_]
@@ -110,8 +112,8 @@ def test_unfitted_model_is_a_clear_error():
 def test_training_is_deterministic_for_a_seed():
     data = torch.randn(100, 12, generator=torch.Generator().manual_seed(1))
     config = TrainingConfig(epochs=3, batch_size=16, seed=7)
-    first = ImprovedAE(hidden=[8], bottleneck=2).fit(data, training=config)
-    second = ImprovedAE(hidden=[8], bottleneck=2).fit(data, training=config)
+    first = train(ImprovedAE(hidden=[8], bottleneck=2), data, config=config)
+    second = train(ImprovedAE(hidden=[8], bottleneck=2), data, config=config)
     for a, b in zip(
         first.module_.state_dict().values(), second.module_.state_dict().values(), strict=True
     ):
@@ -127,7 +129,7 @@ def test_training_options_train_and_keep_plain_weights(options):
     torch.manual_seed(0)
     data = torch.randn(256, 4) @ torch.randn(4, 24)
     model = ImprovedAE(hidden=[32], bottleneck=4)
-    model.fit(data, training=TrainingConfig(epochs=6, batch_size=64, lr=1e-2, **options))
+    train(model, data, config=TrainingConfig(epochs=6, batch_size=64, lr=1e-2, **options))
     losses = [r["train_loss"] for r in model.history_]
     assert losses[-1] < losses[0]
     assert all(not name.startswith("_orig_mod") for name in model.module_.state_dict())

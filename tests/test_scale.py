@@ -159,14 +159,16 @@ def test_distributed_helpers_without_torchrun():
     from aetk.fitting import distributed
 
     assert "WORLD_SIZE" not in os.environ or os.environ["WORLD_SIZE"] == "1"
-    assert distributed.current() is None
+    single = distributed.current()
+    assert single is distributed.SINGLE and single.world == 1 and single.is_main
+    assert single.shard(list(range(4))) == [0, 1, 2, 3]
     group = distributed.Group(rank=1, world=3, local_world=3)
     assert group.shard(list(range(10))) == [1, 4, 7]
     assert not group.is_main
 
 
 def test_nproc_relaunch_drops_only_its_own_option(monkeypatch):
-    from aetk.cli import fit, invocation
+    from aetk.cli import fit
 
     calls = []
     monkeypatch.setattr(
@@ -174,8 +176,8 @@ def test_nproc_relaunch_drops_only_its_own_option(monkeypatch):
         "run",
         lambda command: calls.append(command) or subprocess.CompletedProcess(command, 0),
     )
-    invocation[:] = ["fit", "data", "--nproc", "2", "--epochs", "3", "--nproc=2"]
-    assert fit._launch(2) == 0
+    arguments = ["fit", "data", "--nproc", "2", "--epochs", "3", "--nproc=2"]
+    assert fit._launch(2, arguments) == 0
     (command,) = calls
     assert command[:6] == [
         sys.executable,

@@ -8,6 +8,7 @@ import torch
 
 import aetk
 from aetk import metrics
+from aetk.fitting.trainer import train
 from aetk.scoring import pool
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
@@ -34,9 +35,8 @@ def test_pool_mean_and_top_fraction():
 
 
 def test_identity_model_has_no_parameters_and_is_not_trained():
-    model = IdentityModel()
-    model.fit(torch.randn(10, 2, 3))
-    assert model.history_ == []
+    model = train(IdentityModel(), torch.randn(10, 2, 3))
+    assert model.history_ == [] and not model.trainable
     assert sum(p.numel() for p in model.module_.parameters()) == 0
     x = torch.randn(4, 2, 3)
     assert torch.equal(model.latent(x), x.flatten(1))
@@ -49,8 +49,8 @@ def test_knn_scores_shifted_clips_above_normal_ones(identity, pooling):
     normal = scorer.score(identity, clips(5, seed=2))
     shifted = scorer.score(identity, clips(5, shift=1.5, seed=3))
     assert shifted.min() > normal.max()
-    assert scorer.threshold_ > 0
-    assert len(scorer.reference_scores_) == 10
+    held_out = scorer.held_out_scores(identity, clips(8), clips(2, seed=1))
+    assert len(held_out) == 10 and held_out.min() > 0
 
 
 def test_knn_leave_one_out_excludes_the_clip_itself(identity):
@@ -60,7 +60,7 @@ def test_knn_leave_one_out_excludes_the_clip_itself(identity):
     # precision: cdist computes distances through matrix products).
     assert scorer.score(identity, normal[:1])[0] == pytest.approx(0.0, abs=1e-3)
     # Its leave-one-out score, used for the threshold, compares it with the other clips only.
-    assert scorer.reference_scores_.min() > 0.5
+    assert scorer.held_out_scores(identity, normal, []).min() > 0.5
 
 
 def test_knn_clip_pooling_standardises_embeddings(identity):
@@ -91,7 +91,7 @@ def test_knn_needs_two_clips(identity):
 def test_mse_top_fraction_scores_short_events(identity):
     from aetk_builtins.autoencoders import ImprovedAE
 
-    model = ImprovedAE(hidden=[8], bottleneck=2).fit(torch.cat(clips(10)))
+    model = train(ImprovedAE(hidden=[8], bottleneck=2), torch.cat(clips(10)))
     quiet = clips(1, seed=5)[0]
     burst = quiet.clone()
     burst[:2] += 8.0  # 2 of 20 vectors
@@ -105,10 +105,11 @@ def test_mse_top_fraction_scores_short_events(identity):
 def test_mse_without_validation_warns_and_uses_training_clips(identity):
     from aetk_builtins.autoencoders import ImprovedAE
 
-    model = ImprovedAE(hidden=[8], bottleneck=2).fit(torch.cat(clips(10)))
+    model = train(ImprovedAE(hidden=[8], bottleneck=2), torch.cat(clips(10)))
+    scorer = MseScorer().fit(model, clips(4), [])
     with pytest.warns(aetk.AetkWarning, match="no validation clips"):
-        scorer = MseScorer().fit(model, clips(4), [])
-    assert len(scorer.validation_scores_) == 4
+        held_out = scorer.held_out_scores(model, clips(4), [])
+    assert len(held_out) == 4
 
 
 def test_knn_detector_round_trip(machine_sounds, tmp_path):

@@ -9,12 +9,24 @@ In a plugin's pytest suite::
         check(component)
 
 Every built-in component passes the same checks. A check raises ``AssertionError`` with a message
-saying what the component did wrong. Models get vectors of shape ``MODEL_INPUT_SHAPE`` (channels,
-mels, frames) unless a check is given another ``input_shape``.
+saying what the component did wrong. What the checks feed each kind:
+
+- featurizers: synthetic machine sounds (:mod:`aetk.synth`) at :data:`SAMPLE_RATE`, 1 s, two
+  channels (and awkward audio: empty, one sample, silence, a square wave, eight channels, 8 kHz);
+- models: vectors of shape :data:`MODEL_INPUT_SHAPE` (channels, mels, frames) unless a check is
+  given another ``input_shape``, lying near a 2-dimensional pattern; 2 epochs of aetk's trainer;
+- scorers: 8 training, 4 validation, 4 normal test and 4 anomalous clips of 12 such vectors, scored
+  with a small private reference autoencoder (trained once per shape, 30 epochs) and with the
+  ``identity`` model's exact reconstruction.
+
+Components run on the CPU in these checks. In aetk, featurizers run on several threads at once
+(one clip each), so ``featurize`` must not change the featurizer's state except through caches
+that are safe to fill twice; models and scorers run on one thread.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Callable, Iterable
@@ -50,7 +62,7 @@ def _round_trip_state(component: Component) -> Component:
 
     tensors: dict = {}
     state = encode_state("component", component, tensors)
-    json.dumps(state)  # everything that is not a tensor must be JSON
+    json.dumps(state)  # everything that is not a tensor is JSON (encode_state checks it)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "check.aetk"
         write_detector(path, {"state": state}, tensors)
@@ -92,14 +104,44 @@ def _structured_vectors(count: int, shape: tuple[int, ...], seed: int, anomalous
     return (coefficients @ basis + noise).reshape(count, *shape)
 
 
+@functools.cache
 def _reference_model(shape: tuple[int, ...]) -> Model:
-    """A small trained autoencoder for the scorer checks."""
+    """A small trained autoencoder for the scorer checks, trained once per shape."""
     from aetk.fitting.config import TrainingConfig
-    from aetk.plugin.host import get_host
+    from aetk.fitting.trainer import train
 
-    model = get_host().create("model", "improved-ae", {"hidden": [16], "bottleneck": 2})
-    train = _structured_vectors(256, shape, seed=1)
-    return model.fit(train, training=TrainingConfig(epochs=30, batch_size=64, lr=1e-2, seed=0))
+    train_vectors = _structured_vectors(256, shape, seed=1)
+    config = TrainingConfig(epochs=30, batch_size=64, lr=1e-2, seed=0)
+    return train(_ReferenceAutoencoder(), train_vectors, config=config)
+
+
+class _ReferenceAutoencoder(Model):
+    """Flatten → Linear → Tanh → Linear(2) → Linear → Tanh → Linear, outside any plugin."""
+
+    name = "contract-kit-reference"
+
+    def build(self, input_shape: tuple[int, ...]) -> Any:
+        from torch import nn
+
+        from aetk.networks import FlatAutoencoder
+
+        size = int(np.prod(input_shape))
+        return FlatAutoencoder(
+            nn.Sequential(nn.Linear(size, 16), nn.Tanh(), nn.Linear(16, 2)),
+            nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, size)),
+        )
+
+
+class _ExactModel(Model):
+    """Reconstructs exactly: what a scorer that claims not to need reconstruction errors sees."""
+
+    name = "contract-kit-exact"
+    trainable = False
+
+    def build(self, input_shape: tuple[int, ...]) -> Any:
+        from aetk.networks import Identity
+
+        return Identity()
 
 
 # -- featurizers -------------------------------------------------------------------------------
@@ -224,14 +266,18 @@ def check_model_training_step_lowers_the_loss(
 ) -> None:
     import torch
 
+    from aetk.fitting.trainer import train
+
     torch.manual_seed(0)
     fresh = _rebuild(model).initialize(input_shape)
     parameters = [p for p in fresh.module_.parameters() if p.requires_grad]
-    if not parameters:
-        assert fresh.fit(_structured_vectors(16, input_shape, seed=3)).history_ == [], (
-            "a model without parameters must not report training epochs"
+    if not fresh.trainable:
+        assert not parameters, "a model that is not trainable must have no trainable parameters"
+        assert train(fresh, _structured_vectors(16, input_shape, seed=3)).history_ == [], (
+            "a model that is not trainable must not report training epochs"
         )
         return
+    assert parameters, "a trainable model must have parameters (or set trainable = False)"
     batch = _structured_vectors(32, input_shape, seed=3)
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
     fresh.module_.train()
@@ -258,9 +304,10 @@ def check_model_state_survives_the_detector_file(
     import torch
 
     from aetk.fitting.config import TrainingConfig
+    from aetk.fitting.trainer import train
 
     x = _structured_vectors(64, input_shape, seed=4)
-    fitted = _rebuild(model).fit(x, training=TrainingConfig(epochs=2, batch_size=16))
+    fitted = train(_rebuild(model), x, config=TrainingConfig(epochs=2, batch_size=16))
     loaded = _round_trip_state(fitted)
     assert torch.equal(fitted.errors(x), loaded.errors(x)), (
         "a model loaded from a detector file reconstructs differently"
@@ -273,11 +320,12 @@ def check_model_is_deterministic_for_a_seed(
     import torch
 
     from aetk.fitting.config import TrainingConfig
+    from aetk.fitting.trainer import train
 
     x = _structured_vectors(64, input_shape, seed=5)
     config = TrainingConfig(epochs=2, batch_size=16, seed=3)
-    first = _rebuild(model).fit(x, training=config).errors(x)
-    second = _rebuild(model).fit(x, training=config).errors(x)
+    first = train(_rebuild(model), x, config=config).errors(x)
+    second = train(_rebuild(model), x, config=config).errors(x)
     assert torch.equal(first, second), "two fits with the same seed gave different models"
 
 
@@ -301,20 +349,31 @@ def check_scorer_refuses_to_score_before_fit(scorer: Scorer) -> None:
     raise AssertionError("score() before fit() must raise aetk.NotFittedError (check_fitted())")
 
 
-def check_scorer_fit_sets_a_threshold_and_scores_each_clip(scorer: Scorer) -> None:
+def check_scorer_fit_returns_self_and_scores_each_clip(scorer: Scorer) -> None:
     model = _reference_model(MODEL_INPUT_SHAPE)
     normal, validation, test_normal, _ = _scorer_data(MODEL_INPUT_SHAPE)
     fresh = _rebuild(scorer)
     assert fresh.fit(model, normal, validation) is fresh, "fit must return self"
-    threshold = getattr(fresh, "threshold_", None)
-    assert isinstance(threshold, (int, float)) and np.isfinite(threshold), (
-        f"fit must set a finite threshold_, not {threshold!r}"
+    assert not hasattr(fresh, "threshold_"), (
+        "scorers only score: aetk calibrates the threshold from held_out_scores()"
     )
+    held_out = np.asarray(fresh.held_out_scores(model, normal, validation), dtype=np.float64)
+    assert held_out.ndim == 1 and len(held_out) >= len(validation), (
+        f"held_out_scores must give one score per normal clip held out, not shape {held_out.shape}"
+    )
+    assert np.isfinite(held_out).all(), "held_out_scores returned NaN or infinite values"
     scores = np.asarray(fresh.score(model, test_normal))
     assert scores.shape == (len(test_normal),), (
         f"score must return one score per clip: shape {scores.shape} for {len(test_normal)} clips"
     )
     assert np.isfinite(scores).all(), "score returned NaN or infinite values"
+    together, localizations = fresh.score_and_localize(model, test_normal)
+    assert np.allclose(np.asarray(together), scores), (
+        "score_and_localize must give the same scores as score"
+    )
+    assert len(localizations) == len(test_normal), (
+        "score_and_localize must give one localization (or None) per clip"
+    )
 
 
 def check_scorer_ranks_constructed_anomalies_higher(scorer: Scorer) -> None:
@@ -329,12 +388,27 @@ def check_scorer_ranks_constructed_anomalies_higher(scorer: Scorer) -> None:
     )
 
 
+def check_scorer_says_whether_it_needs_reconstruction(scorer: Scorer) -> None:
+    """A scorer that does not declare ``needs_reconstruction`` must still tell clips apart with a
+    model that reconstructs exactly (aetk refuses that pairing for one that declares it)."""
+    if scorer.needs_reconstruction:
+        return
+    model = _ExactModel().initialize(MODEL_INPUT_SHAPE)
+    model.history_ = []
+    normal, validation, test_normal, anomalous = _scorer_data(MODEL_INPUT_SHAPE)
+    fresh = _rebuild(scorer).fit(model, normal, validation)
+    scores = np.asarray(fresh.score(model, [*test_normal, *anomalous]))
+    assert np.ptp(scores) > 0, (
+        "with a model that reconstructs exactly every clip got the same score: if the scorer "
+        "scores reconstruction errors, set needs_reconstruction = True on its class"
+    )
+
+
 def check_scorer_state_survives_the_detector_file(scorer: Scorer) -> None:
     model = _reference_model(MODEL_INPUT_SHAPE)
     normal, validation, test_normal, _ = _scorer_data(MODEL_INPUT_SHAPE)
     fitted = _rebuild(scorer).fit(model, normal, validation)
     loaded = _round_trip_state(fitted)
-    assert loaded.threshold_ == fitted.threshold_, "threshold_ changed through the detector file"
     assert np.array_equal(fitted.score(model, test_normal), loaded.score(model, test_normal)), (
         "a scorer loaded from a detector file scores differently"
     )
@@ -360,8 +434,9 @@ CHECKS: dict[type[Component], list[Callable[..., None]]] = {
     ],
     Scorer: [
         check_scorer_refuses_to_score_before_fit,
-        check_scorer_fit_sets_a_threshold_and_scores_each_clip,
+        check_scorer_fit_returns_self_and_scores_each_clip,
         check_scorer_ranks_constructed_anomalies_higher,
+        check_scorer_says_whether_it_needs_reconstruction,
         check_scorer_state_survives_the_detector_file,
     ],
 }

@@ -41,15 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
-#: The arguments of the running command (``aetk fit --nproc`` starts them again, distributed).
-invocation: list[str] = []
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit status (``main`` exits with it)."""
-    invocation[:] = list(sys.argv[1:] if argv is None else argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        build_app()(args=argv, prog_name="aetk")
+        # The commands see their own argument list (``aetk fit --nproc`` starts it again).
+        build_app()(args=arguments, prog_name="aetk", obj={"argv": arguments})
     except SystemExit as exc:
         return (
             exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else EXIT_FAILED

@@ -24,6 +24,7 @@ def evaluate_command(
         typer.Option("--out", help="Write DCASE CSVs, metrics.json and PNG plots here."),
     ] = None,
     threshold: options.Threshold = None,
+    false_alarm_rate: options.ScoringFalseAlarmRate = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Score labelled recordings and report how well anomalies separate from normal clips.
@@ -33,15 +34,14 @@ def evaluate_command(
     domain) and their arithmetic and harmonic means; pAUC is for FPR ≤ 0.1.
     """
     from aetk.detect.detector import Detector
-    from aetk.errors import ConfigError
     from aetk.eval.evaluation import evaluate, write_outputs
 
     detector = Detector.load(detector_path)
-    evaluation = evaluate(detector, paths, labels_csv=labels, threshold=threshold)
+    evaluation = evaluate(
+        detector, paths, labels_csv=labels, threshold=threshold, false_alarm_rate=false_alarm_rate
+    )
     for failure in evaluation.failed:
         console.error(f"{failure['path']}: {failure['error']}")
-    if not evaluation.scored and not evaluation.failed:
-        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     if evaluation.unlabelled:
         console.warn(
             f"skipped {len(evaluation.unlabelled)} unlabelled file(s) (no normal/anomaly token "

@@ -15,7 +15,7 @@ from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console, options
 from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:
-    from aetk.detect.detector import Detector
+    from aetk.detect.calibration import Calibration
     from aetk.fitting.config import EpochReport, FitConfig
 
 
@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 def fit_command(
+    context: typer.Context,
     normal_dirs: Annotated[
         list[Path],
         typer.Argument(metavar="NORMAL_DIR", help="Folders or files of normal recordings."),
@@ -40,9 +41,12 @@ def fit_command(
     epochs: options.Epochs = None,
     batch_size: options.BatchSize = None,
     lr: options.LearningRate = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the split and of training.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed of the split and of training.")
+    ] = None,
     val_fraction: options.ValFraction = None,
     device: options.Device = None,
+    false_alarm_rate: options.FalseAlarmRate = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -57,7 +61,7 @@ def fit_command(
     from aetk.fitting.stages import fit_config
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_launch(nproc))
+        raise typer.Exit(_launch(nproc, context.obj["argv"]))
 
     fit_config_ = options.resolve(
         preset=preset,
@@ -66,6 +70,7 @@ def fit_command(
         featurizer=featurizer,
         model=model,
         scorer=scorer,
+        false_alarm_rate=false_alarm_rate,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -74,13 +79,11 @@ def fit_command(
         device=device,
     )
     try:
-        with ProgressObserver() as observer:
+        with distributed.session(), ProgressObserver() as observer:
             detector = fit_config(normal_dirs, fit_config_, observer)
     except KeyboardInterrupt:
         console.error(f"interrupted: fitting stopped, nothing written to {output}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        distributed.finish()
     if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
         return
     try:
@@ -91,36 +94,11 @@ def fit_command(
     except OSError as exc:
         console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
         raise typer.Exit(EXIT_FAILED) from None
-    summary = _summary(detector, output)
+    summary = detector.summary(output)
     if json_output:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
-
-
-def _summary(detector: Detector, output: Path) -> dict:
-    training = detector.training
-    val_losses = [loss for loss in training["val_loss"] if loss is not None]
-    return {
-        "detector": str(output),
-        "preset": training["config"]["preset"],
-        "featurizer": detector.featurizer.name,
-        "model": detector.model.name,
-        "scorer": detector.scorer.name,
-        "files": training["files"],
-        "train_files": training["train_files"],
-        "validation_files": training["validation_files"],
-        "skipped_files": len(training["skipped_files"]),
-        "train_vectors": training["train_vectors"],
-        "epochs": len(training["train_loss"]),
-        "best_epoch": training["best_epoch"],
-        "train_loss": training["train_loss"][-1] if training["train_loss"] else None,
-        "val_loss": min(val_losses) if val_losses else None,
-        "threshold": detector.threshold,
-        "threshold_method": getattr(detector.scorer, "threshold_method_", None),
-        "parameters": sum(p.numel() for p in detector.model.module_.parameters()),
-        "seconds": training["seconds"],
-    }
 
 
 def _print_summary(summary: dict) -> None:
@@ -129,13 +107,17 @@ def _print_summary(summary: dict) -> None:
         training = f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{val}"
     else:
         training = "no training (the model has no parameters)"
+    calibration = summary["calibration"]
+    rate = calibration["target_false_alarm_rate"]
+    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
     console.stderr.print(
         f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
         f"→ {summary['scorer']} (preset {summary['preset']}, "
         f"{summary['parameters']:,} parameters)\n"
         f"  {summary['train_files']} training and {summary['validation_files']} validation files"
         f" ({summary['skipped_files']} skipped), {training}\n"
-        f"  threshold {summary['threshold']:.6g} ({summary['threshold_method']}), "
+        f"  threshold {summary['threshold']:.6g} ({calibration['method']}{target}, from "
+        f"{calibration['normal_scores']} held-out normal scores), "
         f"fitted in {summary['seconds']:.1f} s",
         highlight=False,
     )
@@ -183,24 +165,26 @@ class ProgressObserver(FitObserver):
             highlight=False,
         )
 
+    def on_calibrated(self, calibration: Calibration) -> None:
+        if calibration.warning:
+            console.warn(calibration.warning)
+
     def _advance(self, stage: str, done: int, total: int) -> None:
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total)
         self._progress.update(self._tasks[stage], completed=done)
 
 
-def _launch(nproc: int) -> int:
-    """Run this very command on ``nproc`` local processes with torchrun; its exit status."""
-    from aetk.cli import invocation
-
-    arguments, skip = [], False
-    for argument in invocation:
+def _launch(nproc: int, arguments: list[str]) -> int:
+    """Run the command ``arguments`` on ``nproc`` local processes with torchrun; its exit status."""
+    kept, skip = [], False
+    for argument in arguments:
         if skip:
             skip = False
         elif argument == "--nproc":
             skip = True
         elif not argument.startswith("--nproc="):
-            arguments.append(argument)
+            kept.append(argument)
     command = [
         sys.executable,
         "-m",
@@ -209,6 +193,6 @@ def _launch(nproc: int) -> int:
         f"--nproc-per-node={nproc}",
         "-m",
         "aetk",
-        *arguments,
+        *kept,
     ]
     return subprocess.run(command).returncode

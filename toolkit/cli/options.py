@@ -40,6 +40,13 @@ ValFraction = Annotated[
     typer.Option(help="Fraction of files held out for early stopping and the threshold."),
 ]
 Device = Annotated[DeviceChoice | None, typer.Option(help="Where to train.")]
+FalseAlarmRate = Annotated[
+    float | None,
+    typer.Option(
+        help="Share of normal recordings that may be flagged: the threshold is set for it from "
+        "held-out normal scores (conformal rule).",
+    ),
+]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 # Options of the commands that use a fitted detector (score, evaluate, report).
@@ -50,7 +57,17 @@ Recordings = Annotated[
 DetectorFile = Annotated[
     Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
 ]
-Threshold = Annotated[float | None, typer.Option(help="Override the detector's threshold.")]
+Threshold = Annotated[
+    float | None, typer.Option(help="Override the detector's threshold (a finite number).")
+]
+ScoringFalseAlarmRate = Annotated[
+    float | None,
+    typer.Option(
+        "--false-alarm-rate",
+        help="Recompute the threshold for this false-alarm rate from the normal scores the "
+        "detector keeps (no refit).",
+    ),
+]
 Labels = Annotated[
     Path | None,
     typer.Option("--labels", help="CSV of path,label[,group] instead of labels in paths."),
@@ -65,6 +82,7 @@ def resolve(
     featurizer: str | None,
     model: str | None,
     scorer: str | None,
+    false_alarm_rate: float | None = None,
     **training,
 ) -> FitConfig:
     """The fit configuration these options describe."""
@@ -81,4 +99,5 @@ def resolve(
         model=model,
         scorer=scorer,
         training=training,
+        false_alarm_rate=false_alarm_rate,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +28,7 @@ def score_command(
     paths: options.Recordings,
     detector_path: options.DetectorFile = Path("detector.aetk"),
     threshold: options.Threshold = None,
+    false_alarm_rate: options.ScoringFalseAlarmRate = None,
     segment: Annotated[
         float | None,
         typer.Option(
@@ -46,7 +49,7 @@ def score_command(
     ] = None,
     engine: Annotated[
         Engine,
-        typer.Option(help="local: this process; ray: a Ray cluster (pip install aetk[ray])."),
+        typer.Option(help="local: this process; ray: a Ray cluster (pip install 'aetk[ray]')."),
     ] = Engine.local,
     out: Annotated[
         Path | None,
@@ -86,26 +89,29 @@ def score_command(
                 highlight=False,
             )
             return
+    if segment is not None and not math.isfinite(segment):
+        raise ConfigError(f"--segment must be a finite number of seconds, not {segment}")
     if engine is Engine.ray:
-        _score_with_ray(
-            detector_path,
-            files,
-            out,
-            threshold,
-            segment,
-            ray_address,
-            workers,
-            actors,
-            gpus_per_actor,
-            json_output,
-            fail_on_anomaly,
-        )
+        ray = RayOptions(out, ray_address, workers, actors, gpus_per_actor)
+        run = _score_with_ray(detector_path, files, threshold, false_alarm_rate, segment, ray)
+        _print_ray_run(run, out, json_output)
+        if run.failed:
+            raise typer.Exit(EXIT_FAILED)
+        if fail_on_anomaly and run.anomalous:
+            raise typer.Exit(EXIT_ANOMALY)
         return
     if out is not None:
         raise ConfigError("--out writes Ray's results: use it with --engine ray (or --json)")
     detector = Detector.load(detector_path)
     results = []
-    for result in detector.iter_scores(files, threshold=threshold, segment=segment):
+    scored = detector.iter_scores(
+        files,
+        threshold=threshold,
+        false_alarm_rate=false_alarm_rate,
+        segment=segment,
+        localize=json_output,
+    )
+    for result in scored:
         results.append(result)
         if result.error:
             console.error(f"{result.path}: {result.error}")
@@ -119,50 +125,54 @@ def score_command(
         raise typer.Exit(EXIT_ANOMALY)
 
 
+@dataclass
+class RayOptions:
+    """Where and how ``--engine ray`` runs."""
+
+    out: Path | None
+    address: str | None
+    cpus: int | None
+    actors: int | None
+    gpus_per_actor: float
+
+
 def _score_with_ray(
-    detector_path,
-    files,
-    out,
-    threshold,
-    segment,
-    address,
-    workers,
-    actors,
-    gpus_per_actor,
-    json_output,
-    fail_on_anomaly,
-) -> None:
-    if out is None:
+    detector_path: Path,
+    files: list[Path],
+    threshold: float | None,
+    false_alarm_rate: float | None,
+    segment: float | None,
+    ray: RayOptions,
+):
+    if ray.out is None:
         raise ConfigError("--engine ray needs --out results.parquet (or .csv)")
-    if segment:
-        raise ConfigError("--segment is not available with --engine ray")
     try:
         from aetk.engines.ray import score_with_ray
     except ImportError:
         raise ConfigError("--engine ray needs Ray: pip install 'aetk[ray]'") from None
-    run = score_with_ray(
+    return score_with_ray(
         detector_path,
         files,
-        out,
+        ray.out,
         threshold=threshold,
-        address=address,
-        cpus=workers,
-        actors=actors,
-        gpus_per_actor=gpus_per_actor,
+        false_alarm_rate=false_alarm_rate,
+        segment=segment,
+        address=ray.address,
+        cpus=ray.cpus,
+        actors=ray.actors,
+        gpus_per_actor=ray.gpus_per_actor,
     )
-    summary = {"out": str(out), **vars(run)}
+
+
+def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
     if json_output:
-        print(json.dumps(summary))
+        print(json.dumps({"out": str(out), **vars(run)}))
     else:
         console.stderr.print(
             f"Scored {run.scored} files with Ray ({run.failed} failed, {run.anomalous} anomalous; "
             f"{run.skipped} already in {out}) in {run.seconds:.1f} s",
             highlight=False,
         )
-    if run.failed:
-        raise typer.Exit(EXIT_FAILED)
-    if fail_on_anomaly and run.anomalous:
-        raise typer.Exit(EXIT_ANOMALY)
 
 
 def _print_table(results) -> None:

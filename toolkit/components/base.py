@@ -4,7 +4,7 @@ Components follow scikit-learn's conventions:
 
 - ``__init__`` only stores its keyword arguments under the same names; it validates nothing and
   builds nothing, so ``cls(**obj.get_params())`` always rebuilds an equivalent, unfitted object.
-- Learned state lives in public attributes whose names end in ``_`` (``threshold_``, ``module_``);
+- Learned state lives in public attributes whose names end in ``_`` (``module_``, ``reference_``);
   the detector file stores exactly those.
 - ``fit`` returns ``self``; using an unfitted component raises :class:`aetk.NotFittedError`.
 
@@ -25,8 +25,6 @@ from aetk.errors import ConfigError, NotFittedError
 if TYPE_CHECKING:
     import numpy as np
     import torch
-
-    from aetk.fitting.config import TrainingConfig
 
 
 class Component:
@@ -165,14 +163,17 @@ class Featurizer(Component):
 class Model(Component):
     """A PyTorch network trained on the standardised feature vectors of normal recordings.
 
-    Subclasses implement :meth:`build`; aetk's training loop (Adam, MSE) does the rest. The
-    network's ``forward(x)`` returns ``(reconstruction, latent)``, and the reconstruction is
-    compared with :meth:`target` of the input (the input itself for an autoencoder).
+    Model code is network code only: subclasses implement :meth:`build`, and aetk's trainer
+    (Adam on the mean squared error between the reconstruction and :meth:`target` of the input)
+    drives it. The network's ``forward(x)`` returns ``(reconstruction, latent)``.
 
     Learned state: ``module_`` (the network), ``input_shape_`` and ``history_`` (per-epoch losses).
     """
 
     kind = "model"
+    #: False for a model with nothing to train (``identity``): aetk then runs no epochs, reports no
+    #: held-out loss, and scorers that need reconstruction errors refuse it.
+    trainable: ClassVar[bool] = True
 
     def build(self, input_shape: tuple[int, ...]) -> torch.nn.Module:
         """A freshly initialised network for vectors of ``input_shape`` (without the batch axis)."""
@@ -188,101 +189,82 @@ class Model(Component):
         self.module_ = self.build(self.input_shape_)
         return self
 
-    def fit(
-        self,
-        train: torch.Tensor,
-        validation: torch.Tensor | None = None,
-        *,
-        training: TrainingConfig | None = None,
-        on_epoch: Any = None,
-        group: Any = None,
-    ) -> Model:
-        """Train on vectors ``[n, *shape]``, keeping the weights of the best validation loss.
-
-        :param on_epoch: optional callable receiving each :class:`aetk.fitting.trainer.EpochReport`;
-            ``history_`` keeps them as dictionaries.
-        :param group: the :class:`aetk.fitting.distributed.Group` of a distributed fit (each rank
-            passes its own shard of the vectors), or None.
-        """
-        from dataclasses import asdict
-
-        from aetk.fitting.config import TrainingConfig
-        from aetk.fitting.trainer import fit_model
-
-        reports = fit_model(self, train, validation, training or TrainingConfig(), on_epoch, group)
-        self.history_ = [asdict(report) for report in reports]
-        return self
-
     def reconstruct(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """The network's reconstruction of the vectors ``x`` (shaped like ``target(x)``)."""
-        from aetk.fitting.trainer import reconstructions
-
-        self.check_fitted()
-        return reconstructions(self, x, batch_size=batch_size)
+        return self._outputs(x, batch_size, lambda chunk, output: output[0])
 
     def errors(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Element-wise squared reconstruction error of vectors ``x``, shaped like the target."""
-        from aetk.fitting.trainer import reconstruction_errors
-
-        self.check_fitted()
-        return reconstruction_errors(self, x, batch_size=batch_size)
+        return self._outputs(
+            x, batch_size, lambda chunk, output: (output[0] - self.target(chunk)).square()
+        )
 
     def latent(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Latent codes of the vectors ``x``, flattened to ``[n, latent_size]``."""
-        from aetk.fitting.trainer import latent_codes
+        return self._outputs(x, batch_size, lambda chunk, output: output[1].flatten(1))
+
+    def _outputs(self, x: Any, batch_size: int, take: Any) -> torch.Tensor:
+        """``take(chunk, forward(chunk))`` over slices of ``x`` in evaluation mode, on the CPU."""
+        import torch
 
         self.check_fitted()
-        return latent_codes(self, x, batch_size=batch_size)
+        module = self.module_
+        module.eval()
+        device = next(module.parameters(), torch.empty(0)).device
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                chunk = x[start : start + batch_size].to(device)
+                parts.append(take(chunk, module(chunk)).cpu())
+        return torch.cat(parts) if parts else torch.empty((0, *tuple(x.shape[1:])))
 
 
 class Scorer(Component):
     """Turns a fitted model and the vectors of clips into one anomaly score per clip.
 
-    ``fit`` sees the vectors of the training clips and of held-out validation clips (normal
-    recordings the model did not train on) and must set ``threshold_``: a clip whose score is
-    above it is anomalous. Higher scores mean more anomalous.
+    Scorers score, and only score: higher means more anomalous. ``fit`` learns what the scorer
+    needs from the training clips and held-out validation clips (normal recordings the model did
+    not train on). aetk itself turns the scores of normal clips the scorer has not learned from
+    (:meth:`held_out_scores`) into the detector's threshold, as the ``[threshold]`` settings say.
     """
 
     kind = "scorer"
+    #: True for a scorer whose scores come from reconstruction errors: a model that reconstructs
+    #: exactly (``trainable = False``) would give every clip the same score, so fit refuses it.
+    needs_reconstruction: ClassVar[bool] = False
 
     def fit(
         self, model: Model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
     ) -> Scorer:
-        """Learn what the scorer needs and set ``threshold_``; returns self."""
+        """Learn what the scorer needs (references, statistics); returns self."""
         raise NotImplementedError
 
     def score(self, model: Model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
         raise NotImplementedError
 
-    def normal_clips(
-        self, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
-    ) -> Sequence[torch.Tensor]:
-        """The normal clips to fit the threshold on: the validation clips, or, with a warning
-        that the threshold will be too lenient, the training clips when there are none."""
+    def held_out_scores(
+        self, model: Model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
+    ) -> np.ndarray:
+        """Scores of normal clips as a new normal recording would get them, for the threshold.
+
+        The default scores the validation clips (which the scorer and model did not learn
+        from); with none, the training clips, with a warning that the threshold will be too
+        lenient. A scorer that learns from every clip overrides it with leave-one-out scores.
+        """
         if len(validation):
-            return validation
+            return self.score(model, validation)
         import warnings
 
         from aetk.errors import AetkWarning
 
         warnings.warn(
-            f"{self.name}: no validation clips, so the threshold is fitted on the training clips "
-            "and will raise fewer alarms than intended",
+            f"{self.name}: no validation clips, so the threshold is calibrated on the training "
+            "clips and will raise fewer alarms than intended",
             AetkWarning,
             stacklevel=3,
         )
-        return train
-
-    def set_threshold(self, scores: np.ndarray, method: str, percentile: float) -> None:
-        """Set ``threshold_`` and ``threshold_method_`` from normal clips' ``scores`` (see
-        :func:`aetk.fit_threshold`), keeping the scores as ``validation_scores_``."""
-        from aetk.detect.calibration import fit_threshold
-
-        self.threshold_, self.threshold_method_ = fit_threshold(
-            scores, method=method, percentile=percentile
-        )
-        self.validation_scores_ = scores
+        return self.score(model, train)
 
     def localize(self, model: Model, clip: torch.Tensor) -> Localization | None:
         """Where in ``clip`` the anomaly is: per-vector scores and per-element contributions.
@@ -292,6 +274,14 @@ class Scorer(Component):
         ``normal_contributions_``. The default returns ``None``: "this scorer cannot localize".
         """
         return None
+
+    def score_and_localize(
+        self, model: Model, clips: Sequence[torch.Tensor]
+    ) -> tuple[np.ndarray, list[Localization | None]]:
+        """Scores and localizations of ``clips`` together; aetk calls it instead of
+        :meth:`score` when a verdict must say where the anomaly is. Override it to get both
+        from one pass over the model; the default calls :meth:`score` and :meth:`localize`."""
+        return self.score(model, clips), [self.localize(model, clip) for clip in clips]
 
     def fit_localization(self, localizations: Iterable[Localization]) -> None:
         """Learn what normal looks like from localizations of normal clips (not trained on):
@@ -311,4 +301,26 @@ class Scorer(Component):
         self.normal_contributions_ = (total / count).float()
 
 
-COMPONENT_KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Featurizer, Model, Scorer)}
+class Normalizer(Component):
+    """Standardises feature vectors with statistics of the training vectors.
+
+    ``fit`` learns from the training clips, ``transform`` maps vectors into the space the model
+    and scorer work in, ``inverse_transform`` maps them back (a reconstruction shown as dB).
+    aetk provides one, ``standardizer``; the ``[training] normalize`` setting chooses its mode.
+    """
+
+    kind = "normalizer"
+
+    def fit(self, vectors: Any, reduce: Any = None) -> Normalizer:
+        raise NotImplementedError
+
+    def transform(self, vectors: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def inverse_transform(self, vectors: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+COMPONENT_KINDS: dict[str, type[Component]] = {
+    cls.kind: cls for cls in (Featurizer, Normalizer, Model, Scorer)
+}

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-
-from aetk.components.base import Component
+from aetk.components.base import Normalizer
 from aetk.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 MODES = ("per-feature", "global", "none")
 
 
-class Standardizer(Component):
+class Standardizer(Normalizer):
     """``(x - mean_) / std_`` with statistics of the training vectors.
 
     ``mode="per-feature"`` keeps one mean and spread per element of the vector (per mel band and
@@ -21,7 +22,6 @@ class Standardizer(Component):
     """
 
     name: ClassVar[str] = "standardizer"
-    kind: ClassVar[str] = "normalizer"
 
     def __init__(self, mode: str = "per-feature"):
         self.mode = mode
@@ -34,6 +34,8 @@ class Standardizer(Component):
         """Statistics of ``vectors``: one ``[n, *shape]`` tensor, or a sequence of them (clips),
         read a piece at a time. ``reduce`` sums the running totals across processes (a
         distributed fit), so that every process gets the statistics of all the data."""
+        import torch
+
         if self.mode not in MODES:
             raise ConfigError(
                 f"unknown normalize mode {self.mode!r} (choose from {', '.join(MODES)})"
@@ -66,11 +68,19 @@ class Standardizer(Component):
             return vectors
         return (vectors - self.mean_) / self.std_
 
+    def inverse_transform(self, vectors: torch.Tensor) -> torch.Tensor:
+        self.check_fitted()
+        if self.mode == "none":
+            return vectors
+        return vectors * self.std_ + self.mean_
+
 
 def _totals(
     pieces: Sequence[torch.Tensor], *, per_feature: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sums, sums of squares and count in float64, a piece at a time so memory stays flat."""
+    import torch
+
     sums = squares = torch.zeros(pieces[0].shape[1:] if per_feature else (), dtype=torch.float64)
     count = 0
     for piece in pieces:

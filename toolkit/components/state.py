@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from aetk.components.base import Component, Model
-from aetk.components.normalizer import Standardizer
 from aetk.errors import AetkError, ConfigError, DetectorFileError
 from aetk.plugin.host import get_host
 
@@ -23,26 +22,54 @@ _STATE_KEY = re.compile(r"^[a-z][a-z0-9_]*_$")
 
 
 def build_component(path: str | Path, role: str, entry: dict[str, Any]) -> Component:
+    """The ``role`` component a manifest entry names, by its registered name only."""
     name, params = entry.get("name"), entry.get("params")
     if not isinstance(name, str) or not isinstance(params, dict):
         raise DetectorFileError(f"{path}: detector manifest entry for the {role} is malformed")
-    if role == "normalizer":
-        if name != Standardizer.name:
-            raise DetectorFileError(f"{path}: unknown normalizer '{name}'")
-        return Standardizer(**params)
-    try:
-        return get_host().create(role, name, params)
-    except ConfigError as exc:
-        if "unknown" in str(exc) and name not in get_host().registry[role]:
-            distribution = entry.get("distribution") or entry.get("plugin") or "the plugin"
+    host = get_host()
+    if name not in host.registry[role]:
+        elsewhere = [kind for kind, names in host.registry.items() if name in names]
+        if elsewhere:
             raise DetectorFileError(
-                f"{path}: this detector uses {role} '{name}' from plugin '{entry.get('plugin')}', "
-                f"which is not installed (pip install {distribution})"
+                f"{path}: the manifest names {elsewhere[0]} '{name}' as its {role}"
+            )
+        distribution = entry.get("distribution") or entry.get("plugin") or "the plugin"
+        raise DetectorFileError(
+            f"{path}: this detector uses {role} '{name}' from plugin '{entry.get('plugin')}', "
+            f"which is not installed (pip install {distribution})"
+        )
+    try:
+        return host.create(role, name, params)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise DetectorFileError(f"{path}: {str(exc)[:300]}") from None
+
+
+#: What learned state a detector file keeps, as an error message says it.
+STORABLE = (
+    "a torch.nn.Module (the model's module_), a torch.Tensor, a NumPy array, or a JSON value "
+    "(None, bool, int, float, str, and lists and dicts of them)"
+)
+
+
+def check_storable(role: str, component: Component) -> None:
+    """Every learned attribute of ``component`` can be written to a detector file, or a
+    :class:`ConfigError` names the first that cannot."""
+    import json
+
+    for key, value in component.learned_state().items():
+        if isinstance(value, (torch.nn.Module, torch.Tensor, np.ndarray)):
+            continue
+        try:
+            json.dumps(jsonable(value), allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{role} '{component.name}': learned attribute {key} holds a "
+                f"{type(value).__name__}, which a detector file cannot keep; store {STORABLE}"
             ) from None
-        raise DetectorFileError(f"{path}: {exc}") from None
 
 
 def encode_state(role: str, component: Component, tensors: dict[str, torch.Tensor]) -> dict:
+    check_storable(role, component)
     encoded: dict[str, Any] = {}
     for key, value in component.learned_state().items():
         name = f"{role}.{key}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +29,34 @@ class Clip:
     start: float
     end: float
     vectors: torch.Tensor
+
+
+@dataclass
+class FileClips:
+    """The clips of one file as a scorer will see them: decoded lazily when ``windowed`` (one
+    window at a time, whatever the recording's length), or the one whole-file clip; ``error`` says
+    why the file could not be featurized."""
+
+    path: str
+    clips: Iterable[Clip] = ()
+    error: str | None = None
+    windowed: bool = False
+
+
+def featurized_files(
+    featurizer: Featurizer, paths: Sequence[Path], segment_seconds: float = 0.0
+) -> Iterator[FileClips]:
+    """The clips of every file, in order: whole files decoded and featurized in parallel, a few
+    files ahead; windows of ``segment_seconds`` decoded one at a time as they are consumed."""
+    if segment_seconds:
+        for path in paths:
+            yield FileClips(str(path), iter_clips(featurizer, path, segment_seconds), windowed=True)
+        return
+    for path, clips in map_files(lambda path: list(iter_clips(featurizer, path)), paths):
+        if isinstance(clips, AudioError):
+            yield FileClips(str(path), error=clips.reason)
+        else:
+            yield FileClips(str(path), clips)
 
 
 def featurize_audio(featurizer: Featurizer, audio: Audio, path: str | Path) -> torch.Tensor:

@@ -1,32 +1,31 @@
-"""A fitted detector: featurizer, standardiser, model and scorer, saved as one ``.aetk`` file.
+"""A fitted detector: featurizer, normalizer, model, scorer and calibrated threshold, saved as one
+``.aetk`` file.
 
 Scoring reads top to bottom: file → waveform → feature vectors → standardised → scorer (with the
-model) → score → compared with the threshold → verdict.
+model) → score → compared with the threshold → verdict (:mod:`aetk.detect.scoring`).
 """
 
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from aetk import __version__
-from aetk.components.base import Featurizer, Model, Scorer
-from aetk.components.normalizer import Standardizer
+from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
 from aetk.data.audio import find_audio_files
-from aetk.data.features import check_vector_shape, featurize_file, iter_clips, map_files
+from aetk.data.features import FileClips, check_vector_shape, featurize_file
+from aetk.detect.calibration import Calibration, check_threshold
 from aetk.detect.detector_file import read_detector, write_detector
-from aetk.errors import AudioError, DetectorFileError
+from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.plugin.host import get_host
 
 DEFAULT_DETECTOR = "detector.aetk"
-_ROLES = ("featurizer", "normalizer", "model", "scorer")
 
 
 @dataclass
@@ -36,8 +35,9 @@ class ScoreResult:
     ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
     Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
     each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
-    contribute most; ``None`` when the scorer or featurizer cannot localize. Scored in windows,
-    ``score`` is the highest window score and the events are runs of windows above the threshold.
+    contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
+    not asked for. Scored in windows, ``score`` is the highest window score and the events are
+    runs of windows above the threshold.
     """
 
     path: str
@@ -45,7 +45,7 @@ class ScoreResult:
     threshold: float
     anomalous: bool | None
     error: str | None = None
-    segments: list[dict[str, float]] | None = None
+    segments: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,52 +58,52 @@ class ScoreResult:
         }
 
 
-@dataclass
-class _FileScores:
-    """Windows of one file and their scores, collected while its batches are scored."""
-
-    path: Path
-    windows: list[tuple[float, float]] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    error: str | None = None
-    complete: bool = False
-    #: Events localized inside the file when it is scored whole (None: not localizable).
-    located: list[dict[str, Any]] | None = None
-
-    def done(self) -> bool:
-        return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
-
-
 class Detector:
     """A fitted anomaly detector. Create one with :func:`aetk.fit` or :meth:`Detector.load`."""
 
     def __init__(
         self,
         featurizer: Featurizer,
-        normalizer: Standardizer,
+        normalizer: Normalizer,
         model: Model,
         scorer: Scorer,
+        calibration: Calibration,
         training: dict[str, Any] | None = None,
     ):
         self.featurizer = featurizer
         self.normalizer = normalizer
         self.model = model
         self.scorer = scorer
+        self.calibration = calibration
         self.training = training or {}
 
     @property
     def threshold(self) -> float:
         """Scores above it are anomalous."""
-        self.scorer.check_fitted()
-        return float(self.scorer.threshold_)
+        return self.calibration.threshold
 
-    # -- scoring --------------------------------------------------------------------------------
+    def threshold_for(
+        self, threshold: float | None = None, false_alarm_rate: float | None = None
+    ) -> float:
+        """The threshold a scoring run uses: ``threshold`` as given, or recomputed from the stored
+        normal scores for ``false_alarm_rate``, or the detector's own."""
+        if threshold is not None and false_alarm_rate is not None:
+            from aetk.errors import ConfigError
+
+            raise ConfigError("give --threshold or --false-alarm-rate, not both")
+        if threshold is not None:
+            return check_threshold(threshold, "--threshold")
+        if false_alarm_rate is not None:
+            return self.calibration.recalibrated(false_alarm_rate).threshold
+        return self.threshold
 
     @property
     def segment_seconds(self) -> float:
         """Window length the detector was fitted on (0: whole files)."""
         config = self.training.get("config", {}).get("training", {})
         return float(config.get("segment_seconds", 0.0))
+
+    # -- scoring --------------------------------------------------------------------------------
 
     def vectors(self, path: str | Path) -> torch.Tensor:
         """The standardised feature vectors of one whole file, as the model sees them."""
@@ -116,72 +116,58 @@ class Detector:
         paths: str | Path | Sequence[str | Path],
         *,
         threshold: float | None = None,
+        false_alarm_rate: float | None = None,
         segment: float | None = None,
+        localize: bool = True,
     ) -> list[ScoreResult]:
         """Score files and folders (searched recursively); one result per file, in order.
 
         :param threshold: overrides the detector's threshold.
+        :param false_alarm_rate: recompute the threshold for this rate from the normal scores the
+            detector was calibrated on (without refitting).
         :param segment: score each file in windows of this many seconds, decoded one at a time
             (default: the detector's own segment length; 0 scores whole files).
+        :param localize: say when and in which bands files scored whole depart from normal.
         """
-        return list(self.iter_scores(paths, threshold=threshold, segment=segment))
+        return list(
+            self.iter_scores(
+                paths,
+                threshold=threshold,
+                false_alarm_rate=false_alarm_rate,
+                segment=segment,
+                localize=localize,
+            )
+        )
 
     def iter_scores(
         self,
         paths: str | Path | Sequence[str | Path],
         *,
         threshold: float | None = None,
+        false_alarm_rate: float | None = None,
         segment: float | None = None,
-        batch_windows: int = 64,
+        localize: bool = True,
     ) -> Iterator[ScoreResult]:
-        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
+        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored."""
+        from aetk.engines.local import score_files
 
-        Windows of many files are scored together in batches of ``batch_windows``; memory holds
-        one batch, whatever the recordings' lengths.
-        """
-        threshold = self.threshold if threshold is None else float(threshold)
-        segment = self.segment_seconds if segment is None else float(segment)
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-        if segment:  # windows decoded one at a time, whatever the recording's length
-            stream = ((path, iter_clips(self.featurizer, path, segment)) for path in files)
-        else:  # whole files decoded and featurized in parallel, a few files ahead
-            stream = map_files(lambda path: list(iter_clips(self.featurizer, path)), files)
-        pending: list[_FileScores] = []
-        batch: list[tuple[_FileScores, torch.Tensor]] = []
-        for path, clips in stream:
-            entry = _FileScores(path)
-            pending.append(entry)
-            try:
-                if isinstance(clips, AudioError):
-                    raise clips
-                for clip in clips:
-                    check_vector_shape(clip.vectors, self.model.input_shape_, path)
-                    entry.windows.append((clip.start, clip.end))
-                    batch.append((entry, self.normalizer.transform(clip.vectors)))
-                    if len(batch) >= batch_windows:
-                        self._score_windows(batch, threshold, whole=not segment)
-                        batch = []
-                        yield from _finished(pending, threshold, segment)
-            except AudioError as exc:
-                entry.error = exc.reason
-            entry.complete = True
-        self._score_windows(batch, threshold, whole=not segment)
-        yield from _finished(pending, threshold, segment)
+        yield from score_files(
+            self,
+            files,
+            threshold=self.threshold_for(threshold, false_alarm_rate),
+            segment=self.segment_seconds if segment is None else float(segment),
+            localize=localize,
+        )
 
-    def _score_windows(
-        self, batch: list[tuple[_FileScores, torch.Tensor]], threshold: float, whole: bool
-    ) -> None:
-        """Score a batch of windows; files scored whole are also localized into events."""
-        from aetk.detect.explain import error_map
+    def score_clips(
+        self, files: Sequence[FileClips], *, threshold: float | None = None, localize: bool = True
+    ) -> list[ScoreResult]:
+        """Results of clips featurized elsewhere (another process, a stream), through the same
+        scoring path as :meth:`score`."""
+        from aetk.detect.scoring import score_clips
 
-        if not batch:
-            return
-        scores = self.scorer.score(self.model, [vectors for _, vectors in batch])
-        for (entry, vectors), score in zip(batch, scores, strict=True):
-            entry.scores.append(float(score))
-            if whole:
-                errors = error_map(self, vectors, anomalous=float(score) > threshold)
-                entry.located = None if errors is None else [e.as_dict() for e in errors.events]
+        return list(score_clips(self, files, self.threshold_for(threshold), localize))
 
     # -- the detector file ----------------------------------------------------------------------
 
@@ -190,21 +176,27 @@ class Detector:
         tensors: dict[str, torch.Tensor] = {}
         host = get_host()
         components = {}
-        for role in _ROLES:
+        for role in ROLES:
             component = getattr(self, role)
-            entry: dict[str, Any] = {"name": component.name, "params": component.get_params()}
-            if role != "normalizer":
-                registration = host.registration(role, component.name)
-                record = host.plugins.get(registration.plugin)
-                entry["plugin"] = registration.plugin
-                entry["distribution"] = record.distribution if record else None
-                entry["version"] = record.version if record else None
-            entry["state"] = encode_state(role, component, tensors)
-            components[role] = entry
+            registration = host.registration(role, component.name)
+            record = host.plugins.get(registration.plugin)
+            components[role] = {
+                "name": component.name,
+                "params": component.get_params(),
+                "plugin": registration.plugin,
+                "distribution": record.distribution if record else None,
+                "version": record.version if record else None,
+                "state": encode_state(role, component, tensors),
+            }
+        calibration = {
+            **self.calibration.as_dict(),
+            "normal_scores": [float(score) for score in self.calibration.normal_scores],
+        }
         manifest = {
             "aetk_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "components": components,
+            "calibration": calibration,
             "training": self.training,
         }
         path = Path(path)
@@ -215,53 +207,45 @@ class Detector:
     def load(cls, path: str | Path = DEFAULT_DETECTOR) -> Detector:
         """Read a detector file; refuses, with a clear error, anything it cannot trust."""
         manifest, tensors = read_detector(path)
-        components = manifest.get("components")
-        if not isinstance(components, dict) or set(components) != set(_ROLES):
-            raise DetectorFileError(f"{path}: detector manifest does not list its components")
-        built = {role: build_component(path, role, components[role]) for role in _ROLES}
+        check_manifest(path, manifest)
+        components = manifest["components"]
+        built = {role: build_component(path, role, components[role]) for role in ROLES}
         for role, component in built.items():
             decode_state(path, role, component, components[role].get("state") or {}, tensors)
-        return cls(**built, training=manifest.get("training") or {})
+        return cls(
+            **built,
+            calibration=read_calibration(path, manifest),
+            training=manifest.get("training") or {},
+        )
 
-    def summary(self) -> dict[str, Any]:
-        """Components, parameters, threshold and training figures, for display."""
+    def summary(self, output: str | Path | None = None) -> dict[str, Any]:
+        """What ``aetk fit --json`` prints and the report shows: components, training figures,
+        threshold and calibration."""
+        training = self.training
+        val_losses = [loss for loss in training.get("val_loss", []) if loss is not None]
+        train_losses = training.get("train_loss", [])
         return {
-            "featurizer": {"name": self.featurizer.name, **self.featurizer.get_params()},
-            "model": {"name": self.model.name, **self.model.get_params()},
-            "scorer": {"name": self.scorer.name, **self.scorer.get_params()},
+            "detector": None if output is None else str(output),
+            "preset": training.get("config", {}).get("preset"),
+            "featurizer": self.featurizer.name,
+            "model": self.model.name,
+            "scorer": self.scorer.name,
+            "params": {
+                role: getattr(self, role).get_params() for role in ("featurizer", "model", "scorer")
+            },
+            "files": training.get("files"),
+            "train_files": training.get("train_files"),
+            "validation_files": training.get("validation_files"),
+            "skipped_files": len(training.get("skipped_files", [])),
+            "train_vectors": training.get("train_vectors"),
+            "epochs": len(train_losses),
+            "best_epoch": training.get("best_epoch"),
+            "train_loss": train_losses[-1] if train_losses else None,
+            "val_loss": min(val_losses) if val_losses else None,
             "threshold": self.threshold,
-            "training": self.training,
+            "threshold_method": self.calibration.method,
+            "calibration": self.calibration.as_dict(),
+            "parameters": sum(p.numel() for p in self.model.module_.parameters()),
+            "seed": training.get("seed"),
+            "seconds": training.get("seconds"),
         }
-
-
-def _finished(
-    pending: list[_FileScores], threshold: float, segment: float
-) -> Iterator[ScoreResult]:
-    """Results of the files at the head of ``pending`` whose windows are all scored, in order."""
-    while pending and pending[0].done():
-        entry = pending.pop(0)
-        path = str(entry.path)
-        if entry.error is not None:
-            yield ScoreResult(path, None, threshold, None, entry.error)
-        elif not all(math.isfinite(score) for score in entry.scores):
-            yield ScoreResult(path, None, threshold, None, "score is not finite")
-        else:
-            score = max(entry.scores)
-            segments = _events(entry.windows, entry.scores, threshold) if segment else entry.located
-            yield ScoreResult(path, score, threshold, score > threshold, None, segments)
-
-
-def _events(
-    windows: list[tuple[float, float]], scores: list[float], threshold: float
-) -> list[dict[str, float]]:
-    """Consecutive windows above the threshold, merged; each event keeps its highest score."""
-    events: list[dict[str, float]] = []
-    for (start, end), score in zip(windows, scores, strict=True):
-        if score <= threshold:
-            continue
-        if events and math.isclose(events[-1]["end"], round(start, 3)):
-            events[-1]["end"] = round(end, 3)
-            events[-1]["score"] = max(events[-1]["score"], score)
-        else:
-            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
-    return events

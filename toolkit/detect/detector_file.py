@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,15 @@ from typing import Any
 import torch
 
 from aetk.data.fileio import atomic_path
+from aetk.detect.manifest import migrate_v1
 from aetk.errors import DetectorFileError
 
 FORMAT = "aetk-detector"
-SCHEMA_VERSION = 1
+#: 2: the threshold and its normal scores moved from the scorer's state to ``calibration``.
+SCHEMA_VERSION = 2
 MANIFEST_KEY = "aetk"
-_MAX_HEADER_BYTES = 100_000_000
+#: The JSON header (manifest included) may be at most this large.
+_MAX_HEADER_BYTES = 64_000_000
 
 
 def write_detector(
@@ -50,49 +52,64 @@ def write_detector(
 
 
 def read_detector(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and verify a detector file; every problem is a :class:`DetectorFileError`."""
+    """Read and verify a detector file; every problem is a :class:`DetectorFileError`.
+
+    The file is opened once and read whole through that one handle, so a detector replaced
+    while it is read (atomically, by another process) is read either old or new, never mixed.
+    Only a regular file is opened: a FIFO or device named as a detector never blocks the read.
+    A schema-1 manifest comes back migrated to this schema.
+    """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     path = Path(path)
     try:
+        if path.is_dir():
+            raise DetectorFileError(f"{path}: is a folder, not a detector file")
+        if path.exists() and not path.is_file():
+            raise DetectorFileError(f"{path}: is not a regular file, so not a detector file")
         with open(path, "rb") as handle:
-            manifest = _manifest(path, handle, os.fstat(handle.fileno()).st_size)
-        tensors = load_file(str(path))
+            data = handle.read()
+        manifest = _manifest(path, data)
+        tensors = load(data)
     except FileNotFoundError:
         raise DetectorFileError(
             f"{path}: no detector file here (fit one with 'aetk fit')"
         ) from None
-    except IsADirectoryError:
-        raise DetectorFileError(f"{path}: is a folder, not a detector file") from None
     except OSError as exc:
         raise DetectorFileError(f"{path}: cannot read detector ({exc.strerror or exc})") from None
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise DetectorFileError(f"{path}: corrupt detector file ({exc})") from None
+        raise DetectorFileError(f"{path}: corrupt detector file ({str(exc)[:200]})") from None
     _verify(path, manifest, tensors)
+    if manifest["schema_version"] == 1:
+        manifest = migrate_v1(path, manifest, tensors)
     return manifest, tensors
 
 
-def _manifest(path: Path, handle, size: int) -> dict[str, Any]:
+def _manifest(path: Path, data: bytes) -> dict[str, Any]:
     """Parse the safetensors header by hand, so a foreign file fails before any decoding."""
     not_detector = f"{path}: not an aetk detector file"
+    size = len(data)
     if size < 8:
         raise DetectorFileError(f"{not_detector} (only {size} bytes)")
-    (header_size,) = struct.unpack("<Q", handle.read(8))
+    (header_size,) = struct.unpack("<Q", data[:8])
     if header_size > min(_MAX_HEADER_BYTES, size - 8):
         raise DetectorFileError(
-            f"{not_detector} (no safetensors header; truncated or another format)"
+            f"{not_detector} (no safetensors header; truncated, another format, or a header "
+            f"over {_MAX_HEADER_BYTES // 1_000_000} MB)"
         )
     try:
-        header = json.loads(handle.read(header_size))
+        header = json.loads(data[8 : 8 + header_size])
         manifest = json.loads(header["__metadata__"][MANIFEST_KEY])
     except (ValueError, KeyError, TypeError):
         raise DetectorFileError(f"{not_detector} (no aetk manifest in its header)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DetectorFileError(f"{not_detector} (manifest format is not {FORMAT!r})")
     version = manifest.get("schema_version")
-    if not isinstance(version, int):
-        raise DetectorFileError(f"{path}: detector manifest has no schema version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DetectorFileError(
+            f"{path}: detector manifest has no valid schema version ({str(version)[:40]!r})"
+        )
     if version > SCHEMA_VERSION:
         raise DetectorFileError(
             f"{path}: detector was written by a newer aetk (schema {version}; this aetk reads "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from aetk.components.base import FeatureLayout
+from aetk.components.base import FeatureLayout, Localization
 from aetk.data.features import check_vector_shape, featurize_file
 
 if TYPE_CHECKING:
@@ -83,16 +83,15 @@ class ErrorMap:
 
 
 def error_map(
-    detector: Detector, vectors: torch.Tensor, anomalous: bool = False
+    detector: Detector, localization: Localization | None, anomalous: bool = False
 ) -> ErrorMap | None:
-    """Localize one whole clip of standardised vectors; ``None`` if the featurizer has no layout
-    or the scorer cannot localize.
+    """Lay one whole clip's localization out on the (band × frame) grid and find its events;
+    ``None`` if the featurizer has no layout or the scorer could not localize.
 
     An ``anomalous`` clip in which no vector stands out (the whole recording departs a little
     from normal, as a machine running at another speed does) gets one event spanning the clip.
     """
     layout = detector.featurizer.layout()
-    localization = detector.scorer.localize(detector.model, vectors)
     if layout is None or localization is None:
         return None
     contributions = localization.contributions
@@ -136,18 +135,19 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
     features = featurize_file(detector.featurizer, path)
     check_vector_shape(features, detector.model.input_shape_, path)
     vectors = detector.normalizer.transform(features)
-    score = float(detector.scorer.score(detector.model, [vectors])[0])
-    errors = error_map(detector, vectors, anomalous=score > detector.threshold)
+    scores, (localization,) = detector.scorer.score_and_localize(detector.model, [vectors])
+    score = float(scores[0])
+    errors = error_map(detector, localization, anomalous=score > detector.threshold)
     if errors is None:
         return None
     step = errors.layout.vector_step
     reconstruction = None
-    if any(True for _ in detector.model.module_.parameters()):
+    if detector.model.trainable:
         restored = detector.model.reconstruct(vectors)
         if restored.shape == features.shape:
-            mean, std = detector.normalizer.mean_, detector.normalizer.std_
-            restored = restored * std + mean if detector.normalizer.mode != "none" else restored
-            reconstruction = _to_grid(restored, step, average_channels=True)
+            reconstruction = _to_grid(
+                detector.normalizer.inverse_transform(restored), step, average_channels=True
+            )
     return Explanation(
         str(path),
         score,

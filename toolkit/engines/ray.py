@@ -2,16 +2,21 @@
 aetk[ray]``).
 
 The pipeline: the list of files → decode and featurize in CPU tasks → score in actors that load
-the detector once (each with a GPU when ``--gpus-per-actor`` asks for one) → rows with the columns
-of ``aetk score --json`` → one Parquet or CSV file, written atomically. Rows already in the output
-file are not scored again, so an interrupted run resumes where it stopped. An unreadable file
-becomes a row with ``error`` set; it never fails the job. The detector travels in Ray's object
-store, so workers on other machines need no shared filesystem.
+the detector once (each with a GPU when ``--gpus-per-actor`` asks for one), through the same
+scoring path as the local engine (:meth:`aetk.Detector.score_clips`) → rows with the columns of
+``aetk score --json`` → one Parquet or CSV file. The files are scored in parts of
+:data:`PART_FILES`, and the results file is rewritten atomically after each part, so a killed run
+keeps what it finished and a rerun resumes there. A sidecar ``<out>.run.json`` records the
+detector's SHA-256, the threshold and the segment length: a rerun that would mix rows made
+otherwise is refused. Paths compare resolved. An unreadable file becomes a row with ``error`` set;
+it never fails the job. The detector travels in Ray's object store, so workers on other machines
+need no shared filesystem; a Ray instance started here is stopped on every way out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import sys
@@ -27,11 +32,13 @@ from aetk.errors import ConfigError
 
 COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments")
 FORMATS = (".parquet", ".csv")
+#: Files scored between two writes of the results file.
+PART_FILES = 256
 
 
 @dataclass
 class RayRun:
-    """What a Ray scoring run did."""
+    """What a Ray scoring run did; ``anomalous`` counts every row of the results file."""
 
     scored: int
     failed: int
@@ -46,6 +53,8 @@ def score_with_ray(
     out: str | Path,
     *,
     threshold: float | None = None,
+    false_alarm_rate: float | None = None,
+    segment: float | None = None,
     address: str | None = None,
     cpus: int | None = None,
     gpus_per_actor: float = 0.0,
@@ -62,50 +71,55 @@ def score_with_ray(
 
     import ray
 
+    from aetk.detect.detector import Detector
+
     out = Path(out)
     if out.suffix not in FORMATS:
         raise ConfigError(f"--out must end in {' or '.join(FORMATS)}, not {out.name!r}")
     started = time.perf_counter()
-    previous = read_results(out)
-    done = set(previous["path"]) if previous is not None else set()
-    todo = [str(path) for path in files if str(path) not in done]
-    if not todo:
-        return RayRun(0, 0, 0, len(files), time.perf_counter() - started)
-    started_here = not ray.is_initialized()
-    # Ray reports its workers' fate on stdout, which belongs to our results (--json): send its
-    # messages to stderr, and stop a Ray we started before returning, so none come later.
-    with contextlib.redirect_stdout(sys.stderr):
-        if started_here:
-            ray.init(
-                address=address,
-                num_cpus=None if address else cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        try:
-            new = _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch_size)
-        finally:
+    detector = Detector.load(detector_path)
+    run = {
+        "detector_sha256": hashlib.sha256(Path(detector_path).read_bytes()).hexdigest(),
+        "threshold": detector.threshold_for(threshold, false_alarm_rate),
+        "segment": detector.segment_seconds if segment is None else float(segment),
+    }
+    table = read_results(out, run)
+    done = {_resolved(path) for path in table["path"]} if table is not None else set()
+    todo = [str(path) for path in files if _resolved(path) not in done]
+    scored = failed = 0
+    if todo:
+        started_here = not ray.is_initialized()
+        # Ray reports its workers' fate on stdout, which belongs to our results (--json): send
+        # its messages to stderr, and stop a Ray we started on every way out, so none come later.
+        with contextlib.redirect_stdout(sys.stderr):
             if started_here:
-                ray.shutdown()
-    import pandas
+                ray.init(
+                    address=address,
+                    num_cpus=None if address else cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            try:
+                write_run(out, run)
+                actors = actors or max(1, int(ray.available_resources().get("CPU", 1)))
+                for start in range(0, len(todo), PART_FILES):
+                    part = todo[start : start + PART_FILES]
+                    new = _score_dataset(
+                        detector_path, part, run, actors, gpus_per_actor, batch_size
+                    )
+                    table = new if table is None else _concat(table, new)
+                    write_results(table, out)
+                    scored += int(new["error"].isna().sum())
+                    failed += int(new["error"].notna().sum())
+            finally:
+                if started_here:
+                    ray.shutdown()
+    anomalous = 0 if table is None else int((table["anomalous"] == True).sum())  # noqa: E712
+    return RayRun(scored, failed, anomalous, len(files) - len(todo), time.perf_counter() - started)
 
-    table = (
-        new[list(COLUMNS)]
-        if previous is None
-        else pandas.concat([previous, new[list(COLUMNS)]], ignore_index=True)
-    )
-    write_results(table, out)
-    return RayRun(
-        scored=int(new["error"].isna().sum()),
-        failed=int(new["error"].notna().sum()),
-        anomalous=int((new["anomalous"] == True).sum()),  # noqa: E712 - a nullable column
-        skipped=len(files) - len(todo),
-        seconds=time.perf_counter() - started,
-    )
 
-
-def _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch_size):
+def _score_dataset(detector_path, todo, run, actors, gpus_per_actor, batch_size):
     """The Ray Data pipeline over the paths ``todo``: a pandas table with one row per path."""
     import ray
 
@@ -115,9 +129,8 @@ def _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch
     featurizer = {
         "name": detector.featurizer.name,
         "params": detector.featurizer.get_params(),
-        "input_shape": list(detector.model.input_shape_),
+        "segment": run["segment"],
     }
-    actors = actors or max(1, int(ray.available_resources().get("CPU", 1)))
     detector_bytes = ray.put(Path(detector_path).read_bytes())
     # Workers may run elsewhere, in another folder: they read absolute paths; rows keep the paths
     # as given, like aetk score --json.
@@ -132,21 +145,43 @@ def _score_dataset(detector_path, todo, threshold, actors, gpus_per_actor, batch
     )
     dataset = dataset.map_batches(
         _Scorer,
-        fn_constructor_kwargs={"detector_bytes": detector_bytes, "threshold": threshold},
+        fn_constructor_kwargs={"detector_bytes": detector_bytes, "threshold": run["threshold"]},
         batch_size=batch_size,
         batch_format="pandas",
         concurrency=actors,
         num_gpus=gpus_per_actor,
     )
-    return dataset.to_pandas()
+    return dataset.to_pandas()[list(COLUMNS)]
 
 
-def read_results(out: Path):
-    """The rows already in ``out`` (a pandas DataFrame), or None if there is no such file."""
+def run_file(out: Path) -> Path:
+    return out.with_name(out.name + ".run.json")
+
+
+def write_run(out: Path, run: dict[str, Any]) -> None:
+    from aetk.data.fileio import atomic_write_text
+
+    atomic_write_text(run_file(out), json.dumps(run) + "\n")
+
+
+def read_results(out: Path, run: dict[str, Any] | None = None):
+    """The rows already in ``out`` (a pandas DataFrame), or None if there is no such file; with
+    ``run``, a :class:`ConfigError` when they were made with another detector, threshold or
+    segment length."""
     import pandas
 
     if not out.exists():
         return None
+    if run is not None:
+        try:
+            made = json.loads(run_file(out).read_text())
+        except (OSError, ValueError):
+            made = None
+        if made != run:
+            raise ConfigError(
+                f"{out}: its rows were made with another detector, threshold or segment length "
+                "(or their record is missing): write to another --out, or remove it to start over"
+            )
     try:
         if out.suffix == ".parquet":
             return pandas.read_parquet(out)
@@ -167,63 +202,72 @@ def write_results(table, out: Path) -> None:
 
 
 class _Scorer:
-    """A Ray actor: loads the detector once, then scores batches of featurized clips."""
+    """A Ray actor: loads the detector once, then scores batches of featurized files through the
+    detector's scoring path."""
 
-    def __init__(self, detector_bytes: bytes, threshold: float | None):
+    def __init__(self, detector_bytes: bytes, threshold: float):
         import torch
 
         torch.set_num_threads(1)  # one actor per core: torch must not take them all
         self.detector = _load(detector_bytes)
-        self.threshold = self.detector.threshold if threshold is None else float(threshold)
+        self.threshold = threshold
 
     def __call__(self, batch):
         import pandas
 
-        from aetk.detect.explain import error_map
-
-        rows, clips, positions = [], [], []
-        for path, blob, error in zip(batch["path"], batch["vectors"], batch["error"], strict=True):
-            if isinstance(error, str):
-                rows.append(_row(path, None, self.threshold, error))
-                continue
-            positions.append(len(rows))
-            rows.append(None)
-            clips.append(self.detector.normalizer.transform(_tensor(blob)))
-        scores = self.detector.scorer.score(self.detector.model, clips) if clips else []
-        for position, vectors, score in zip(positions, clips, scores, strict=True):
-            path, score = batch["path"].iloc[position], float(score)
-            if not np.isfinite(score):
-                rows[position] = _row(path, None, self.threshold, "score is not finite")
-                continue
-            errors = error_map(self.detector, vectors, anomalous=score > self.threshold)
-            events = None if errors is None else [event.as_dict() for event in errors.events]
-            rows[position] = _row(path, score, self.threshold, None, events)
+        files = [
+            _file_clips(path, blob, error)
+            for path, blob, error in zip(batch["path"], batch["clips"], batch["error"], strict=True)
+        ]
+        results = self.detector.score_clips(files, threshold=self.threshold, localize=True)
+        rows = [result.as_dict() for result in results]
+        for row in rows:
+            row["segments"] = None if row["segments"] is None else json.dumps(row["segments"])
         return pandas.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _featurize(batch, featurizer: dict):
-    """A Ray task: decode and featurize a batch of files (vectors as .npy bytes, or an error)."""
-    from aetk.data.features import check_vector_shape, featurize_file
+    """A Ray task: decode and featurize a batch of files (clips as .npz bytes, or an error)."""
+    from aetk.data.features import iter_clips
     from aetk.errors import AudioError
     from aetk.plugin.host import get_host
 
     component = get_host().create("featurizer", featurizer["name"], featurizer["params"])
-    vectors, errors = [], []
-    for path, source in zip(batch["path"], batch["source"], strict=True):
+    blobs, errors = [], []
+    for source in batch["source"]:
         try:
-            features = featurize_file(component, source)
-            check_vector_shape(features, tuple(featurizer["input_shape"]), path)
+            clips = list(iter_clips(component, source, featurizer["segment"]))
         except AudioError as exc:
-            vectors.append(None)
+            blobs.append(None)
             errors.append(exc.reason)
             continue
         buffer = io.BytesIO()
-        np.save(buffer, features.numpy())
-        vectors.append(buffer.getvalue())
+        np.savez(
+            buffer,
+            spans=np.array([[clip.start, clip.end] for clip in clips], dtype=np.float64),
+            windowed=np.array(bool(featurizer["segment"])),
+            **{f"clip{index}": clip.vectors.numpy() for index, clip in enumerate(clips)},
+        )
+        blobs.append(buffer.getvalue())
         errors.append(None)
     batch = batch.copy()
-    batch["vectors"], batch["error"] = vectors, errors
+    batch["clips"], batch["error"] = blobs, errors
     return batch
+
+
+def _file_clips(path: str, blob: bytes | None, error: str | None):
+    import torch
+
+    from aetk.data.features import Clip, FileClips
+
+    if isinstance(error, str):
+        return FileClips(path, error=error)
+    stored = np.load(io.BytesIO(blob))
+    clips = [
+        Clip(float(start), float(end), torch.from_numpy(stored[f"clip{index}"]))
+        for index, (start, end) in enumerate(stored["spans"])
+    ]
+    return FileClips(path, clips, windowed=bool(stored["windowed"]))
 
 
 def _load(detector_bytes):
@@ -240,24 +284,11 @@ def _load(detector_bytes):
         return Detector.load(path)
 
 
-def _tensor(blob: bytes):
-    import torch
+def _concat(table, new):
+    import pandas
 
-    return torch.from_numpy(np.load(io.BytesIO(blob)))
+    return pandas.concat([table, new], ignore_index=True)
 
 
-def _row(
-    path: str,
-    score: float | None,
-    threshold: float,
-    error: str | None,
-    segments: list | None = None,
-) -> dict[str, Any]:
-    return {
-        "path": path,
-        "score": score,
-        "threshold": threshold,
-        "anomalous": None if score is None else score > threshold,
-        "error": error,
-        "segments": None if segments is None else json.dumps(segments),
-    }
+def _resolved(path: str | Path) -> str:
+    return str(Path(path).resolve())

@@ -116,7 +116,7 @@ def cross_validate(
     for index, held_out in enumerate(parts):
         train = [path for other, part in enumerate(parts) if other != index for path in part]
         detector = fit_config(train, config, observer)
-        normal = [r for r in detector.score(held_out) if r.error is None]
+        normal = [r for r in detector.score(held_out, localize=False) if r.error is None]
         fold = FoldResult(
             fold=index + 1,
             train_files=len(train),
@@ -126,7 +126,7 @@ def cross_validate(
             false_alarm_rate=float(np.mean([r.anomalous for r in normal])) if normal else 0.0,
         )
         if anomaly_files:
-            faulty = [r for r in detector.score(anomaly_files) if r.error is None]
+            faulty = [r for r in detector.score(anomaly_files, localize=False) if r.error is None]
             labels = [0] * len(normal) + [1] * len(faulty)
             scores = [r.score for r in normal + faulty]
             fold.auc, fold.pauc = metrics.auc(labels, scores), metrics.pauc(labels, scores)
@@ -137,13 +137,13 @@ def cross_validate(
 
 
 def _held_out_loss(detector, held_out: list) -> float | None:
-    """The model's mean reconstruction error on the held-out files; None for a model without
-    trainable parameters (``identity``), whose reconstruction is exact by construction."""
+    """The model's mean reconstruction error on the held-out files; None for a model that does
+    not train (``identity``), whose reconstruction is exact by construction."""
     import torch
 
     from aetk.fitting.trainer import mean_error
 
-    if not any(p.requires_grad for p in detector.model.module_.parameters()):
+    if not detector.model.trainable:
         return None
     vectors = []
     for path in held_out:

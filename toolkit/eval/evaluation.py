@@ -287,15 +287,16 @@ def evaluate(
     *,
     labels_csv: str | Path | None = None,
     threshold: float | None = None,
+    false_alarm_rate: float | None = None,
 ) -> Evaluation:
     """Score ``paths`` with ``detector`` and compute the metrics of every group."""
-    from aetk.data.audio import find_audio_files
+    from aetk.data.audio import require_audio_files
 
-    files = find_audio_files(paths)
+    files = require_audio_files(paths)
     labelled = label_files(files, labels_csv)
-    threshold = detector.threshold if threshold is None else float(threshold)
+    threshold = detector.threshold_for(threshold, false_alarm_rate)
     scored, unlabelled, failed = [], [], []
-    for result in detector.iter_scores(files, threshold=threshold):
+    for result in detector.iter_scores(files, threshold=threshold, localize=False):
         info = labelled[result.path]
         if result.error:
             failed.append({"path": result.path, "error": result.error})

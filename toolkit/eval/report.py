@@ -84,9 +84,10 @@ def _detector_section(detector: Detector) -> str:
             f"<tr><th>{role}</th><td><code>{_e(component.name)}</code></td>"
             f"<td><code>{_e(params)}</code></td></tr>"
         )
-    method = getattr(detector.scorer, "threshold_method_", "")
+    calibration = detector.calibration
     facts = [
-        f"threshold <b>{detector.threshold:.5g}</b> ({_e(method)}; a score above it is anomalous)",
+        f"threshold <b>{detector.threshold:.5g}</b> ({_e(calibration.method)}, from "
+        f"{len(calibration.normal_scores)} held-out normal scores; a score above it is anomalous)",
         f"{training.get('train_files', '?')} training and {training.get('validation_files', '?')} "
         f"validation files ({len(training.get('skipped_files', []))} skipped), "
         f"{training.get('train_vectors', '?')} training vectors",
@@ -104,8 +105,13 @@ def _detector_section(detector: Detector) -> str:
     else:
         facts.append("no training: the model has no parameters")
         curves = ""
+    warning = (
+        f"<p class=warning><b>Threshold warning:</b> {_e(calibration.warning)}</p>"
+        if calibration.warning
+        else ""
+    )
     return (
-        "<h2>Detector</h2><table>"
+        f"<h2>Detector</h2>{warning}<table>"
         + "".join(rows)
         + "</table><ul>"
         + "".join(f"<li>{fact}</li>" for fact in facts)

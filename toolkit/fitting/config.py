@@ -1,7 +1,7 @@
 """Fit configuration: a preset, overridden by a TOML file, ``--set`` assignments and flags.
 
 A preset is a TOML file with the sections ``[featurizer]``, ``[model]``, ``[scorer]`` (each a
-``name`` plus that component's parameters) and ``[training]``. Later layers win. When a layer
+``name`` plus that component's parameters), ``[threshold]`` and ``[training]``. Later layers win. When a layer
 chooses another component than the preset, the preset's parameters carry over only where the new
 component accepts them; parameters the user sets explicitly must all be accepted.
 """
@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aetk.detect.calibration import ThresholdConfig
 from aetk.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -23,7 +24,7 @@ else:  # pragma: no cover
 
 DEFAULT_PRESET = "default"
 COMPONENT_SECTIONS = ("featurizer", "model", "scorer")
-SECTIONS = (*COMPONENT_SECTIONS, "training")
+SECTIONS = (*COMPONENT_SECTIONS, "threshold", "training")
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -131,6 +132,7 @@ class FitConfig:
     model: ComponentSpec
     scorer: ComponentSpec
     training: TrainingConfig
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +141,7 @@ class FitConfig:
                 kind: {"name": spec.name, **spec.params}
                 for kind, spec in zip(COMPONENT_SECTIONS, self.components(), strict=True)
             },
+            "threshold": self.threshold.as_dict(),
             "training": self.training.as_dict(),
         }
 
@@ -205,6 +208,7 @@ def resolve_config(
     model: str | None = None,
     scorer: str | None = None,
     training: dict[str, Any] | None = None,
+    false_alarm_rate: float | None = None,
 ) -> FitConfig:
     """Combine the layers into a validated :class:`FitConfig` (flags win over ``--set``, which
     wins over the config file, which wins over the preset)."""
@@ -226,6 +230,8 @@ def resolve_config(
         if name is not None:
             user[section]["name"] = name
     user["training"].update({k: v for k, v in (training or {}).items() if v is not None})
+    if false_alarm_rate is not None:
+        user["threshold"].update(method="conformal", false_alarm_rate=false_alarm_rate)
 
     preset = preset or DEFAULT_PRESET
     base = load_preset(preset)
@@ -241,4 +247,5 @@ def resolve_config(
             base_params = {key: value for key, value in base_params.items() if key in accepted}
         specs.append(ComponentSpec(name, {**base_params, **user_params}))
     training_config = TrainingConfig.from_dict({**base.get("training", {}), **user["training"]})
-    return FitConfig(preset, *specs, training=training_config)
+    threshold = ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]})
+    return FitConfig(preset, *specs, training=training_config, threshold=threshold)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aetk.detect.calibration import Calibration
     from aetk.fitting.config import EpochReport, FitConfig
 
 
@@ -19,3 +20,6 @@ class FitObserver:
 
     def on_epoch(self, report: EpochReport) -> None:
         """Called after each training epoch."""
+
+    def on_calibrated(self, calibration: Calibration) -> None:
+        """Called once the threshold is set (its ``warning`` says when it cannot be trusted)."""

@@ -1,8 +1,11 @@
-"""Fitting a detector, top to bottom.
+"""Fitting a detector, stage by stage, top to bottom.
 
-files → split by file into training and validation → waveforms → feature vectors → standardised
-with training statistics → model trained (best validation weights kept) → scorer fitted, threshold
-set on the validation clips → :class:`aetk.Detector`.
+find files → split by file into training and validation → featurize (through the feature cache)
+→ standardize with training statistics → train the model (best validation weights kept) → fit the
+scorer → calibrate the threshold on held-out normal scores → :class:`aetk.Detector`.
+
+Each stage is a function of its own. Whether one process or several run them, the stages see the
+same :class:`~aetk.fitting.distributed.Processes` interface and never branch on it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import contextlib
 import hashlib
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +23,19 @@ import numpy as np
 import torch
 
 from aetk import __version__
-from aetk.components.base import Featurizer
-from aetk.components.normalizer import Standardizer
+from aetk.components.base import Featurizer, Model, Normalizer, Scorer
+from aetk.components.state import check_storable
 from aetk.data.audio import require_audio_files
 from aetk.data.cache import FeatureCache, file_digest, load_entry
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths
 from aetk.data.features import check_vector_shape, iter_clips, map_files
+from aetk.detect.calibration import Calibration, calibrate
 from aetk.detect.detector import Detector
-from aetk.errors import AetkError, AetkWarning, AudioError
+from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
 from aetk.fitting import distributed
 from aetk.fitting.config import FitConfig, resolve_config
 from aetk.fitting.progress import FitObserver
+from aetk.fitting.trainer import train
 from aetk.plugin.host import get_host
 
 
@@ -48,12 +54,15 @@ def fit(
     seed: int | None = None,
     val_fraction: float | None = None,
     device: str | None = None,
+    false_alarm_rate: float | None = None,
     observer: FitObserver | None = None,
 ) -> Detector:
     """Fit a detector on recordings of a healthy machine; mirrors ``aetk fit``.
 
     :param paths: folders (searched recursively) and files of normal recordings.
     :param set: ``"section.key=value"`` overrides, as ``--set`` takes them.
+    :param false_alarm_rate: calibrate the threshold for this share of false alarms on normal
+        recordings (the conformal rule), as ``--false-alarm-rate`` does.
     :return: the fitted :class:`aetk.Detector`; call ``.save(path)`` to keep it.
     """
     config = resolve_config(
@@ -71,8 +80,34 @@ def fit(
             "val_fraction": val_fraction,
             "device": device,
         },
+        false_alarm_rate=false_alarm_rate,
     )
-    return fit_config(_as_list(paths), config, observer)
+    detector = fit_config(
+        [paths] if isinstance(paths, (str, Path)) else list(paths), config, observer
+    )
+    assert detector is not None  # one process: it is the main one
+    return detector
+
+
+@dataclass
+class Components:
+    """The four components of a detector, built from a configuration and not yet fitted."""
+
+    featurizer: Featurizer
+    normalizer: Normalizer
+    model: Model
+    scorer: Scorer
+
+
+@dataclass
+class FeaturizedSets:
+    """The clips of the training and validation files, and what was used or skipped."""
+
+    train: Sequence[torch.Tensor]
+    validation: Sequence[torch.Tensor]
+    #: The content SHA-256 of every file used, by role (``train``, ``validation``).
+    digests: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "validation": []})
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def fit_config(
@@ -80,105 +115,58 @@ def fit_config(
 ) -> Detector | None:
     """Fit a detector with an already resolved configuration.
 
-    Started by torchrun (``WORLD_SIZE`` > 1), each rank featurizes and trains on its shard of
-    the files (see :mod:`aetk.fitting.distributed`); rank 0 returns the detector, the others None.
+    Started by torchrun (``WORLD_SIZE`` > 1), each process featurizes and trains on its shard of
+    the files; the main process returns the detector, the others None.
     """
-    group = distributed.current()
-    main = group is None or group.is_main
-    observer = observer if observer is not None and main else FitObserver()
+    processes = distributed.current()
+    observer = observer if observer is not None and processes.is_main else FitObserver()
     started = time.perf_counter()
-    host = get_host()
-    featurizer = host.create("featurizer", config.featurizer.name, config.featurizer.params)
-    model = host.create("model", config.model.name, config.model.params)
-    scorer = host.create("scorer", config.scorer.name, config.scorer.params)
-    training = config.training
-
-    files = require_audio_files(paths)
-    train_files, validation_files = split_files(files, training.val_fraction, training.seed)
+    parts = build_components(config)
+    train_files, validation_files = split_files(
+        require_audio_files(paths), config.training.val_fraction, config.training.seed
+    )
     observer.on_start(config, len(train_files), len(validation_files))
-    with FeatureCache.from_environment() as cache, _warnings_on(main):
-        shard = group.shard if group else list
-        train_clips, validation_clips, digests, skipped = _featurize_sets(
-            featurizer,
-            shard(train_files),
-            shard(validation_files),
-            training.segment_seconds,
-            cache,
-            observer,
-        )
-        if not train_clips:
-            raise AetkError(f"none of the {len(train_files)} training files could be used")
-        reduce = group.all_reduce_sum if group else None
-        normalizer = Standardizer(training.normalize).fit(train_clips, reduce=reduce)
-        train_set = VectorSet(train_clips, normalizer, cache.root / "tmp")
-        validation_set = (
-            VectorSet(validation_clips, normalizer, cache.root / "tmp")
-            if validation_clips
-            else None
-        )
-        try:
-            model.fit(
-                train_set,
-                validation_set,
-                training=training,
-                on_epoch=observer.on_epoch,
-                group=group,
+    with FeatureCache.from_environment() as cache, _warnings_shown(processes.is_main):
+
+        def featurize_all(files: tuple[list[Path], list[Path]], progress: FitObserver):
+            return featurize(
+                parts.featurizer, *files, config.training.segment_seconds, cache, progress
             )
-        finally:
-            for vector_set in (train_set, validation_set):
-                if vector_set is not None:
-                    vector_set.close()
-        if group is not None:
-            group.barrier()  # every rank's features are in its cache
-            if not group.is_main:
-                return None
-            # Rank 0 fits the scorer on all clips: on one machine the ranks' features are in
-            # the cache they share; across machines, rank 0 featurizes the others' shares.
-            train_clips, validation_clips, digests, skipped = _featurize_sets(
-                featurizer,
-                train_files,
-                validation_files,
-                training.segment_seconds,
-                cache,
-                FitObserver(),
-            )
-        scorer.fit(
-            model,
-            StandardizedClips(train_clips, normalizer),
-            StandardizedClips(validation_clips, normalizer),
+
+        shard = featurize_all(
+            (processes.shard(train_files), processes.shard(validation_files)), observer
         )
-
-    history = model.history_
-    watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
-    best_epoch = history[int(np.argmin(watched))]["epoch"] if history else None
-    summary: dict[str, Any] = {
-        "aetk_version": __version__,
-        "config": config.as_dict(),
-        "files": len(digests["train"]) + len(digests["validation"]),
-        "train_files": len(digests["train"]),
-        "validation_files": len(digests["validation"]),
-        "skipped_files": skipped,
-        "train_vectors": sum(clip_lengths(train_clips)),
-        "seed": training.seed,
-        "processes": group.world if group else 1,
-        "best_epoch": best_epoch,
-        "train_loss": [report["train_loss"] for report in history],
-        "val_loss": [report["val_loss"] for report in history],
-        "data_fingerprint": fingerprint(digests["train"] + digests["validation"]),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    return Detector(featurizer, normalizer, model, scorer, summary)
+        parts.normalizer.fit(shard.train, reduce=processes.all_reduce_sum)
+        train_model(parts, shard, config, cache.root / "tmp", observer, processes)
+        sets = processes.on_all_data(
+            lambda: featurize_all((train_files, validation_files), FitObserver()), shard
+        )
+        if sets is None:  # not the main process: it writes nothing
+            return None
+        calibration = fit_scorer(parts, sets, config, observer)
+    summary = training_summary(config, parts.model, sets, processes, started)
+    return Detector(
+        parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
+    )
 
 
-@contextlib.contextmanager
-def _warnings_on(shown: bool):
-    """Only one rank of a distributed fit reports skipped files (each would, for its share)."""
-    if shown:
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AetkWarning)
-        yield
+def build_components(config: FitConfig) -> Components:
+    """The components the configuration names; a scorer that needs reconstruction errors is
+    refused with a model that reconstructs exactly, before any work."""
+    host = get_host()
+    parts = Components(
+        host.create("featurizer", config.featurizer.name, config.featurizer.params),
+        host.create("normalizer", "standardizer", {"mode": config.training.normalize}),
+        host.create("model", config.model.name, config.model.params),
+        host.create("scorer", config.scorer.name, config.scorer.params),
+    )
+    if parts.scorer.needs_reconstruction and not parts.model.trainable:
+        raise ConfigError(
+            f"scorer '{parts.scorer.name}' scores reconstruction errors, but model "
+            f"'{parts.model.name}' reconstructs exactly (every clip would score the same): "
+            "choose a trained model, e.g. --model improved-ae"
+        )
+    return parts
 
 
 def split_files(
@@ -192,30 +180,23 @@ def split_files(
     count = min(len(files) - 1, max(1, round(val_fraction * len(files))))
     order = np.random.default_rng(seed).permutation(len(files))
     held_out = set(order[:count].tolist())
-    train = [path for index, path in enumerate(files) if index not in held_out]
+    train_files = [path for index, path in enumerate(files) if index not in held_out]
     validation = [path for index, path in enumerate(files) if index in held_out]
-    return train, validation
+    return train_files, validation
 
 
-def fingerprint(digests: Sequence[str]) -> str:
-    """SHA-256 over the sorted SHA-256 digests of the files' contents: the same recordings,
-    wherever they lie and whatever their names, give the same fingerprint."""
-    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
-
-
-def _featurize_sets(
+def featurize(
     featurizer: Featurizer,
     train_files: list[Path],
     validation_files: list[Path],
     segment_seconds: float,
     cache: FeatureCache,
     observer: FitObserver,
-) -> tuple[Sequence[torch.Tensor], Sequence[torch.Tensor], dict[str, list[str]], list[dict]]:
+) -> FeaturizedSets:
     """Clips of every file, computed in parallel (whole files through the cache); an unreadable
-    file is skipped, whole, with a warning. Returns the clips of each role, the content digests
-    of the files used, and the skipped files."""
+    file is skipped, whole, with a warning."""
 
-    def clips_of(path: Path) -> tuple[list, str]:
+    def clips_of(path: Path) -> tuple[list[Any], str]:
         if not segment_seconds:
             entry, length, digest = cache.store(featurizer, path)
             return [(entry, length)], digest
@@ -223,9 +204,8 @@ def _featurize_sets(
         return windows, file_digest(path)
 
     roles = ["train"] * len(train_files) + ["validation"] * len(validation_files)
-    clips: dict[str, list] = {"train": [], "validation": []}
-    digests: dict[str, list[str]] = {"train": [], "validation": []}
-    skipped: list[dict[str, str]] = []
+    clips: dict[str, list[Any]] = {"train": [], "validation": []}
+    sets = FeaturizedSets([], [])
     shape = None
     results = map_files(clips_of, [*train_files, *validation_files])
     for done, (role, (path, result)) in enumerate(zip(roles, results, strict=True), start=1):
@@ -238,22 +218,114 @@ def _featurize_sets(
                 shape = shape or tuple(vectors.shape[1:])
                 check_vector_shape(vectors, shape, path)
         except AudioError as exc:
-            warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=3)
-            skipped.append({"path": str(path), "error": exc.reason})
+            warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=2)
+            sets.skipped.append({"path": str(path), "error": exc.reason, "role": role})
         else:
             clips[role].extend(file_clips)
-            digests[role].append(digest)
+            sets.digests[role].append(digest)
         observer.on_featurized(done, len(roles))
-    return _as_clips(clips["train"]), _as_clips(clips["validation"]), digests, skipped
+    sets.train, sets.validation = _as_clips(clips["train"]), _as_clips(clips["validation"])
+    if not sets.train and train_files:
+        raise AetkError(f"none of the {len(train_files)} training files could be used")
+    return sets
 
 
-def _as_clips(clips: list) -> Sequence[torch.Tensor]:
+def train_model(
+    parts: Components,
+    sets: FeaturizedSets,
+    config: FitConfig,
+    folder: Path,
+    observer: FitObserver,
+    processes: distributed.Processes,
+) -> None:
+    """Train the model on the standardised training vectors, validated on the validation ones;
+    the vectors live in memory-mapped files under ``folder`` while training runs."""
+    with _vector_sets(sets, parts.normalizer, folder) as (train_vectors, validation_vectors):
+        train(
+            parts.model,
+            train_vectors,
+            validation_vectors,
+            config.training,
+            on_epoch=observer.on_epoch,
+            processes=processes,
+        )
+
+
+def fit_scorer(
+    parts: Components, sets: FeaturizedSets, config: FitConfig, observer: FitObserver
+) -> Calibration:
+    """Fit the scorer on all the standardised clips, then calibrate the threshold on the scores
+    of normal clips it did not learn from."""
+    train_clips = StandardizedClips(sets.train, parts.normalizer)
+    validation_clips = StandardizedClips(sets.validation, parts.normalizer)
+    parts.scorer.fit(parts.model, train_clips, validation_clips)
+    check_storable("scorer", parts.scorer)
+    normal_scores = parts.scorer.held_out_scores(parts.model, train_clips, validation_clips)
+    calibration = calibrate(normal_scores, config.threshold)
+    observer.on_calibrated(calibration)
+    return calibration
+
+
+def training_summary(
+    config: FitConfig,
+    model: Model,
+    sets: FeaturizedSets,
+    processes: distributed.Processes,
+    started: float,
+) -> dict[str, Any]:
+    """What the detector file keeps about its training, for ``fit --json`` and the report."""
+    history = model.history_
+    watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
+    return {
+        "aetk_version": __version__,
+        "config": config.as_dict(),
+        "files": len(sets.digests["train"]) + len(sets.digests["validation"]),
+        "train_files": len(sets.digests["train"]),
+        "validation_files": len(sets.digests["validation"]),
+        "skipped_files": sets.skipped,
+        "train_vectors": sum(clip_lengths(sets.train)),
+        "seed": config.training.seed,
+        "processes": processes.world,
+        "best_epoch": history[int(np.argmin(watched))]["epoch"] if history else None,
+        "train_loss": [report["train_loss"] for report in history],
+        "val_loss": [report["val_loss"] for report in history],
+        "data_fingerprint": fingerprint(sets.digests["train"] + sets.digests["validation"]),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def fingerprint(digests: Sequence[str]) -> str:
+    """SHA-256 over the sorted SHA-256 digests of the files' contents: the same recordings,
+    wherever they lie and whatever their names, give the same fingerprint."""
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _vector_sets(
+    sets: FeaturizedSets, normalizer: Normalizer, folder: Path
+) -> Iterator[tuple[VectorSet, VectorSet | None]]:
+    train_vectors = VectorSet(sets.train, normalizer, folder)
+    validation_vectors = VectorSet(sets.validation, normalizer, folder) if sets.validation else None
+    try:
+        yield train_vectors, validation_vectors
+    finally:
+        train_vectors.close()
+        if validation_vectors is not None:
+            validation_vectors.close()
+
+
+@contextlib.contextmanager
+def _warnings_shown(shown: bool) -> Iterator[None]:
+    """Only the main process reports skipped files (each would, for its share)."""
+    with warnings.catch_warnings():
+        if not shown:
+            warnings.simplefilter("ignore", AetkWarning)
+        yield
+
+
+def _as_clips(clips: list[Any]) -> Sequence[torch.Tensor]:
     """Cached whole files as :class:`ClipFiles` (read from disk when used); windows of
     segmented recordings as they are."""
     if clips and isinstance(clips[0], tuple):
         return ClipFiles([entry for entry, _ in clips], [length for _, length in clips])
     return clips
-
-
-def _as_list(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
-    return [paths] if isinstance(paths, (str, Path)) else list(paths)

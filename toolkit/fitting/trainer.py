@@ -1,25 +1,27 @@
-"""The training loop every model shares: Adam on the mean squared reconstruction error.
+"""The trainer every model shares: Adam on the mean squared reconstruction error.
 
 Batches are sliced straight out of one feature tensor with a seeded permutation, which is what a
-shuffled ``DataLoader`` does without its per-sample Python overhead.
+shuffled ``DataLoader`` does without its per-sample Python overhead. The model only builds its
+network; this module drives it, and the :class:`~aetk.fitting.distributed.Processes` it is given
+decide whether gradients are shared across processes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aetk.errors import ConfigError
 from aetk.fitting.config import EpochReport, TrainingConfig
+from aetk.fitting.distributed import SINGLE, Processes
 
 if TYPE_CHECKING:
     from aetk.components.base import Model
-    from aetk.fitting.distributed import Group
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,51 +34,61 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit_model(
+def train(
     model: Model,
-    train: torch.Tensor,
-    validation: torch.Tensor | None,
-    config: TrainingConfig,
+    train: Any,
+    validation: Any = None,
+    config: TrainingConfig | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
-    group: Group | None = None,
-) -> list[EpochReport]:
-    """Initialise ``model`` with ``config.seed`` and train it; keeps the best-validation weights.
+    processes: Processes = SINGLE,
+) -> Model:
+    """Build ``model``'s network with ``config.seed`` and train it on the vectors ``train``
+    (a tensor or a :class:`~aetk.data.clips.VectorSet`), keeping the weights of the best
+    validation loss; sets ``history_`` and returns the model.
 
-    A network without trainable parameters (the ``identity`` model) is not trained: no epochs.
-    With a distributed ``group``, each rank trains on its own ``train`` and ``validation`` shard
-    with DistributedDataParallel; losses are summed over ranks, so all keep the same weights.
+    A model that is not ``trainable`` (``identity``) gets its network and no epochs. Across
+    several ``processes``, each trains on its own shard with DistributedDataParallel; losses are
+    summed over them, so all keep the same weights.
     """
+    config = config or TrainingConfig()
     torch.manual_seed(config.seed)
     model.initialize(tuple(train.shape[1:]))
-    if not any(parameter.requires_grad for parameter in model.module_.parameters()):
-        model.module_.eval()
-        return []
+    model.module_.eval()
+    reports = (
+        _epochs(model, train, validation, config, on_epoch, processes) if model.trainable else []
+    )
+    model.history_ = [asdict(report) for report in reports]
+    return model
+
+
+def _epochs(
+    model: Model,
+    train: Any,
+    validation: Any,
+    config: TrainingConfig,
+    on_epoch: Callable[[EpochReport], None] | None,
+    processes: Processes,
+) -> list[EpochReport]:
     device = resolve_device(config.device)
     module = model.module_.to(device)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     # torch.compile wraps the module; the weights (and what is saved) stay the module's own.
-    network = torch.compile(module) if config.compile else module
-    if group is not None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        network = DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    network = processes.wrap(torch.compile(module) if config.compile else module, device)
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
-    order = torch.Generator().manual_seed(config.seed + (group.rank if group else 0))
-    # batch_size is the global batch: each of the ranks takes its share, so an epoch has as many
+    order = torch.Generator().manual_seed(config.seed + processes.rank)
+    # batch_size is the global batch: each process takes its share, so an epoch has as many
     # optimiser steps as on one process.
-    batch_size = max(1, config.batch_size // group.world) if group else config.batch_size
+    batch_size = max(1, config.batch_size // processes.world)
     best_loss, best_state, history = float("inf"), None, []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         module.train()
         total, seen = 0.0, 0
-        with _joined(network, group):
+        with processes.joined(network):
             for index in _batches(len(train), batch_size, order):
                 batch = train[index]
                 if device.type == "cuda":
@@ -90,9 +102,9 @@ def fit_model(
                 optimizer.step()
                 total += loss.item() * len(index)
                 seen += len(index)
-        train_loss = _mean(total, seen, group)
-        # Every rank takes part, even one whose validation shard is empty: (0, 0) adds nothing.
-        val_loss = _mean(*error_totals(model, validation), group)
+        train_loss = _mean(total, seen, processes)
+        # Every process takes part, even one whose validation shard is empty: (0, 0) adds nothing.
+        val_loss = _mean(*error_totals(model, validation), processes)
         watched = val_loss if val_loss is not None else train_loss
         best = watched < best_loss
         if best:
@@ -110,20 +122,11 @@ def fit_model(
     return history
 
 
-def _joined(network: torch.nn.Module, group: Group | None):
-    """DDP's Join lets ranks with fewer batches (uneven shards) finish the epoch together."""
-    if group is None:
-        return contextlib.nullcontext()
-    from torch.distributed.algorithms.join import Join
-
-    return Join([network])
-
-
-def _mean(total: float, count: float, group: Group | None) -> float | None:
-    """``total / count``, summed over the ranks of ``group``; None when nothing was counted."""
-    if group is not None:
-        total, count = group.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64))
-    return float(total / count) if count else None
+def _mean(total: float, count: float, processes: Processes) -> float | None:
+    """``total / count``, summed over the processes; None when nothing was counted."""
+    summed = processes.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64))
+    total, count = float(summed[0]), float(summed[1])
+    return total / count if count else None
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -135,66 +138,27 @@ def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[to
     return batches
 
 
-def _squared_errors(model: Model, x: torch.Tensor, batch_size: int):
-    module = model.module_
-    device = next(module.parameters(), torch.empty(0)).device
-    for chunk in chunks(x, batch_size):
-        chunk = chunk.to(device)
-        reconstruction, _ = module(chunk)
-        yield (reconstruction - model.target(chunk)).square()
-
-
 @torch.no_grad()
-def reconstructions(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """The network's reconstruction of every vector of ``x``, in evaluation mode."""
-    module = model.module_
-    module.eval()
-    device = next(module.parameters(), torch.empty(0)).device
-    parts = [module(chunk.to(device))[0].cpu() for chunk in chunks(x, batch_size)]
-    return torch.cat(parts) if parts else torch.empty((0, *x.shape[1:]))
-
-
-@torch.no_grad()
-def reconstruction_errors(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Squared error between the reconstruction and the target of every element of ``x``."""
-    model.module_.eval()
-    errors = [error.cpu() for error in _squared_errors(model, x, batch_size)]
-    return torch.cat(errors) if errors else torch.empty((0, *x.shape[1:]))
-
-
-@torch.no_grad()
-def error_totals(model: Model, x, batch_size: int = 4096) -> tuple[float, int]:
-    """Sum and count of the squared reconstruction errors of all elements of ``x`` (None: 0, 0)."""
+def error_totals(model: Model, x: Any, batch_size: int = 4096) -> tuple[float, int]:
+    """Sum and count of the squared reconstruction errors of all elements of ``x`` (None: 0, 0),
+    in evaluation mode, leaving the network in the mode it was in."""
     if x is None or len(x) == 0:
         return 0.0, 0
     module = model.module_
     was_training = module.training
+    device = next(module.parameters(), torch.empty(0)).device
     module.eval()
     total, count = 0.0, 0
-    for error in _squared_errors(model, x, batch_size):
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size].to(device)
+        error = (module(chunk)[0] - model.target(chunk)).square()
         total += error.sum().item()
         count += error.numel()
     module.train(was_training)
     return total, count
 
 
-def mean_error(model: Model, x, batch_size: int = 4096) -> float:
+def mean_error(model: Model, x: Sequence[torch.Tensor] | torch.Tensor) -> float:
     """Mean squared reconstruction error over all elements of ``x``, without keeping them."""
-    total, count = error_totals(model, x, batch_size)
+    total, count = error_totals(model, x)
     return total / max(count, 1)
-
-
-@torch.no_grad()
-def latent_codes(model: Model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """The network's latent code of every vector of ``x``, flattened: ``[n, latent_size]``."""
-    module = model.module_
-    module.eval()
-    device = next(module.parameters(), torch.empty(0)).device
-    codes = [module(chunk.to(device))[1].flatten(1).cpu() for chunk in chunks(x, batch_size)]
-    return torch.cat(codes) if codes else torch.empty((0, 0))
-
-
-def chunks(x, size: int):
-    """Consecutive slices of ``size`` vectors of a tensor, or of any vector set that slices."""
-    for start in range(0, len(x), size):
-        yield x[start : start + size]

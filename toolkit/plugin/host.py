@@ -32,6 +32,8 @@ from aetk.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "aetk"
 BUILTIN_DISTRIBUTION = "aetk"
+#: Components the core itself provides, registered before any plugin.
+CORE_PLUGIN = "aetk-core"
 REGISTRATION_HOOKS = {
     "featurizer": "register_featurizers",
     "model": "register_models",
@@ -102,6 +104,7 @@ class PluginHost:
         if self._loaded:
             return self
         self._loaded = True
+        self._register_core_components()
         for entry_point in self._selected_entry_points():
             self._load_entry_point(entry_point)
         for kind, hook_name in REGISTRATION_HOOKS.items():
@@ -127,6 +130,15 @@ class PluginHost:
             return
         self._check_hook_names(plugin, record)
         record.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
+
+    def _register_core_components(self) -> None:
+        from aetk import __version__
+        from aetk.components.normalizer import Standardizer
+
+        record = PluginRecord(CORE_PLUGIN, BUILTIN_DISTRIBUTION, __version__, builtin=True)
+        record.components["normalizer"] = [Standardizer.name]
+        self.plugins[CORE_PLUGIN] = record
+        self.registry["normalizer"][Standardizer.name] = Registration(Standardizer, CORE_PLUGIN)
 
     def _selected_entry_points(self) -> list[metadata.EntryPoint]:
         found = self._entry_points

@@ -15,7 +15,7 @@ def test_aetk_contract(component, check):
 
 
 def test_registered_through_the_entry_point():
-    host = aetk.plugin.host.get_host()
+    host = aetk.plugins.get_host()
     assert host.registration("scorer", "mahalanobis").plugin == "mahalanobis"
     assert host.registration("model", "conv-ae").plugin == "mahalanobis"
     record = host.plugins["mahalanobis"]

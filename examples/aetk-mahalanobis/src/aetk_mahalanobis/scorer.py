@@ -16,23 +16,17 @@ import numpy as np
 class MahalanobisScorer(aetk.Scorer):
     """Mean Mahalanobis distance of a clip's reconstruction residuals; higher is more anomalous.
 
-    :param percentile: percentile of the normal validation scores used as threshold.
-    :param threshold_method: ``"gamma"`` or ``"quantile"``.
+    aetk calibrates the threshold on the scores of the validation clips.
+
     :param top_fraction: share of a clip's most unusual vectors averaged (1.0: all).
     :param max_dimension: largest residual size accepted (a full covariance is size² numbers).
     """
 
     name = "mahalanobis"
+    # Residuals of a model that reconstructs exactly are all zero: aetk refuses that pairing.
+    needs_reconstruction = True
 
-    def __init__(
-        self,
-        percentile: float = 90.0,
-        threshold_method: str = "gamma",
-        top_fraction: float = 1.0,
-        max_dimension: int = 4096,
-    ):
-        self.percentile = percentile
-        self.threshold_method = threshold_method
+    def __init__(self, top_fraction: float = 1.0, max_dimension: int = 4096):
         self.top_fraction = top_fraction
         self.max_dimension = max_dimension
 
@@ -49,8 +43,6 @@ class MahalanobisScorer(aetk.Scorer):
         estimate = LedoitWolf().fit(residuals)
         self.mean_ = torch.from_numpy(estimate.location_).float()
         self.precision_ = torch.from_numpy(estimate.precision_).float()
-        clips = self.normal_clips(train, validation)
-        self.set_threshold(self._clip_scores(model, clips), self.threshold_method, self.percentile)
         return self
 
     def score(self, model, clips) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""The one scoring path: featurized clips → standardised → scorer (with the model) → scores →
+compared with the threshold → verdicts, with where each anomaly is when that is asked for.
+
+Every engine calls :func:`score_clips`: the local engine with files it decodes itself, the Ray
+actors with clips featurized in other tasks, and ``evaluate``, ``report`` and ``cv`` through
+:meth:`aetk.Detector.score`. Windows of many files are scored together in batches, and a file's
+result is yielded as soon as all its windows are scored, so memory holds one batch whatever the
+recordings' lengths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from aetk.data.features import FileClips, check_vector_shape
+from aetk.detect.explain import error_map
+from aetk.errors import AudioError
+
+if TYPE_CHECKING:
+    from aetk.detect.detector import Detector, ScoreResult
+
+#: Windows scored together in one call of the scorer.
+BATCH_WINDOWS = 64
+
+
+@dataclass
+class _FileScores:
+    """Windows of one file and their scores, collected while its batches are scored."""
+
+    path: str
+    windowed: bool
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    error: str | None = None
+    complete: bool = False
+    #: Events localized inside a file scored whole (None: not asked for, or not localizable).
+    located: list[dict[str, Any]] | None = None
+
+    def done(self) -> bool:
+        return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
+
+
+def score_clips(
+    detector: Detector,
+    files: Iterable[FileClips],
+    threshold: float,
+    localize: bool,
+    batch_windows: int = BATCH_WINDOWS,
+) -> Iterator[ScoreResult]:
+    """One :class:`~aetk.detect.detector.ScoreResult` per file of ``files``, in order.
+
+    :param localize: for files scored whole, say when and in which bands they depart from
+        normal (``segments``), from the same pass over the model that scores them; windowed
+        files always get the runs of windows above the threshold.
+    """
+    pending: list[_FileScores] = []
+    batch: list[tuple[_FileScores, torch.Tensor]] = []
+    for file in files:
+        entry = _FileScores(file.path, file.windowed)
+        pending.append(entry)
+        try:
+            if file.error is not None:
+                raise AudioError(file.error, file.path)
+            for clip in file.clips:
+                check_vector_shape(clip.vectors, detector.model.input_shape_, file.path)
+                entry.windows.append((clip.start, clip.end))
+                batch.append((entry, detector.normalizer.transform(clip.vectors)))
+                if len(batch) >= batch_windows:
+                    _score_batch(detector, batch, threshold, localize)
+                    batch = []
+                    yield from _finished(pending, threshold)
+        except AudioError as exc:
+            entry.error = exc.reason
+        entry.complete = True
+    _score_batch(detector, batch, threshold, localize)
+    yield from _finished(pending, threshold)
+
+
+def _score_batch(
+    detector: Detector,
+    batch: list[tuple[_FileScores, torch.Tensor]],
+    threshold: float,
+    localize: bool,
+) -> None:
+    if not batch:
+        return
+    vectors = [clip for _, clip in batch]
+    if localize and not all(entry.windowed for entry, _ in batch):
+        scores, localizations = detector.scorer.score_and_localize(detector.model, vectors)
+    else:
+        scores, localizations = detector.scorer.score(detector.model, vectors), None
+    for index, ((entry, _), score) in enumerate(zip(batch, scores, strict=True)):
+        entry.scores.append(float(score))
+        if localizations is not None and not entry.windowed:
+            errors = error_map(detector, localizations[index], anomalous=float(score) > threshold)
+            entry.located = None if errors is None else [e.as_dict() for e in errors.events]
+
+
+def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreResult]:
+    """Results of the files at the head of ``pending`` whose windows are all scored, in order."""
+    from aetk.detect.detector import ScoreResult
+
+    while pending and pending[0].done():
+        entry = pending.pop(0)
+        if entry.error is not None:
+            yield ScoreResult(entry.path, None, threshold, None, entry.error)
+        elif not all(math.isfinite(score) for score in entry.scores):
+            yield ScoreResult(entry.path, None, threshold, None, "score is not finite")
+        else:
+            score = max(entry.scores)
+            segments = (
+                window_events(entry.windows, entry.scores, threshold)
+                if entry.windowed
+                else entry.located
+            )
+            yield ScoreResult(entry.path, score, threshold, score > threshold, None, segments)
+
+
+def window_events(
+    windows: list[tuple[float, float]], scores: list[float], threshold: float
+) -> list[dict[str, Any]]:
+    """Consecutive windows above the threshold, merged; each event keeps its highest score."""
+    events: list[dict[str, Any]] = []
+    for (start, end), score in zip(windows, scores, strict=True):
+        if score <= threshold:
+            continue
+        if events and math.isclose(events[-1]["end"], round(start, 3)):
+            events[-1]["end"] = round(end, 3)
+            events[-1]["score"] = max(events[-1]["score"], score)
+        else:
+            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
+    return events
