@@ -189,3 +189,34 @@ def test_nproc_relaunch_drops_only_its_own_option(monkeypatch):
     ]
     assert command[6:] == ["aetk", "fit", "data", "--epochs", "3"]
     assert Path(command[0]).exists()
+
+
+@needs_ray
+def test_ray_engine_gives_the_local_rows_with_segments(fitted, machine_sounds, tmp_path):
+    import pandas
+
+    _, detector = fitted
+    inputs = [str(path) for path in machine_sounds["test"][-3:]]
+    local = aetk.Detector.load(detector).score(inputs, segment=0.25)
+    out = tmp_path / "segments.parquet"
+    env = {"RAY_DEDUP_LOGS": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    args = ["score", *inputs, "-d", detector, "--engine", "ray", "--out", out, "--segment", "0.25"]
+    ran = run_aetk(*args, "--workers", "2", "--json", env=env)
+    assert ran.code == 0, ran.stderr
+    rows = pandas.read_parquet(out).set_index("path")
+    for result in local:
+        row = rows.loc[result.path]
+        assert row["score"] == pytest.approx(result.score, rel=1e-6)
+        assert bool(row["anomalous"]) == result.anomalous
+        events = json.loads(row["segments"])
+        assert [(e["start"], e["end"]) for e in events] == [
+            (e["start"], e["end"]) for e in result.segments
+        ]
+        assert [e["score"] for e in events] == pytest.approx([e["score"] for e in result.segments])
+    # The same files by absolute path are the same rows; another threshold is refused.
+    again = run_aetk(
+        *args[:1], *map(lambda p: str(Path(p).resolve()), inputs), *args[4:], "--json", env=env
+    )
+    assert json.loads(again.stdout)["skipped"] == 3 and len(pandas.read_parquet(out)) == 3
+    other = run_aetk(*args, "--threshold", "0.5", "--json", env=env)
+    assert other.code == 2 and "made with another detector, threshold" in other.stderr

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from aetk import metrics, networks, scoring, synth, testing
     from aetk.data.audio import Audio, find_audio_files, read_audio
     from aetk.detect.calibration import fit_threshold
-    from aetk.detect.detector import Detector, ScoreResult
+    from aetk.detect.detector import Detector
+    from aetk.detect.scoring import ScoreResult
     from aetk.fitting.progress import FitObserver
     from aetk.fitting.stages import fit
     from aetk.plugin import host as plugins
@@ -53,7 +54,7 @@ _LAZY = {
     "fit": "aetk.fitting.stages",
     "FitObserver": "aetk.fitting.progress",
     "Detector": "aetk.detect.detector",
-    "ScoreResult": "aetk.detect.detector",
+    "ScoreResult": "aetk.detect.scoring",
     "Audio": "aetk.data.audio",
     "read_audio": "aetk.data.audio",
     "find_audio_files": "aetk.data.audio",

@@ -11,9 +11,8 @@ import sys
 import typer
 
 from aetk.cli import console
+from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from aetk.errors import AetkError, ConfigError, DetectorFileError, PluginError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def build_app() -> typer.Typer:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from aetk.cli import EXIT_FAILED, console, options
+from aetk.cli import console, options
+from aetk.cli.status import EXIT_FAILED
 
 
 def register(app: typer.Typer) -> None:

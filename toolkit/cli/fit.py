@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aetk.cli import EXIT_FAILED, EXIT_INTERRUPTED, console, options
+from aetk.cli import console, options
+from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED
 from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:

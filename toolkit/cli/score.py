@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from aetk.cli import EXIT_ANOMALY, EXIT_FAILED, console, options
+from aetk.cli import console, options
+from aetk.cli.status import EXIT_ANOMALY, EXIT_FAILED
 from aetk.errors import ConfigError
 
 

@@ -130,7 +130,7 @@ class ThresholdConfig:
         if self.false_alarm_rate is not None:
             return float(self.false_alarm_rate)
         if self.percentile is not None:
-            return 1.0 - float(self.percentile) / 100.0
+            return round(1.0 - float(self.percentile) / 100.0, 12)
         return DEFAULT_FALSE_ALARM_RATE
 
     def as_dict(self) -> dict[str, Any]:

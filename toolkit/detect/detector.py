@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +18,14 @@ from aetk import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
 from aetk.data.audio import find_audio_files
-from aetk.data.features import FileClips, check_vector_shape, featurize_file
+from aetk.data.features import FileClips, check_vector_shape, featurize_file, featurized_files
 from aetk.detect.calibration import Calibration, check_threshold
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
+from aetk.detect.scoring import ScoreResult, score_clips
 from aetk.plugin.host import get_host
 
 DEFAULT_DETECTOR = "detector.aetk"
-
-
-@dataclass
-class ScoreResult:
-    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
-
-    ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
-    Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
-    each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
-    contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
-    not asked for. Scored in windows, ``score`` is the highest window score and the events are
-    runs of windows above the threshold.
-    """
-
-    path: str
-    score: float | None
-    threshold: float
-    anomalous: bool | None
-    error: str | None = None
-    segments: list[dict[str, Any]] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "score": self.score,
-            "threshold": self.threshold,
-            "anomalous": self.anomalous,
-            "error": self.error,
-            "segments": self.segments,
-        }
 
 
 class Detector:
@@ -148,16 +118,18 @@ class Detector:
         segment: float | None = None,
         localize: bool = True,
     ) -> Iterator[ScoreResult]:
-        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored."""
-        from aetk.engines.local import score_files
+        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
 
+        This is the local engine: this process decodes and featurizes the files (whole files on a
+        few threads, windows one at a time) and feeds them to the scoring path.
+        """
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-        yield from score_files(
+        segment = self.segment_seconds if segment is None else float(segment)
+        yield from score_clips(
             self,
-            files,
-            threshold=self.threshold_for(threshold, false_alarm_rate),
-            segment=self.segment_seconds if segment is None else float(segment),
-            localize=localize,
+            featurized_files(self.featurizer, files, segment),
+            self.threshold_for(threshold, false_alarm_rate),
+            localize,
         )
 
     def score_clips(
@@ -249,3 +221,6 @@ class Detector:
             "seed": training.get("seed"),
             "seconds": training.get("seconds"),
         }
+
+
+__all__ = ["DEFAULT_DETECTOR", "Detector", "ScoreResult"]

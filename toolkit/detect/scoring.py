@@ -22,10 +22,40 @@ from aetk.detect.explain import error_map
 from aetk.errors import AudioError
 
 if TYPE_CHECKING:
-    from aetk.detect.detector import Detector, ScoreResult
+    from aetk.detect.detector import Detector
 
 #: Windows scored together in one call of the scorer.
 BATCH_WINDOWS = 64
+
+
+@dataclass
+class ScoreResult:
+    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
+
+    ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
+    Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
+    each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
+    contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
+    not asked for. Scored in windows, ``score`` is the highest window score and the events are
+    runs of windows above the threshold.
+    """
+
+    path: str
+    score: float | None
+    threshold: float
+    anomalous: bool | None
+    error: str | None = None
+    segments: list[dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": self.score,
+            "threshold": self.threshold,
+            "anomalous": self.anomalous,
+            "error": self.error,
+            "segments": self.segments,
+        }
 
 
 @dataclass
@@ -103,8 +133,6 @@ def _score_batch(
 
 def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreResult]:
     """Results of the files at the head of ``pending`` whose windows are all scored, in order."""
-    from aetk.detect.detector import ScoreResult
-
     while pending and pending[0].done():
         entry = pending.pop(0)
         if entry.error is not None:

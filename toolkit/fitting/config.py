@@ -1,9 +1,9 @@
 """Fit configuration: a preset, overridden by a TOML file, ``--set`` assignments and flags.
 
 A preset is a TOML file with the sections ``[featurizer]``, ``[model]``, ``[scorer]`` (each a
-``name`` plus that component's parameters), ``[threshold]`` and ``[training]``. Later layers win. When a layer
-chooses another component than the preset, the preset's parameters carry over only where the new
-component accepts them; parameters the user sets explicitly must all be accepted.
+``name`` plus that component's parameters), ``[threshold]`` and ``[training]``. Later layers win.
+When a layer chooses another component than the preset, the preset's parameters carry over only
+where the new component accepts them; parameters the user sets explicitly must all be accepted.
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""Thresholds owned by the core: the conformal rule on known answers, the calibration a detector
+keeps, --false-alarm-rate on fit and score, and refused non-finite thresholds."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_ARGS
+
+import aetk
+from aetk.detect.calibration import ThresholdConfig, calibrate, conformal_threshold
+from aetk.detect.detector_file import manifest_digest, read_detector
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_conformal_threshold_is_the_rank_the_rule_names():
+    scores = np.arange(1.0, 20.0)  # 19 scores: 1..19
+    # F = 0.1: rank ceil(20 * 0.9) = 18, the 18th smallest score.
+    assert conformal_threshold(scores, 0.1) == (18.0, None)
+    # F = 0.05: rank ceil(20 * 0.95) = 19, the largest.
+    assert conformal_threshold(scores[::-1], 0.05) == (19.0, None)
+    # F = 0.25: rank ceil(20 * 0.75) = 15.
+    assert conformal_threshold(np.random.default_rng(0).permutation(scores), 0.25)[0] == 15.0
+
+
+def test_too_few_normal_scores_for_the_rate_say_so():
+    threshold, warning = conformal_threshold(np.array([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]), 0.1)
+    assert threshold == 6.0  # the largest, since no rank supports 10 %
+    assert warning == (
+        "6 held-out normal clips cannot support a 10% false-alarm rate: record at least 3 more, "
+        "or set --threshold"
+    )
+    # 9 scores are enough for 10 % (n ≥ 1/F − 1).
+    assert conformal_threshold(np.arange(9.0), 0.1) == (8.0, None)
+
+
+def test_the_conformal_rule_meets_its_rate_on_new_normal_scores():
+    rng = np.random.default_rng(1)
+    rates = []
+    for _ in range(400):
+        held_out, new = rng.gamma(2.0, size=39), rng.gamma(2.0, size=200)
+        threshold, _ = conformal_threshold(held_out, 0.1)
+        rates.append(float((new > threshold).mean()))
+    assert 0.06 < np.mean(rates) <= 0.1 + 0.01  # at most F on average, and not far below it
+
+
+def test_calibrate_methods_and_equal_scores_warning():
+    scores = np.linspace(1.0, 2.0, 50)
+    gamma = calibrate(scores, ThresholdConfig("gamma", percentile=90.0))
+    assert gamma.method in {"gamma", "quantile"} and gamma.target_false_alarm_rate == 0.1
+    quantile = calibrate(scores, ThresholdConfig("quantile", false_alarm_rate=0.2))
+    assert quantile.threshold == pytest.approx(np.percentile(scores, 80))
+    flat = calibrate(np.full(12, 0.5), ThresholdConfig())
+    assert flat.warning and "all 12 held-out normal scores are equal" in flat.warning
+    with pytest.raises(aetk.ConfigError, match="false_alarm_rate"):
+        ThresholdConfig.from_dict({"false_alarm_rate": 1.5})
+    with pytest.raises(aetk.ConfigError, match="method must be one of"):
+        ThresholdConfig.from_dict({"method": "median"})
+
+
+def test_fit_json_has_the_calibration_and_score_recomputes_it(cli, machine_sounds, tmp_path):
+    detector_path = tmp_path / "d.aetk"
+    train = machine_sounds["train"][0].parent
+    fitted = cli(
+        "fit",
+        train,
+        *TINY_ARGS,
+        "--val-fraction",
+        "0.25",
+        "--false-alarm-rate",
+        "0.25",
+        "-o",
+        detector_path,
+        "--json",
+    )
+    assert fitted.code == 0, fitted.stderr
+    calibration = json.loads(fitted.stdout)["calibration"]
+    assert calibration["method"] == "conformal"
+    assert calibration["target_false_alarm_rate"] == 0.25
+    detector = aetk.Detector.load(detector_path)
+    normal = detector.calibration.normal_scores
+    assert calibration["normal_scores"] == len(normal) == 3  # 12 files, 25 % held out
+    expected, _ = conformal_threshold(normal, 0.25)
+    assert calibration["threshold"] == detector.threshold == expected
+    assert calibration["warning"] is None
+    # 3 scores cannot support 10 %: the fit says so in one line.
+    strict = cli(
+        "fit",
+        train,
+        *TINY_ARGS,
+        "--val-fraction",
+        "0.25",
+        "--false-alarm-rate",
+        "0.1",
+        "-o",
+        tmp_path / "s.aetk",
+        "--json",
+    )
+    warning = json.loads(strict.stdout)["calibration"]["warning"]
+    assert warning.startswith("3 held-out normal clips cannot support a 10% false-alarm rate")
+    assert f"warning: {warning}" in strict.stderr
+    # Scoring at another rate recomputes the threshold from the stored scores, no refit.
+    one = machine_sounds["test"][0]
+    rescored = cli("score", one, "-d", detector_path, "--false-alarm-rate", "0.5", "--json")
+    (row,) = rescored.json_lines()
+    assert row["threshold"] == conformal_threshold(normal, 0.5)[0]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_threshold_options_are_refused(cli, fitted, machine_sounds, value):
+    _, path = fitted
+    result = cli(
+        "score", machine_sounds["test"][0], "-d", path, "--threshold", value, "--fail-on-anomaly"
+    )
+    assert result.code == 2 and "threshold must be a finite number" in result.stderr
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "abc", None])
+def test_detector_with_a_non_finite_threshold_is_refused(fitted, tmp_path, value):
+    _, path = fitted
+    edited = tmp_path / "edited.aetk"
+    shutil.copy(path, edited)
+    rewrite(edited, lambda manifest: manifest["calibration"].update(threshold=value))
+    with pytest.raises(aetk.DetectorFileError, match="threshold .* is not finite"):
+        aetk.Detector.load(edited)
+
+
+@pytest.mark.parametrize("name", ["schema1_mse.aetk", "schema1_knn.aetk"])
+def test_schema_1_detectors_are_migrated_with_their_verdicts(name, machine_sounds):
+    """Committed files written by aetk 0.1 before the core owned thresholds."""
+    raw = json.loads(_header(FIXTURES / name)["__metadata__"]["aetk"])
+    assert raw["schema_version"] == 1
+    old_threshold = raw["components"]["scorer"]["state"]["threshold_"]
+    detector = aetk.Detector.load(FIXTURES / name)
+    assert detector.threshold == old_threshold
+    assert detector.calibration.method in {"gamma", "quantile"}
+    assert len(detector.calibration.normal_scores) >= 2
+    assert "percentile" not in detector.scorer.get_params()
+    results = detector.score(machine_sounds["test"][:3])
+    assert all(r.error is None and math.isfinite(r.score) for r in results)
+
+
+def test_a_saved_migrated_detector_is_schema_2(tmp_path):
+    detector = aetk.Detector.load(FIXTURES / "schema1_knn.aetk")
+    manifest, _ = read_detector(detector.save(tmp_path / "new.aetk"))
+    assert manifest["schema_version"] == 2
+    assert manifest["calibration"]["threshold"] == detector.threshold
+
+
+def _header(path: Path) -> dict:
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size])
+
+
+def rewrite(path: Path, edit) -> None:
+    """Edit the manifest of a detector file and fix its checksum, as a crafted file would."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    manifest = json.loads(header["__metadata__"]["aetk"])
+    edit(manifest)
+    manifest["checksums"]["manifest_sha256"] = manifest_digest(manifest)
+    header["__metadata__"]["aetk"] = json.dumps(manifest)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data[8 + size :])
