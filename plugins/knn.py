@@ -106,12 +106,12 @@ class KnnScorer(aetk.Scorer):
         import torch
 
         generator = torch.Generator().manual_seed(0)
-        kept = priorities = owners = None
+        kept = priorities = owners = torch.empty(0)
         for index, clip in enumerate(clips):
             codes = self._embed(model, clip)
             drawn = torch.rand(len(codes), generator=generator)
             clip_owners = torch.full((len(codes),), index)
-            if kept is None:
+            if index == 0:
                 kept, priorities, owners = codes, drawn, clip_owners
             else:
                 kept = torch.cat([kept, codes])

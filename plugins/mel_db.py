@@ -132,13 +132,13 @@ class MelDb(aetk.Featurizer):
     def _select_channels(self, waveforms: torch.Tensor) -> torch.Tensor:
         if self.channels == "mono":
             return waveforms if waveforms.shape[1] == 1 else waveforms.mean(dim=1, keepdim=True)
-        available = waveforms.shape[1]
-        if available < self.channels:
+        available, wanted = waveforms.shape[1], int(self.channels)
+        if available < wanted:
             raise aetk.AudioError(
                 f"has {available} channel(s) but the featurizer uses {self.channels} "
                 "(set featurizer.channels to 'mono' or fewer channels)"
             )
-        return waveforms[:, : self.channels]
+        return waveforms[:, :wanted]
 
     def _fix_length(self, waveforms: torch.Tensor) -> torch.Tensor:
         import torch

@@ -43,13 +43,13 @@ class MseScorer(aetk.Scorer):
         # Each clip's errors are dropped as soon as its score is taken: memory holds one batch.
         return np.fromiter((score for score, _ in self._walk(model, clips)), dtype=np.float64)
 
-    def localize(self, model, clip: torch.Tensor) -> aetk.Localization:
+    def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's mean squared error; each element's squared error."""
         return self.score_and_localize(model, [clip])[1][0]
 
     def score_and_localize(
         self, model, clips: Sequence[torch.Tensor]
-    ) -> tuple[np.ndarray, list[aetk.Localization]]:
+    ) -> tuple[np.ndarray, list[aetk.Localization | None]]:
         """Scores and localizations from one reconstruction of every vector."""
         import numpy as np
 

@@ -127,7 +127,7 @@ def test_detector_with_a_non_finite_threshold_is_refused(fitted, tmp_path, value
     edited = tmp_path / "edited.aetk"
     shutil.copy(path, edited)
     rewrite(edited, lambda manifest: manifest["calibration"].update(threshold=value))
-    with pytest.raises(aetk.DetectorFileError, match="threshold .* is not finite"):
+    with pytest.raises(aetk.DetectorFileError, match=r"threshold .* is not finite"):
         aetk.Detector.load(edited)
 
 

@@ -13,10 +13,10 @@ def auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
     """Area under the ROC curve (1 = anomaly); ``None`` when only one class is present."""
     from sklearn.metrics import roc_auc_score
 
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
+    classes = np.asarray(labels)
+    if len(np.unique(classes)) < 2:
         return None
-    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64)))
+    return float(roc_auc_score(classes, np.asarray(scores, dtype=np.float64)))
 
 
 def pauc(labels: Sequence[int], scores: Sequence[float], max_fpr: float = MAX_FPR) -> float | None:
@@ -24,7 +24,7 @@ def pauc(labels: Sequence[int], scores: Sequence[float], max_fpr: float = MAX_FP
     as ``sklearn.metrics.roc_auc_score(max_fpr=...)`` and DCASE compute it)."""
     from sklearn.metrics import roc_auc_score
 
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
+    classes = np.asarray(labels)
+    if len(np.unique(classes)) < 2:
         return None
-    return float(roc_auc_score(labels, np.asarray(scores, dtype=np.float64), max_fpr=max_fpr))
+    return float(roc_auc_score(classes, np.asarray(scores, dtype=np.float64), max_fpr=max_fpr))

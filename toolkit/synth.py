@@ -77,7 +77,9 @@ def write_dataset(
     rng = np.random.default_rng(seed)
     folder = Path(folder)
     written: dict[str, list[Path]] = {"train": [], "test": []}
-    plan = [("train", f"normal_{i:04d}", None) for i in range(train)]
+    plan: list[tuple[str, str, str | None]] = [
+        ("train", f"normal_{i:04d}", None) for i in range(train)
+    ]
     plan += [("test", f"normal_{i:04d}", None) for i in range(test_normal)]
     plan += [
         ("test", f"anomaly_{kind}_{i:04d}", kind)
@@ -143,7 +145,7 @@ def _knock(rng, parts: _Parts, machine: Machine) -> np.ndarray:
     # One impact every second revolution, where the shaft phase wraps.
     revolutions = np.floor(parts.shaft_phase / (4 * np.pi))
     for start in np.flatnonzero(np.diff(revolutions) > 0):
-        end = min(len(knocks), start + len(impulse))
+        end = min(len(knocks), int(start) + len(impulse))
         knocks[start:end] += impulse[: end - start]
     return 0.6 * knocks
 

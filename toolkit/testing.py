@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,7 +46,10 @@ SAMPLE_RATE = 16000
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _rebuild(component: Component) -> Component:
+AnyComponent = TypeVar("AnyComponent", bound=Component)
+
+
+def _rebuild(component: AnyComponent) -> AnyComponent:
     rebuilt = type(component)(**component.get_params())
     assert rebuilt.get_params() == component.get_params(), (
         f"{type(component).__name__}(**get_params()) does not give back the same parameters: "
@@ -55,7 +58,7 @@ def _rebuild(component: Component) -> Component:
     return rebuilt
 
 
-def _round_trip_state(component: Component) -> Component:
+def _round_trip_state(component: AnyComponent) -> AnyComponent:
     """The component's learned state written to a real detector file and read back."""
     from aetk.components.state import decode_state, encode_state
     from aetk.detect.detector_file import read_detector, write_detector

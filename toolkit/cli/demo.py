@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aetk.cli import console
 from aetk.cli.fit import ProgressObserver
+
+if TYPE_CHECKING:
+    from aetk.detect.scoring import ScoreResult
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +41,8 @@ def demo_command(
 def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: bool) -> None:
     from aetk import metrics, synth
     from aetk.detect.detector import Detector
+    from aetk.detect.scoring import scores_of
+    from aetk.eval.evaluation import NORMAL, label_from_path
     from aetk.fitting.config import resolve_config
     from aetk.fitting.stages import fit_config
 
@@ -50,21 +55,22 @@ def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: 
     written = synth.write_dataset(folder / "sounds", seed=seed)
     config = resolve_config(preset=preset, training={"seed": seed})
     with ProgressObserver() as observer:
-        detector = fit_config([folder / "sounds" / "train"], config, observer)
-    detector_path = detector.save(folder / "detector.aetk")
-    detector = Detector.load(detector_path)
-    results = detector.score(written["test"])
+        fitted = fit_config([folder / "sounds" / "train"], config, observer)
+    assert fitted is not None  # the demo runs in one process
+    detector = Detector.load(fitted.save(folder / "detector.aetk"))
+    results = detector.score(written["test"], localize=False)
 
-    def kind(result) -> str:
-        stem = Path(result.path).stem
-        return stem.split("_")[1] if stem.startswith("anomaly_") else "normal"
+    def kind(result: ScoreResult) -> str:
+        if label_from_path(result.path) == NORMAL:
+            return "normal"
+        return next(name for name in synth.ANOMALIES if name in Path(result.path).stem)
 
     normal = [r for r in results if kind(r) == "normal"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for group in (*synth.ANOMALIES, "all"):
         faulty = [r for r in results if kind(r) != "normal" and group in ("all", kind(r))]
         labels = [0] * len(normal) + [1] * len(faulty)
-        scores = [r.score for r in normal + faulty]
+        scores = scores_of(normal + faulty)
         rows.append(
             {
                 "anomaly": group,

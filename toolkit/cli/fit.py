@@ -16,6 +16,8 @@ from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED
 from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from aetk.detect.calibration import Calibration
     from aetk.fitting.config import EpochReport, FitConfig
 
@@ -139,7 +141,7 @@ class ProgressObserver(FitObserver):
             transient=True,
         )
         self._progress.__enter__()
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         return self
 
     def __exit__(self, *exc_info) -> None:

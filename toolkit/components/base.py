@@ -128,6 +128,10 @@ class Featurizer(Component):
     """
 
     kind = "featurizer"
+    #: Part of the feature cache's key beside the name, parameters and the class's source code:
+    #: bump it when code outside the class (a module-level helper, a library) changes the
+    #: features, so that no stale features are read.
+    cache_version: ClassVar[str] = "1"
 
     def frames_to_read(self, file_sample_rate: int) -> int | None:
         """How many sample frames of a file at ``file_sample_rate`` the featurizer uses.
@@ -171,6 +175,9 @@ class Model(Component):
     """
 
     kind = "model"
+    module_: torch.nn.Module
+    input_shape_: tuple[int, ...]
+    history_: list[dict[str, Any]]
     #: False for a model with nothing to train (``identity``): aetk then runs no epochs, reports no
     #: held-out loss, and scorers that need reconstruction errors refuse it.
     trainable: ClassVar[bool] = True
@@ -291,13 +298,17 @@ class Scorer(Component):
         import numpy as np
         import torch
 
-        scores, total, count = [], None, 0
+        scores: list[torch.Tensor] = []
+        total: torch.Tensor | None = None
+        count = 0
         for localization in localizations:
             scores.append(localization.vector_scores.double())
             clip_total = localization.contributions.double().sum(0)
             total = clip_total if total is None else total + clip_total
             count += len(localization.contributions)
         self.event_threshold_ = float(np.percentile(torch.cat(scores).numpy(), EVENT_PERCENTILE))
+        if total is None:
+            raise ValueError("fit_localization needs at least one localization")
         self.normal_contributions_ = (total / count).float()
 
 

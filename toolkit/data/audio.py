@@ -64,7 +64,7 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        in_folder = []
+        in_folder: list[Path] = []
         for folder, _, names in os.walk(path):
             in_folder.extend(
                 Path(folder, name) for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES
@@ -148,16 +148,16 @@ def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None =
         limit = frames(sound.samplerate) if callable(frames) else frames
         if limit is None:
             most = int(max_seconds() * sound.samplerate)
-            data = _read(sound, path, most + 1)
-            if len(data) > most:
+            samples = _read(sound, path, most + 1)
+            if len(samples) > most:
                 raise AudioError(
                     f"is longer than the {max_seconds():.0f} s aetk decodes at once: score it "
                     "in windows (--segment SECONDS) or raise AETK_MAX_SECONDS",
                     path,
                 )
         else:
-            data = _read(sound, path, limit)
-        return Audio(np.ascontiguousarray(data.T), int(sound.samplerate))
+            samples = _read(sound, path, limit)
+        return Audio(np.ascontiguousarray(samples.T), int(sound.samplerate))
 
 
 def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audio]]:

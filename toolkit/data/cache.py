@@ -3,9 +3,10 @@
 Fitting again on the same recordings with the same featurizer (another model, another scorer,
 cross-validation folds, benchmarks) reads features from here instead of decoding and featurizing
 again. Entries are keyed by the SHA-256 of the file's bytes, so a changed file is featurized
-again and a moved or renamed one is not; and by the featurizer's name, parameters and source
-code, so a changed featurizer never reads stale features. Entries are ``.npy`` files, opened
-memory-mapped: a training set does not have to fit in memory.
+again and a moved or renamed one is not; and by the featurizer's name, parameters, source code
+(of its class) and ``cache_version`` (which a featurizer bumps when helpers outside its class
+change what it computes), so a changed featurizer never reads stale features. Entries are
+``.npy`` files, opened memory-mapped: a training set does not have to fit in memory.
 
 ``AETK_CACHE_DIR`` sets the folder (default ``$XDG_CACHE_HOME/aetk`` or ``~/.cache/aetk``);
 ``AETK_CACHE=0`` turns caching off (features then go to a temporary folder removed after use).
@@ -109,7 +110,8 @@ def featurizer_key(featurizer: Featurizer) -> str:
             "format": FORMAT,
             "name": featurizer.name,
             "params": featurizer.get_params(),
-            "code": _code_digest(type(featurizer)),
+            "code": _code_digest(type(featurizer)),  # type: ignore[arg-type]  # classes hash
+            "cache_version": str(featurizer.cache_version),
         },
         sort_keys=True,
         default=str,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aetk.components.normalizer import Standardizer
+from aetk.components.base import Normalizer
 from aetk.data.memory import trimmed
 
 
@@ -50,7 +50,7 @@ def clip_lengths(clips: Sequence[torch.Tensor]) -> list[int]:
 class StandardizedClips(Sequence):
     """Clips (``[vectors, *shape]`` tensors, possibly memory-mapped), standardised when read."""
 
-    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Standardizer):
+    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Normalizer):
         self._clips = clips
         self._normalizer = normalizer
 
@@ -74,7 +74,7 @@ class VectorSet:
     model without parameters (nothing to train) never pays for it.
     """
 
-    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Standardizer, folder: Path):
+    def __init__(self, clips: Sequence[torch.Tensor], normalizer: Normalizer, folder: Path):
         self._clips = clips
         self._normalizer = normalizer
         self._folder = folder

@@ -181,7 +181,9 @@ class Detector:
         manifest, tensors = read_detector(path)
         check_manifest(path, manifest)
         components = manifest["components"]
-        built = {role: build_component(path, role, components[role]) for role in ROLES}
+        built: dict[str, Any] = {
+            role: build_component(path, role, components[role]) for role in ROLES
+        }
         for role, component in built.items():
             decode_state(path, role, component, components[role].get("state") or {}, tensors)
         return cls(

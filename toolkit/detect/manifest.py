@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -106,7 +106,11 @@ def migrate_v1(
     normalizer = components.get("normalizer")
     if isinstance(normalizer, dict):
         components["normalizer"] = {"plugin": "aetk-core", **normalizer}
-    rate = 1 - float(percentile) / 100 if _finite(percentile) and 0 < percentile < 100 else None
+    rate = (
+        round(1 - float(percentile) / 100, 12)
+        if _finite(percentile) and 0 < float(percentile) < 100
+        else None
+    )
     return {
         **manifest,
         "components": components,
@@ -122,5 +126,5 @@ def migrate_v1(
     }
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

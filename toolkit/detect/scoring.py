@@ -149,6 +149,11 @@ def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreRes
             yield ScoreResult(entry.path, score, threshold, score > threshold, None, segments)
 
 
+def scores_of(results: Iterable[ScoreResult]) -> list[float]:
+    """The scores of results that have one (files that could be scored), in order."""
+    return [result.score for result in results if result.score is not None]
+
+
 def window_events(
     windows: list[tuple[float, float]], scores: list[float], threshold: float
 ) -> list[dict[str, Any]]:

@@ -233,7 +233,8 @@ def _featurize(batch, featurizer: dict):
     from aetk.plugin.host import get_host
 
     component = get_host().create("featurizer", featurizer["name"], featurizer["params"])
-    blobs, errors = [], []
+    blobs: list[bytes | None] = []
+    errors: list[str | None] = []
     for source in batch["source"]:
         try:
             clips = list(iter_clips(component, source, featurizer["segment"]))
@@ -242,12 +243,12 @@ def _featurize(batch, featurizer: dict):
             errors.append(exc.reason)
             continue
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            spans=np.array([[clip.start, clip.end] for clip in clips], dtype=np.float64),
-            windowed=np.array(bool(featurizer["segment"])),
-            **{f"clip{index}": clip.vectors.numpy() for index, clip in enumerate(clips)},
-        )
+        arrays: dict[str, Any] = {
+            f"clip{index}": clip.vectors.numpy() for index, clip in enumerate(clips)
+        }
+        arrays["spans"] = np.array([[clip.start, clip.end] for clip in clips], dtype=np.float64)
+        arrays["windowed"] = np.array(bool(featurizer["segment"]))
+        np.savez(buffer, **arrays)
         blobs.append(buffer.getvalue())
         errors.append(None)
     batch = batch.copy()
@@ -262,7 +263,7 @@ def _file_clips(path: str, blob: bytes | None, error: str | None):
 
     if isinstance(error, str):
         return FileClips(path, error=error)
-    stored = np.load(io.BytesIO(blob))
+    stored = np.load(io.BytesIO(blob or b""))
     clips = [
         Clip(float(start), float(end), torch.from_numpy(stored[f"clip{index}"]))
         for index, (start, end) in enumerate(stored["spans"])

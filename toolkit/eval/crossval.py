@@ -75,7 +75,8 @@ def lockbox_and_folds(
             files, test_size=test_ratio, shuffle=True, random_state=seed
         )
     else:
-        rest, lockbox = list(np.random.default_rng(seed).permutation(files)), []
+        order = np.random.default_rng(seed).permutation(len(files))
+        rest, lockbox = [files[index] for index in order], []
     if folds < 2 or folds > len(rest):
         raise ConfigError(
             f"cannot cut {len(rest)} files (after the lockbox) into {folds} folds: "
@@ -105,6 +106,7 @@ def cross_validate(
     """
     from aetk import metrics
     from aetk.data.audio import find_audio_files, require_audio_files
+    from aetk.detect.scoring import scores_of
     from aetk.fitting.stages import fit_config
 
     files = require_audio_files(paths)
@@ -116,6 +118,7 @@ def cross_validate(
     for index, held_out in enumerate(parts):
         train = [path for other, part in enumerate(parts) if other != index for path in part]
         detector = fit_config(train, config, observer)
+        assert detector is not None  # cross-validation runs in one process
         normal = [r for r in detector.score(held_out, localize=False) if r.error is None]
         fold = FoldResult(
             fold=index + 1,
@@ -128,7 +131,7 @@ def cross_validate(
         if anomaly_files:
             faulty = [r for r in detector.score(anomaly_files, localize=False) if r.error is None]
             labels = [0] * len(normal) + [1] * len(faulty)
-            scores = [r.score for r in normal + faulty]
+            scores = scores_of(normal + faulty)
             fold.auc, fold.pauc = metrics.auc(labels, scores), metrics.pauc(labels, scores)
         result.folds.append(fold)
         if on_fold is not None:

@@ -54,7 +54,7 @@ def build_report(
     files = require_audio_files(paths)
     results = detector.score(files)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
-    scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
+    scored = sorted((r for r in results if r.score is not None), key=lambda r: -(r.score or 0.0))
     failed = [r for r in results if r.error is not None]
     parts = [
         f"<h1>aetk report</h1><p class=meta>{len(results)} recordings scored with "
@@ -160,7 +160,11 @@ def _verdicts_section(
 def _labelled_section(
     scored: list[ScoreResult], labels: dict[str, int | None], threshold: float
 ) -> str:
-    known = [(labels[r.path], r.score) for r in scored if labels.get(r.path) is not None]
+    known = [
+        (label, r.score)
+        for r in scored
+        if (label := labels.get(r.path)) is not None and r.score is not None
+    ]
     classes = {label for label, _ in known}
     if classes != {NORMAL, ANOMALY}:
         return ""

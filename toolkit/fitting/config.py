@@ -160,7 +160,7 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}' (available: {', '.join(preset_names())})")
-    text = resources.files("aetk.fitting").joinpath("presets", f"{name}.toml").read_text()
+    text = resources.files("aetk.fitting").joinpath("presets").joinpath(f"{name}.toml").read_text()
     return tomllib.loads(text)
 
 
@@ -248,4 +248,5 @@ def resolve_config(
         specs.append(ComponentSpec(name, {**base_params, **user_params}))
     training_config = TrainingConfig.from_dict({**base.get("training", {}), **user["training"]})
     threshold = ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]})
-    return FitConfig(preset, *specs, training=training_config, threshold=threshold)
+    featurizer_spec, model_spec, scorer_spec = specs
+    return FitConfig(preset, featurizer_spec, model_spec, scorer_spec, training_config, threshold)

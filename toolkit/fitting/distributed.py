@@ -86,7 +86,7 @@ class Group(Processes):
     def joined(self, network: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
         from torch.distributed.algorithms.join import Join
 
-        return Join([network])
+        return Join([network])  # type: ignore[list-item]  # DDP is Joinable
 
     def on_all_data(self, compute: Callable[[], Item], sharded: Item) -> Item | None:
         import torch.distributed as dist

@@ -128,7 +128,9 @@ def fit_config(
     observer.on_start(config, len(train_files), len(validation_files))
     with FeatureCache.from_environment() as cache, _warnings_shown(processes.is_main):
 
-        def featurize_all(files: tuple[list[Path], list[Path]], progress: FitObserver):
+        def featurize_all(
+            files: tuple[list[Path], list[Path]], progress: FitObserver
+        ) -> FeaturizedSets:
             return featurize(
                 parts.featurizer, *files, config.training.segment_seconds, cache, progress
             )

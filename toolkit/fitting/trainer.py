@@ -75,7 +75,8 @@ def _epochs(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     # torch.compile wraps the module; the weights (and what is saved) stay the module's own.
-    network = processes.wrap(torch.compile(module) if config.compile else module, device)
+    compiled: Any = torch.compile(module) if config.compile else module
+    network = processes.wrap(compiled, device)
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
@@ -102,7 +103,7 @@ def _epochs(
                 optimizer.step()
                 total += loss.item() * len(index)
                 seen += len(index)
-        train_loss = _mean(total, seen, processes)
+        train_loss = _mean(total, seen, processes) or 0.0
         # Every process takes part, even one whose validation shard is empty: (0, 0) adds nothing.
         val_loss = _mean(*error_totals(model, validation), processes)
         watched = val_loss if val_loss is not None else train_loss

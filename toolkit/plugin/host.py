@@ -144,7 +144,7 @@ class PluginHost:
         found = self._entry_points
         if found is None:
             found = metadata.entry_points(group=ENTRY_POINT_GROUP)
-        unique = {}
+        unique: dict[str, metadata.EntryPoint] = {}
         for entry_point in found:
             unique.setdefault(entry_point.name, entry_point)
         builtin = sorted(
@@ -281,10 +281,11 @@ def _distribution(entry_point: metadata.EntryPoint) -> tuple[str | None, str | N
 def _invalid_component(cls: Any, base: type[Component]) -> str | None:
     if not isinstance(cls, type) or not issubclass(cls, base):
         return f"{cls!r} is not a subclass of aetk.{base.__name__}"
-    if not isinstance(cls.name, str) or not cls.name.strip():
-        return f"{cls.__name__} has no name"
+    component: type[Component] = cls
+    if not isinstance(component.name, str) or not component.name.strip():
+        return f"{component.__name__} has no name"
     try:
-        cls.param_names()
+        component.param_names()
     except TypeError as exc:
         return str(exc)
     return None
