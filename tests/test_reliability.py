@@ -19,7 +19,7 @@ from aetk.detect.detector_file import read_detector, write_detector
 def test_ctrl_c_during_fit_stops_cleanly_and_writes_nothing(machine_sounds, tmp_path):
     existing = tmp_path / "detector.aetk"
     existing.write_bytes(b"the user's previous detector")
-    args = [*TINY_ARGS, "--epochs", "100000"]
+    args = [*TINY_ARGS, "--epochs", "100000", "--force"]  # --force: not a detector, replace it
     process = subprocess.Popen(
         [
             sys.executable,

@@ -27,7 +27,9 @@ def cv_command(
     test_ratio: Annotated[
         float, typer.Option(help="Fraction set aside as the untouched lockbox test set.")
     ] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the lockbox split and of training.")] = 42,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the lockbox split and of training.")
+    ] = 42,
     preset: options.Preset = None,
     featurizer: options.FeaturizerName = None,
     model: options.ModelName = None,

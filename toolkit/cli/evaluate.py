@@ -35,7 +35,10 @@ def evaluate_command(
     domain) and their arithmetic and harmonic means; pAUC is for FPR ≤ 0.1.
     """
     from aetk.detect.detector import Detector
-    from aetk.eval.evaluation import evaluate, write_outputs
+    from aetk.eval.evaluation import check_output_folder, evaluate, write_outputs
+
+    if out is not None:
+        check_output_folder(out)
 
     detector = Detector.load(detector_path)
     evaluation = evaluate(

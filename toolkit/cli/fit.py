@@ -13,6 +13,7 @@ import typer
 
 from aetk.cli import console, options
 from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED
+from aetk.errors import ConfigError
 from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:
@@ -57,9 +58,12 @@ def fit_command(
             help="Train on this many local processes (torchrun, DistributedDataParallel).",
         ),
     ] = 1,
+    force: options.Force = False,
     json_output: options.JsonOutput = False,
 ) -> None:
     """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
+    from aetk.data.audio import find_audio_files
+    from aetk.data.fileio import check_output
     from aetk.fitting import distributed
     from aetk.fitting.stages import fit_config
 
@@ -81,6 +85,10 @@ def fit_command(
         val_fraction=val_fraction,
         device=device,
     )
+    missing = [path for path in normal_dirs if not path.exists()]
+    if missing:
+        raise ConfigError(f"{missing[0]}: no such file or folder")
+    check_output(output, "detector", find_audio_files(normal_dirs), force)
     try:
         with distributed.session(), ProgressObserver() as observer:
             detector = fit_config(normal_dirs, fit_config_, observer)

@@ -48,6 +48,10 @@ FalseAlarmRate = Annotated[
     ),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace an existing output file even if aetk did not write it."),
+]
 
 # Options of the commands that use a fitted detector (score, evaluate, report).
 Recordings = Annotated[

@@ -24,12 +24,16 @@ def report_command(
     top: Annotated[
         int, typer.Option(min=1, help="How many of the most anomalous recordings to explain.")
     ] = 5,
+    force: options.Force = False,
 ) -> None:
     """Write one self-contained HTML page: the detector, every verdict, and for the most
     anomalous recordings where in time and frequency they depart from normal."""
-    from aetk.data.fileio import atomic_write_text
+    from aetk.data.audio import require_audio_files
+    from aetk.data.fileio import atomic_write_text, check_output
     from aetk.detect.detector import Detector
     from aetk.eval.report import build_report
+
+    check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
     detector = Detector.load(detector_path)
     page = build_report(detector, paths, detector_path=detector_path, labels_csv=labels, top=top)

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".
 #: are read in windows (``--segment``), so memory stays bounded whatever the recording's length.
 DEFAULT_MAX_SECONDS = 600.0
 #: Headers outside these bounds are refused before anything is decoded.
+MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 1_000_000
 MAX_CHANNELS = 256
 #: Samples decoded per read call: a header that lies about the length cannot make aetk allocate
@@ -189,8 +191,7 @@ def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.Sou
                 raise AudioError("is empty (0 bytes)", path)
             sound = soundfile.SoundFile(io.BytesIO(data))
         else:
-            if path.is_dir():
-                raise AudioError("is a folder, not an audio file", path)
+            check_regular_file(path)
             if path.stat().st_size == 0:
                 raise AudioError("is empty (0 bytes)", path)
             # libsndfile reports every operating-system failure as "System error"; opening the
@@ -207,11 +208,24 @@ def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.Sou
     except (RuntimeError, ValueError, TypeError) as exc:
         raise AudioError(f"not a readable audio file ({exc})", path) from None
     with sound:
-        if not 0 < sound.samplerate <= MAX_SAMPLE_RATE:
+        if not MIN_SAMPLE_RATE <= sound.samplerate <= MAX_SAMPLE_RATE:
             raise AudioError(f"has an implausible sample rate ({sound.samplerate} Hz)", path)
         if not 0 < sound.channels <= MAX_CHANNELS:
             raise AudioError(f"has an implausible channel count ({sound.channels})", path)
         yield sound
+
+
+def check_regular_file(path: Path) -> None:
+    """Only regular files are opened: reading a FIFO or a device named like a recording would
+    block forever (or never end)."""
+    if path.is_dir():
+        raise AudioError("is a folder, not an audio file", path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise AudioError(exc.strerror or str(exc), path) from None
+    if not stat.S_ISREG(mode):
+        raise AudioError("is not a regular file (a FIFO, socket or device)", path)
 
 
 def _read(

@@ -21,19 +21,20 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aetk.components.base import Featurizer
-from aetk.data.audio import read_audio
+from aetk.data.audio import check_regular_file, read_audio
 from aetk.data.features import featurize_audio
 from aetk.data.fileio import atomic_file
-from aetk.errors import AudioError
+from aetk.errors import AetkWarning, AudioError
 
-#: Bump when the layout of cache entries changes.
-FORMAT = 1
+#: Bump when the layout of cache entries changes (2: a checksum file beside each entry).
+FORMAT = 2
 #: Larger files are hashed in blocks and decoded from disk rather than from the bytes read.
 _WHOLE_READ_BYTES = 64 << 20
 
@@ -59,7 +60,23 @@ class FeatureCache:
 
     @classmethod
     def from_environment(cls) -> FeatureCache:
-        return cls(default_folder())
+        """The cache the environment asks for; one that cannot be used (a read-only folder, a
+        file in its place) means a temporary cache for this run and one warning."""
+        folder = default_folder()
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                warnings.warn(
+                    f"feature cache {folder} is not usable ({exc.strerror or exc}): features are "
+                    "kept only for this run (set AETK_CACHE_DIR, or AETK_CACHE=0)",
+                    AetkWarning,
+                    stacklevel=2,
+                )
+                folder = None
+        return cls(folder)
 
     def close(self) -> None:
         if not self.persistent:
@@ -79,23 +96,56 @@ class FeatureCache:
         """
         data, digest = _read_and_hash(Path(path))
         entry = self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}.npy"
-        try:
-            return entry, len(load_entry(entry)), digest
-        except (OSError, ValueError):
-            pass  # missing, or unreadable: computed again below
+        if entry.exists():
+            try:
+                return entry, len(checked_entry(entry)), digest
+            except (OSError, ValueError, EOFError):
+                pass  # unreadable (a 0-byte entry, a foreign file): computed again below
+            except CorruptEntry:
+                warnings.warn(
+                    f"feature cache entry {entry} does not match its checksum: featurized again",
+                    AetkWarning,
+                    stacklevel=2,
+                )
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
         if entry.parent not in self._made:
             entry.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(entry.parent)
+        array = np.ascontiguousarray(features.numpy())
+        with atomic_file(_checksum_file(entry), durable=False) as handle:
+            handle.write(_array_digest(array).encode())
         with atomic_file(entry, durable=False) as handle:
-            np.save(handle, features.numpy())
+            np.save(handle, array)
         return entry, len(features), digest
 
     def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
         """The features of the whole file ``path`` (memory-mapped) and its content SHA-256."""
         entry, _, digest = self.store(featurizer, path)
         return load_entry(entry), digest
+
+
+class CorruptEntry(Exception):
+    """A cache entry whose content does not match the checksum written with it."""
+
+
+def checked_entry(entry: Path) -> torch.Tensor:
+    """A cache entry, verified against the SHA-256 of its content written beside it."""
+    array = np.load(entry, mmap_mode="c")
+    expected = _checksum_file(entry).read_text().strip()
+    if _array_digest(array) != expected:
+        raise CorruptEntry(str(entry))
+    return torch.from_numpy(array)
+
+
+def _checksum_file(entry: Path) -> Path:
+    return entry.with_suffix(".sha256")
+
+
+def _array_digest(array: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()
 
 
 def load_entry(entry: Path) -> torch.Tensor:
@@ -136,9 +186,8 @@ def file_digest(path: str | Path) -> str:
 def _read_and_hash(path: Path, keep: bool = True) -> tuple[bytes | None, str]:
     """The file's SHA-256, and its bytes when small enough to decode from memory."""
     digest = hashlib.sha256()
+    check_regular_file(path)
     try:
-        if path.is_dir():
-            raise AudioError("is a folder, not an audio file", path)
         with open(path, "rb") as handle:
             if keep and os.fstat(handle.fileno()).st_size <= _WHOLE_READ_BYTES:
                 data = handle.read()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -33,9 +34,13 @@ def atomic_file(path: str | Path, durable: bool = True) -> Iterator[BinaryIO]:
 
 @contextmanager
 def _replacing(path: Path, durable: bool) -> Iterator[tuple[int, Path]]:
+    # A symbolic link is written through: the file it points to is replaced, the link stays.
+    path = path.resolve() if path.is_symlink() else path
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)
     try:
+        # mkstemp makes 0600 files; the result keeps an existing file's mode, or follows the umask.
+        os.chmod(temporary, _mode_for(path))
         yield descriptor, temporary
         if durable:
             with open(temporary, "rb+") as handle:
@@ -58,6 +63,55 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
     return Path(path)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+#: What each kind of output file starts with, so that aetk replaces only its own kind of file.
+OUTPUT_KINDS = {"detector": "an aetk detector", "report": "an HTML report aetk wrote"}
+REPORT_MARK = "<meta name=generator content=aetk>"
+
+
+def check_output(path: Path, kind: str, inputs: Iterable[Path] = (), force: bool = False) -> None:
+    """Refuse, before any work, an output path that is one of ``inputs``, that is an existing file
+    of another kind than ``kind`` (unless ``force``), or whose folder is missing or not writable."""
+    from aetk.errors import ConfigError
+
+    target = path.resolve()
+    if any(target == Path(item).resolve() for item in inputs):
+        raise ConfigError(f"{path}: is one of the inputs; choose another output path")
+    if target.is_dir():
+        raise ConfigError(f"{path}: is a folder; name the file to write")
+    if target.exists() and not force and not _is_kind(target, kind):
+        raise ConfigError(
+            f"{path}: exists and is not {OUTPUT_KINDS[kind]}; use --force to replace it"
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{path}: cannot write in {folder} (permission denied)")
+
+
+def _is_kind(path: Path, kind: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            if kind == "report":
+                return REPORT_MARK.encode() in handle.read(4096)
+            # A detector is a safetensors file whose JSON header names the aetk format.
+            size = int.from_bytes(handle.read(8), "little")
+            return 0 < size <= 64_000_000 and b"aetk-detector" in handle.read(size)
+    except OSError:
+        return False
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -105,12 +105,12 @@ def cross_validate(
     each fold.
     """
     from aetk import metrics
-    from aetk.data.audio import find_audio_files, require_audio_files
+    from aetk.data.audio import require_audio_files
     from aetk.detect.scoring import scores_of
     from aetk.fitting.stages import fit_config
 
     files = require_audio_files(paths)
-    anomaly_files = find_audio_files(anomalies) if anomalies else []
+    anomaly_files = anomalous_files(anomalies) if anomalies else []
     lockbox, parts = lockbox_and_folds(files, folds=folds, test_ratio=test_ratio, seed=seed)
     if on_split is not None:
         on_split(lockbox, parts)
@@ -137,6 +137,27 @@ def cross_validate(
         if on_fold is not None:
             on_fold(fold)
     return result
+
+
+def anomalous_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The recordings given as anomalies, labelled by the rule ``evaluate`` uses: a file whose
+    name says ``normal`` is left out, with a warning."""
+    import warnings
+
+    from aetk.data.audio import require_audio_files
+    from aetk.errors import AetkWarning
+    from aetk.eval.evaluation import NORMAL, label_from_path
+
+    files = require_audio_files(paths)
+    named_normal = [path for path in files if label_from_path(path) == NORMAL]
+    if named_normal:
+        warnings.warn(
+            f"{len(named_normal)} of the {len(files)} files given as anomalies are named normal "
+            f"(e.g. {named_normal[0]}); they are left out of the anomalies",
+            AetkWarning,
+            stacklevel=3,
+        )
+    return [path for path in files if path not in named_normal]
 
 
 def _held_out_loss(detector, held_out: list) -> float | None:

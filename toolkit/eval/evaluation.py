@@ -316,15 +316,45 @@ def evaluate(
     return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed)
 
 
+#: The file aetk writes in an ``evaluate --out`` folder, listing the files of its output set.
+OUTPUT_MARK = ".aetk-evaluation"
+
+
+def check_output_folder(folder: str | Path) -> None:
+    """Refuse, before any work, an ``--out`` that is a file, cannot be written, or is a folder
+    holding files aetk did not write (a folder aetk wrote holds its mark)."""
+    import os
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: is a file; --out names a folder")
+    if folder.is_dir():
+        if any(folder.iterdir()) and not (folder / OUTPUT_MARK).is_file():
+            raise ConfigError(
+                f"{folder}: holds files aetk did not write; choose an empty or new folder"
+            )
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"{folder}: cannot write there (permission denied)")
+    elif not folder.parent.is_dir() or not os.access(folder.parent, os.W_OK):
+        raise ConfigError(f"{folder}: cannot create it in {folder.parent}")
+
+
 def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
-    """DCASE-format CSVs per group, ``metrics.json`` and PNG plots; returns the written files."""
+    """DCASE-format CSVs per group, ``metrics.json`` and PNG plots; returns the written files.
+
+    The folder's earlier aetk output set (listed in its mark) is replaced as a whole: files of a
+    previous run that this run does not write again are removed.
+    """
     import json
 
     from aetk.data.fileio import atomic_write_text
     from aetk.eval import plots
 
     folder = Path(folder)
+    check_output_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / OUTPUT_MARK
+    previous = mark.read_text().split() if mark.is_file() else []
     written = []
     for group in sorted({row["group"] for row in evaluation.scored}):
         rows = [row for row in evaluation.scored if row["group"] == group]
@@ -350,4 +380,9 @@ def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
             written.append(plots.save(histogram, folder / f"score_histogram_{name}.png"))
     metrics_text = json.dumps(evaluation.as_dict(), indent=2)
     written.append(atomic_write_text(folder / "metrics.json", metrics_text + "\n"))
+    names = {path.name for path in written}
+    for name in previous:
+        if name not in names and "/" not in name:
+            (folder / name).unlink(missing_ok=True)
+    atomic_write_text(mark, "\n".join(sorted(names)) + "\n")
     return written

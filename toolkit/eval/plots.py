@@ -24,10 +24,9 @@ def pyplot():
 
 def save(figure: Any, path: str | Path) -> Path:
     """Write ``figure`` as a PNG file and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png(figure))
-    return path
+    from aetk.data.fileio import atomic_write_bytes
+
+    return atomic_write_bytes(path, png(figure))
 
 
 def png(figure: Any) -> bytes:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aetk import __version__, metrics
+from aetk.data.fileio import REPORT_MARK
 from aetk.errors import AudioError
 from aetk.eval import plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
@@ -67,7 +68,7 @@ def build_report(
     ]
     body = "\n".join(part for part in parts if part)
     return (
-        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>{REPORT_MARK}"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>aetk report</title><style>{_STYLE}</style></head>\n"
         f"<body>\n{body}\n</body></html>\n"
