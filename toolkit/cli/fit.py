@@ -162,6 +162,12 @@ class ProgressObserver(FitObserver):
             "validation files",
             highlight=False,
         )
+        if config.inherited:
+            self._progress.console.print(
+                f"note: the swapped-in components keep these {config.preset} preset parameters: "
+                f"{', '.join(config.inherited)} (set them with --set to change them)",
+                highlight=False,
+            )
 
     def on_featurized(self, done: int, total: int) -> None:
         self._advance("Featurizing", done, total)

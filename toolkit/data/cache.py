@@ -144,7 +144,7 @@ def _checksum_file(entry: Path) -> Path:
 
 def _array_digest(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    digest.update(np.ascontiguousarray(array).view(np.uint8).data)
     return digest.hexdigest()
 
 

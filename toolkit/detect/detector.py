@@ -216,6 +216,7 @@ class Detector:
             "best_epoch": training.get("best_epoch"),
             "train_loss": train_losses[-1] if train_losses else None,
             "val_loss": min(val_losses) if val_losses else None,
+            "inherited": training.get("config", {}).get("inherited", []),
             "threshold": self.threshold,
             "threshold_method": self.calibration.method,
             "calibration": self.calibration.as_dict(),

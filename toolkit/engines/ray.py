@@ -21,7 +21,7 @@ import io
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,35 +88,42 @@ def score_with_ray(
     todo = [str(path) for path in files if _resolved(path) not in done]
     scored = failed = 0
     if todo:
-        started_here = not ray.is_initialized()
-        # Ray reports its workers' fate on stdout, which belongs to our results (--json): send
-        # its messages to stderr, and stop a Ray we started on every way out, so none come later.
-        with contextlib.redirect_stdout(sys.stderr):
-            if started_here:
-                ray.init(
-                    address=address,
-                    num_cpus=None if address else cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            try:
-                write_run(out, run)
-                actors = actors or max(1, int(ray.available_resources().get("CPU", 1)))
-                for start in range(0, len(todo), PART_FILES):
-                    part = todo[start : start + PART_FILES]
-                    new = _score_dataset(
-                        detector_path, part, run, actors, gpus_per_actor, batch_size
-                    )
-                    table = new if table is None else _concat(table, new)
-                    write_results(table, out)
-                    scored += int(new["error"].isna().sum())
-                    failed += int(new["error"].notna().sum())
-            finally:
-                if started_here:
-                    ray.shutdown()
+        with _ray_session(address, cpus):
+            write_run(out, run)
+            actors = actors or max(1, int(ray.available_resources().get("CPU", 1)))
+            for begin in range(0, len(todo), PART_FILES):
+                part = todo[begin : begin + PART_FILES]
+                new = _score_dataset(detector_path, part, run, actors, gpus_per_actor, batch_size)
+                table = new if table is None else _concat(table, new)
+                write_results(table, out)
+                scored += int(new["error"].isna().sum())
+                failed += int(new["error"].notna().sum())
     anomalous = 0 if table is None else int((table["anomalous"] == True).sum())  # noqa: E712
     return RayRun(scored, failed, anomalous, len(files) - len(todo), time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None, cpus: int | None) -> Iterator[None]:
+    """Ray, joined at ``address`` or started here. Ray reports its workers' fate on stdout, which
+    belongs to our results (--json), so its messages go to stderr; a Ray started here is stopped
+    on every way out (Ctrl-C and errors included), so none outlive the run."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    with contextlib.redirect_stdout(sys.stderr):
+        if started_here:
+            ray.init(
+                address=address,
+                num_cpus=None if address else cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        try:
+            yield
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 def _score_dataset(detector_path, todo, run, actors, gpus_per_actor, batch_size):

@@ -185,7 +185,7 @@ def group_metrics(
 ) -> GroupMetrics:
     """AUC, pAUC (FPR ≤ ``max_fpr``, scikit-learn's standardised partial AUC) and precision,
     recall and F1 of the decisions ``score > threshold``."""
-    from sklearn.metrics import roc_auc_score
+    from aetk import metrics as detection
 
     labels_array = np.asarray(labels, dtype=int)
     scores_array = np.asarray(scores, dtype=np.float64)
@@ -193,8 +193,8 @@ def group_metrics(
     anomalous = int((labels_array == ANOMALY).sum())
     metrics = GroupMetrics(group, normal, anomalous)
     if normal and anomalous:
-        metrics.auc = float(roc_auc_score(labels_array, scores_array))
-        metrics.pauc = float(roc_auc_score(labels_array, scores_array, max_fpr=max_fpr))
+        metrics.auc = detection.auc(labels_array.tolist(), scores_array.tolist())
+        metrics.pauc = detection.pauc(labels_array.tolist(), scores_array.tolist(), max_fpr)
     else:
         present = "normal" if normal else "anomalous"
         metrics.notes.append(f"only {present} clips: AUC and pAUC are undefined")

@@ -41,12 +41,13 @@ def png(figure: Any) -> bytes:
 
 def roc_curve(labels: Sequence[int], scores: Sequence[float], title: str, max_fpr: float = 0.1):
     """ROC curve with its AUC, the partial-AUC region shaded."""
-    from sklearn.metrics import roc_auc_score
     from sklearn.metrics import roc_curve as compute_roc
+
+    from aetk import metrics
 
     plt = pyplot()
     fpr, tpr, _ = compute_roc(labels, scores)
-    auc = roc_auc_score(labels, scores)
+    auc = metrics.auc(labels, scores) or 0.5
     figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
     axes.axvspan(0, max_fpr, color="0.92", label=f"pAUC region (FPR ≤ {max_fpr})")
     axes.plot(fpr, tpr, color="C3", lw=2, label=f"AUC {auc:.3f}")

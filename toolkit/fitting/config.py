@@ -133,6 +133,8 @@ class FitConfig:
     scorer: ComponentSpec
     training: TrainingConfig
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    #: Preset parameters a swapped-in component kept (``"model.hidden"``): fit reports them.
+    inherited: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +145,7 @@ class FitConfig:
             },
             "threshold": self.threshold.as_dict(),
             "training": self.training.as_dict(),
+            "inherited": list(self.inherited),
         }
 
     def components(self) -> tuple[ComponentSpec, ComponentSpec, ComponentSpec]:
@@ -212,13 +215,35 @@ def resolve_config(
 ) -> FitConfig:
     """Combine the layers into a validated :class:`FitConfig` (flags win over ``--set``, which
     wins over the config file, which wins over the preset)."""
-    from aetk.plugin.host import get_host
+    user, file_preset = _user_layers(config_file, assignments)
+    for section, name in zip(COMPONENT_SECTIONS, (featurizer, model, scorer), strict=True):
+        if name is not None:
+            user[section]["name"] = name
+    user["training"].update({k: v for k, v in (training or {}).items() if v is not None})
+    if false_alarm_rate is not None:
+        user["threshold"].update(method="conformal", false_alarm_rate=false_alarm_rate)
+    preset = preset or file_preset or DEFAULT_PRESET
+    base = load_preset(preset)
+    specs, inherited = _component_specs(base, user)
+    return FitConfig(
+        preset,
+        *specs,
+        training=TrainingConfig.from_dict({**base.get("training", {}), **user["training"]}),
+        threshold=ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]}),
+        inherited=inherited,
+    )
 
+
+def _user_layers(
+    config_file: str | Path | None, assignments: list[str] | tuple[str, ...]
+) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The user's settings by section, from the config file and then ``--set``; and the preset
+    the config file names, if any."""
     user: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    preset = None
     if config_file is not None:
         values = read_config_file(config_file)
-        preset = preset or values.pop("preset", None)
-        values.pop("preset", None)
+        preset = values.pop("preset", None)
         for section, settings in values.items():
             if not isinstance(settings, dict):
                 raise ConfigError(f"{config_file}: [{section}] must be a table")
@@ -226,17 +251,19 @@ def resolve_config(
     for text in assignments:
         section, key, value = parse_assignment(text)
         user[section][key] = value
-    for section, name in zip(COMPONENT_SECTIONS, (featurizer, model, scorer), strict=True):
-        if name is not None:
-            user[section]["name"] = name
-    user["training"].update({k: v for k, v in (training or {}).items() if v is not None})
-    if false_alarm_rate is not None:
-        user["threshold"].update(method="conformal", false_alarm_rate=false_alarm_rate)
+    return user, preset
 
-    preset = preset or DEFAULT_PRESET
-    base = load_preset(preset)
+
+def _component_specs(
+    base: dict[str, Any], user: dict[str, dict[str, Any]]
+) -> tuple[tuple[ComponentSpec, ComponentSpec, ComponentSpec], list[str]]:
+    """Each component's name and parameters. A component the user swaps in keeps the preset's
+    parameters that it accepts (``--preset autoencoder --model baseline-ae`` keeps the widths);
+    those carried over are returned as ``section.key`` so that fit can say so."""
+    from aetk.plugin.host import get_host
+
     host = get_host()
-    specs = []
+    specs, inherited = [], []
     for section in COMPONENT_SECTIONS:
         base_params = dict(base.get(section, {}))
         base_name = base_params.pop("name")
@@ -245,8 +272,7 @@ def resolve_config(
         if name != base_name:
             accepted = host.component_class(section, name).param_names()
             base_params = {key: value for key, value in base_params.items() if key in accepted}
+            inherited += [f"{section}.{key}" for key in base_params if key not in user_params]
         specs.append(ComponentSpec(name, {**base_params, **user_params}))
-    training_config = TrainingConfig.from_dict({**base.get("training", {}), **user["training"]})
-    threshold = ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]})
-    featurizer_spec, model_spec, scorer_spec = specs
-    return FitConfig(preset, featurizer_spec, model_spec, scorer_spec, training_config, threshold)
+    featurizer, model, scorer = specs
+    return (featurizer, model, scorer), inherited

@@ -84,6 +84,7 @@ def _epochs(
     # batch_size is the global batch: each process takes its share, so an epoch has as many
     # optimiser steps as on one process.
     batch_size = max(1, config.batch_size // processes.world)
+    step = _optimiser_step(model, network, optimizer, device, bf16)
     best_loss, best_state, history = float("inf"), None, []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
@@ -91,17 +92,7 @@ def _epochs(
         total, seen = 0.0, 0
         with processes.joined(network):
             for index in _batches(len(train), batch_size, order):
-                batch = train[index]
-                if device.type == "cuda":
-                    batch = batch.pin_memory()
-                batch = batch.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    reconstruction, _ = network(batch)
-                loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(index)
+                total += step(train[index]) * len(index)
                 seen += len(index)
         train_loss = _mean(total, seen, processes) or 0.0
         # Every process takes part, even one whose validation shard is empty: (0, 0) adds nothing.
@@ -121,6 +112,30 @@ def _epochs(
     module.eval()
     model.module_ = module.to("cpu")
     return history
+
+
+def _optimiser_step(
+    model: Model,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    bf16: bool,
+) -> Callable[[torch.Tensor], float]:
+    """A function taking one optimiser step on a batch and returning its loss."""
+
+    def step(batch: torch.Tensor) -> float:
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            reconstruction, _ = network(batch)
+        loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.item())
+
+    return step
 
 
 def _mean(total: float, count: float, processes: Processes) -> float | None:
