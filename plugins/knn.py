@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
 
 POOLINGS = ("clip", "vector")
+MAX_K = 1000
+MAX_REFERENCE = 10_000_000
 
 
 class KnnScorer(aetk.Scorer):
@@ -56,7 +58,7 @@ class KnnScorer(aetk.Scorer):
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
         import torch
 
-        self._validate()
+        self.validate()
         if len(train) + len(validation) < 2:
             raise aetk.ConfigError(
                 "knn needs at least 2 normal clips (one to compare with another)"
@@ -129,10 +131,20 @@ class KnnScorer(aetk.Scorer):
         return self.score_and_localize(model, [clip])[1][0]
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
+        import numpy as np
+        import torch
+
         self.check_fitted()
-        return self._pool(
-            [self._distances(self._standardise(self._embed(model, clip))) for clip in clips]
-        )
+        scores = [np.empty(0)]
+        # Many clips at once: one pass of the model and one distance computation per group.
+        for group in aetk.scoring.clip_batches(clips):
+            lengths = [len(clip) for clip in group]
+            codes = model.latent(torch.cat(group)).split(lengths)
+            embedded = torch.cat([self._pooled(part) for part in codes])
+            distances = self._distances(self._standardise(embedded))
+            sizes = lengths if self.pooling == "vector" else [1] * len(group)
+            scores.append(aetk.scoring.pool(distances, sizes, self.top_fraction))
+        return np.concatenate(scores)
 
     def score_and_localize(self, model, clips: Sequence[torch.Tensor]):
         """Scores and localizations from one latent code of every clip."""
@@ -172,13 +184,16 @@ class KnnScorer(aetk.Scorer):
         contributions = (codes - nearest).square()
         return aetk.Localization(contributions.sum(1).sqrt(), contributions.view(shape))
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
         if self.pooling not in POOLINGS:
             raise aetk.ConfigError(f"knn: pooling must be one of {POOLINGS}, not {self.pooling!r}")
-        if not isinstance(self.k, int) or self.k < 1:
-            raise aetk.ConfigError(f"knn: k must be a positive integer, not {self.k!r}")
-        if not isinstance(self.max_reference, int) or self.max_reference < 1:
-            raise aetk.ConfigError("knn: max_reference must be a positive integer")
+        if not _count_in(self.k, 1, MAX_K):
+            raise aetk.ConfigError(f"knn: k must be an integer in 1..{MAX_K}, not {self.k!r}")
+        if not _count_in(self.max_reference, 1, MAX_REFERENCE):
+            raise aetk.ConfigError(
+                f"knn: max_reference must be an integer in 1..{MAX_REFERENCE}, "
+                f"not {self.max_reference!r}"
+            )
         aetk.scoring.check_top_fraction(self.top_fraction)
 
     def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
@@ -213,6 +228,10 @@ class KnnScorer(aetk.Scorer):
         return aetk.scoring.pool(
             torch.cat(distances), [len(d) for d in distances], self.top_fraction
         )
+
+
+def _count_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 @aetk.hookimpl

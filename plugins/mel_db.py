@@ -72,7 +72,7 @@ class MelDb(aetk.Featurizer):
         return self.featurize_batch(waveform.unsqueeze(0), sample_rate)[0]
 
     def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        self._validate()
+        self.validate()
         if waveforms.shape[-1] == 0:
             raise aetk.AudioError("holds no audio samples")
         waveforms = self._select_channels(waveforms)
@@ -109,20 +109,26 @@ class MelDb(aetk.Featurizer):
             return max(self.n_fft // 2 + 1, later_frames + 1)
         return self.n_fft + later_frames
 
-    def _validate(self) -> None:
-        positive = ("sample_rate", "n_fft", "hop_length", "n_mels")
-        for name in positive:
+    def validate(self) -> None:
+        for name, low, high in _INTEGER_RANGES:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise aetk.ConfigError(f"mel-db: {name} must be a positive integer, not {value!r}")
-        if self.channels != "mono" and not (isinstance(self.channels, int) and self.channels >= 1):
+            if not _is_int(value) or not low <= value <= high:
+                raise aetk.ConfigError(
+                    f"mel-db: {name} must be an integer in {low}..{high}, not {str(value)[:40]}"
+                )
+        if self.channels != "mono" and not (
+            isinstance(self.channels, int) and _is_int(self.channels) and 1 <= self.channels <= 256
+        ):
             raise aetk.ConfigError(
-                f"mel-db: channels must be 'mono' or a positive integer, not {self.channels!r}"
+                "mel-db: channels must be 'mono' or an integer in 1..256, "
+                f"not {str(self.channels)[:40]!r}"
             )
-        for name in ("target_length", "frames"):
+        for name in ("top_db", "floor_db"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise aetk.ConfigError(f"mel-db: {name} must be an integer ≥ 0, not {value!r}")
+            if value is not None and not (_is_number(value) and math.isfinite(value)):
+                raise aetk.ConfigError(f"mel-db: {name} must be a finite number, not {value!r}")
+        if not isinstance(self.center, bool):
+            raise aetk.ConfigError(f"mel-db: center must be true or false, not {self.center!r}")
         if self.target_length and self.target_length < self.minimum_samples():
             raise aetk.ConfigError(
                 f"mel-db: target_length {self.target_length} is shorter than the "
@@ -219,6 +225,26 @@ def tractable_rate(rate: int, target: int) -> int:
     if (rate // divisor) * (target // divisor) <= _MAX_KERNEL_PHASES:
         return rate
     return max(50, round(rate / 50) * 50)
+
+
+#: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted
+#: detector file cannot ask for absurd allocations.
+_INTEGER_RANGES = (
+    ("sample_rate", 1000, 1_000_000),
+    ("n_fft", 1, 1 << 20),
+    ("hop_length", 1, 1 << 20),
+    ("n_mels", 1, 4096),
+    ("target_length", 0, 1 << 34),
+    ("frames", 0, 100_000),
+)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @aetk.hookimpl

@@ -30,8 +30,11 @@ class MseScorer(aetk.Scorer):
     def __init__(self, top_fraction: float = 1.0):
         self.top_fraction = top_fraction
 
-    def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
+    def validate(self) -> None:
         aetk.scoring.check_top_fraction(self.top_fraction)
+
+    def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
+        self.validate()
         normal = validation if len(validation) else train
         self.fit_localization(localization for _, localization in self._walk(model, normal))
         return self

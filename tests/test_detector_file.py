@@ -161,12 +161,25 @@ def test_failed_write_leaves_the_existing_detector_intact(fitted, tmp_path, monk
     target.write_bytes(path.read_bytes())
     before = target.read_bytes()
 
-    import safetensors.torch
+    import contextlib
 
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    from aetk.detect import detector_file
 
-    monkeypatch.setattr(safetensors.torch, "save_file", fail)
+    real = detector_file.atomic_file
+
+    @contextlib.contextmanager
+    def full_disk(path, durable=True):
+        """The disk fills up after the first 100 bytes of the new file."""
+        with real(path, durable) as handle:
+
+            class Full:
+                def write(self, data):
+                    handle.write(data[:100])
+                    raise OSError(28, "No space left on device")
+
+            yield Full()
+
+    monkeypatch.setattr(detector_file, "atomic_file", full_disk)
     with pytest.raises(OSError, match="No space left"):
         write_detector(target, {"components": {}}, {"x": torch.zeros(1)})
     assert target.read_bytes() == before

@@ -124,7 +124,11 @@ def test_cli_score_table_and_fail_on_anomaly(cli, fitted, machine_sounds):
     _, path = fitted
     table = cli("score", *machine_sounds["test"], "-d", path)
     assert table.code == 0
-    assert "verdict" in table.stdout and "14 files" in table.stdout
+    # Not a terminal: plain tab-separated rows on stdout, never wrapped; the count on stderr.
+    header, *rows = table.stdout.splitlines()
+    assert header.split("\t") == ["file", "score", "threshold", "verdict"]
+    assert len(rows) == 14 and all(len(row.split("\t")) == 4 for row in rows)
+    assert "14 files" in table.stderr
     normal = [p for p in machine_sounds["test"] if "normal" in p.name]
     assert cli("score", *normal, "-d", path, "--threshold", "1e9", "--fail-on-anomaly").code == 0
     flagged = cli("score", *normal, "-d", path, "--threshold", "-1", "--fail-on-anomaly")

@@ -75,12 +75,25 @@ def test_ctrl_c_while_saving_removes_the_temporary_file(fitted, tmp_path, monkey
     _, path = fitted
     target = tmp_path / "detector.aetk"
     target.write_bytes(path.read_bytes())
-    import safetensors.torch
+    import contextlib
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    from aetk.detect import detector_file
 
-    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    real = detector_file.atomic_file
+
+    @contextlib.contextmanager
+    def interrupted(path, durable=True):
+        """Ctrl-C arrives after the first 100 bytes of the new file are written."""
+        with real(path, durable) as handle:
+
+            class Interrupted:
+                def write(self, data):
+                    handle.write(data[:100])
+                    raise KeyboardInterrupt
+
+            yield Interrupted()
+
+    monkeypatch.setattr(detector_file, "atomic_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_detector(target, {"components": {}}, {"x": torch.zeros(1)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.aetk"]

@@ -11,7 +11,11 @@ from aetk.errors import ConfigError
 
 
 def check_top_fraction(top_fraction: float) -> None:
-    if not isinstance(top_fraction, (int, float)) or not 0 < top_fraction <= 1:
+    if (
+        isinstance(top_fraction, bool)
+        or not isinstance(top_fraction, (int, float))
+        or not 0 < top_fraction <= 1
+    ):
         raise ConfigError(f"top_fraction must lie in (0, 1], not {top_fraction!r}")
 
 

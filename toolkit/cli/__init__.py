@@ -7,6 +7,7 @@ Exit status: 0 success; 1 some input could not be processed; 2 usage or configur
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -28,10 +29,33 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root_options)
     for module in (fit, score, evaluate, report, cv, demo, plugins):
         module.register(app)
     get_host().add_commands(app)
     return app
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from aetk import __version__
+
+        print(f"aetk {__version__}")
+        raise typer.Exit()
+
+
+def _root_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print aetk's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Detect anomalous machine sounds, trained on recordings of a healthy machine."""
 
 
 def main(argv: list[str] | None = None) -> None:

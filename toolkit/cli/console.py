@@ -36,5 +36,10 @@ def show_warnings_as_lines() -> None:
     warnings.simplefilter("always", AetkWarning)
 
 
+#: A message longer than this is cut: one line, however large the thing it quotes.
+MAX_MESSAGE = 2000
+
+
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    text = " ".join(str(message)[: 4 * MAX_MESSAGE].split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"

@@ -177,6 +177,21 @@ def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
 
 
 def _print_table(results) -> None:
+    if not console.stdout.is_terminal:
+        # Redirected to a file or a pipe: plain tab-separated rows, never wrapped.
+        print("file\tscore\tthreshold\tverdict")
+        for result in results:
+            score = "-" if result.score is None else f"{result.score:.5g}"
+            verdict = (
+                f"error: {result.error}"
+                if result.error
+                else "ANOMALY"
+                if result.anomalous
+                else "normal"
+            )
+            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}")
+        console.stderr.print(_count(results), highlight=False)
+        return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -194,10 +209,13 @@ def _print_table(results) -> None:
             score = f"{result.score:.5g}"
         table.add_row(result.path, score, f"{result.threshold:.5g}", verdict)
     console.stdout.print(table, highlight=False)
+    console.stdout.print(_count(results), highlight=False)
+
+
+def _count(results) -> str:
     anomalous = sum(bool(result.anomalous) for result in results)
     failed = sum(bool(result.error) for result in results)
-    console.stdout.print(
-        f"{len(results)} files: {anomalous} anomalous, {len(results) - anomalous - failed} normal"
-        + (f", {failed} failed" if failed else ""),
-        highlight=False,
+    normal = len(results) - anomalous - failed
+    return f"{len(results)} files: {anomalous} anomalous, {normal} normal" + (
+        f", {failed} failed" if failed else ""
     )

@@ -66,6 +66,13 @@ class Component:
         """The constructor arguments, read back from the attributes of the same names."""
         return {name: getattr(self, name) for name in self.param_names()}
 
+    def validate(self) -> None:
+        """Check the parameters, raising :class:`aetk.ConfigError` naming the bad one.
+
+        aetk calls it before fitting and when a detector file is loaded (the error then names the
+        file); components also call it at the start of their own work. The default accepts all.
+        """
+
     def learned_state(self) -> dict[str, Any]:
         """Every learned attribute (public, name ending in ``_``)."""
         return {

@@ -36,10 +36,7 @@ class Standardizer(Normalizer):
         distributed fit), so that every process gets the statistics of all the data."""
         import torch
 
-        if self.mode not in MODES:
-            raise ConfigError(
-                f"unknown normalize mode {self.mode!r} (choose from {', '.join(MODES)})"
-            )
+        self.validate()
         pieces = torch.split(vectors, 8192) if isinstance(vectors, torch.Tensor) else vectors
         shape = pieces[0].shape[1:]
         if self.mode == "none":
@@ -61,6 +58,12 @@ class Standardizer(Normalizer):
         self.mean_ = mean.to(torch.float32).contiguous()
         self.std_ = std.clamp_min(1e-6).to(torch.float32).contiguous()
         return self
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(
+                f"unknown normalize mode {str(self.mode)[:40]!r} (choose from {', '.join(MODES)})"
+            )
 
     def transform(self, vectors: torch.Tensor) -> torch.Tensor:
         self.check_fitted()

@@ -38,10 +38,13 @@ def build_component(path: str | Path, role: str, entry: dict[str, Any]) -> Compo
             f"{path}: this detector uses {role} '{name}' from plugin '{entry.get('plugin')}', "
             f"which is not installed (pip install {distribution})"
         )
+    _warn_on_version_change(path, role, name, entry, host)
     try:
-        return host.create(role, name, params)
+        component = host.create(role, name, params)
+        component.validate()
     except (ConfigError, TypeError, ValueError) as exc:
         raise DetectorFileError(f"{path}: {str(exc)[:300]}") from None
+    return component
 
 
 #: What learned state a detector file keeps, as an error message says it.
@@ -66,6 +69,26 @@ def check_storable(role: str, component: Component) -> None:
                 f"{role} '{component.name}': learned attribute {key} holds a "
                 f"{type(value).__name__}, which a detector file cannot keep; store {STORABLE}"
             ) from None
+
+
+def _warn_on_version_change(
+    path: str | Path, role: str, name: str, entry: dict[str, Any], host: Any
+) -> None:
+    """One warning when the plugin that made a component is installed at another version now."""
+    import warnings
+
+    from aetk.errors import AetkWarning
+
+    made_with = entry.get("version")
+    record = host.plugins.get(host.registry[role][name].plugin)
+    installed = record.version if record else None
+    if isinstance(made_with, str) and installed and made_with != installed:
+        warnings.warn(
+            f"{path}: {role} '{name}' was made with {record.distribution or record.name} "
+            f"{made_with[:40]}, and {installed} is installed: check its verdicts",
+            AetkWarning,
+            stacklevel=4,
+        )
 
 
 def encode_state(role: str, component: Component, tensors: dict[str, torch.Tensor]) -> dict:

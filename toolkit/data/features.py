@@ -44,15 +44,17 @@ class FileClips:
 
 
 def featurized_files(
-    featurizer: Featurizer, paths: Sequence[Path], segment_seconds: float = 0.0
+    featurizer: Featurizer, paths: Sequence[Path], segment_seconds: float = 0.0, ahead: int = 0
 ) -> Iterator[FileClips]:
-    """The clips of every file, in order: whole files decoded and featurized in parallel, a few
-    files ahead; windows of ``segment_seconds`` decoded one at a time as they are consumed."""
+    """The clips of every file, in order: whole files decoded and featurized in parallel, up to
+    ``ahead`` files ahead (see :func:`map_files`); windows of ``segment_seconds`` decoded one at
+    a time as they are consumed."""
     if segment_seconds:
         for path in paths:
             yield FileClips(str(path), iter_clips(featurizer, path, segment_seconds), windowed=True)
         return
-    for path, clips in map_files(lambda path: list(iter_clips(featurizer, path)), paths):
+    whole = map_files(lambda path: list(iter_clips(featurizer, path)), paths, ahead=ahead)
+    for path, clips in whole:
         if isinstance(clips, AudioError):
             yield FileClips(str(path), error=clips.reason)
         else:
@@ -118,12 +120,17 @@ def default_workers() -> int:
 
 
 def map_files(
-    function: Callable[[Path], Any], paths: Sequence[Path], workers: int | None = None
+    function: Callable[[Path], Any],
+    paths: Sequence[Path],
+    workers: int | None = None,
+    ahead: int = 0,
 ) -> Iterator[tuple[Path, Any]]:
     """``(path, function(path))`` for every path, in order, computed on ``workers`` threads.
 
     An :class:`AudioError` is returned as the path's result rather than raised, so one bad file
-    does not stop the others. At most ``2 × workers`` files are in flight, so memory stays flat.
+    does not stop the others. At most ``2 × workers`` files (or ``ahead``, if more) are in
+    flight, so memory stays flat; a consumer that takes results in batches asks for a batch
+    ahead, so that the workers go on while it works on one.
     Decoding (libsndfile) and torch release the GIL, so threads use every core; torch itself
     runs one thread per worker meanwhile, rather than oversubscribing the cores.
     """
@@ -142,7 +149,7 @@ def map_files(
         in_flight: deque = deque()
         for path in paths:
             in_flight.append(pool.submit(call, path))
-            if len(in_flight) >= 2 * workers:
+            if len(in_flight) >= max(2 * workers, ahead):
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()

@@ -22,7 +22,7 @@ from aetk.data.features import FileClips, check_vector_shape, featurize_file, fe
 from aetk.detect.calibration import Calibration, check_threshold
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
-from aetk.detect.scoring import ScoreResult, score_clips
+from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
 from aetk.plugin.host import get_host
 
 DEFAULT_DETECTOR = "detector.aetk"
@@ -127,7 +127,7 @@ class Detector:
         segment = self.segment_seconds if segment is None else float(segment)
         yield from score_clips(
             self,
-            featurized_files(self.featurizer, files, segment),
+            featurized_files(self.featurizer, files, segment, ahead=2 * BATCH_WINDOWS),
             self.threshold_for(threshold, false_alarm_rate),
             localize,
         )

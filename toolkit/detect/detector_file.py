@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from aetk.data.fileio import atomic_path
+from aetk.data.fileio import atomic_file
 from aetk.detect.manifest import migrate_v1
 from aetk.errors import DetectorFileError
 
@@ -33,7 +33,7 @@ def write_detector(
     path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
 ) -> None:
     """Write ``tensors`` and ``manifest`` to ``path`` atomically (checksums are added here)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
@@ -47,8 +47,11 @@ def write_detector(
         "tensors_sha256": tensors_digest(tensors),
         "manifest_sha256": manifest_digest(manifest),
     }
-    with atomic_path(path) as temporary:
-        save_file(tensors, str(temporary), metadata={MANIFEST_KEY: json.dumps(manifest)})
+    # Serialised in memory, then written through one file handle: a full disk or any other
+    # failure to write is an OSError naming its reason, and the old file stays as it was.
+    data = save(tensors, metadata={MANIFEST_KEY: json.dumps(manifest)})
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def read_detector(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

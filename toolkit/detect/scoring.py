@@ -99,7 +99,7 @@ def score_clips(
             for clip in file.clips:
                 check_vector_shape(clip.vectors, detector.model.input_shape_, file.path)
                 entry.windows.append((clip.start, clip.end))
-                batch.append((entry, detector.normalizer.transform(clip.vectors)))
+                batch.append((entry, clip.vectors))
                 if len(batch) >= batch_windows:
                     _score_batch(detector, batch, threshold, localize)
                     batch = []
@@ -119,7 +119,11 @@ def _score_batch(
 ) -> None:
     if not batch:
         return
-    vectors = [clip for _, clip in batch]
+    # One standardisation for the whole batch: fewer, larger tensor operations.
+    lengths = [len(clip) for _, clip in batch]
+    vectors = list(
+        detector.normalizer.transform(torch.cat([clip for _, clip in batch])).split(lengths)
+    )
     if localize and not all(entry.windowed for entry, _ in batch):
         scores, localizations = detector.scorer.score_and_localize(detector.model, vectors)
     else:

@@ -145,9 +145,12 @@ def anomalous_files(paths: Sequence[str | Path]) -> list[Path]:
     import warnings
 
     from aetk.data.audio import require_audio_files
-    from aetk.errors import AetkWarning
+    from aetk.errors import AetkWarning, ConfigError
     from aetk.eval.evaluation import NORMAL, label_from_path
 
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        raise ConfigError(f"--anomalies {missing[0]}: no such file or folder")
     files = require_audio_files(paths)
     named_normal = [path for path in files if label_from_path(path) == NORMAL]
     if named_normal:

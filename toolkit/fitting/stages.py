@@ -162,6 +162,8 @@ def build_components(config: FitConfig) -> Components:
         host.create("model", config.model.name, config.model.params),
         host.create("scorer", config.scorer.name, config.scorer.params),
     )
+    for component in (parts.featurizer, parts.normalizer, parts.model, parts.scorer):
+        component.validate()
     if parts.scorer.needs_reconstruction and not parts.model.trainable:
         raise ConfigError(
             f"scorer '{parts.scorer.name}' scores reconstruction errors, but model "

@@ -51,6 +51,7 @@ class PluginRecord:
     builtin: bool = False
     hooks: list[str] = field(default_factory=list)
     components: dict[str, list[str]] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class PluginRecord:
             "builtin": self.builtin,
             "hooks": self.hooks,
             "components": self.components,
+            "commands": self.commands,
             "error": self.error,
         }
 
@@ -245,9 +247,24 @@ class PluginHost:
         self.call_hook(hook_name, make_register)
 
     def add_commands(self, app: Any) -> None:
-        """Let every plugin add sub-commands to the typer ``app``."""
+        """Let every plugin add sub-commands to the typer ``app``, recording which it added."""
         self.load()
-        self.call_hook("register_commands", lambda record: {"app": app})
+        seen = set(_command_names(app))
+        called: list[PluginRecord] = []
+
+        def credit() -> None:
+            new = [name for name in _command_names(app) if name not in seen]
+            if called:
+                called[-1].commands.extend(new)
+            seen.update(new)
+
+        def arguments(record: PluginRecord) -> dict:
+            credit()  # what the previous plugin added
+            called.append(record)
+            return {"app": app}
+
+        self.call_hook("register_commands", arguments)
+        credit()
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -269,6 +286,16 @@ class PluginHost:
     def records(self) -> list[PluginRecord]:
         self.load()
         return list(self.plugins.values())
+
+
+def _command_names(app: Any) -> list[str]:
+    names = []
+    for command in [*app.registered_commands, *app.registered_groups]:
+        callback = getattr(command, "callback", None)
+        name = command.name or getattr(callback, "__name__", "").replace("_", "-")
+        if name:
+            names.append(name)
+    return names
 
 
 def _distribution(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:

@@ -1,0 +1,355 @@
+"""Reliability, round two: nothing overwritten, nothing silently wrong, nothing that hangs, one
+line instead of a traceback. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_ARGS, write_wav
+from test_calibration import rewrite
+
+import aetk
+from aetk import synth
+
+
+@pytest.fixture
+def train_folder(machine_sounds, tmp_path):
+    folder = tmp_path / "train"
+    shutil.copytree(machine_sounds["train"][0].parent, folder)
+    return folder
+
+
+# -- data loss -----------------------------------------------------------------------------------
+
+
+def test_fit_refuses_to_write_over_one_of_its_recordings(cli, train_folder):
+    recording = sorted(train_folder.iterdir())[3]
+    before = recording.read_bytes()
+    result = cli("fit", train_folder, *TINY_ARGS, "-o", recording)
+    assert result.code == 2 and "is one of the inputs" in result.stderr
+    assert recording.read_bytes() == before
+
+
+def test_outputs_of_another_kind_are_refused_unless_forced(cli, fitted, machine_sounds, tmp_path):
+    _, detector = fitted
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    refused = cli("report", machine_sounds["test"][0], "-d", detector, "-o", notes)
+    assert refused.code == 2 and "is not an HTML report aetk wrote" in refused.stderr
+    assert notes.read_text() == "my notes"
+    input_wav = cli(
+        "report", machine_sounds["test"][0], "-d", detector, "-o", machine_sounds["test"][0]
+    )
+    assert input_wav.code == 2 and "is one of the inputs" in input_wav.stderr
+    report = tmp_path / "r.html"
+    assert cli("report", machine_sounds["test"][0], "-d", detector, "-o", report).code == 0
+    assert cli("report", machine_sounds["test"][0], "-d", detector, "-o", report).code == 0
+    forced = cli("report", machine_sounds["test"][0], "-d", detector, "-o", notes, "--force")
+    assert forced.code == 0 and "<html" in notes.read_text()
+    missing = cli(
+        "report", machine_sounds["test"][0], "-d", detector, "-o", tmp_path / "nowhere" / "r.html"
+    )
+    assert missing.code == 2 and "does not exist" in missing.stderr
+
+
+def test_fit_checks_its_output_before_any_work(cli, train_folder, tmp_path):
+    result = cli("fit", train_folder, *TINY_ARGS, "-o", tmp_path / "missing" / "d.aetk")
+    assert result.code == 2 and "does not exist" in result.stderr
+    assert "Featurizing" not in result.stderr and "epoch" not in result.stderr
+
+
+def test_outputs_follow_the_umask_keep_modes_and_write_through_links(fitted, tmp_path):
+    detector, _ = fitted
+    previous = os.umask(0o022)
+    try:
+        fresh = detector.save(tmp_path / "fresh.aetk")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        os.chmod(fresh, 0o640)
+        detector.save(fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+        link = tmp_path / "link.aetk"
+        link.symlink_to(fresh)
+        detector.save(link)
+        assert link.is_symlink() and aetk.Detector.load(link).threshold == detector.threshold
+    finally:
+        os.umask(previous)
+
+
+def test_evaluate_out_refuses_a_users_folder_and_replaces_its_own_set(
+    cli, fitted, machine_sounds, tmp_path
+):
+    _, detector = fitted
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text("my own metrics")
+    refused = cli("evaluate", *machine_sounds["test"], "-d", detector, "--out", mine)
+    assert refused.code == 2 and "holds files aetk did not write" in refused.stderr
+    assert (mine / "metrics.json").read_text() == "my own metrics"
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert (
+        "is a file"
+        in cli("evaluate", *machine_sounds["test"], "-d", detector, "--out", a_file).stderr
+    )
+    out = tmp_path / "out"
+    assert cli("evaluate", *machine_sounds["test"], "-d", detector, "--out", out).code == 0
+    stale = out / "anomaly_score_old_group.csv"
+    stale.write_text("stale")
+    (out / ".aetk-evaluation").write_text(
+        (out / ".aetk-evaluation").read_text() + stale.name + "\n"
+    )
+    assert cli("evaluate", *machine_sounds["test"], "-d", detector, "--out", out).code == 0
+    assert not stale.exists() and (out / "metrics.json").exists()
+
+
+# -- silently wrong -------------------------------------------------------------------------------
+
+
+def test_a_cache_entry_with_wrong_values_is_recomputed_with_a_warning(
+    train_folder, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AETK_CACHE_DIR", str(cache))
+    first = aetk.fit(train_folder, preset="default")
+    entries = sorted(cache.rglob("*.npy"))
+    tampered = np.load(entries[0])
+    np.save(entries[0], tampered + 5.0)  # right name, wrong values
+    entries[1].write_bytes(b"")  # and an empty entry
+    with pytest.warns(aetk.AetkWarning, match="does not match its checksum"):
+        again = aetk.fit(train_folder, preset="default")
+    assert again.threshold == first.threshold
+    np.testing.assert_array_equal(np.load(entries[0]), tampered)
+
+
+def test_an_unusable_cache_means_no_cache_and_one_warning(train_folder, tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("x")
+    monkeypatch.delenv("AETK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+    with pytest.warns(aetk.AetkWarning, match="is not usable"):
+        detector = aetk.fit(train_folder, preset="default")
+    assert np.isfinite(detector.threshold)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["components"]["scorer"]["params"].update(k=10**30), "k must be an integer"),
+        (
+            lambda m: m["components"]["normalizer"]["params"].update(mode="../../etc"),
+            "unknown normalize mode",
+        ),
+        (lambda m: m.update(schema_version=0), "no valid schema version"),
+        (lambda m: m.update(schema_version=-7), "no valid schema version"),
+        (lambda m: m.update(schema_version=True), "no valid schema version"),
+        (
+            lambda m: m["components"]["featurizer"]["params"].update(n_mels=-5),
+            "n_mels must be an integer",
+        ),
+        (
+            lambda m: m["components"]["scorer"]["params"].update({f"p{i}": i for i in range(5000)}),
+            "at most 1000",
+        ),
+        (lambda m: m["components"]["normalizer"]["params"].update(extra=1), "has no parameter"),
+        (lambda m: m.update(training=[1, 2]), "'training' is not a JSON object"),
+        (
+            lambda m: m["components"].update(
+                scorer={**m["components"]["scorer"], "name": "mel-db"}
+            ),
+            "names featurizer 'mel-db' as its scorer",
+        ),
+    ],
+)
+def test_crafted_manifests_are_refused_in_one_line_naming_the_file(tmp_path, edit, message):
+    detector = aetk.Detector.load(Path(__file__).parent / "fixtures" / "schema1_knn.aetk")
+    path = detector.save(tmp_path / "crafted.aetk")
+    rewrite(path, edit)
+    with pytest.raises(aetk.DetectorFileError, match=message) as caught:
+        aetk.Detector.load(path)
+    text = str(caught.value)
+    assert text.startswith(str(path)) and "\n" not in text and len(text) < 600
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "scorer.k=true"], "k must be an integer"),
+        (["--seed", "-1"], "greater than or equal to 0"),
+        (["--scorer", "mse", "--model", "identity"], "reconstructs exactly"),
+    ],
+)
+def test_bad_fit_options_are_one_line_usage_errors(cli, train_folder, tmp_path, args, message):
+    result = cli("fit", train_folder, *args, "-o", tmp_path / "d.aetk")
+    assert result.code == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_fit_on_a_missing_folder_is_a_usage_error(cli, tmp_path):
+    result = cli("fit", tmp_path / "does" / "not" / "exist", "-o", tmp_path / "d.aetk")
+    assert result.code == 2 and "no such file or folder" in result.stderr
+
+
+def test_segment_inf_and_cv_missing_anomalies_are_refused(
+    cli, fitted, machine_sounds, train_folder
+):
+    _, detector = fitted
+    result = cli("score", machine_sounds["test"][0], "-d", detector, "--segment", "inf")
+    assert result.code == 2 and "finite" in result.stderr
+    cv = cli("cv", train_folder, "--folds", "2", "--anomalies", "/nonexistent", *TINY_ARGS)
+    assert cv.code == 2 and "no such file or folder" in cv.stderr
+
+
+def test_anomalies_named_normal_are_left_out_with_a_warning(cli, machine_sounds, train_folder):
+    anomalies = machine_sounds["test"][0].parent  # holds normal_* files too
+    result = cli("cv", train_folder, "--folds", "2", "--anomalies", anomalies, "--json")
+    assert result.code == 0
+    assert "are named normal" in result.stderr
+
+
+# -- hangs ----------------------------------------------------------------------------------------
+
+
+def test_a_fifo_among_the_recordings_is_skipped_not_waited_on(train_folder, tmp_path):
+    fifo = train_folder / "x.wav"
+    os.mkfifo(fifo)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aetk",
+            "fit",
+            str(train_folder),
+            *TINY_ARGS,
+            "-o",
+            str(tmp_path / "d.aetk"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "x.wav: is not a regular file" in completed.stderr
+    detector_fifo = tmp_path / "d.fifo"
+    os.mkfifo(detector_fifo)
+    scored = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aetk",
+            "score",
+            str(train_folder / "normal_0000.wav"),
+            "-d",
+            str(detector_fifo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert scored.returncode == 2 and "is not a regular file" in scored.stderr
+
+
+def test_an_implausible_sample_rate_is_refused_with_the_real_reason(cli, fitted, tmp_path):
+    _, detector = fitted
+    one_hertz = write_wav(tmp_path / "one_hz.wav", np.zeros(100, np.float32), rate=1)
+    result = cli("score", one_hertz, "-d", detector, "--segment", "10")
+    assert result.code == 1 and "implausible sample rate (1 Hz)" in result.stderr
+
+
+def test_loading_while_another_process_replaces_the_file_never_fails(fitted, tmp_path):
+    detector, _ = fitted
+    path = detector.save(tmp_path / "d.aetk")
+    stop = threading.Event()
+
+    def replace_again_and_again() -> None:
+        while not stop.is_set():
+            detector.save(path)
+
+    writer = threading.Thread(target=replace_again_and_again)
+    writer.start()
+    try:
+        for _ in range(150):
+            assert aetk.Detector.load(path).threshold == detector.threshold
+    finally:
+        stop.set()
+        writer.join()
+
+
+# -- friction -------------------------------------------------------------------------------------
+
+
+def test_version_and_plugin_commands(cli, fresh_plugins):
+    assert cli("--version").stdout.strip() == f"aetk {aetk.__version__}"
+    listed = json.loads(cli("plugins", "--json").stdout)
+    assert all(record["commands"] == [] for record in listed if record["builtin"])
+
+
+def test_fit_says_which_preset_parameters_a_swapped_component_keeps(cli, train_folder, tmp_path):
+    result = cli(
+        "fit",
+        train_folder,
+        *TINY_ARGS,
+        "--model",
+        "baseline-ae",
+        "--json",
+        "-o",
+        tmp_path / "d.aetk",
+    )
+    assert result.code == 0, result.stderr
+    inherited = json.loads(result.stdout)["inherited"]
+    assert inherited == []  # TINY_ARGS set hidden and bottleneck themselves
+    plain = cli(
+        "fit",
+        train_folder,
+        "--preset",
+        "autoencoder",
+        "--epochs",
+        "1",
+        "--model",
+        "baseline-ae",
+        "--json",
+        "-o",
+        tmp_path / "e.aetk",
+    )
+    assert json.loads(plain.stdout)["inherited"] == ["model.hidden", "model.bottleneck"]
+    assert "keep these autoencoder preset parameters: model.hidden, model.bottleneck" in (
+        plain.stderr
+    )
+
+
+def test_unstorable_learned_state_is_named_at_fit_time(train_folder):
+    from aetk_builtins.knn import KnnScorer
+
+    class Holder(KnnScorer):
+        name = "holder"
+
+        def fit(self, model, train, validation):
+            super().fit(model, train, validation)
+            self.forest_ = object()
+            return self
+
+    from aetk.components.state import check_storable
+
+    scorer = Holder()
+    scorer.forest_ = object()
+    with pytest.raises(aetk.ConfigError, match="learned attribute forest_ holds a object"):
+        check_storable("scorer", scorer)
+
+
+def test_a_featurizer_cache_version_changes_the_cache_key():
+    from aetk.data.cache import featurizer_key
+    from aetk_builtins.mel_db import MelDb
+
+    class Bumped(MelDb):
+        cache_version = "2"
+
+    assert featurizer_key(MelDb()) != featurizer_key(Bumped())
+    assert synth.ANOMALIES  # the public helpers plugin tests need are importable
