@@ -124,20 +124,32 @@ def run_once(data_set: Path, options: dict, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         size = detector.save(Path(folder) / "d.aetk").stat().st_size
     started = time.perf_counter()
-    results = detector.score(data_set / "test")
+    results = detector.score(data_set / "test", localize=False)
     score_seconds = time.perf_counter() - started
     labels = [label_from_path(r.path) for r in results]
-    metrics = group_metrics(data_set.name, labels, [r.score for r in results], detector.threshold)
+    scores = np.array([r.score for r in results])
+    metrics = group_metrics(data_set.name, labels, list(scores), detector.threshold)
+    anomalous = np.array([label == ANOMALY for label in labels])
+
+    def rates(threshold: float) -> tuple[float, float]:
+        flagged = scores > threshold
+        return float(flagged[~anomalous].mean()), float(flagged[anomalous].mean())
+
+    false_alarms, detected = rates(detector.threshold)
+    at_5, detected_5 = rates(detector.threshold_for(false_alarm_rate=0.05))
+    at_10, detected_10 = rates(detector.threshold_for(false_alarm_rate=0.1))
     return {
         "seed": seed,
         "auc": metrics.auc,
         "pauc": metrics.pauc,
         "f1": metrics.f1,
-        "false_alarms": sum(
-            bool(result.anomalous)
-            for result, label in zip(results, labels, strict=True)
-            if label != ANOMALY
-        ),
+        "false_alarm_rate": false_alarms,
+        "detection_rate": detected,
+        "false_alarm_rate_at_0.05": at_5,
+        "detection_rate_at_0.05": detected_5,
+        "false_alarm_rate_at_0.1": at_10,
+        "detection_rate_at_0.1": detected_10,
+        "calibration_warning": detector.calibration.warning,
         "fit_seconds": fit_seconds,
         "score_ms_per_clip": 1000 * score_seconds / len(results),
         "parameters": sum(p.numel() for p in detector.model.module_.parameters()),
@@ -152,6 +164,12 @@ def summarise(runs: list[dict]) -> dict:
         "auc",
         "pauc",
         "f1",
+        "false_alarm_rate",
+        "detection_rate",
+        "false_alarm_rate_at_0.05",
+        "detection_rate_at_0.05",
+        "false_alarm_rate_at_0.1",
+        "detection_rate_at_0.1",
         "fit_seconds",
         "score_ms_per_clip",
         "detector_mb",
@@ -171,28 +189,38 @@ def markdown(results: dict) -> str:
         lines += [
             f"### `{set_name}`",
             "",
-            "| candidate | seeds | AUC | pAUC | F1 at threshold | fit (s) | score (ms/clip) "
-            "| parameters | detector (MB) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| candidate | seeds | AUC | pAUC | false alarms / detected at the threshold "
+            "| at F = 0.05 | at F = 0.1 | F1 | fit (s) | score (ms/clip) | parameters "
+            "| detector (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, s in candidates.items():
             auc, pauc, f1 = (_mean_std(s[key], len(s["seeds"])) for key in ("auc", "pauc", "f1"))
+            at = [
+                f"{_rate(s.get('false_alarm_rate' + suffix))} / "
+                f"{_rate(s.get('detection_rate' + suffix))}"
+                for suffix in ("", "_at_0.05", "_at_0.1")
+            ]
             lines.append(
-                f"| {name} | {len(s['seeds'])} | {auc} | {pauc} | {f1} | "
+                f"| {name} | {len(s['seeds'])} | {auc} | {pauc} | {' | '.join(at)} | {f1} | "
                 f"{s['fit_seconds']['mean']:.1f} | {s['score_ms_per_clip']['mean']:.1f} | "
                 f"{int(s['parameters']['mean']):,} | {s['detector_mb']['mean']:.2f} |"
             )
         if reference:
             lines.append(
                 f"| DCASE baseline, MSE (reference) | | {reference['auc_mse']:.3f} | "
-                f"{reference['pauc_mse']:.3f} | | {reference['fit_seconds']} | | | |"
+                f"{reference['pauc_mse']:.3f} | | | | | {reference['fit_seconds']} | | | |"
             )
             lines.append(
                 f"| DCASE baseline, Mahalanobis (reference) | | {reference['auc_maha']:.3f} | "
-                f"{reference['pauc_maha']:.3f} | | {reference['fit_seconds']} | | | |"
+                f"{reference['pauc_maha']:.3f} | | | | | {reference['fit_seconds']} | | | |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _rate(value: dict | None) -> str:
+    return "n/a" if value is None else f"{value['mean']:.0%}"
 
 
 def _mean_std(value: dict | None, seeds: int) -> str:

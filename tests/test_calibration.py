@@ -13,6 +13,7 @@ import pytest
 from conftest import TINY_ARGS
 
 import aetk
+from aetk import synth
 from aetk.detect.calibration import ThresholdConfig, calibrate, conformal_threshold
 from aetk.detect.detector_file import manifest_digest, read_detector
 
@@ -85,25 +86,21 @@ def test_fit_json_has_the_calibration_and_score_recomputes_it(cli, machine_sound
     assert calibration["target_false_alarm_rate"] == 0.25
     detector = aetk.Detector.load(detector_path)
     normal = detector.calibration.normal_scores
-    assert calibration["normal_scores"] == len(normal) == 3  # 12 files, 25 % held out
+    # 12 files, fewer than 20: every file gets a cross-fitted held-out score, not only the 3
+    # validation files.
+    assert calibration["normal_scores"] == len(normal) == 12
     expected, _ = conformal_threshold(normal, 0.25)
     assert calibration["threshold"] == detector.threshold == expected
     assert calibration["warning"] is None
     # 3 scores cannot support 10 %: the fit says so in one line.
     strict = cli(
-        "fit",
-        train,
-        *TINY_ARGS,
-        "--val-fraction",
-        "0.25",
-        "--false-alarm-rate",
-        "0.1",
-        "-o",
-        tmp_path / "s.aetk",
-        "--json",
+        "fit", train, *TINY_ARGS, "--false-alarm-rate", "0.05", "-o", tmp_path / "s.aetk", "--json"
     )
     warning = json.loads(strict.stdout)["calibration"]["warning"]
-    assert warning.startswith("3 held-out normal clips cannot support a 10% false-alarm rate")
+    assert warning == (
+        "12 held-out normal clips cannot support a 5% false-alarm rate: record at least 7 more, "
+        "or set --threshold"
+    )
     assert f"warning: {warning}" in strict.stderr
     # Scoring at another rate recomputes the threshold from the stored scores, no refit.
     one = machine_sounds["test"][0]
@@ -171,3 +168,23 @@ def rewrite(path: Path, edit) -> None:
     encoded = json.dumps(header).encode()
     encoded += b" " * (-len(encoded) % 8)
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data[8 + size :])
+
+
+def test_few_files_are_cross_fitted_and_many_use_the_validation_files(tmp_path):
+    """Below 20 files a trained model's threshold stands on a held-out score of every file; the
+    cross-fitted scores are held out: higher than what the final model gives its own training
+    files."""
+    from conftest import TINY
+
+    few = synth.write_dataset(
+        tmp_path / "few", train=8, test_normal=0, test_per_anomaly=0, seconds=0.5, seed=4
+    )["train"]
+    detector = aetk.fit(few, **TINY, val_fraction=0.25)
+    assert len(detector.calibration.normal_scores) == 8
+    train_scores = [r.score for r in detector.score(few, localize=False)]
+    assert np.median(detector.calibration.normal_scores) > np.median(train_scores)
+    many = synth.write_dataset(
+        tmp_path / "many", train=24, test_normal=0, test_per_anomaly=0, seconds=0.5, seed=5
+    )["train"]
+    detector = aetk.fit(many, **TINY, val_fraction=0.25)
+    assert len(detector.calibration.normal_scores) == detector.training["validation_files"] == 6

@@ -50,7 +50,7 @@ def test_manifest_describes_the_detector(fitted):
     assert "threshold_" not in components["scorer"]["state"]  # the core owns the threshold
     calibration = manifest["calibration"]
     assert calibration["threshold"] == fitted[0].threshold
-    assert len(calibration["normal_scores"]) == training["validation_files"]
+    assert len(calibration["normal_scores"]) == training["files"]  # cross-fitted, 12 files
     assert "normalizer.mean_" in tensors
     assert training["train_files"] + training["validation_files"] == training["files"] == 12
     assert len(training["data_fingerprint"]) == 64

@@ -29,7 +29,8 @@ def test_fit_ranks_synthetic_faults_above_normal(machine_sounds):
 def test_validation_files_are_held_out_by_file(machine_sounds):
     detector = aetk.fit(machine_sounds["train"], **TINY, val_fraction=0.25)
     assert (detector.training["train_files"], detector.training["validation_files"]) == (9, 3)
-    assert len(detector.calibration.normal_scores) == 3
+    # Fewer than 20 files: the threshold stands on a cross-fitted score of every file.
+    assert len(detector.calibration.normal_scores) == 12
 
 
 def test_results_have_the_documented_fields(fitted, machine_sounds):

@@ -26,12 +26,12 @@ SCORER_PLUGIN = """
             self.margin = margin
 
         def fit(self, model, train, validation):
-            self.threshold_ = float(max(self._scores(validation))) + self.margin
+            self.typical_ = float(np.median(self._scores(train))) + self.margin
             return self
 
         def score(self, model, clips):
             self.check_fitted()
-            return self._scores(clips)
+            return self._scores(clips) - self.typical_
 
         def _scores(self, clips):
             return np.array([float(clip.max()) for clip in clips])

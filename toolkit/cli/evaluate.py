@@ -41,9 +41,14 @@ def evaluate_command(
         check_output_folder(out)
 
     detector = Detector.load(detector_path)
-    evaluation = evaluate(
-        detector, paths, labels_csv=labels, threshold=threshold, false_alarm_rate=false_alarm_rate
-    )
+    with console.stderr.status("Scoring the recordings"):
+        evaluation = evaluate(
+            detector,
+            paths,
+            labels_csv=labels,
+            threshold=threshold,
+            false_alarm_rate=false_alarm_rate,
+        )
     for failure in evaluation.failed:
         console.error(f"{failure['path']}: {failure['error']}")
     if evaluation.unlabelled:
@@ -55,7 +60,11 @@ def evaluate_command(
         for note in group.notes:
             console.warn(f"group {group.group}: {note}")
     if out is not None:
-        written = write_outputs(evaluation, out)
+        try:
+            written = write_outputs(evaluation, out)
+        except OSError as exc:
+            console.error(f"{out}: cannot write the evaluation ({exc.strerror or exc})")
+            raise typer.Exit(EXIT_FAILED) from None
         console.stderr.print(f"Wrote {len(written)} files to {out}", highlight=False)
     if json_output:
         print(json.dumps(evaluation.as_dict(), indent=2))

@@ -169,6 +169,22 @@ class ProgressObserver(FitObserver):
                 highlight=False,
             )
 
+    def on_recordings(self, sample_rates: dict[int, int], analysis_rate: int | None) -> None:
+        found = ", ".join(f"{count} at {rate} Hz" for rate, count in sample_rates.items())
+        if analysis_rate is None:
+            self._progress.console.print(f"Recordings: {found}", highlight=False)
+            return
+        self._progress.console.print(
+            f"Recordings: {found}; analysed at {analysis_rate} Hz", highlight=False
+        )
+        higher = [rate for rate in sample_rates if rate > analysis_rate]
+        if higher:
+            console.warn(
+                f"recordings at {', '.join(map(str, higher))} Hz are analysed at {analysis_rate} "
+                f"Hz: what they hold above {analysis_rate // 2} Hz is not used (set "
+                f"featurizer.sample_rate={max(higher)} to keep it)"
+            )
+
     def on_featurized(self, done: int, total: int) -> None:
         self._advance("Featurizing", done, total)
 
@@ -181,6 +197,9 @@ class ProgressObserver(FitObserver):
             f"{val}  ({report.seconds:.1f} s){mark}",
             highlight=False,
         )
+
+    def on_stage(self, description: str) -> None:
+        self._progress.add_task(description, total=None)
 
     def on_calibrated(self, calibration: Calibration) -> None:
         if calibration.warning:

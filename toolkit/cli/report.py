@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from aetk.cli import console, options
+from aetk.cli.status import EXIT_FAILED
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,13 @@ def report_command(
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
     detector = Detector.load(detector_path)
-    page = build_report(detector, paths, detector_path=detector_path, labels_csv=labels, top=top)
-    atomic_write_text(output, page)
+    with console.stderr.status("Scoring the recordings and drawing the report"):
+        page = build_report(
+            detector, paths, detector_path=detector_path, labels_csv=labels, top=top
+        )
+    try:
+        atomic_write_text(output, page)
+    except OSError as exc:
+        console.error(f"{output}: cannot write the report ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
     console.stderr.print(f"Wrote {output} ({len(page) / 1e6:.1f} MB)", highlight=False)

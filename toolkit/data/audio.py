@@ -84,6 +84,20 @@ def require_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+def sample_rates(files: Sequence[Path], most: int = 500) -> dict[int, int]:
+    """How many of (at most ``most`` of) ``files`` are at each sample rate, from their headers;
+    files that cannot be read are left out (decoding reports them)."""
+    counts: dict[int, int] = {}
+    for path in files[:most]:
+        try:
+            check_regular_file(path)
+            rate = int(soundfile.info(str(path)).samplerate)
+        except (AudioError, RuntimeError, OSError, TypeError, ValueError):
+            continue
+        counts[rate] = counts.get(rate, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def read_manifest(path: Path) -> list[Path]:
     """The recordings a manifest lists (blank lines and ``#`` comments are skipped)."""
     try:

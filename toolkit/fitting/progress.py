@@ -15,8 +15,15 @@ class FitObserver:
     def on_start(self, config: FitConfig, train_files: int, validation_files: int) -> None:
         """Called once the files are split."""
 
+    def on_recordings(self, sample_rates: dict[int, int], analysis_rate: int | None) -> None:
+        """Called once with how many recordings are at each sample rate and the rate the
+        featurizer analyses at (None when it does not say)."""
+
     def on_featurized(self, done: int, total: int) -> None:
         """Called after each file is featurized."""
+
+    def on_stage(self, description: str) -> None:
+        """Called when a stage without steps to count begins (fitting the scorer, calibrating)."""
 
     def on_epoch(self, report: EpochReport) -> None:
         """Called after each training epoch."""

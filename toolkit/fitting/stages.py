@@ -25,7 +25,7 @@ import torch
 from aetk import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import check_storable
-from aetk.data.audio import require_audio_files
+from aetk.data.audio import require_audio_files, sample_rates
 from aetk.data.cache import FeatureCache, file_digest, load_entry
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths
 from aetk.data.features import check_vector_shape, iter_clips, map_files
@@ -126,6 +126,11 @@ def fit_config(
         require_audio_files(paths), config.training.val_fraction, config.training.seed
     )
     observer.on_start(config, len(train_files), len(validation_files))
+    analysis_rate = parts.featurizer.get_params().get("sample_rate")
+    observer.on_recordings(
+        sample_rates([*train_files, *validation_files]),
+        analysis_rate if isinstance(analysis_rate, int) else None,
+    )
     with FeatureCache.from_environment() as cache, _warnings_shown(processes.is_main):
 
         def featurize_all(
@@ -145,7 +150,8 @@ def fit_config(
         )
         if sets is None:  # not the main process: it writes nothing
             return None
-        calibration = fit_scorer(parts, sets, config, observer)
+        observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating the threshold")
+        calibration = fit_scorer(parts, sets, config, cache.root / "tmp", observer)
     summary = training_summary(config, parts.model, sets, processes, started)
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
@@ -255,19 +261,59 @@ def train_model(
         )
 
 
+#: With fewer normal files than this, a trained model's threshold is calibrated by cross-fitting
+#: on every file instead of on the few validation files.
+CROSS_FIT_BELOW = 20
+CROSS_FIT_FOLDS = 5
+
+
 def fit_scorer(
-    parts: Components, sets: FeaturizedSets, config: FitConfig, observer: FitObserver
+    parts: Components,
+    sets: FeaturizedSets,
+    config: FitConfig,
+    folder: Path,
+    observer: FitObserver,
 ) -> Calibration:
     """Fit the scorer on all the standardised clips, then calibrate the threshold on the scores
-    of normal clips it did not learn from."""
+    of normal clips that neither the model nor the scorer learned from."""
     train_clips = StandardizedClips(sets.train, parts.normalizer)
     validation_clips = StandardizedClips(sets.validation, parts.normalizer)
     parts.scorer.fit(parts.model, train_clips, validation_clips)
     check_storable("scorer", parts.scorer)
-    normal_scores = parts.scorer.held_out_scores(parts.model, train_clips, validation_clips)
+    files = len(sets.digests["train"]) + len(sets.digests["validation"])
+    whole_files = not config.training.segment_seconds
+    if parts.model.trainable and whole_files and 2 <= files < CROSS_FIT_BELOW:
+        normal_scores = cross_fitted_scores(parts, sets, config, folder)
+    else:
+        normal_scores = parts.scorer.held_out_scores(parts.model, train_clips, validation_clips)
     calibration = calibrate(normal_scores, config.threshold)
     observer.on_calibrated(calibration)
     return calibration
+
+
+def cross_fitted_scores(
+    parts: Components, sets: FeaturizedSets, config: FitConfig, folder: Path
+) -> np.ndarray:
+    """A held-out score for every normal file: the files are cut into folds, and each fold is
+    scored by a model and scorer fitted on the other folds (as the detector's own were fitted on
+    all of them). With a handful of files this gives the threshold every file to stand on rather
+    than one or two validation files."""
+    clips = [*sets.train, *sets.validation]  # whole files: one clip each
+    order = np.random.default_rng(config.training.seed).permutation(len(clips))
+    scores = np.empty(len(clips))
+    host = get_host()
+    for fold in np.array_split(order, min(CROSS_FIT_FOLDS, len(clips))):
+        held_out = set(fold.tolist())
+        rest = [clip for index, clip in enumerate(clips) if index not in held_out]
+        model = host.create("model", parts.model.name, parts.model.get_params())
+        scorer = host.create("scorer", parts.scorer.name, parts.scorer.get_params())
+        with _vector_sets(FeaturizedSets(rest, []), parts.normalizer, folder) as (vectors, _):
+            train(model, vectors, None, config.training)
+        standardized = StandardizedClips(rest, parts.normalizer)
+        scorer.fit(model, standardized, [])
+        held = StandardizedClips([clips[index] for index in fold], parts.normalizer)
+        scores[fold] = scorer.score(model, held)
+    return scores
 
 
 def training_summary(
