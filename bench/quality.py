@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = data_sets(args.data)
     if args.sets:
         sets = [s for s in sets if s.name in args.sets.split(",")]
-    host = aetk.plugin.host.get_host()
+    host = aetk.plugins.get_host()
     missing = [
         name
         for name in names

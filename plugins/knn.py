@@ -157,6 +157,33 @@ class KnnScorer(aetk.Scorer):
             localizations.append(self._localize(codes, clip.shape) if localizable else None)
         return self._pool(distances), localizations
 
+    def export_module(self, model):
+        """One clip's mean distance to its k nearest references, as a module to export."""
+        from torch import nn
+
+        self.check_fitted()
+        pooling, top_fraction = self.pooling, self.top_fraction
+        k = min(self.k, len(self.reference_))
+
+        class KnnGraph(nn.Module):
+            def __init__(self, center, scale, reference):
+                super().__init__()
+                self.network = model.module_
+                self.register_buffer("center", center.clone())
+                self.register_buffer("scale", scale.clone())
+                self.register_buffer("reference", reference.clone())
+
+            def forward(self, vectors):
+                codes = self.network(vectors)[1].flatten(1)
+                if pooling == "clip":
+                    codes = codes.mean(0, keepdim=True)
+                queries = (codes - self.center) / self.scale
+                distances = aetk.networks.pairwise_distances(queries, self.reference)
+                nearest = distances.topk(k, dim=1, largest=False).values.mean(1)
+                return aetk.networks.top_fraction_mean(nearest, top_fraction)
+
+        return KnnGraph(self.center_, self.scale_, self.reference_)
+
     def _localizable(self, model, clip: torch.Tensor) -> bool:
         return model.latent(clip[:1]).shape[1] == clip[0].numel()
 

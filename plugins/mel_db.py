@@ -38,6 +38,8 @@ class MelDb(aetk.Featurizer):
     """
 
     name = "mel-db"
+    #: 2: bands above an upsampled recording's Nyquist frequency are silence, exactly.
+    cache_version = "2"
 
     def __init__(
         self,
@@ -82,13 +84,28 @@ class MelDb(aetk.Featurizer):
         spectrogram, mel_scale, to_decibels = self._transforms()
         spectrum = spectrogram(waveforms)
         # |z|² as re² + im²: torchaudio's power=2 takes a square root only to square it again.
-        decibels = to_decibels(mel_scale(spectrum.real.square() + spectrum.imag.square()))
+        mels = mel_scale(spectrum.real.square() + spectrum.imag.square())
+        empty = self.empty_bands(sample_rate)
+        if empty:
+            # A recording upsampled to the analysis rate holds nothing above its own Nyquist
+            # frequency: those bands would carry only the resampler's rounding noise, which
+            # standardisation would then magnify. They are silence, exactly.
+            mels[..., empty, :] = 0.0
+        decibels = to_decibels(mels)
         if self.floor_db is not None:
             decibels = decibels.clamp_min(self.floor_db)
         if not self.frames:
             return decibels.unsqueeze(1)
         # [batch, channels, mels, time] → [batch, vectors, channels, mels, frames]
         return decibels.unfold(-1, self.frames, 1).permute(0, 3, 1, 2, 4).contiguous()
+
+    def empty_bands(self, file_sample_rate: int) -> list[int]:
+        """The mel bands a recording at ``file_sample_rate`` leaves empty: those starting above
+        99 % of its Nyquist frequency (the resampler's roll-off), when it is upsampled."""
+        if file_sample_rate >= self.sample_rate:
+            return []
+        edge = 0.99 * file_sample_rate / 2
+        return [b for b, (low, _) in enumerate(self.layout().band_edges_hz) if low >= edge]
 
     def layout(self) -> aetk.FeatureLayout:
         """Frames every ``hop_length`` samples; mel bands on torchaudio's HTK scale from 0 Hz to

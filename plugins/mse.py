@@ -61,6 +61,25 @@ class MseScorer(aetk.Scorer):
         scores = np.array([score for score, _ in walked], dtype=np.float64)
         return scores, [localization for _, localization in walked]
 
+    def export_module(self, model):
+        """The pooled mean squared reconstruction error of one clip, as a module to export."""
+        from torch import nn
+
+        top_fraction = self.top_fraction
+
+        class MseGraph(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.network = model.module_
+
+            def forward(self, vectors):
+                reconstruction, _ = self.network(vectors)
+                target = model.target(vectors)
+                errors = (reconstruction - target).square().flatten(1).mean(1)
+                return aetk.networks.top_fraction_mean(errors, top_fraction)
+
+        return MseGraph()
+
     def _walk(self, model, clips: Sequence[torch.Tensor]):
         """``(score, localization)`` of each clip, reconstructing many clips at once."""
         import torch

@@ -30,3 +30,33 @@ class Identity(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x, x.flatten(1)
+
+
+class Affine(nn.Module):
+    """``(x - mean) / std`` with fixed statistics (``None``: the identity)."""
+
+    def __init__(self, mean: torch.Tensor | None, std: torch.Tensor | None):
+        super().__init__()
+        self.identity = mean is None
+        if mean is not None and std is not None:
+            self.register_buffer("mean", mean.clone())
+            self.register_buffer("std", std.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.identity else (x - self.mean) / self.std
+
+
+def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The mean of the largest ``ceil(fraction × n)`` of ``values`` (at least one), as ``[1]``;
+    written with sorting and a mask so that it exports to ONNX with a dynamic ``n``."""
+    ordered = torch.sort(values.double(), descending=True).values
+    ranks = torch.cumsum(torch.ones_like(ordered), 0) - 1
+    count = torch.clamp(torch.ceil(fraction * ranks.max().add(1)), min=1)
+    mask = (ranks < count).double()
+    return ((ordered * mask).sum() / mask.sum()).reshape(1)
+
+
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances ``[len(a), len(b)]`` from squared norms and one matrix product."""
+    squared = a.square().sum(1, keepdim=True) + b.square().sum(1)[None] - 2 * a @ b.T
+    return squared.clamp_min(0).sqrt()

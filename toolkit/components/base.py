@@ -297,6 +297,17 @@ class Scorer(Component):
         from one pass over the model; the default calls :meth:`score` and :meth:`localize`."""
         return self.score(model, clips), [self.localize(model, clip) for clip in clips]
 
+    def export_module(self, model: Model) -> torch.nn.Module | None:
+        """A ``torch.nn.Module`` computing this scorer's score of one clip for ``aetk export``,
+        or ``None`` (the default): "this scorer cannot be exported".
+
+        The module's ``forward(vectors)`` takes one clip's standardised vectors
+        ``[n_vectors, *vector_shape]`` (``n_vectors`` varies) and returns a tensor of shape ``[1]``,
+        the clip's score, equal to ``score(model, [vectors])``. It may call ``model.module_``;
+        it must use only operations PyTorch's ONNX exporter supports.
+        """
+        return None
+
     def fit_localization(self, localizations: Iterable[Localization]) -> None:
         """Learn what normal looks like from localizations of normal clips (not trained on):
         ``event_threshold_``, the :data:`EVENT_PERCENTILE` of their vector scores, and
@@ -337,6 +348,10 @@ class Normalizer(Component):
 
     def inverse_transform(self, vectors: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def export_module(self) -> torch.nn.Module | None:
+        """A ``torch.nn.Module`` doing :meth:`transform` for ``aetk export``; None: cannot."""
+        return None
 
 
 COMPONENT_KINDS: dict[str, type[Component]] = {

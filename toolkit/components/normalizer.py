@@ -56,7 +56,7 @@ class Standardizer(Normalizer):
             std = (squares / count - mean.square()).clamp_min(0.0).sqrt()
             mean, std = mean.expand(shape), std.expand(shape)
         self.mean_ = mean.to(torch.float32).contiguous()
-        self.std_ = std.clamp_min(1e-6).to(torch.float32).contiguous()
+        self.std_ = std.clamp_min(_spread_floor(std)).to(torch.float32).contiguous()
         return self
 
     def validate(self) -> None:
@@ -71,11 +71,31 @@ class Standardizer(Normalizer):
             return vectors
         return (vectors - self.mean_) / self.std_
 
+    def export_module(self) -> torch.nn.Module:
+        from aetk.networks import Affine
+
+        self.check_fitted()
+        if self.mode == "none":
+            return Affine(None, None)
+        return Affine(self.mean_, self.std_)
+
     def inverse_transform(self, vectors: torch.Tensor) -> torch.Tensor:
         self.check_fitted()
         if self.mode == "none":
             return vectors
         return vectors * self.std_ + self.mean_
+
+
+#: A feature whose training spread is below this share of the typical spread is treated as having
+#: that spread: a constant feature (a band a recording leaves empty) then stays near 0 instead of
+#: turning rounding noise (one float32 step is 1e-5 of a value near 100 dB) into large values.
+RELATIVE_SPREAD_FLOOR = 1e-3
+
+
+def _spread_floor(std: torch.Tensor) -> float:
+    positive = std[std > 0]
+    typical = float(positive.median()) if positive.numel() else 0.0
+    return max(1e-6, RELATIVE_SPREAD_FLOOR * typical)
 
 
 def _totals(

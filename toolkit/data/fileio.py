@@ -75,7 +75,11 @@ def _mode_for(path: Path) -> int:
 
 
 #: What each kind of output file starts with, so that aetk replaces only its own kind of file.
-OUTPUT_KINDS = {"detector": "an aetk detector", "report": "an HTML report aetk wrote"}
+OUTPUT_KINDS = {
+    "detector": "an aetk detector",
+    "report": "an HTML report aetk wrote",
+    "onnx": "an ONNX detector aetk exported",
+}
 REPORT_MARK = "<meta name=generator content=aetk>"
 
 
@@ -107,6 +111,9 @@ def _is_kind(path: Path, kind: str) -> bool:
         with open(path, "rb") as handle:
             if kind == "report":
                 return REPORT_MARK.encode() in handle.read(4096)
+            if kind == "onnx":  # the metadata key and the featurizer entry aetk writes
+                data = handle.read(256 << 20)
+                return b"graph_sha256" in data and b"aetk_version" in data
             # A detector is a safetensors file whose JSON header names the aetk format.
             size = int.from_bytes(handle.read(8), "little")
             return 0 < size <= 64_000_000 and b"aetk-detector" in handle.read(size)

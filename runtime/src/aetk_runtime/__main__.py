@@ -1,0 +1,3 @@
+from aetk_runtime.cli import main
+
+main()

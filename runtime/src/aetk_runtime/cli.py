@@ -1,0 +1,121 @@
+"""``aetk-runtime score``: the same table, JSON Lines and exit statuses as ``aetk score``.
+
+Exit status: 0 all scored, 1 some file could not be scored, 2 usage error, 3 ``--fail-on-anomaly``
+found an anomaly (and none failed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from aetk_runtime.errors import RuntimeUsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="aetk-runtime", description="Score recordings with a detector exported by aetk."
+    )
+    root.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = root.add_subparsers(dest="command")
+    score = commands.add_parser("score", help="score recordings; higher is more anomalous")
+    score.add_argument("paths", nargs="+", metavar="PATH", help="recordings or folders")
+    score.add_argument("-d", "--detector", default="detector.onnx", help="file from aetk export")
+    score.add_argument("--json", action="store_true", help="JSON Lines on stdout")
+    score.add_argument("--threshold", type=float, help="override the detector's threshold")
+    score.add_argument(
+        "--false-alarm-rate", type=float, help="recompute the threshold for this rate"
+    )
+    score.add_argument("--segment", type=float, help="score in windows of this many seconds")
+    score.add_argument(
+        "--fail-on-anomaly", action="store_true", help="exit with status 3 if any is anomalous"
+    )
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        arguments = parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    if arguments.version:
+        from aetk_runtime import __version__
+
+        print(f"aetk-runtime {__version__}")
+        return EXIT_OK
+    if arguments.command != "score":
+        parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return score(arguments)
+    except KeyboardInterrupt:
+        error("interrupted")
+        return EXIT_INTERRUPTED
+    except RuntimeUsageError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+
+
+def score(arguments: argparse.Namespace) -> int:
+    from aetk_runtime.audio import find_audio_files
+    from aetk_runtime.detector import load
+
+    files = find_audio_files(arguments.paths)
+    if not files:
+        raise RuntimeUsageError(f"no audio files found in {', '.join(arguments.paths)}")
+    detector = load(arguments.detector)
+    results = []
+    scored = detector.iter_scores(
+        files,
+        threshold=arguments.threshold,
+        false_alarm_rate=arguments.false_alarm_rate,
+        segment=arguments.segment,
+    )
+    for result in scored:
+        results.append(result)
+        if result.error:
+            error(f"{result.path}: {result.error}")
+        if arguments.json:
+            print(json.dumps(result.as_dict()), flush=True)
+    if not arguments.json:
+        print_table(results)
+    if any(result.error for result in results):
+        return EXIT_FAILED
+    if arguments.fail_on_anomaly and any(result.anomalous for result in results):
+        return EXIT_ANOMALY
+    return EXIT_OK
+
+
+def print_table(results) -> None:
+    rows = [("file", "score", "threshold", "verdict")]
+    for result in results:
+        score = "-" if result.score is None else f"{result.score:.5g}"
+        verdict = (
+            f"error: {result.error}" if result.error else "ANOMALY" if result.anomalous else "normal"
+        )
+        rows.append((result.path, score, f"{result.threshold:.5g}", verdict))
+    anomalous = sum(bool(result.anomalous) for result in results)
+    failed = sum(bool(result.error) for result in results)
+    count = f"{len(results)} files: {anomalous} anomalous, {len(results) - anomalous - failed} normal"
+    count += f", {failed} failed" if failed else ""
+    if not sys.stdout.isatty():
+        for row in rows:
+            print("\t".join(row))
+        print(count, file=sys.stderr)
+        return
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(count)
+
+
+def error(message: str) -> None:
+    text = " ".join(str(message).split())
+    print(f"error: {text[:2000]}", file=sys.stderr, flush=True)

@@ -1,0 +1,193 @@
+"""An exported detector: the ONNX graph (standardisation, model, scorer), its featurizer and its
+calibration, scoring files the way ``aetk score`` does."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetk_runtime.audio import find_audio_files, read_audio, read_windows
+from aetk_runtime.errors import AudioError, DetectorError, RuntimeUsageError
+from aetk_runtime.features import featurizer_for
+
+#: Export schemas this runtime reads.
+SCHEMAS = (1,)
+
+
+@dataclass
+class ScoreResult:
+    """The verdict on one file; the same fields as ``aetk score --json``."""
+
+    path: str
+    score: float | None
+    threshold: float
+    anomalous: bool | None
+    error: str | None = None
+    segments: list[dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": self.score,
+            "threshold": self.threshold,
+            "anomalous": self.anomalous,
+            "error": self.error,
+            "segments": self.segments,
+        }
+
+
+def load(path: str | Path) -> ExportedDetector:
+    """Read an ONNX file written by ``aetk export``; a one-line :class:`DetectorError` otherwise."""
+    import onnxruntime
+
+    path = Path(path)
+    if not path.is_file():
+        raise DetectorError(f"{path}: no exported detector here (write one with 'aetk export')")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own kinds for foreign files
+        raise DetectorError(f"{path}: not an ONNX file ({str(exc).splitlines()[0][:200]})") from None
+    props = session.get_modelmeta().custom_metadata_map
+    try:
+        meta = json.loads(props["aetk"])
+    except (KeyError, ValueError):
+        raise DetectorError(f"{path}: an ONNX file, but not one aetk exported") from None
+    if meta.get("schema_version") not in SCHEMAS:
+        raise DetectorError(
+            f"{path}: exported with schema {meta.get('schema_version')!r}; this runtime reads "
+            f"{', '.join(map(str, SCHEMAS))}: upgrade aetk-runtime"
+        )
+    try:
+        featurizer = featurizer_for(meta["featurizer"])
+    except DetectorError as exc:
+        raise DetectorError(f"{path}: {exc}") from None
+    return ExportedDetector(path, session, featurizer, meta)
+
+
+class ExportedDetector:
+    def __init__(self, path: Path, session: Any, featurizer: Any, meta: dict[str, Any]):
+        self.path = path
+        self.session = session
+        self.featurizer = featurizer
+        self.meta = meta
+        self.vector_shape = tuple(meta["vector_shape"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"])
+
+    def threshold_for(
+        self, threshold: float | None = None, false_alarm_rate: float | None = None
+    ) -> float:
+        if threshold is not None and false_alarm_rate is not None:
+            raise RuntimeUsageError("give --threshold or --false-alarm-rate, not both")
+        if threshold is not None:
+            if not math.isfinite(threshold):
+                raise RuntimeUsageError(
+                    f"--threshold: threshold must be a finite number, not {threshold!r}"
+                )
+            return float(threshold)
+        if false_alarm_rate is not None:
+            if not 0 < false_alarm_rate < 1:
+                raise RuntimeUsageError("--false-alarm-rate must lie strictly between 0 and 1")
+            return conformal_threshold(self.meta["calibration"]["normal_scores"], false_alarm_rate)
+        return self.threshold
+
+    def score(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        threshold: float | None = None,
+        false_alarm_rate: float | None = None,
+        segment: float | None = None,
+    ) -> list[ScoreResult]:
+        return list(
+            self.iter_scores(
+                paths, threshold=threshold, false_alarm_rate=false_alarm_rate, segment=segment
+            )
+        )
+
+    def iter_scores(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        threshold: float | None = None,
+        false_alarm_rate: float | None = None,
+        segment: float | None = None,
+    ) -> Iterator[ScoreResult]:
+        limit = self.threshold_for(threshold, false_alarm_rate)
+        seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
+        if not math.isfinite(seconds) or seconds < 0:
+            raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
+        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
+        for path in files:
+            try:
+                yield self._score_file(path, limit, seconds)
+            except AudioError as exc:
+                yield ScoreResult(str(path), None, limit, None, exc.reason)
+
+    def _score_file(self, path: Path, threshold: float, seconds: float) -> ScoreResult:
+        if not seconds:
+            samples, rate = read_audio(path, self.featurizer.frames_to_read)
+            score = self._score_clip(samples, rate)
+            return ScoreResult(str(path), score, threshold, score > threshold)
+        spans, scores = [], []
+        for start, samples, rate in read_windows(path, seconds):
+            length = samples.shape[1] / rate
+            if start > 0 and length < seconds / 2:
+                break  # as aetk: a last window under half the length is not scored
+            spans.append((start, start + length))
+            scores.append(self._score_clip(samples, rate))
+        score = max(scores)
+        return ScoreResult(
+            str(path), score, threshold, score > threshold, None,
+            window_events(spans, scores, threshold),
+        )
+
+    def _score_clip(self, samples: np.ndarray, rate: int) -> float:
+        features = self.featurizer.featurize(samples, rate)
+        if not np.isfinite(features).all():
+            raise AudioError("yields NaN or infinite features")
+        if tuple(features.shape[1:]) != self.vector_shape:
+            raise AudioError(
+                f"yields feature vectors of shape {list(features.shape[1:])}, but the detector "
+                f"expects {list(self.vector_shape)} (clips of another length or channel count?)"
+            )
+        (score,) = self.session.run(None, {"features": features.astype(np.float32)})
+        value = float(np.asarray(score).reshape(-1)[0])
+        if not math.isfinite(value):
+            raise AudioError("score is not finite")
+        return value
+
+
+def conformal_threshold(scores: Sequence[float], false_alarm_rate: float) -> float:
+    """The ⌈(n+1)(1−F)⌉-th smallest of the normal scores (the largest when they are too few)."""
+    values = np.sort(np.asarray(scores, dtype=np.float64))
+    rank = math.ceil((len(values) + 1) * (1 - false_alarm_rate) - 1e-9)
+    return float(values[min(rank, len(values)) - 1])
+
+
+def window_events(
+    spans: list[tuple[float, float]], scores: list[float], threshold: float
+) -> list[dict[str, Any]]:
+    """Consecutive windows above the threshold, merged; each keeps its highest score."""
+    events: list[dict[str, Any]] = []
+    for (start, end), score in zip(spans, scores):
+        if score <= threshold:
+            continue
+        if events and math.isclose(events[-1]["end"], round(start, 3)):
+            events[-1]["end"] = round(end, 3)
+            events[-1]["score"] = max(events[-1]["score"], score)
+        else:
+            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
+    return events

@@ -1,0 +1,19 @@
+"""Errors the runtime reports to users, each one line naming what went wrong."""
+
+from __future__ import annotations
+
+
+class RuntimeUsageError(Exception):
+    """A bad option, or a detector the runtime cannot run (exit status 2)."""
+
+
+class DetectorError(RuntimeUsageError):
+    """The ONNX file is missing, foreign, or made for a featurizer the runtime does not know."""
+
+
+class AudioError(Exception):
+    """A recording cannot be read or featurized; ``reason`` says why."""
+
+    def __init__(self, reason: str, path: str | None = None):
+        self.reason = reason
+        super().__init__(reason if path is None else f"{path}: {reason}")

@@ -1,0 +1,194 @@
+"""The built-in ``mel-db`` featurizer in numpy: the same resampling, STFT, mel filter bank, dB
+and frame context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
+
+- resampling: a windowed-sinc polyphase filter (Hann window, 6 zero crossings, roll-off 0.99), as
+  ``torchaudio.transforms.Resample`` builds it;
+- power spectrum: periodic Hann window of ``n_fft``, reflection padding when ``center``;
+- mel filter bank: HTK mel scale, triangles from 0 Hz to Nyquist, not normalised;
+- bands starting above an upsampled recording's Nyquist frequency are silence, exactly;
+- dB: ``10 log10(max(power, 1e-10))``, floored ``top_db`` below the clip's loudest value.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from aetk_runtime.errors import AudioError, DetectorError
+
+#: Largest resampling kernel (in elements of up × down phases) built for an exact rate ratio.
+_MAX_KERNEL_PHASES = 1_000_000
+
+
+class MelDb:
+    """``mel-db`` with the parameters an exported detector carries."""
+
+    name = "mel-db"
+    PARAMS = (
+        "sample_rate",
+        "channels",
+        "target_length",
+        "n_fft",
+        "hop_length",
+        "n_mels",
+        "top_db",
+        "frames",
+        "center",
+        "floor_db",
+    )
+
+    def __init__(self, params: dict):
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise DetectorError(f"mel-db parameters this runtime does not know: {unknown}")
+        defaults = {"channels": "mono", "target_length": 100_000, "n_fft": 1024,
+                    "hop_length": 256, "n_mels": 32, "top_db": 80.0, "frames": 0,
+                    "center": True, "floor_db": None, "sample_rate": 16000}
+        values = {**defaults, **params}
+        for name in self.PARAMS:
+            setattr(self, name, values[name])
+
+    def frames_to_read(self, rate: int) -> int | None:
+        if not self.target_length:
+            return None
+        return math.ceil(self.target_length * rate / self.sample_rate) + 1
+
+    def minimum_samples(self) -> int:
+        later = (max(self.frames, 1) - 1) * self.hop_length
+        if self.center:
+            return max(self.n_fft // 2 + 1, later + 1)
+        return self.n_fft + later
+
+    def featurize(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """``[channels, samples]`` at ``rate`` → ``[n_vectors, channels, n_mels, frames]``."""
+        if samples.shape[-1] == 0:
+            raise AudioError("holds no audio samples")
+        samples = self._channels(samples.astype(np.float32))
+        if rate != self.sample_rate:
+            samples = resample(samples, rate, self.sample_rate)
+        samples = self._fix_length(samples)
+        power = _power_spectrum(samples, self.n_fft, self.hop_length, self.center)
+        bank = _mel_bank(self.n_mels, self.sample_rate, self.n_fft // 2 + 1)
+        mels = np.einsum("fm,cft->cmt", bank, power, optimize=True).astype(np.float32)
+        mels[:, self.empty_bands(rate), :] = 0.0  # above an upsampled recording's Nyquist
+        decibels = 10.0 * np.log10(np.maximum(mels, np.float32(1e-10)))
+        if self.top_db:
+            decibels = np.maximum(decibels, decibels.max() - np.float32(self.top_db))
+        if self.floor_db is not None:
+            decibels = np.maximum(decibels, np.float32(self.floor_db))
+        decibels = decibels.astype(np.float32)
+        if not self.frames:
+            return decibels[None]
+        count = decibels.shape[-1] - self.frames + 1
+        if count < 1:
+            raise AudioError("yields no feature vectors")
+        windows = np.lib.stride_tricks.sliding_window_view(decibels, self.frames, axis=-1)
+        return np.ascontiguousarray(windows.transpose(2, 0, 1, 3))  # [vectors, C, mels, frames]
+
+    def empty_bands(self, rate: int) -> list[int]:
+        """Bands starting above 99 % of an upsampled recording's Nyquist frequency."""
+        if rate >= self.sample_rate:
+            return []
+        nyquist_mel = 2595.0 * math.log10(1.0 + self.sample_rate / 2 / 700.0)
+        points = [nyquist_mel * i / (self.n_mels + 1) for i in range(self.n_mels + 2)]
+        lows = [700.0 * (10 ** (mel / 2595.0) - 1.0) for mel in points[: self.n_mels]]
+        return [band for band, low in enumerate(lows) if low >= 0.99 * rate / 2]
+
+    def _channels(self, samples: np.ndarray) -> np.ndarray:
+        if self.channels == "mono":
+            return samples if samples.shape[0] == 1 else samples.mean(0, keepdims=True)
+        if samples.shape[0] < self.channels:
+            raise AudioError(
+                f"has {samples.shape[0]} channel(s) but the featurizer uses {self.channels} "
+                "(set featurizer.channels to 'mono' or fewer channels)"
+            )
+        return samples[: self.channels]
+
+    def _fix_length(self, samples: np.ndarray) -> np.ndarray:
+        length = samples.shape[-1]
+        if self.target_length:
+            if length >= self.target_length:
+                return samples[:, : self.target_length]
+            return np.pad(samples, ((0, 0), (0, self.target_length - length)))
+        if length < self.minimum_samples():
+            raise AudioError(
+                f"is too short: {length / self.sample_rate:.3f} s, the featurizer needs at least "
+                f"{self.minimum_samples() / self.sample_rate:.3f} s"
+            )
+        return samples
+
+
+FEATURIZERS = {MelDb.name: MelDb}
+
+
+def featurizer_for(entry: dict):
+    """The runtime's featurizer for an exported detector's ``featurizer`` metadata."""
+    name = entry.get("name")
+    if name not in FEATURIZERS:
+        raise DetectorError(
+            f"featurizer '{name}' is not one this runtime implements "
+            f"({', '.join(FEATURIZERS)}); score this detector with aetk itself"
+        )
+    return FEATURIZERS[name](dict(entry.get("params") or {}))
+
+
+def tractable_rate(rate: int, target: int) -> int:
+    """The file's rate, or the nearest multiple of 50 Hz when the exact kernel would be huge."""
+    divisor = math.gcd(rate, target)
+    if (rate // divisor) * (target // divisor) <= _MAX_KERNEL_PHASES:
+        return rate
+    return max(50, round(rate / 50) * 50)
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    source = tractable_rate(rate, target)
+    divisor = math.gcd(source, target)
+    down, up = source // divisor, target // divisor
+    kernel, width = _sinc_kernel(down, up)
+    length = samples.shape[-1]
+    padded = np.pad(samples.astype(np.float64), ((0, 0), (width, width + down)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1], axis=-1)[:, ::down]
+    out = np.einsum("cnk,pk->cnp", frames, kernel, optimize=True).reshape(samples.shape[0], -1)
+    return out[:, : math.ceil(up * length / down)].astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _sinc_kernel(down: int, up: int, zeros: int = 6, rolloff: float = 0.99):
+    base = min(down, up) * rolloff
+    width = math.ceil(zeros * down / base)
+    index = np.arange(-width, width + down, dtype=np.float64)[None] / down
+    t = (np.arange(0, -up, -1, dtype=np.float32)[:, None].astype(np.float64) / up + index) * base
+    t = np.clip(t, -zeros, zeros)
+    window = np.cos(t * math.pi / zeros / 2) ** 2
+    t = t * math.pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kernel = np.where(t == 0, 1.0, np.sin(t) / t)
+    kernel = kernel * window * (base / down)
+    return kernel.astype(np.float32).astype(np.float64), width
+
+
+def _power_spectrum(samples: np.ndarray, n_fft: int, hop: int, center: bool) -> np.ndarray:
+    if center:
+        samples = np.pad(samples, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft, axis=-1)[:, ::hop]
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    spectrum = np.fft.rfft(frames * window, axis=-1)  # [channels, time, bins]
+    power = spectrum.real**2 + spectrum.imag**2
+    return power.transpose(0, 2, 1).astype(np.float32)  # [channels, bins, time]
+
+
+@lru_cache(maxsize=16)
+def _mel_bank(n_mels: int, sample_rate: int, bins: int) -> np.ndarray:
+    def to_mel(hz):
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+    frequencies = np.linspace(0, sample_rate // 2, bins, dtype=np.float32)
+    mel_points = np.linspace(to_mel(0.0), to_mel(sample_rate / 2), n_mels + 2, dtype=np.float32)
+    hz_points = (700.0 * (10 ** (mel_points / 2595.0) - 1.0)).astype(np.float32)
+    spacing = np.diff(hz_points)
+    slopes = hz_points[None, :] - frequencies[:, None]
+    down = -slopes[:, :-2] / spacing[:-1]
+    up = slopes[:, 2:] / spacing[1:]
+    return np.maximum(0.0, np.minimum(down, up)).astype(np.float32)  # [bins, mels]

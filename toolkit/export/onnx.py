@@ -1,0 +1,109 @@
+"""``aetk export``: a detector as one ONNX file for the torch-free runtime (``aetk-runtime``).
+
+The graph holds everything after the featurizer: standardisation, model and scorer, from one
+clip's feature vectors ``[n_vectors, *vector_shape]`` (``n_vectors`` dynamic) to its score
+``[1]``. Windows for ``--segment`` are clips of their own, so the same graph scores them. The
+file's ``metadata_props`` hold, under the key ``aetk``, a JSON object: the featurizer's name and
+parameters, the threshold and its calibration (normal scores included, for
+``--false-alarm-rate``), the segment length, aetk's version, the export schema version and the
+SHA-256 of the graph. Each component opts in through ``export_module``; one that returns None is
+named in a one-line error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aetk import __version__
+from aetk.data.fileio import atomic_file
+from aetk.detect.detector import Detector
+from aetk.errors import ConfigError
+
+#: Version of the metadata layout the runtime reads.
+EXPORT_SCHEMA = 1
+METADATA_KEY = "aetk"
+DEFAULT_OPSET = 18
+
+
+class _DetectorGraph(torch.nn.Module):
+    def __init__(self, normalizer: torch.nn.Module, scorer: torch.nn.Module):
+        super().__init__()
+        self.normalizer = normalizer
+        self.scorer = scorer
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scorer(self.normalizer(features))
+
+
+def graph_of(detector: Detector) -> torch.nn.Module:
+    """The detector after its featurizer as one module, or a ConfigError naming the component
+    that cannot be exported."""
+    normalizer = detector.normalizer.export_module()
+    if normalizer is None:
+        raise ConfigError(f"normalizer '{detector.normalizer.name}' cannot be exported")
+    scorer = detector.scorer.export_module(detector.model)
+    if scorer is None:
+        raise ConfigError(
+            f"scorer '{detector.scorer.name}' cannot be exported (it has no export_module); "
+            "score with aetk itself"
+        )
+    return _DetectorGraph(normalizer, scorer).eval()
+
+
+def metadata(detector: Detector, graph_sha256: str) -> dict[str, Any]:
+    calibration = detector.calibration
+    return {
+        "schema_version": EXPORT_SCHEMA,
+        "aetk_version": __version__,
+        "featurizer": {"name": detector.featurizer.name, "params": detector.featurizer.get_params()},
+        "vector_shape": list(detector.model.input_shape_),
+        "segment_seconds": detector.segment_seconds,
+        "threshold": detector.threshold,
+        "calibration": {
+            **calibration.as_dict(),
+            "normal_scores": [float(score) for score in calibration.normal_scores],
+        },
+        "graph_sha256": graph_sha256,
+    }
+
+
+def export(detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``detector`` as an ONNX file at ``path`` (atomically) and check it."""
+    import onnx
+
+    graph = graph_of(detector)
+    example = torch.zeros((3, *detector.model.input_shape_))
+    vectors = torch.export.Dim("vectors", min=1)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter reports every op library it skips
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["features"],
+            output_names=["score"],
+            dynamic_shapes={"features": {0: vectors}},
+            verbose=False,
+        )
+    quiet.setLevel(level)
+    model = program.model_proto
+    onnx.checker.check_model(model)
+    digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
+    entry = model.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(metadata(detector, digest))
+    path = Path(path)
+    with atomic_file(path) as handle:
+        handle.write(model.SerializeToString())
+    return path
