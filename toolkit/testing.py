@@ -407,6 +407,26 @@ def check_scorer_says_whether_it_needs_reconstruction(scorer: Scorer) -> None:
     )
 
 
+def check_scorer_export_module_scores_as_the_scorer(scorer: Scorer) -> None:
+    """A scorer that opts in to ``aetk export`` must give, through its export module, the score
+    ``score`` gives (clips of different lengths included)."""
+    import torch
+
+    model = _reference_model(MODEL_INPUT_SHAPE)
+    normal, validation, test_normal, anomalous = _scorer_data(MODEL_INPUT_SHAPE)
+    fitted = _rebuild(scorer).fit(model, normal, validation)
+    module = fitted.export_module(model)
+    if module is None:
+        return
+    clips = [*test_normal, anomalous[0][:5]]
+    expected = np.asarray(fitted.score(model, clips), dtype=np.float64)
+    with torch.no_grad():
+        got = np.array([float(module.eval()(clip).reshape(-1)[0]) for clip in clips])
+    assert np.allclose(got, expected, rtol=1e-5, atol=1e-7), (
+        f"export_module(model) scores {got.round(5)} where score gives {expected.round(5)}"
+    )
+
+
 def check_scorer_state_survives_the_detector_file(scorer: Scorer) -> None:
     model = _reference_model(MODEL_INPUT_SHAPE)
     normal, validation, test_normal, _ = _scorer_data(MODEL_INPUT_SHAPE)
@@ -440,6 +460,7 @@ CHECKS: dict[type[Component], list[Callable[..., None]]] = {
         check_scorer_fit_returns_self_and_scores_each_clip,
         check_scorer_ranks_constructed_anomalies_higher,
         check_scorer_says_whether_it_needs_reconstruction,
+        check_scorer_export_module_scores_as_the_scorer,
         check_scorer_state_survives_the_detector_file,
     ],
 }

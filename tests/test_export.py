@@ -1,0 +1,242 @@
+"""aetk export and the torch-free runtime: every built-in preset exports, the ONNX graph scores as
+aetk does, the runtime's numpy mel-db matches aetk's features, and in an environment without
+torch, aetk-runtime gives aetk score's rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aetk
+from aetk import synth
+from aetk.data.features import featurize_file
+from aetk.fitting.config import load_preset, preset_names
+
+onnx = pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+onnxruntime = pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "runtime" / "src"))
+from aetk_runtime.features import MelDb as NumpyMelDb  # noqa: E402
+
+#: Every preset at a size that fits in a test; the seed preset's network shrunk.
+SMALL = {name: ["training.epochs=2"] for name in preset_names()}
+SMALL["seed"] += ["featurizer.channels=1", "model.hidden=[32]", "model.bottleneck=4"]
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    written = synth.write_dataset(
+        folder, train=10, test_normal=2, test_per_anomaly=1, seconds=0.7, seed=2
+    )
+    # A recording at 48 kHz too: the runtime must resample like aetk.
+    machine = synth.Machine(sample_rate=48000)
+    clip = synth.anomalous_clip(np.random.default_rng(5), "knock", 0.7, machine)
+    path = folder / "test" / "anomaly_knock_48k.wav"
+    import soundfile
+
+    soundfile.write(path, clip, 48000, subtype="PCM_16")
+    return written["train"], [*written["test"], path]
+
+
+@pytest.fixture(scope="module")
+def exported(sounds, tmp_path_factory):
+    from aetk.export.onnx import export
+
+    train, _ = sounds
+    folder = tmp_path_factory.mktemp("onnx")
+    made = {}
+    for preset in preset_names():
+        detector = aetk.fit(train, preset=preset, set=SMALL[preset])
+        detector_path = detector.save(folder / f"{preset}.aetk")
+        made[preset] = (detector, detector_path, export(detector, folder / f"{preset}.onnx"))
+    return made
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_exports_a_checked_graph_with_its_metadata(exported, preset):
+    detector, _, path = exported[preset]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    (entry,) = [prop for prop in model.metadata_props if prop.key == "aetk"]
+    meta = json.loads(entry.value)
+    assert meta["featurizer"] == {"name": "mel-db", "params": detector.featurizer.get_params()}
+    assert meta["threshold"] == detector.threshold
+    assert len(meta["calibration"]["normal_scores"]) == len(detector.calibration.normal_scores)
+    assert meta["aetk_version"] == aetk.__version__ and meta["schema_version"] == 1
+    assert len(meta["graph_sha256"]) == 64
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_the_graph_scores_clips_of_any_length_as_aetk_does(exported, sounds, preset):
+    detector, _, path = exported[preset]
+    session = onnxruntime.InferenceSession(str(path))
+    for clip in sounds[1]:
+        features = featurize_file(detector.featurizer, clip)
+        (score,) = session.run(None, {"features": features.numpy()})
+        (expected,) = detector.score([clip], localize=False)
+        assert float(score[0]) == pytest.approx(expected.score, rel=1e-5)
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset, sounds):
+    params = {k: v for k, v in load_preset(preset)["featurizer"].items() if k != "name"}
+    params["channels"] = 1 if preset == "seed" else params["channels"]
+    ours = aetk.plugins.get_host().create("featurizer", "mel-db", params)
+    theirs = NumpyMelDb(params)
+    rng = np.random.default_rng(0)
+    waveforms = {
+        rate: (rng.standard_normal((2, int(rate * 1.1))) * 0.1).astype(np.float32)
+        for rate in (8000, 16000, 44100, 48000)
+    }
+    synthetic = synth.normal_clip(rng, 1.0)[None]
+    for rate, samples in [*waveforms.items(), (16000, synthetic)]:
+        expected = ours.featurize(torch.from_numpy(samples), rate).numpy()
+        got = theirs.featurize(samples, rate)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 1e-3, (preset, rate)
+
+
+def test_a_component_that_cannot_export_is_named(sounds, fresh_plugins, tmp_path):
+    from aetk.errors import ConfigError
+    from aetk.export.onnx import export
+
+    class Opaque(aetk.Scorer):
+        name = "opaque"
+
+        def fit(self, model, train, validation):
+            self.level_ = 1.0
+            return self
+
+        def score(self, model, clips):
+            return np.array([float(clip.mean()) for clip in clips])
+
+    host = aetk.plugins.get_host()
+    host.registry["scorer"]["opaque"] = host.registry["scorer"]["knn"].__class__(Opaque, "test")
+    detector = aetk.fit(sounds[0], scorer="opaque")
+    with pytest.raises(ConfigError, match="scorer 'opaque' cannot be exported"):
+        export(detector, tmp_path / "x.onnx")
+
+
+def test_cli_export_refuses_what_it_should_not_overwrite(cli, exported, tmp_path):
+    _, detector_path, _ = exported["default"]
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("not a model")
+    refused = cli("export", detector_path, "-o", notes)
+    assert refused.code == 2 and "exists and is not an ONNX detector aetk exported" in (
+        refused.stderr
+    )
+    out = tmp_path / "d.onnx"
+    assert cli("export", detector_path, "-o", out).code == 0
+    assert cli("export", detector_path, "-o", out).code == 0  # its own kind: replaced
+
+
+@pytest.fixture(scope="module")
+def runtime_python(tmp_path_factory) -> Path:
+    """A fresh virtual environment with only ./runtime installed (numpy, soundfile,
+    onnxruntime); ``AETK_RUNTIME_PYTHON`` names one made earlier."""
+    given = os.environ.get("AETK_RUNTIME_PYTHON")
+    if given:
+        return Path(given)
+    folder = tmp_path_factory.mktemp("runtime-venv")
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(REPO / "runtime")],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return python
+
+
+def test_the_runtime_environment_has_no_torch(runtime_python):
+    probe = subprocess.run(
+        [str(runtime_python), "-c", "import torch"], capture_output=True, text=True
+    )
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    sklearn = subprocess.run([str(runtime_python), "-c", "import sklearn"], capture_output=True)
+    assert sklearn.returncode != 0
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
+    preset, exported, sounds, runtime_python, tmp_path
+):
+    detector, detector_path, onnx_path = exported[preset]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    inputs = [*map(str, sounds[1]), str(broken)]
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    ran = subprocess.run(
+        [script, "score", *inputs, "-d", str(onnx_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 1, ran.stderr  # the broken file
+    runtime_rows = [json.loads(line) for line in ran.stdout.splitlines()]
+    aetk_rows = [r.as_dict() for r in aetk.Detector.load(detector_path).score(inputs)]
+    assert [row["path"] for row in runtime_rows] == [row["path"] for row in aetk_rows]
+    for mine, theirs in zip(runtime_rows, aetk_rows, strict=True):
+        assert set(mine) == set(theirs)
+        if theirs["error"]:
+            assert mine["error"] and mine["score"] is None
+            continue
+        assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
+        assert mine["threshold"] == theirs["threshold"]
+        if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
+            assert mine["anomalous"] == theirs["anomalous"]
+    # The same exit statuses and threshold options.
+    clean = [*map(str, sounds[1])]
+    fail = subprocess.run(
+        [script, "score", *clean, "-d", str(onnx_path), "--threshold=-1e9", "--fail-on-anomaly"],
+        capture_output=True,
+        text=True,
+    )
+    assert fail.returncode == 3
+    rate = subprocess.run(
+        [script, "score", clean[0], "-d", str(onnx_path), "--json", "--false-alarm-rate", "0.5"],
+        capture_output=True,
+        text=True,
+    )
+    expected = detector.threshold_for(false_alarm_rate=0.5)
+    assert json.loads(rate.stdout)["threshold"] == pytest.approx(expected)
+    bad = subprocess.run(
+        [script, "score", clean[0], "-d", str(onnx_path), "--threshold", "nan"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "finite" in bad.stderr
+
+
+def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp_path):
+    _, detector_path, onnx_path = exported["default"]
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    clip = str(sounds[1][-1])
+    ran = subprocess.run(
+        [script, "score", clip, "-d", str(onnx_path), "--segment", "0.3", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    (row,) = [json.loads(line) for line in ran.stdout.splitlines()]
+    (local,) = aetk.Detector.load(detector_path).score([clip], segment=0.3)
+    assert row["score"] == pytest.approx(local.score, rel=1e-4)
+    assert [(e["start"], e["end"]) for e in row["segments"]] == [
+        (e["start"], e["end"]) for e in local.segments
+    ]
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(b"\x08\x07")
+    refused = subprocess.run(
+        [script, "score", clip, "-d", str(foreign)], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith(f"error: {foreign}")
