@@ -19,9 +19,9 @@ def export_command(
     detector_path: Annotated[
         Path, typer.Argument(metavar="DETECTOR", help="Detector file written by 'aetk fit'.")
     ],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="ONNX file to write.")
-    ] = Path("detector.onnx"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path(
+        "detector.onnx"
+    ),
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset version.")] = 18,
     force: options.Force = False,
 ) -> None:

@@ -62,7 +62,10 @@ def metadata(detector: Detector, graph_sha256: str) -> dict[str, Any]:
     return {
         "schema_version": EXPORT_SCHEMA,
         "aetk_version": __version__,
-        "featurizer": {"name": detector.featurizer.name, "params": detector.featurizer.get_params()},
+        "featurizer": {
+            "name": detector.featurizer.name,
+            "params": detector.featurizer.get_params(),
+        },
         "vector_shape": list(detector.model.input_shape_),
         "segment_seconds": detector.segment_seconds,
         "threshold": detector.threshold,

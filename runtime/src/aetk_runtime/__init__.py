@@ -1,7 +1,7 @@
 """aetk-runtime: score recordings with an exported aetk detector, without PyTorch.
 
-    import aetk_runtime
-    results = aetk_runtime.load("detector.onnx").score(["new.wav"])
+import aetk_runtime
+results = aetk_runtime.load("detector.onnx").score(["new.wav"])
 """
 
 from aetk_runtime.detector import ExportedDetector, ScoreResult, load

@@ -98,12 +98,18 @@ def print_table(results) -> None:
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
         verdict = (
-            f"error: {result.error}" if result.error else "ANOMALY" if result.anomalous else "normal"
+            f"error: {result.error}"
+            if result.error
+            else "ANOMALY"
+            if result.anomalous
+            else "normal"
         )
         rows.append((result.path, score, f"{result.threshold:.5g}", verdict))
     anomalous = sum(bool(result.anomalous) for result in results)
     failed = sum(bool(result.error) for result in results)
-    count = f"{len(results)} files: {anomalous} anomalous, {len(results) - anomalous - failed} normal"
+    count = (
+        f"{len(results)} files: {anomalous} anomalous, {len(results) - anomalous - failed} normal"
+    )
     count += f", {failed} failed" if failed else ""
     if not sys.stdout.isatty():
         for row in rows:
@@ -112,7 +118,8 @@ def print_table(results) -> None:
         return
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
     print(count)
 
 

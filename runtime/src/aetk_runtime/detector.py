@@ -56,7 +56,9 @@ def load(path: str | Path) -> ExportedDetector:
             str(path), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own kinds for foreign files
-        raise DetectorError(f"{path}: not an ONNX file ({str(exc).splitlines()[0][:200]})") from None
+        raise DetectorError(
+            f"{path}: not an ONNX file ({str(exc).splitlines()[0][:200]})"
+        ) from None
     props = session.get_modelmeta().custom_metadata_map
     try:
         meta = json.loads(props["aetk"])
@@ -150,7 +152,11 @@ class ExportedDetector:
             scores.append(self._score_clip(samples, rate))
         score = max(scores)
         return ScoreResult(
-            str(path), score, threshold, score > threshold, None,
+            str(path),
+            score,
+            threshold,
+            score > threshold,
+            None,
             window_events(spans, scores, threshold),
         )
 
@@ -182,7 +188,7 @@ def window_events(
 ) -> list[dict[str, Any]]:
     """Consecutive windows above the threshold, merged; each keeps its highest score."""
     events: list[dict[str, Any]] = []
-    for (start, end), score in zip(spans, scores):
+    for (start, end), score in zip(spans, scores, strict=True):
         if score <= threshold:
             continue
         if events and math.isclose(events[-1]["end"], round(start, 3)):

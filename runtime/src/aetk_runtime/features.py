@@ -43,9 +43,18 @@ class MelDb:
         unknown = sorted(set(params) - set(self.PARAMS))
         if unknown:
             raise DetectorError(f"mel-db parameters this runtime does not know: {unknown}")
-        defaults = {"channels": "mono", "target_length": 100_000, "n_fft": 1024,
-                    "hop_length": 256, "n_mels": 32, "top_db": 80.0, "frames": 0,
-                    "center": True, "floor_db": None, "sample_rate": 16000}
+        defaults = {
+            "channels": "mono",
+            "target_length": 100_000,
+            "n_fft": 1024,
+            "hop_length": 256,
+            "n_mels": 32,
+            "top_db": 80.0,
+            "frames": 0,
+            "center": True,
+            "floor_db": None,
+            "sample_rate": 16000,
+        }
         values = {**defaults, **params}
         for name in self.PARAMS:
             setattr(self, name, values[name])
