@@ -35,12 +35,14 @@ class Identity(nn.Module):
 class Affine(nn.Module):
     """``(x - mean) / std`` with fixed statistics (``None``: the identity)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor | None, std: torch.Tensor | None):
         super().__init__()
-        self.identity = mean is None
-        if mean is not None and std is not None:
-            self.register_buffer("mean", mean.clone())
-            self.register_buffer("std", std.clone())
+        self.identity = mean is None or std is None
+        self.register_buffer("mean", torch.zeros(1) if mean is None else mean.clone())
+        self.register_buffer("std", torch.ones(1) if std is None else std.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.identity else (x - self.mean) / self.std

@@ -100,6 +100,8 @@ def export(detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET) -> 
             verbose=False,
         )
     quiet.setLevel(level)
+    if program is None:
+        raise ConfigError("the ONNX exporter produced no program")
     model = program.model_proto
     onnx.checker.check_model(model)
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
