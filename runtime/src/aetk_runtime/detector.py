@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ from aetk_runtime.features import featurizer_for
 
 #: Export schemas this runtime reads.
 SCHEMAS = (1,)
+#: Threads that decode, featurize and score files at once (``AETK_WORKERS`` overrides it).
+WORKERS = max(1, int(os.environ.get("AETK_WORKERS", min(os.cpu_count() or 1, 8))))
 
 
 @dataclass
@@ -51,6 +56,7 @@ def load(path: str | Path) -> ExportedDetector:
         raise DetectorError(f"{path}: no exported detector here (write one with 'aetk export')")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = 1  # files run on several threads at once instead
     try:
         session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
@@ -132,11 +138,23 @@ class ExportedDetector:
         if not math.isfinite(seconds) or seconds < 0:
             raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-        for path in files:
+
+        def one(path: Path) -> ScoreResult:
             try:
-                yield self._score_file(path, limit, seconds)
+                return self._score_file(path, limit, seconds)
             except AudioError as exc:
-                yield ScoreResult(str(path), None, limit, None, exc.reason)
+                return ScoreResult(str(path), None, limit, None, exc.reason)
+
+        # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
+        # a bounded number ahead so that memory stays flat.
+        with ThreadPoolExecutor(WORKERS) as pool:
+            pending: deque = deque()
+            for path in files:
+                pending.append(pool.submit(one, path))
+                if len(pending) >= 2 * WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _score_file(self, path: Path, threshold: float, seconds: float) -> ScoreResult:
         if not seconds:

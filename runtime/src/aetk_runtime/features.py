@@ -80,7 +80,7 @@ class MelDb:
         samples = self._fix_length(samples)
         power = _power_spectrum(samples, self.n_fft, self.hop_length, self.center)
         bank = _mel_bank(self.n_mels, self.sample_rate, self.n_fft // 2 + 1)
-        mels = np.einsum("fm,cft->cmt", bank, power, optimize=True).astype(np.float32)
+        mels = np.stack([bank @ channel for channel in power])  # [mels, bins] @ [bins, time]
         mels[:, self.empty_bands(rate), :] = 0.0  # above an upsampled recording's Nyquist
         decibels = 10.0 * np.log10(np.maximum(mels, np.float32(1e-10)))
         if self.top_db:
@@ -184,8 +184,8 @@ def _power_spectrum(samples: np.ndarray, n_fft: int, hop: int, center: bool) -> 
     frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft, axis=-1)[:, ::hop]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     spectrum = np.fft.rfft(frames * window, axis=-1)  # [channels, time, bins]
-    power = spectrum.real**2 + spectrum.imag**2
-    return power.transpose(0, 2, 1).astype(np.float32)  # [channels, bins, time]
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return np.ascontiguousarray(power.transpose(0, 2, 1))  # [channels, bins, time]
 
 
 @lru_cache(maxsize=16)
@@ -200,4 +200,5 @@ def _mel_bank(n_mels: int, sample_rate: int, bins: int) -> np.ndarray:
     slopes = hz_points[None, :] - frequencies[:, None]
     down = -slopes[:, :-2] / spacing[:-1]
     up = slopes[:, 2:] / spacing[1:]
-    return np.maximum(0.0, np.minimum(down, up)).astype(np.float32)  # [bins, mels]
+    bank = np.maximum(0.0, np.minimum(down, up)).astype(np.float32)  # [bins, mels]
+    return np.ascontiguousarray(bank.T)  # [mels, bins]

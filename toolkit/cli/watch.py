@@ -1,0 +1,167 @@
+"""``aetk watch``: listen to a folder, a live input device or standard input, and raise alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aetk.cli import console, options
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="watch")(watch_command)
+
+
+def watch_command(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SOURCE", help="A folder, 'mic' or 'mic:NAME|INDEX', or '-' (standard input)."
+        ),
+    ] = None,
+    detector_path: options.DetectorFile = Path("detector.aetk"),
+    window: Annotated[
+        float | None, typer.Option(help="Window length in seconds (default: the detector's).")
+    ] = None,
+    hop: Annotated[
+        float | None, typer.Option(help="Hop between windows (default: window/2).")
+    ] = None,
+    confirm: Annotated[int, typer.Option(min=1, help="Windows above threshold to start.")] = 2,
+    clear: Annotated[int, typer.Option(min=1, help="Windows below threshold to end.")] = 2,
+    cooldown: Annotated[float, typer.Option(min=0.0, help="Seconds between two alerts.")] = 0.0,
+    threshold: options.Threshold = None,
+    false_alarm_rate: options.ScoringFalseAlarmRate = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Events as JSON Lines.")] = False,
+    record: Annotated[
+        Path | None, typer.Option(help="Keep the audio around each alert here, as WAV.")
+    ] = None,
+    pre: Annotated[float, typer.Option(min=0.0, help="Seconds recorded before an alert.")] = 2.0,
+    post: Annotated[float, typer.Option(min=0.0, help="Seconds recorded after it starts.")] = 2.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address of the metrics server.")] = "127.0.0.1",
+    webhook: Annotated[str | None, typer.Option(help="POST start/end events here.")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="HOST[:PORT]/TOPIC (needs paho-mqtt).")] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Remember scored files here, across restarts.")
+    ] = None,
+    rate: Annotated[
+        int | None, typer.Option(min=1000, help="Raw PCM on stdin at this rate (else WAV).")
+    ] = None,
+    channels: Annotated[int, typer.Option(min=1, max=256, help="Channels of raw PCM / mic.")] = 1,
+    pcm_format: Annotated[
+        str, typer.Option("--format", help="Raw PCM sample format: s16le, s32le or f32le.")
+    ] = "s16le",
+    settle: Annotated[
+        float, typer.Option(min=0.0, help="A new file is read once its size is stable this long.")
+    ] = 1.0,
+    interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
+    list_devices: Annotated[
+        bool, typer.Option("--list-devices", help="List input devices and exit.")
+    ] = False,
+) -> None:
+    """Score continuously: files as they arrive in a folder, or sliding windows of a live device
+    or of standard input (arecord, ffmpeg, sox). Alerts start after --confirm windows above the
+    threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly."""
+    from aetk.detect.detector import Detector
+    from aetk.errors import ConfigError
+    from aetk.watch import sources
+    from aetk.watch.monitor import Monitor, WatchOptions, finite, stop_on_signals
+
+    if list_devices:
+        print(sources.list_devices())
+        return
+    if source is None:
+        raise ConfigError("aetk watch needs a SOURCE: a folder, 'mic[:NAME|INDEX]' or '-'")
+    finite(window, "window")
+    finite(hop, "hop")
+    if pcm_format not in sources.RAW_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
+    detector = Detector.load(detector_path)
+    settings = WatchOptions(
+        window,
+        hop,
+        confirm,
+        clear,
+        cooldown,
+        threshold,
+        false_alarm_rate,
+        record,
+        pre,
+        post,
+        metrics_port,
+        metrics_host,
+        webhook,
+        mqtt,
+        state,
+        settle,
+        interval,
+    )
+    view = _View(json_output)
+    monitor = Monitor(detector, source, settings, view.show)
+    try:
+        with stop_on_signals(monitor):
+            if source == "-":
+                dtype, scale = sources.RAW_FORMATS[pcm_format]
+                raw = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
+                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
+            elif source == "mic" or source.startswith("mic:"):
+                device = source.partition(":")[2] or None
+                form, blocks = sources.device_blocks(
+                    device, rate, channels, lambda: monitor.stopping
+                )
+                monitor.run_stream(form, blocks)
+            else:
+                folder = Path(source)
+                if not folder.is_dir():
+                    raise ConfigError(f"{folder}: not a folder (nor 'mic' or '-')")
+                monitor.run_folder(folder, view.progress)
+    finally:
+        monitor.close()
+        view.close()
+
+
+class _View:
+    """JSON Lines on stdout, or readable lines and a live status on stderr."""
+
+    def __init__(self, json_output: bool):
+        self.json_output = json_output
+        self.status = None if json_output else console.stderr.status("watching")
+        if self.status is not None:
+            self.status.start()
+        self.bar = None
+
+    def show(self, event: dict) -> None:
+        if self.json_output:
+            print(json.dumps(event), flush=True)
+            return
+        name, when = event["event"], event["time"]
+        where = f"{when:.2f} s" if when is not None else event["source"]
+        if name == "scored":
+            if self.status is not None:
+                self.status.update(
+                    f"{where}: score {event['score']:.4g} (threshold {event['threshold']:.4g})"
+                )
+            return
+        text = {
+            "anomaly_start": f"[bold red]anomaly started[/bold red] at {where} "
+            f"(score {event.get('score', 0):.4g})",
+            "anomaly_end": f"[green]anomaly ended[/green] at {where}",
+            "error": f"[yellow]error[/yellow] {event['source']}: {event.get('error')}",
+            "recorded": f"recorded {event.get('path')}",
+        }.get(name, name)
+        console.stdout.print(f"{event['at']}  {text}", highlight=False)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.json_output or total < 2:
+            return
+        if self.status is not None:
+            self.status.update(f"scoring the {total} files already there: {done}/{total}")
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()

@@ -1,0 +1,273 @@
+"""``aetk watch``: continuous scoring of a stream or a folder through the one scoring path, with
+alerts, in bounded memory however long it runs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetk.data.audio import Audio
+from aetk.data.features import Clip, FileClips, featurize_audio
+from aetk.detect.detector import Detector
+from aetk.errors import AudioError
+from aetk.watch.alerts import AlertTracker
+from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
+from aetk.watch.sources import FolderWatch, StreamFormat
+
+
+@dataclass
+class WatchOptions:
+    window: float | None = None
+    hop: float | None = None
+    confirm: int = 2
+    clear: int = 2
+    cooldown: float = 0.0
+    threshold: float | None = None
+    false_alarm_rate: float | None = None
+    record: Path | None = None
+    pre: float = 2.0
+    post: float = 2.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    webhook: str | None = None
+    mqtt: str | None = None
+    state: Path | None = None
+    settle: float = 1.0
+    interval: float = 1.0
+
+
+def default_window(detector: Detector) -> float:
+    """Windows as long as the clips the threshold was calibrated on: the detector's segment
+    length, or the featurizer's fixed clip length, or the training clips' average length."""
+    if detector.segment_seconds:
+        return detector.segment_seconds
+    params = detector.featurizer.get_params()
+    rate, length = params.get("sample_rate"), params.get("target_length")
+    if isinstance(rate, int) and isinstance(length, int) and length > 0:
+        return length / rate
+    layout = detector.featurizer.layout()
+    training = detector.training
+    if layout is not None and layout.vector_step and training.get("train_files"):
+        per_clip = training["train_vectors"] / training["train_files"]
+        return round((per_clip + detector.model.input_shape_[-1] - 1) * layout.frame_seconds, 3)
+    return 1.0
+
+
+class Monitor:
+    """Scores windows or files, tracks alerts and sends every event where it is asked to go."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        source: str,
+        options: WatchOptions,
+        emit: Callable[[dict[str, Any]], None],
+    ):
+        self.detector, self.source, self.options, self.emit = detector, source, options, emit
+        self.threshold = detector.threshold_for(options.threshold, options.false_alarm_rate)
+        self.tracker = AlertTracker(options.confirm, options.clear, options.cooldown)
+        self.metrics = (
+            Metrics(options.metrics_port, options.metrics_host)
+            if options.metrics_port is not None
+            else None
+        )
+        if self.metrics:
+            self.metrics.threshold.set(self.threshold)
+        self.senders: list[Webhook | Mqtt] = [
+            *([Webhook(options.webhook)] if options.webhook else []),
+            *([Mqtt(options.mqtt)] if options.mqtt else []),
+        ]
+        self.stopping = False
+        self.scored = 0
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def event(self, name: str, time: float | None, source: str | None = None, **fields: Any):
+        event = {
+            "event": name,
+            "source": source or self.source,
+            "time": None if time is None else round(time, 3),
+            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "threshold": self.threshold,
+            **fields,
+        }
+        self.emit(event)
+        if name in ("anomaly_start", "anomaly_end"):
+            for sender in self.senders:
+                sender.send(event)
+        return event
+
+    def judge(self, start: float, score: float, source: str | None = None) -> str | None:
+        """Track one scored window or file; emits ``scored`` and any alert it completes."""
+        self.scored += 1
+        self.event("scored", start, source, score=score, anomalous=score > self.threshold)
+        if self.metrics:
+            self.metrics.score.set(score)
+        change, since = self.tracker.update(start, score, self.threshold)
+        if change is not None:
+            self.event(change, since, source, score=score)
+            if self.metrics:
+                self.metrics.anomalous.set(1 if change == "anomaly_start" else 0)
+                if change == "anomaly_start":
+                    self.metrics.anomalies.inc()
+        return change
+
+    def error(self, reason: str, time: float | None = None, source: str | None = None) -> None:
+        self.event("error", time, source, error=reason)
+        if self.metrics:
+            self.metrics.errors.inc()
+
+    def close(self) -> None:
+        for sender in self.senders:
+            sender.close()
+        if self.metrics:
+            self.metrics.close()
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def score_window(self, samples: np.ndarray, rate: int) -> float | None:
+        """One window through the detector's scoring path; None (and an error event) if it
+        cannot be scored."""
+        audio = Audio(samples, rate)
+        try:
+            vectors = featurize_audio(self.detector.featurizer, audio, self.source)
+        except AudioError as exc:
+            self.error(exc.reason)
+            return None
+        clip = FileClips(self.source, [Clip(0.0, audio.seconds, vectors)])
+        (result,) = self.detector.score_clips([clip], threshold=self.threshold, localize=False)
+        if result.error is not None or result.score is None:
+            self.error(result.error or "not scored")
+            return None
+        return result.score
+
+    def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
+        window_seconds = self.options.window or default_window(self.detector)
+        hop_seconds = self.options.hop or window_seconds / 2
+        window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
+        recorder = (
+            Recorder(
+                self.options.record, form.rate, self.options.pre, self.options.post, window_seconds
+            )
+            if self.options.record
+            else None
+        )
+        buffer = np.zeros((form.channels, 0), np.float32)
+        consumed = 0  # samples before the buffer's first
+        next_start = 0
+        started = time.monotonic()
+        for block in blocks:
+            buffer = np.concatenate([buffer, block], axis=1)
+            end_time = (consumed + buffer.shape[1]) / form.rate
+            if recorder:
+                for path in recorder.add(block, end_time):
+                    self.event("recorded", end_time, path=str(path))
+            while next_start + window <= consumed + buffer.shape[1]:
+                offset = next_start - consumed
+                start_time = next_start / form.rate
+                score = self.score_window(buffer[:, offset : offset + window], form.rate)
+                if score is not None:
+                    change = self.judge(start_time, score)
+                    if change == "anomaly_start" and recorder:
+                        recorder.start(start_time)
+                if self.metrics:
+                    self.metrics.windows.inc()
+                    lag = time.monotonic() - started - (next_start + window) / form.rate
+                    self.metrics.lag.set(max(0.0, lag))
+                next_start += hop
+            # Bounded memory: only what the next window still needs stays.
+            keep_from = min(next_start, consumed + buffer.shape[1]) - consumed
+            buffer, consumed = buffer[:, keep_from:], consumed + keep_from
+            if self.stopping:
+                break
+        if recorder:
+            for path in recorder.flush():
+                self.event("recorded", None, path=str(path))
+
+    # -- folders --------------------------------------------------------------------------------
+
+    def run_folder(self, folder: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        state = _read_state(self.options.state)
+        seen = set(state.get("scored", []))
+        self.tracker.active = bool(state.get("active", False))
+        watcher = FolderWatch(folder, seen, self.options.settle, self.options.interval)
+        first = True
+        try:
+            while not self.stopping:
+                ready = watcher.ready()
+                for done, path in enumerate(ready, start=1):
+                    self._score_file(path)
+                    seen.add(str(path.resolve()))
+                    _write_state(self.options.state, seen, self.tracker.active)
+                    if first and progress is not None:
+                        progress(done, len(ready))
+                    if self.stopping:
+                        break
+                first = first and not ready
+                watcher.wait()
+        finally:
+            watcher.close()
+            _write_state(self.options.state, seen, self.tracker.active)
+
+    def _score_file(self, path: Path) -> None:
+        (result,) = self.detector.score([path], threshold=self.threshold, localize=False)
+        if self.metrics:
+            self.metrics.files.inc()
+            with suppress(OSError):
+                self.metrics.lag.set(max(0.0, time.time() - path.stat().st_mtime))
+        if result.error is not None or result.score is None:
+            self.error(result.error or "not scored", None, str(path))
+            return
+        self.judge(0.0, result.score, str(path))
+
+
+@contextmanager
+def stop_on_signals(monitor: Monitor) -> Iterator[None]:
+    """SIGINT and SIGTERM finish the current window, write the state and end the watch."""
+
+    def stop(signum, frame) -> None:
+        monitor.stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _read_state(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"warning: {path}: unreadable watch state, starting afresh", file=sys.stderr)
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _write_state(path: Path | None, seen: set[str], active: bool) -> None:
+    if path is None:
+        return
+    from aetk.data.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps({"scored": sorted(seen), "active": active}) + "\n")
+
+
+def finite(value: float | None, name: str) -> None:
+    from aetk.errors import ConfigError
+
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise ConfigError(f"--{name} must be a positive number of seconds, not {value}")

@@ -1,0 +1,155 @@
+"""Where ``aetk watch`` events go beside stdout: Prometheus metrics, a webhook, MQTT, and WAV
+recordings of the audio around each alert."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aetk.errors import ConfigError
+from aetk.watch.sources import WATCH_EXTRA
+
+
+class Metrics:
+    """Prometheus metrics, all named ``aetk_*``, served on ``host:port``."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        try:
+            import prometheus_client as prometheus
+        except ImportError:
+            raise ConfigError(f"--metrics-port needs prometheus-client ({WATCH_EXTRA})") from None
+        registry = prometheus.CollectorRegistry()
+        self.windows = prometheus.Counter(
+            "aetk_windows_scored", "Windows of a stream scored", registry=registry
+        )
+        self.files = prometheus.Counter("aetk_files_scored", "Files scored", registry=registry)
+        self.anomalies = prometheus.Counter(
+            "aetk_anomalies_started", "Anomalies that started", registry=registry
+        )
+        self.errors = prometheus.Counter("aetk_errors", "Errors", registry=registry)
+        self.score = prometheus.Gauge("aetk_last_score", "Last score", registry=registry)
+        self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", registry=registry)
+        self.lag = prometheus.Gauge(
+            "aetk_lag_seconds", "How far scoring runs behind real time", registry=registry
+        )
+        self.anomalous = prometheus.Gauge(
+            "aetk_anomaly_active", "1 while an anomaly lasts", registry=registry
+        )
+        self.server, self.thread = prometheus.start_http_server(port, host, registry=registry)
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class Webhook:
+    """POSTs events as JSON from a thread of its own, retrying with backoff; never blocks."""
+
+    def __init__(self, url: str, attempts: int = 5, backoff: float = 0.5):
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"--webhook must be an http(s) URL, not {url!r}")
+        self.url, self.attempts, self.backoff = url, attempts, backoff
+        self.queue: queue.Queue = queue.Queue(maxsize=10_000)
+        self.failures = 0
+        self.thread = threading.Thread(target=self._send_all, daemon=True)
+        self.thread.start()
+
+    def send(self, event: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.failures += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _send_all(self) -> None:
+        while (event := self.queue.get()) is not None:
+            body = json.dumps(event).encode()
+            for attempt in range(self.attempts):
+                request = urllib.request.Request(
+                    self.url, body, {"Content-Type": "application/json"}, method="POST"
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        if response.status < 300:
+                            break
+                except OSError:
+                    pass
+                time.sleep(self.backoff * 2**attempt)
+            else:
+                self.failures += 1
+
+
+class Mqtt:
+    """Publishes events to ``HOST[:PORT]/TOPIC`` with paho-mqtt."""
+
+    def __init__(self, target: str):
+        try:
+            import paho.mqtt.client as mqtt
+        except ImportError:
+            raise ConfigError("--mqtt needs paho-mqtt: pip install paho-mqtt") from None
+        address, _, self.topic = target.partition("/")
+        host, _, port = address.partition(":")
+        if not host or not self.topic:
+            raise ConfigError(f"--mqtt expects HOST[:PORT]/TOPIC, not {target!r}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.connect_async(host, int(port or 1883))
+        self.client.loop_start()
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.client.publish(self.topic, json.dumps(event), qos=1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+
+
+class Recorder:
+    """Keeps the last ``pre`` + window seconds of audio; after an alert starts, writes them and
+    the next ``post`` seconds to a WAV file in ``folder``."""
+
+    def __init__(self, folder: Path, rate: int, pre: float, post: float, window: float):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.rate, self.post = folder, rate, post
+        self.history: deque[np.ndarray] = deque()
+        self.kept = 0
+        self.keep = int((pre + window) * rate)
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, block: np.ndarray, end_time: float) -> list[Path]:
+        """Add a block ending at stream time ``end_time``; the recordings completed by it."""
+        self.history.append(block)
+        self.kept += block.shape[1]
+        while self.history and self.kept - self.history[0].shape[1] >= self.keep:
+            self.kept -= self.history.popleft().shape[1]
+        for record in self.pending:
+            record["blocks"].append(block)
+        done = [record for record in self.pending if end_time >= record["until"]]
+        self.pending = [record for record in self.pending if end_time < record["until"]]
+        return [self._write(record) for record in done]
+
+    def start(self, at: float) -> None:
+        self.pending.append({"at": at, "until": at + self.post, "blocks": list(self.history)})
+
+    def flush(self) -> list[Path]:
+        done, self.pending = self.pending, []
+        return [self._write(record) for record in done]
+
+    def _write(self, record: dict[str, Any]) -> Path:
+        import soundfile
+
+        from aetk.data.fileio import atomic_path
+
+        path = self.folder / f"anomaly_{record['at']:09.2f}s.wav"
+        with atomic_path(path) as temporary:
+            audio = np.concatenate(record["blocks"], axis=1).T
+            soundfile.write(temporary, audio, self.rate, subtype="PCM_16", format="WAV")
+        return path

@@ -1,0 +1,210 @@
+"""Where ``aetk watch`` listens: standard input (a WAV stream or raw PCM), a live input device
+(sounddevice), or a folder whose new files are scored once each."""
+
+from __future__ import annotations
+
+import os
+import queue
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from aetk.errors import ConfigError
+
+WATCH_EXTRA = "pip install 'aetk[watch]'"
+RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
+
+
+@dataclass
+class StreamFormat:
+    rate: int
+    channels: int
+    dtype: str
+    scale: float
+
+    @property
+    def frame_bytes(self) -> int:
+        return np.dtype(self.dtype).itemsize * self.channels
+
+
+def read_exactly(stream: BinaryIO, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        part = stream.read(count - len(data))
+        if not part:
+            break
+        data += part
+    return data
+
+
+def wav_header(stream: BinaryIO) -> StreamFormat:
+    """Parse a WAV header from a non-seekable stream, up to the start of its data."""
+    head = read_exactly(stream, 12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise ConfigError("standard input is not a WAV stream (give --rate for raw PCM)")
+    layout = None
+    while True:
+        chunk = read_exactly(stream, 8)
+        if len(chunk) < 8:
+            raise ConfigError("the WAV stream ends before its data")
+        name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if name == b"data":
+            break
+        body = read_exactly(stream, size + (size & 1))
+        if name == b"fmt ":
+            tag, channels, rate = struct.unpack("<HHI", body[:8])
+            bits = struct.unpack("<H", body[14:16])[0]
+            if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag follows
+                tag = struct.unpack("<H", body[24:26])[0]
+            layout = (tag, channels, rate, bits)
+    if layout is None:
+        raise ConfigError("the WAV stream has no format chunk")
+    tag, channels, rate, bits = layout
+    formats = {(1, 16): ("<i2", 32768.0), (1, 32): ("<i4", 2147483648.0), (3, 32): ("<f4", 1.0)}
+    if (tag, bits) not in formats:
+        raise ConfigError(f"WAV streams of format {tag} with {bits} bits are not supported")
+    dtype, scale = formats[(tag, bits)]
+    return StreamFormat(rate, channels, dtype, scale)
+
+
+def stdin_blocks(
+    stream: BinaryIO, raw: StreamFormat | None, block_seconds: float = 0.1
+) -> tuple[StreamFormat, Iterator[np.ndarray]]:
+    """The stream's format and its samples as ``[channels, frames]`` float32 blocks."""
+    form = raw or wav_header(stream)
+
+    def blocks() -> Iterator[np.ndarray]:
+        size = max(1, int(form.rate * block_seconds)) * form.frame_bytes
+        pending = b""
+        while True:
+            data = stream.read(size)
+            if not data:
+                return
+            pending += data
+            whole = len(pending) - len(pending) % form.frame_bytes
+            if whole:
+                samples = np.frombuffer(pending[:whole], dtype=form.dtype)
+                pending = pending[whole:]
+                yield (samples.reshape(-1, form.channels).T / form.scale).astype(np.float32)
+
+    return form, blocks()
+
+
+def device_blocks(
+    device: str | None, rate: int | None, channels: int, stop: Callable[[], bool]
+) -> tuple[StreamFormat, Iterator[np.ndarray]]:
+    """Blocks from a live input device, through sounddevice's input stream."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:
+        raise ConfigError(
+            f"listening to a device needs sounddevice ({WATCH_EXTRA}): {exc}"
+        ) from None
+    chosen: int | str | None = int(device) if device and device.isdigit() else device or None
+    try:
+        info = sounddevice.query_devices(chosen, "input")
+    except Exception as exc:  # sounddevice raises ValueError or its PortAudioError
+        raise ConfigError(f"no input device {device!r} ({exc})") from None
+    rate = rate or int(info["default_samplerate"])
+    blocks: queue.Queue = queue.Queue(maxsize=1000)
+
+    def callback(data, frames, timing, status) -> None:
+        blocks.put(np.ascontiguousarray(data.T, dtype=np.float32).copy())
+
+    stream = sounddevice.InputStream(
+        device=chosen, channels=channels, samplerate=rate, dtype="float32", callback=callback
+    )
+
+    def generate() -> Iterator[np.ndarray]:
+        with stream:
+            while not stop():
+                try:
+                    yield blocks.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+
+    return StreamFormat(rate, channels, "<f4", 1.0), generate()
+
+
+def list_devices() -> str:
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:
+        raise ConfigError(f"listing devices needs sounddevice ({WATCH_EXTRA}): {exc}") from None
+    return str(sounddevice.query_devices())
+
+
+class FolderWatch:
+    """New files in a folder (recursively), each returned once, and only when complete: its size
+    unchanged for ``settle`` seconds. Polls (network filesystems tell no one); watchdog, when
+    installed, only wakes the poll early."""
+
+    def __init__(self, folder: Path, seen: set[str], settle: float = 1.0, interval: float = 1.0):
+        from aetk.data.audio import AUDIO_SUFFIXES
+
+        self.folder, self.seen, self.settle, self.interval = folder, seen, settle, interval
+        self.suffixes = AUDIO_SUFFIXES
+        self._sizes: dict[str, tuple[int, float]] = {}
+        self._wake = None
+        self._observer: Any = None
+        try:
+            from threading import Event
+
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+
+            self._wake = Event()
+            wake = self._wake
+
+            class Handler(FileSystemEventHandler):
+                def on_any_event(self, event) -> None:
+                    wake.set()
+
+            self._observer = Observer()
+            self._observer.schedule(Handler(), str(folder), recursive=True)
+            self._observer.start()
+        except (ImportError, OSError):
+            self._observer = None
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+
+    def ready(self) -> list[Path]:
+        """Files complete and not seen yet, in name order."""
+        now = time.monotonic()
+        found = []
+        for root, _, names in os.walk(self.folder):
+            for name in sorted(names):
+                path = Path(root, name)
+                key = str(path.resolve())
+                if path.suffix.lower() not in self.suffixes or key in self.seen:
+                    continue
+                try:
+                    size = path.stat().st_size
+                except OSError:
+                    continue
+                last = self._sizes.get(key)
+                if last is None or last[0] != size:
+                    self._sizes[key] = (size, now)
+                elif now - last[1] >= self.settle:
+                    found.append(path)
+        return sorted(found)
+
+    def wait(self) -> None:
+        if self._wake is not None:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+        else:
+            time.sleep(self.interval)
+
+
+def stdin() -> BinaryIO:
+    return sys.stdin.buffer
