@@ -32,6 +32,20 @@ def runtime_env() -> Path:
         subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", str(REPO / "runtime")], check=True
         )
+    # The runtime as it is in this checkout, whatever an earlier run installed.
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+            str(REPO / "runtime"),
+        ],
+        check=True,
+    )
     return VENV / "bin"
 
 

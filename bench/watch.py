@@ -1,0 +1,86 @@
+"""aetk watch on a long stream: one hour of simulated machine sound fed through the monitor's
+stream loop in 0.1-s blocks, as a microphone would deliver it. Prints windows scored per second
+against real time, the peak resident memory at the start and at the end (flat memory), and the
+alert latency a window, hop and compute time give.
+
+    ./dev python bench/watch.py [--minutes 60]
+
+Writes bench/results/watch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import aetk
+from aetk import synth
+from aetk.watch.monitor import Monitor, WatchOptions, default_window
+from aetk.watch.sources import StreamFormat
+
+HERE = Path(__file__).resolve().parent
+RATE = 16000
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        train = synth.write_dataset(
+            Path(folder), train=16, test_normal=0, test_per_anomaly=0, seconds=2.0, seed=3
+        )["train"]
+        detector = aetk.fit(train)
+    rng = np.random.default_rng(0)
+    pool = [synth.normal_clip(rng, 2.0) for _ in range(30)]  # 60 s of sound, played in a loop
+    seconds = args.minutes * 60
+    marks: dict[str, float] = {}
+
+    def blocks():
+        block = RATE // 10
+        for index in range(int(seconds * 10)):
+            clip = pool[(index // 20) % len(pool)]
+            offset = (index % 20) * block
+            if index == int(seconds * 10 * 0.1):
+                marks["peak_mb_after_10_percent"] = peak_mb()
+            yield clip[None, offset : offset + block]
+
+    events: list[dict] = []
+    monitor = Monitor(detector, "simulated", WatchOptions(), events.append)
+    started = time.perf_counter()
+    monitor.run_stream(StreamFormat(RATE, 1, "<f4", 1.0), blocks())
+    elapsed = time.perf_counter() - started
+    windows = sum(event["event"] == "scored" for event in events)
+    window = default_window(detector)
+    figures = {
+        "stream_seconds": seconds,
+        "windows_scored": windows,
+        "wall_seconds": elapsed,
+        "windows_per_second": windows / elapsed,
+        "real_time_factor": seconds / elapsed,
+        "compute_ms_per_window": 1000 * elapsed / windows,
+        "window_seconds": window,
+        "hop_seconds": window / 2,
+        "alert_latency_seconds_confirm_2": window + window / 2 + elapsed / windows,
+        "peak_mb_after_10_percent": marks.get("peak_mb_after_10_percent"),
+        "peak_mb_at_end": peak_mb(),
+        "alerts_on_normal_sound": sum(event["event"] == "anomaly_start" for event in events),
+    }
+    out = HERE / "results" / "watch.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
