@@ -353,3 +353,52 @@ def test_a_featurizer_cache_version_changes_the_cache_key():
 
     assert featurizer_key(MelDb()) != featurizer_key(Bumped())
     assert synth.ANOMALIES  # the public helpers plugin tests need are importable
+
+
+def test_cache_info_clear_and_least_recently_used_eviction(
+    cli, train_folder, tmp_path, monkeypatch
+):
+    import time
+
+    from aetk.data.cache import entries
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AETK_CACHE_DIR", str(cache))
+    aetk.fit(train_folder, preset="default")
+    info = cli("cache", "info").stdout
+    assert f"feature cache: {cache}" in info and "12 entries" in info
+    from aetk.data.cache import file_digest
+
+    stored = entries(cache)
+    first_file = sorted(train_folder.iterdir())[0]
+    (oldest,) = [entry for entry in stored if entry.stem == file_digest(first_file)]
+    os.utime(oldest, (time.time() - 3600, time.time() - 3600))
+    one_entry = oldest.stat().st_size
+    total = sum(entry.stat().st_size for entry in stored)
+    monkeypatch.setenv("AETK_CACHE_MAX_MB", str((total - one_entry / 2) / 1e6))
+    aetk.fit(sorted(train_folder.iterdir())[4:], preset="default")  # reads 8, touches them
+    assert not oldest.exists() and len(entries(cache)) == 11
+    cleared = cli("cache", "clear")
+    assert cleared.code == 0 and entries(cache) == []
+
+
+def test_a_plugin_version_change_is_warned_on_load(fitted, tmp_path):
+    _, path = fitted
+    edited = tmp_path / "old.aetk"
+    shutil.copy(path, edited)
+    rewrite(edited, lambda m: m["components"]["scorer"].update(version="0.0.1"))
+    with pytest.warns(aetk.AetkWarning, match="was made with aetk 0.0.1, and 0.1.0 is installed"):
+        aetk.Detector.load(edited)
+
+
+def test_windows_in_the_table_and_a_warning_for_windows_shorter_than_the_clips(
+    cli, fitted, tmp_path
+):
+    _, path = fitted
+    long_clip = write_wav(tmp_path / "long.wav", synth.normal_clip(np.random.default_rng(1), 2.0))
+    result = cli("score", long_clip, "-d", path, "--segment", "0.1", "--threshold", "-1")
+    assert "windows of 0.1 s are compared with a threshold calibrated on clips of about" in (
+        result.stderr
+    )
+    header, row = result.stdout.splitlines()
+    assert header.endswith("\tevents") and row.split("\t")[-1].startswith("0.00–")

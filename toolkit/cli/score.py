@@ -104,6 +104,12 @@ def score_command(
     if out is not None:
         raise ConfigError("--out writes Ray's results: use it with --engine ray (or --json)")
     detector = Detector.load(detector_path)
+    if segment and abs(segment - detector.clip_seconds) > 0.25 * detector.clip_seconds:
+        console.warn(
+            f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
+            f"{detector.clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
+            f"--set training.segment_seconds={segment:g} for a threshold of such windows"
+        )
     results = []
     scored = detector.iter_scores(
         files,
@@ -176,10 +182,20 @@ def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
         )
 
 
+def _events(result) -> str:
+    """The first events of a result, readably: ``0.50–1.00 s, 3.00–3.50 s (+2 more)``."""
+    if not result.segments:
+        return ""
+    shown = [f"{event['start']:.2f}–{event['end']:.2f} s" for event in result.segments[:3]]
+    more = len(result.segments) - len(shown)
+    return ", ".join(shown) + (f" (+{more} more)" if more else "")
+
+
 def _print_table(results) -> None:
+    with_events = any(result.segments for result in results)
     if not console.stdout.is_terminal:
         # Redirected to a file or a pipe: plain tab-separated rows, never wrapped.
-        print("file\tscore\tthreshold\tverdict")
+        print("file\tscore\tthreshold\tverdict" + ("\tevents" if with_events else ""))
         for result in results:
             score = "-" if result.score is None else f"{result.score:.5g}"
             verdict = (
@@ -189,7 +205,8 @@ def _print_table(results) -> None:
                 if result.anomalous
                 else "normal"
             )
-            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}")
+            events = f"\t{_events(result)}" if with_events else ""
+            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}{events}")
         console.stderr.print(_count(results), highlight=False)
         return
     from rich.table import Table
@@ -199,6 +216,8 @@ def _print_table(results) -> None:
     table.add_column("score", justify="right")
     table.add_column("threshold", justify="right")
     table.add_column("verdict")
+    if with_events:
+        table.add_column("events")
     for result in results:
         if result.error:
             verdict, score = f"[yellow]error[/yellow]: {result.error}", "-"
@@ -207,7 +226,8 @@ def _print_table(results) -> None:
                 "[bold red]ANOMALY[/bold red]" if result.anomalous else "[green]normal[/green]"
             )
             score = f"{result.score:.5g}"
-        table.add_row(result.path, score, f"{result.threshold:.5g}", verdict)
+        cells = [result.path, score, f"{result.threshold:.5g}", verdict]
+        table.add_row(*cells, *([_events(result)] if with_events else []))
     console.stdout.print(table, highlight=False)
     console.stdout.print(_count(results), highlight=False)
 

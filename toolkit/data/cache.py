@@ -10,10 +10,14 @@ change what it computes), so a changed featurizer never reads stale features. En
 
 ``AETK_CACHE_DIR`` sets the folder (default ``$XDG_CACHE_HOME/aetk`` or ``~/.cache/aetk``);
 ``AETK_CACHE=0`` turns caching off (features then go to a temporary folder removed after use).
+``AETK_CACHE_MAX_MB`` caps its size (2,048 MB by default): after each fit the least recently
+used entries are removed until it fits. ``aetk cache info`` and ``aetk cache clear`` show and
+empty it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -81,6 +85,8 @@ class FeatureCache:
     def close(self) -> None:
         if not self.persistent:
             shutil.rmtree(self.root, ignore_errors=True)
+            return
+        evict(self.root, max_bytes())
 
     def __enter__(self) -> FeatureCache:
         return self
@@ -98,7 +104,10 @@ class FeatureCache:
         entry = self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}.npy"
         if entry.exists():
             try:
-                return entry, len(checked_entry(entry)), digest
+                found = entry, len(checked_entry(entry)), digest
+                with contextlib.suppress(OSError):
+                    os.utime(entry)  # recently used: the last to be evicted
+                return found
             except (OSError, ValueError, EOFError):
                 pass  # unreadable (a 0-byte entry, a foreign file): computed again below
             except CorruptEntry:
@@ -146,6 +155,58 @@ def _array_digest(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
     digest.update(np.ascontiguousarray(array).view(np.uint8).data)
     return digest.hexdigest()
+
+
+DEFAULT_MAX_MB = 2048
+
+
+def max_bytes() -> int:
+    text = os.environ.get("AETK_CACHE_MAX_MB", str(DEFAULT_MAX_MB))
+    try:
+        return max(0, int(float(text) * 1e6))
+    except ValueError:
+        return int(DEFAULT_MAX_MB * 1e6)
+
+
+def entries(root: Path) -> list[Path]:
+    return sorted((root / "features").rglob("*.npy")) if (root / "features").is_dir() else []
+
+
+def usage(root: Path) -> tuple[int, int]:
+    """How many entries the cache holds and their size in bytes (checksums included)."""
+    files = entries(root)
+    size = 0
+    for entry in files:
+        with contextlib.suppress(OSError):
+            size += entry.stat().st_size + _checksum_file(entry).stat().st_size
+    return len(files), size
+
+
+def evict(root: Path, limit: int) -> int:
+    """Remove the least recently used entries until the cache holds at most ``limit`` bytes;
+    returns how many were removed."""
+    sized = []
+    for entry in entries(root):
+        with contextlib.suppress(OSError):
+            stat = entry.stat()
+            sized.append((stat.st_mtime, stat.st_size, entry))
+    total = sum(size for _, size, _ in sized)
+    removed = 0
+    for _, size, entry in sorted(sized):
+        if total <= limit:
+            break
+        entry.unlink(missing_ok=True)
+        _checksum_file(entry).unlink(missing_ok=True)
+        total -= size
+        removed += 1
+    return removed
+
+
+def clear(root: Path) -> int:
+    count = len(entries(root))
+    shutil.rmtree(root / "features", ignore_errors=True)
+    shutil.rmtree(root / "tmp", ignore_errors=True)
+    return count
 
 
 def load_entry(entry: Path) -> torch.Tensor:

@@ -73,6 +73,24 @@ class Detector:
         config = self.training.get("config", {}).get("training", {})
         return float(config.get("segment_seconds", 0.0))
 
+    @property
+    def clip_seconds(self) -> float:
+        """How long the clips were whose scores calibrated the threshold: the segment length,
+        or the featurizer's fixed clip length, or the training files' average length (1 s when
+        none of these is known). Windows scored against the threshold should be as long."""
+        if self.segment_seconds:
+            return self.segment_seconds
+        params = self.featurizer.get_params()
+        rate, length = params.get("sample_rate"), params.get("target_length")
+        if isinstance(rate, int) and isinstance(length, int) and length > 0:
+            return length / rate
+        layout = self.featurizer.layout()
+        files, vectors = self.training.get("train_files"), self.training.get("train_vectors")
+        if layout is not None and layout.vector_step and files and vectors:
+            frames = vectors / files + self.model.input_shape_[-1] - 1
+            return round(frames * layout.frame_seconds, 3)
+        return 1.0
+
     # -- scoring --------------------------------------------------------------------------------
 
     def vectors(self, path: str | Path) -> torch.Tensor:

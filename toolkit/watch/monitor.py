@@ -48,20 +48,8 @@ class WatchOptions:
 
 
 def default_window(detector: Detector) -> float:
-    """Windows as long as the clips the threshold was calibrated on: the detector's segment
-    length, or the featurizer's fixed clip length, or the training clips' average length."""
-    if detector.segment_seconds:
-        return detector.segment_seconds
-    params = detector.featurizer.get_params()
-    rate, length = params.get("sample_rate"), params.get("target_length")
-    if isinstance(rate, int) and isinstance(length, int) and length > 0:
-        return length / rate
-    layout = detector.featurizer.layout()
-    training = detector.training
-    if layout is not None and layout.vector_step and training.get("train_files"):
-        per_clip = training["train_vectors"] / training["train_files"]
-        return round((per_clip + detector.model.input_shape_[-1] - 1) * layout.frame_seconds, 3)
-    return 1.0
+    """Windows as long as the clips the threshold was calibrated on."""
+    return detector.clip_seconds
 
 
 class Monitor:

@@ -1,0 +1,41 @@
+"""``aetk cache``: what the feature cache holds, and emptying it."""
+
+from __future__ import annotations
+
+import typer
+
+from aetk.cli import console
+
+cache_app = typer.Typer(help="Show or empty the feature cache.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def info_command() -> None:
+    """Where the feature cache is, how many entries it holds, its size and its cap."""
+    from aetk.data.cache import default_folder, max_bytes, usage
+
+    folder = default_folder()
+    if folder is None:
+        print("feature cache: off (AETK_CACHE=0)")
+        return
+    count, size = usage(folder)
+    print(
+        f"feature cache: {folder}\n{count} entries, {size / 1e6:.1f} MB "
+        f"(cap {max_bytes() / 1e6:.0f} MB, AETK_CACHE_MAX_MB; least recently used go first)"
+    )
+
+
+@cache_app.command("clear")
+def clear_command() -> None:
+    """Remove every cached feature (they are computed again when needed)."""
+    from aetk.data.cache import clear, default_folder
+
+    folder = default_folder()
+    if folder is None:
+        print("feature cache: off (AETK_CACHE=0)")
+        return
+    console.stderr.print(f"Removed {clear(folder)} entries from {folder}", highlight=False)
