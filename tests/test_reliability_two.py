@@ -402,3 +402,26 @@ def test_windows_in_the_table_and_a_warning_for_windows_shorter_than_the_clips(
     )
     header, row = result.stdout.splitlines()
     assert header.endswith("\tevents") and row.split("\t")[-1].startswith("0.00–")
+
+
+def test_a_file_name_that_is_not_utf8_scores_as_it_fits(cli, fitted, tmp_path):
+    _, path = fitted
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw_name = os.path.join(os.fsencode(folder), b"caf\xe9_normal.wav")
+    with open(raw_name, "wb") as handle:
+        handle.write(wav_bytes(synth.normal_clip(np.random.default_rng(2), 0.5)))
+    result = cli("score", folder, "-d", path, "--json")
+    assert result.code == 0, result.stderr
+    (row,) = result.json_lines()
+    assert row["error"] is None and np.isfinite(row["score"])
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()

@@ -143,8 +143,10 @@ class _View:
         where = f"{when:.2f} s" if when is not None else event["source"]
         if name == "scored":
             if self.status is not None:
+                behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
                 self.status.update(
                     f"{where}: score {event['score']:.4g} (threshold {event['threshold']:.4g})"
+                    f"{behind}"
                 )
             return
         text = {

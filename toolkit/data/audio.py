@@ -212,7 +212,8 @@ def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.Sou
             # file here first gives the real reason (permission denied, symlink loop, ...).
             with open(path, "rb"):
                 pass
-            sound = soundfile.SoundFile(path)
+            # The name as bytes: a file name that is not valid UTF-8 opens like any other.
+            sound = soundfile.SoundFile(os.fsencode(path))
     except AudioError:
         raise
     except soundfile.LibsndfileError as exc:

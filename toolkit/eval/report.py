@@ -76,27 +76,29 @@ def build_report(
 
 
 def _detector_section(detector: Detector) -> str:
+    summary = detector.summary()  # the same summary aetk fit --json prints
     training = detector.training
     rows = []
     for role in ("featurizer", "model", "scorer"):
-        component = getattr(detector, role)
-        params = json.dumps(component.get_params())
+        params = json.dumps(summary["params"][role])
         rows.append(
-            f"<tr><th>{role}</th><td><code>{_e(component.name)}</code></td>"
+            f"<tr><th>{role}</th><td><code>{_e(summary[role])}</code></td>"
             f"<td><code>{_e(params)}</code></td></tr>"
         )
-    calibration = detector.calibration
+    calibration = summary["calibration"]
+    rate = calibration["target_false_alarm_rate"]
+    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
     facts = [
-        f"threshold <b>{detector.threshold:.5g}</b> ({_e(calibration.method)}, from "
-        f"{len(calibration.normal_scores)} held-out normal scores; a score above it is anomalous)",
-        f"{training.get('train_files', '?')} training and {training.get('validation_files', '?')} "
-        f"validation files ({len(training.get('skipped_files', []))} skipped), "
-        f"{training.get('train_vectors', '?')} training vectors",
-        f"seed {training.get('seed', '?')}, fitted in {training.get('seconds', 0):.1f} s",
+        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(calibration['method'])}{target}, "
+        f"from {calibration['normal_scores']} held-out normal scores; a score above it is "
+        "anomalous)",
+        f"{summary['train_files']} training and {summary['validation_files']} validation files "
+        f"({summary['skipped_files']} skipped), {summary['train_vectors']} training vectors",
+        f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
     ]
     history = training.get("train_loss") or []
     if history:
-        facts.append(f"{len(history)} epochs, best epoch {training.get('best_epoch')}")
+        facts.append(f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}")
         curves = _image(
             plots.loss_curves(
                 history, training.get("val_loss") or [], "training and validation loss"
@@ -107,8 +109,8 @@ def _detector_section(detector: Detector) -> str:
         facts.append("no training: the model has no parameters")
         curves = ""
     warning = (
-        f"<p class=warning><b>Threshold warning:</b> {_e(calibration.warning)}</p>"
-        if calibration.warning
+        f"<p class=warning><b>Threshold warning:</b> {_e(calibration['warning'])}</p>"
+        if calibration["warning"]
         else ""
     )
     return (

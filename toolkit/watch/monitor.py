@@ -96,12 +96,17 @@ class Monitor:
                 sender.send(event)
         return event
 
-    def judge(self, start: float, score: float, source: str | None = None) -> str | None:
-        """Track one scored window or file; emits ``scored`` and any alert it completes."""
+    def judge(
+        self, start: float, score: float, source: str | None = None, lag: float = 0.0
+    ) -> str | None:
+        """Track one scored window or file (scored ``lag`` seconds behind real time); emits
+        ``scored`` and any alert it completes."""
         self.scored += 1
-        self.event("scored", start, source, score=score, anomalous=score > self.threshold)
+        anomalous = score > self.threshold
+        self.event("scored", start, source, score=score, anomalous=anomalous, lag=round(lag, 3))
         if self.metrics:
             self.metrics.score.set(score)
+            self.metrics.lag.set(lag)
         change, since = self.tracker.update(start, score, self.threshold)
         if change is not None:
             self.event(change, since, source, score=score)
@@ -165,14 +170,13 @@ class Monitor:
                 offset = next_start - consumed
                 start_time = next_start / form.rate
                 score = self.score_window(buffer[:, offset : offset + window], form.rate)
+                lag = max(0.0, time.monotonic() - started - (next_start + window) / form.rate)
                 if score is not None:
-                    change = self.judge(start_time, score)
+                    change = self.judge(start_time, score, lag=lag)
                     if change == "anomaly_start" and recorder:
                         recorder.start(start_time)
                 if self.metrics:
                     self.metrics.windows.inc()
-                    lag = time.monotonic() - started - (next_start + window) / form.rate
-                    self.metrics.lag.set(max(0.0, lag))
                 next_start += hop
             # Bounded memory: only what the next window still needs stays.
             keep_from = min(next_start, consumed + buffer.shape[1]) - consumed
@@ -210,14 +214,15 @@ class Monitor:
 
     def _score_file(self, path: Path) -> None:
         (result,) = self.detector.score([path], threshold=self.threshold, localize=False)
+        lag = 0.0
+        with suppress(OSError):
+            lag = max(0.0, time.time() - path.stat().st_mtime)
         if self.metrics:
             self.metrics.files.inc()
-            with suppress(OSError):
-                self.metrics.lag.set(max(0.0, time.time() - path.stat().st_mtime))
         if result.error is not None or result.score is None:
             self.error(result.error or "not scored", None, str(path))
             return
-        self.judge(0.0, result.score, str(path))
+        self.judge(0.0, result.score, str(path), lag=lag)
 
 
 @contextmanager

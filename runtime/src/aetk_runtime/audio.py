@@ -48,7 +48,7 @@ def _open(path: Path) -> soundfile.SoundFile:
     try:
         with open(path, "rb"):
             pass
-        sound = soundfile.SoundFile(path)
+        sound = soundfile.SoundFile(os.fsencode(path))
     except OSError as exc:
         raise AudioError(exc.strerror or str(exc)) from None
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
