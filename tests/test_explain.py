@@ -143,3 +143,25 @@ def test_grid_averages_overlapping_vectors_and_sums_channels():
     )
     image = torch.arange(6.0).reshape(1, 1, 2, 3)
     np.testing.assert_allclose(_to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])
+
+
+def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():
+    """A clip anomalous as a whole with no vector above the event line gets one event of the
+    whole clip, and the score plot says so instead of shading a curve that never crosses it."""
+    from aetk.detect.explain import ErrorMap, Explanation, _events
+    from aetk.eval import plots
+
+    layout = MelDb(n_mels=8, frames=1).layout()
+    spans = [(i * layout.frame_seconds, (i + 1) * layout.frame_seconds) for i in range(20)]
+    scores, grid, normal = np.full(20, 0.5), np.ones((8, 20)), np.ones(8)
+    events = _events(spans, scores, 1.0, True, grid, normal, layout)
+    assert len(events) == 1 and events[0].whole_clip
+    assert not _events(spans, np.r_[scores[:19], 2.0], 1.0, True, grid, normal, layout)[
+        0
+    ].whole_clip
+    errors = ErrorMap(layout, grid, normal, spans, scores, 1.0, events)
+    explained = Explanation("x.wav", 3.0, 2.0, grid, None, errors)
+    figure = plots.explanation(explained, "whole clip")
+    (curve,) = [axis for axis in figure.axes if axis.get_ylabel() == "score"]
+    assert "the whole clip departs from normal" in curve.get_title()
+    assert len(curve.patches) == 0  # nothing shaded

@@ -57,8 +57,17 @@ def test_report_has_every_section(report, machine_sounds):
     assert page.count("<tr><td class=number>") == len(machine_sounds["test"])
     assert "broken.wav" in page and "not a readable audio file" in page
     alts = [alt for alt, _ in images(page)]
-    assert alts[:3] == ["loss curves", "ROC curve", "score histogram"]
-    assert sum(alt.startswith("explanation of ") for alt in alts) == 2
+    # The summary and its plots lead, then the explained cases, the detector, and the table.
+    assert alts[:2] == ["ROC curve", "score histogram"]
+    assert alts.index("loss curves") > max(
+        index for index, alt in enumerate(alts) if alt.startswith("explanation of ")
+    )
+    order = [page.index(f"<section id={name}>") for name in ("summary", "explained", "verdicts")]
+    assert order == sorted(order)
+    explained = page[page.index("<section id=explained>") : page.index("<h2>Detector</h2>")]
+    top = explained.split("<h2>Normal recordings it flagged</h2>")[0]
+    top = top.split("<h2>Anomalous recordings it missed</h2>")[0]
+    assert top.count("alt='explanation of ") == 2
     assert "http://" not in page and "https://" not in page  # self-contained
 
 
@@ -148,6 +157,29 @@ def test_report_loads_in_a_real_browser(report):
             assert complete and width > 0, f"image {alt!r} did not decode"
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
+        # The layout, as a person sees it: the summary on the first screen, the long table
+        # folded away at the end, and sortable when opened.
+        driver.set_window_size(1280, 900)
+        screenshot = report.parent / "report.png"
+        assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
+        tops = driver.execute_script(
+            "return ['summary', 'explained', 'verdicts'].map("
+            "id => document.getElementById(id).getBoundingClientRect().top)"
+        )
+        assert tops[0] < 900 and tops == sorted(tops)
+        assert driver.execute_script("return document.querySelector('details').open") is False
+        driver.execute_script("document.querySelector('details').open = true")
+        header = driver.find_element("xpath", "//table[@class='sortable']//th[text()='score']")
+        header.click()
+        first = driver.execute_script(
+            "return parseFloat(document.querySelector('table.sortable tbody tr')"
+            ".cells[2].textContent)"
+        )
+        scores = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.sortable tbody tr'))"
+            ".map(r => parseFloat(r.cells[2].textContent)).filter(v => !isNaN(v))"
+        )
+        assert first == min(scores)
     finally:
         driver.quit()
 

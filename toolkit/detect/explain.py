@@ -51,6 +51,8 @@ class Event:
     end: float
     score: float
     bands: list[BandExcess] = field(default_factory=list)
+    #: An anomalous clip in which no vector stands out: the whole clip departs a little.
+    whole_clip: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -209,7 +211,7 @@ def _events(
         else:
             events.append(Event(start, end, float(score)))
     if anomalous and not events:
-        events.append(Event(spans[0][0], spans[-1][1], float(scores.max())))
+        events.append(Event(spans[0][0], spans[-1][1], float(scores.max()), whole_clip=True))
     for event in events:
         first = round(event.start / layout.frame_seconds)
         last = max(first + 1, round(event.end / layout.frame_seconds))

@@ -124,7 +124,7 @@ def explanation(explained: Explanation, title: str):
         axis.set_yticks(ticks + 0.5, [_khz(edges[t][0]) for t in ticks])
         axis.set(ylabel="mel band", title=label)
         figure.colorbar(image, ax=axis, pad=0.01)
-        for event in errors.events:
+        for event in (event for event in errors.events if not event.whole_clip):
             axis.axvspan(event.start, event.end, color="white", alpha=0.18, lw=0)
             axis.axvline(event.start, color="white", lw=0.8, ls="--")
             axis.axvline(event.end, color="white", lw=0.8, ls="--")
@@ -138,9 +138,14 @@ def explanation(explained: Explanation, title: str):
         lw=1.2,
         label=f"event threshold {errors.event_threshold:.3g}",
     )
-    for event in errors.events:
+    # An event of the whole clip is not a moment above the event line: it is not shaded.
+    moments = [event for event in errors.events if not event.whole_clip]
+    for event in moments:
         curve.axvspan(event.start, event.end, color="C3", alpha=0.15, lw=0)
-    curve.set(xlabel="time (s)", ylabel="score", title="score over time", xlim=(0, duration))
+    title = "score over time"
+    if len(moments) < len(errors.events):
+        title += ": no moment stands out, the whole clip departs from normal"
+    curve.set(xlabel="time (s)", ylabel="score", title=title, xlim=(0, duration))
     curve.legend(fontsize=8, loc="upper right")
     # An invisible colour bar keeps the curve's time axis aligned with the images above it.
     figure.colorbar(image, ax=curve, pad=0.01).ax.set_visible(False)

@@ -38,6 +38,8 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .error { color: #a65e00; } code { font-size: 0.9em; }
 img { max-width: 100%; border: 1px solid #eee; } .figures img { margin: 0.4em 0.6em 0 0; }
 section.file { margin-bottom: 2.5em; }
+p.lead { font-size: 1.2em; } p.warning { background: #fff4e0; padding: 0.5em 0.8em; }
+table.sortable th { cursor: pointer; } details summary { cursor: pointer; margin: 0.5em 0; }
 """
 
 
@@ -57,22 +59,90 @@ def build_report(
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
     scored = sorted((r for r in results if r.score is not None), key=lambda r: -(r.score or 0.0))
     failed = [r for r in results if r.error is not None]
+    # What a reader needs first: the verdicts in numbers and plots, then the cases explained,
+    # then the detector, and the whole table last (collapsible, sortable).
     parts = [
         f"<h1>aetk report</h1><p class=meta>{len(results)} recordings scored with "
         f"<code>{_e(detector_path)}</code> on {datetime.date.today().isoformat()} "
         f"(aetk {__version__}).</p>",
+        _summary_section(scored, failed, labels, detector),
+        _explanations_section(detector, scored, labels, top),
         _detector_section(detector),
         _verdicts_section(scored, failed, labels),
-        _labelled_section(scored, labels, detector.threshold),
-        _explanations_section(detector, scored, top),
     ]
     body = "\n".join(part for part in parts if part)
     return (
         f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>{REPORT_MARK}"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         f"<title>aetk report</title><style>{_STYLE}</style></head>\n"
-        f"<body>\n{body}\n</body></html>\n"
+        f"<body>\n{body}\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n"
     )
+
+
+#: Click a column header to sort the verdicts table by it (numbers as numbers).
+_SORT_SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach((th, column) => {
+  th.addEventListener('click', () => {
+    const body = th.closest('table').tBodies[0];
+    const rows = Array.from(body.rows);
+    const ascending = th.dataset.order !== 'asc';
+    th.dataset.order = ascending ? 'asc' : 'desc';
+    const key = row => {
+      const text = row.cells[column].textContent.trim();
+      const number = parseFloat(text);
+      return text === '' ? null : isNaN(number) ? text : number;
+    };
+    rows.sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      if (x === null || y === null) return (x === null) - (y === null);  // blanks last
+      return (x > y ? 1 : x < y ? -1 : 0) * (ascending ? 1 : -1);
+    });
+    rows.forEach(row => body.appendChild(row));
+  });
+});
+"""
+
+
+def _summary_section(
+    scored: list[ScoreResult],
+    failed: list[ScoreResult],
+    labels: dict[str, int | None],
+    detector: Detector,
+) -> str:
+    anomalous = [r for r in scored if r.anomalous]
+    lines = [
+        f"<p class=lead><b>{len(anomalous)}</b> of {len(scored)} recordings are anomalous "
+        f"(threshold {detector.threshold:.4g})"
+        + (f"; {len(failed)} could not be scored" if failed else "")
+        + ".</p>"
+    ]
+    if detector.calibration.warning:
+        lines.append(
+            "<p class=warning><b>The threshold may not be reliable:</b> "
+            f"{_e(detector.calibration.warning)}</p>"
+        )
+    known = [(labels[r.path], r) for r in scored if labels.get(r.path) is not None]
+    if {label for label, _ in known} == {NORMAL, ANOMALY}:
+        false_alarms = sum(bool(r.anomalous) for label, r in known if label == NORMAL)
+        missed = sum(not r.anomalous for label, r in known if label == ANOMALY)
+        lines.append(
+            f"<p>Against the labels: {false_alarms} normal recordings flagged, {missed} "
+            "anomalous recordings missed.</p>"
+        )
+    return (
+        "<section id=summary><h2>Summary</h2>"
+        + "".join(lines)
+        + (_labelled_section(scored, labels, detector.threshold) or _histogram(scored, detector))
+        + "</section>"
+    )
+
+
+def _histogram(scored: list[ScoreResult], detector: Detector) -> str:
+    scores = [r.score for r in scored if r.score is not None]
+    if not scores:
+        return ""
+    figure = plots.score_histogram(scores, [], detector.threshold, "scores (unlabelled)")
+    return f"<div class=figures>{_image(figure, 'score histogram')}</div>"
 
 
 def _detector_section(detector: Detector) -> str:
@@ -126,8 +196,8 @@ def _verdicts_section(
     scored: list[ScoreResult], failed: list[ScoreResult], labels: dict[str, int | None]
 ) -> str:
     show_labels = any(label is not None for label in labels.values())
-    header = "<tr><th>#</th><th>file</th><th>score</th><th>verdict</th>"
-    header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr>"
+    header = "<thead><tr><th>#</th><th>file</th><th>score</th><th>verdict</th>"
+    header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr></thead>"
     rows = []
     for rank, result in enumerate(scored, start=1):
         verdict = (
@@ -136,7 +206,7 @@ def _verdicts_section(
             else "<span class=normal>normal</span>"
         )
         label = {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[labels.get(result.path)]
-        events = "; ".join(_event_text(event) for event in result.segments or [])
+        events = _events_summary(result.segments or [])
         rows.append(
             f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
             f"{_e(Path(result.path).name)}</td><td class=number>{result.score:.4g}</td>"
@@ -157,7 +227,11 @@ def _verdicts_section(
         + (f"; {len(failed)} could not be scored" if failed else "")
         + ".</p>"
     )
-    return f"<h2>Verdicts</h2>{summary}<table>{header}{''.join(rows)}</table>"
+    return (
+        f"<section id=verdicts><h2>Verdicts</h2>{summary}<details><summary>All {len(scored)} "
+        "verdicts (click a column to sort)</summary>"
+        f"<table class=sortable>{header}<tbody>{''.join(rows)}</tbody></table></details></section>"
+    )
 
 
 def _labelled_section(
@@ -185,9 +259,9 @@ def _labelled_section(
     )
 
 
-def _explanations_section(detector: Detector, scored: list[ScoreResult], top: int) -> str:
-    from aetk.detect.explain import explain
-
+def _explanations_section(
+    detector: Detector, scored: list[ScoreResult], labels: dict[str, int | None], top: int
+) -> str:
     chosen = [r for r in scored if r.anomalous][:top]
     intro = f"<p>The {len(chosen)} highest-scoring anomalous recordings."
     if not chosen:
@@ -197,6 +271,22 @@ def _explanations_section(detector: Detector, scored: list[ScoreResult], top: in
         " Spectrogram of the input, the model's reconstruction where it has one, where the "
         "score comes from (error map; events shaded), and the score over time.</p>"
     )
+    parts = ["<section id=explained><h2>Where the anomalies are</h2>", intro]
+    parts += _explained(detector, chosen)
+    false_alarms = [r for r in scored if r.anomalous and labels.get(r.path) == NORMAL][:top]
+    missed = [r for r in scored if not r.anomalous and labels.get(r.path) == ANOMALY][:top]
+    if false_alarms:
+        parts.append("<h2>Normal recordings it flagged</h2>")
+        parts += _explained(detector, false_alarms)
+    if missed:
+        parts.append("<h2>Anomalous recordings it missed</h2>")
+        parts += _explained(detector, missed)
+    return "".join(parts) + "</section>"
+
+
+def _explained(detector: Detector, chosen: list[ScoreResult]) -> list[str]:
+    from aetk.detect.explain import explain
+
     sections = []
     for result in chosen:
         name = _e(Path(result.path).name)
@@ -219,7 +309,16 @@ def _explanations_section(detector: Detector, scored: list[ScoreResult], top: in
         events = f"<ul>{events}</ul>" if events else "<p>No single moment stands out.</p>"
         figure = plots.explanation(explained, Path(result.path).name)
         sections.append(f"{head}{events}{_image(figure, f'explanation of {name}')}</section>")
-    return "<h2>Where the anomalies are</h2>" + intro + "".join(sections)
+    return sections
+
+
+def _events_summary(events: list[dict]) -> str:
+    """The strongest event, with its top band only, and how many more there are."""
+    if not events:
+        return ""
+    strongest = max(events, key=lambda event: event["score"])
+    text = _event_text({**strongest, "bands": strongest.get("bands", [])[:1]})
+    return text + (f" (+{len(events) - 1} more)" if len(events) > 1 else "")
 
 
 def _event_text(event: dict) -> str:
