@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,52 @@ def test_ray_engine_gives_the_local_rows_with_segments(fitted, machine_sounds, t
     assert json.loads(again.stdout)["skipped"] == 3 and len(pandas.read_parquet(out)) == 3
     other = run_aetk(*args, "--threshold", "0.5", "--json", env=env)
     assert other.code == 2 and "made with another detector, threshold" in other.stderr
+
+
+@needs_ray
+def test_a_ray_run_killed_midway_keeps_its_finished_parts_and_stops_ray(
+    fitted, machine_sounds, tmp_path, monkeypatch
+):
+    import pandas
+    import ray
+
+    from aetk.engines import ray as engine
+
+    _, detector = fitted
+    out = tmp_path / "parts.parquet"
+    monkeypatch.setattr(engine, "PART_FILES", 5)
+    real = engine._score_dataset
+    calls = []
+
+    def interrupted_after_one_part(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_score_dataset", interrupted_after_one_part)
+    files = list(machine_sounds["test"])
+    with pytest.raises(KeyboardInterrupt):
+        engine.score_with_ray(detector, files, out, cpus=2, actors=1)
+    assert not ray.is_initialized()  # the Ray it started is stopped on the way out
+    assert len(pandas.read_parquet(out)) == 5  # the first part was written
+    monkeypatch.setattr(engine, "_score_dataset", real)
+    run = engine.score_with_ray(detector, files, out, cpus=2, actors=1)
+    assert (run.skipped, run.scored) == (5, len(files) - 5)
+    assert len(pandas.read_parquet(out)) == len(files)
+    assert not ray.is_initialized()
+    # No Ray process outlives the run by more than a few seconds.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _ray_processes():
+        time.sleep(0.5)
+    assert _ray_processes() == []
+
+
+def _ray_processes() -> list[str]:
+    listed = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [
+        line
+        for line in listed.splitlines()
+        if ("raylet" in line or "dashboard_agent" in line or "gcs_server" in line)
+        and "ps -eo" not in line
+    ]
