@@ -128,6 +128,33 @@ def make_distribution(
 
 
 @pytest.fixture
+def failing_detector_writes(monkeypatch):
+    """``fail(exception)``: from then on, writing a detector file raises ``exception`` after its
+    first 100 bytes are written (a full disk, a Ctrl-C in the middle of the write)."""
+    import contextlib
+
+    from aetk.detect import detector_file
+
+    real = detector_file.atomic_file
+
+    def fail(exception: BaseException) -> None:
+        @contextlib.contextmanager
+        def failing(path, durable=True):
+            with real(path, durable) as handle:
+
+                class Failing:
+                    def write(self, data):
+                        handle.write(data[:100])
+                        raise exception
+
+                yield Failing()
+
+        monkeypatch.setattr(detector_file, "atomic_file", failing)
+
+    return fail
+
+
+@pytest.fixture
 def fresh_plugins():
     """Each test that changes which plugins are visible gets its own plugin host."""
     from aetk.plugin import host as plugins

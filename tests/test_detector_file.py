@@ -155,31 +155,15 @@ def test_missing_detector_says_how_to_make_one(tmp_path):
         aetk.Detector.load(tmp_path / "nope.aetk")
 
 
-def test_failed_write_leaves_the_existing_detector_intact(fitted, tmp_path, monkeypatch):
+def test_failed_write_leaves_the_existing_detector_intact(
+    fitted, tmp_path, failing_detector_writes
+):
     _, path = fitted
     target = tmp_path / "detector.aetk"
     target.write_bytes(path.read_bytes())
     before = target.read_bytes()
 
-    import contextlib
-
-    from aetk.detect import detector_file
-
-    real = detector_file.atomic_file
-
-    @contextlib.contextmanager
-    def full_disk(path, durable=True):
-        """The disk fills up after the first 100 bytes of the new file."""
-        with real(path, durable) as handle:
-
-            class Full:
-                def write(self, data):
-                    handle.write(data[:100])
-                    raise OSError(28, "No space left on device")
-
-            yield Full()
-
-    monkeypatch.setattr(detector_file, "atomic_file", full_disk)
+    failing_detector_writes(OSError(28, "No space left on device"))
     with pytest.raises(OSError, match="No space left"):
         write_detector(target, {"components": {}}, {"x": torch.zeros(1)})
     assert target.read_bytes() == before

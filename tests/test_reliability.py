@@ -71,29 +71,11 @@ def test_killed_while_writing_leaves_the_existing_detector_intact(fitted, tmp_pa
     assert aetk.Detector.load(target).threshold > 0
 
 
-def test_ctrl_c_while_saving_removes_the_temporary_file(fitted, tmp_path, monkeypatch):
+def test_ctrl_c_while_saving_removes_the_temporary_file(fitted, tmp_path, failing_detector_writes):
     _, path = fitted
     target = tmp_path / "detector.aetk"
     target.write_bytes(path.read_bytes())
-    import contextlib
-
-    from aetk.detect import detector_file
-
-    real = detector_file.atomic_file
-
-    @contextlib.contextmanager
-    def interrupted(path, durable=True):
-        """Ctrl-C arrives after the first 100 bytes of the new file are written."""
-        with real(path, durable) as handle:
-
-            class Interrupted:
-                def write(self, data):
-                    handle.write(data[:100])
-                    raise KeyboardInterrupt
-
-            yield Interrupted()
-
-    monkeypatch.setattr(detector_file, "atomic_file", interrupted)
+    failing_detector_writes(KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         write_detector(target, {"components": {}}, {"x": torch.zeros(1)})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.aetk"]

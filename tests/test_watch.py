@@ -127,29 +127,7 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
     rng = np.random.default_rng(4)
     soundfile.write(folder / "before.wav", synth.normal_clip(rng, 2.0), RATE)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aetk",
-            "watch",
-            str(folder),
-            "-d",
-            str(path),
-            "--json",
-            "--state",
-            str(state),
-            "--interval",
-            "0.1",
-            "--settle",
-            "1.0",
-            "--metrics-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = watch_folder(folder, path, state, "1.0", "--metrics-port", str(port))
     try:
         time.sleep(3)
         soundfile.write(folder / "quick.wav", synth.normal_clip(rng, 2.0), RATE)
@@ -177,32 +155,19 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
     for event in (json.loads(line) for line in out.splitlines()):
         if Path(event["source"]).name == "slow.wav":
             assert event["event"] == "scored"  # read whole: never an error for a half file
-    again = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aetk",
-            "watch",
-            str(folder),
-            "-d",
-            str(path),
-            "--json",
-            "--state",
-            str(state),
-            "--interval",
-            "0.1",
-            "--settle",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    again = watch_folder(folder, path, state, "0.2")
     time.sleep(3)
     again.send_signal(signal.SIGTERM)
     out, err = again.communicate(timeout=30)
     assert again.returncode == 0, err
     assert out.strip() == ""
+
+
+def watch_folder(folder: Path, detector: Path, state: Path, settle: str, *args: str):
+    """``aetk watch FOLDER --json --state STATE`` in its own process, polling every 0.1 s."""
+    command = [sys.executable, "-m", "aetk", "watch", str(folder), "-d", str(detector), "--json"]
+    command += ["--state", str(state), "--interval", "0.1", "--settle", settle, *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 class Receiver(BaseHTTPRequestHandler):
