@@ -115,6 +115,9 @@ def test_hook_register_commands(install, cli):
     assert result.code == 0
     assert result.stdout.strip() == "hello fan"
     assert "hello" in cli("--help").stdout
+    listed = {record["name"]: record for record in json.loads(cli("plugins", "--json").stdout)}
+    (plugin,) = [record for record in listed.values() if record["commands"]]
+    assert plugin["commands"] == ["hello"] and "command: hello" in cli("plugins").stdout
 
 
 def test_third_party_detector_round_trip_names_missing_plugin(install, machine_sounds, tmp_path):

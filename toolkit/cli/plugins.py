@@ -42,9 +42,11 @@ def list_plugins(
         table.add_column(column)
     for record in records:
         distribution = f"{record.distribution or '?'} {record.version or ''}".strip()
-        components = "; ".join(
-            f"{kind}: {', '.join(names)}" for kind, names in record.components.items()
-        )
+        provided = {
+            **record.components,
+            **({"command": record.commands} if record.commands else {}),
+        }
+        components = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in provided.items())
         if record.error:
             components = f"[red]{record.error}[/red]"
         table.add_row(record.name, distribution, ", ".join(record.hooks), components)

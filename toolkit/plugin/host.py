@@ -254,8 +254,9 @@ class PluginHost:
 
         def credit() -> None:
             new = [name for name in _command_names(app) if name not in seen]
-            if called:
-                called[-1].commands.extend(new)
+            if called:  # each app is built afresh; a plugin's list names each command once
+                record = called[-1]
+                record.commands.extend(name for name in new if name not in record.commands)
             seen.update(new)
 
         def arguments(record: PluginRecord) -> dict:
