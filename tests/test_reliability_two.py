@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -425,3 +427,43 @@ def wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, 16000, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+def test_a_full_disk_while_writing_an_evaluation_or_report_is_one_line(
+    cli, fitted, machine_sounds, tmp_path, monkeypatch
+):
+    from aetk.data import fileio
+
+    _, detector = fitted
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio, "atomic_write_text", full)
+    evaluated = cli("evaluate", *machine_sounds["test"], "-d", detector, "--out", tmp_path / "e")
+    assert evaluated.code == 1 and "No space left on device" in evaluated.stderr
+    reported = cli("report", *machine_sounds["test"], "-d", detector, "-o", tmp_path / "r.html")
+    assert reported.code == 1 and "cannot write the report (No space left" in reported.stderr
+    assert "Traceback" not in evaluated.stderr + reported.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_ctrl_c_stops_a_fit_within_a_second_or_two(tmp_path):
+    folder = tmp_path / "many"
+    synth.write_dataset(folder, train=400, test_normal=0, test_per_anomaly=0, seconds=2.0)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aetk", "fit", str(folder / "train"), "-o", str(tmp_path / "d")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AETK_CACHE": "0"},
+    )
+    for line in process.stderr:  # featurizing starts right after this line
+        if line.startswith("Recordings:"):
+            break
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert time.monotonic() - sent < 2.0
+    assert "interrupted" in err and "Traceback" not in err
