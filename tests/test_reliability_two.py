@@ -467,3 +467,24 @@ def test_ctrl_c_stops_a_fit_within_a_second_or_two(tmp_path):
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 2.0
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_fit_reports_its_stages_to_the_observer(train_folder):
+    """The stage after featurizing (fitting the scorer and calibrating, which took 40 s on a
+    large transient fit) is announced, so that progress never sits at 100 % without a word."""
+    seen = []
+
+    class Recorder(aetk.FitObserver):
+        def on_recordings(self, sample_rates, analysis_rate):
+            seen.append(("recordings", sample_rates, analysis_rate))
+
+        def on_stage(self, description):
+            seen.append(("stage", description))
+
+        def on_calibrated(self, calibration):
+            seen.append(("calibrated", calibration.method))
+
+    aetk.fit(train_folder, observer=Recorder())
+    assert seen[0] == ("recordings", {16000: 12}, 16000)
+    assert ("stage", "Fitting scorer knn and calibrating the threshold") in seen
+    assert seen[-1] == ("calibrated", "conformal")
