@@ -488,3 +488,16 @@ def test_fit_reports_its_stages_to_the_observer(train_folder):
     assert seen[0] == ("recordings", {16000: 12}, 16000)
     assert ("stage", "Fitting scorer knn and calibrating the threshold") in seen
     assert seen[-1] == ("calibrated", "conformal")
+
+
+def test_fit_says_when_analysis_drops_the_recordings_upper_band(cli, tmp_path):
+    machine = synth.Machine(sample_rate=48000)
+    written = synth.write_dataset(
+        tmp_path / "hi", train=6, test_normal=0, test_per_anomaly=0, seconds=0.5, machine=machine
+    )
+    result = cli("fit", written["train"][0].parent, "-o", tmp_path / "d.aetk")
+    assert result.code == 0, result.stderr
+    assert "Recordings: 6 at 48000 Hz; analysed at 16000 Hz" in result.stderr
+    assert "recordings at 48000 Hz are analysed at 16000 Hz: what they hold above 8000 Hz" in (
+        result.stderr
+    )
