@@ -188,3 +188,12 @@ def test_few_files_are_cross_fitted_and_many_use_the_validation_files(tmp_path):
     )["train"]
     detector = aetk.fit(many, **TINY, val_fraction=0.25)
     assert len(detector.calibration.normal_scores) == detector.training["validation_files"] == 6
+
+
+@pytest.mark.parametrize("rate", ["1.5", "0", "-0.1"])
+def test_a_false_alarm_rate_outside_0_1_is_refused(cli, fitted, machine_sounds, rate):
+    _, path = fitted
+    result = cli("score", machine_sounds["test"][0], "-d", path, "--false-alarm-rate", rate)
+    assert (
+        result.code == 2 and "false_alarm_rate must lie strictly between 0 and 1" in result.stderr
+    )

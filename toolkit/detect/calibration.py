@@ -164,9 +164,9 @@ class Calibration:
 
     def recalibrated(self, false_alarm_rate: float) -> Calibration:
         """The conformal threshold for ``false_alarm_rate`` from the stored normal scores."""
-        return calibrate(
-            self.normal_scores, ThresholdConfig("conformal", false_alarm_rate=false_alarm_rate)
-        )
+        config = ThresholdConfig("conformal", false_alarm_rate=false_alarm_rate)
+        config.validate()
+        return calibrate(self.normal_scores, config)
 
 
 def calibrate(scores: np.ndarray | list[float], config: ThresholdConfig) -> Calibration:
