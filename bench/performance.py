@@ -170,11 +170,6 @@ def featurization_steps(featurizer, files: list[Path]) -> dict:
     return steps
 
 
-def scoring_rate(detector_path: Path, folder: Path) -> float:
-    """Clips per second scoring a folder with the detector loaded once (in this process)."""
-    return scoring_against_bound(detector_path, folder)["score_localized"]
-
-
 def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> dict:
     """``aetk score``'s throughput beside the decode+featurize bound, measured in the same run:
     the same files decoded and featurized on all workers with no model and no scoring (what

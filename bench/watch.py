@@ -21,7 +21,7 @@ import numpy as np
 
 import aetk
 from aetk import synth
-from aetk.watch.monitor import Monitor, WatchOptions, default_window
+from aetk.watch.monitor import Monitor, WatchOptions
 from aetk.watch.sources import StreamFormat
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     monitor.run_stream(StreamFormat(RATE, 1, "<f4", 1.0), blocks())
     elapsed = time.perf_counter() - started
     windows = sum(event["event"] == "scored" for event in events)
-    window = default_window(detector)
+    window = detector.clip_seconds
     figures = {
         "stream_seconds": seconds,
         "windows_scored": windows,

@@ -95,7 +95,9 @@ def cli(capsys):
     return invoke
 
 
-def run_aetk(*args: str, env: dict | None = None, cwd: Path | None = None) -> CliResult:
+def run_aetk(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600
+) -> CliResult:
     """Run the installed ``aetk`` in a fresh interpreter (entry points, imports, exit status)."""
     completed = subprocess.run(
         [sys.executable, "-m", "aetk", *map(str, args)],
@@ -103,7 +105,7 @@ def run_aetk(*args: str, env: dict | None = None, cwd: Path | None = None) -> Cl
         text=True,
         env={**os.environ, **(env or {})},
         cwd=cwd,
-        timeout=600,
+        timeout=timeout,
     )
     return CliResult(completed.returncode, completed.stdout, completed.stderr)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, write_wav
+from conftest import TINY_ARGS, run_aetk, write_wav
 from test_calibration import rewrite
 
 import aetk
@@ -223,40 +223,13 @@ def test_anomalies_named_normal_are_left_out_with_a_warning(cli, machine_sounds,
 def test_a_fifo_among_the_recordings_is_skipped_not_waited_on(train_folder, tmp_path):
     fifo = train_folder / "x.wav"
     os.mkfifo(fifo)
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aetk",
-            "fit",
-            str(train_folder),
-            *TINY_ARGS,
-            "-o",
-            str(tmp_path / "d.aetk"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
+    completed = run_aetk("fit", train_folder, *TINY_ARGS, "-o", tmp_path / "d.aetk", timeout=120)
+    assert completed.code == 0, completed.stderr
     assert "x.wav: is not a regular file" in completed.stderr
     detector_fifo = tmp_path / "d.fifo"
     os.mkfifo(detector_fifo)
-    scored = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aetk",
-            "score",
-            str(train_folder / "normal_0000.wav"),
-            "-d",
-            str(detector_fifo),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert scored.returncode == 2 and "is not a regular file" in scored.stderr
+    scored = run_aetk("score", train_folder / "normal_0000.wav", "-d", detector_fifo, timeout=60)
+    assert scored.code == 2 and "is not a regular file" in scored.stderr
 
 
 def test_an_implausible_sample_rate_is_refused_with_the_real_reason(cli, fitted, tmp_path):

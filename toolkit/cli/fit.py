@@ -118,18 +118,16 @@ def _print_summary(summary: dict) -> None:
         training = f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{val}"
     else:
         training = "no training (the model has no parameters)"
-    calibration = summary["calibration"]
-    rate = calibration["target_false_alarm_rate"]
-    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
+    from aetk.detect.calibration import Calibration
+
     console.stderr.print(
         f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
         f"→ {summary['scorer']} (preset {summary['preset']}, "
         f"{summary['parameters']:,} parameters)\n"
         f"  {summary['train_files']} training and {summary['validation_files']} validation files"
         f" ({summary['skipped_files']} skipped), {training}\n"
-        f"  threshold {summary['threshold']:.6g} ({calibration['method']}{target}, from "
-        f"{calibration['normal_scores']} held-out normal scores), "
-        f"fitted in {summary['seconds']:.1f} s",
+        f"  threshold {summary['threshold']:.6g} "
+        f"({Calibration.describe(summary['calibration'])}), fitted in {summary['seconds']:.1f} s",
         highlight=False,
     )
 

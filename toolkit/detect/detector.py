@@ -93,11 +93,15 @@ class Detector:
 
     # -- scoring --------------------------------------------------------------------------------
 
-    def vectors(self, path: str | Path) -> torch.Tensor:
-        """The standardised feature vectors of one whole file, as the model sees them."""
+    def features(self, path: str | Path) -> torch.Tensor:
+        """The feature vectors of one whole file, checked against the model's input shape."""
         features = featurize_file(self.featurizer, path)
         check_vector_shape(features, self.model.input_shape_, path)
-        return self.normalizer.transform(features)
+        return features
+
+    def vectors(self, path: str | Path) -> torch.Tensor:
+        """The standardised feature vectors of one whole file, as the model sees them."""
+        return self.normalizer.transform(self.features(path))
 
     def score(
         self,

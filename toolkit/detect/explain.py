@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from aetk.components.base import FeatureLayout, Localization
-from aetk.data.features import check_vector_shape, featurize_file
 
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector
@@ -134,8 +133,7 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
 
     :raises AudioError: the file cannot be read.
     """
-    features = featurize_file(detector.featurizer, path)
-    check_vector_shape(features, detector.model.input_shape_, path)
+    features = detector.features(path)
     vectors = detector.normalizer.transform(features)
     scores, (localization,) = detector.scorer.score_and_localize(detector.model, [vectors])
     score = float(scores[0])

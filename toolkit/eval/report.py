@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aetk import __version__, metrics
 from aetk.data.fileio import REPORT_MARK
+from aetk.detect.calibration import Calibration
 from aetk.errors import AudioError
 from aetk.eval import plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
@@ -156,12 +157,9 @@ def _detector_section(detector: Detector) -> str:
             f"<td><code>{_e(params)}</code></td></tr>"
         )
     calibration = summary["calibration"]
-    rate = calibration["target_false_alarm_rate"]
-    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
     facts = [
-        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(calibration['method'])}{target}, "
-        f"from {calibration['normal_scores']} held-out normal scores; a score above it is "
-        "anomalous)",
+        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(Calibration.describe(calibration))}; "
+        "a score above it is anomalous)",
         f"{summary['train_files']} training and {summary['validation_files']} validation files "
         f"({summary['skipped_files']} skipped), {summary['train_vectors']} training vectors",
         f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",

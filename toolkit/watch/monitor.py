@@ -47,11 +47,6 @@ class WatchOptions:
     interval: float = 1.0
 
 
-def default_window(detector: Detector) -> float:
-    """Windows as long as the clips the threshold was calibrated on."""
-    return detector.clip_seconds
-
-
 class Monitor:
     """Scores windows or files, tracks alerts and sends every event where it is asked to go."""
 
@@ -146,7 +141,8 @@ class Monitor:
         return result.score
 
     def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
-        window_seconds = self.options.window or default_window(self.detector)
+        # By default, windows as long as the clips the threshold was calibrated on.
+        window_seconds = self.options.window or self.detector.clip_seconds
         hop_seconds = self.options.hop or window_seconds / 2
         window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
         recorder = (
