@@ -87,6 +87,8 @@ CANDIDATES.update(
             "preset": "dcase",
             "set": ["scorer.top_fraction=0.1"],
         },
+        "autoencoder + mse": {"preset": "autoencoder", "scorer": "mse"},
+        "dcase + clip-mahalanobis": {"preset": "dcase", "scorer": "clip-mahalanobis"},
         "dcase + knn on latent codes (clip)": {"preset": "dcase", "scorer": "knn"},
         "dcase + knn on latent codes (vector)": {
             "preset": "dcase",

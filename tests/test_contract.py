@@ -6,6 +6,7 @@ import pytest
 
 from aetk.testing import checks_for, parametrize_with_checks
 from aetk_builtins.autoencoders import BaselineAE, ImprovedAE
+from aetk_builtins.clip_mahalanobis import ClipMahalanobisScorer
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
 from aetk_builtins.mel_db import MelDb
@@ -30,6 +31,7 @@ BUILTINS = [
     MseScorer(top_fraction=0.25),
     KnnScorer(),
     KnnScorer(pooling="vector"),
+    ClipMahalanobisScorer(),
 ]
 
 

@@ -37,16 +37,15 @@ def sounds(tmp_path_factory):
     return folder / "train", burst, normal
 
 
+_SMALL_AUTOENCODER = [
+    "featurizer.n_mels=32",
+    "model.hidden=[32]",
+    "model.bottleneck=4",
+    "training.epochs=15",
+]
 LOCALIZING = {
-    "autoencoder + mse": {
-        "preset": "autoencoder",
-        "set": [
-            "featurizer.n_mels=32",
-            "model.hidden=[32]",
-            "model.bottleneck=4",
-            "training.epochs=15",
-        ],
-    },
+    "autoencoder + mse": {"preset": "autoencoder", "scorer": "mse", "set": _SMALL_AUTOENCODER},
+    "autoencoder (clip-mahalanobis)": {"preset": "autoencoder", "set": _SMALL_AUTOENCODER},
     "default (knn, clip pooling)": {"preset": "default"},
     "transient (knn, vector pooling), at the clips' 16 kHz": {
         "preset": "transient",

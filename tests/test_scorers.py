@@ -1,4 +1,4 @@
-"""The built-in scorers beyond mse: knn (clip and vector pooling), pooling helpers, identity."""
+"""The built-in scorers: knn (clip and vector pooling), mse, clip-mahalanobis; pooling, identity."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import aetk
 from aetk import metrics
 from aetk.fitting.trainer import train
 from aetk.scoring import pool
+from aetk_builtins.clip_mahalanobis import ClipMahalanobisScorer
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
 from aetk_builtins.mse import MseScorer
@@ -126,3 +127,86 @@ def test_knn_detector_round_trip(machine_sounds, tmp_path):
     assert [r.score for r in loaded.score(machine_sounds["test"])] == expected
     labels = [int("anomaly" in r.path) for r in loaded.score(machine_sounds["test"])]
     assert metrics.auc(labels, expected) > 0.9
+
+
+class ReconstructsNothing(aetk.Model):
+    """Reconstructs every vector as zeros, so that its residuals are the vectors themselves."""
+
+    name = "reconstructs-nothing"
+
+    def build(self, input_shape):
+        from torch import nn
+
+        class Zeros(nn.Module):
+            def forward(self, x):
+                return torch.zeros_like(x), x.flatten(1)
+
+        return Zeros()
+
+
+@pytest.fixture
+def residuals_are_inputs():
+    return ReconstructsNothing().initialize((2,))
+
+
+def test_clip_mahalanobis_measures_in_standard_deviations_of_normal_residuals(
+    residuals_are_inputs,
+):
+    # Normal residuals: ±1 on the first element, ±100 on the second, mean 0, no correlation.
+    signs = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]).repeat(25, 1)
+    normal = [signs * torch.tensor([1.0, 100.0])]
+    scorer = ClipMahalanobisScorer(shrinkage=1e-9).fit(residuals_are_inputs, normal, [])
+    torch.testing.assert_close(scorer.mean_, torch.zeros(2))
+    # A clip whose residuals are all shifted by one standard deviation of either element scores
+    # the same, sqrt((n-1)/n) for the sample covariance of n = 100 vectors; the mean squared
+    # error of the two clips differs 10,000-fold.
+    one_sd = (99 / 100) ** 0.5
+    shifted = scorer.score(
+        residuals_are_inputs,
+        [
+            torch.full((10, 2), 0.0) + torch.tensor(shift)
+            for shift in ([1.0, 0.0], [0.0, 100.0], [2.0, 0.0])
+        ],
+    )
+    np.testing.assert_allclose(shifted, [one_sd, one_sd, 2 * one_sd], rtol=1e-5)
+
+
+def test_clip_mahalanobis_averages_residuals_before_measuring_them(residuals_are_inputs):
+    normal = clips(10, vectors=100, dim=2)
+    scorer = ClipMahalanobisScorer().fit(residuals_are_inputs, normal, clips(2, 100, 2, seed=1))
+    # Residuals three times as loud as normal but random score near 0 (their mean cancels);
+    # a consistent shift of half a standard deviation in every vector is what stands out.
+    loud_noise = [3 * clip for clip in clips(5, vectors=400, dim=2, seed=2)]
+    consistent = clips(5, vectors=400, dim=2, shift=0.5, seed=3)
+    noise_scores = scorer.score(residuals_are_inputs, loud_noise)
+    shift_scores = scorer.score(residuals_are_inputs, consistent)
+    assert noise_scores.max() < 0.5 < shift_scores.min()
+
+
+def test_clip_mahalanobis_localizes_in_the_same_metric(residuals_are_inputs):
+    scorer = ClipMahalanobisScorer().fit(
+        residuals_are_inputs, clips(10, vectors=100, dim=2), clips(3, 100, 2, seed=1)
+    )
+    clip = clips(1, vectors=30, dim=2, seed=4)[0]
+    clip[10:13, 1] += 8.0
+    (score,), (localization,) = scorer.score_and_localize(residuals_are_inputs, [clip])
+    assert score == pytest.approx(scorer.score(residuals_are_inputs, [clip])[0])
+    assert set(localization.vector_scores.topk(3).indices.tolist()) == {10, 11, 12}
+    assert localization.vector_scores[10:13].min() > scorer.event_threshold_
+    assert (localization.contributions[10:13, 1] > localization.contributions[10:13, 0]).all()
+    torch.testing.assert_close(localization.contributions.sum(1).sqrt(), localization.vector_scores)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"shrinkage": 0}, "shrinkage must lie in"),
+        ({"shrinkage": 1.5}, "shrinkage must lie in"),
+        ({"shrinkage": "a"}, "shrinkage must be a number"),
+        ({"max_dimension": 0}, "max_dimension must be"),
+        ({"max_dimension": 1}, "residual vectors have 2 values"),
+    ],
+)
+def test_clip_mahalanobis_invalid_parameters(residuals_are_inputs, params, message):
+    with pytest.raises(aetk.ConfigError, match=message):
+        ClipMahalanobisScorer(**params).fit(residuals_are_inputs, clips(3, dim=2), [])

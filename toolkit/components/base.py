@@ -207,11 +207,13 @@ class Model(Component):
         """The network's reconstruction of the vectors ``x`` (shaped like ``target(x)``)."""
         return self._outputs(x, batch_size, lambda chunk, output: output[0])
 
+    def residuals(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """``target(x)`` minus the reconstruction of the vectors ``x``, shaped like the target."""
+        return self._outputs(x, batch_size, lambda chunk, output: self.target(chunk) - output[0])
+
     def errors(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Element-wise squared reconstruction error of vectors ``x``, shaped like the target."""
-        return self._outputs(
-            x, batch_size, lambda chunk, output: (output[0] - self.target(chunk)).square()
-        )
+        return self.residuals(x, batch_size).square()
 
     def latent(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Latent codes of the vectors ``x``, flattened to ``[n, latent_size]``."""
