@@ -3,6 +3,7 @@ line instead of a traceback. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -298,6 +299,23 @@ def test_fit_says_which_preset_parameters_a_swapped_component_keeps(cli, train_f
     assert "keep these autoencoder preset parameters: model.hidden, model.bottleneck" in (
         plain.stderr
     )
+    # With a component swapped, the preset's description of its method no longer holds.
+    assert json.loads(plain.stdout)["method"] is None
+    assert "Method:" not in plain.stderr
+
+
+def test_fit_and_report_say_what_the_detector_does_and_why(cli, train_folder, tmp_path):
+    from aetk.fitting.config import load_preset
+
+    result = cli("fit", train_folder, "--json", "-o", tmp_path / "d.aetk")
+    assert result.code == 0, result.stderr
+    described = load_preset("default")["description"]
+    assert json.loads(result.stdout)["method"] == described
+    assert f"Method: {described}" in " ".join(result.stderr.split())
+    assert aetk.Detector.load(tmp_path / "d.aetk").summary()["method"] == described
+    report = cli("report", train_folder, "-d", tmp_path / "d.aetk", "-o", tmp_path / "r.html")
+    assert report.code == 0, report.stderr
+    assert html.escape(described, quote=False)[:60] in (tmp_path / "r.html").read_text()
 
 
 def test_unstorable_learned_state_is_named_at_fit_time(train_folder):

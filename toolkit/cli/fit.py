@@ -160,6 +160,8 @@ class ProgressObserver(FitObserver):
             "validation files",
             highlight=False,
         )
+        if config.method:
+            self._progress.console.print(f"Method: {config.method}", highlight=False)
         if config.inherited:
             self._progress.console.print(
                 f"note: the swapped-in components keep these {config.preset} preset parameters: "

@@ -223,6 +223,7 @@ class Detector:
         return {
             "detector": None if output is None else str(output),
             "preset": training.get("config", {}).get("preset"),
+            "method": training.get("config", {}).get("method"),
             "featurizer": self.featurizer.name,
             "model": self.model.name,
             "scorer": self.scorer.name,

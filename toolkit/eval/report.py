@@ -157,7 +157,8 @@ def _detector_section(detector: Detector) -> str:
             f"<td><code>{_e(params)}</code></td></tr>"
         )
     calibration = summary["calibration"]
-    facts = [
+    facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
+    facts += [
         f"threshold <b>{summary['threshold']:.5g}</b> ({_e(Calibration.describe(calibration))}; "
         "a score above it is anomalous)",
         f"{summary['train_files']} training and {summary['validation_files']} validation files "

@@ -135,6 +135,9 @@ class FitConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     #: Preset parameters a swapped-in component kept (``"model.hidden"``): fit reports them.
     inherited: list[str] = field(default_factory=list)
+    #: What the detector does and what it is for, in a sentence: the preset's description, or
+    #: None once a component of the preset has been swapped for another (it would no longer hold).
+    method: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +149,7 @@ class FitConfig:
             "threshold": self.threshold.as_dict(),
             "training": self.training.as_dict(),
             "inherited": list(self.inherited),
+            "method": self.method,
         }
 
     def components(self) -> tuple[ComponentSpec, ComponentSpec, ComponentSpec]:
@@ -225,12 +229,17 @@ def resolve_config(
     preset = preset or file_preset or DEFAULT_PRESET
     base = load_preset(preset)
     specs, inherited = _component_specs(base, user)
+    own_components = all(
+        spec.name == base[section]["name"]
+        for section, spec in zip(COMPONENT_SECTIONS, specs, strict=True)
+    )
     return FitConfig(
         preset,
         *specs,
         training=TrainingConfig.from_dict({**base.get("training", {}), **user["training"]}),
         threshold=ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]}),
         inherited=inherited,
+        method=base.get("description") if own_components else None,
     )
 
 
