@@ -114,12 +114,8 @@ class ClipMahalanobisScorer(aetk.Scorer):
         self, model, clips: Sequence[torch.Tensor]
     ) -> tuple[np.ndarray, list[aetk.Localization | None]]:
         """Scores and localizations from one reconstruction of every vector."""
-        import numpy as np
-
         self.check_fitted()
-        walked = list(self._walk(model, clips, localize=True))
-        scores = np.array([score for score, _ in walked], dtype=np.float64)
-        return scores, [localization for _, localization in walked]
+        return aetk.scoring.scores_and_localizations(self._walk(model, clips, localize=True))
 
     def export_module(self, model):
         """The clip's whitened mean residual length, as a module to export."""

@@ -1,4 +1,5 @@
-"""Helpers for scorers: batching clips, and pooling a clip's vector scores into one score."""
+"""Helpers for scorers: batching clips, pooling a clip's vector scores into one score, and
+splitting per-clip ``(score, localization)`` pairs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from aetk.components.base import Localization
 from aetk.errors import ConfigError
 
 
@@ -49,3 +51,13 @@ def clip_batches(
         count += len(clip)
     if group:
         yield group
+
+
+def scores_and_localizations(
+    pairs: Iterable[tuple[float, Localization | None]],
+) -> tuple[np.ndarray, list[Localization | None]]:
+    """``(score, localization)`` of each clip, as ``Scorer.score_and_localize`` returns them:
+    the float64 scores and the list of localizations."""
+    pairs = list(pairs)
+    scores = np.array([score for score, _ in pairs], dtype=np.float64)
+    return scores, [localization for _, localization in pairs]
