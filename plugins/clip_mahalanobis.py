@@ -95,7 +95,9 @@ class ClipMahalanobisScorer(aetk.Scorer):
         self.mean_ = mean.float()
         self.whitening_ = whitening.float()
         normal = validation if len(validation) else train
-        self.fit_localization(localization for _, localization in self._walk(model, normal, True))
+        self.fit_localization(
+            localization for _, localization in self._walk(model, normal, localize=True)
+        )
         return self
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:

@@ -135,8 +135,8 @@ class FitConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     #: Preset parameters a swapped-in component kept (``"model.hidden"``): fit reports them.
     inherited: list[str] = field(default_factory=list)
-    #: What the detector does and what it is for, in a sentence: the preset's description, or
-    #: None once a component of the preset has been swapped for another (it would no longer hold).
+    #: What the detector does and what it is for: the preset's description, or None once a
+    #: component or the standardisation differs from the preset's (it would no longer hold).
     method: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -229,17 +229,18 @@ def resolve_config(
     preset = preset or file_preset or DEFAULT_PRESET
     base = load_preset(preset)
     specs, inherited = _component_specs(base, user)
-    own_components = all(
-        spec.name == base[section]["name"]
+    training = {**base.get("training", {}), **user["training"]}
+    as_described = training.get("normalize") == base.get("training", {}).get("normalize") and all(
+        {"name": spec.name, **spec.params} == base[section]
         for section, spec in zip(COMPONENT_SECTIONS, specs, strict=True)
     )
     return FitConfig(
         preset,
         *specs,
-        training=TrainingConfig.from_dict({**base.get("training", {}), **user["training"]}),
+        training=TrainingConfig.from_dict(training),
         threshold=ThresholdConfig.from_dict({**base.get("threshold", {}), **user["threshold"]}),
         inherited=inherited,
-        method=base.get("description") if own_components else None,
+        method=base.get("description") if as_described else None,
     )
 
 
