@@ -10,6 +10,14 @@ noise. Anomalies add to a normal clip:
 - ``imbalance``: sidebands at ± the shaft rate around every harmonic, and a stronger fundamental.
 
 ``severity`` scales every anomaly; 1.0 is clearly audible, ``0.0`` is identical to normal.
+
+Short events, the faults a clip's average hides (:func:`event_clip`, :func:`write_event_dataset`):
+a machine whose normal sound is the hum plus a valve that clicks once a second, and three faults
+that last a fraction of a clip, at a chosen level relative to the hum:
+
+- ``knock``: one impact, a decaying resonance (0.8-3 kHz) 50-300 ms long;
+- ``chatter``: the valve's timing changes once: a burst of 3-5 clicks 30-60 ms apart;
+- ``rub``: one burst of band-limited friction noise (0.5-4 kHz), 0.2-0.5 s long.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ANOMALIES = ("bearing", "knock", "rub", "imbalance")
+EVENTS = ("knock", "chatter", "rub")
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,106 @@ def write_dataset(
         soundfile.write(path, clip, machine.sample_rate, subtype="PCM_16")
         written[split].append(path)
     return written
+
+
+def event_clip(
+    rng: np.random.Generator,
+    kind: str | None,
+    seconds: float = 10.0,
+    machine: Machine = Machine(),
+    level_db: float = -5.0,
+) -> np.ndarray:
+    """One clip of the clicking machine: normal (``kind=None``) or with one short event of
+    :data:`EVENTS`, whose power while it lasts is ``level_db`` relative to the hum's."""
+    if kind is not None and kind not in EVENTS:
+        raise ValueError(f"unknown event {kind!r} (choose from {', '.join(EVENTS)})")
+    clip, _ = _normal_parts(rng, seconds, machine)
+    hum_power = float(np.mean(clip**2))
+    clip = clip + _clicks(rng, len(clip), machine.sample_rate, hum_power)
+    if kind is not None:
+        event = _EVENTS[kind](rng, machine.sample_rate, hum_power)
+        gain = np.sqrt(10 ** (level_db / 10) * hum_power / max(np.mean(event**2), 1e-20))
+        start = rng.integers(0, len(clip) - len(event))
+        clip[start : start + len(event)] += gain * event
+    return _finish(clip)
+
+
+def write_event_dataset(
+    folder: str | Path,
+    *,
+    train: int = 30,
+    test_normal: int = 20,
+    test_per_event: int = 10,
+    seconds: float = 10.0,
+    level_db: tuple[float, float] = (-10.0, 0.0),
+    machine: Machine = Machine(),
+    seed: int = 0,
+) -> dict[str, list[Path]]:
+    """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<event>}_*.wav`` of the clicking
+    machine, each event at a level drawn uniformly from ``level_db``."""
+    import soundfile
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    written: dict[str, list[Path]] = {"train": [], "test": []}
+    plan: list[tuple[str, str, str | None]] = [
+        ("train", f"normal_{i:04d}", None) for i in range(train)
+    ]
+    plan += [("test", f"normal_{i:04d}", None) for i in range(test_normal)]
+    plan += [
+        ("test", f"anomaly_{kind}_{i:04d}", kind) for kind in EVENTS for i in range(test_per_event)
+    ]
+    for split, stem, kind in plan:
+        path = folder / split / f"{stem}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clip = event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
+        soundfile.write(path, clip, machine.sample_rate, subtype="PCM_16")
+        written[split].append(path)
+    return written
+
+
+def _click(rng: np.random.Generator, rate: int) -> np.ndarray:
+    """A valve's click: a 10-ms burst of decaying broadband noise."""
+    length = int(0.01 * rate)
+    return rng.normal(size=length) * np.exp(-np.arange(length) / (0.002 * rate))
+
+
+def _clicks(rng: np.random.Generator, count: int, rate: int, hum_power: float) -> np.ndarray:
+    """The valve's normal rhythm: one click a second (±20 ms), at the hum's level."""
+    clicks = np.zeros(count)
+    click = _click(rng, rate)
+    gain = np.sqrt(hum_power / np.mean(click**2))
+    for start in np.arange(rng.uniform(0.1, 0.9), count / rate - 0.02, 1.0):
+        index = int((start + rng.uniform(-0.02, 0.02)) * rate)
+        clicks[index : index + len(click)] += gain * click[: count - index]
+    return clicks
+
+
+def _knock_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+    length = int(rng.uniform(0.05, 0.3) * rate)
+    resonance = rng.uniform(800.0, 3000.0)
+    time = np.arange(length) / rate
+    return np.exp(-time / (length / rate / 4)) * np.sin(2 * np.pi * resonance * time)
+
+
+def _chatter_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+    gaps = rng.uniform(0.03, 0.06, size=int(rng.integers(3, 6)))
+    starts = np.concatenate([[0], np.cumsum(gaps)])
+    click = _click(rng, rate)
+    burst = np.zeros(int(starts[-1] * rate) + len(click))
+    for start in starts:
+        index = int(start * rate)
+        burst[index : index + len(click)] += click
+    return burst
+
+
+def _rub_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+    length = int(rng.uniform(0.2, 0.5) * rate)
+    low = rng.uniform(500.0, 2000.0)
+    return _band_noise(rng, length, rate, low, 2 * low) * np.hanning(length)
+
+
+_EVENTS = {"knock": _knock_event, "chatter": _chatter_event, "rub": _rub_event}
 
 
 @dataclass
