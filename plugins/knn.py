@@ -9,10 +9,18 @@ autoencoder it is the bottleneck code. Two ways to compare a clip with normal re
 - ``pooling = "vector"``: each latent vector is compared with the normal vectors (at most
   ``max_reference`` of them, drawn at random); the clip's score is the mean of the highest
   ``top_fraction`` of its vectors' distances. Keeps short events that a clip mean would blur.
+- ``pooling = "clip+event"``: both views of the clip at once. The *clip* view is the clip
+  pooling's score (the steady hum); the *event* view is the clip's most unusual moment, the
+  highest mean distance of ``event_window`` consecutive vectors to their nearest normal vectors
+  (a knock, a click, a brief rub). Each view is divided by the median of its leave-one-clip-out
+  scores, so both read "times as far from normal as a normal clip typically is", and the clip
+  scores the larger (:func:`aetk.scoring.combine_views`); its localization names that view.
 
 All normal clips given to ``fit`` (training and validation) become references. The held-out scores
 aetk calibrates the threshold on are leave-one-clip-out scores: each normal clip scored against the
-other clips' references, which is what a new normal recording would score.
+other clips' references, which is what a new normal recording would score (with ``clip+event``,
+for at most ``max_held_out`` clips drawn at random: a few hundred place a threshold well, and
+each costs a search through the normal vectors).
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POOLINGS = ("clip", "vector")
+POOLINGS = ("clip", "vector", "clip+event")
+VIEWS = ("clip", "event")
 MAX_K = 1000
 MAX_REFERENCE = 10_000_000
 
@@ -38,7 +47,12 @@ class KnnScorer(aetk.Scorer):
     :param k: neighbours averaged.
     :param pooling: ``"clip"`` or ``"vector"`` (see the module documentation).
     :param top_fraction: with vector pooling, the share of a clip's most distant vectors averaged.
-    :param max_reference: with vector pooling, the most reference vectors kept (memory bound).
+    :param max_reference: with vector and clip+event pooling, the most reference vectors kept
+        (memory and time bound).
+    :param event_window: with clip+event pooling, the vectors averaged in the event view's
+        moment (4 frames of 32 ms: about 0.13 s, shorter than a knock or a rub).
+    :param max_held_out: with clip+event pooling, the most normal clips scored leave-one-out for
+        the views' scales and the threshold.
     """
 
     name = "knn"
@@ -49,11 +63,15 @@ class KnnScorer(aetk.Scorer):
         pooling: str = "clip",
         top_fraction: float = 1.0,
         max_reference: int = 50_000,
+        event_window: int = 4,
+        max_held_out: int = 256,
     ):
         self.k = k
         self.pooling = pooling
         self.top_fraction = top_fraction
         self.max_reference = max_reference
+        self.event_window = event_window
+        self.max_held_out = max_held_out
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
         import torch
@@ -63,6 +81,8 @@ class KnnScorer(aetk.Scorer):
             raise aetk.ConfigError(
                 "knn needs at least 2 normal clips (one to compare with another)"
             )
+        if self.pooling == "clip+event":
+            return self._fit_views(model, train, validation)
         # Two passes over the clips, one at a time: references, then leave-one-clip-out scores.
         if self.pooling == "clip":
             embedded = torch.cat([self._embed(model, clip) for clip in chain(train, validation)])
@@ -84,9 +104,52 @@ class KnnScorer(aetk.Scorer):
             )
         return self
 
+    def _fit_views(self, model, train, validation):
+        """References of both views, then leave-one-clip-out scores of a sample of clips: they
+        give each view its scale, the threshold its scores, and localization its normal."""
+        import numpy as np
+        import torch
+
+        clips = chain(train, validation)
+        embedded = torch.cat([self._embed_clip(model, clip) for clip in clips])
+        self.center_ = embedded.mean(0)
+        self.scale_ = embedded.std(0).clamp_min(1e-6)
+        self.reference_ = self._standardise(embedded)
+        vectors, owners = self._sample_vectors(model, chain(train, validation))
+        self.vector_reference_ = vectors
+        count = len(embedded)
+        rng = np.random.default_rng(0)
+        sample = set(rng.permutation(count)[: self.max_held_out].tolist())
+        view_scores, localizations = [], []
+        for index, clip in enumerate(chain(train, validation)):
+            if index not in sample:
+                continue
+            codes = model.latent(clip)
+            clip_score = self._distances(
+                self._standardise(codes.mean(0, keepdim=True)), exclude=self._one_hot(index)
+            )
+            distances, nearest = self._nearest_vectors(codes, exclude=owners == index)
+            event_score, _ = aetk.scoring.window_maxima(distances, self.event_window)
+            view_scores.append([float(clip_score), float(event_score)])
+            if codes.shape[1] == clip[0].numel():
+                localizations.append(self._vector_localization(codes, nearest, clip.shape))
+        self.view_scales_ = aetk.scoring.view_scales(np.array(view_scores))
+        self._held_out = aetk.scoring.combine_views(np.array(view_scores), self.view_scales_)[0]
+        if localizations:
+            self.fit_localization(localizations)
+        return self
+
+    def views(self) -> tuple[str, ...]:
+        return VIEWS if self.pooling == "clip+event" else ()
+
     def held_out_scores(self, model, train, validation) -> np.ndarray:
         """Leave-one-clip-out scores: each normal clip against the other clips' references."""
         self.check_fitted()
+        if self.pooling == "clip+event":
+            held_out = getattr(self, "_held_out", None)
+            if held_out is None:
+                raise aetk.NotFittedError("knn: held-out scores exist only right after fit()")
+            return held_out
         owners = getattr(self, "_owners", None)
         if owners is None:
             raise aetk.NotFittedError("knn: held-out scores exist only right after fit()")
@@ -135,6 +198,8 @@ class KnnScorer(aetk.Scorer):
         import torch
 
         self.check_fitted()
+        if self.pooling == "clip+event":
+            return self.score_and_localize(model, clips, localize=False)[0]
         scores = [np.empty(0)]
         # Many clips at once: one pass of the model and one distance computation per group.
         for group in aetk.scoring.clip_batches(clips):
@@ -146,9 +211,11 @@ class KnnScorer(aetk.Scorer):
             scores.append(aetk.scoring.pool(distances, sizes, self.top_fraction))
         return np.concatenate(scores)
 
-    def score_and_localize(self, model, clips: Sequence[torch.Tensor]):
+    def score_and_localize(self, model, clips: Sequence[torch.Tensor], localize: bool = True):
         """Scores and localizations from one latent code of every clip."""
         self.check_fitted()
+        if self.pooling == "clip+event":
+            return self._score_views(model, clips, localize)
         distances, localizations = [], []
         for clip in clips:
             codes = model.latent(clip)
@@ -157,32 +224,130 @@ class KnnScorer(aetk.Scorer):
             localizations.append(self._localize(codes, clip.shape) if localizable else None)
         return self._pool(distances), localizations
 
+    def _score_views(self, model, clips: Sequence[torch.Tensor], localize: bool):
+        """Both views of every clip, many clips at once; the larger scaled view is the score,
+        and with ``localize`` each clip's localization names it (with the moment, for events)."""
+        import numpy as np
+        import torch
+
+        view_scores, moments, localizations = [], [], []
+        for group in aetk.scoring.clip_batches(clips):
+            lengths = [len(clip) for clip in group]
+            codes = model.latent(torch.cat(group))
+            distances, nearest = self._nearest_vectors(codes)
+            clip_scores = self._distances(
+                self._standardise(
+                    torch.cat([part.mean(0, keepdim=True) for part in codes.split(lengths)])
+                )
+            )
+            parts = zip(
+                group,
+                codes.split(lengths),
+                distances.split(lengths),
+                nearest.split(lengths),
+                strict=True,
+            )
+            for clip_score, (clip, clip_codes, clip_distances, clip_nearest) in zip(
+                clip_scores, parts, strict=True
+            ):
+                event_score, start = aetk.scoring.window_maxima(clip_distances, self.event_window)
+                view_scores.append([float(clip_score), float(event_score)])
+                width = min(self.event_window, len(clip_distances))
+                moments.append((int(start), int(start) + width))
+                localizable = localize and clip_codes.shape[1] == clip[0].numel()
+                localizations.append(
+                    self._vector_localization(clip_codes, clip_nearest, clip.shape)
+                    if localizable
+                    else None
+                )
+        if not view_scores:
+            return np.empty(0), []
+        scores, winners = aetk.scoring.combine_views(np.array(view_scores), self.view_scales_)
+        for localization, winner, moment in zip(localizations, winners, moments, strict=True):
+            if localization is not None:
+                localization.view = VIEWS[winner]
+                localization.view_vectors = moment if VIEWS[winner] == "event" else None
+        return scores, localizations
+
     def export_module(self, model):
-        """One clip's mean distance to its k nearest references, as a module to export."""
+        """The clip's score as a module to export: the clip view's distance, the vectors' top
+        fraction, or the larger of the two scaled views."""
+        import torch
         from torch import nn
 
         self.check_fitted()
-        pooling, top_fraction = self.pooling, self.top_fraction
+        pooling, top_fraction, window = self.pooling, self.top_fraction, self.event_window
         k = min(self.k, len(self.reference_))
 
+        def nearest_mean(queries, reference):
+            distances = aetk.networks.pairwise_distances(queries, reference)
+            return distances.topk(min(k, len(reference)), dim=1, largest=False).values.mean(1)
+
         class KnnGraph(nn.Module):
-            def __init__(self, center, scale, reference):
+            def __init__(self, center, scale, reference, vector_reference, view_scales):
                 super().__init__()
                 self.network = model.module_
                 self.register_buffer("center", center.clone())
                 self.register_buffer("scale", scale.clone())
                 self.register_buffer("reference", reference.clone())
+                self.register_buffer("vector_reference", vector_reference.clone())
+                self.register_buffer("view_scales", view_scales.clone())
 
             def forward(self, vectors):
                 codes = self.network(vectors)[1].flatten(1)
+                clip = (codes.mean(0, keepdim=True) - self.center) / self.scale
                 if pooling == "clip":
-                    codes = codes.mean(0, keepdim=True)
-                queries = (codes - self.center) / self.scale
-                distances = aetk.networks.pairwise_distances(queries, self.reference)
-                nearest = distances.topk(k, dim=1, largest=False).values.mean(1)
-                return aetk.networks.top_fraction_mean(nearest, top_fraction)
+                    return nearest_mean(clip, self.reference).double()
+                if pooling == "vector":
+                    nearest = nearest_mean((codes - self.center) / self.scale, self.reference)
+                    return aetk.networks.top_fraction_mean(nearest, top_fraction)
+                event = aetk.networks.window_means(
+                    nearest_mean(codes, self.vector_reference), window
+                ).max()
+                views = torch.stack([nearest_mean(clip, self.reference)[0].double(), event])
+                return (views / self.view_scales).max().reshape(1)
 
-        return KnnGraph(self.center_, self.scale_, self.reference_)
+        clip_only = self.pooling != "clip+event"
+        return KnnGraph(
+            self.center_,
+            self.scale_,
+            self.reference_,
+            self.reference_[:1] if clip_only else self.vector_reference_,
+            torch.ones(2, dtype=torch.float64) if clip_only else torch.as_tensor(self.view_scales_),
+        )
+
+    def _nearest_vectors(
+        self, codes: torch.Tensor, exclude: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each code's mean distance to its k nearest reference vectors, and the nearest one's
+        index (``exclude``: a mask of references that must not count)."""
+        import torch
+
+        reference = self.vector_reference_
+        available = len(reference) - (int(exclude.sum()) if exclude is not None else 0)
+        k = min(self.k, available)
+        means, nearest = [], []
+        for chunk in torch.split(codes, 1024):
+            distances = torch.cdist(chunk, reference)
+            if exclude is not None:
+                distances[:, exclude] = float("inf")
+            closest = distances.topk(k, largest=False)
+            means.append(closest.values.mean(1))
+            nearest.append(closest.indices[:, 0])
+        if not means:
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
+        return torch.cat(means), torch.cat(nearest)
+
+    def _vector_localization(self, codes, nearest, shape) -> aetk.Localization:
+        contributions = (codes - self.vector_reference_[nearest]).square()
+        return aetk.Localization(contributions.sum(1).sqrt(), contributions.view(shape))
+
+    def _one_hot(self, index: int) -> torch.Tensor:
+        import torch
+
+        mask = torch.zeros(len(self.reference_), dtype=torch.bool)
+        mask[index] = True
+        return mask
 
     def _localizable(self, model, clip: torch.Tensor) -> bool:
         return model.latent(clip[:1]).shape[1] == clip[0].numel()
@@ -221,10 +386,19 @@ class KnnScorer(aetk.Scorer):
                 f"knn: max_reference must be an integer in 1..{MAX_REFERENCE}, "
                 f"not {self.max_reference!r}"
             )
+        for name in ("event_window", "max_held_out"):
+            if not _count_in(getattr(self, name), 1, MAX_REFERENCE):
+                raise aetk.ConfigError(
+                    f"knn: {name} must be an integer in 1..{MAX_REFERENCE}, "
+                    f"not {getattr(self, name)!r}"
+                )
         aetk.scoring.check_top_fraction(self.top_fraction)
 
     def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
         return self._pooled(model.latent(clip))
+
+    def _embed_clip(self, model, clip: torch.Tensor) -> torch.Tensor:
+        return model.latent(clip).mean(0, keepdim=True)
 
     def _pooled(self, codes: torch.Tensor) -> torch.Tensor:
         return codes.mean(0, keepdim=True) if self.pooling == "clip" else codes

@@ -210,3 +210,75 @@ def test_clip_mahalanobis_localizes_in_the_same_metric(residuals_are_inputs):
 def test_clip_mahalanobis_invalid_parameters(residuals_are_inputs, params, message):
     with pytest.raises(aetk.ConfigError, match=message):
         ClipMahalanobisScorer(**params).fit(residuals_are_inputs, clips(3, dim=2), [])
+
+
+def test_window_maxima_finds_the_moment_and_covers_short_clips():
+    from aetk.scoring import window_maxima
+
+    scores = torch.tensor([1.0, 1.0, 1.0, 9.0, 7.0, 1.0, 1.0])
+    value, start = window_maxima(scores, 2)
+    assert float(value) == 8.0 and int(start) == 3
+    value, start = window_maxima(scores[:2], 4)  # fewer vectors than the window: their mean
+    assert float(value) == 1.0 and int(start) == 0
+    with pytest.raises(aetk.ConfigError, match="event window"):
+        window_maxima(scores, 0)
+
+
+def test_view_scales_and_combination_pick_the_view_furthest_from_its_normal():
+    from aetk.scoring import combine_views, view_scales
+
+    held_out = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 12.0]])
+    scales = view_scales(held_out)
+    np.testing.assert_allclose(scales, [2.0, 10.0])
+    scores, winners = combine_views(np.array([[4.0, 11.0], [2.0, 30.0]]), scales)
+    np.testing.assert_allclose(scores, [2.0, 3.0])
+    assert winners.tolist() == [0, 1]
+    assert view_scales(np.zeros((3, 2))).min() > 0  # never a division by zero
+
+
+def event_clips(count, seed, event_at=None, vectors=80, dim=6):
+    """Normal clips of unit noise; ``event_at``: two vectors from there on shifted far."""
+    result = clips(count, vectors=vectors, dim=dim, seed=seed)
+    if event_at is not None:
+        for clip in result:
+            clip[event_at : event_at + 2] += 4.0
+    return result
+
+
+def test_knn_clip_and_event_views_hear_a_short_event_the_clip_average_misses(identity):
+    normal, held = event_clips(12, seed=0), event_clips(6, seed=5)
+    with_event = event_clips(6, seed=6, event_at=10)
+    averaged = KnnScorer(pooling="clip").fit(identity, normal, [])
+    both = KnnScorer(pooling="clip+event", event_window=2).fit(identity, normal, [])
+    assert both.views() == ("clip", "event") and averaged.views() == ()
+    clip_auc = metrics.auc(
+        [0] * 6 + [1] * 6, [*averaged.score(identity, held), *averaged.score(identity, with_event)]
+    )
+    both_scores = both.score(identity, held), both.score(identity, with_event)
+    assert both_scores[1].min() > both_scores[0].max()
+    assert clip_auc < 1.0
+    # The score, its localization and the view that raised it come from one pass.
+    scores, localizations = both.score_and_localize(identity, with_event)
+    np.testing.assert_allclose(scores, both_scores[1])
+    for localization in localizations:
+        assert localization.view == "event" and localization.view_vectors == (10, 12)
+        assert int(localization.vector_scores.argmax()) in (10, 11)
+
+
+def test_knn_clip_and_event_held_out_scores_are_leave_one_out_and_bounded(identity):
+    normal = event_clips(10, seed=0)
+    scorer = KnnScorer(pooling="clip+event", max_held_out=4).fit(identity, normal, [])
+    held_out = scorer.held_out_scores(identity, normal, [])
+    assert len(held_out) == 4 and held_out.min() > 0
+    # Scored against every reference, a training clip finds itself and scores lower.
+    assert scorer.score(identity, normal).mean() < held_out.mean()
+    assert len(scorer.view_scales_) == 2 and min(scorer.view_scales_) > 0
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"event_window": 0}, "event_window"), ({"max_held_out": 1.5}, "max_held_out")],
+)
+def test_knn_clip_and_event_invalid_parameters(identity, params, message):
+    with pytest.raises(aetk.ConfigError, match=message):
+        KnnScorer(pooling="clip+event", **params).fit(identity, clips(4), [])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -56,6 +58,20 @@ def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
     count = torch.clamp(torch.ceil(fraction * ranks.max().add(1)), min=1)
     mask = (ranks < count).double()
     return ((ordered * mask).sum() / mask.sum()).reshape(1)
+
+
+def window_means(values: torch.Tensor, window: int) -> torch.Tensor:
+    """The mean of every ``window`` consecutive ``values`` (all of them, when there are fewer),
+    as float64, at each window's first index; ``-inf`` where no whole window starts. Written
+    with a cumulative sum and gathers so that it exports to ONNX with a dynamic length."""
+    values = values.double()
+    positions = torch.cumsum(torch.ones_like(values), 0) - 1
+    count = positions.max().add(1)
+    width = torch.clamp(count, max=float(window))
+    sums = torch.cat([values.new_zeros(1), torch.cumsum(values, 0)])
+    ends = torch.minimum(positions + width, count).long()
+    means = (sums[ends] - sums[:-1]) / width
+    return torch.where(positions + width <= count, means, torch.full_like(means, -math.inf))
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Helpers for scorers: batching clips, pooling a clip's vector scores into one score, and
+"""Helpers for scorers: batching clips, pooling a clip's vector scores into one score (the mean,
+the mean of the highest share, or the most unusual moment), combining a scorer's views, and
 splitting per-clip ``(score, localization)`` pairs."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch
 
 from aetk.components.base import Localization
 from aetk.errors import ConfigError
+from aetk.networks import window_means
 
 
 def check_top_fraction(top_fraction: float) -> None:
@@ -34,6 +36,36 @@ def pool(
             part = part.topk(count).values
         scores.append(part.mean())
     return torch.stack(scores).numpy() if scores else np.empty(0)
+
+
+def window_maxima(vector_scores: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clip's most unusual moment: the highest mean of ``window`` consecutive vector scores
+    (the whole clip's mean when it has fewer vectors), and the index of the window's first
+    vector. Short events stand out in it where a clip's average would hide them."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ConfigError(f"an event window must hold at least one vector, not {window!r}")
+    means = window_means(vector_scores, window)
+    start = means.argmax()
+    return means[start], start
+
+
+def view_scales(held_out: np.ndarray) -> np.ndarray:
+    """Each view's scale, ``held_out`` being ``[clips, views]`` scores of normal clips the scorer
+    did not learn from: the median of the view's scores, so that every view's score becomes
+    "times as far from normal as a normal clip typically is" (floored above zero)."""
+    held_out = np.asarray(held_out, dtype=np.float64)
+    medians = np.median(held_out, axis=0)
+    floor = 1e-9 * max(float(np.abs(held_out).max(initial=0.0)), 1e-12)
+    return np.maximum(medians, floor)
+
+
+def combine_views(view_scores: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One score per clip from ``[clips, views]`` scores: the largest of the views' scores in
+    their scales (:func:`view_scales`), and which view gave it. A clip is as anomalous as the
+    view that finds it furthest from normal; a view whose scores barely move on a machine (an
+    event view on a steady hum) stays near 1 and does not drown the others."""
+    ratios = np.asarray(view_scores, dtype=np.float64) / np.asarray(scales, dtype=np.float64)
+    return ratios.max(axis=1), ratios.argmax(axis=1)
 
 
 def clip_batches(

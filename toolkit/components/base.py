@@ -116,10 +116,16 @@ class Localization:
     ``vector_scores``: one score per vector (higher is more anomalous; compared with the scorer's
     ``event_threshold_``). ``contributions``: ``[vectors, *vector_shape]``, how much each element
     of each vector adds to its score (compared with the scorer's ``normal_contributions_``).
+
+    A scorer that judges a clip through several views (its whole-clip average and its most
+    unusual moment, say) names the ``view`` whose score became the clip's score, and, for a view
+    of a moment, the vectors ``view_vectors`` (``[start, end)``) of that moment.
     """
 
     vector_scores: torch.Tensor
     contributions: torch.Tensor
+    view: str | None = None
+    view_vectors: tuple[int, int] | None = None
 
 
 #: Percentile of normal vectors' scores above which a vector belongs to an event.
@@ -254,6 +260,13 @@ class Scorer(Component):
     ) -> Scorer:
         """Learn what the scorer needs (references, statistics); returns self."""
         raise NotImplementedError
+
+    def views(self) -> tuple[str, ...]:
+        """The views a clip is judged through, when there are several (``("clip", "event")``:
+        the clip's average and its most unusual moment), each calibrated on held-out normal
+        clips; a localization then names the view that gave the score. Empty (the default):
+        one view."""
+        return ()
 
     def score(self, model: Model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
