@@ -36,7 +36,15 @@ def test_validation_files_are_held_out_by_file(machine_sounds):
 def test_results_have_the_documented_fields(fitted, machine_sounds):
     detector, _ = fitted
     result = detector.score(machine_sounds["test"][0])[0]
-    assert set(result.as_dict()) == {"path", "score", "threshold", "anomalous", "error", "segments"}
+    assert set(result.as_dict()) == {
+        "path",
+        "score",
+        "threshold",
+        "anomalous",
+        "error",
+        "segments",
+        "view",
+    }
     assert isinstance(result.segments, list)  # scored whole, localized by the mse scorer
     for event in result.segments:
         assert 0 <= event["start"] < event["end"] and event["score"] > 0

@@ -119,7 +119,9 @@ def _print_summary(summary: dict) -> None:
     else:
         training = "no training (the model has no parameters)"
     from aetk.detect.calibration import Calibration
+    from aetk.detect.explain import describe_views
 
+    views = f"\n  {describe_views(summary['views'])}" if summary["views"] else ""
     console.stderr.print(
         f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
         f"→ {summary['scorer']} (preset {summary['preset']}, "
@@ -127,7 +129,8 @@ def _print_summary(summary: dict) -> None:
         f"  {summary['train_files']} training and {summary['validation_files']} validation files"
         f" ({summary['skipped_files']} skipped), {training}\n"
         f"  threshold {summary['threshold']:.6g} "
-        f"({Calibration.describe(summary['calibration'])}), fitted in {summary['seconds']:.1f} s",
+        f"({Calibration.describe(summary['calibration'])}), fitted in {summary['seconds']:.1f} s"
+        f"{views}",
         highlight=False,
     )
 

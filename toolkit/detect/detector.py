@@ -214,6 +214,18 @@ class Detector:
             training=manifest.get("training") or {},
         )
 
+    def views(self) -> list[dict[str, Any]] | None:
+        """The views the scorer judges a clip through, each with its scale (the median score of
+        held-out normal clips in that view), or None for a scorer with one view."""
+        names = self.scorer.views()
+        if not names:
+            return None
+        scales = getattr(self.scorer, "view_scales_", [None] * len(names))
+        return [
+            {"view": name, "scale": None if scale is None else float(scale)}
+            for name, scale in zip(names, scales, strict=True)
+        ]
+
     def summary(self, output: str | Path | None = None) -> dict[str, Any]:
         """What ``aetk fit --json`` prints and the report shows: components, training figures,
         threshold and calibration."""
@@ -227,6 +239,7 @@ class Detector:
             "featurizer": self.featurizer.name,
             "model": self.model.name,
             "scorer": self.scorer.name,
+            "views": self.views(),
             "params": {
                 role: getattr(self, role).get_params() for role in ("featurizer", "model", "scorer")
             },

@@ -77,6 +77,9 @@ class ErrorMap:
     vector_scores: np.ndarray
     event_threshold: float
     events: list[Event]
+    #: Which of the scorer's views gave the clip its score (``{"view": "clip"}``, or
+    #: ``{"view": "event", "start": s, "end": e}`` in seconds); None for a one-view scorer.
+    view: dict[str, Any] | None = None
 
     @property
     def frame_times(self) -> np.ndarray:
@@ -109,7 +112,22 @@ def error_map(
     scores = localization.vector_scores.double().numpy()
     threshold = float(detector.scorer.event_threshold_)
     events = _events(spans, scores, threshold, anomalous, grid, normal_bands, layout)
-    return ErrorMap(layout, grid, normal_bands, spans, scores, threshold, events)
+    view = _view(localization, spans)
+    return ErrorMap(layout, grid, normal_bands, spans, scores, threshold, events, view)
+
+
+def _view(localization: Localization, spans: list[tuple[float, float]]) -> dict[str, Any] | None:
+    """The localization's view, its moment (vector indices) turned into seconds."""
+    if localization.view is None:
+        return None
+    if localization.view_vectors is None:
+        return {"view": localization.view}
+    first, last = localization.view_vectors
+    return {
+        "view": localization.view,
+        "start": round(spans[first][0], 3),
+        "end": round(spans[max(first, last - 1)][1], 3),
+    }
 
 
 @dataclass
@@ -220,6 +238,31 @@ def _events(
                 low, high = layout.band_edges_hz[band]
                 event.bands.append(BandExcess(low, high, float(ratios[band])))
     return events
+
+
+def describe_view(view: dict[str, Any] | None) -> str:
+    """Which view gave a clip its score, readably: "event at 3.20–3.33 s" or "clip average";
+    empty for a one-view scorer."""
+    if not view:
+        return ""
+    if view["view"] == "event" and "start" in view:
+        return f"event at {view['start']:.2f}–{view['end']:.2f} s"
+    return "clip average" if view["view"] == "clip" else str(view["view"])
+
+
+def describe_views(views: list[dict[str, Any]] | None) -> str:
+    """A detector's views and their scales, as fit and the report print them."""
+    if not views:
+        return ""
+    names = {"clip": "clip average", "event": "most unusual moment"}
+    return (
+        "views: "
+        + ", ".join(
+            f"{names.get(view['view'], view['view'])} (normal ≈ {view['scale']:.4g})"
+            for view in views
+        )
+        + "; a clip scores the larger in units of its normal"
+    )
 
 
 def _hz(value: float) -> str:

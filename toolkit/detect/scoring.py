@@ -38,6 +38,10 @@ class ScoreResult:
     contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
     not asked for. Scored in windows, ``score`` is the highest window score and the events are
     runs of windows above the threshold.
+
+    ``view``: for a scorer that judges clips through several views, the one that gave the score:
+    ``{"view": "clip"}`` (the whole clip's average) or ``{"view": "event", "start", "end"}``
+    (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
     """
 
     path: str
@@ -46,6 +50,7 @@ class ScoreResult:
     anomalous: bool | None
     error: str | None = None
     segments: list[dict[str, Any]] | None = None
+    view: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,7 @@ class ScoreResult:
             "anomalous": self.anomalous,
             "error": self.error,
             "segments": self.segments,
+            "view": self.view,
         }
 
 
@@ -70,6 +76,8 @@ class _FileScores:
     complete: bool = False
     #: Events localized inside a file scored whole (None: not asked for, or not localizable).
     located: list[dict[str, Any]] | None = None
+    #: The view that gave a file scored whole its score (several-view scorers, localized).
+    view: dict[str, Any] | None = None
 
     def done(self) -> bool:
         return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
@@ -132,7 +140,9 @@ def _score_batch(
         entry.scores.append(float(score))
         if localizations is not None and not entry.windowed:
             errors = error_map(detector, localizations[index], anomalous=float(score) > threshold)
-            entry.located = None if errors is None else [e.as_dict() for e in errors.events]
+            if errors is not None:
+                entry.located = [e.as_dict() for e in errors.events]
+                entry.view = errors.view
 
 
 def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreResult]:
@@ -150,7 +160,9 @@ def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreRes
                 if entry.windowed
                 else entry.located
             )
-            yield ScoreResult(entry.path, score, threshold, score > threshold, None, segments)
+            yield ScoreResult(
+                entry.path, score, threshold, score > threshold, None, segments, entry.view
+            )
 
 
 def scores_of(results: Iterable[ScoreResult]) -> list[float]:

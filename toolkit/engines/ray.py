@@ -30,7 +30,9 @@ import numpy as np
 
 from aetk.errors import ConfigError
 
-COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments")
+COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments", "view")
+#: Columns holding JSON text (nested values in a flat table).
+JSON_COLUMNS = ("segments", "view")
 FORMATS = (".parquet", ".csv")
 #: Files scored between two writes of the results file.
 PART_FILES = 256
@@ -192,7 +194,9 @@ def read_results(out: Path, run: dict[str, Any] | None = None):
     try:
         if out.suffix == ".parquet":
             return pandas.read_parquet(out)
-        return pandas.read_csv(out, dtype={"error": "object", "segments": "object"})
+        return pandas.read_csv(
+            out, dtype={"error": "object", **dict.fromkeys(JSON_COLUMNS, "object")}
+        )
     except Exception as exc:  # pyarrow and pandas raise many kinds for a foreign file
         raise ConfigError(f"{out}: cannot read earlier results to resume ({exc})") from None
 
@@ -229,7 +233,8 @@ class _Scorer:
         results = self.detector.score_clips(files, threshold=self.threshold, localize=True)
         rows = [result.as_dict() for result in results]
         for row in rows:
-            row["segments"] = None if row["segments"] is None else json.dumps(row["segments"])
+            for column in JSON_COLUMNS:
+                row[column] = None if row[column] is None else json.dumps(row[column])
         return pandas.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from aetk import __version__, metrics
 from aetk.data.fileio import REPORT_MARK
 from aetk.detect.calibration import Calibration
+from aetk.detect.explain import describe_view, describe_views
 from aetk.errors import AudioError
 from aetk.eval import plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
@@ -158,6 +159,7 @@ def _detector_section(detector: Detector) -> str:
         )
     calibration = summary["calibration"]
     facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
+    facts += [_e(describe_views(summary["views"]))] if summary["views"] else []
     facts += [
         f"threshold <b>{summary['threshold']:.5g}</b> ({_e(Calibration.describe(calibration))}; "
         "a score above it is anomalous)",
@@ -205,7 +207,11 @@ def _verdicts_section(
             else "<span class=normal>normal</span>"
         )
         label = {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[labels.get(result.path)]
-        events = _events_summary(result.segments or [])
+        events = "; ".join(
+            part
+            for part in (describe_view(result.view), _events_summary(result.segments or []))
+            if part
+        )
         rows.append(
             f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
             f"{_e(Path(result.path).name)}</td><td class=number>{result.score:.4g}</td>"
@@ -306,6 +312,8 @@ def _explained(detector: Detector, chosen: list[ScoreResult]) -> list[str]:
             continue
         events = "".join(f"<li>{_e(event.describe())}</li>" for event in explained.errors.events)
         events = f"<ul>{events}</ul>" if events else "<p>No single moment stands out.</p>"
+        if explained.errors.view:
+            events = f"<p>score from the {_e(describe_view(explained.errors.view))}</p>" + events
         figure = plots.explanation(explained, Path(result.path).name)
         sections.append(f"{head}{events}{_image(figure, f'explanation of {name}')}</section>")
     return sections

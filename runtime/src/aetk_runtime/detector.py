@@ -35,6 +35,8 @@ class ScoreResult:
     anomalous: bool | None
     error: str | None = None
     segments: list[dict[str, Any]] | None = None
+    #: Which view raised the score: the runtime does not localize, so always None.
+    view: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class ScoreResult:
             "anomalous": self.anomalous,
             "error": self.error,
             "segments": self.segments,
+            "view": self.view,
         }
 
 

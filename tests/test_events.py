@@ -1,0 +1,89 @@
+"""Short events: the default hears a knock that a clip's average hides, says which view raised the
+score and when, and the synthetic event suite behaves as the benchmark assumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import write_wav
+
+import aetk
+from aetk import synth
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def clicking_machine(tmp_path_factory):
+    """Twelve normal 2-s clips of the clicking machine, and test clips with and without a loud
+    knock 1.0–1.1 s in."""
+    folder = tmp_path_factory.mktemp("clicking")
+    rng = np.random.default_rng(7)
+    for index in range(12):
+        write_wav(folder / "train" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0))
+    for index in range(4):
+        write_wav(folder / "test" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0))
+        clip = synth.event_clip(rng, None, 2.0)
+        time = np.arange(int(0.1 * RATE)) / RATE
+        knock = 0.5 * np.exp(-time / 0.03) * np.sin(2 * np.pi * 1500 * time)
+        clip[RATE : RATE + len(knock)] = np.clip(clip[RATE : RATE + len(knock)] + knock, -1, 1)
+        write_wav(folder / "test" / f"anomaly_knock_{index}.wav", clip)
+    return folder
+
+
+def test_default_hears_a_knock_and_says_when(clicking_machine, cli, tmp_path):
+    detector = tmp_path / "d.aetk"
+    fitted = cli("fit", clicking_machine / "train", "-o", detector, "--json")
+    assert fitted.code == 0, fitted.stderr
+    summary = fitted.json_lines()[-1]
+    assert [view["view"] for view in summary["views"]] == ["clip", "event"]
+    assert all(view["scale"] > 0 for view in summary["views"])
+    scored = cli("score", clicking_machine / "test", "-d", detector, "--json")
+    rows = {row["path"].rsplit("/", 1)[-1]: row for row in scored.json_lines()}
+    knocks = [row for name, row in rows.items() if name.startswith("anomaly")]
+    normals = [row for name, row in rows.items() if name.startswith("normal")]
+    assert min(row["score"] for row in knocks) > max(row["score"] for row in normals)
+    for row in knocks:
+        assert row["view"]["view"] == "event"
+        assert 0.85 <= row["view"]["start"] <= 1.1, row["view"]
+        assert any(s["start"] <= 1.1 and s["end"] >= 1.0 for s in row["segments"]), row
+    assert all(row["view"]["view"] in ("clip", "event") for row in normals)
+
+
+def margin(results) -> float:
+    """How far the quietest knock scores above the loudest normal clip, as a ratio."""
+    knocks = [r.score for r in results if "anomaly" in r.path]
+    return min(knocks) / max(r.score for r in results if "anomaly" not in r.path)
+
+
+def test_the_event_view_separates_a_knock_by_more_than_the_clip_average(clicking_machine):
+    averaged = aetk.fit(clicking_machine / "train", set=["scorer.pooling=clip"])
+    averaged_results = averaged.score(clicking_machine / "test")
+    assert all(result.view is None for result in averaged_results)
+    both = aetk.fit(clicking_machine / "train").score(clicking_machine / "test")
+    assert margin(both) > margin(averaged_results) + 0.05
+
+
+def test_event_clips_hold_one_event_at_the_asked_level():
+    machine = synth.Machine()
+    normal = synth.event_clip(np.random.default_rng(1), None, 4.0, machine)
+    loud = synth.event_clip(np.random.default_rng(1), "rub", 4.0, machine, level_db=6.0)
+    assert normal.shape == loud.shape == (4 * machine.sample_rate,)
+    # Same seed: the same machine sound (scaled to its own peak); what differs is the event,
+    # short against the clip.
+    audible = np.abs(normal) > 0.05
+    gain = np.median(loud[audible] / normal[audible])
+    frames = np.abs(loud - gain * normal).reshape(-1, 1600)  # 0.1-s frames
+    active = frames.max(1) > 0.02
+    assert 2 <= active.sum() <= 6
+    with pytest.raises(ValueError, match="unknown event"):
+        synth.event_clip(np.random.default_rng(1), "squeal")
+
+
+def test_write_event_dataset_names_each_event(tmp_path):
+    written = synth.write_event_dataset(
+        tmp_path, train=2, test_normal=1, test_per_event=1, seconds=1.0
+    )
+    names = sorted(path.stem.rsplit("_", 1)[0] for path in written["test"])
+    assert names == ["anomaly_chatter", "anomaly_knock", "anomaly_rub", "normal"]
+    assert len(written["train"]) == 2
