@@ -129,11 +129,21 @@ def test_ray_engine_scores_like_the_local_engine_and_resumes(
     summary = json.loads(summary_line)
     assert (summary["scored"], summary["failed"], summary["skipped"]) == (14, 1, 0)
     table = pandas.read_parquet(out) if suffix == ".parquet" else pandas.read_csv(out)
-    assert list(table.columns) == ["path", "score", "threshold", "anomalous", "error", "segments"]
-    local = {r.path: r.score for r in aetk.Detector.load(detector).score(machine_sounds["test"])}
+    assert list(table.columns) == [
+        "path",
+        "score",
+        "threshold",
+        "anomalous",
+        "error",
+        "segments",
+        "view",
+    ]
+    local = {r.path: r for r in aetk.Detector.load(detector).score(machine_sounds["test"])}
     rows = table.set_index("path")
-    for path, score in local.items():
-        assert rows.loc[path, "score"] == pytest.approx(score, rel=1e-6)
+    for path, result in local.items():
+        assert rows.loc[path, "score"] == pytest.approx(result.score, rel=1e-6)
+        view = rows.loc[path, "view"]
+        assert (None if pandas.isna(view) else json.loads(view)) == result.view
     assert "not a readable audio file" in rows.loc[str(broken), "error"]
     events = json.loads(rows.loc[str(machine_sounds["test"][-1]), "segments"])
     assert isinstance(events, list)
