@@ -22,6 +22,7 @@ that last a fraction of a clip, at a chosen level relative to the hum:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,31 +82,14 @@ def write_dataset(
 
     :return: the written paths under the keys ``"train"`` and ``"test"``.
     """
-    import soundfile
-
     rng = np.random.default_rng(seed)
-    folder = Path(folder)
-    written: dict[str, list[Path]] = {"train": [], "test": []}
-    plan: list[tuple[str, str, str | None]] = [
-        ("train", f"normal_{i:04d}", None) for i in range(train)
-    ]
-    plan += [("test", f"normal_{i:04d}", None) for i in range(test_normal)]
-    plan += [
-        ("test", f"anomaly_{kind}_{i:04d}", kind)
-        for kind in ANOMALIES
-        for i in range(test_per_anomaly)
-    ]
-    for split, stem, kind in plan:
-        path = folder / split / f"{stem}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clip = (
-            normal_clip(rng, seconds, machine)
-            if kind is None
-            else anomalous_clip(rng, kind, seconds, machine, severity)
-        )
-        soundfile.write(path, clip, machine.sample_rate, subtype="PCM_16")
-        written[split].append(path)
-    return written
+
+    def make(kind: str | None) -> np.ndarray:
+        if kind is None:
+            return normal_clip(rng, seconds, machine)
+        return anomalous_clip(rng, kind, seconds, machine, severity)
+
+    return _write(folder, train, test_normal, test_per_anomaly, ANOMALIES, make, machine)
 
 
 def event_clip(
@@ -143,9 +127,26 @@ def write_event_dataset(
 ) -> dict[str, list[Path]]:
     """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<event>}_*.wav`` of the clicking
     machine, each event at a level drawn uniformly from ``level_db``."""
+    rng = np.random.default_rng(seed)
+
+    def make(kind: str | None) -> np.ndarray:
+        return event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
+
+    return _write(folder, train, test_normal, test_per_event, EVENTS, make, machine)
+
+
+def _write(
+    folder: str | Path,
+    train: int,
+    test_normal: int,
+    test_per_kind: int,
+    kinds: tuple[str, ...],
+    make: Callable[[str | None], np.ndarray],
+    machine: Machine,
+) -> dict[str, list[Path]]:
+    """Write the clips ``make(kind)`` returns (``None``: normal) as a train/test set."""
     import soundfile
 
-    rng = np.random.default_rng(seed)
     folder = Path(folder)
     written: dict[str, list[Path]] = {"train": [], "test": []}
     plan: list[tuple[str, str, str | None]] = [
@@ -153,13 +154,12 @@ def write_event_dataset(
     ]
     plan += [("test", f"normal_{i:04d}", None) for i in range(test_normal)]
     plan += [
-        ("test", f"anomaly_{kind}_{i:04d}", kind) for kind in EVENTS for i in range(test_per_event)
+        ("test", f"anomaly_{kind}_{i:04d}", kind) for kind in kinds for i in range(test_per_kind)
     ]
     for split, stem, kind in plan:
         path = folder / split / f"{stem}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        clip = event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
-        soundfile.write(path, clip, machine.sample_rate, subtype="PCM_16")
+        soundfile.write(path, make(kind), machine.sample_rate, subtype="PCM_16")
         written[split].append(path)
     return written
 
