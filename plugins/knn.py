@@ -321,22 +321,7 @@ class KnnScorer(aetk.Scorer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each code's mean distance to its k nearest reference vectors, and the nearest one's
         index (``exclude``: a mask of references that must not count)."""
-        import torch
-
-        reference = self.vector_reference_
-        available = len(reference) - (int(exclude.sum()) if exclude is not None else 0)
-        k = min(self.k, available)
-        means, nearest = [], []
-        for chunk in torch.split(codes, 1024):
-            distances = torch.cdist(chunk, reference)
-            if exclude is not None:
-                distances[:, exclude] = float("inf")
-            closest = distances.topk(k, largest=False)
-            means.append(closest.values.mean(1))
-            nearest.append(closest.indices[:, 0])
-        if not means:
-            return torch.empty(0), torch.empty(0, dtype=torch.long)
-        return torch.cat(means), torch.cat(nearest)
+        return self._nearest(codes, self.vector_reference_, exclude)
 
     def _vector_localization(self, codes, nearest, shape) -> aetk.Localization:
         contributions = (codes - self.vector_reference_[nearest]).square()
@@ -411,17 +396,28 @@ class KnnScorer(aetk.Scorer):
     ) -> torch.Tensor:
         """Mean distance of each query to its k nearest references (``exclude``: a mask of
         references that must not count, the query's own clip)."""
+        return self._nearest(queries, self.reference_, exclude)[0]
+
+    def _nearest(
+        self, queries: torch.Tensor, reference: torch.Tensor, exclude: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each query's mean distance to its k nearest rows of ``reference`` and the nearest
+        row's index, a chunk of queries at a time (bounded memory)."""
         import torch
 
-        available = len(self.reference_) - (int(exclude.sum()) if exclude is not None else 0)
+        available = len(reference) - (int(exclude.sum()) if exclude is not None else 0)
         k = min(self.k, available)
-        result = []
+        means, nearest = [], []
         for chunk in torch.split(queries, 1024):
-            distances = torch.cdist(chunk, self.reference_)
+            distances = torch.cdist(chunk, reference)
             if exclude is not None:
                 distances[:, exclude] = float("inf")
-            result.append(distances.topk(k, largest=False).values.mean(1))
-        return torch.cat(result)
+            closest = distances.topk(k, largest=False)
+            means.append(closest.values.mean(1))
+            nearest.append(closest.indices[:, 0])
+        if not means:
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
+        return torch.cat(means), torch.cat(nearest)
 
     def _pool(self, distances: list[torch.Tensor]) -> np.ndarray:
         import torch
