@@ -64,6 +64,11 @@ CANDIDATES: dict[str, dict] = {
     },
     "transient": {"preset": "transient"},
     "autoencoder": {"preset": "autoencoder"},
+    "autoencoder, clip view alone (last round's autoencoder)": {
+        "preset": "autoencoder",
+        "set": ["scorer.pooling=clip"],
+    },
+    "autoencoder, clip+event": {"preset": "autoencoder", "set": ["scorer.pooling=clip+event"]},
     "autoencoder + baseline-ae": {"preset": "autoencoder", "model": "baseline-ae"},
     "dcase": {"preset": "dcase"},
     "dcase + baseline-ae": {"preset": "dcase", "model": "baseline-ae"},

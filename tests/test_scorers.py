@@ -282,3 +282,39 @@ def test_knn_clip_and_event_held_out_scores_are_leave_one_out_and_bounded(identi
 def test_knn_clip_and_event_invalid_parameters(identity, params, message):
     with pytest.raises(aetk.ConfigError, match=message):
         KnnScorer(pooling="clip+event", **params).fit(identity, clips(4), [])
+
+
+def test_clip_mahalanobis_event_view_hears_what_the_clip_mean_washes_out():
+    model = ReconstructsNothing().initialize((6,))
+    normal, validation = event_clips(12, seed=0), event_clips(8, seed=5)
+    held, with_event = event_clips(6, seed=7), event_clips(6, seed=6, event_at=30)
+    averaged = ClipMahalanobisScorer().fit(model, normal, validation)
+    both = ClipMahalanobisScorer(pooling="clip+event", event_window=2).fit(
+        model, normal, validation
+    )
+    assert both.views() == ("clip", "event") and averaged.views() == ()
+    labels = [0] * 6 + [1] * 6
+    assert metrics.auc(labels, [*both.score(model, held), *both.score(model, with_event)]) == 1.0
+    assert (
+        metrics.auc(labels, [*averaged.score(model, held), *averaged.score(model, with_event)])
+        < 1.0
+    )
+    # Scales are the validation clips' median view scores: a normal clip reads about 1.
+    assert np.median(both.score(model, validation)) == pytest.approx(1.0, abs=0.35)
+    scores, localizations = both.score_and_localize(model, with_event)
+    np.testing.assert_allclose(scores, both.score(model, with_event))
+    for localization in localizations:
+        assert localization.view == "event" and localization.view_vectors == (30, 32)
+    # A whole clip shifted a little in every vector is a clip-view finding.
+    shifted = [clip + 0.8 for clip in event_clips(3, seed=8)]
+    for localization in both.score_and_localize(model, shifted)[1]:
+        assert localization.view == "clip" and localization.view_vectors is None
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"pooling": "top"}, "pooling must be one of"), ({"event_window": 0}, "event_window")],
+)
+def test_clip_mahalanobis_invalid_pooling(residuals_are_inputs, params, message):
+    with pytest.raises(aetk.ConfigError, match=message):
+        ClipMahalanobisScorer(**params).fit(residuals_are_inputs, clips(3, dim=2), [])

@@ -62,16 +62,23 @@ def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
 
 def window_means(values: torch.Tensor, window: int) -> torch.Tensor:
     """The mean of every ``window`` consecutive ``values`` (all of them, when there are fewer),
-    as float64, at each window's first index; ``-inf`` where no whole window starts. Written
-    with a cumulative sum and gathers so that it exports to ONNX with a dynamic length."""
-    values = values.double()
-    positions = torch.cumsum(torch.ones_like(values), 0) - 1
+    as float64, at each window's first index; ``-inf`` where no whole window starts."""
+    means, whole = window_vector_means(values[:, None], window)
+    return torch.where(whole, means[:, 0], torch.full_like(means[:, 0], -math.inf))
+
+
+def window_vector_means(vectors: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean of every ``window`` consecutive rows of ``vectors`` ``[n, d]`` (all rows, when
+    there are fewer), as float64 at each window's first row, and a mask of the rows where a
+    whole window starts. Written with a cumulative sum and gathers so that it exports to ONNX
+    with a dynamic ``n``."""
+    vectors = vectors.double()
+    positions = torch.cumsum(torch.ones_like(vectors[:, 0]), 0) - 1
     count = positions.max().add(1)
     width = torch.clamp(count, max=float(window))
-    sums = torch.cat([values.new_zeros(1), torch.cumsum(values, 0)])
+    sums = torch.cat([vectors.new_zeros(1, vectors.shape[1]), torch.cumsum(vectors, 0)])
     ends = torch.minimum(positions + width, count).long()
-    means = (sums[ends] - sums[:-1]) / width
-    return torch.where(positions + width <= count, means, torch.full_like(means, -math.inf))
+    return (sums[ends] - sums[:-1]) / width, positions + width <= count
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
