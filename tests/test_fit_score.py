@@ -44,6 +44,7 @@ def test_results_have_the_documented_fields(fitted, machine_sounds):
         "error",
         "segments",
         "view",
+        "warnings",
     }
     assert isinstance(result.segments, list)  # scored whole, localized by the mse scorer
     for event in result.segments:

@@ -64,6 +64,14 @@ DetectorFile = Annotated[
 Threshold = Annotated[
     float | None, typer.Option(help="Override the detector's threshold (a finite number).")
 ]
+Strict = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="A recording unlike the training recordings (band limit, gain, clipping, channels, "
+        "DC offset) is an error, not a warning.",
+    ),
+]
 ScoringFalseAlarmRate = Annotated[
     float | None,
     typer.Option(

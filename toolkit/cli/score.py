@@ -44,6 +44,7 @@ def score_command(
     fail_on_anomaly: Annotated[
         bool, typer.Option("--fail-on-anomaly", help="Exit with status 3 if any file is anomalous.")
     ] = False,
+    strict: options.Strict = False,
     shard: Annotated[
         str | None,
         typer.Option(metavar="I/N", help="Score only shard I of N (a stable split by path)."),
@@ -77,6 +78,7 @@ def score_command(
     3 with --fail-on-anomaly when a file is anomalous (and none failed).
     """
     from aetk.data.audio import require_audio_files, select_shard
+    from aetk.data.recording import describe_warnings
     from aetk.detect.detector import Detector
 
     files = require_audio_files(paths)
@@ -93,6 +95,8 @@ def score_command(
     if segment is not None and not math.isfinite(segment):
         raise ConfigError(f"--segment must be a finite number of seconds, not {segment}")
     if engine is Engine.ray:
+        if strict:
+            raise ConfigError("--strict applies to the local engine; Ray rows carry the warnings")
         ray = RayOptions(out, ray_address, workers, actors, gpus_per_actor)
         run = _score_with_ray(detector_path, files, threshold, false_alarm_rate, segment, ray)
         _print_ray_run(run, out, json_output)
@@ -117,11 +121,14 @@ def score_command(
         false_alarm_rate=false_alarm_rate,
         segment=segment,
         localize=json_output,
+        strict=strict,
     )
     for result in scored:
         results.append(result)
         if result.error:
             console.error(f"{result.path}: {result.error}")
+        elif result.warnings:
+            console.warn(f"{result.path}: {describe_warnings(result.warnings)}")
         if json_output:
             print(json.dumps(result.as_dict()), flush=True)
     if not json_output:
@@ -191,11 +198,20 @@ def _events(result) -> str:
     return ", ".join(shown) + (f" (+{more} more)" if more else "")
 
 
+def _warning_names(result) -> str:
+    return ", ".join(warning["name"] for warning in result.warnings)
+
+
 def _print_table(results) -> None:
     with_events = any(result.segments for result in results)
+    with_warnings = any(result.warnings for result in results)
     if not console.stdout.is_terminal:
         # Redirected to a file or a pipe: plain tab-separated rows, never wrapped.
-        print("file\tscore\tthreshold\tverdict" + ("\tevents" if with_events else ""))
+        print(
+            "file\tscore\tthreshold\tverdict"
+            + ("\tevents" if with_events else "")
+            + ("\trecording" if with_warnings else "")
+        )
         for result in results:
             score = "-" if result.score is None else f"{result.score:.5g}"
             verdict = (
@@ -206,7 +222,8 @@ def _print_table(results) -> None:
                 else "normal"
             )
             events = f"\t{_events(result)}" if with_events else ""
-            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}{events}")
+            recording = f"\t{_warning_names(result)}" if with_warnings else ""
+            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}{events}{recording}")
         console.stderr.print(_count(results), highlight=False)
         return
     from rich.table import Table
@@ -218,6 +235,8 @@ def _print_table(results) -> None:
     table.add_column("verdict")
     if with_events:
         table.add_column("events")
+    if with_warnings:
+        table.add_column("recording")
     for result in results:
         if result.error:
             verdict, score = f"[yellow]error[/yellow]: {result.error}", "-"
@@ -227,7 +246,9 @@ def _print_table(results) -> None:
             )
             score = f"{result.score:.5g}"
         cells = [result.path, score, f"{result.threshold:.5g}", verdict]
-        table.add_row(*cells, *([_events(result)] if with_events else []))
+        cells += [_events(result)] if with_events else []
+        cells += [f"[yellow]{_warning_names(result)}[/yellow]"] if with_warnings else []
+        table.add_row(*cells)
     console.stdout.print(table, highlight=False)
     console.stdout.print(_count(results), highlight=False)
 

@@ -35,6 +35,7 @@ from aetk.components.base import Featurizer
 from aetk.data.audio import check_regular_file, read_audio
 from aetk.data.features import featurize_audio
 from aetk.data.fileio import atomic_file
+from aetk.data.recording import RecordingProfile
 from aetk.errors import AetkWarning, AudioError
 
 #: Bump when the layout of cache entries changes (2: a checksum file beside each entry).
@@ -94,9 +95,11 @@ class FeatureCache:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def store(self, featurizer: Featurizer, path: str | Path) -> tuple[Path, int, str]:
+    def store(
+        self, featurizer: Featurizer, path: str | Path
+    ) -> tuple[Path, int, str, RecordingProfile]:
         """Make sure the features of the whole file ``path`` are cached; returns the entry, its
-        number of vectors, and the SHA-256 of the file's contents.
+        number of vectors, the SHA-256 of the file's contents, and how it was recorded.
 
         :raises AudioError: the file cannot be read or featurized (nothing is stored).
         """
@@ -104,10 +107,11 @@ class FeatureCache:
         entry = self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}.npy"
         if entry.exists():
             try:
-                found = entry, len(checked_entry(entry)), digest
+                length = len(checked_entry(entry))
+                recording = self._recording(featurizer, path, data, entry)
                 with contextlib.suppress(OSError):
                     os.utime(entry)  # recently used: the last to be evicted
-                return found
+                return entry, length, digest, recording
             except (OSError, ValueError, EOFError):
                 pass  # unreadable (a 0-byte entry, a foreign file): computed again below
             except CorruptEntry:
@@ -118,20 +122,38 @@ class FeatureCache:
                 )
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
-        if entry.parent not in self._made:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            self._made.add(entry.parent)
+        recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
+        self._make_folder(entry.parent)
         array = np.ascontiguousarray(features.numpy())
         with atomic_file(_checksum_file(entry), durable=False) as handle:
             handle.write(_array_digest(array).encode())
         with atomic_file(entry, durable=False) as handle:
             np.save(handle, array)
-        return entry, len(features), digest
+        _keep_recording(entry, recording)
+        return entry, len(features), digest, recording
 
     def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
         """The features of the whole file ``path`` (memory-mapped) and its content SHA-256."""
-        entry, _, digest = self.store(featurizer, path)
+        entry, _, digest, _ = self.store(featurizer, path)
         return load_entry(entry), digest
+
+    def _recording(
+        self, featurizer: Featurizer, path: str | Path, data: bytes | None, entry: Path
+    ) -> RecordingProfile:
+        """How a cached file was recorded: kept beside its features, or measured again (an
+        entry written before recordings were kept)."""
+        try:
+            return RecordingProfile.from_dict(json.loads(_recording_file(entry).read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            audio = read_audio(path, featurizer.frames_to_read, data=data)
+            recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
+            _keep_recording(entry, recording)
+            return recording
+
+    def _make_folder(self, folder: Path) -> None:
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
 
 
 class CorruptEntry(Exception):
@@ -149,6 +171,15 @@ def checked_entry(entry: Path) -> torch.Tensor:
 
 def _checksum_file(entry: Path) -> Path:
     return entry.with_suffix(".sha256")
+
+
+def _recording_file(entry: Path) -> Path:
+    return entry.with_suffix(".recording.json")
+
+
+def _keep_recording(entry: Path, recording: RecordingProfile) -> None:
+    with atomic_file(_recording_file(entry), durable=False) as handle:
+        handle.write(json.dumps(recording.as_dict()).encode())
 
 
 def _array_digest(array: np.ndarray) -> str:
@@ -197,6 +228,7 @@ def evict(root: Path, limit: int) -> int:
             break
         entry.unlink(missing_ok=True)
         _checksum_file(entry).unlink(missing_ok=True)
+        _recording_file(entry).unlink(missing_ok=True)
         total -= size
         removed += 1
     return removed

@@ -19,16 +19,19 @@ import torch
 
 from aetk.components.base import Featurizer
 from aetk.data.audio import Audio, read_audio, read_windows
+from aetk.data.recording import RecordingProfile
 from aetk.errors import AudioError, ConfigError
 
 
 @dataclass
 class Clip:
-    """The feature vectors of a whole file or of one window of it."""
+    """The feature vectors of a whole file or of one window of it, and how its sound was
+    recorded (None: not measured)."""
 
     start: float
     end: float
     vectors: torch.Tensor
+    recording: RecordingProfile | None = None
 
 
 @dataclass
@@ -89,12 +92,22 @@ def iter_clips(
     """
     if not segment_seconds:
         audio = read_audio(path, featurizer.frames_to_read)
-        yield Clip(0.0, audio.seconds, featurize_audio(featurizer, audio, path))
+        yield audio_clip(featurizer, audio, path)
         return
     for start, audio in read_windows(path, segment_seconds):
         if start > 0 and audio.seconds < segment_seconds / 2:
             return
-        yield Clip(start, start + audio.seconds, featurize_audio(featurizer, audio, path))
+        yield audio_clip(featurizer, audio, path, start)
+
+
+def audio_clip(featurizer: Featurizer, audio: Audio, path: str | Path, start: float = 0.0) -> Clip:
+    """The clip of decoded audio that starts ``start`` seconds into its recording."""
+    return Clip(
+        start,
+        start + audio.seconds,
+        featurize_audio(featurizer, audio, path),
+        RecordingProfile.measure(audio.samples, audio.sample_rate),
+    )
 
 
 def check_vector_shape(features: torch.Tensor, expected: tuple[int, ...], path: str | Path) -> None:

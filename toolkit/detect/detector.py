@@ -18,7 +18,8 @@ from aetk import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
 from aetk.data.audio import find_audio_files
-from aetk.data.features import FileClips, check_vector_shape, featurize_file, featurized_files
+from aetk.data.features import Clip, FileClips, check_vector_shape, featurized_files, iter_clips
+from aetk.data.recording import RecordingNorms, analysed_hz
 from aetk.detect.calibration import Calibration, check_threshold
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
@@ -93,11 +94,25 @@ class Detector:
 
     # -- scoring --------------------------------------------------------------------------------
 
+    def clip(self, path: str | Path) -> Clip:
+        """One whole file as a clip (its feature vectors, checked against the model's input
+        shape, and how it was recorded)."""
+        clip = next(iter_clips(self.featurizer, path))
+        check_vector_shape(clip.vectors, self.model.input_shape_, path)
+        return clip
+
     def features(self, path: str | Path) -> torch.Tensor:
         """The feature vectors of one whole file, checked against the model's input shape."""
-        features = featurize_file(self.featurizer, path)
-        check_vector_shape(features, self.model.input_shape_, path)
-        return features
+        return self.clip(path).vectors
+
+    def recording_norms(self) -> RecordingNorms:
+        """What the training recordings were like, for the recording checks; a detector fitted
+        before they were kept checks the band limit only."""
+        band_hz = analysed_hz(self.featurizer)
+        stored = self.training.get("recordings")
+        if isinstance(stored, dict):
+            return RecordingNorms.from_dict(stored, band_hz)
+        return RecordingNorms(band_hz)
 
     def vectors(self, path: str | Path) -> torch.Tensor:
         """The standardised feature vectors of one whole file, as the model sees them."""
@@ -111,6 +126,7 @@ class Detector:
         false_alarm_rate: float | None = None,
         segment: float | None = None,
         localize: bool = True,
+        strict: bool = False,
     ) -> list[ScoreResult]:
         """Score files and folders (searched recursively); one result per file, in order.
 
@@ -120,6 +136,8 @@ class Detector:
         :param segment: score each file in windows of this many seconds, decoded one at a time
             (default: the detector's own segment length; 0 scores whole files).
         :param localize: say when and in which bands files scored whole depart from normal.
+        :param strict: a recording unlike the training recordings (another band limit, gain,
+            channel count; clipped; offset) is an error rather than a warning on its result.
         """
         return list(
             self.iter_scores(
@@ -128,6 +146,7 @@ class Detector:
                 false_alarm_rate=false_alarm_rate,
                 segment=segment,
                 localize=localize,
+                strict=strict,
             )
         )
 
@@ -139,6 +158,7 @@ class Detector:
         false_alarm_rate: float | None = None,
         segment: float | None = None,
         localize: bool = True,
+        strict: bool = False,
     ) -> Iterator[ScoreResult]:
         """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
 
@@ -152,16 +172,22 @@ class Detector:
             featurized_files(self.featurizer, files, segment, ahead=2 * BATCH_WINDOWS),
             self.threshold_for(threshold, false_alarm_rate),
             localize,
+            strict=strict,
         )
 
     def score_clips(
-        self, files: Sequence[FileClips], *, threshold: float | None = None, localize: bool = True
+        self,
+        files: Sequence[FileClips],
+        *,
+        threshold: float | None = None,
+        localize: bool = True,
+        strict: bool = False,
     ) -> list[ScoreResult]:
         """Results of clips featurized elsewhere (another process, a stream), through the same
         scoring path as :meth:`score`."""
-        from aetk.detect.scoring import score_clips
-
-        return list(score_clips(self, files, self.threshold_for(threshold), localize))
+        return list(
+            score_clips(self, files, self.threshold_for(threshold), localize, strict=strict)
+        )
 
     # -- the detector file ----------------------------------------------------------------------
 

@@ -87,13 +87,18 @@ class ErrorMap:
 
 
 def error_map(
-    detector: Detector, localization: Localization | None, anomalous: bool = False
+    detector: Detector,
+    localization: Localization | None,
+    anomalous: bool = False,
+    band_limit_hz: float | None = None,
 ) -> ErrorMap | None:
     """Lay one whole clip's localization out on the (band × frame) grid and find its events;
     ``None`` if the featurizer has no layout or the scorer could not localize.
 
     An ``anomalous`` clip in which no vector stands out (the whole recording departs a little
     from normal, as a machine running at another speed does) gets one event spanning the clip.
+    Bands reaching above ``band_limit_hz`` (the recording's Nyquist frequency) are never named:
+    the recording cannot hold them, so their excess describes the recording chain.
     """
     layout = detector.featurizer.layout()
     if layout is None or localization is None:
@@ -112,6 +117,7 @@ def error_map(
     scores = localization.vector_scores.double().numpy()
     threshold = float(detector.scorer.event_threshold_)
     events = _events(spans, scores, threshold, anomalous, grid, normal_bands, layout)
+    _name_bands(events, grid, normal_bands, layout, band_limit_hz)
     view = _view(localization, spans)
     return ErrorMap(layout, grid, normal_bands, spans, scores, threshold, events, view)
 
@@ -151,11 +157,13 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
 
     :raises AudioError: the file cannot be read.
     """
-    features = detector.features(path)
+    clip = detector.clip(path)
+    features = clip.vectors
     vectors = detector.normalizer.transform(features)
     scores, (localization,) = detector.scorer.score_and_localize(detector.model, [vectors])
     score = float(scores[0])
-    errors = error_map(detector, localization, anomalous=score > detector.threshold)
+    nyquist = None if clip.recording is None else clip.recording.nyquist_hz()
+    errors = error_map(detector, localization, score > detector.threshold, nyquist)
     if errors is None:
         return None
     step = errors.layout.vector_step
@@ -228,16 +236,29 @@ def _events(
             events.append(Event(start, end, float(score)))
     if anomalous and not events:
         events.append(Event(spans[0][0], spans[-1][1], float(scores.max()), whole_clip=True))
+    return events
+
+
+def _name_bands(
+    events: list[Event],
+    grid: np.ndarray,
+    normal_bands: np.ndarray,
+    layout: FeatureLayout,
+    band_limit_hz: float | None,
+) -> None:
+    """Each event's bands furthest above their normal contribution, below the band limit."""
+    recordable = np.array(
+        [band_limit_hz is None or high <= band_limit_hz for _, high in layout.band_edges_hz]
+    )
     for event in events:
         first = round(event.start / layout.frame_seconds)
         last = max(first + 1, round(event.end / layout.frame_seconds))
         during = grid[:, first:last].mean(1)
-        ratios = during / np.maximum(normal_bands, 1e-12)
+        ratios = np.where(recordable, during / np.maximum(normal_bands, 1e-12), 0.0)
         for band in np.argsort(-ratios)[:TOP_BANDS]:
             if ratios[band] > 1.0:
                 low, high = layout.band_edges_hz[band]
                 event.bands.append(BandExcess(low, high, float(ratios[band])))
-    return events
 
 
 def describe_view(view: dict[str, Any] | None) -> str:

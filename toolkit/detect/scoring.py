@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from aetk.data.features import FileClips, check_vector_shape
+from aetk.data.recording import RecordingWarning, merged
 from aetk.detect.explain import error_map
 from aetk.errors import AudioError
 
@@ -42,6 +43,9 @@ class ScoreResult:
     ``view``: for a scorer that judges clips through several views, the one that gave the score:
     ``{"view": "clip"}`` (the whole clip's average) or ``{"view": "event", "start", "end"}``
     (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
+
+    ``warnings``: each way the recording does not match the detector's training recordings
+    (``{"name", "message"}``, names in :data:`aetk.data.recording.NAMES`); ``[]``: none found.
     """
 
     path: str
@@ -51,6 +55,7 @@ class ScoreResult:
     error: str | None = None
     segments: list[dict[str, Any]] | None = None
     view: dict[str, Any] | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,7 @@ class ScoreResult:
             "error": self.error,
             "segments": self.segments,
             "view": self.view,
+            "warnings": self.warnings,
         }
 
 
@@ -78,6 +84,9 @@ class _FileScores:
     located: list[dict[str, Any]] | None = None
     #: The view that gave a file scored whole its score (several-view scorers, localized).
     view: dict[str, Any] | None = None
+    #: Ways its recording does not match the training recordings, and its Nyquist frequency.
+    warnings: list[RecordingWarning] = field(default_factory=list)
+    band_limit_hz: float | None = None
 
     def done(self) -> bool:
         return self.complete and (self.error is not None or len(self.scores) == len(self.windows))
@@ -89,13 +98,17 @@ def score_clips(
     threshold: float,
     localize: bool,
     batch_windows: int = BATCH_WINDOWS,
+    strict: bool = False,
 ) -> Iterator[ScoreResult]:
     """One :class:`~aetk.detect.detector.ScoreResult` per file of ``files``, in order.
 
     :param localize: for files scored whole, say when and in which bands they depart from
         normal (``segments``), from the same pass over the model that scores them; windowed
         files always get the runs of windows above the threshold.
+    :param strict: a recording that does not match the training recordings is an error (no
+        score) rather than a warning on its result.
     """
+    norms = detector.recording_norms()
     pending: list[_FileScores] = []
     batch: list[tuple[_FileScores, torch.Tensor]] = []
     for file in files:
@@ -106,17 +119,20 @@ def score_clips(
                 raise AudioError(file.error, file.path)
             for clip in file.clips:
                 check_vector_shape(clip.vectors, detector.model.input_shape_, file.path)
+                if clip.recording is not None:
+                    entry.warnings = merged([*entry.warnings, *norms.check(clip.recording)])
+                    entry.band_limit_hz = clip.recording.nyquist_hz()
                 entry.windows.append((clip.start, clip.end))
                 batch.append((entry, clip.vectors))
                 if len(batch) >= batch_windows:
                     _score_batch(detector, batch, threshold, localize)
                     batch = []
-                    yield from _finished(pending, threshold)
+                    yield from _finished(pending, threshold, strict)
         except AudioError as exc:
             entry.error = exc.reason
         entry.complete = True
     _score_batch(detector, batch, threshold, localize)
-    yield from _finished(pending, threshold)
+    yield from _finished(pending, threshold, strict)
 
 
 def _score_batch(
@@ -139,20 +155,29 @@ def _score_batch(
     for index, ((entry, _), score) in enumerate(zip(batch, scores, strict=True)):
         entry.scores.append(float(score))
         if localizations is not None and not entry.windowed:
-            errors = error_map(detector, localizations[index], anomalous=float(score) > threshold)
+            errors = error_map(
+                detector, localizations[index], float(score) > threshold, entry.band_limit_hz
+            )
             if errors is not None:
                 entry.located = [e.as_dict() for e in errors.events]
                 entry.view = errors.view
 
 
-def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreResult]:
+def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Iterator[ScoreResult]:
     """Results of the files at the head of ``pending`` whose windows are all scored, in order."""
     while pending and pending[0].done():
         entry = pending.pop(0)
+        warnings = [warning.as_dict() for warning in entry.warnings]
+        if strict and entry.error is None and entry.warnings:
+            entry.error = "recording does not match the detector's (--strict): " + "; ".join(
+                f"{warning.name}: {warning.message}" for warning in entry.warnings
+            )
         if entry.error is not None:
-            yield ScoreResult(entry.path, None, threshold, None, entry.error)
+            yield ScoreResult(entry.path, None, threshold, None, entry.error, warnings=warnings)
         elif not all(math.isfinite(score) for score in entry.scores):
-            yield ScoreResult(entry.path, None, threshold, None, "score is not finite")
+            yield ScoreResult(
+                entry.path, None, threshold, None, "score is not finite", warnings=warnings
+            )
         else:
             score = max(entry.scores)
             segments = (
@@ -161,7 +186,14 @@ def _finished(pending: list[_FileScores], threshold: float) -> Iterator[ScoreRes
                 else entry.located
             )
             yield ScoreResult(
-                entry.path, score, threshold, score > threshold, None, segments, entry.view
+                entry.path,
+                score,
+                threshold,
+                score > threshold,
+                None,
+                segments,
+                entry.view,
+                warnings,
             )
 
 

@@ -30,9 +30,9 @@ import numpy as np
 
 from aetk.errors import ConfigError
 
-COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments", "view")
+COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments", "view", "warnings")
 #: Columns holding JSON text (nested values in a flat table).
-JSON_COLUMNS = ("segments", "view")
+JSON_COLUMNS = ("segments", "view", "warnings")
 FORMATS = (".parquet", ".csv")
 #: Files scored between two writes of the results file.
 PART_FILES = 256
@@ -260,6 +260,9 @@ def _featurize(batch, featurizer: dict):
         }
         arrays["spans"] = np.array([[clip.start, clip.end] for clip in clips], dtype=np.float64)
         arrays["windowed"] = np.array(bool(featurizer["segment"]))
+        arrays["recordings"] = np.array(
+            json.dumps([clip.recording and clip.recording.as_dict() for clip in clips])
+        )
         np.savez(buffer, **arrays)
         blobs.append(buffer.getvalue())
         errors.append(None)
@@ -272,13 +275,22 @@ def _file_clips(path: str, blob: bytes | None, error: str | None):
     import torch
 
     from aetk.data.features import Clip, FileClips
+    from aetk.data.recording import RecordingProfile
 
     if isinstance(error, str):
         return FileClips(path, error=error)
     stored = np.load(io.BytesIO(blob or b""))
+    recordings = json.loads(str(stored["recordings"]))
     clips = [
-        Clip(float(start), float(end), torch.from_numpy(stored[f"clip{index}"]))
-        for index, (start, end) in enumerate(stored["spans"])
+        Clip(
+            float(start),
+            float(end),
+            torch.from_numpy(stored[f"clip{index}"]),
+            RecordingProfile.from_dict(recording) if recording else None,
+        )
+        for index, ((start, end), recording) in enumerate(
+            zip(stored["spans"], recordings, strict=True)
+        )
     ]
     return FileClips(path, clips, windowed=bool(stored["windowed"]))
 

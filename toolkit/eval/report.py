@@ -184,6 +184,11 @@ def _detector_section(detector: Detector) -> str:
         if calibration["warning"]
         else ""
     )
+    warning += "".join(
+        f"<p class=warning><b>Training recording:</b> {_e(Path(noted['path']).name)}: "
+        f"{_e(noted['name'])}: {_e(noted['message'])}</p>"
+        for noted in (training.get("recording_warnings") or [])[:10]
+    )
     return (
         f"<h2>Detector</h2>{warning}<table>"
         + "".join(rows)
@@ -209,7 +214,14 @@ def _verdicts_section(
         label = {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[labels.get(result.path)]
         events = "; ".join(
             part
-            for part in (describe_view(result.view), _events_summary(result.segments or []))
+            for part in (
+                describe_view(result.view),
+                _events_summary(result.segments or []),
+                *(
+                    f"recording {warning['name']}: {warning['message']}"
+                    for warning in result.warnings
+                ),
+            )
             if part
         )
         rows.append(

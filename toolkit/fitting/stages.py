@@ -29,6 +29,14 @@ from aetk.data.audio import require_audio_files, sample_rates
 from aetk.data.cache import FeatureCache, file_digest, load_entry
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths
 from aetk.data.features import check_vector_shape, iter_clips, map_files
+from aetk.data.recording import (
+    RecordingNorms,
+    RecordingProfile,
+    RecordingWarning,
+    analysed_hz,
+    merged,
+    training_warnings,
+)
 from aetk.detect.calibration import Calibration, calibrate
 from aetk.detect.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
@@ -108,6 +116,10 @@ class FeaturizedSets:
     #: The content SHA-256 of every file used, by role (``train``, ``validation``).
     digests: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "validation": []})
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: How each file used was recorded (one profile per clip), by path.
+    recordings: dict[str, list[RecordingProfile]] = field(default_factory=dict)
+    #: ``{"path", "name", "message"}`` of each way a file was recorded unlike the others.
+    recording_warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 def fit_config(
@@ -152,7 +164,7 @@ def fit_config(
             return None
         observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating the threshold")
         calibration = fit_scorer(parts, sets, config, cache.root / "tmp", observer)
-    summary = training_summary(config, parts.model, sets, processes, started)
+    summary = training_summary(config, parts, sets, processes, started)
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
     )
@@ -206,12 +218,13 @@ def featurize(
     """Clips of every file, computed in parallel (whole files through the cache); an unreadable
     file is skipped, whole, with a warning."""
 
-    def clips_of(path: Path) -> tuple[list[Any], str]:
+    def clips_of(path: Path) -> tuple[list[Any], str, list[RecordingProfile]]:
         if not segment_seconds:
-            entry, length, digest = cache.store(featurizer, path)
-            return [(entry, length)], digest
-        windows = [clip.vectors for clip in iter_clips(featurizer, path, segment_seconds)]
-        return windows, file_digest(path)
+            entry, length, digest, recording = cache.store(featurizer, path)
+            return [(entry, length)], digest, [recording]
+        windows = list(iter_clips(featurizer, path, segment_seconds))
+        recordings = [clip.recording for clip in windows if clip.recording is not None]
+        return [clip.vectors for clip in windows], file_digest(path), recordings
 
     roles = ["train"] * len(train_files) + ["validation"] * len(validation_files)
     clips: dict[str, list[Any]] = {"train": [], "validation": []}
@@ -222,7 +235,7 @@ def featurize(
         try:
             if isinstance(result, AudioError):
                 raise result
-            file_clips, digest = result
+            file_clips, digest, recordings = result
             for clip in file_clips:
                 vectors = load_entry(clip[0]) if isinstance(clip, tuple) else clip
                 shape = shape or tuple(vectors.shape[1:])
@@ -233,11 +246,39 @@ def featurize(
         else:
             clips[role].extend(file_clips)
             sets.digests[role].append(digest)
+            sets.recordings[str(path)] = recordings
         observer.on_featurized(done, len(roles))
+    _check_recordings(sets, analysed_hz(featurizer))
     sets.train, sets.validation = _as_clips(clips["train"]), _as_clips(clips["validation"])
     if not sets.train and train_files:
         raise AetkError(f"none of the {len(train_files)} training files could be used")
     return sets
+
+
+#: Training files warned about one by one; more that share a warning get one line.
+MAX_WARNED_FILES = 3
+
+
+def _check_recordings(sets: FeaturizedSets, band_hz: float | None) -> None:
+    """Note each way a training file is recorded unlike the analysed band or the other files in
+    ``sets.recording_warnings`` (for the detector file), and warn: once per file, or once per
+    kind when many files share it."""
+    paths = [path for path, profiles in sets.recordings.items() for _ in profiles]
+    profiles = [profile for file_profiles in sets.recordings.values() for profile in file_profiles]
+    by_file: dict[str, list[RecordingWarning]] = {}
+    for path, clip_warnings in zip(paths, training_warnings(profiles, band_hz), strict=True):
+        by_file.setdefault(path, []).extend(clip_warnings)
+    by_name: dict[str, list[tuple[str, RecordingWarning]]] = {}
+    for path, file_warnings in by_file.items():
+        for warning in merged(file_warnings):
+            sets.recording_warnings.append({"path": path, **warning.as_dict()})
+            by_name.setdefault(warning.name, []).append((path, warning))
+    for name, found in by_name.items():
+        if len(found) > MAX_WARNED_FILES:
+            path, warning = found[0]
+            found = [(f"{len(found)} of {len(sets.recordings)} files, e.g. {path}", warning)]
+        for where, warning in found:
+            warnings.warn(f"{where}: {name}: {warning.message}", AetkWarning, stacklevel=3)
 
 
 def train_model(
@@ -318,13 +359,16 @@ def cross_fitted_scores(
 
 def training_summary(
     config: FitConfig,
-    model: Model,
+    parts: Components,
     sets: FeaturizedSets,
     processes: distributed.Processes,
     started: float,
 ) -> dict[str, Any]:
-    """What the detector file keeps about its training, for ``fit --json`` and the report."""
-    history = model.history_
+    """What the detector file keeps about its training, for ``fit --json``, the report and the
+    recording checks at score time."""
+    history = parts.model.history_
+    profiles = [profile for file_profiles in sets.recordings.values() for profile in file_profiles]
+    band_hz = analysed_hz(parts.featurizer)
     watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
     return {
         "aetk_version": __version__,
@@ -340,6 +384,8 @@ def training_summary(
         "train_loss": [report["train_loss"] for report in history],
         "val_loss": [report["val_loss"] for report in history],
         "data_fingerprint": fingerprint(sets.digests["train"] + sets.digests["validation"]),
+        "recordings": RecordingNorms.learn(profiles, band_hz).as_dict(),
+        "recording_warnings": sets.recording_warnings,
         "seconds": round(time.perf_counter() - started, 3),
     }
 

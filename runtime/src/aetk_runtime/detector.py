@@ -37,6 +37,9 @@ class ScoreResult:
     segments: list[dict[str, Any]] | None = None
     #: Which view raised the score: the runtime does not localize, so always None.
     view: dict[str, Any] | None = None
+    #: Recording-chain warnings: the runtime does not check the recording chain, so always None
+    #: (not checked; aetk's ``[]`` means checked and none found).
+    warnings: list[dict[str, str]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class ScoreResult:
             "error": self.error,
             "segments": self.segments,
             "view": self.view,
+            "warnings": self.warnings,
         }
 
 

@@ -1,0 +1,154 @@
+"""Recordings that do not match the detector: band limit, gain, clipping, channels and DC offset
+get named warnings at fit and at score time (rows, table, report, watch events); --strict makes
+them errors; localization never names a band above a recording's Nyquist frequency."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+from scipy.signal import resample_poly
+
+import aetk
+from aetk import synth
+from aetk.data.recording import RecordingNorms, RecordingProfile, training_warnings
+from aetk.detect.explain import explain
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """A detector fitted on 12 clean 16-kHz mono clips, and one test recording per fault."""
+    folder = tmp_path_factory.mktemp("chain")
+    rng = np.random.default_rng(0)
+    (folder / "train").mkdir()
+    for index in range(12):
+        soundfile.write(folder / "train" / f"n{index}.wav", synth.normal_clip(rng, 2.0), RATE)
+    detector = aetk.fit(folder / "train")
+    clean = synth.normal_clip(rng, 2.0)
+    tests = folder / "test"
+    tests.mkdir()
+    recordings = {
+        "clean": (clean, RATE),
+        "band-limit": (resample_poly(clean, 1, 2), RATE // 2),
+        "gain": (clean * 0.01, RATE),
+        "clipping": (np.clip(clean * 30, -1, 1), RATE),
+        "channels": (np.stack([clean, clean], axis=1), RATE),
+        "dc-offset": (clean * 0.5 + 0.1, RATE),
+    }
+    for name, (samples, rate) in recordings.items():
+        soundfile.write(tests / f"{name}.wav", samples, rate)
+    return detector, detector.save(folder / "d.aetk"), tests
+
+
+def names(result) -> set[str]:
+    return {warning["name"] for warning in result.warnings}
+
+
+@pytest.mark.parametrize("fault", ["band-limit", "gain", "clipping", "channels", "dc-offset"])
+def test_each_recording_fault_is_named_on_its_row(chain, fault):
+    detector, _, tests = chain
+    (result,) = detector.score(tests / f"{fault}.wav")
+    assert fault in names(result)
+    assert all(warning["message"] for warning in result.warnings)
+    (clean,) = detector.score(tests / "clean.wav")
+    assert clean.warnings == [] and clean.error is None
+
+
+def test_a_band_limited_recording_never_names_bands_above_its_nyquist(chain):
+    detector, _, tests = chain
+    (result,) = detector.score(tests / "band-limit.wav")
+    assert result.anomalous and result.segments
+    bands = [band for event in result.segments for band in event["bands"]]
+    assert bands and max(band["high_hz"] for band in bands) <= RATE // 4
+    explained = explain(detector, tests / "band-limit.wav")
+    assert all(band.high_hz <= RATE // 4 for e in explained.errors.events for band in e.bands)
+
+
+def test_strict_makes_a_mismatch_an_error_and_the_batch_goes_on(chain, cli):
+    _, path, tests = chain
+    ran = cli("score", tests, "-d", path, "--json", "--strict")
+    rows = {
+        json.loads(line)["path"].rsplit("/", 1)[-1]: json.loads(line)
+        for line in ran.stdout.splitlines()
+    }
+    assert ran.code == 1
+    assert rows["clean.wav"]["score"] is not None and rows["clean.wav"]["error"] is None
+    for fault in ("band-limit", "gain", "clipping", "channels", "dc-offset"):
+        row = rows[f"{fault}.wav"]
+        assert row["score"] is None and f"{fault}:" in row["error"] and "--strict" in row["error"]
+    assert "Traceback" not in ran.stderr
+
+
+def test_the_table_and_stderr_name_the_warnings(chain, cli):
+    _, path, tests = chain
+    ran = cli("score", tests / "band-limit.wav", tests / "clean.wav", "-d", path)
+    assert ran.code == 0
+    assert "band-limit.wav: band-limit: recorded at 8000 Hz" in ran.stderr
+    header, *rows = ran.stdout.splitlines()[:3]
+    assert header.endswith("recording")
+    assert rows[0].endswith("band-limit") and not rows[1].endswith("band-limit")
+
+
+def test_fit_warns_about_a_training_file_unlike_the_others(tmp_path, cli):
+    rng = np.random.default_rng(1)
+    for index in range(6):
+        soundfile.write(tmp_path / f"n{index}.wav", synth.normal_clip(rng, 1.0), RATE)
+    soundfile.write(tmp_path / "phone.wav", resample_poly(synth.normal_clip(rng, 1.0), 1, 2), 8000)
+    ran = cli("fit", tmp_path, "-o", tmp_path / "d.aetk")
+    assert ran.code == 0, ran.stderr
+    assert "phone.wav: band-limit: recorded at 8000 Hz" in ran.stderr
+    detector = aetk.Detector.load(tmp_path / "d.aetk")
+    noted = detector.training["recording_warnings"]
+    assert [(n["path"].rsplit("/", 1)[-1], n["name"]) for n in noted] == [
+        ("phone.wav", "band-limit")
+    ]
+
+
+def test_a_detector_without_recording_norms_checks_the_band_limit_only(chain):
+    detector, _, tests = chain
+    del detector.training["recordings"]
+    try:
+        assert names(detector.score(tests / "band-limit.wav")[0]) == {"band-limit"}
+        assert detector.score(tests / "gain.wav")[0].warnings == []
+    finally:
+        detector.training["recordings"] = detector.recording_norms().as_dict()
+
+
+def profile(**changes) -> RecordingProfile:
+    values = {"sample_rate": RATE, "channels": 1, "level_db": -20.0, "clipped_share": 0.0}
+    return RecordingProfile(**{**values, "dc_offset": 0.0, **changes})
+
+
+def test_norms_are_relative_to_the_training_recordings():
+    norms = RecordingNorms.learn([profile(level_db=-25.0), profile(level_db=-15.0)], 8000.0)
+    assert norms.check(profile(level_db=-34.0)) == []  # within 10 dB of the quietest
+    assert [w.name for w in norms.check(profile(level_db=-36.0))] == ["gain"]
+    assert [w.name for w in norms.check(profile(level_db=-4.0))] == ["gain"]
+    # A machine always recorded with some clipping is not warned about for the same amount.
+    clipping = RecordingNorms.learn([profile(clipped_share=0.01)], 8000.0)
+    assert clipping.check(profile(clipped_share=0.015)) == []
+    assert [w.name for w in clipping.check(profile(clipped_share=0.05))] == ["clipping"]
+    restored = RecordingNorms.from_dict(json.loads(json.dumps(norms.as_dict())), None)
+    assert restored == norms
+
+
+def test_measured_profile_of_known_signals():
+    samples = np.full((2, 1000), 0.5, dtype=np.float32)
+    samples[1, :10] = 1.0
+    measured = RecordingProfile.measure(samples, 8000)
+    assert measured.channels == 2 and measured.sample_rate == 8000
+    assert measured.clipped_share == pytest.approx(10 / 2000)
+    assert measured.dc_offset == pytest.approx(0.5, abs=0.01)
+    assert measured.level_db == pytest.approx(10 * np.log10(0.25), abs=0.1)
+    assert RecordingProfile.measure(np.zeros((1, 100), np.float32), 8000).level_db == -150.0
+
+
+def test_training_warnings_compare_each_file_with_the_others():
+    found = training_warnings(
+        [profile(), profile(), profile(level_db=-45.0), profile(channels=2)], 8000.0
+    )
+    assert [[w.name for w in file] for file in found] == [[], [], ["gain"], ["channels"]]

@@ -1,0 +1,289 @@
+"""The recording chain: how a recording was made (rate, channels, level, clipping, DC offset), and
+the named warnings when it does not match the recordings a detector learned from.
+
+A detector learns what its machine sounds like *through one recording chain*. A recording made
+through another chain (a lower sample rate, another gain, a clipping preamplifier, another
+channel count, an offset converter) differs from normal for reasons that have nothing to do with
+the machine, and its score says so. Each check names its reason so that the verdict can be read
+for what it is:
+
+- ``band-limit``: the recording's Nyquist frequency lies below the top of the band the detector
+  analyses (an 8-kHz recording scored by a 16-kHz detector); the bands above it are empty.
+- ``gain``: the recording is more than :data:`GAIN_MARGIN_DB` quieter or louder than every
+  training recording.
+- ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
+  recording's share) sit at full scale.
+- ``channels``: a channel count no training recording had.
+- ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the worst
+  training recording's).
+
+At fit time the same checks compare each training recording with the others (band limit, clipping
+and DC offset as above; a channel count other than the most common one; a level more than
+:data:`FIT_LEVEL_MARGIN_DB` from the median).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: A sample at or beyond this share of full scale counts as clipped.
+CLIP_LEVEL = 0.999
+#: Share of clipped samples above which a recording is called clipped.
+CLIPPED_SHARE = 1e-3
+#: A DC offset above this share of full scale is named.
+DC_OFFSET = 0.01
+#: How far (dB) outside the training recordings' levels a recording's level must lie.
+GAIN_MARGIN_DB = 10.0
+#: At fit time, how far (dB) from the median training level a recording must lie.
+FIT_LEVEL_MARGIN_DB = 20.0
+#: The level of digital silence (dBFS), so that levels stay finite.
+SILENCE_DB = -150.0
+NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset")
+
+
+@dataclass(frozen=True)
+class RecordingWarning:
+    """A way a recording does not match the detector's recordings: ``name`` (one of
+    :data:`NAMES`) and a one-line ``message``."""
+
+    name: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "message": self.message}
+
+
+@dataclass(frozen=True)
+class RecordingProfile:
+    """How one recording (or window of one) was made, measured from its decoded samples."""
+
+    sample_rate: int
+    channels: int
+    level_db: float
+    clipped_share: float
+    dc_offset: float
+
+    @classmethod
+    def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
+        """The profile of ``[channels, frames]`` float samples in [-1, 1]."""
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.size == 0:
+            return cls(int(sample_rate), int(samples.shape[0]), SILENCE_DB, 0.0, 0.0)
+        means = samples.mean(axis=1, dtype=np.float64)
+        power = float(np.mean(np.square(samples, dtype=np.float64)))
+        level = 10 * math.log10(power) if power > 0 else SILENCE_DB
+        clipped = float(np.count_nonzero(np.abs(samples) >= CLIP_LEVEL)) / samples.size
+        return cls(
+            int(sample_rate),
+            int(samples.shape[0]),
+            max(level, SILENCE_DB),
+            clipped,
+            float(np.abs(means).max()),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "level_db": round(self.level_db, 3),
+            "clipped_share": self.clipped_share,
+            "dc_offset": self.dc_offset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
+        return cls(
+            int(data["sample_rate"]),
+            int(data["channels"]),
+            float(data["level_db"]),
+            float(data["clipped_share"]),
+            float(data["dc_offset"]),
+        )
+
+    def nyquist_hz(self) -> float:
+        return self.sample_rate / 2
+
+
+@dataclass(frozen=True)
+class RecordingNorms:
+    """What a detector's training recordings were like, kept in its file, for the checks at
+    score time. ``analysed_hz``: the top of the band the featurizer analyses (None: unknown);
+    the rest is ``None`` for a detector fitted before they were recorded."""
+
+    analysed_hz: float | None
+    channels: tuple[int, ...] | None = None
+    level_db: tuple[float, float] | None = None
+    clipped_share: float = 0.0
+    dc_offset: float = 0.0
+
+    @classmethod
+    def learn(
+        cls, profiles: Iterable[RecordingProfile], analysed_hz: float | None
+    ) -> RecordingNorms:
+        profiles = list(profiles)
+        if not profiles:
+            return cls(analysed_hz)
+        levels = [profile.level_db for profile in profiles]
+        return cls(
+            analysed_hz,
+            tuple(sorted({profile.channels for profile in profiles})),
+            (min(levels), max(levels)),
+            max(profile.clipped_share for profile in profiles),
+            max(profile.dc_offset for profile in profiles),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "analysed_hz": self.analysed_hz,
+            "channels": None if self.channels is None else list(self.channels),
+            "level_db": None if self.level_db is None else [round(v, 3) for v in self.level_db],
+            "clipped_share": self.clipped_share,
+            "dc_offset": self.dc_offset,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], analysed_hz: float | None) -> RecordingNorms:
+        """Norms stored in a detector file; ``analysed_hz`` when the file did not keep it."""
+        channels, levels = data.get("channels"), data.get("level_db")
+        stored_hz = data.get("analysed_hz")
+        return cls(
+            float(stored_hz) if stored_hz is not None else analysed_hz,
+            None if channels is None else tuple(int(c) for c in channels),
+            None if levels is None else (float(levels[0]), float(levels[1])),
+            float(data.get("clipped_share", 0.0)),
+            float(data.get("dc_offset", 0.0)),
+        )
+
+    def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
+        """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order."""
+        found = [
+            band_limit(profile, self.analysed_hz),
+            self._gain(profile),
+            clipping(profile, 2 * self.clipped_share),
+            self._channels(profile),
+            dc_offset(profile, 2 * self.dc_offset),
+        ]
+        return [warning for warning in found if warning is not None]
+
+    def _gain(self, profile: RecordingProfile) -> RecordingWarning | None:
+        if self.level_db is None:
+            return None
+        low, high = self.level_db
+        if profile.level_db < low - GAIN_MARGIN_DB:
+            return RecordingWarning(
+                "gain",
+                f"level {profile.level_db:.1f} dBFS, {low - profile.level_db:.0f} dB below the "
+                f"quietest training recording ({low:.1f} dBFS): a gain change?",
+            )
+        if profile.level_db > high + GAIN_MARGIN_DB:
+            return RecordingWarning(
+                "gain",
+                f"level {profile.level_db:.1f} dBFS, {profile.level_db - high:.0f} dB above the "
+                f"loudest training recording ({high:.1f} dBFS): a gain change?",
+            )
+        return None
+
+    def _channels(self, profile: RecordingProfile) -> RecordingWarning | None:
+        if self.channels is None or profile.channels in self.channels:
+            return None
+        had = " or ".join(map(str, self.channels))
+        return RecordingWarning(
+            "channels", f"{profile.channels} channel(s), but the training recordings had {had}"
+        )
+
+
+def band_limit(profile: RecordingProfile, analysed_hz: float | None) -> RecordingWarning | None:
+    if analysed_hz is None or profile.nyquist_hz() >= 0.99 * analysed_hz:
+        return None
+    return RecordingWarning(
+        "band-limit",
+        f"recorded at {profile.sample_rate} Hz: nothing above {profile.nyquist_hz():.0f} Hz, but "
+        f"the detector analyses up to {analysed_hz:.0f} Hz (the empty bands raise the score)",
+    )
+
+
+def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWarning | None:
+    if profile.clipped_share <= max(CLIPPED_SHARE, usual_share):
+        return None
+    return RecordingWarning(
+        "clipping", f"{100 * profile.clipped_share:.2g} % of its samples are at full scale"
+    )
+
+
+def dc_offset(profile: RecordingProfile, usual_offset: float = 0.0) -> RecordingWarning | None:
+    if profile.dc_offset <= max(DC_OFFSET, usual_offset):
+        return None
+    return RecordingWarning(
+        "dc-offset", f"a constant offset of {100 * profile.dc_offset:.2g} % of full scale"
+    )
+
+
+def training_warnings(
+    profiles: Sequence[RecordingProfile], analysed_hz: float | None
+) -> list[list[RecordingWarning]]:
+    """For each training recording, the ways it differs from the analysed band, from a clean
+    recording, or from the other training recordings (see the module documentation)."""
+    if not profiles:
+        return []
+    usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
+    median_level = float(np.median([profile.level_db for profile in profiles]))
+    found = []
+    for profile in profiles:
+        warnings = [
+            band_limit(profile, analysed_hz),
+            _level_outlier(profile, median_level),
+            clipping(profile),
+            _channel_outlier(profile, usual_channels),
+            dc_offset(profile),
+        ]
+        found.append([warning for warning in warnings if warning is not None])
+    return found
+
+
+def _level_outlier(profile: RecordingProfile, median_db: float) -> RecordingWarning | None:
+    if abs(profile.level_db - median_db) <= FIT_LEVEL_MARGIN_DB:
+        return None
+    side = "below" if profile.level_db < median_db else "above"
+    return RecordingWarning(
+        "gain",
+        f"level {profile.level_db:.1f} dBFS, {abs(profile.level_db - median_db):.0f} dB {side} "
+        f"the training recordings' median ({median_db:.1f} dBFS)",
+    )
+
+
+def _channel_outlier(profile: RecordingProfile, usual: int) -> RecordingWarning | None:
+    if profile.channels == usual:
+        return None
+    return RecordingWarning(
+        "channels", f"{profile.channels} channel(s), but most training recordings have {usual}"
+    )
+
+
+def merged(warnings: Iterable[RecordingWarning]) -> list[RecordingWarning]:
+    """One warning of each name (the first), in :data:`NAMES` order: a file's windows repeat
+    the same findings."""
+    first: dict[str, RecordingWarning] = {}
+    for warning in warnings:
+        first.setdefault(warning.name, warning)
+    return sorted(first.values(), key=lambda warning: NAMES.index(warning.name))
+
+
+def analysed_hz(featurizer: Any) -> float | None:
+    """The top of the band ``featurizer`` analyses: its highest band's upper edge, or half its
+    sample rate; None when it says neither."""
+    layout = featurizer.layout()
+    if layout is not None and layout.band_edges_hz:
+        return float(layout.band_edges_hz[-1][1])
+    rate = featurizer.get_params().get("sample_rate")
+    return rate / 2 if isinstance(rate, int) and not isinstance(rate, bool) else None
+
+
+def describe_warnings(warnings: Iterable[dict[str, str]]) -> str:
+    """Recording warnings (as results carry them) on one line: ``band-limit: …; gain: …``."""
+    return "; ".join(f"{warning['name']}: {warning['message']}" for warning in warnings)
