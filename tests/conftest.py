@@ -164,3 +164,16 @@ def fresh_plugins():
     previous = plugins.set_host(None)
     yield plugins
     plugins.set_host(previous)
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """The default detector fitted on 16 synthetic 2-s normal clips, and its saved file."""
+    import aetk
+
+    folder = tmp_path_factory.mktemp("watch")
+    train = synth.write_dataset(
+        folder / "sounds", train=16, test_normal=0, test_per_anomaly=0, seconds=2.0, seed=3
+    )["train"]
+    detector = aetk.fit(train)
+    return detector, detector.save(folder / "d.aetk")

@@ -497,3 +497,12 @@ def test_fit_says_when_analysis_drops_the_recordings_upper_band(cli, tmp_path):
     assert "recordings at 48000 Hz are analysed at 16000 Hz: what they hold above 8000 Hz" in (
         result.stderr
     )
+
+
+def test_export_without_its_extra_is_one_line_naming_the_extra(cli, fitted, tmp_path, monkeypatch):
+    _, path = fitted
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
+    ran = cli("export", path, "-o", tmp_path / "d.onnx")
+    assert ran.code == 2
+    assert "aetk export needs onnx: pip install 'aetk[export]'" in ran.stderr
+    assert "Traceback" not in ran.stderr and not (tmp_path / "d.onnx").exists()

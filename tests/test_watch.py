@@ -22,22 +22,11 @@ import numpy as np
 import pytest
 import soundfile
 
-import aetk
 from aetk import synth
 
 pytest.importorskip("prometheus_client", reason="aetk watch's extra: pip install 'aetk[watch]'")
 
 RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def watched(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("watch")
-    train = synth.write_dataset(
-        folder / "sounds", train=16, test_normal=0, test_per_anomaly=0, seconds=2.0, seed=3
-    )["train"]
-    detector = aetk.fit(train)
-    return detector, detector.save(folder / "d.aetk")
 
 
 def stream(seconds_normal: float, fault: np.ndarray | None, after: float, seed: int = 9):

@@ -35,10 +35,11 @@ def export_command(
     detector = Detector.load(detector_path)
     try:
         from aetk.export.onnx import export
-    except ImportError:
-        raise ConfigError("aetk export needs onnx: pip install 'aetk[export]'") from None
-    try:
+
         export(detector, output, opset=opset)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or "onnx"
+        raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None
     except OSError as exc:
         console.error(f"{output}: cannot write ({exc.strerror or exc})")
         raise typer.Exit(EXIT_FAILED) from None

@@ -60,6 +60,7 @@ def watch_command(
         float, typer.Option(min=0.0, help="A new file is read once its size is stable this long.")
     ] = 1.0,
     interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
+    strict: options.Strict = False,
     list_devices: Annotated[
         bool, typer.Option("--list-devices", help="List input devices and exit.")
     ] = False,
@@ -83,23 +84,24 @@ def watch_command(
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
     detector = Detector.load(detector_path)
     settings = WatchOptions(
-        window,
-        hop,
-        confirm,
-        clear,
-        cooldown,
-        threshold,
-        false_alarm_rate,
-        record,
-        pre,
-        post,
-        metrics_port,
-        metrics_host,
-        webhook,
-        mqtt,
-        state,
-        settle,
-        interval,
+        window=window,
+        hop=hop,
+        confirm=confirm,
+        clear=clear,
+        cooldown=cooldown,
+        threshold=threshold,
+        false_alarm_rate=false_alarm_rate,
+        record=record,
+        pre=pre,
+        post=post,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        webhook=webhook,
+        mqtt=mqtt,
+        state=state,
+        settle=settle,
+        interval=interval,
+        strict=strict,
     )
     view = _View(json_output)
     monitor = Monitor(detector, source, settings, view.show)
@@ -142,6 +144,10 @@ class _View:
         name, when = event["event"], event["time"]
         where = f"{when:.2f} s" if when is not None else event["source"]
         if name == "scored":
+            if event.get("warnings"):
+                from aetk.data.recording import describe_warnings
+
+                console.warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
             if self.status is not None:
                 behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
                 self.status.update(
@@ -155,6 +161,7 @@ class _View:
             "anomaly_end": f"[green]anomaly ended[/green] at {where}",
             "error": f"[yellow]error[/yellow] {event['source']}: {event.get('error')}",
             "recorded": f"recorded {event.get('path')}",
+            "webhook_failed": f"[yellow]webhook failed[/yellow]: {event.get('error')}",
         }.get(name, name)
         console.stdout.print(f"{event['at']}  {text}", highlight=False)
 

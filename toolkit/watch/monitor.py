@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from aetk.data.audio import Audio
-from aetk.data.features import Clip, FileClips, featurize_audio
+from aetk.data.features import FileClips, audio_clip
 from aetk.detect.detector import Detector
+from aetk.detect.scoring import ScoreResult
 from aetk.errors import AudioError
 from aetk.watch.alerts import AlertTracker
 from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
@@ -45,6 +47,7 @@ class WatchOptions:
     state: Path | None = None
     settle: float = 1.0
     interval: float = 1.0
+    strict: bool = False
 
 
 class Monitor:
@@ -68,7 +71,11 @@ class Monitor:
         if self.metrics:
             self.metrics.threshold.set(self.threshold)
         self.senders: list[Webhook | Mqtt] = [
-            *([Webhook(options.webhook)] if options.webhook else []),
+            *(
+                [Webhook(options.webhook, on_failure=self._webhook_failed)]
+                if options.webhook
+                else []
+            ),
             *([Mqtt(options.mqtt)] if options.mqtt else []),
         ]
         self.stopping = False
@@ -92,13 +99,21 @@ class Monitor:
         return event
 
     def judge(
-        self, start: float, score: float, source: str | None = None, lag: float = 0.0
+        self,
+        start: float,
+        score: float,
+        source: str | None = None,
+        lag: float = 0.0,
+        warnings: list[dict[str, str]] | None = None,
     ) -> str | None:
-        """Track one scored window or file (scored ``lag`` seconds behind real time); emits
-        ``scored`` and any alert it completes."""
+        """Track one scored window or file (scored ``lag`` seconds behind real time, recorded
+        with the recording ``warnings``); emits ``scored`` and any alert it completes."""
         self.scored += 1
         anomalous = score > self.threshold
-        self.event("scored", start, source, score=score, anomalous=anomalous, lag=round(lag, 3))
+        extra = {"warnings": warnings} if warnings else {}
+        self.event(
+            "scored", start, source, score=score, anomalous=anomalous, lag=round(lag, 3), **extra
+        )
         if self.metrics:
             self.metrics.score.set(score)
             self.metrics.lag.set(lag)
@@ -116,6 +131,23 @@ class Monitor:
         if self.metrics:
             self.metrics.errors.inc()
 
+    def _webhook_failed(self, reason: str, event: dict[str, Any]) -> None:
+        """A webhook event not delivered: said on the event stream (from the sender's thread)."""
+        self.emit(
+            {
+                "event": "webhook_failed",
+                "source": event.get("source", self.source),
+                "time": event.get("time"),
+                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="milliseconds"
+                ),
+                "error": reason,
+                "undelivered": event.get("event"),
+            }
+        )
+        if self.metrics:
+            self.metrics.errors.inc()
+
     def close(self) -> None:
         for sender in self.senders:
             sender.close()
@@ -124,21 +156,25 @@ class Monitor:
 
     # -- streams --------------------------------------------------------------------------------
 
-    def score_window(self, samples: np.ndarray, rate: int) -> float | None:
+    def score_window(self, samples: np.ndarray, rate: int) -> ScoreResult | None:
         """One window through the detector's scoring path; None (and an error event) if it
         cannot be scored."""
         audio = Audio(samples, rate)
         try:
-            vectors = featurize_audio(self.detector.featurizer, audio, self.source)
+            clip = audio_clip(self.detector.featurizer, audio, self.source)
         except AudioError as exc:
             self.error(exc.reason)
             return None
-        clip = FileClips(self.source, [Clip(0.0, audio.seconds, vectors)])
-        (result,) = self.detector.score_clips([clip], threshold=self.threshold, localize=False)
+        (result,) = self.detector.score_clips(
+            [FileClips(self.source, [clip])],
+            threshold=self.threshold,
+            localize=False,
+            strict=self.options.strict,
+        )
         if result.error is not None or result.score is None:
             self.error(result.error or "not scored")
             return None
-        return result.score
+        return result
 
     def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
         # By default, windows as long as the clips the threshold was calibrated on.
@@ -165,10 +201,10 @@ class Monitor:
             while next_start + window <= consumed + buffer.shape[1]:
                 offset = next_start - consumed
                 start_time = next_start / form.rate
-                score = self.score_window(buffer[:, offset : offset + window], form.rate)
+                result = self.score_window(buffer[:, offset : offset + window], form.rate)
                 lag = max(0.0, time.monotonic() - started - (next_start + window) / form.rate)
-                if score is not None:
-                    change = self.judge(start_time, score, lag=lag)
+                if result is not None and result.score is not None:
+                    change = self.judge(start_time, result.score, lag=lag, warnings=result.warnings)
                     if change == "anomaly_start" and recorder:
                         recorder.start(start_time)
                 if self.metrics:
@@ -186,6 +222,10 @@ class Monitor:
     # -- folders --------------------------------------------------------------------------------
 
     def run_folder(self, folder: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        with state_lock(self.options.state):
+            self._run_folder(folder, progress)
+
+    def _run_folder(self, folder: Path, progress: Callable[[int, int], None] | None) -> None:
         state = _read_state(self.options.state)
         seen = set(state.get("scored", []))
         self.tracker.active = bool(state.get("active", False))
@@ -209,7 +249,9 @@ class Monitor:
             _write_state(self.options.state, seen, self.tracker.active)
 
     def _score_file(self, path: Path) -> None:
-        (result,) = self.detector.score([path], threshold=self.threshold, localize=False)
+        (result,) = self.detector.score(
+            [path], threshold=self.threshold, localize=False, strict=self.options.strict
+        )
         lag = 0.0
         with suppress(OSError):
             lag = max(0.0, time.time() - path.stat().st_mtime)
@@ -218,7 +260,7 @@ class Monitor:
         if result.error is not None or result.score is None:
             self.error(result.error or "not scored", None, str(path))
             return
-        self.judge(0.0, result.score, str(path), lag=lag)
+        self.judge(0.0, result.score, str(path), lag=lag, warnings=result.warnings)
 
 
 @contextmanager
@@ -237,22 +279,81 @@ def stop_on_signals(monitor: Monitor) -> Iterator[None]:
 
 
 def _read_state(path: Path | None) -> dict[str, Any]:
-    if path is None or not path.exists():
+    """The last state written, or the copy before it when the state is unreadable (a crash or
+    a full disk mid-write); an unreadable state is kept beside as ``*.corrupt``, never lost."""
+    if path is None:
         return {}
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        print(f"warning: {path}: unreadable watch state, starting afresh", file=sys.stderr)
-        return {}
-    return state if isinstance(state, dict) else {}
+    for candidate in (path, _previous(path)):
+        if not candidate.exists():
+            continue
+        try:
+            state = json.loads(candidate.read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("scored", []), list):
+                raise ValueError("not a watch state")
+        except (OSError, ValueError) as exc:
+            kept = candidate.with_name(candidate.name + ".corrupt")
+            with suppress(OSError):
+                os.replace(candidate, kept)
+            print(
+                f"warning: {candidate}: unreadable watch state ({exc}); kept as {kept}",
+                file=sys.stderr,
+            )
+            continue
+        if candidate != path:
+            print(
+                f"warning: {path}: resuming from the copy before it, {candidate}", file=sys.stderr
+            )
+        return state
+    return {}
 
 
 def _write_state(path: Path | None, seen: set[str], active: bool) -> None:
+    """Write the state atomically, keeping the one before as ``*.previous``."""
     if path is None:
         return
     from aetk.data.fileio import atomic_write_text
 
+    if path.exists():
+        with suppress(OSError):
+            os.replace(path, _previous(path))
     atomic_write_text(path, json.dumps({"scored": sorted(seen), "active": active}) + "\n")
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+@contextmanager
+def state_lock(path: Path | None) -> Iterator[None]:
+    """Hold ``*.lock`` beside the state file while watching: a second watcher on the same state
+    is refused rather than letting two processes overwrite each other's state."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    from aetk.errors import ConfigError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{path}: already used by another aetk watch (pid {owner}); give each watch its "
+                "own --state"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def finite(value: float | None, name: str) -> None:

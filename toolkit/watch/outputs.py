@@ -7,8 +7,11 @@ import json
 import queue
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +46,38 @@ class Metrics:
         self.anomalous = prometheus.Gauge(
             "aetk_anomaly_active", "1 while an anomaly lasts", registry=registry
         )
-        self.server, self.thread = prometheus.start_http_server(port, host, registry=registry)
+        try:
+            self.server, self.thread = prometheus.start_http_server(port, host, registry=registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port {port}: cannot serve metrics on {host}:{port} "
+                f"({exc.strerror or exc}); is another watch using it?"
+            ) from None
 
     def close(self) -> None:
         self.server.shutdown()
 
 
 class Webhook:
-    """POSTs events as JSON from a thread of its own, retrying with backoff; never blocks."""
+    """POSTs events as JSON from a thread of its own, retrying with backoff; never blocks the
+    scoring. An event that cannot be delivered after every attempt, or that finds the queue
+    full (the endpoint has been down for ``capacity`` events), is never lost silently:
+    ``on_failure`` is told, with the event."""
 
-    def __init__(self, url: str, attempts: int = 5, backoff: float = 0.5):
+    def __init__(
+        self,
+        url: str,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        timeout: float = 5.0,
+        capacity: int = 10_000,
+        on_failure: Callable[[str, dict[str, Any]], None] | None = None,
+    ):
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"--webhook must be an http(s) URL, not {url!r}")
-        self.url, self.attempts, self.backoff = url, attempts, backoff
-        self.queue: queue.Queue = queue.Queue(maxsize=10_000)
+        self.url, self.attempts, self.backoff, self.timeout = url, attempts, backoff, timeout
+        self.on_failure = on_failure or (lambda reason, event: None)
+        self.queue: queue.Queue = queue.Queue(maxsize=capacity)
         self.failures = 0
         self.thread = threading.Thread(target=self._send_all, daemon=True)
         self.thread.start()
@@ -65,28 +86,37 @@ class Webhook:
         try:
             self.queue.put_nowait(event)
         except queue.Full:
-            self.failures += 1
+            self._failed(f"queue full ({self.queue.maxsize} events waiting): event dropped", event)
 
     def close(self, timeout: float = 10.0) -> None:
-        self.queue.put(None)
+        with suppress(queue.Full):
+            self.queue.put(None, timeout=timeout)
         self.thread.join(timeout)
 
     def _send_all(self) -> None:
         while (event := self.queue.get()) is not None:
             body = json.dumps(event).encode()
+            reason = "no attempt"
             for attempt in range(self.attempts):
                 request = urllib.request.Request(
                     self.url, body, {"Content-Type": "application/json"}, method="POST"
                 )
                 try:
-                    with urllib.request.urlopen(request, timeout=5) as response:
+                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
                         if response.status < 300:
                             break
-                except OSError:
-                    pass
+                        reason = f"HTTP {response.status}"
+                except urllib.error.HTTPError as exc:
+                    reason = f"HTTP {exc.code}"
+                except (OSError, ValueError) as exc:
+                    reason = str(getattr(exc, "reason", None) or exc)
                 time.sleep(self.backoff * 2**attempt)
             else:
-                self.failures += 1
+                self._failed(f"not delivered after {self.attempts} attempts ({reason})", event)
+
+    def _failed(self, reason: str, event: dict[str, Any]) -> None:
+        self.failures += 1
+        self.on_failure(f"{self.url}: {reason}", event)
 
 
 class Mqtt:

@@ -1,0 +1,210 @@
+"""aetk watch under faults: a webhook that fails or hangs, the metrics port taken, two watchers on
+one state file, a corrupt state file, the watched folder deleted and recreated, a thousand files
+at once, a stream at another rate."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from scipy.signal import resample_poly
+from test_watch import RATE, stream, watch, watch_folder, wav_bytes
+
+from aetk import synth
+from aetk.watch.monitor import Monitor, WatchOptions, _write_state
+from aetk.watch.outputs import Webhook
+
+pytest.importorskip("prometheus_client", reason="aetk watch's extra: pip install 'aetk[watch]'")
+
+
+class Failing(BaseHTTPRequestHandler):
+    """Answers every request with HTTP 500, after ``delay`` seconds."""
+
+    delay = 0.0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(self.delay)
+        self.send_response(500)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_server():
+    servers = []
+
+    def start(delay: float = 0.0) -> str:
+        handler = type("Handler", (Failing,), {"delay": delay})
+        server = HTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/alerts"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_a_webhook_answering_500_reports_each_undelivered_alert(failing_server):
+    failed: list[tuple[str, dict]] = []
+    hook = Webhook(
+        failing_server(), attempts=2, backoff=0.01, on_failure=lambda *f: failed.append(f)
+    )
+    hook.send({"event": "anomaly_start"})
+    hook.close()
+    assert [(event["event"], "HTTP 500" in reason) for reason, event in failed] == [
+        ("anomaly_start", True)
+    ]
+
+
+def test_a_hanging_webhook_never_blocks_and_a_full_queue_says_it_drops(failing_server):
+    failed: list[tuple[str, dict]] = []
+    hook = Webhook(
+        failing_server(delay=2.0),
+        attempts=1,
+        timeout=0.2,
+        capacity=1,
+        on_failure=lambda *f: failed.append(f),
+    )
+    started = time.perf_counter()
+    for index in range(5):
+        hook.send({"event": "anomaly_start", "n": index})
+    assert time.perf_counter() - started < 0.5  # scoring never waits for the endpoint
+    hook.close(timeout=5)
+    reasons = [reason for reason, _ in failed]
+    assert any("queue full" in reason for reason in reasons)
+    assert any("not delivered" in reason for reason in reasons)
+    assert len(failed) == 5  # every event accounted for: dropped or failed, none silently
+
+
+def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):
+    detector, _ = watched
+    events: list[dict] = []
+    monitor = Monitor(detector, "-", WatchOptions(webhook=failing_server()), events.append)
+    sender = monitor.senders[0]
+    sender.attempts, sender.backoff = 1, 0.01
+    monitor.event("anomaly_start", 1.0, score=9.0)
+    monitor.close()
+    failed = [e for e in events if e["event"] == "webhook_failed"]
+    assert len(failed) == 1 and failed[0]["undelivered"] == "anomaly_start"
+    assert "HTTP 500" in failed[0]["error"]
+
+
+def test_a_metrics_port_already_taken_is_a_clear_error(watched, cli, tmp_path):
+    _, path = watched
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = cli("watch", tmp_path, "-d", path, "--metrics-port", port)
+    assert ran.code == 2
+    assert f"--metrics-port {port}: cannot serve metrics" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_two_watchers_on_one_state_file_are_refused(watched, cli, tmp_path):
+    _, path = watched
+    state = tmp_path / "state.json"
+    first = watch_folder(tmp_path, path, state, "0.2")
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "state.json.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        ran = cli("watch", tmp_path, "-d", path, "--state", state, "--json")
+        assert ran.code == 2 and "already used by another aetk watch" in ran.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+
+
+def test_a_corrupt_state_is_kept_and_the_last_good_copy_is_not_alerted_again(watched, tmp_path):
+    _, path = watched
+    folder, state = tmp_path / "in", tmp_path / "state.json"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for name in ("old.wav", "new.wav"):
+        soundfile.write(folder / name, synth.normal_clip(rng, 2.0), RATE)
+    _write_state(state, {str((folder / "old.wav").resolve())}, False)
+    _write_state(state, {str((folder / "old.wav").resolve())}, False)  # a previous copy exists
+    state.write_text('{"scored": ["trunc')  # a crash mid-write
+    process = watch_folder(folder, path, state, "0.2")
+    time.sleep(6)
+    process.terminate()
+    out, err = process.communicate(timeout=30)
+    scored = [Path(json.loads(line)["source"]).name for line in out.splitlines()]
+    assert scored == ["new.wav"], err
+    assert (tmp_path / "state.json.corrupt").read_text() == '{"scored": ["trunc'
+    assert "kept as" in err
+    assert sorted(Path(p).name for p in json.loads(state.read_text())["scored"]) == [
+        "new.wav",
+        "old.wav",
+    ]
+
+
+def test_a_folder_deleted_and_recreated_is_watched_again(watched, tmp_path):
+    _, path = watched
+    folder = tmp_path / "in"
+    folder.mkdir()
+    process = watch_folder(folder, path, tmp_path / "state.json", "0.2")
+    try:
+        time.sleep(3)
+        folder.rmdir()
+        time.sleep(1)
+        folder.mkdir()
+        soundfile.write(folder / "back.wav", synth.normal_clip(np.random.default_rng(3), 2.0), RATE)
+        time.sleep(4)
+    finally:
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["back.wav"]
+
+
+def test_a_thousand_files_at_once_are_each_scored_once(watched, tmp_path):
+    detector, _ = watched
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    clip = synth.normal_clip(np.random.default_rng(4), 0.5)
+    for index in range(1000):
+        soundfile.write(folder / f"f{index:04d}.wav", clip, RATE)
+    events: list[dict] = []
+    options = WatchOptions(settle=0.0, interval=0.05, state=tmp_path / "state.json")
+    monitor = Monitor(detector, str(folder), options, events.append)
+    runner = threading.Thread(target=monitor.run_folder, args=(folder,))
+    runner.start()
+    deadline = time.monotonic() + 240
+    while monitor.scored < 1000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    monitor.stopping = True
+    runner.join(30)
+    scored = [e["source"] for e in events if e["event"] == "scored"]
+    assert len(scored) == len(set(scored)) == 1000
+    assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 1000
+
+
+def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):
+    _, path = watched
+
+    samples = resample_poly(stream(6, None, 0), 1, 2).astype(np.float32)
+    buffer = wav_bytes(samples).replace(
+        RATE.to_bytes(4, "little") + (2 * RATE).to_bytes(4, "little"),
+        (RATE // 2).to_bytes(4, "little") + RATE.to_bytes(4, "little"),
+        1,
+    )
+    events = watch("-", "-d", path, input=buffer)
+    scored = [e for e in events if e["event"] == "scored"]
+    assert scored and all(
+        [w["name"] for w in e.get("warnings", [])] == ["band-limit"] for e in scored
+    )
