@@ -240,3 +240,21 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
         [script, "score", clip, "-d", str(foreign)], capture_output=True, text=True
     )
     assert refused.returncode == 2 and refused.stderr.startswith(f"error: {foreign}")
+
+
+def test_the_runtime_rows_name_the_fleet_machine_exported(
+    exported, sounds, runtime_python, tmp_path
+):
+    from aetk.export.onnx import export
+
+    detector, _, _ = exported["default"]
+    graph = export(detector, tmp_path / "pump.onnx", machine="pump-07")
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    ran = subprocess.run(
+        [script, "score", str(sounds[1][0]), "-d", str(graph), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["machine"] == "pump-07"

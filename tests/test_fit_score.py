@@ -45,6 +45,7 @@ def test_results_have_the_documented_fields(fitted, machine_sounds):
         "segments",
         "view",
         "warnings",
+        "machine",
     }
     assert isinstance(result.segments, list)  # scored whole, localized by the mse scorer
     for event in result.segments:

@@ -34,13 +34,13 @@ def evaluate_command(
     2020, DCASE 2021+ layouts) or from --labels. Metrics per group (machine, ID or section,
     domain) and their arithmetic and harmonic means; pAUC is for FPR ≤ 0.1.
     """
-    from aetk.detect.detector import Detector
     from aetk.eval.evaluation import check_output_folder, evaluate, write_outputs
+    from aetk.fleet.detector import load_any
 
     if out is not None:
         check_output_folder(out)
 
-    detector = Detector.load(detector_path)
+    detector = load_any(detector_path)
     with console.stderr.status("Scoring the recordings"):
         evaluation = evaluate(
             detector,
@@ -79,7 +79,12 @@ def _print_table(evaluation) -> None:
 
     from aetk.eval.evaluation import METRICS, format_metric
 
-    table = Table(title=f"threshold {evaluation.threshold:.5g}", box=None, pad_edge=False)
+    title = (
+        "each machine at its own threshold"
+        if evaluation.threshold is None
+        else f"threshold {evaluation.threshold:.5g}"
+    )
+    table = Table(title=title, box=None, pad_edge=False)
     table.add_column("group")
     table.add_column("normal", justify="right")
     table.add_column("anomalous", justify="right")

@@ -24,19 +24,20 @@ def export_command(
     ),
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset version.")] = 18,
     force: options.Force = False,
+    machine: options.Machine = None,
 ) -> None:
     """Write everything after the featurizer (standardisation, model, scorer) as one ONNX file,
     with the featurizer, threshold and normal scores in its metadata, for aetk-runtime."""
     from aetk.data.fileio import check_output
-    from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
+    from aetk.fleet.detector import load_one
 
     check_output(output, "onnx", [detector_path], force)
-    detector = Detector.load(detector_path)
+    detector = load_one(detector_path, machine)
     try:
         from aetk.export.onnx import export
 
-        export(detector, output, opset=opset)
+        export(detector, output, opset=opset, machine=machine)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "onnx"
         raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None

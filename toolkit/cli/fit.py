@@ -58,10 +58,12 @@ def fit_command(
             help="Train on this many local processes (torchrun, DistributedDataParallel).",
         ),
     ] = 1,
+    machines: options.Machines = None,
     force: options.Force = False,
     json_output: options.JsonOutput = False,
 ) -> None:
-    """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically."""
+    """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically. With
+    --machines, one fleet detector: one detector per machine, in one file."""
     from aetk.data.audio import find_audio_files
     from aetk.data.fileio import check_output
     from aetk.fitting import distributed
@@ -89,6 +91,11 @@ def fit_command(
     if missing:
         raise ConfigError(f"{missing[0]}: no such file or folder")
     check_output(output, "detector", find_audio_files(normal_dirs), force)
+    if machines is not None:
+        if nproc > 1:
+            raise ConfigError("--machines fits machine by machine: use it without --nproc")
+        _fit_fleet(normal_dirs, machines, fit_config_, output, json_output)
+        return
     try:
         with distributed.session(), ProgressObserver() as observer:
             detector = fit_config(normal_dirs, fit_config_, observer)
@@ -110,6 +117,45 @@ def fit_command(
         print(json.dumps(summary))
     else:
         _print_summary(summary)
+
+
+def _fit_fleet(
+    normal_dirs: list[Path], source: str, config: FitConfig, output: Path, json_output: bool
+) -> None:
+    from aetk.fitting.stages import fit_config
+    from aetk.fleet.detector import fit_fleet
+
+    def fit_one(files: list[Path]):
+        with ProgressObserver() as observer:
+            return fit_config(files, config, observer)
+
+    try:
+        fleet = fit_fleet(normal_dirs, source, fit_one)
+        fleet.save(output)
+    except KeyboardInterrupt:
+        console.error(f"interrupted: fitting stopped, nothing written to {output}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
+    summary = fleet.summary(output)
+    if json_output:
+        print(json.dumps(summary))
+        return
+    columns = ", ".join(
+        f"{column['name']} ({len(column['values'])} values, {column['encoding']})"
+        for column in summary["categories"]
+    )
+    console.stderr.print(
+        f"[bold]Wrote {output}[/bold]: a fleet of {len(fleet.machines)} machines ({columns})",
+        highlight=False,
+    )
+    for name, machine in summary["machines"].items():
+        console.stderr.print(
+            f"  {name}: {machine['train_files']} training and {machine['validation_files']} "
+            f"validation files, threshold {machine['threshold']:.6g}",
+            highlight=False,
+        )
 
 
 def _print_summary(summary: dict) -> None:

@@ -64,6 +64,19 @@ DetectorFile = Annotated[
 Threshold = Annotated[
     float | None, typer.Option(help="Override the detector's threshold (a finite number).")
 ]
+Machines = Annotated[
+    str | None,
+    typer.Option(
+        "--machines",
+        metavar="folders|dcase|TABLE.csv",
+        help="A fleet: which machine each recording is. folders: each sub-folder is a machine; "
+        "dcase: section/ID in the file names; a CSV with columns file, machine (and more).",
+    ),
+]
+Machine = Annotated[
+    str | None,
+    typer.Option("--machine", help="With a fleet detector: score every recording as this machine."),
+]
 Strict = Annotated[
     bool,
     typer.Option(

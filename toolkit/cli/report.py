@@ -26,17 +26,18 @@ def report_command(
         int, typer.Option(min=1, help="How many of the most anomalous recordings to explain.")
     ] = 5,
     force: options.Force = False,
+    machine: options.Machine = None,
 ) -> None:
     """Write one self-contained HTML page: the detector, every verdict, and for the most
     anomalous recordings where in time and frequency they depart from normal."""
     from aetk.data.audio import require_audio_files
     from aetk.data.fileio import atomic_write_text, check_output
-    from aetk.detect.detector import Detector
     from aetk.eval.report import build_report
+    from aetk.fleet.detector import load_one
 
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
-    detector = Detector.load(detector_path)
+    detector = load_one(detector_path, machine)
     with console.stderr.status("Scoring the recordings and drawing the report"):
         page = build_report(
             detector, paths, detector_path=detector_path, labels_csv=labels, top=top

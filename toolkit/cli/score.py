@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,6 +45,8 @@ def score_command(
         bool, typer.Option("--fail-on-anomaly", help="Exit with status 3 if any file is anomalous.")
     ] = False,
     strict: options.Strict = False,
+    machine: options.Machine = None,
+    machines: options.Machines = None,
     shard: Annotated[
         str | None,
         typer.Option(metavar="I/N", help="Score only shard I of N (a stable split by path)."),
@@ -79,7 +81,7 @@ def score_command(
     """
     from aetk.data.audio import require_audio_files, select_shard
     from aetk.data.recording import describe_warnings
-    from aetk.detect.detector import Detector
+    from aetk.fleet.detector import FleetDetector, load_any
 
     files = require_audio_files(paths)
     if shard is not None:
@@ -107,21 +109,35 @@ def score_command(
         return
     if out is not None:
         raise ConfigError("--out writes Ray's results: use it with --engine ray (or --json)")
-    detector = Detector.load(detector_path)
-    if segment and abs(segment - detector.clip_seconds) > 0.25 * detector.clip_seconds:
+    detector = load_any(detector_path)
+    if isinstance(detector, FleetDetector):
+        in_shard = set(files)
+        routed = detector.route(paths, machine, machines)
+        routed = {path: name for path, name in routed.items() if path in in_shard}
+    elif machine is not None or machines is not None:
+        raise ConfigError(
+            f"{detector_path}: --machine and --machines need a fleet detector "
+            "(fitted with --machines)"
+        )
+    clip_seconds = _clip_seconds(detector)
+    if segment and abs(segment - clip_seconds) > 0.25 * clip_seconds:
         console.warn(
             f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
-            f"{detector.clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
+            f"{clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
             f"--set training.segment_seconds={segment:g} for a threshold of such windows"
         )
     results = []
-    scored = detector.iter_scores(
-        files,
-        threshold=threshold,
-        false_alarm_rate=false_alarm_rate,
-        segment=segment,
-        localize=json_output,
-        strict=strict,
+    settings: dict[str, Any] = {
+        "threshold": threshold,
+        "false_alarm_rate": false_alarm_rate,
+        "segment": segment,
+        "localize": json_output,
+        "strict": strict,
+    }
+    scored = (
+        detector.iter_routed(routed, **settings)
+        if isinstance(detector, FleetDetector)
+        else detector.iter_scores(files, **settings)
     )
     for result in scored:
         results.append(result)
@@ -137,6 +153,12 @@ def score_command(
         raise typer.Exit(EXIT_FAILED)
     if fail_on_anomaly and any(result.anomalous for result in results):
         raise typer.Exit(EXIT_ANOMALY)
+
+
+def _clip_seconds(detector) -> float:
+    """The clips' length the threshold was calibrated on (a fleet's first machine's)."""
+    detectors = getattr(detector, "detectors", None)
+    return next(iter(detectors.values())).clip_seconds if detectors else detector.clip_seconds
 
 
 @dataclass

@@ -61,6 +61,7 @@ def watch_command(
     ] = 1.0,
     interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
     strict: options.Strict = False,
+    machine: options.Machine = None,
     list_devices: Annotated[
         bool, typer.Option("--list-devices", help="List input devices and exit.")
     ] = False,
@@ -68,8 +69,8 @@ def watch_command(
     """Score continuously: files as they arrive in a folder, or sliding windows of a live device
     or of standard input (arecord, ffmpeg, sox). Alerts start after --confirm windows above the
     threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly."""
-    from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
+    from aetk.fleet.detector import load_one
     from aetk.watch import sources
     from aetk.watch.monitor import Monitor, WatchOptions, finite, stop_on_signals
 
@@ -82,7 +83,7 @@ def watch_command(
     finite(hop, "hop")
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
-    detector = Detector.load(detector_path)
+    detector = load_one(detector_path, machine)
     settings = WatchOptions(
         window=window,
         hop=hop,
@@ -102,6 +103,7 @@ def watch_command(
         settle=settle,
         interval=interval,
         strict=strict,
+        machine=machine,
     )
     view = _View(json_output)
     monitor = Monitor(detector, source, settings, view.show)

@@ -24,6 +24,7 @@ from aetk.detect.calibration import Calibration, check_threshold
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
+from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
 
 DEFAULT_DETECTOR = "detector.aetk"
@@ -194,6 +195,18 @@ class Detector:
     def save(self, path: str | Path) -> Path:
         """Write the detector atomically to ``path``; an existing file is replaced only whole."""
         tensors: dict[str, torch.Tensor] = {}
+        manifest = {
+            "aetk_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **self.manifest(tensors),
+        }
+        path = Path(path)
+        write_detector(path, jsonable(manifest), tensors)
+        return path
+
+    def manifest(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The detector's components, calibration and training as its file keeps them; its
+        tensors are added to ``tensors``."""
         host = get_host()
         components = {}
         for role in ROLES:
@@ -212,21 +225,25 @@ class Detector:
             **self.calibration.as_dict(),
             "normal_scores": [float(score) for score in self.calibration.normal_scores],
         }
-        manifest = {
-            "aetk_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "components": components,
-            "calibration": calibration,
-            "training": self.training,
-        }
-        path = Path(path)
-        write_detector(path, jsonable(manifest), tensors)
-        return path
+        return {"components": components, "calibration": calibration, "training": self.training}
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_DETECTOR) -> Detector:
         """Read a detector file; refuses, with a clear error, anything it cannot trust."""
         manifest, tensors = read_detector(path)
+        if "fleet" in manifest:
+            raise DetectorFileError(
+                f"{path}: a fleet detector ({len(manifest['fleet'].get('machines', {}))} "
+                "machines): load it with aetk.fleet.detector.FleetDetector.load, or use "
+                "aetk score, which routes each recording to its machine"
+            )
+        return cls.from_manifest(path, manifest, tensors)
+
+    @classmethod
+    def from_manifest(
+        cls, path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
+    ) -> Detector:
+        """The detector a manifest (and its tensors) describes, every field checked."""
         check_manifest(path, manifest)
         components = manifest["components"]
         built: dict[str, Any] = {

@@ -23,21 +23,29 @@ from aetk.errors import DetectorFileError
 
 FORMAT = "aetk-detector"
 #: 2: the threshold and its normal scores moved from the scorer's state to ``calibration``.
-SCHEMA_VERSION = 2
+DETECTOR_SCHEMA = 2
+#: 3: a fleet: one detector per machine and the fleet's categories (``fleet``); an aetk that
+#: reads schema 2 only refuses it in one line rather than misreading it.
+FLEET_SCHEMA = 3
+#: The newest schema this aetk reads.
+SCHEMA_VERSION = FLEET_SCHEMA
 MANIFEST_KEY = "aetk"
 #: The JSON header (manifest included) may be at most this large.
 _MAX_HEADER_BYTES = 64_000_000
 
 
 def write_detector(
-    path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
+    path: str | Path,
+    manifest: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    schema_version: int = DETECTOR_SCHEMA,
 ) -> None:
     """Write ``tensors`` and ``manifest`` to ``path`` atomically (checksums are added here)."""
     from safetensors.torch import save
 
     path = Path(path)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
-    manifest = dict(manifest, format=FORMAT, schema_version=SCHEMA_VERSION)
+    manifest = dict(manifest, format=FORMAT, schema_version=schema_version)
     manifest["tensors"] = {
         name: {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape)}
         for name, tensor in sorted(tensors.items())

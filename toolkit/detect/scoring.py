@@ -46,6 +46,8 @@ class ScoreResult:
 
     ``warnings``: each way the recording does not match the detector's training recordings
     (``{"name", "message"}``, names in :data:`aetk.data.recording.NAMES`); ``[]``: none found.
+
+    ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
     """
 
     path: str
@@ -56,6 +58,7 @@ class ScoreResult:
     segments: list[dict[str, Any]] | None = None
     view: dict[str, Any] | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
+    machine: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class ScoreResult:
             "segments": self.segments,
             "view": self.view,
             "warnings": self.warnings,
+            "machine": self.machine,
         }
 
 

@@ -30,7 +30,17 @@ import numpy as np
 
 from aetk.errors import ConfigError
 
-COLUMNS = ("path", "score", "threshold", "anomalous", "error", "segments", "view", "warnings")
+COLUMNS = (
+    "path",
+    "score",
+    "threshold",
+    "anomalous",
+    "error",
+    "segments",
+    "view",
+    "warnings",
+    "machine",
+)
 #: Columns holding JSON text (nested values in a flat table).
 JSON_COLUMNS = ("segments", "view", "warnings")
 FORMATS = (".parquet", ".csv")

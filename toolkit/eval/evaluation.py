@@ -262,9 +262,10 @@ def _key(path: Path) -> Path:
 
 @dataclass
 class Evaluation:
-    """Scores, labels and metrics of one evaluation run."""
+    """Scores, labels and metrics of one evaluation run (``threshold``: None for a fleet, whose
+    machines each have their own)."""
 
-    threshold: float
+    threshold: float | None
     groups: list[GroupMetrics]
     means: dict[str, dict[str, float | None]]
     scored: list[dict[str, Any]]
@@ -289,30 +290,38 @@ def evaluate(
     threshold: float | None = None,
     false_alarm_rate: float | None = None,
 ) -> Evaluation:
-    """Score ``paths`` with ``detector`` and compute the metrics of every group."""
+    """Score ``paths`` with ``detector`` and compute the metrics of every group. A fleet
+    detector's groups are its machines, each judged at its own threshold."""
     from aetk.data.audio import require_audio_files
+    from aetk.fleet.detector import FleetDetector
 
     files = require_audio_files(paths)
     labelled = label_files(files, labels_csv)
-    threshold = detector.threshold_for(threshold, false_alarm_rate)
+    fleet = isinstance(detector, FleetDetector)
+    if fleet:
+        results = detector.iter_scores(
+            paths, threshold=threshold, false_alarm_rate=false_alarm_rate, localize=False
+        )
+        threshold = None
+    else:
+        threshold = detector.threshold_for(threshold, false_alarm_rate)
+        results = detector.iter_scores(files, threshold=threshold, localize=False)
     scored, unlabelled, failed = [], [], []
-    for result in detector.iter_scores(files, threshold=threshold, localize=False):
+    for result in results:
         info = labelled[result.path]
         if result.error:
             failed.append({"path": result.path, "error": result.error})
             continue
-        scored.append({**result.as_dict(), "label": info.label, "group": info.group})
+        group = result.machine if fleet else info.group
+        scored.append({**result.as_dict(), "label": info.label, "group": group})
         if info.label is None:
             unlabelled.append(result.path)
     groups = []
     for group in sorted({row["group"] for row in scored}):
         rows = [row for row in scored if row["group"] == group and row["label"] is not None]
         if rows:
-            groups.append(
-                group_metrics(
-                    group, [r["label"] for r in rows], [r["score"] for r in rows], threshold
-                )
-            )
+            labels, scores = [r["label"] for r in rows], [r["score"] for r in rows]
+            groups.append(group_metrics(group, labels, scores, rows[0]["threshold"]))
     return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed)
 
 
@@ -375,7 +384,7 @@ def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
             written.append(plots.save(roc, folder / f"roc_{name}.png"))
         if labelled:
             histogram = plots.score_histogram(
-                normal, anomalous, evaluation.threshold, f"Scores: {group}"
+                normal, anomalous, rows[0]["threshold"], f"Scores: {group}"
             )
             written.append(plots.save(histogram, folder / f"score_histogram_{name}.png"))
     metrics_text = json.dumps(evaluation.as_dict(), indent=2)

@@ -57,9 +57,10 @@ def graph_of(detector: Detector) -> torch.nn.Module:
     return _DetectorGraph(normalizer, scorer).eval()
 
 
-def metadata(detector: Detector, graph_sha256: str) -> dict[str, Any]:
+def metadata(detector: Detector, graph_sha256: str, machine: str | None = None) -> dict[str, Any]:
     calibration = detector.calibration
     return {
+        "machine": machine,
         "schema_version": EXPORT_SCHEMA,
         "aetk_version": __version__,
         "featurizer": {
@@ -77,8 +78,11 @@ def metadata(detector: Detector, graph_sha256: str) -> dict[str, Any]:
     }
 
 
-def export(detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
-    """Write ``detector`` as an ONNX file at ``path`` (atomically) and check it."""
+def export(
+    detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET, machine: str | None = None
+) -> Path:
+    """Write ``detector`` as an ONNX file at ``path`` (atomically) and check it; ``machine``:
+    the fleet machine it is the detector of, carried in the metadata to the runtime's rows."""
     import onnx
 
     graph = graph_of(detector)
@@ -107,7 +111,7 @@ def export(detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET) -> 
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(metadata(detector, digest))
+    entry.value = json.dumps(metadata(detector, digest, machine))
     path = Path(path)
     with atomic_file(path) as handle:
         handle.write(model.SerializeToString())

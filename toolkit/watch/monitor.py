@@ -48,6 +48,8 @@ class WatchOptions:
     settle: float = 1.0
     interval: float = 1.0
     strict: bool = False
+    #: The fleet machine watched (its detector is the one given), carried on every event.
+    machine: str | None = None
 
 
 class Monitor:
@@ -90,6 +92,7 @@ class Monitor:
             "time": None if time is None else round(time, 3),
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
             "threshold": self.threshold,
+            **({"machine": self.options.machine} if self.options.machine else {}),
             **fields,
         }
         self.emit(event)

@@ -40,6 +40,8 @@ class ScoreResult:
     #: Recording-chain warnings: the runtime does not check the recording chain, so always None
     #: (not checked; aetk's ``[]`` means checked and none found).
     warnings: list[dict[str, str]] | None = None
+    #: The fleet machine whose detector was exported (``aetk export --machine``), or None.
+    machine: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ScoreResult:
             "segments": self.segments,
             "view": self.view,
             "warnings": self.warnings,
+            "machine": self.machine,
         }
 
 
@@ -150,7 +153,9 @@ class ExportedDetector:
             try:
                 return self._score_file(path, limit, seconds)
             except AudioError as exc:
-                return ScoreResult(str(path), None, limit, None, exc.reason)
+                return ScoreResult(
+                    str(path), None, limit, None, exc.reason, machine=self.meta.get("machine")
+                )
 
         # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
         # a bounded number ahead so that memory stays flat.
@@ -167,7 +172,9 @@ class ExportedDetector:
         if not seconds:
             samples, rate = read_audio(path, self.featurizer.frames_to_read)
             score = self._score_clip(samples, rate)
-            return ScoreResult(str(path), score, threshold, score > threshold)
+            return ScoreResult(
+                str(path), score, threshold, score > threshold, machine=self.meta.get("machine")
+            )
         spans, scores = [], []
         for start, samples, rate in read_windows(path, seconds):
             length = samples.shape[1] / rate
@@ -183,6 +190,7 @@ class ExportedDetector:
             score > threshold,
             None,
             window_events(spans, scores, threshold),
+            machine=self.meta.get("machine"),
         )
 
     def _score_clip(self, samples: np.ndarray, rate: int) -> float:

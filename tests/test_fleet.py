@@ -1,0 +1,213 @@
+"""Fleets: machines and conditions as categories (folders, DCASE names, a table), the one-hot /
+embedding rule, one detector file for many machines routed by machine, per-machine thresholds,
+and the machine on every row of score, evaluate, watch and the runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import aetk
+from aetk import synth
+from aetk.fleet.categories import EMBEDDING, ONE_HOT, Categories, embedding_size
+from aetk.fleet.detector import FleetDetector, fit_fleet, load_any
+from aetk.fleet.machines import dcase_row, machine_rows
+
+MACHINES = ("fan-01", "pump-01", "pump-02")
+
+
+@pytest.fixture(scope="module")
+def fleet_folders(tmp_path_factory):
+    """Three machines, each its own synthetic sound (another seed), as fleet/MACHINE/... ."""
+    root = tmp_path_factory.mktemp("fleet")
+    for index, machine in enumerate(MACHINES):
+        written = synth.write_dataset(
+            root / "raw" / machine,
+            train=8,
+            test_normal=3,
+            test_per_anomaly=1,
+            seconds=0.5,
+            seed=10 + index,
+        )
+        for role in ("train", "test"):
+            (root / role / machine).mkdir(parents=True)
+            for path in written[role]:
+                shutil.copy(path, root / role / machine / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted_fleet(fleet_folders):
+    fleet = fit_fleet([fleet_folders / "train"], "folders")
+    return fleet, fleet.save(fleet_folders / "fleet.aetk")
+
+
+def test_the_one_hot_and_embedding_rule_turns_at_fifty_values():
+    below = Categories.learn([{"machine": f"m{i:02d}"} for i in range(49)]).columns[0]
+    at = Categories.learn([{"machine": f"m{i:02d}"} for i in range(50)]).columns[0]
+    assert (below.encoding, below.width) == (ONE_HOT, 49)
+    assert (at.encoding, at.width) == (EMBEDDING, embedding_size(50)) and 1 < at.width < 50
+    categories = Categories.learn(
+        [{"machine": "a", "load": "low"}, {"machine": "b", "load": "high"}]
+    )
+    np.testing.assert_array_equal(
+        categories.one_hot([{"machine": "b", "load": "low"}]), [[0, 1, 0, 1]]
+    )
+    with pytest.raises(aetk.ConfigError, match="unknown machine 'c'"):
+        categories.indices([{"machine": "c", "load": "low"}])
+
+
+def test_dcase_and_mimii_names_give_section_and_attributes():
+    assert dcase_row("section_00_source_train_normal_0001_vel_10_loc_A.wav") == {
+        "machine": "section_00",
+        "domain": "source",
+        "vel": "10",
+        "loc": "A",
+    }
+    assert dcase_row("anomaly_id_04_00000012.wav") == {"machine": "id_04"}
+    assert dcase_row("normal_id02_0003.wav") == {"machine": "id_02"}
+    with pytest.raises(aetk.ConfigError, match="no section_NN or idNN"):
+        dcase_row("recording.wav")
+
+
+def test_a_table_names_machines_and_conditions(fleet_folders, tmp_path):
+    files = sorted((fleet_folders / "train" / "fan-01").glob("*.wav"))[:2]
+    table = tmp_path / "machines.csv"
+    lines = ["file,machine,load", f"{files[0]},fan-01,low", f"{files[1]},fan-01,high"]
+    table.write_text("\n".join(lines) + "\n")
+    rows = machine_rows(files, str(table))
+    assert [rows[f] for f in files] == [
+        {"machine": "fan-01", "load": "low"},
+        {"machine": "fan-01", "load": "high"},
+    ]
+    table.write_text("file,machine\n" + f"{files[0]},fan-01\n")
+    with pytest.raises(aetk.ConfigError, match="not listed in"):
+        machine_rows(files, str(table))
+
+
+def test_a_file_outside_a_machine_folder_is_named(tmp_path):
+    synth.write_dataset(tmp_path, train=1, test_normal=0, test_per_anomaly=0, seconds=0.3)
+    with pytest.raises(aetk.ConfigError, match="not inside a machine's folder"):
+        machine_rows([tmp_path / "train"], "folders")
+
+
+def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, fleet_folders):
+    _, path = fitted_fleet
+    loaded = FleetDetector.load(path)
+    assert loaded.machines == sorted(MACHINES)
+    assert loaded.categories.as_dict()[0]["encoding"] == ONE_HOT
+    alone = aetk.fit(fleet_folders / "train" / "pump-02")
+    test = sorted((fleet_folders / "test" / "pump-02").glob("*.wav"))
+    routed = loaded.score([fleet_folders / "test"])
+    mine = [r for r in routed if "/pump-02/" in r.path]
+    assert [r.machine for r in mine] == ["pump-02"] * len(test)
+    np.testing.assert_allclose([r.score for r in mine], [r.score for r in alone.score(test)])
+    assert {r.threshold for r in mine} == {alone.threshold}
+    thresholds = {r.machine: r.threshold for r in routed}
+    assert len(set(thresholds.values())) == 3  # each machine its own threshold
+
+
+def test_score_routes_folders_and_refuses_an_unknown_machine(fitted_fleet, fleet_folders, cli):
+    _, path = fitted_fleet
+    ran = cli("score", fleet_folders / "test", "-d", path, "--json")
+    assert ran.code == 0, ran.stderr
+    rows = ran.json_lines()
+    assert {row["machine"] for row in rows} == set(MACHINES)
+    assert all(f"/{row['machine']}/" in row["path"] for row in rows)
+    one = next((fleet_folders / "test" / "fan-01").glob("*.wav"))
+    ran = cli("score", one, "-d", path, "--machine", "pump-01", "--json")
+    assert ran.json_lines()[0]["machine"] == "pump-01"
+    ran = cli("score", one, "-d", path, "--machine", "pump-07")
+    assert ran.code == 2 and "unknown machine 'pump-07'" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_a_single_detector_refuses_machine_options_and_a_fleet_needs_one(
+    fitted_fleet, fitted, machine_sounds, cli, tmp_path
+):
+    _, fleet_path = fitted_fleet
+    _, single = fitted
+    ran = cli("score", machine_sounds["test"][0], "-d", single, "--machine", "x")
+    assert ran.code == 2 and "need a fleet detector" in ran.stderr
+    ran = cli("report", machine_sounds["test"][0], "-d", fleet_path, "-o", tmp_path / "r.html")
+    assert ran.code == 2 and "give --machine NAME" in ran.stderr
+    with pytest.raises(aetk.DetectorFileError, match="a fleet detector"):
+        aetk.Detector.load(fleet_path)
+    assert isinstance(load_any(single), aetk.Detector)
+
+
+def test_evaluate_groups_a_fleet_by_machine_at_each_threshold(fitted_fleet, fleet_folders, cli):
+    _, path = fitted_fleet
+    ran = cli("evaluate", fleet_folders / "test", "-d", path, "--json")
+    assert ran.code == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["threshold"] is None
+    assert [group["group"] for group in result["groups"]] == sorted(MACHINES)
+
+
+def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):
+    for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
+        written = synth.write_dataset(
+            tmp_path / "raw" / machine,
+            train=count,
+            test_normal=0,
+            test_per_anomaly=0,
+            seconds=0.4,
+            seed=index,
+        )
+        (tmp_path / "train" / machine).mkdir(parents=True)
+        for file in written["train"]:
+            shutil.copy(file, tmp_path / "train" / machine / file.name)
+    ran = cli(
+        "fit", tmp_path / "train", "--machines", "folders", "-o", tmp_path / "f.aetk", "--json"
+    )
+    assert ran.code == 0, ran.stderr
+    assert "machine small: 2 normal recording(s)" in ran.stderr
+    summary = json.loads(ran.stdout.splitlines()[-1])
+    assert set(summary["machines"]) == {"big", "small"}
+    assert summary["machines"]["small"]["files"] == 8  # the whole fleet's recordings
+    assert summary["machines"]["big"]["files"] == 6
+    fleet = FleetDetector.load(tmp_path / "f.aetk")
+    assert fleet.detectors["small"].training["files"] == 8
+
+
+def test_a_fleet_file_is_refused_by_an_older_schema_reader(fitted_fleet):
+    from aetk.detect.detector_file import _manifest
+
+    _, path = fitted_fleet
+    assert _manifest(path, path.read_bytes())["schema_version"] == 3
+
+
+def test_watch_and_export_take_one_machine_of_a_fleet(fitted_fleet, fleet_folders, tmp_path):
+    pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+    from aetk.export.onnx import export
+
+    fleet, _ = fitted_fleet
+    written = export(fleet.detector("pump-01"), tmp_path / "p.onnx", machine="pump-01")
+    import onnx
+
+    meta = json.loads(onnx.load(str(written)).metadata_props[0].value)
+    assert meta["machine"] == "pump-01"
+
+
+def test_watch_of_one_machine_of_a_fleet_names_it_on_every_event(fitted_fleet, fleet_folders):
+    import subprocess
+    import sys
+
+    _, path = fitted_fleet
+    recording = next((fleet_folders / "test" / "pump-01").glob("normal_*.wav"))
+    command = ["watch", "-", "-d", str(path), "--json", "--machine", "pump-01"]
+    ran = subprocess.run(
+        [sys.executable, "-m", "aetk", *command],
+        input=recording.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert events and {event["machine"] for event in events} == {"pump-01"}
+    fleet, _ = fitted_fleet
+    assert {event["threshold"] for event in events} == {fleet.detector("pump-01").threshold}

@@ -1,0 +1,268 @@
+"""A fleet detector: one detector file for many machines, each recording routed to its machine.
+
+Fitting a fleet fits one detector per machine, from that machine's normal recordings only, with
+one configuration, in one run (one feature cache, one process): a machine is judged against its
+own normal sound and gets its own threshold (conformal, from its own held-out scores, with the
+few-clips warning when it has too few), exactly as a detector fitted for it alone would. The
+fleet's categories (machine, and any operating-condition columns) are learned and kept with it
+(:mod:`aetk.fleet.categories`), so scoring can refuse a machine it does not know and every result
+says which machine judged it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aetk import __version__
+from aetk.components.state import jsonable
+from aetk.detect.detector import Detector
+from aetk.detect.detector_file import FLEET_SCHEMA, read_detector, write_detector
+from aetk.detect.scoring import ScoreResult
+from aetk.errors import AetkError, AetkWarning, ConfigError, DetectorFileError
+from aetk.fleet.categories import Categories
+from aetk.fleet.machines import MACHINE, Row, check_source, machine_rows
+
+#: A machine with fewer normal recordings is judged by a detector of the whole fleet: one of its
+#: own could neither compare a recording with another nor hold one out for its threshold.
+MIN_MACHINE_FILES = 4
+
+
+class FleetDetector:
+    """Detectors of many machines under one file, and the fleet's categories.
+
+    ``source`` is how the fleet was told which recording is which machine (``folders``,
+    ``dcase`` or the table's file name); scoring uses the same unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        detectors: dict[str, Detector],
+        categories: Categories,
+        source: str,
+        rows: dict[str, Row] | None = None,
+    ):
+        self.detectors = detectors
+        self.categories = categories
+        self.source = source
+        #: Each machine's categories (its operating-condition columns, when constant).
+        self.rows = rows or {machine: {MACHINE: machine} for machine in detectors}
+
+    @property
+    def machines(self) -> list[str]:
+        return list(self.detectors)
+
+    def detector(self, machine: str) -> Detector:
+        """The detector of ``machine``; an unknown machine is a :class:`ConfigError`."""
+        self.categories.column(MACHINE).index(machine)
+        return self.detectors[machine]
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def route(
+        self,
+        paths: Sequence[str | Path],
+        machine: str | None = None,
+        source: str | None = None,
+    ) -> dict[Path, str]:
+        """Each recording under ``paths`` with its machine: ``machine`` for all of them, or
+        told by ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the
+        sub-folder names)."""
+        from aetk.data.audio import find_audio_files
+
+        if machine is not None:
+            self.detector(machine)
+            return dict.fromkeys(find_audio_files(paths), machine)
+        source = check_source(source or self.source)
+        if source not in ("folders", "dcase") and not Path(source).is_file():
+            raise ConfigError(
+                f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
+                "--machine NAME"
+            )
+        routed = {path: row[MACHINE] for path, row in machine_rows(paths, source).items()}
+        for known in set(routed.values()):
+            self.detector(known)
+        return routed
+
+    def iter_scores(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        machine: str | None = None,
+        source: str | None = None,
+        **options: Any,
+    ) -> Iterator[ScoreResult]:
+        """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
+        detector (``options``: the same keywords); results in the order of the recordings,
+        each with its ``machine``."""
+        yield from self.iter_routed(self.route(paths, machine, source), **options)
+
+    def iter_routed(self, routed: dict[Path, str], **options: Any) -> Iterator[ScoreResult]:
+        """Results of recordings already routed (:meth:`route`) to their machines."""
+        by_machine: dict[str, list[Path]] = {}
+        for path, name in routed.items():
+            by_machine.setdefault(name, []).append(path)
+        results: dict[str, ScoreResult] = {}
+        for name, files in by_machine.items():
+            for result in self.detectors[name].iter_scores(files, **options):
+                result.machine = name
+                results[result.path] = result
+        for path in routed:
+            yield results[str(path)]
+
+    def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
+        return list(self.iter_scores(paths, **options))
+
+    # -- the file -------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """One file: each machine's detector under its own tensor prefix (machines judged by
+        one shared detector share it), and the categories."""
+        tensors: dict[str, torch.Tensor] = {}
+        machines = {}
+        written: dict[int, dict[str, Any]] = {}
+        for name, detector in self.detectors.items():
+            if id(detector) not in written:
+                prefix, own = f"m{len(written)}/", dict[str, torch.Tensor]()
+                written[id(detector)] = {"prefix": prefix, **detector.manifest(own)}
+                tensors.update((prefix + key, tensor) for key, tensor in own.items())
+            machines[name] = written[id(detector)]
+        manifest = {
+            "aetk_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "fleet": {
+                "source": self.source,
+                "categories": self.categories.as_dict(),
+                "rows": self.rows,
+                "machines": machines,
+            },
+        }
+        path = Path(path)
+        write_detector(path, jsonable(manifest), tensors, schema_version=FLEET_SCHEMA)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FleetDetector:
+        """Read a fleet detector file; refuses, with a clear error, anything it cannot trust."""
+        return cls.from_manifest(path, *read_detector(path))
+
+    @classmethod
+    def from_manifest(
+        cls, path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
+    ) -> FleetDetector:
+        fleet = manifest.get("fleet")
+        if not isinstance(fleet, dict):
+            raise DetectorFileError(f"{path}: not a fleet detector (load it with Detector.load)")
+        machines = fleet.get("machines")
+        if not isinstance(machines, dict) or not machines:
+            raise DetectorFileError(f"{path}: the fleet lists no machines")
+        detectors, by_prefix = {}, {}
+        for name, entry in machines.items():
+            prefix = entry.get("prefix") if isinstance(entry, dict) else None
+            if not isinstance(prefix, str):
+                raise DetectorFileError(f"{path}: machine {name!r} of the fleet is malformed")
+            if prefix not in by_prefix:
+                own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+                by_prefix[prefix] = Detector.from_manifest(f"{path} (machine {name})", entry, own)
+            detectors[name] = by_prefix[prefix]
+        try:
+            categories = Categories.from_dict(fleet.get("categories"))
+        except ConfigError as exc:
+            raise DetectorFileError(f"{path}: {exc}") from None
+        source = fleet.get("source")
+        if not isinstance(source, str):
+            raise DetectorFileError(f"{path}: the fleet's machines source is not text")
+        return cls(detectors, categories, source, fleet.get("rows"))
+
+    def summary(self, output: str | Path | None = None) -> dict[str, Any]:
+        """``aetk fit --json`` of a fleet: the categories, and each machine's detector summary."""
+        return {
+            "detector": None if output is None else str(output),
+            "source": self.source,
+            "categories": self.categories.as_dict(),
+            "machines": {name: d.summary() for name, d in self.detectors.items()},
+        }
+
+
+def fit_fleet(
+    paths: Sequence[str | Path], source: str, fit_one: Any = None, **fit_options: Any
+) -> FleetDetector:
+    """Fit one detector per machine of the recordings under ``paths`` (see the module
+    documentation); ``fit_options`` as :func:`aetk.fit` takes them, ``fit_one`` replaces
+    :func:`aetk.fit` (files → detector). A machine with fewer than :data:`MIN_MACHINE_FILES`
+    recordings is judged by a detector of all the fleet's recordings, with a warning; one whose
+    recordings cannot make a detector is named in the error."""
+    from aetk.fitting.stages import fit
+
+    rows = machine_rows(paths, source)
+    if not rows:
+        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    categories = Categories.learn(rows.values())
+    by_machine: dict[str, list[Path]] = {}
+    for path, row in rows.items():
+        by_machine.setdefault(row[MACHINE], []).append(path)
+    fit_one = fit_one or fit
+    detectors: dict[str, Detector] = {}
+    pooled: list[Detector] = []
+    for machine, files in sorted(by_machine.items()):
+        if len(files) >= MIN_MACHINE_FILES:
+            try:
+                detectors[machine] = fit_one(files, **fit_options)
+                continue
+            except AetkError as exc:
+                raise type(exc)(f"machine {machine}: {exc}") from None
+        if not pooled:
+            pooled.append(fit_one(list(rows), **fit_options))
+        warnings.warn(
+            f"machine {machine}: {len(files)} normal recording(s), fewer than "
+            f"{MIN_MACHINE_FILES}: judged by the detector of the whole fleet's recordings "
+            "(and its threshold)",
+            AetkWarning,
+            stacklevel=2,
+        )
+        detectors[machine] = pooled[0]
+    return FleetDetector(detectors, categories, _stored_source(source), _machine_rows(rows))
+
+
+def _stored_source(source: str) -> str:
+    return source if source in ("folders", "dcase") else str(Path(source).resolve())
+
+
+def _machine_rows(rows: dict[Path, Row]) -> dict[str, Row]:
+    """Each machine's categories: the columns whose value is the same in all its recordings."""
+    merged: dict[str, Row] = {}
+    for row in rows.values():
+        known = merged.setdefault(row[MACHINE], dict(row))
+        for key in [key for key in known if known[key] != row.get(key)]:
+            del known[key]
+    return merged
+
+
+def load_any(path: str | Path) -> Detector | FleetDetector:
+    """The detector or fleet detector in the file at ``path``."""
+    manifest, tensors = read_detector(path)
+    if "fleet" in manifest:
+        return FleetDetector.from_manifest(path, manifest, tensors)
+    return Detector.from_manifest(path, manifest, tensors)
+
+
+def load_one(path: str | Path, machine: str | None) -> Detector:
+    """The detector at ``path``, or, for a fleet, the detector of ``machine`` (which a fleet
+    needs and a single detector refuses), for commands that work with one machine's detector."""
+    loaded = load_any(path)
+    if isinstance(loaded, FleetDetector):
+        if machine is None:
+            raise ConfigError(
+                f"{path}: a fleet of {len(loaded.machines)} machines "
+                f"({', '.join(loaded.machines[:8])}{', ...' if len(loaded.machines) > 8 else ''})"
+                ": give --machine NAME"
+            )
+        return loaded.detector(machine)
+    if machine is not None:
+        raise ConfigError(f"{path}: --machine needs a fleet detector (fitted with --machines)")
+    return loaded

@@ -1,0 +1,127 @@
+"""Which machine (and operating condition) each recording comes from.
+
+Three sources, as ``aetk fit --machines`` and ``aetk score --machines`` take them:
+
+- ``folders``: each sub-folder of a given folder is one machine, named by the folder
+  (``fleet/pump-07/a.wav`` is machine ``pump-07``).
+- ``dcase``: the section and the attributes in DCASE and MIMII file names:
+  ``section_00_source_train_normal_0001_vel_10_loc_A.wav`` is machine ``section_00`` with the
+  columns ``domain`` = ``source``, ``vel`` = ``10`` and ``loc`` = ``A``;
+  ``normal_id02_0003.wav`` is machine ``id_02``.
+- a CSV table (``machines.csv``): the columns ``file`` and ``machine``, and any further
+  categorical columns (load, speed); relative paths are relative to the table's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from aetk.data.audio import find_audio_files
+from aetk.errors import ConfigError
+
+SOURCES = ("folders", "dcase")
+MACHINE = "machine"
+_SECTION = re.compile(r"section_(\d+)")
+_ID = re.compile(r"(?:^|_)id_?(\d+)(?:_|$)")
+_ATTRIBUTE = re.compile(r"_([A-Za-z][A-Za-z0-9-]*)_([^_]+)")
+_DOMAIN = re.compile(r"_(source|target)_")
+
+#: A recording's categories: ``{"machine": ..., column: value, ...}``, values as text.
+Row = dict[str, str]
+
+
+def check_source(source: str) -> str:
+    """``folders``, ``dcase``, or a CSV file that exists."""
+    if source in SOURCES:
+        return source
+    if Path(source).suffix.lower() != ".csv":
+        raise ConfigError(f"--machines must be 'folders', 'dcase' or a table.csv, not {source!r}")
+    if not Path(source).is_file():
+        raise ConfigError(f"--machines {source}: no such table")
+    return source
+
+
+def machine_rows(paths: Sequence[str | Path], source: str) -> dict[Path, Row]:
+    """Every recording under ``paths`` with its categories, in the order found; a recording
+    whose machine cannot be told is a :class:`ConfigError` naming it."""
+    source = check_source(source)
+    if source == "folders":
+        return _by_folder(paths)
+    files = find_audio_files(paths)
+    if source == "dcase":
+        return {path: dcase_row(path) for path in files}
+    table = read_table(Path(source))
+    rows = {}
+    for path in files:
+        row = table.get(path.resolve())
+        if row is None:
+            raise ConfigError(f"{path}: not listed in {source} (its 'file' column)")
+        rows[path] = row
+    return rows
+
+
+def _by_folder(paths: Sequence[str | Path]) -> dict[Path, Row]:
+    rows: dict[Path, Row] = {}
+    for root in map(Path, paths):
+        if not root.is_dir():
+            raise ConfigError(f"{root}: --machines folders needs folders of machine folders")
+        for path in find_audio_files([root]):
+            parts = path.relative_to(root).parts
+            if len(parts) < 2:
+                raise ConfigError(
+                    f"{path}: not inside a machine's folder (--machines folders: "
+                    f"{root}/MACHINE/recording.wav)"
+                )
+            rows[path] = {MACHINE: parts[0]}
+    return rows
+
+
+def dcase_row(path: str | Path) -> Row:
+    """The categories in a DCASE or MIMII file name (see the module documentation)."""
+    name = Path(path).stem
+    section, machine_id = _SECTION.search(name), _ID.search(name)
+    if section is None and machine_id is None:
+        raise ConfigError(
+            f"{path}: no section_NN or idNN in its name (--machines dcase); name machines by "
+            "folder (--machines folders) or in a table (--machines table.csv)"
+        )
+    if section is not None:
+        row = {MACHINE: f"section_{section[1]}"}
+    else:
+        assert machine_id is not None
+        row = {MACHINE: f"id_{machine_id[1]}"}
+    domain = _DOMAIN.search(name)
+    if domain:
+        row["domain"] = domain[1]
+    tail = name[section.end() :] if section else ""
+    for key, value in _ATTRIBUTE.findall(re.sub(r"^.*?_(normal|anomaly)_\d+", "", tail)):
+        row[key] = value
+    return row
+
+
+def read_table(path: Path) -> dict[Path, Row]:
+    """A machines table: resolved file path → its categories."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            table = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}: cannot read the machines table ({exc})") from None
+    if not table or not {"file", MACHINE} <= set(table[0]):
+        raise ConfigError(f"{path}: a machines table needs the columns 'file' and 'machine'")
+    rows: dict[Path, Row] = {}
+    for number, entry in enumerate(table, start=2):
+        file, machine = (entry.get("file") or "").strip(), (entry.get(MACHINE) or "").strip()
+        if not file or not machine:
+            raise ConfigError(f"{path}, line {number}: 'file' and 'machine' must not be empty")
+        location = Path(file) if Path(file).is_absolute() else path.parent / file
+        row = {MACHINE: machine}
+        row.update(
+            (key, (value or "").strip())
+            for key, value in entry.items()
+            if key not in ("file", MACHINE) and key is not None
+        )
+        rows[location.resolve()] = row
+    return rows
