@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,3 +179,37 @@ def watched(tmp_path_factory):
     )["train"]
     detector = aetk.fit(train)
     return detector, detector.save(folder / "d.aetk")
+
+
+def browser():
+    """A headless Chromium driven by Selenium, or the reason there is none."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        return None, "selenium is not installed (pip install selenium)"
+    if not chromium or not driver:
+        return (
+            None,
+            "chromium and chromedriver are not installed (apt-get install chromium "
+            "chromium-driver)",
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='aetk-chromium-')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=driver)
+    return webdriver.Chrome(options=options, service=service), None

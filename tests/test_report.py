@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import re
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, browser
 
 from aetk import synth
 
@@ -107,40 +105,6 @@ def test_report_with_a_scorer_that_cannot_localize(cli, machine_sounds, tmp_path
         == 0
     )
     assert "cannot localize" in (tmp_path / "r.html").read_text()
-
-
-def browser():
-    """A headless Chromium driven by Selenium, or the reason there is none."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        return None, "selenium is not installed (pip install selenium)"
-    if not chromium or not driver:
-        return (
-            None,
-            "chromium and chromedriver are not installed (apt-get install chromium "
-            "chromium-driver)",
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='aetk-chromium-')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=driver)
-    return webdriver.Chrome(options=options, service=service), None
 
 
 def test_report_loads_in_a_real_browser(report):

@@ -62,6 +62,14 @@ def watch_command(
     interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
     strict: options.Strict = False,
     machine: options.Machine = None,
+    dashboard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[HOST:]PORT",
+            help="Serve a live page (scores, alerts with audio and spectrogram, acknowledge) "
+            "on this port (127.0.0.1 unless HOST is given).",
+        ),
+    ] = None,
     list_devices: Annotated[
         bool, typer.Option("--list-devices", help="List input devices and exit.")
     ] = False,
@@ -104,9 +112,13 @@ def watch_command(
         interval=interval,
         strict=strict,
         machine=machine,
+        dashboard=dashboard,
+        detector_file=detector_path,
     )
     view = _View(json_output)
     monitor = Monitor(detector, source, settings, view.show)
+    if monitor.dashboard is not None:
+        console.stderr.print(f"Dashboard: {monitor.dashboard.url}", highlight=False)
     try:
         with stop_on_signals(monitor):
             if source == "-":

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,10 +22,13 @@ from aetk.data.audio import Audio
 from aetk.data.features import FileClips, audio_clip
 from aetk.detect.detector import Detector
 from aetk.detect.scoring import ScoreResult
-from aetk.errors import AudioError
+from aetk.errors import AudioError, ConfigError
 from aetk.watch.alerts import AlertTracker
 from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk.watch.sources import FolderWatch, StreamFormat
+
+if TYPE_CHECKING:
+    from aetk.watch.dashboard import Dashboard
 
 
 @dataclass
@@ -50,6 +53,10 @@ class WatchOptions:
     strict: bool = False
     #: The fleet machine watched (its detector is the one given), carried on every event.
     machine: str | None = None
+    #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
+    #: page's drawing process loads.
+    dashboard: str | None = None
+    detector_file: Path | None = None
 
 
 class Monitor:
@@ -80,8 +87,27 @@ class Monitor:
             ),
             *([Mqtt(options.mqtt)] if options.mqtt else []),
         ]
+        self.dashboard = self._dashboard() if options.dashboard else None
         self.stopping = False
         self.scored = 0
+
+    def _dashboard(self) -> Dashboard:
+        from aetk.watch.dashboard import BackgroundDrawing, Dashboard, parse_address
+
+        if self.options.detector_file is None:
+            raise ConfigError("--dashboard needs the detector's file (WatchOptions.detector_file)")
+        allowed = [Path(self.source)] if Path(self.source).is_dir() else []
+        allowed += [self.options.record] if self.options.record else []
+        self.drawing = BackgroundDrawing(
+            self.options.detector_file, self.options.machine, self.threshold
+        )
+        return Dashboard(
+            parse_address(self.options.dashboard or ""),
+            self.options.machine or self.source,
+            self.threshold,
+            self.drawing,
+            allowed,
+        )
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -96,6 +122,8 @@ class Monitor:
             **fields,
         }
         self.emit(event)
+        if self.dashboard:
+            self.dashboard.record(event)
         if name in ("anomaly_start", "anomaly_end"):
             for sender in self.senders:
                 sender.send(event)
@@ -152,6 +180,9 @@ class Monitor:
             self.metrics.errors.inc()
 
     def close(self) -> None:
+        if self.dashboard:
+            self.dashboard.close()
+            self.drawing.close()
         for sender in self.senders:
             sender.close()
         if self.metrics:
@@ -335,8 +366,6 @@ def state_lock(path: Path | None) -> Iterator[None]:
         return
     import fcntl
 
-    from aetk.errors import ConfigError
-
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
     with open(lock, "a+") as handle:
@@ -360,7 +389,5 @@ def state_lock(path: Path | None) -> Iterator[None]:
 
 
 def finite(value: float | None, name: str) -> None:
-    from aetk.errors import ConfigError
-
     if value is not None and (not math.isfinite(value) or value <= 0):
         raise ConfigError(f"--{name} must be a positive number of seconds, not {value}")

@@ -1,0 +1,179 @@
+"""aetk watch --dashboard: the JSON API, bounded memory, and the page in a real headless Chromium:
+an anomalous file dropped into the watched folder appears as an alert with its spectrogram and
+audio, and acknowledging it works."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import browser
+
+from aetk import synth
+from aetk.watch import dashboard as dashboards
+from aetk.watch.dashboard import Dashboard, parse_address
+
+RATE = 16000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str, data: bytes | None = None) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def wait_for(check, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def watching(watched, tmp_path):
+    """``aetk watch FOLDER --dashboard PORT --confirm 1`` running; yields (folder, base URL)."""
+    _, path = watched
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    port = free_port()
+    command = [sys.executable, "-m", "aetk", "watch", str(folder), "-d", str(path), "--json"]
+    command += ["--dashboard", str(port), "--confirm", "1", "--settle", "0.2", "--interval", "0.2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return get(base + "/api/status")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up)
+        yield folder, base
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def drop(folder: Path, name: str, kind: str | None) -> None:
+    rng = np.random.default_rng(len(name))
+    samples = (
+        synth.normal_clip(rng, 2.0)
+        if kind is None
+        else synth.anomalous_clip(rng, kind, 2.0, severity=3.0)
+    )
+    temporary = folder.parent / name
+    soundfile.write(temporary, samples, RATE)
+    shutil.move(temporary, folder / name)
+
+
+def test_the_api_shows_scores_alerts_audio_spectrogram_and_acknowledgement(watching):
+    folder, base = watching
+    drop(folder, "quiet.wav", None)
+    wait_for(lambda: json.loads(get(base + "/api/status")[2])["sources"])
+    drop(folder, "bad.wav", "bearing")
+    alerts = wait_for(lambda: json.loads(get(base + "/api/alerts")[2])["alerts"])
+    (alert,) = alerts
+    assert alert["score"] > json.loads(get(base + "/api/status")[2])["threshold"]
+    status, kind, body = get(base + alert["spectrogram"])
+    assert (status, kind) == (200, "image/png") and body.startswith(b"\x89PNG")
+    status, kind, body = get(base + alert["audio"])
+    assert (status, kind) == (200, "audio/wav") and body == (folder / "bad.wav").read_bytes()
+    status, _, body = get(f"{base}/api/alerts/{alert['id']}/ack", data=b"")
+    assert status == 200 and json.loads(body)["acknowledged"]
+    assert json.loads(get(base + "/api/alerts")[2])["alerts"][0]["acknowledged"]
+    source = json.loads(get(base + "/api/status")[2])["sources"][0]
+    assert source["open_alert"]["id"] == alert["id"] and len(source["history"]) == 2
+    assert get(base + "/api/alerts/99/audio")[0] == 404
+    assert get(base + "/../../etc/passwd")[0] == 404
+
+
+def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_path):
+    driver, reason = browser()
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    folder, base = watching
+    try:
+        driver.set_window_size(1100, 1100)
+        driver.get(base + "/")
+        assert driver.title == "aetk watch"
+        drop(folder, "quiet.wav", None)
+        drop(folder, "bad.wav", "bearing")
+        loaded = (
+            "const i = document.querySelector('li.alert img.spectrogram');"
+            "return i !== null && i.complete && i.naturalWidth > 0"
+        )
+        wait_for(lambda: driver.execute_script(loaded))
+        assert driver.find_element("css selector", "li.alert audio").get_attribute("src")
+        assert "ANOMALY" in driver.find_element("css selector", ".source").text
+        assert driver.find_elements("css selector", "svg.chart polyline")
+        button = driver.find_element("css selector", "li.alert button.ack")
+        button.click()
+        wait_for(
+            lambda: "acknowledged" in driver.find_element("css selector", "li.alert .status").text
+        )
+        assert driver.find_element("css selector", "li.alert button.ack").get_attribute("disabled")
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+        shot = tmp_path / "dashboard.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
+
+
+def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
+    monkeypatch.setattr(dashboards, "MAX_ALERTS", 5)
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda path: None, [])
+    try:
+        clock = [1_000_000.0]
+        monkeypatch.setattr(dashboards.time, "time", lambda: clock[0])
+        for _ in range(86_400):  # a day of one-second windows
+            clock[0] += 1.0
+            board.record({"event": "scored", "source": "mic", "score": 0.5, "anomalous": False})
+        points = board.status()["sources"][0]["history"]
+        assert len(points) <= dashboards.HISTORY_POINTS
+        assert points[0][0] >= clock[0] - dashboards.HISTORY_SECONDS
+        for index in range(50):
+            at = f"2026-01-01T00:00:{index:02d}"
+            board.record({"event": "anomaly_start", "source": "mic", "at": at, "score": 2.0})
+            board.record({"event": "anomaly_end", "source": "mic", "at": at})
+        alerts = board.alert_list()["alerts"]
+        assert [alert["id"] for alert in alerts] == [50, 49, 48, 47, 46]  # the newest five
+    finally:
+        board.close()
+
+
+def test_dashboard_address_and_a_taken_port():
+    assert parse_address("8080") == ("127.0.0.1", 8080)
+    assert parse_address("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    import aetk
+
+    with pytest.raises(aetk.ConfigError, match="expects"):
+        parse_address("here")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(aetk.ConfigError, match="cannot serve the page"):
+            Dashboard(("127.0.0.1", port), "mic", 1.0, lambda path: None, [])

@@ -1,0 +1,345 @@
+"""``aetk watch --dashboard``: a live page for the people who act on the alerts.
+
+Served from the watch process by a small HTTP server on a thread of its own, with no build step
+and nothing fetched from elsewhere (the page, its script and style are files of this package):
+
+- ``/``: the page. For each source (each machine of a fleet), the score against the threshold
+  over the last hour, the open alert if any; the recent alerts, each with its time and score,
+  its audio (the recording ``--record`` kept, or the file that raised it), its spectrogram with
+  the localized seconds and bands marked, and an acknowledge button.
+- ``/api/status`` and ``/api/alerts`` (JSON, documented in docs/monitoring.md);
+  ``POST /api/alerts/<id>/ack``; ``/api/alerts/<id>/audio``; ``/api/alerts/<id>/spectrogram.png``.
+
+Memory is bounded however long the watch runs: at most :data:`HISTORY_POINTS` scores per source,
+none older than :data:`HISTORY_SECONDS`, and the last :data:`MAX_ALERTS` alerts. The server only
+reads what the monitor records under a lock held for a few dictionary operations; a spectrogram
+is drawn once per alert, in a process of its own at the lowest CPU priority
+(:class:`BackgroundDrawing`), so open pages never hold up the scoring.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aetk.errors import ConfigError
+
+HISTORY_SECONDS = 3600.0
+HISTORY_POINTS = 3600
+MAX_ALERTS = 200
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` (127.0.0.1 by default) for ``--dashboard``."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"--dashboard expects [HOST:]PORT, not {text!r}")
+    return host or "127.0.0.1", number
+
+
+@dataclass
+class Alert:
+    """One alert: when it started and ended, its score, what to play and draw."""
+
+    id: int
+    source: str
+    started: str
+    time: float | None
+    score: float | None
+    audio: str | None
+    ended: str | None = None
+    acknowledged: str | None = None
+    spectrogram: bytes | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "started": self.started,
+            "time": self.time,
+            "score": self.score,
+            "ended": self.ended,
+            "acknowledged": self.acknowledged,
+            "file": Path(self.audio).name if self.audio else None,
+            "audio": f"/api/alerts/{self.id}/audio" if self.audio else None,
+            "spectrogram": f"/api/alerts/{self.id}/spectrogram.png" if self.audio else None,
+        }
+
+
+class Dashboard:
+    """What the page shows, fed with the watch's events (:meth:`record`), and its server.
+
+    :param name: the watched source (a folder, a device, standard input), which names the
+        scores of a single detector; a fleet machine's events are named by their machine.
+    :param draw: ``audio path → PNG bytes`` of its spectrogram with the anomaly marked (None:
+        no picture).
+    :param allowed: folders whose files the page may play (the watched folder, ``--record``).
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        name: str,
+        threshold: float,
+        draw: Callable[[Path], bytes | None],
+        allowed: list[Path],
+    ):
+        self.name = name
+        self.threshold = threshold
+        self.draw = draw
+        self.allowed = [folder.resolve() for folder in allowed]
+        self.lock = threading.Lock()
+        self.history: dict[str, deque[tuple[float, float, bool]]] = {}
+        self.open: dict[str, int] = {}
+        self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
+        self.next_id = 1
+        try:
+            self.server = ThreadingHTTPServer(address, _handler(self))
+        except OSError as exc:
+            raise ConfigError(
+                f"--dashboard {address[0]}:{address[1]}: cannot serve the page "
+                f"({exc.strerror or exc}); is another watch using the port?"
+            ) from None
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- fed by the monitor ---------------------------------------------------------------------
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Keep what the page needs of one watch event."""
+        name = event["event"]
+        key = event.get("machine") or self.name
+        with self.lock:
+            if name == "scored":
+                self._add_score(key, event)
+            elif name == "anomaly_start":
+                self._start(key, event)
+            elif name == "anomaly_end" and key in self.open:
+                self._find(self.open.pop(key)).ended = event["at"]
+            elif name == "recorded":
+                self._attach(event.get("path"))
+
+    def _add_score(self, key: str, event: dict[str, Any]) -> None:
+        points = self.history.setdefault(key, deque(maxlen=HISTORY_POINTS))
+        now = time.time()
+        points.append((now, float(event["score"]), bool(event.get("anomalous"))))
+        while points and points[0][0] < now - HISTORY_SECONDS:
+            points.popleft()
+
+    def _start(self, key: str, event: dict[str, Any]) -> None:
+        source = event["source"]
+        audio = source if Path(source).is_file() else None  # a file of a watched folder
+        alert = Alert(self.next_id, key, event["at"], event.get("time"), event.get("score"), audio)
+        self.next_id += 1
+        self.alerts.append(alert)
+        self.open[key] = alert.id
+
+    def _attach(self, path: str | None) -> None:
+        """A recording of a stream's alert, kept by ``--record``: the latest alert without one."""
+        for alert in reversed(self.alerts):
+            if alert.audio is None and path:
+                alert.audio = path
+                return
+
+    def _find(self, alert_id: int) -> Alert:
+        for alert in self.alerts:
+            if alert.id == alert_id:
+                return alert
+        raise KeyError(alert_id)
+
+    # -- read by the server ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            sources = []
+            for key, points in self.history.items():
+                open_id = self.open.get(key)
+                sources.append(
+                    {
+                        "source": key,
+                        "threshold": self.threshold,
+                        "last": {"at": points[-1][0], "score": points[-1][1]} if points else None,
+                        "history": [[round(at, 3), score, flag] for at, score, flag in points],
+                        "open_alert": self._find(open_id).as_dict() if open_id else None,
+                    }
+                )
+            return {"now": time.time(), "threshold": self.threshold, "sources": sources}
+
+    def alert_list(self) -> dict[str, Any]:
+        with self.lock:
+            return {"alerts": [alert.as_dict() for alert in reversed(self.alerts)]}
+
+    def acknowledge(self, alert_id: int) -> dict[str, Any]:
+        with self.lock:
+            alert = self._find(alert_id)
+            alert.acknowledged = alert.acknowledged or datetime.datetime.now(
+                datetime.timezone.utc
+            ).isoformat(timespec="seconds")
+            return alert.as_dict()
+
+    def audio(self, alert_id: int) -> Path:
+        with self.lock:
+            audio = self._find(alert_id).audio
+        path = Path(audio or "").resolve()
+        if not audio or not any(path.is_relative_to(folder) for folder in self.allowed):
+            raise KeyError(alert_id)
+        return path
+
+    def spectrogram(self, alert_id: int) -> bytes:
+        with self.lock:
+            alert = self._find(alert_id)
+            cached = alert.spectrogram
+        if cached is None:
+            cached = self.draw(self.audio(alert_id)) or b""
+            with self.lock:
+                alert.spectrogram = cached
+        if not cached:
+            raise KeyError(alert_id)
+        return cached
+
+
+def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path in ASSETS:
+                    name, kind = ASSETS[path]
+                    asset = resources.files("aetk.watch") / "page" / name
+                    return self._send(200, kind, asset.read_bytes())
+                if path == "/api/status":
+                    return self._json(dashboard.status())
+                if path == "/api/alerts":
+                    return self._json(dashboard.alert_list())
+                parts = path.strip("/").split("/")
+                if len(parts) == 4 and parts[:2] == ["api", "alerts"]:
+                    alert_id = int(parts[2])
+                    if parts[3] == "audio":
+                        audio = dashboard.audio(alert_id)
+                        return self._send(200, _audio_type(audio), audio.read_bytes())
+                    if parts[3] == "spectrogram.png":
+                        return self._send(200, "image/png", dashboard.spectrogram(alert_id))
+            except (KeyError, ValueError, OSError):
+                pass
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+        def do_POST(self) -> None:
+            parts = self.path.split("?", 1)[0].strip("/").split("/")
+            try:
+                if len(parts) == 4 and parts[:2] == ["api", "alerts"] and parts[3] == "ack":
+                    return self._json(dashboard.acknowledge(int(parts[2])))
+            except (KeyError, ValueError):
+                pass
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+        def _json(self, value: Any) -> None:
+            self._send(200, "application/json", json.dumps(value).encode())
+
+        def _send(self, status: int, kind: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class BackgroundDrawing:
+    """Draws alerts' spectrograms (the recording explained by the detector in ``detector_file``,
+    its anomaly marked) in one worker process at the lowest CPU priority, which loads the
+    detector as the watch starts: on a machine whose cores the scoring uses, the drawing takes
+    only what the scoring leaves, and the first alert's picture does not wait for imports."""
+
+    def __init__(self, detector_file: Path, machine: str | None, threshold: float):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.detector_file, self.machine, self.threshold = detector_file, machine, threshold
+        self.pool = ProcessPoolExecutor(
+            1, multiprocessing.get_context("spawn"), initializer=_lowest_priority
+        )
+        self.pool.submit(_load, detector_file, machine)
+
+    def __call__(self, audio: Path) -> bytes | None:
+        future = self.pool.submit(
+            draw_alert, self.detector_file, self.machine, self.threshold, audio
+        )
+        return future.result(timeout=300)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lowest_priority() -> None:
+    import os
+
+    os.nice(19)
+
+
+@functools.cache
+def _load(detector_file: Path, machine: str | None) -> Any:
+    from aetk.fleet.detector import load_one
+
+    return load_one(detector_file, machine)
+
+
+def draw_alert(
+    detector_file: Path, machine: str | None, threshold: float, audio: Path
+) -> bytes | None:
+    """PNG of ``audio``'s log-mel spectrogram with its localized seconds and bands marked; None
+    when it cannot be read or localized."""
+    from aetk.detect.explain import explain
+    from aetk.errors import AetkError
+    from aetk.eval import plots
+
+    try:
+        explained = explain(_load(detector_file, machine), audio)
+    except AetkError:
+        return None
+    if explained is None:
+        return None
+    title = f"{audio.name}: score {explained.score:.4g} (threshold {threshold:.4g})"
+    return plots.png(plots.alert_spectrogram(explained, title))
+
+
+def _audio_type(path: Path) -> str:
+    return {
+        ".wav": "audio/wav",
+        ".flac": "audio/flac",
+        ".ogg": "audio/ogg",
+        ".mp3": "audio/mpeg",
+    }.get(path.suffix.lower(), "application/octet-stream")

@@ -1,0 +1,151 @@
+// The aetk watch dashboard: polls /api/status and /api/alerts and draws them. No framework, no
+// build step, nothing loaded from elsewhere.
+"use strict";
+
+const POLL_MS = 2000;
+const SVG = "http://www.w3.org/2000/svg";
+
+function element(tag, attributes = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString();
+}
+
+function label(svg, x, y, text, anchor) {
+  const node = document.createElementNS(SVG, "text");
+  node.setAttribute("x", x);
+  node.setAttribute("y", y);
+  node.setAttribute("text-anchor", anchor);
+  node.setAttribute("class", "axis");
+  node.textContent = text;
+  svg.appendChild(node);
+}
+
+// The scores of the last hour (or since the watch started) as a line, the threshold dashed,
+// scores above it as red dots.
+function chart(source, now) {
+  const width = 1000, height = 160, pad = 8, bottom = 22;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  const points = source.history;
+  const top = Math.max(source.threshold * 1.5, ...points.map((p) => p[1])) || 1;
+  const start = Math.max(now - 3600, points.length ? points[0][0] : now - 60);
+  const span = Math.max(now - start, 1);
+  const x = (at) => pad + ((at - start) / span) * (width - 2 * pad);
+  const y = (score) => height - bottom - (Math.max(0, score) / top) * (height - bottom - pad);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "));
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "#3465a4");
+  line.setAttribute("stroke-width", "2");
+  svg.appendChild(line);
+  const limit = document.createElementNS(SVG, "line");
+  for (const [key, value] of Object.entries({ x1: 0, x2: width, y1: y(source.threshold), y2: y(source.threshold) })) {
+    limit.setAttribute(key, value);
+  }
+  limit.setAttribute("stroke", "#c62828");
+  limit.setAttribute("stroke-dasharray", "8 6");
+  svg.appendChild(limit);
+  for (const [at, score, anomalous] of points) {
+    if (!anomalous) continue;
+    const dot = document.createElementNS(SVG, "circle");
+    dot.setAttribute("cx", x(at).toFixed(1));
+    dot.setAttribute("cy", y(score).toFixed(1));
+    dot.setAttribute("r", "4");
+    dot.setAttribute("fill", "#c62828");
+    svg.appendChild(dot);
+  }
+  label(svg, pad, height - 5, clock(start), "start");
+  label(svg, width - pad, height - 5, `now ${clock(now)}`, "end");
+  label(svg, width - pad, y(source.threshold) - 5, `threshold ${source.threshold.toPrecision(4)}`, "end");
+  return svg;
+}
+
+function drawSources(status) {
+  const box = document.getElementById("sources");
+  if (!status.sources.length) return;
+  box.replaceChildren(...status.sources.map((source) => {
+    const open = source.open_alert;
+    const card = element("div", { class: "source" + (open ? " alarm" : ""), "data-source": source.source });
+    const head = element("div", { class: "source-head" });
+    head.append(
+      element("span", { class: "source-name" }, source.source),
+      element("span", { class: "state " + (open ? "anomaly" : "normal") }, open ? "ANOMALY" : "normal"),
+      element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
+      element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
+    );
+    card.append(head, chart(source, status.now));
+    return card;
+  }));
+}
+
+async function acknowledge(alert, button) {
+  button.disabled = true;
+  const response = await fetch(`/api/alerts/${alert.id}/ack`, { method: "POST" });
+  if (response.ok) refresh();
+  else button.disabled = false;
+}
+
+const drawn = new Map();  // alert id -> its list item, kept so that audio playing is not restarted
+
+function alertItem(alert) {
+  const item = element("li", { class: "alert", "data-alert": String(alert.id) });
+  const head = element("div", { class: "alert-head" });
+  const when = alert.started.replace("T", " ").slice(0, 19);
+  head.append(
+    element("strong", {}, `Alert ${alert.id}`),
+    element("span", {}, when),
+    element("span", { class: "source-name" }, alert.file || alert.source),
+    element("span", { class: "score" }, alert.score === null ? "" : `score ${alert.score.toPrecision(4)}`),
+    element("span", { class: "status muted" }),
+  );
+  const button = element("button", { class: "ack", type: "button" }, "Acknowledge");
+  button.addEventListener("click", () => acknowledge(alert, button));
+  head.append(button);
+  item.append(head);
+  if (alert.audio) item.append(element("audio", { controls: "", preload: "none", src: alert.audio }));
+  if (alert.spectrogram) {
+    item.append(element("img", { class: "spectrogram", alt: `spectrogram of alert ${alert.id}`, src: alert.spectrogram }));
+  }
+  return item;
+}
+
+function drawAlerts(list) {
+  const box = document.getElementById("alerts");
+  if (!list.alerts.length) return;
+  const items = list.alerts.map((alert) => {
+    const item = drawn.get(alert.id) || alertItem(alert);
+    drawn.set(alert.id, item);
+    const status = alert.acknowledged ? `acknowledged ${alert.acknowledged.replace("T", " ").slice(0, 19)}`
+      : alert.ended ? "ended, not acknowledged" : "open";
+    item.querySelector(".status").textContent = status;
+    item.classList.toggle("acknowledged", Boolean(alert.acknowledged));
+    item.querySelector("button.ack").disabled = Boolean(alert.acknowledged);
+    return item;
+  });
+  box.replaceChildren(...items);
+}
+
+async function refresh() {
+  try {
+    const [status, alerts] = await Promise.all([
+      fetch("/api/status").then((r) => r.json()),
+      fetch("/api/alerts").then((r) => r.json()),
+    ]);
+    drawSources(status);
+    drawAlerts(alerts);
+    document.getElementById("updated").textContent = `updated ${clock(status.now)}`;
+  } catch (error) {
+    document.getElementById("updated").textContent = "the watch is not answering";
+  }
+}
+
+refresh();
+setInterval(refresh, POLL_MS);
