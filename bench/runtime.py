@@ -30,7 +30,16 @@ def runtime_env() -> Path:
     if not python.exists():
         venv.create(VENV, with_pip=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", str(REPO / "runtime")], check=True
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                str(REPO / "core"),
+                str(REPO / "runtime"),
+            ],
+            check=True,
         )
     # The runtime as it is in this checkout, whatever an earlier run installed.
     subprocess.run(
@@ -42,6 +51,7 @@ def runtime_env() -> Path:
             "--quiet",
             "--force-reinstall",
             "--no-deps",
+            str(REPO / "core"),
             str(REPO / "runtime"),
         ],
         check=True,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torchaudio
 
 import aetk
+from aetk import synth
+from aetk.fitting.config import load_preset, preset_names
 from aetk_builtins.mel_db import MelDb
+
+# The runtime's numpy featurizer, from this checkout (it needs no onnx): compared with aetk's on
+# every test run.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime" / "src"))
+from aetk_runtime.features import MelDb as NumpyMelDb
 
 
 def noise(channels=2, samples=100_000, seed=0):
@@ -166,3 +176,22 @@ def test_default_preset_vectors_match_torchaudio_over_a_batch():
     expected = torchaudio.transforms.AmplitudeToDB()(mel).unfold(-1, 5, 1).permute(0, 3, 1, 2, 4)
     assert vectors.shape == (3, 26, 1, 128, 5)
     torch.testing.assert_close(vectors, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset):
+    params = {k: v for k, v in load_preset(preset)["featurizer"].items() if k != "name"}
+    params["channels"] = 1 if preset == "seed" else params["channels"]
+    ours = aetk.plugins.get_host().create("featurizer", "mel-db", params)
+    theirs = NumpyMelDb(params)
+    rng = np.random.default_rng(0)
+    waveforms = {
+        rate: (rng.standard_normal((2, int(rate * 1.1))) * 0.1).astype(np.float32)
+        for rate in (8000, 16000, 44100, 48000)
+    }
+    synthetic = synth.normal_clip(rng, 1.0)[None]
+    for rate, samples in [*waveforms.items(), (16000, synthetic)]:
+        expected = ours.featurize(torch.from_numpy(samples), rate).numpy()
+        got = theirs.featurize(samples, rate)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 1e-3, (preset, rate)

@@ -236,13 +236,7 @@ def _print_table(results) -> None:
         )
         for result in results:
             score = "-" if result.score is None else f"{result.score:.5g}"
-            verdict = (
-                f"error: {result.error}"
-                if result.error
-                else "ANOMALY"
-                if result.anomalous
-                else "normal"
-            )
+            verdict = result.verdict()
             events = f"\t{_events(result)}" if with_events else ""
             recording = f"\t{_warning_names(result)}" if with_warnings else ""
             print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}{events}{recording}")

@@ -1,78 +1,51 @@
-"""Audio input: finding recordings and decoding them with soundfile (libsndfile).
-
-soundfile reads WAV (PCM 8/16/24/32-bit, float, WAVE_FORMAT_EXTENSIBLE multichannel), FLAC, OGG
-and MP3 without FFmpeg. Every failure becomes an :class:`aetk.AudioError` naming the file.
-"""
+"""Audio input for aetk: the shared finding and decoding (:mod:`aetk_core.audio`), and what only
+aetk needs around it: refusing an empty input, counting sample rates, shards of a job array."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import os
-import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import soundfile
+from aetk_core.audio import (
+    AUDIO_SUFFIXES,
+    DEFAULT_MAX_SECONDS,
+    MANIFEST_SUFFIXES,
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    Audio,
+    FrameLimit,
+    check_regular_file,
+    find_audio_files,
+    max_seconds,
+    read_audio,
+    read_manifest,
+    read_windows,
+)
 
 from aetk.errors import AudioError, ConfigError
 
-AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"})
-#: Longest recording decoded at once (seconds); ``AETK_MAX_SECONDS`` overrides it. Longer ones
-#: are read in windows (``--segment``), so memory stays bounded whatever the recording's length.
-DEFAULT_MAX_SECONDS = 600.0
-#: Headers outside these bounds are refused before anything is decoded.
-MIN_SAMPLE_RATE = 1_000
-MAX_SAMPLE_RATE = 1_000_000
-MAX_CHANNELS = 256
-#: Samples decoded per read call: a header that lies about the length cannot make aetk allocate
-#: more than the data really holds.
-_BLOCK_SAMPLES = 1 << 22
-
-
-@dataclass(frozen=True)
-class Audio:
-    """Decoded audio: ``samples`` is ``[channels, frames]`` float32 in [-1, 1]."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def seconds(self) -> float:
-        return self.samples.shape[1] / self.sample_rate
-
-
-MANIFEST_SUFFIXES = frozenset({".txt", ".csv", ".lst"})
-
-
-def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders (recursively, sorted, audio suffixes only) and manifests, and keep files
-    as given.
-
-    A manifest (``.txt``, ``.csv`` or ``.lst``) lists one recording per line (a CSV's ``path``
-    column, or its first one); relative paths are relative to the manifest's folder. A path that
-    does not exist is kept, so that the caller reports it like any unreadable file. Symbolic links
-    to folders are not followed, so a link loop cannot trap the walk.
-    """
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
-            found.extend(read_manifest(path))
-            continue
-        if not path.is_dir():
-            found.append(path)
-            continue
-        in_folder: list[Path] = []
-        for folder, _, names in os.walk(path):
-            in_folder.extend(
-                Path(folder, name) for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES
-            )
-        found.extend(sorted(in_folder))
-    return found
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "DEFAULT_MAX_SECONDS",
+    "MANIFEST_SUFFIXES",
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "Audio",
+    "FrameLimit",
+    "check_regular_file",
+    "find_audio_files",
+    "max_seconds",
+    "read_audio",
+    "read_manifest",
+    "read_windows",
+    "require_audio_files",
+    "sample_rates",
+    "select_shard",
+]
 
 
 def require_audio_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -98,24 +71,6 @@ def sample_rates(files: Sequence[Path], most: int = 500) -> dict[int, int]:
     return dict(sorted(counts.items()))
 
 
-def read_manifest(path: Path) -> list[Path]:
-    """The recordings a manifest lists (blank lines and ``#`` comments are skipped)."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read manifest ({exc})") from None
-    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if path.suffix.lower() == ".csv" and rows:
-        table = list(csv.reader(rows))
-        header = [name.strip().lower() for name in table[0]]
-        column = header.index("path") if "path" in header else 0
-        rows = [row[column] for row in table[1 if "path" in header else 0 :] if row]
-    return [
-        entry if entry.is_absolute() else path.parent / entry
-        for entry in (Path(row.strip()) for row in rows)
-    ]
-
-
 def select_shard(files: Sequence[Path], shard: str) -> list[Path]:
     """The files of shard ``"I/N"``: those whose path hashes (BLAKE2b) to I modulo N. The same
     path is in the same shard whatever else the inputs hold, so a job array of N tasks covers
@@ -132,144 +87,3 @@ def select_shard(files: Sequence[Path], shard: str) -> list[Path]:
 
 def _path_hash(path: Path) -> int:
     return int.from_bytes(hashlib.blake2b(str(path).encode(), digest_size=8).digest(), "big")
-
-
-FrameLimit = int | Callable[[int], int | None] | None
-
-
-def max_seconds() -> float:
-    """The decode limit: ``AETK_MAX_SECONDS`` or :data:`DEFAULT_MAX_SECONDS`."""
-    text = os.environ.get("AETK_MAX_SECONDS")
-    if text is None:
-        return DEFAULT_MAX_SECONDS
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigError(f"AETK_MAX_SECONDS must be a positive number of seconds, not {text!r}")
-    return value
-
-
-def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None = None) -> Audio:
-    """Decode ``path`` into float32 ``[channels, frames]``.
-
-    :param frames: read at most this many sample frames, or a function of the file's sample rate
-        returning that limit (``None``: the whole file, up to :func:`max_seconds`).
-    :param data: the file's bytes, if already read; ``path`` then only names it in errors.
-    :raises AudioError: the file is missing, unreadable, empty, too long to decode at once, or
-        holds non-finite samples.
-    """
-    with _open(path, data) as sound:
-        limit = frames(sound.samplerate) if callable(frames) else frames
-        if limit is None:
-            most = int(max_seconds() * sound.samplerate)
-            samples = _read(sound, path, most + 1)
-            if len(samples) > most:
-                raise AudioError(
-                    f"is longer than the {max_seconds():.0f} s aetk decodes at once: score it "
-                    "in windows (--segment SECONDS) or raise AETK_MAX_SECONDS",
-                    path,
-                )
-        else:
-            samples = _read(sound, path, limit)
-        return Audio(np.ascontiguousarray(samples.T), int(sound.samplerate))
-
-
-def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audio]]:
-    """Consecutive windows of ``seconds`` as ``(start_seconds, Audio)``, decoded one at a time.
-
-    The last window may be shorter. Raises :class:`AudioError` like :func:`read_audio`.
-    """
-    if not seconds > 0:
-        raise ConfigError(f"segment length must be a positive number of seconds, not {seconds}")
-    with _open(path) as sound:
-        window = max(1, round(seconds * sound.samplerate))
-        start = 0
-        while True:
-            data = _read(sound, path, window, allow_empty=start > 0)
-            if len(data) == 0:
-                return
-            yield start / sound.samplerate, Audio(np.ascontiguousarray(data.T), sound.samplerate)
-            start += len(data)
-
-
-@contextmanager
-def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.SoundFile]:
-    """Open ``path`` (or its bytes ``data``) with soundfile; every failure becomes an AudioError
-    naming the file."""
-    path = Path(path)
-    try:
-        if data is not None:
-            if not data:
-                raise AudioError("is empty (0 bytes)", path)
-            sound = soundfile.SoundFile(io.BytesIO(data))
-        else:
-            check_regular_file(path)
-            if path.stat().st_size == 0:
-                raise AudioError("is empty (0 bytes)", path)
-            # libsndfile reports every operating-system failure as "System error"; opening the
-            # file here first gives the real reason (permission denied, symlink loop, ...).
-            with open(path, "rb"):
-                pass
-            # The name as bytes: a file name that is not valid UTF-8 opens like any other.
-            sound = soundfile.SoundFile(os.fsencode(path))
-    except AudioError:
-        raise
-    except soundfile.LibsndfileError as exc:
-        raise AudioError(f"not a readable audio file ({_libsndfile_reason(exc)})", path) from None
-    except OSError as exc:
-        raise AudioError(exc.strerror or str(exc), path) from None
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise AudioError(f"not a readable audio file ({exc})", path) from None
-    with sound:
-        if not MIN_SAMPLE_RATE <= sound.samplerate <= MAX_SAMPLE_RATE:
-            raise AudioError(f"has an implausible sample rate ({sound.samplerate} Hz)", path)
-        if not 0 < sound.channels <= MAX_CHANNELS:
-            raise AudioError(f"has an implausible channel count ({sound.channels})", path)
-        yield sound
-
-
-def check_regular_file(path: Path) -> None:
-    """Only regular files are opened: reading a FIFO or a device named like a recording would
-    block forever (or never end)."""
-    if path.is_dir():
-        raise AudioError("is a folder, not an audio file", path)
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise AudioError(exc.strerror or str(exc), path) from None
-    if not stat.S_ISREG(mode):
-        raise AudioError("is not a regular file (a FIFO, socket or device)", path)
-
-
-def _read(
-    sound: soundfile.SoundFile, path: str | Path, frames: int, allow_empty: bool = False
-) -> np.ndarray:
-    """Up to ``frames`` sample frames, decoded in bounded blocks until the data ends."""
-    block = max(1, _BLOCK_SAMPLES // sound.channels)
-    # 16-bit PCM decodes faster as integers; libsndfile's float conversion is the same / 32768.
-    as_int16 = sound.subtype == "PCM_16"
-    parts, remaining = [], frames
-    try:
-        while remaining > 0:
-            part = sound.read(
-                min(block, remaining), dtype="int16" if as_int16 else "float32", always_2d=True
-            )
-            if len(part) == 0:
-                break
-            parts.append(part.astype(np.float32) / 32768.0 if as_int16 else part)
-            remaining -= len(part)
-    except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(f"not a readable audio file ({exc})", path) from None
-    data = np.concatenate(parts) if parts else np.empty((0, sound.channels), np.float32)
-    if data.shape[0] == 0 and not allow_empty:
-        raise AudioError("holds no audio samples", path)
-    if not np.isfinite(data).all():
-        raise AudioError("holds NaN or infinite samples", path)
-    return data
-
-
-def _libsndfile_reason(exc: soundfile.LibsndfileError) -> str:
-    reason = getattr(exc, "error_string", "") or str(exc)
-    return reason.strip().rstrip(".") or "unknown format"

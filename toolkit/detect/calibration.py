@@ -12,12 +12,12 @@ can recompute it without refitting. Two rules:
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+from aetk_core.verdict import conformal_threshold
 
 from aetk.errors import AetkError, ConfigError
 
@@ -143,7 +143,7 @@ class Calibration:
 
     ``normal_scores`` are the held-out scores of normal training recordings (never scored by a
     model or reference that learned from them); a threshold for another rate can be computed from
-    them at scoring time without refitting (:meth:`recalibrated`).
+    them at scoring time without refitting (:func:`aetk_core.verdict.chosen_threshold`).
     """
 
     method: str
@@ -172,12 +172,6 @@ class Calibration:
             "warning": self.warning,
         }
 
-    def recalibrated(self, false_alarm_rate: float) -> Calibration:
-        """The conformal threshold for ``false_alarm_rate`` from the stored normal scores."""
-        config = ThresholdConfig("conformal", false_alarm_rate=false_alarm_rate)
-        config.validate()
-        return calibrate(self.normal_scores, config)
-
 
 def calibrate(scores: np.ndarray | list[float], config: ThresholdConfig) -> Calibration:
     """The threshold ``config`` asks for, from held-out normal ``scores``."""
@@ -197,35 +191,6 @@ def calibrate(scores: np.ndarray | list[float], config: ThresholdConfig) -> Cali
             "cannot tell these recordings apart, so every verdict rests on one number"
         )
     return Calibration(method, float(threshold), values, rate, warning)
-
-
-def conformal_threshold(scores: np.ndarray, false_alarm_rate: float) -> tuple[float, str | None]:
-    """The ⌈(n+1)(1−F)⌉-th smallest of ``n`` held-out normal scores, and a warning when the
-    scores are too few for the rate ``F``.
-
-    For a new normal recording exchangeable with the held-out ones, the chance that it scores
-    above this threshold is at most ``F`` (split-conformal prediction). It needs ``n ≥ 1/F − 1``
-    scores; with fewer the largest score is the threshold, and the warning says how many more
-    recordings would support the rate.
-    """
-    values = np.sort(np.asarray(scores, dtype=np.float64).ravel())
-    count = values.size
-    rank = math.ceil((count + 1) * (1 - false_alarm_rate) - 1e-9)
-    if rank <= count:
-        return float(values[rank - 1]), None
-    needed = math.ceil(1 / false_alarm_rate - 1 - 1e-9)
-    warning = (
-        f"{count} held-out normal clips cannot support a {false_alarm_rate:.0%} false-alarm "
-        f"rate: record at least {needed - count} more, or set --threshold"
-    )
-    return float(values[-1]), warning
-
-
-def check_threshold(value: Any, source: str) -> float:
-    """``value`` as a finite float, or a :class:`ConfigError` saying where it came from."""
-    if not _is_number(value) or not math.isfinite(value):
-        raise ConfigError(f"{source}: threshold must be a finite number, not {value!r}")
-    return float(value)
 
 
 def _is_number(value: Any) -> bool:

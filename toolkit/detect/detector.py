@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.verdict import chosen_threshold
 
 from aetk import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
@@ -20,7 +21,7 @@ from aetk.components.state import build_component, decode_state, encode_state, j
 from aetk.data.audio import find_audio_files
 from aetk.data.features import Clip, FileClips, check_vector_shape, featurized_files, iter_clips
 from aetk.data.recording import RecordingNorms, analysed_hz
-from aetk.detect.calibration import Calibration, check_threshold
+from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
@@ -59,15 +60,9 @@ class Detector:
     ) -> float:
         """The threshold a scoring run uses: ``threshold`` as given, or recomputed from the stored
         normal scores for ``false_alarm_rate``, or the detector's own."""
-        if threshold is not None and false_alarm_rate is not None:
-            from aetk.errors import ConfigError
-
-            raise ConfigError("give --threshold or --false-alarm-rate, not both")
-        if threshold is not None:
-            return check_threshold(threshold, "--threshold")
-        if false_alarm_rate is not None:
-            return self.calibration.recalibrated(false_alarm_rate).threshold
-        return self.threshold
+        return chosen_threshold(
+            self.threshold, self.calibration.normal_scores, threshold, false_alarm_rate
+        )
 
     @property
     def segment_seconds(self) -> float:

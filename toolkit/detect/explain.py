@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from aetk_core.verdict import is_anomalous
 
 from aetk.components.base import FeatureLayout, Localization
 
@@ -149,7 +150,7 @@ class Explanation:
 
     @property
     def anomalous(self) -> bool:
-        return self.score > self.threshold
+        return is_anomalous(self.score, self.threshold)
 
 
 def explain(detector: Detector, path: str | Path) -> Explanation | None:
@@ -163,7 +164,7 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
     scores, (localization,) = detector.scorer.score_and_localize(detector.model, [vectors])
     score = float(scores[0])
     nyquist = None if clip.recording is None else clip.recording.nyquist_hz()
-    errors = error_map(detector, localization, score > detector.threshold, nyquist)
+    errors = error_map(detector, localization, is_anomalous(score, detector.threshold), nyquist)
     if errors is None:
         return None
     step = errors.layout.vector_step

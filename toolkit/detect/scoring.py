@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from aetk_core.results import ScoreResult
+from aetk_core.verdict import is_anomalous, window_events
 
 from aetk.data.features import FileClips, check_vector_shape
 from aetk.data.recording import RecordingWarning, merged
@@ -27,51 +29,6 @@ if TYPE_CHECKING:
 
 #: Windows scored together in one call of the scorer.
 BATCH_WINDOWS = 64
-
-
-@dataclass
-class ScoreResult:
-    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
-
-    ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
-    Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
-    each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
-    contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
-    not asked for. Scored in windows, ``score`` is the highest window score and the events are
-    runs of windows above the threshold.
-
-    ``view``: for a scorer that judges clips through several views, the one that gave the score:
-    ``{"view": "clip"}`` (the whole clip's average) or ``{"view": "event", "start", "end"}``
-    (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
-
-    ``warnings``: each way the recording does not match the detector's training recordings
-    (``{"name", "message"}``, names in :data:`aetk.data.recording.NAMES`); ``[]``: none found.
-
-    ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
-    """
-
-    path: str
-    score: float | None
-    threshold: float
-    anomalous: bool | None
-    error: str | None = None
-    segments: list[dict[str, Any]] | None = None
-    view: dict[str, Any] | None = None
-    warnings: list[dict[str, str]] = field(default_factory=list)
-    machine: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "score": self.score,
-            "threshold": self.threshold,
-            "anomalous": self.anomalous,
-            "error": self.error,
-            "segments": self.segments,
-            "view": self.view,
-            "warnings": self.warnings,
-            "machine": self.machine,
-        }
 
 
 @dataclass
@@ -160,7 +117,10 @@ def _score_batch(
         entry.scores.append(float(score))
         if localizations is not None and not entry.windowed:
             errors = error_map(
-                detector, localizations[index], float(score) > threshold, entry.band_limit_hz
+                detector,
+                localizations[index],
+                is_anomalous(float(score), threshold),
+                entry.band_limit_hz,
             )
             if errors is not None:
                 entry.located = [e.as_dict() for e in errors.events]
@@ -193,7 +153,7 @@ def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Ite
                 entry.path,
                 score,
                 threshold,
-                score > threshold,
+                is_anomalous(score, threshold),
                 None,
                 segments,
                 entry.view,
@@ -204,19 +164,3 @@ def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Ite
 def scores_of(results: Iterable[ScoreResult]) -> list[float]:
     """The scores of results that have one (files that could be scored), in order."""
     return [result.score for result in results if result.score is not None]
-
-
-def window_events(
-    windows: list[tuple[float, float]], scores: list[float], threshold: float
-) -> list[dict[str, Any]]:
-    """Consecutive windows above the threshold, merged; each event keeps its highest score."""
-    events: list[dict[str, Any]] = []
-    for (start, end), score in zip(windows, scores, strict=True):
-        if score <= threshold:
-            continue
-        if events and math.isclose(events[-1]["end"], round(start, 3)):
-            events[-1]["end"] = round(end, 3)
-            events[-1]["score"] = max(events[-1]["score"], score)
-        else:
-            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
-    return events

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.verdict import is_anomalous
 
 from aetk.errors import ConfigError
 
@@ -198,7 +199,7 @@ def group_metrics(
     else:
         present = "normal" if normal else "anomalous"
         metrics.notes.append(f"only {present} clips: AUC and pAUC are undefined")
-    decisions = scores_array > threshold
+    decisions = np.array([is_anomalous(score, threshold) for score in scores_array], dtype=bool)
     true_positive = int((decisions & (labels_array == ANOMALY)).sum())
     flagged = int(decisions.sum())
     if flagged:

@@ -219,7 +219,7 @@ def _verdicts_section(
                 _events_summary(result.segments or []),
                 *(
                     f"recording {warning['name']}: {warning['message']}"
-                    for warning in result.warnings
+                    for warning in result.warnings or []
                 ),
             )
             if part

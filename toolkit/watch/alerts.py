@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aetk_core.verdict import is_anomalous
+
 
 @dataclass
 class AlertTracker:
@@ -22,7 +24,7 @@ class AlertTracker:
     def update(self, start: float, score: float, threshold: float) -> tuple[str | None, float]:
         """Feed one window (or file) beginning at stream time ``start``; returns the event it
         completes (``"anomaly_start"``, ``"anomaly_end"`` or None) and the time it began."""
-        above = score > threshold
+        above = is_anomalous(score, threshold)
         if (above and self._above == 0) or (not above and self._below == 0):
             self._since = start
         self._above, self._below = (self._above + 1, 0) if above else (0, self._below + 1)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from aetk_core.verdict import is_anomalous
 
 from aetk.data.audio import Audio
 from aetk.data.features import FileClips, audio_clip
@@ -140,7 +141,7 @@ class Monitor:
         """Track one scored window or file (scored ``lag`` seconds behind real time, recorded
         with the recording ``warnings``); emits ``scored`` and any alert it completes."""
         self.scored += 1
-        anomalous = score > self.threshold
+        anomalous = is_anomalous(score, self.threshold)
         extra = {"warnings": warnings} if warnings else {}
         self.event(
             "scored", start, source, score=score, anomalous=anomalous, lag=round(lag, 3), **extra

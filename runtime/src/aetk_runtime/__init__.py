@@ -12,8 +12,11 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from aetk_runtime.detector import ExportedDetector, ScoreResult, load  # noqa: E402
-from aetk_runtime.errors import AudioError, DetectorError, RuntimeUsageError  # noqa: E402
+from aetk_core.errors import AudioError  # noqa: E402
+from aetk_core.results import ScoreResult  # noqa: E402
+
+from aetk_runtime.detector import ExportedDetector, load  # noqa: E402
+from aetk_runtime.errors import DetectorError, RuntimeUsageError  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from aetk_core.errors import ConfigError
+
 from aetk_runtime.errors import RuntimeUsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -58,13 +60,17 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
-    except RuntimeUsageError as exc:
+    except (
+        RuntimeUsageError,
+        ConfigError,
+    ) as exc:  # ConfigError: a setting such as AETK_MAX_SECONDS
         error(str(exc))
         return EXIT_USAGE
 
 
 def score(arguments: argparse.Namespace) -> int:
-    from aetk_runtime.audio import find_audio_files
+    from aetk_core.audio import find_audio_files
+
     from aetk_runtime.detector import load
 
     files = find_audio_files(arguments.paths)
@@ -97,14 +103,7 @@ def print_table(results) -> None:
     rows = [("file", "score", "threshold", "verdict")]
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
-        verdict = (
-            f"error: {result.error}"
-            if result.error
-            else "ANOMALY"
-            if result.anomalous
-            else "normal"
-        )
-        rows.append((result.path, score, f"{result.threshold:.5g}", verdict))
+        rows.append((result.path, score, f"{result.threshold:.5g}", result.verdict()))
     anomalous = sum(bool(result.anomalous) for result in results)
     failed = sum(bool(result.error) for result in results)
     count = (

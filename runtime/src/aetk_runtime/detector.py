@@ -9,52 +9,22 @@ import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.audio import find_audio_files, read_audio, read_windows
+from aetk_core.errors import AudioError
+from aetk_core.results import ScoreResult
+from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
-from aetk_runtime.audio import find_audio_files, read_audio, read_windows
-from aetk_runtime.errors import AudioError, DetectorError, RuntimeUsageError
+from aetk_runtime.errors import DetectorError, RuntimeUsageError
 from aetk_runtime.features import featurizer_for
 
 #: Export schemas this runtime reads.
 SCHEMAS = (1,)
 #: Threads that decode, featurize and score files at once (``AETK_WORKERS`` overrides it).
 WORKERS = max(1, int(os.environ.get("AETK_WORKERS", min(os.cpu_count() or 1, 8))))
-
-
-@dataclass
-class ScoreResult:
-    """The verdict on one file; the same fields as ``aetk score --json``."""
-
-    path: str
-    score: float | None
-    threshold: float
-    anomalous: bool | None
-    error: str | None = None
-    segments: list[dict[str, Any]] | None = None
-    #: Which view raised the score: the runtime does not localize, so always None.
-    view: dict[str, Any] | None = None
-    #: Recording-chain warnings: the runtime does not check the recording chain, so always None
-    #: (not checked; aetk's ``[]`` means checked and none found).
-    warnings: list[dict[str, str]] | None = None
-    #: The fleet machine whose detector was exported (``aetk export --machine``), or None.
-    machine: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "score": self.score,
-            "threshold": self.threshold,
-            "anomalous": self.anomalous,
-            "error": self.error,
-            "segments": self.segments,
-            "view": self.view,
-            "warnings": self.warnings,
-            "machine": self.machine,
-        }
 
 
 def load(path: str | Path) -> ExportedDetector:
@@ -107,19 +77,9 @@ class ExportedDetector:
     def threshold_for(
         self, threshold: float | None = None, false_alarm_rate: float | None = None
     ) -> float:
-        if threshold is not None and false_alarm_rate is not None:
-            raise RuntimeUsageError("give --threshold or --false-alarm-rate, not both")
-        if threshold is not None:
-            if not math.isfinite(threshold):
-                raise RuntimeUsageError(
-                    f"--threshold: threshold must be a finite number, not {threshold!r}"
-                )
-            return float(threshold)
-        if false_alarm_rate is not None:
-            if not 0 < false_alarm_rate < 1:
-                raise RuntimeUsageError("--false-alarm-rate must lie strictly between 0 and 1")
-            return conformal_threshold(self.meta["calibration"]["normal_scores"], false_alarm_rate)
-        return self.threshold
+        return chosen_threshold(
+            self.threshold, self.meta["calibration"]["normal_scores"], threshold, false_alarm_rate
+        )
 
     def score(
         self,
@@ -153,9 +113,7 @@ class ExportedDetector:
             try:
                 return self._score_file(path, limit, seconds)
             except AudioError as exc:
-                return ScoreResult(
-                    str(path), None, limit, None, exc.reason, machine=self.meta.get("machine")
-                )
+                return self._result(str(path), None, limit, exc.reason)
 
         # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
         # a bounded number ahead so that memory stays flat.
@@ -170,26 +128,38 @@ class ExportedDetector:
 
     def _score_file(self, path: Path, threshold: float, seconds: float) -> ScoreResult:
         if not seconds:
-            samples, rate = read_audio(path, self.featurizer.frames_to_read)
-            score = self._score_clip(samples, rate)
-            return ScoreResult(
-                str(path), score, threshold, score > threshold, machine=self.meta.get("machine")
-            )
+            audio = read_audio(path, self.featurizer.frames_to_read)
+            score = self._score_clip(audio.samples, audio.sample_rate)
+            return self._result(str(path), score, threshold)
         spans, scores = [], []
-        for start, samples, rate in read_windows(path, seconds):
-            length = samples.shape[1] / rate
+        for start, audio in read_windows(path, seconds):
+            length = audio.seconds
             if start > 0 and length < seconds / 2:
                 break  # as aetk: a last window under half the length is not scored
             spans.append((start, start + length))
-            scores.append(self._score_clip(samples, rate))
-        score = max(scores)
+            scores.append(self._score_clip(audio.samples, audio.sample_rate))
+        return self._result(str(path), max(scores), threshold, None, spans, scores)
+
+    def _result(
+        self,
+        path: str,
+        score: float | None,
+        threshold: float,
+        error: str | None = None,
+        spans: list[tuple[float, float]] | None = None,
+        scores: list[float] | None = None,
+    ) -> ScoreResult:
+        """A row as aetk's: the runtime neither localizes nor checks the recording chain (its
+        ``view`` and ``warnings`` are None), and names the fleet machine it was exported for."""
         return ScoreResult(
-            str(path),
+            path,
             score,
             threshold,
-            score > threshold,
-            None,
-            window_events(spans, scores, threshold),
+            None if score is None else is_anomalous(score, threshold),
+            error,
+            None if spans is None or scores is None else window_events(spans, scores, threshold),
+            view=None,
+            warnings=None,
             machine=self.meta.get("machine"),
         )
 
@@ -207,26 +177,3 @@ class ExportedDetector:
         if not math.isfinite(value):
             raise AudioError("score is not finite")
         return value
-
-
-def conformal_threshold(scores: Sequence[float], false_alarm_rate: float) -> float:
-    """The ⌈(n+1)(1−F)⌉-th smallest of the normal scores (the largest when they are too few)."""
-    values = np.sort(np.asarray(scores, dtype=np.float64))
-    rank = math.ceil((len(values) + 1) * (1 - false_alarm_rate) - 1e-9)
-    return float(values[min(rank, len(values)) - 1])
-
-
-def window_events(
-    spans: list[tuple[float, float]], scores: list[float], threshold: float
-) -> list[dict[str, Any]]:
-    """Consecutive windows above the threshold, merged; each keeps its highest score."""
-    events: list[dict[str, Any]] = []
-    for (start, end), score in zip(spans, scores, strict=True):
-        if score <= threshold:
-            continue
-        if events and math.isclose(events[-1]["end"], round(start, 3)):
-            events[-1]["end"] = round(end, 3)
-            events[-1]["score"] = max(events[-1]["score"], score)
-        else:
-            events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
-    return events

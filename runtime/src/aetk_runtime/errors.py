@@ -9,11 +9,3 @@ class RuntimeUsageError(Exception):
 
 class DetectorError(RuntimeUsageError):
     """The ONNX file is missing, foreign, or made for a featurizer the runtime does not know."""
-
-
-class AudioError(Exception):
-    """A recording cannot be read or featurized; ``reason`` says why."""
-
-    def __init__(self, reason: str, path: str | None = None):
-        self.reason = reason
-        super().__init__(reason if path is None else f"{path}: {reason}")

@@ -15,8 +15,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from aetk_core.errors import AudioError
 
-from aetk_runtime.errors import AudioError, DetectorError
+from aetk_runtime.errors import DetectorError
 
 #: Largest resampling kernel (in elements of up × down phases) built for an exact rate ratio.
 _MAX_KERNEL_PHASES = 1_000_000

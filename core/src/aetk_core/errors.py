@@ -1,0 +1,29 @@
+"""The errors aetk and aetk-runtime share: every failure a user can cause is an ``AetkError``
+whose message is one line naming what went wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AetkError(Exception):
+    """Base class of every error aetk reports to users."""
+
+
+class ConfigError(AetkError):
+    """An option, preset, config file or component parameter is invalid."""
+
+
+class AudioError(AetkError):
+    """An audio file cannot be read or featurized.
+
+    Featurizers raise it with only a reason; aetk adds the path of the file it was reading.
+    """
+
+    def __init__(self, reason: str, path: str | Path | None = None):
+        self.reason = reason
+        self.path = None if path is None else str(path)
+        super().__init__(reason if path is None else f"{path}: {reason}")
+
+    def with_path(self, path: str | Path) -> AudioError:
+        return AudioError(self.reason, path)

@@ -1,0 +1,60 @@
+"""The result of scoring one file: the same fields from ``aetk score --json``, the Ray engine
+and ``aetk-runtime``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ScoreResult:
+    """The verdict on one file; ``error`` is set (and ``score`` is None) when it failed.
+
+    ``segments`` lists the events, each ``{"start", "end", "score"}`` in seconds (``[]``: none).
+    Scored whole, they are the runs of vectors the scorer localizes above its event threshold,
+    each with the ``bands`` (``low_hz``, ``high_hz``, ``ratio`` to their normal error) that
+    contribute most; ``None`` when the scorer or featurizer cannot localize, or localization was
+    not asked for. Scored in windows, ``score`` is the highest window score and the events are
+    runs of windows above the threshold.
+
+    ``view``: for a scorer that judges clips through several views, the one that gave the score:
+    ``{"view": "clip"}`` (the whole clip's average) or ``{"view": "event", "start", "end"}``
+    (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
+
+    ``warnings``: each way the recording does not match the detector's training recordings
+    (``{"name", "message"}``, names in :data:`aetk.data.recording.NAMES`); ``[]``: none found;
+    None: not checked (aetk-runtime, which neither localizes nor checks recordings, so its
+    ``view`` is None too).
+
+    ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
+    """
+
+    path: str
+    score: float | None
+    threshold: float
+    anomalous: bool | None
+    error: str | None = None
+    segments: list[dict[str, Any]] | None = None
+    view: dict[str, Any] | None = None
+    warnings: list[dict[str, str]] | None = field(default_factory=list)
+    machine: str | None = None
+
+    def verdict(self) -> str:
+        """The verdict as a table says it: ``error: <reason>``, ``ANOMALY`` or ``normal``."""
+        if self.error:
+            return f"error: {self.error}"
+        return "ANOMALY" if self.anomalous else "normal"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": self.score,
+            "threshold": self.threshold,
+            "anomalous": self.anomalous,
+            "error": self.error,
+            "segments": self.segments,
+            "view": self.view,
+            "warnings": self.warnings,
+            "machine": self.machine,
+        }
