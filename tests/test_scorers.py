@@ -8,8 +8,8 @@ import torch
 
 import aetk
 from aetk import metrics
+from aetk.components.pooling import pool
 from aetk.fitting.trainer import train
-from aetk.scoring import pool
 from aetk_builtins.clip_mahalanobis import ClipMahalanobisScorer
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
@@ -213,7 +213,7 @@ def test_clip_mahalanobis_invalid_parameters(residuals_are_inputs, params, messa
 
 
 def test_window_maxima_finds_the_moment_and_covers_short_clips():
-    from aetk.scoring import window_maxima
+    from aetk.components.pooling import window_maxima
 
     scores = torch.tensor([1.0, 1.0, 1.0, 9.0, 7.0, 1.0, 1.0])
     value, start = window_maxima(scores, 2)
@@ -225,7 +225,7 @@ def test_window_maxima_finds_the_moment_and_covers_short_clips():
 
 
 def test_view_scales_and_combination_pick_the_view_furthest_from_its_normal():
-    from aetk.scoring import combine_views, view_scales
+    from aetk.components.pooling import combine_views, view_scales
 
     held_out = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 12.0]])
     scales = view_scales(held_out)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from aetk._version import __version__
 from aetk.components.base import (
     Component,
     FeatureLayout,
@@ -38,14 +39,16 @@ from aetk.errors import (
 )
 from aetk.plugin.hookspecs import hookimpl
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
-    from aetk import metrics, networks, scoring, synth, testing
+    from aetk import testing
+    from aetk.components import networks
+    from aetk.components import pooling as scoring
+    from aetk.data import synth
     from aetk.data.audio import Audio, find_audio_files, read_audio
     from aetk.detect.calibration import fit_threshold
     from aetk.detect.detector import Detector
     from aetk.detect.scoring import ScoreResult
+    from aetk.eval import metrics
     from aetk.fitting.progress import FitObserver
     from aetk.fitting.stages import fit
     from aetk.plugin import host as plugins
@@ -59,21 +62,24 @@ _LAZY = {
     "read_audio": "aetk.data.audio",
     "find_audio_files": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
-    "metrics": None,
-    "networks": None,
     "plugins": "aetk.plugin.host",
-    "scoring": None,
-    "synth": None,
-    "testing": None,
+}
+#: Helper modules for plugins, by their public name: each lives with the job it serves.
+_MODULES = {
+    "metrics": "aetk.eval.metrics",
+    "networks": "aetk.components.networks",
+    "scoring": "aetk.components.pooling",
+    "synth": "aetk.data.synth",
+    "testing": "aetk.testing",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     if name not in _LAZY:
         raise AttributeError(f"module 'aetk' has no attribute {name!r}")
     module = _LAZY[name]
-    if module is None:
-        return importlib.import_module(f"aetk.{name}")
     if name == "plugins":
         return importlib.import_module(module)
     return getattr(importlib.import_module(module), name)

@@ -78,7 +78,7 @@ def _round_trip_state(component: AnyComponent) -> AnyComponent:
 def _waveform(channels: int = 1, seconds: float = 1.0, seed: int = 0, anomaly: str | None = None):
     import torch
 
-    from aetk import synth
+    from aetk.data import synth
 
     machine = synth.Machine(sample_rate=SAMPLE_RATE)
     rng = np.random.default_rng(seed)
@@ -126,7 +126,7 @@ class _ReferenceAutoencoder(Model):
     def build(self, input_shape: tuple[int, ...]) -> Any:
         from torch import nn
 
-        from aetk.networks import FlatAutoencoder
+        from aetk.components.networks import FlatAutoencoder
 
         size = int(np.prod(input_shape))
         return FlatAutoencoder(
@@ -142,7 +142,7 @@ class _ExactModel(Model):
     trainable = False
 
     def build(self, input_shape: tuple[int, ...]) -> Any:
-        from aetk.networks import Identity
+        from aetk.components.networks import Identity
 
         return Identity()
 

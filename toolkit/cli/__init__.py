@@ -38,7 +38,7 @@ def build_app() -> typer.Typer:
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from aetk import __version__
+        from aetk._version import __version__
 
         print(f"aetk {__version__}")
         raise typer.Exit()

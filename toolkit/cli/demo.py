@@ -39,9 +39,10 @@ def demo_command(
 
 
 def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: bool) -> None:
-    from aetk import metrics, synth
+    from aetk.data import synth
     from aetk.detect.detector import Detector
     from aetk.detect.scoring import scores_of
+    from aetk.eval import metrics
     from aetk.eval.evaluation import NORMAL, label_from_path
     from aetk.fitting.config import resolve_config
     from aetk.fitting.stages import fit_config

@@ -80,8 +80,6 @@ def score_command(
     3 with --fail-on-anomaly when a file is anomalous (and none failed).
     """
     from aetk.data.audio import require_audio_files, select_shard
-    from aetk.data.recording import describe_warnings
-    from aetk.fleet.detector import FleetDetector, load_any
 
     files = require_audio_files(paths)
     if shard is not None:
@@ -109,24 +107,6 @@ def score_command(
         return
     if out is not None:
         raise ConfigError("--out writes Ray's results: use it with --engine ray (or --json)")
-    detector = load_any(detector_path)
-    if isinstance(detector, FleetDetector):
-        in_shard = set(files)
-        routed = detector.route(paths, machine, machines)
-        routed = {path: name for path, name in routed.items() if path in in_shard}
-    elif machine is not None or machines is not None:
-        raise ConfigError(
-            f"{detector_path}: --machine and --machines need a fleet detector "
-            "(fitted with --machines)"
-        )
-    clip_seconds = _clip_seconds(detector)
-    if segment and abs(segment - clip_seconds) > 0.25 * clip_seconds:
-        console.warn(
-            f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
-            f"{clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
-            f"--set training.segment_seconds={segment:g} for a threshold of such windows"
-        )
-    results = []
     settings: dict[str, Any] = {
         "threshold": threshold,
         "false_alarm_rate": false_alarm_rate,
@@ -134,11 +114,47 @@ def score_command(
         "localize": json_output,
         "strict": strict,
     }
-    scored = (
-        detector.iter_routed(routed, **settings)
-        if isinstance(detector, FleetDetector)
-        else detector.iter_scores(files, **settings)
-    )
+    routing = (machine, machines)
+    results = _score_locally(detector_path, paths, files, routing, settings, json_output)
+    if not json_output:
+        _print_table(results)
+    if any(result.error for result in results):
+        raise typer.Exit(EXIT_FAILED)
+    if fail_on_anomaly and any(result.anomalous for result in results):
+        raise typer.Exit(EXIT_ANOMALY)
+
+
+def _score_locally(
+    detector_path: Path,
+    paths: list[Path],
+    files: list[Path],
+    routing: tuple[str | None, str | None],
+    settings: dict[str, Any],
+    json_output: bool,
+) -> list:
+    """Score ``files`` in this process, each line printed as it comes (``--json``) and each
+    error and recording warning said on stderr; a fleet routes each file to its machine
+    (``routing``: ``--machine``, ``--machines``)."""
+    from aetk.data.recording import describe_warnings
+    from aetk.fleet.detector import FleetDetector, load_any
+
+    detector = load_any(detector_path)
+    machine, machines = routing
+    if isinstance(detector, FleetDetector):
+        in_shard = set(files)
+        routed = detector.route(paths, machine, machines)
+        scored = detector.iter_routed(
+            {path: name for path, name in routed.items() if path in in_shard}, **settings
+        )
+    elif machine is not None or machines is not None:
+        raise ConfigError(
+            f"{detector_path}: --machine and --machines need a fleet detector "
+            "(fitted with --machines)"
+        )
+    else:
+        scored = detector.iter_scores(files, **settings)
+    _warn_about_window_length(settings["segment"], _clip_seconds(detector))
+    results = []
     for result in scored:
         results.append(result)
         if result.error:
@@ -147,12 +163,16 @@ def score_command(
             console.warn(f"{result.path}: {describe_warnings(result.warnings)}")
         if json_output:
             print(json.dumps(result.as_dict()), flush=True)
-    if not json_output:
-        _print_table(results)
-    if any(result.error for result in results):
-        raise typer.Exit(EXIT_FAILED)
-    if fail_on_anomaly and any(result.anomalous for result in results):
-        raise typer.Exit(EXIT_ANOMALY)
+    return results
+
+
+def _warn_about_window_length(segment: float | None, clip_seconds: float) -> None:
+    if segment and abs(segment - clip_seconds) > 0.25 * clip_seconds:
+        console.warn(
+            f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
+            f"{clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
+            f"--set training.segment_seconds={segment:g} for a threshold of such windows"
+        )
 
 
 def _clip_seconds(detector) -> float:

@@ -80,7 +80,7 @@ def watch_command(
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_one
     from aetk.watch import sources
-    from aetk.watch.monitor import Monitor, WatchOptions, finite, stop_on_signals
+    from aetk.watch.monitor import WatchOptions, finite
 
     if list_devices:
         print(sources.list_devices())
@@ -115,6 +115,17 @@ def watch_command(
         dashboard=dashboard,
         detector_file=detector_path,
     )
+    _run(detector, source, settings, json_output, (rate, channels, pcm_format))
+
+
+def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None:
+    """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate, channels and
+    sample format of raw PCM on standard input (or of a device)."""
+    from aetk.errors import ConfigError
+    from aetk.watch import sources
+    from aetk.watch.monitor import Monitor, stop_on_signals
+
+    rate, channels, pcm_format = raw
     view = _View(json_output)
     monitor = Monitor(detector, source, settings, view.show)
     if monitor.dashboard is not None:
@@ -123,8 +134,8 @@ def watch_command(
         with stop_on_signals(monitor):
             if source == "-":
                 dtype, scale = sources.RAW_FORMATS[pcm_format]
-                raw = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
-                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
+                form = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
+                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), form))
             elif source == "mic" or source.startswith("mic:"):
                 device = source.partition(":")[2] or None
                 form, blocks = sources.device_blocks(

@@ -72,7 +72,7 @@ class Standardizer(Normalizer):
         return (vectors - self.mean_) / self.std_
 
     def export_module(self) -> torch.nn.Module:
-        from aetk.networks import Affine
+        from aetk.components.networks import Affine
 
         self.check_fitted()
         if self.mode == "none":

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from aetk_core.verdict import chosen_threshold
 
-from aetk import __version__
+from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
 from aetk.data.audio import find_audio_files

@@ -104,9 +104,9 @@ def cross_validate(
     ``on_split(lockbox, folds)`` is called once the files are split, ``on_fold(result)`` after
     each fold.
     """
-    from aetk import metrics
     from aetk.data.audio import require_audio_files
     from aetk.detect.scoring import scores_of
+    from aetk.eval import metrics
     from aetk.fitting.stages import fit_config
 
     files = require_audio_files(paths)

@@ -186,7 +186,7 @@ def group_metrics(
 ) -> GroupMetrics:
     """AUC, pAUC (FPR ≤ ``max_fpr``, scikit-learn's standardised partial AUC) and precision,
     recall and F1 of the decisions ``score > threshold``."""
-    from aetk import metrics as detection
+    from aetk.eval import metrics as detection
 
     labels_array = np.asarray(labels, dtype=int)
     scores_array = np.asarray(scores, dtype=np.float64)

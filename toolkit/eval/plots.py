@@ -43,7 +43,7 @@ def roc_curve(labels: Sequence[int], scores: Sequence[float], title: str, max_fp
     """ROC curve with its AUC, the partial-AUC region shaded."""
     from sklearn.metrics import roc_curve as compute_roc
 
-    from aetk import metrics
+    from aetk.eval import metrics
 
     plt = pyplot()
     fpr, tpr, _ = compute_roc(labels, scores)

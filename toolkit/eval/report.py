@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aetk import __version__, metrics
+from aetk._version import __version__
 from aetk.data.fileio import REPORT_MARK
 from aetk.detect.calibration import Calibration
 from aetk.detect.explain import describe_view, describe_views
 from aetk.errors import AudioError
-from aetk.eval import plots
+from aetk.eval import metrics, plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from aetk import __version__
+from aetk._version import __version__
 from aetk.data.fileio import atomic_file
 from aetk.detect.detector import Detector
 from aetk.errors import ConfigError

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aetk import __version__
+from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import check_storable
 from aetk.data.audio import require_audio_files, sample_rates

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from aetk import __version__
+from aetk._version import __version__
 from aetk.components.state import jsonable
 from aetk.detect.detector import Detector
 from aetk.detect.detector_file import FLEET_SCHEMA, read_detector, write_detector

@@ -134,7 +134,7 @@ class PluginHost:
         record.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or [])
 
     def _register_core_components(self) -> None:
-        from aetk import __version__
+        from aetk._version import __version__
         from aetk.components.normalizer import Standardizer
 
         record = PluginRecord(CORE_PLUGIN, BUILTIN_DISTRIBUTION, __version__, builtin=True)

@@ -1,4 +1,4 @@
-"""Reliability, round two: nothing overwritten, nothing silently wrong, nothing that hangs, one
+"""Outputs and refusals: nothing overwritten, nothing silently wrong, nothing that hangs, one
 line instead of a traceback. Each test failed before its fix."""
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from aetk.components.base import Localization
+from aetk.components.networks import window_means
 from aetk.errors import ConfigError
-from aetk.networks import window_means
 
 
 def check_top_fraction(top_fraction: float) -> None:

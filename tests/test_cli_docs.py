@@ -1,0 +1,47 @@
+"""The documentation is tied to the code: every option of every built-in ``aetk`` command is
+named in docs/cli.md (by its long or its short name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+
+from aetk.cli import build_app
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+BUILT_IN = (
+    "fit",
+    "score",
+    "evaluate",
+    "report",
+    "cv",
+    "watch",
+    "export",
+    "plugins",
+    "demo",
+    "cache",
+)
+
+
+def commands():
+    group = typer.main.get_command(build_app())
+    return {name: command for name, command in group.commands.items() if name in BUILT_IN}
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_option_of_the_command_is_documented(name):
+    text = (DOCS / "cli.md").read_text()
+    options = [
+        parameter.opts
+        for parameter in commands()[name].params
+        if any(option.startswith("-") for option in parameter.opts)
+        and "--help" not in parameter.opts
+    ]
+    missing = [
+        opts[0]
+        for opts in options
+        if not any(f"{o} " in text or f"{o}]" in text or f"`{o}" in text for o in opts)
+    ]
+    assert missing == [], f"aetk {name}: {missing} not in docs/cli.md"
