@@ -101,3 +101,52 @@ def test_nothing_outside_the_plugin_host_branches_on_a_component_name():
         text = path.read_text()
         for name in ('== "identity"', '== "standardizer"', '== "normalizer"', '!= "normalizer"'):
             assert name not in text, f"{path.relative_to(TOOLKIT)} names {name}"
+
+
+REPO = TOOLKIT.parent
+SOURCES = ("toolkit", "plugins", "core/src", "runtime/src")
+LONGEST_BODY = 50
+
+
+def body_lengths():
+    """``(lines, file, function)`` of every function's body (its docstring left out)."""
+    for root in SOURCES:
+        for path in sorted((REPO / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                body = node.body
+                documented = isinstance(body[0], ast.Expr) and isinstance(
+                    getattr(body[0], "value", None), ast.Constant
+                )
+                first = body[1] if documented and len(body) > 1 else body[0]
+                yield node.end_lineno - first.lineno + 1, path.relative_to(REPO), node.name
+
+
+def test_no_function_body_is_longer_than_fifty_lines():
+    long = [row for row in body_lengths() if row[0] > LONGEST_BODY]
+    assert long == [], f"function bodies over {LONGEST_BODY} lines: {long}"
+
+
+def test_the_top_of_the_package_holds_only_errors_and_the_contract_kit():
+    loose = sorted(
+        path.name
+        for path in TOOLKIT.glob("*.py")
+        if not path.name.startswith("_") and path.name != "py.typed"
+    )
+    assert loose == ["errors.py", "testing.py"]
+
+
+def test_the_rules_shared_with_the_runtime_are_defined_once():
+    for name in ("def conformal_threshold", "def window_events", "class ScoreResult"):
+        defined = [
+            path.relative_to(REPO)
+            for root in SOURCES
+            for path in (REPO / root).rglob("*.py")
+            if name in path.read_text()
+        ]
+        assert [str(path) for path in defined] == [
+            "core/src/aetk_core/verdict.py"
+            if name != "class ScoreResult"
+            else "core/src/aetk_core/results.py"
+        ], (name, defined)

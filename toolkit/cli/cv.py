@@ -66,16 +66,6 @@ def cv_command(
             highlight=False,
         )
 
-    def report(fold) -> None:
-        auc = "" if fold.auc is None else f", AUC {fold.auc:.3f}, pAUC {fold.pauc:.3f}"
-        loss = "" if fold.val_loss is None else f"loss {fold.val_loss:.5g}, "
-        console.stderr.print(
-            f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
-            f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}, "
-            f"false alarms {fold.false_alarm_rate:.1%}{auc}",
-            highlight=False,
-        )
-
     result = cross_validate(
         normal_dir,
         fit_config,
@@ -84,11 +74,26 @@ def cv_command(
         test_ratio=test_ratio,
         seed=seed,
         on_split=announce,
-        on_fold=report,
+        on_fold=lambda fold: _report_fold(fold, folds),
     )
     if json_output:
         print(json.dumps(result.as_dict(), indent=2))
-        return
+    else:
+        _print_table(result, folds)
+
+
+def _report_fold(fold, folds: int) -> None:
+    auc = "" if fold.auc is None else f", AUC {fold.auc:.3f}, pAUC {fold.pauc:.3f}"
+    loss = "" if fold.val_loss is None else f"loss {fold.val_loss:.5g}, "
+    console.stderr.print(
+        f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
+        f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}, "
+        f"false alarms {fold.false_alarm_rate:.1%}{auc}",
+        highlight=False,
+    )
+
+
+def _print_table(result, folds: int) -> None:
     from rich.table import Table
 
     table = Table(

@@ -41,9 +41,6 @@ def demo_command(
 def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: bool) -> None:
     from aetk.data import synth
     from aetk.detect.detector import Detector
-    from aetk.detect.scoring import scores_of
-    from aetk.eval import metrics
-    from aetk.eval.evaluation import NORMAL, label_from_path
     from aetk.fitting.config import resolve_config
     from aetk.fitting.stages import fit_config
 
@@ -60,6 +57,27 @@ def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: 
     assert fitted is not None  # the demo runs in one process
     detector = Detector.load(fitted.save(folder / "detector.aetk"))
     results = detector.score(written["test"], localize=False)
+    rows, normal = _rows_by_fault(results)
+    summary = {
+        "rows": rows,
+        "normal_clips": len(normal),
+        "false_alarms": sum(bool(r.anomalous) for r in normal),
+        "threshold": detector.threshold,
+        "preset": config.preset,
+    }
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, folder if keep else None)
+
+
+def _rows_by_fault(results: list[ScoreResult]) -> tuple[list[dict[str, Any]], list[ScoreResult]]:
+    """AUC, pAUC and how many were flagged, for each kind of fault and for all of them, against
+    the normal test clips; and the normal clips' results."""
+    from aetk.data import synth
+    from aetk.detect.scoring import scores_of
+    from aetk.eval import metrics
+    from aetk.eval.evaluation import NORMAL, label_from_path
 
     def kind(result: ScoreResult) -> str:
         if label_from_path(result.path) == NORMAL:
@@ -81,26 +99,18 @@ def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: 
                 "detected": sum(bool(r.anomalous) for r in faulty),
             }
         )
-    false_alarms = sum(bool(r.anomalous) for r in normal)
-    if json_output:
-        print(
-            json.dumps(
-                {
-                    "rows": rows,
-                    "normal_clips": len(normal),
-                    "false_alarms": false_alarms,
-                    "threshold": detector.threshold,
-                    "preset": config.preset,
-                }
-            )
-        )
-        return
+    return rows, normal
+
+
+def _print_summary(summary: dict[str, Any], kept_in: Path | None) -> None:
     from rich.table import Table
 
-    table = Table(title=f"aetk demo: preset {config.preset}, threshold {detector.threshold:.4g}")
+    table = Table(
+        title=f"aetk demo: preset {summary['preset']}, threshold {summary['threshold']:.4g}"
+    )
     for column in ("anomaly", "test clips", "AUC", "pAUC (FPR ≤ 0.1)", "flagged"):
         table.add_column(column, justify="left" if column == "anomaly" else "right")
-    for row in rows:
+    for row in summary["rows"]:
         table.add_row(
             row["anomaly"],
             str(row["clips"]),
@@ -109,7 +119,9 @@ def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: 
             f"{row['detected']}/{row['clips']}",
         )
     console.stdout.print(table)
-    kept = f" Clips and detector are in {folder}." if keep else ""
+    kept = f" Clips and detector are in {kept_in}." if kept_in is not None else ""
     console.stdout.print(
-        f"False alarms on normal test clips: {false_alarms}/{len(normal)}.{kept}", highlight=False
+        f"False alarms on normal test clips: {summary['false_alarms']}/"
+        f"{summary['normal_clips']}.{kept}",
+        highlight=False,
     )

@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from aetk.detect.calibration import Calibration
+    from aetk.detect.detector import Detector
     from aetk.fitting.config import EpochReport, FitConfig
 
 
@@ -96,27 +98,40 @@ def fit_command(
             raise ConfigError("--machines fits machine by machine: use it without --nproc")
         _fit_fleet(normal_dirs, machines, fit_config_, output, json_output)
         return
-    try:
+
+    def fit_one() -> Detector | None:
         with distributed.session(), ProgressObserver() as observer:
-            detector = fit_config(normal_dirs, fit_config_, observer)
+            return fit_config(normal_dirs, fit_config_, observer)
+
+    detector = _fit_and_save(fit_one, output)
+    if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
+        return
+    summary = detector.summary(output)
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+
+
+def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:
+    """What ``fit()`` returns, saved to ``output`` (None: nothing to save); an interruption or a
+    failure to write is one line, and ``output`` is left as it was."""
+    try:
+        fitted = fit()
     except KeyboardInterrupt:
         console.error(f"interrupted: fitting stopped, nothing written to {output}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
-        return
+    if fitted is None:
+        return None
     try:
-        detector.save(output)
+        fitted.save(output)
     except KeyboardInterrupt:
         console.error(f"interrupted while saving: {output} left as it was")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as exc:
         console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
         raise typer.Exit(EXIT_FAILED) from None
-    summary = detector.summary(output)
-    if json_output:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary)
+    return fitted
 
 
 def _fit_fleet(
@@ -129,15 +144,7 @@ def _fit_fleet(
         with ProgressObserver() as observer:
             return fit_config(files, config, observer)
 
-    try:
-        fleet = fit_fleet(normal_dirs, source, fit_one)
-        fleet.save(output)
-    except KeyboardInterrupt:
-        console.error(f"interrupted: fitting stopped, nothing written to {output}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except OSError as exc:
-        console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
-        raise typer.Exit(EXIT_FAILED) from None
+    fleet = _fit_and_save(lambda: fit_fleet(normal_dirs, source, fit_one), output)
     summary = fleet.summary(output)
     if json_output:
         print(json.dumps(summary))

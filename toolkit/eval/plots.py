@@ -128,7 +128,15 @@ def explanation(explained: Explanation, title: str):
             axis.axvspan(event.start, event.end, color="white", alpha=0.18, lw=0)
             axis.axvline(event.start, color="white", lw=0.8, ls="--")
             axis.axvline(event.end, color="white", lw=0.8, ls="--")
-    curve = axes[-1]
+    _score_curve(axes[-1], errors, duration)
+    # An invisible colour bar keeps the curve's time axis aligned with the images above it.
+    figure.colorbar(image, ax=axes[-1], pad=0.01).ax.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def _score_curve(curve, errors, duration: float) -> None:
+    """Each vector's score over time against the event threshold, the events shaded."""
     centres = [(start + end) / 2 for start, end in errors.vector_spans]
     curve.plot(centres, errors.vector_scores, color="C0", lw=1.2, label="score per vector")
     curve.axhline(
@@ -147,10 +155,6 @@ def explanation(explained: Explanation, title: str):
         title += ": no moment stands out, the whole clip departs from normal"
     curve.set(xlabel="time (s)", ylabel="score", title=title, xlim=(0, duration))
     curve.legend(fontsize=8, loc="upper right")
-    # An invisible colour bar keeps the curve's time axis aligned with the images above it.
-    figure.colorbar(image, ax=curve, pad=0.01).ax.set_visible(False)
-    figure.suptitle(title, fontsize=10)
-    return figure
 
 
 def _khz(hertz: float) -> str:
