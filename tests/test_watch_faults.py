@@ -4,6 +4,7 @@ at once, a stream at another rate."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -207,4 +208,16 @@ def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):
     scored = [e for e in events if e["event"] == "scored"]
     assert scored and all(
         [w["name"] for w in e.get("warnings", [])] == ["band-limit"] for e in scored
+    )
+
+
+def test_a_stereo_stream_for_a_mono_detector_is_scored_with_a_channels_warning(watched):
+    _, path = watched
+    mono = stream(6, None, 0)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.stack([mono, mono], axis=1), RATE, format="WAV", subtype="PCM_16")
+    events = watch("-", "-d", path, input=buffer.getvalue())
+    scored = [e for e in events if e["event"] == "scored"]
+    assert scored and all(
+        [w["name"] for w in e.get("warnings", [])] == ["channels"] for e in scored
     )
