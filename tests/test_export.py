@@ -104,6 +104,17 @@ def test_a_component_that_cannot_export_is_named(sounds, fresh_plugins, tmp_path
         export(detector, tmp_path / "x.onnx")
 
 
+def test_a_featurizer_without_a_torch_free_twin_is_refused_at_export(sounds, tmp_path):
+    from aetk.errors import ConfigError
+    from aetk.export.onnx import export
+
+    detector = aetk.fit(sounds[0])
+    detector.featurizer.name = "energy"  # as a plugin's featurizer would be named
+    with pytest.raises(ConfigError, match="featurizer 'energy' has no torch-free implementation"):
+        export(detector, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_cli_export_refuses_what_it_should_not_overwrite(cli, exported, tmp_path):
     _, detector_path, _ = exported["default"]
     notes = tmp_path / "notes.onnx"

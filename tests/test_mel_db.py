@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torchaudio
+from aetk_core.features import MelDb as NumpyMelDb
 
 import aetk
 from aetk import synth
 from aetk.fitting.config import load_preset, preset_names
 from aetk_builtins.mel_db import MelDb
-
-# The runtime's numpy featurizer, from this checkout (it needs no onnx): compared with aetk's on
-# every test run.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime" / "src"))
-from aetk_runtime.features import MelDb as NumpyMelDb
 
 
 def noise(channels=2, samples=100_000, seed=0):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.features import featurizer_for
 
 from aetk._version import __version__
 from aetk.data.fileio import atomic_file
@@ -44,7 +45,9 @@ class _DetectorGraph(torch.nn.Module):
 
 def graph_of(detector: Detector) -> torch.nn.Module:
     """The detector after its featurizer as one module, or a ConfigError naming the component
-    that cannot be exported."""
+    that cannot be exported (a featurizer without a torch-free implementation in aetk-core
+    included: the runtime could not feed the graph)."""
+    featurizer_for({"name": detector.featurizer.name, "params": detector.featurizer.get_params()})
     normalizer = detector.normalizer.export_module()
     if normalizer is None:
         raise ConfigError(f"normalizer '{detector.normalizer.name}' cannot be exported")

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 from aetk_core.audio import find_audio_files, read_audio, read_windows
-from aetk_core.errors import AudioError
+from aetk_core.errors import AudioError, ConfigError
+from aetk_core.features import featurizer_for
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
 from aetk_runtime.errors import DetectorError, RuntimeUsageError
-from aetk_runtime.features import featurizer_for
 
 #: Export schemas this runtime reads.
 SCHEMAS = (1,)
@@ -57,7 +57,7 @@ def load(path: str | Path) -> ExportedDetector:
         )
     try:
         featurizer = featurizer_for(meta["featurizer"])
-    except DetectorError as exc:
+    except ConfigError as exc:
         raise DetectorError(f"{path}: {exc}") from None
     return ExportedDetector(path, session, featurizer, meta)
 

@@ -1,5 +1,12 @@
-"""The built-in ``mel-db`` featurizer in numpy: the same resampling, STFT, mel filter bank, dB
-and frame context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
+"""Featurizers without PyTorch, for detectors exported to aetk-runtime.
+
+This is the contract a featurizer meets to run without torch: a numpy implementation registered
+here in :data:`FEATURIZERS` under the featurizer's name, built from the same parameters, giving
+the same vectors (tests/test_mel_db.py compares them on every test run). ``aetk export`` refuses
+a detector whose featurizer has none, rather than exporting a graph the runtime cannot feed.
+
+The built-in ``mel-db`` in numpy: the same resampling, STFT, mel filter bank, dB and frame
+context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
 
 - resampling: a windowed-sinc polyphase filter (Hann window, 6 zero crossings, roll-off 0.99), as
   ``torchaudio.transforms.Resample`` builds it;
@@ -15,9 +22,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from aetk_core.errors import AudioError
 
-from aetk_runtime.errors import DetectorError
+from aetk_core.errors import AudioError, ConfigError
 
 #: Largest resampling kernel (in elements of up × down phases) built for an exact rate ratio.
 _MAX_KERNEL_PHASES = 1_000_000
@@ -27,6 +33,16 @@ class MelDb:
     """``mel-db`` with the parameters an exported detector carries."""
 
     name = "mel-db"
+    sample_rate: int
+    channels: str | int
+    target_length: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    top_db: float
+    frames: int
+    center: bool
+    floor_db: float | None
     PARAMS = (
         "sample_rate",
         "channels",
@@ -43,7 +59,9 @@ class MelDb:
     def __init__(self, params: dict):
         unknown = sorted(set(params) - set(self.PARAMS))
         if unknown:
-            raise DetectorError(f"mel-db parameters this runtime does not know: {unknown}")
+            raise ConfigError(
+                f"mel-db parameters the torch-free featurizer does not know: {unknown}"
+            )
         defaults = {
             "channels": "mono",
             "target_length": 100_000,
@@ -134,12 +152,13 @@ FEATURIZERS = {MelDb.name: MelDb}
 
 
 def featurizer_for(entry: dict):
-    """The runtime's featurizer for an exported detector's ``featurizer`` metadata."""
+    """The torch-free featurizer for a ``{"name", "params"}`` entry (an exported detector's
+    metadata); a featurizer without one is a :class:`ConfigError`."""
     name = entry.get("name")
     if name not in FEATURIZERS:
-        raise DetectorError(
-            f"featurizer '{name}' is not one this runtime implements "
-            f"({', '.join(FEATURIZERS)}); score this detector with aetk itself"
+        raise ConfigError(
+            f"featurizer '{name}' has no torch-free implementation (aetk-core implements "
+            f"{', '.join(FEATURIZERS)}); score this detector with aetk itself"
         )
     return FEATURIZERS[name](dict(entry.get("params") or {}))
 
