@@ -402,19 +402,26 @@ class KnnScorer(aetk.Scorer):
         self, queries: torch.Tensor, reference: torch.Tensor, exclude: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each query's mean distance to its k nearest rows of ``reference`` and the nearest
-        row's index, a chunk of queries at a time (bounded memory)."""
+        row's index, a chunk of queries at a time (bounded memory). The rows are ranked by
+        ``|r|² − 2 q·r`` (one fused matrix product; ``|q|²`` is the same along a row), and only
+        the k kept are turned into distances."""
         import torch
 
         available = len(reference) - (int(exclude.sum()) if exclude is not None else 0)
         k = min(self.k, available)
+        squared_norms = reference.square().sum(1)
         means, nearest = [], []
         for chunk in torch.split(queries, 1024):
-            distances = torch.cdist(chunk, reference)
+            ranking = torch.addmm(squared_norms, chunk, reference.T, beta=1, alpha=-2)
             if exclude is not None:
-                distances[:, exclude] = float("inf")
-            closest = distances.topk(k, largest=False)
-            means.append(closest.values.mean(1))
-            nearest.append(closest.indices[:, 0])
+                ranking[:, exclude] = float("inf")
+            if k == 1:
+                closest, index = ranking.min(1, keepdim=True)
+            else:
+                closest, index = ranking.topk(k, largest=False)
+            distances = (closest + chunk.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
+            means.append(distances.mean(1))
+            nearest.append(index[:, 0])
         if not means:
             return torch.empty(0), torch.empty(0, dtype=torch.long)
         return torch.cat(means), torch.cat(nearest)
