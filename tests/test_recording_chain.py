@@ -152,3 +152,11 @@ def test_training_warnings_compare_each_file_with_the_others():
         [profile(), profile(), profile(level_db=-45.0), profile(channels=2)], 8000.0
     )
     assert [[w.name for w in file] for file in found] == [[], [], ["gain"], ["channels"]]
+
+
+def test_the_report_names_a_recording_s_warnings(chain, cli, tmp_path):
+    _, path, tests = chain
+    page = tmp_path / "report.html"
+    ran = cli("report", tests / "band-limit.wav", tests / "clean.wav", "-d", path, "-o", page)
+    assert ran.code == 0, ran.stderr
+    assert "recording band-limit: recorded at 8000 Hz" in page.read_text()
