@@ -6,6 +6,7 @@ import re
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY
 
@@ -49,6 +50,12 @@ def test_hook_examples_in_the_docs_run(hook, machine_sounds, cli, fresh_plugins)
     components = host.plugins["docs-example"].components
     if hook == "register_commands":
         assert "threshold" in cli("--help").stdout
+        return
+    if hook == "register_watch_sources":
+        opener, address = host.watch_source("tone:1.0,440")
+        form, blocks = opener(address, None, 1, lambda: False)
+        audio = np.concatenate(list(blocks), axis=1)
+        assert (form.rate, form.channels, audio.shape) == (16000, 1, (1, 16000))
         return
     ((kind, (name,)),) = components.items()
     settings = [s for s in TINY["set"] if not s.startswith(f"{kind}.")]

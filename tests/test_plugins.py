@@ -120,6 +120,35 @@ def test_hook_register_commands(install, cli):
     assert plugin["commands"] == ["hello"] and "command: hello" in cli("plugins").stdout
 
 
+def test_hook_register_watch_sources(install, cli, fitted):
+    install("""
+        import numpy as np
+        import aetk
+        from aetk.watch.sources import StreamFormat
+
+        def open_tone(address, rate, channels, stopping):
+            seconds, frequency = (float(part) for part in address.split(","))
+            rate = rate or 16000
+            time = np.arange(int(seconds * rate)) / rate
+            tone = (0.1 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+            form = StreamFormat(rate, 1, "float32", 1.0)
+            return form, iter([tone[None, start : start + rate // 10]
+                               for start in range(0, len(tone), rate // 10)])
+
+        @aetk.hookimpl
+        def register_watch_sources(register):
+            register("tone", open_tone)
+    """)
+    _, detector = fitted
+    ran = cli("watch", "tone:2.0,440", "-d", detector, "--json", "--window", "0.5")
+    assert ran.code == 0, ran.stderr
+    scored = [event for event in ran.json_lines() if event["event"] == "scored"]
+    assert len(scored) == 7  # 0.5-s windows every 0.25 s over 2 s
+    listed = {record["name"]: record for record in json.loads(cli("plugins", "--json").stdout)}
+    (plugin,) = [r for r in listed.values() if "watch_source" in r["components"]]
+    assert plugin["components"]["watch_source"] == ["tone"]
+
+
 def test_third_party_detector_round_trip_names_missing_plugin(install, machine_sounds, tmp_path):
     name = install(SCORER_PLUGIN)
     detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", **TINY)

@@ -19,7 +19,9 @@ def watch_command(
     source: Annotated[
         str | None,
         typer.Argument(
-            metavar="SOURCE", help="A folder, 'mic' or 'mic:NAME|INDEX', or '-' (standard input)."
+            metavar="SOURCE",
+            help="A folder, 'mic' or 'mic:NAME|INDEX', '-' (standard input), or SCHEME:ADDRESS "
+            "of a source a plugin adds.",
         ),
     ] = None,
     detector_path: options.DetectorFile = Path("detector.aetk"),
@@ -122,6 +124,7 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
     """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate, channels and
     sample format of raw PCM on standard input (or of a device)."""
     from aetk.errors import ConfigError
+    from aetk.plugin.host import get_host
     from aetk.watch import sources
     from aetk.watch.monitor import Monitor, stop_on_signals
 
@@ -130,9 +133,13 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
     monitor = Monitor(detector, source, settings, view.show)
     if monitor.dashboard is not None:
         console.stderr.print(f"Dashboard: {monitor.dashboard.url}", highlight=False)
+    plugin_source = get_host().watch_source(source)
     try:
         with stop_on_signals(monitor):
-            if source == "-":
+            if plugin_source is not None:
+                opener, address = plugin_source
+                monitor.run_stream(*opener(address, rate, channels, lambda: monitor.stopping))
+            elif source == "-":
                 dtype, scale = sources.RAW_FORMATS[pcm_format]
                 form = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
                 monitor.run_stream(*sources.stdin_blocks(sources.stdin(), form))

@@ -98,22 +98,21 @@ class FleetDetector:
         **options: Any,
     ) -> Iterator[ScoreResult]:
         """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
-        detector (``options``: the same keywords); results in the order of the recordings,
-        each with its ``machine``."""
+        detector (``options``: the same keywords), each result with its ``machine`` (see
+        :meth:`iter_routed` for their order)."""
         yield from self.iter_routed(self.route(paths, machine, source), **options)
 
     def iter_routed(self, routed: dict[Path, str], **options: Any) -> Iterator[ScoreResult]:
-        """Results of recordings already routed (:meth:`route`) to their machines."""
+        """Results of recordings already routed (:meth:`route`) to their machines, each as soon
+        as it is scored: machine by machine, in the order each machine first appears, and in the
+        recordings' order within a machine (sub-folders per machine: the recordings' order)."""
         by_machine: dict[str, list[Path]] = {}
         for path, name in routed.items():
             by_machine.setdefault(name, []).append(path)
-        results: dict[str, ScoreResult] = {}
         for name, files in by_machine.items():
             for result in self.detectors[name].iter_scores(files, **options):
                 result.machine = name
-                results[result.path] = result
-        for path in routed:
-            yield results[str(path)]
+                yield result
 
     def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
         return list(self.iter_scores(paths, **options))

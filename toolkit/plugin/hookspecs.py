@@ -60,6 +60,23 @@ def register_scorers(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def register_watch_sources(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Add a kind of live source to ``aetk watch`` (beside folders, input devices and stdin).
+
+    :param register: ``register(scheme, open)``: ``aetk watch SCHEME:ADDRESS`` then calls
+        ``open(address, rate, channels, stopping)`` (``rate`` and ``channels``: what the user
+        asked for with ``--rate`` and ``--channels``, or None and 1), which returns
+        ``(aetk.watch.sources.StreamFormat, blocks)``: the stream's sample rate and channel count,
+        and an iterator of ``[channels, samples]`` float32 blocks in [-1, 1]; it should end when
+        ``stopping()`` returns True or the stream ends. Raise :class:`aetk.ConfigError` for an
+        address that cannot be opened.
+    :return: nothing; the return value is ignored. Every plugin's implementation is called.
+
+    Since 0.2.
+    """
+
+
+@hookspec
 def register_commands(app: typer.Typer) -> Any:
     """Add sub-commands to the ``aetk`` command line.
 

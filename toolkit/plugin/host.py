@@ -97,6 +97,8 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginRecord] = {}
         self.registry: dict[str, dict[str, Registration]] = {kind: {} for kind in COMPONENT_KINDS}
+        #: ``aetk watch`` sources by scheme: the opener and the plugin that registered it.
+        self.watch_sources: dict[str, tuple[Callable[..., Any], str]] = {}
         self._loaded = False
 
     # -- loading --------------------------------------------------------------------------------
@@ -111,6 +113,7 @@ class PluginHost:
             self._load_entry_point(entry_point)
         for kind, hook_name in REGISTRATION_HOOKS.items():
             self._collect_components(kind, hook_name)
+        self._collect_watch_sources()
         return self
 
     def register_plugin(
@@ -245,6 +248,35 @@ class PluginHost:
             return {"register": register}
 
         self.call_hook(hook_name, make_register)
+
+    def _collect_watch_sources(self) -> None:
+        def make_register(record: PluginRecord) -> dict:
+            def register(scheme: Any, opener: Any) -> None:
+                if not isinstance(scheme, str) or not scheme.isidentifier() or not callable(opener):
+                    self._problem(record, f"registered an invalid watch source {scheme!r}")
+                    return
+                if scheme in self.watch_sources or scheme == "mic":
+                    self._problem(
+                        record,
+                        f"registered watch source '{scheme}', a scheme already taken; the second "
+                        "one is ignored",
+                    )
+                    return
+                self.watch_sources[scheme] = (opener, record.name)
+                record.components.setdefault("watch_source", []).append(scheme)
+
+            return {"register": register}
+
+        self.call_hook("register_watch_sources", make_register)
+
+    def watch_source(self, source: str) -> tuple[Callable[..., Any], str] | None:
+        """The opener a plugin registered for ``source``'s scheme (``SCHEME:ADDRESS``) and the
+        address, or None when no plugin handles it."""
+        self.load()
+        scheme, colon, address = source.partition(":")
+        if not colon or scheme not in self.watch_sources:
+            return None
+        return self.watch_sources[scheme][0], address
 
     def add_commands(self, app: Any) -> None:
         """Let every plugin add sub-commands to the typer ``app``, recording which it added."""
