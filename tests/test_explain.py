@@ -9,7 +9,8 @@ from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.detect.explain import _to_grid, error_map, explain
+from aetk.detect.explain import error_map, to_grid
+from aetk.detect.explanation import explain
 from aetk_builtins.mel_db import MelDb
 
 RATE = 16000
@@ -136,18 +137,19 @@ def test_grid_averages_overlapping_vectors_and_sums_channels():
     values = torch.tensor(
         [[[[1.0, 2.0]], [[1.0, 2.0]]], [[[3.0, 4.0]], [[3.0, 4.0]]], [[[5.0, 6.0]], [[5.0, 6.0]]]]
     )
-    np.testing.assert_allclose(_to_grid(values, step=1), [[2.0, 5.0, 9.0, 12.0]])
+    np.testing.assert_allclose(to_grid(values, step=1), [[2.0, 5.0, 9.0, 12.0]])
     np.testing.assert_allclose(
-        _to_grid(values, step=1, average_channels=True), [[1.0, 2.5, 4.5, 6.0]]
+        to_grid(values, step=1, average_channels=True), [[1.0, 2.5, 4.5, 6.0]]
     )
     image = torch.arange(6.0).reshape(1, 1, 2, 3)
-    np.testing.assert_allclose(_to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_allclose(to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])
 
 
 def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():
     """A clip anomalous as a whole with no vector above the event line gets one event of the
     whole clip, and the score plot says so instead of shading a curve that never crosses it."""
-    from aetk.detect.explain import ErrorMap, Explanation, _events
+    from aetk.detect.explain import ErrorMap, _events
+    from aetk.detect.explanation import Explanation
     from aetk.eval import plots
 
     layout = MelDb(n_mels=8, frames=1).layout()

@@ -42,7 +42,7 @@ def test_mimii_fan_clips_all_fit_and_score():
 def _lathe_events(scorer: str):
     """A lathe 'DEF' clip scored by the autoencoder preset with ``scorer``: the error per
     frame inside and outside its events, and the normal error per frame."""
-    from aetk.detect.explain import explain
+    from aetk.detect.explanation import explain
 
     detector = aetk.fit(SHARED_DATA / "lathe" / "train", preset="autoencoder", scorer=scorer)
     clip = SHARED_DATA / "lathe" / "test" / "anomaly_LM_1003.wav"

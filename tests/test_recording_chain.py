@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 import aetk
 from aetk import synth
 from aetk.data.recording import RecordingNorms, RecordingProfile, training_warnings
-from aetk.detect.explain import explain
+from aetk.detect.explanation import explain
 
 RATE = 16000
 

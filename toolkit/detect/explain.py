@@ -9,12 +9,10 @@ largest multiple of their normal contribution (learned from validation clips in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from aetk_core.verdict import is_anomalous
 
 from aetk.components.base import FeatureLayout, Localization
 
@@ -112,7 +110,7 @@ def error_map(
         or normal.shape != contributions.shape[1:]
     ):
         return None
-    grid = _to_grid(contributions, layout.vector_step)
+    grid = to_grid(contributions, layout.vector_step)
     normal_bands = normal.sum(0).mean(-1).double().numpy()
     spans = _vector_spans(len(contributions), contributions.shape[-1], layout)
     scores = localization.vector_scores.double().numpy()
@@ -137,59 +135,11 @@ def _view(localization: Localization, spans: list[tuple[float, float]]) -> dict[
     }
 
 
-@dataclass
-class Explanation:
-    """Everything ``aetk report`` shows about one recording."""
-
-    path: str
-    score: float
-    threshold: float
-    spectrogram: np.ndarray  # [bands, frames], the input features (dB), channels averaged
-    reconstruction: np.ndarray | None  # the same for the model's reconstruction, if it has one
-    errors: ErrorMap
-
-    @property
-    def anomalous(self) -> bool:
-        return is_anomalous(self.score, self.threshold)
-
-
-def explain(detector: Detector, path: str | Path) -> Explanation | None:
-    """Score one whole recording and localize its anomaly; ``None`` if it cannot be localized.
-
-    :raises AudioError: the file cannot be read.
-    """
-    clip = detector.clip(path)
-    features = clip.vectors
-    vectors = detector.normalizer.transform(features)
-    scores, (localization,) = detector.scorer.score_and_localize(detector.model, [vectors])
-    score = float(scores[0])
-    nyquist = None if clip.recording is None else clip.recording.nyquist_hz()
-    errors = error_map(detector, localization, is_anomalous(score, detector.threshold), nyquist)
-    if errors is None:
-        return None
-    step = errors.layout.vector_step
-    reconstruction = None
-    if detector.model.trainable:
-        restored = detector.model.reconstruct(vectors)
-        if restored.shape == features.shape:
-            reconstruction = _to_grid(
-                detector.normalizer.inverse_transform(restored), step, average_channels=True
-            )
-    return Explanation(
-        str(path),
-        score,
-        detector.threshold,
-        _to_grid(features, step, average_channels=True),
-        reconstruction,
-        errors,
-    )
-
-
 def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
     return contributions.dim() == 4 and contributions.shape[2] == len(layout.band_edges_hz)
 
 
-def _to_grid(values: torch.Tensor, step: int, average_channels: bool = False) -> np.ndarray:
+def to_grid(values: torch.Tensor, step: int, average_channels: bool = False) -> np.ndarray:
     """``[vectors, channels, bands, frames]`` → ``[bands, clip frames]``: channels summed (or
     averaged), each clip frame the mean over the vectors that cover it."""
     values = values.double()

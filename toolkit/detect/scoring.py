@@ -21,7 +21,7 @@ from aetk_core.verdict import is_anomalous, window_events
 
 from aetk.data.features import FileClips, check_vector_shape
 from aetk.data.recording import RecordingWarning, merged
-from aetk.detect.explain import error_map
+from aetk.detect.explain import ErrorMap, error_map
 from aetk.errors import AudioError
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def score_clips(
     localize: bool,
     batch_windows: int = BATCH_WINDOWS,
     strict: bool = False,
+    maps: dict[str, ErrorMap] | None = None,
 ) -> Iterator[ScoreResult]:
     """One :class:`~aetk.detect.detector.ScoreResult` per file of ``files``, in order.
 
@@ -68,6 +69,8 @@ def score_clips(
         files always get the runs of windows above the threshold.
     :param strict: a recording that does not match the training recordings is an error (no
         score) rather than a warning on its result.
+    :param maps: with ``localize``, filled with each file's error map (by path), for
+        explanations drawn from this same pass.
     """
     norms = detector.recording_norms()
     pending: list[_FileScores] = []
@@ -86,13 +89,13 @@ def score_clips(
                 entry.windows.append((clip.start, clip.end))
                 batch.append((entry, clip.vectors))
                 if len(batch) >= batch_windows:
-                    _score_batch(detector, batch, threshold, localize)
+                    _score_batch(detector, batch, threshold, localize, maps)
                     batch = []
                     yield from _finished(pending, threshold, strict)
         except AudioError as exc:
             entry.error = exc.reason
         entry.complete = True
-    _score_batch(detector, batch, threshold, localize)
+    _score_batch(detector, batch, threshold, localize, maps)
     yield from _finished(pending, threshold, strict)
 
 
@@ -101,6 +104,7 @@ def _score_batch(
     batch: list[tuple[_FileScores, torch.Tensor]],
     threshold: float,
     localize: bool,
+    maps: dict[str, ErrorMap] | None = None,
 ) -> None:
     if not batch:
         return
@@ -125,6 +129,8 @@ def _score_batch(
             if errors is not None:
                 entry.located = [e.as_dict() for e in errors.events]
                 entry.view = errors.view
+                if maps is not None:
+                    maps[entry.path] = errors
 
 
 def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Iterator[ScoreResult]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from aetk.detect.explain import Explanation
+    from aetk.detect.explanation import Explanation
 
 
 def pyplot():

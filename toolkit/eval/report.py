@@ -302,7 +302,7 @@ def _explanations_section(
 
 
 def _explained(detector: Detector, chosen: list[ScoreResult]) -> list[str]:
-    from aetk.detect.explain import explain
+    from aetk.detect.explanation import explain
 
     sections = []
     for result in chosen:

@@ -322,7 +322,7 @@ def draw_alert(
 ) -> bytes | None:
     """PNG of ``audio``'s log-mel spectrogram with its localized seconds and bands marked; None
     when it cannot be read or localized."""
-    from aetk.detect.explain import explain
+    from aetk.detect.explanation import explain
     from aetk.errors import AetkError
     from aetk.eval import plots
 
