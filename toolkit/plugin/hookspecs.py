@@ -72,7 +72,7 @@ def register_watch_sources(register: Callable[[str, Callable[..., Any]], None]) 
         address that cannot be opened.
     :return: nothing; the return value is ignored. Every plugin's implementation is called.
 
-    Since 0.2.
+    Since 0.1.
     """
 
 
