@@ -153,7 +153,7 @@ def _score_locally(
         )
     else:
         scored = detector.iter_scores(files, **settings)
-    _warn_about_window_length(settings["segment"], _clip_seconds(detector))
+    _warn_about_window_length(settings["segment"], detector.clip_seconds)
     results = []
     for result in scored:
         results.append(result)
@@ -173,12 +173,6 @@ def _warn_about_window_length(segment: float | None, clip_seconds: float) -> Non
             f"{clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
             f"--set training.segment_seconds={segment:g} for a threshold of such windows"
         )
-
-
-def _clip_seconds(detector) -> float:
-    """The clips' length the threshold was calibrated on (a fleet's first machine's)."""
-    detectors = getattr(detector, "detectors", None)
-    return next(iter(detectors.values())).clip_seconds if detectors else detector.clip_seconds
 
 
 @dataclass

@@ -27,20 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.results import KEYS
 
 from aetk.errors import ConfigError
 
-COLUMNS = (
-    "path",
-    "score",
-    "threshold",
-    "anomalous",
-    "error",
-    "segments",
-    "view",
-    "warnings",
-    "machine",
-)
+#: The results file's columns: the keys of a result row.
+COLUMNS = KEYS
 #: Columns holding JSON text (nested values in a flat table).
 JSON_COLUMNS = ("segments", "view", "warnings")
 FORMATS = (".parquet", ".csv")

@@ -120,6 +120,8 @@ class FeaturizedSets:
     recordings: dict[str, list[RecordingProfile]] = field(default_factory=dict)
     #: ``{"path", "name", "message"}`` of each way a file was recorded unlike the others.
     recording_warnings: list[dict[str, str]] = field(default_factory=list)
+    #: What the recordings were like, for the checks at score time.
+    recording_norms: RecordingNorms | None = None
 
 
 def fit_config(
@@ -260,11 +262,13 @@ MAX_WARNED_FILES = 3
 
 
 def _check_recordings(sets: FeaturizedSets, band_hz: float | None) -> None:
-    """Note each way a training file is recorded unlike the analysed band or the other files in
-    ``sets.recording_warnings`` (for the detector file), and warn: once per file, or once per
-    kind when many files share it."""
+    """Learn the recordings' norms (``sets.recording_norms``), note each way a training file is
+    recorded unlike the analysed band or the other files in ``sets.recording_warnings`` (both
+    for the detector file), and warn: once per file, or once per kind when many files share
+    it."""
     paths = [path for path, profiles in sets.recordings.items() for _ in profiles]
     profiles = [profile for file_profiles in sets.recordings.values() for profile in file_profiles]
+    sets.recording_norms = RecordingNorms.learn(profiles, band_hz)
     by_file: dict[str, list[RecordingWarning]] = {}
     for path, clip_warnings in zip(paths, training_warnings(profiles, band_hz), strict=True):
         by_file.setdefault(path, []).extend(clip_warnings)
@@ -367,8 +371,7 @@ def training_summary(
     """What the detector file keeps about its training, for ``fit --json``, the report and the
     recording checks at score time."""
     history = parts.model.history_
-    profiles = [profile for file_profiles in sets.recordings.values() for profile in file_profiles]
-    band_hz = analysed_hz(parts.featurizer)
+    norms = sets.recording_norms or RecordingNorms(analysed_hz(parts.featurizer))
     watched = [r["val_loss"] if r["val_loss"] is not None else r["train_loss"] for r in history]
     return {
         "aetk_version": __version__,
@@ -384,7 +387,7 @@ def training_summary(
         "train_loss": [report["train_loss"] for report in history],
         "val_loss": [report["val_loss"] for report in history],
         "data_fingerprint": fingerprint(sets.digests["train"] + sets.digests["validation"]),
-        "recordings": RecordingNorms.learn(profiles, band_hz).as_dict(),
+        "recordings": norms.as_dict(),
         "recording_warnings": sets.recording_warnings,
         "seconds": round(time.perf_counter() - started, 3),
     }

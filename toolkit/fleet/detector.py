@@ -57,6 +57,12 @@ class FleetDetector:
     def machines(self) -> list[str]:
         return list(self.detectors)
 
+    @property
+    def clip_seconds(self) -> float:
+        """How long the clips were that the thresholds were calibrated on (every machine's
+        detector has one configuration: the first one's)."""
+        return next(iter(self.detectors.values())).clip_seconds
+
     def detector(self, machine: str) -> Detector:
         """The detector of ``machine``; an unknown machine is a :class:`ConfigError`."""
         self.categories.column(MACHINE).index(machine)

@@ -3,7 +3,7 @@ and ``aetk-runtime``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -47,14 +47,9 @@ class ScoreResult:
         return "ANOMALY" if self.anomalous else "normal"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "score": self.score,
-            "threshold": self.threshold,
-            "anomalous": self.anomalous,
-            "error": self.error,
-            "segments": self.segments,
-            "view": self.view,
-            "warnings": self.warnings,
-            "machine": self.machine,
-        }
+        """Every field by name, in order: the keys of ``aetk score --json``."""
+        return {name: getattr(self, name) for name in KEYS}
+
+
+#: The keys of a result row, in order (``aetk score --json``, the Ray engine's columns).
+KEYS = tuple(item.name for item in fields(ScoreResult))
