@@ -63,8 +63,18 @@ CANDIDATES: dict[str, dict] = {
         "set": ["scorer.pooling=clip"],
     },
     "transient": {"preset": "transient"},
-    "default, 5,000 frame references": {"preset": "default", "set": ["scorer.max_reference=5000"]},
-    "default, 2,500 frame references": {"preset": "default", "set": ["scorer.max_reference=2500"]},
+    "default, 20,000 frames as event references (no codebook)": {
+        "preset": "default",
+        "set": ["scorer.codebook_size=0"],
+    },
+    "default, 5,000 frame references": {
+        "preset": "default",
+        "set": ["scorer.codebook_size=0", "scorer.max_reference=5000"],
+    },
+    "default, 2,500 frame references": {
+        "preset": "default",
+        "set": ["scorer.codebook_size=0", "scorer.max_reference=2500"],
+    },
     "autoencoder": {"preset": "autoencoder"},
     "autoencoder, clip view alone (last round's autoencoder)": {
         "preset": "autoencoder",

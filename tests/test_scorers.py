@@ -275,9 +275,55 @@ def test_knn_clip_and_event_held_out_scores_are_leave_one_out_and_bounded(identi
     assert len(scorer.view_scales_) == 2 and min(scorer.view_scales_) > 0
 
 
+def test_knn_codebook_summarises_normal_vectors_by_their_clusters(identity):
+    centres = torch.tensor([[0.0] * 6, [8.0] * 6, [-8.0, 8.0] * 3])
+    generator = torch.Generator().manual_seed(1)
+    normal = [
+        centres[torch.arange(30) % 3] + 0.1 * torch.randn(30, 6, generator=generator)
+        for _ in range(10)
+    ]
+    scorer = KnnScorer(pooling="clip+event", codebook_size=3).fit(identity, normal, [])
+    assert scorer.vector_reference_.shape == (3, 6)
+    # Each centroid sits on one cluster's centre (to within the clusters' spread).
+    distances = torch.cdist(scorer.vector_reference_, centres)
+    assert sorted(distances.argmin(1).tolist()) == [0, 1, 2]
+    assert float(distances.min(1).values.max()) < 0.1
+
+
+def test_knn_codebook_hears_events_and_cross_fits_its_held_out_scores(identity):
+    normal, held = event_clips(12, seed=0), event_clips(6, seed=5)
+    with_event = event_clips(6, seed=6, event_at=10)
+    scorer = KnnScorer(pooling="clip+event", event_window=2, codebook_size=64)
+    scorer.fit(identity, normal, [])
+    assert scorer.vector_reference_.shape == (64, 6)
+    assert scorer.score(identity, with_event).min() > scorer.score(identity, held).max()
+    assert len(scorer.held_out_scores(identity, normal, [])) == 12
+    # The event view's scale comes from clips scored against codebooks learned without them:
+    # further from normal than the training clips are from the codebook they shaped.
+    in_sample = [
+        float(aetk.scoring.window_maxima(scorer._nearest_vectors(clip)[0], 2)[0]) for clip in normal
+    ]
+    assert scorer.view_scales_[1] > 1.05 * np.median(in_sample)
+    localization = scorer.localize(identity, with_event[0])
+    assert localization.view == "event" and localization.view_vectors == (10, 12)
+
+
+def test_knn_codebook_no_smaller_than_the_vectors_keeps_them(identity):
+    normal, test = event_clips(4, seed=0, vectors=10), event_clips(3, seed=2, vectors=10)
+    exact = KnnScorer(pooling="clip+event").fit(identity, normal, [])
+    whole = KnnScorer(pooling="clip+event", codebook_size=40).fit(identity, normal, [])
+    torch.testing.assert_close(whole.vector_reference_, exact.vector_reference_)
+    codes = torch.cat(test)
+    torch.testing.assert_close(whole._nearest_vectors(codes)[0], exact._nearest_vectors(codes)[0])
+
+
 @pytest.mark.parametrize(
     "params, message",
-    [({"event_window": 0}, "event_window"), ({"max_held_out": 1.5}, "max_held_out")],
+    [
+        ({"event_window": 0}, "event_window"),
+        ({"max_held_out": 1.5}, "max_held_out"),
+        ({"codebook_size": -1}, "codebook_size"),
+    ],
 )
 def test_knn_clip_and_event_invalid_parameters(identity, params, message):
     with pytest.raises(aetk.ConfigError, match=message):
