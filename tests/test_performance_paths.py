@@ -193,3 +193,19 @@ def test_long_passes_release_freed_memory(monkeypatch):
     monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1))
     assert list(memory.trimmed(range(130), every=64)) == list(range(130))
     assert len(calls) == 2
+
+
+def test_fit_walks_the_folder_once(clips_folder, cli, monkeypatch, tmp_path):
+    import aetk_core.audio
+
+    walked = []
+    walk = aetk_core.audio.os.walk
+
+    def counting_walk(top, *args, **kwargs):
+        walked.append(str(top))
+        return walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(aetk_core.audio.os, "walk", counting_walk)
+    fitted = cli("fit", clips_folder, "-o", tmp_path / "d.aetk", "--set", "scorer.pooling=clip")
+    assert fitted.code == 0, fitted.stderr
+    assert walked == [str(clips_folder)]

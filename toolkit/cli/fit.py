@@ -92,7 +92,9 @@ def fit_command(
     missing = [path for path in normal_dirs if not path.exists()]
     if missing:
         raise ConfigError(f"{missing[0]}: no such file or folder")
-    check_output(output, "detector", find_audio_files(normal_dirs), force)
+    # Found once: the output check and the fit read the same list (the folder is walked once).
+    files = find_audio_files(normal_dirs)
+    check_output(output, "detector", files, force)
     if machines is not None:
         if nproc > 1:
             raise ConfigError("--machines fits machine by machine: use it without --nproc")
@@ -101,7 +103,7 @@ def fit_command(
 
     def fit_one() -> Detector | None:
         with distributed.session(), ProgressObserver() as observer:
-            return fit_config(normal_dirs, fit_config_, observer)
+            return fit_config(files or normal_dirs, fit_config_, observer)
 
     detector = _fit_and_save(fit_one, output)
     if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
