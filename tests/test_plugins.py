@@ -121,7 +121,7 @@ def test_hook_register_commands(install, cli):
 
 
 def test_hook_register_watch_sources(install, cli, fitted):
-    install("""
+    name = install("""
         import numpy as np
         import aetk
         from aetk.watch.sources import StreamFormat
@@ -145,8 +145,22 @@ def test_hook_register_watch_sources(install, cli, fitted):
     scored = [event for event in ran.json_lines() if event["event"] == "scored"]
     assert len(scored) == 7  # 0.5-s windows every 0.25 s over 2 s
     listed = {record["name"]: record for record in json.loads(cli("plugins", "--json").stdout)}
-    (plugin,) = [r for r in listed.values() if "watch_source" in r["components"]]
-    assert plugin["components"]["watch_source"] == ["tone"]
+    assert listed[name]["components"]["watch_source"] == ["tone"]
+    # The built-in input-device source comes through the same hook.
+    assert listed["microphone"]["components"]["watch_source"] == ["mic"]
+
+
+def test_a_watch_source_scheme_already_taken_is_refused(install):
+    name = install("""
+        import aetk
+
+        @aetk.hookimpl
+        def register_watch_sources(register):
+            register("mic", lambda address, rate, channels, stopping: None)
+    """)
+    with pytest.warns(aetk.AetkWarning, match=rf"plugin '{name}' registered watch source 'mic'"):
+        host = aetk.plugin.host.get_host()
+    assert host.watch_sources["mic"][1] == "microphone"
 
 
 def test_third_party_detector_round_trip_names_missing_plugin(install, machine_sounds, tmp_path):

@@ -143,16 +143,13 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
                 dtype, scale = sources.RAW_FORMATS[pcm_format]
                 form = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
                 monitor.run_stream(*sources.stdin_blocks(sources.stdin(), form))
-            elif source == "mic" or source.startswith("mic:"):
-                device = source.partition(":")[2] or None
-                form, blocks = sources.device_blocks(
-                    device, rate, channels, lambda: monitor.stopping
-                )
-                monitor.run_stream(form, blocks)
             else:
                 folder = Path(source)
                 if not folder.is_dir():
-                    raise ConfigError(f"{folder}: not a folder (nor 'mic' or '-')")
+                    schemes = ", ".join(sorted(get_host().watch_sources))
+                    raise ConfigError(
+                        f"{folder}: not a folder, '-' or a source of a known scheme ({schemes})"
+                    )
                 monitor.run_folder(folder, view.progress)
     finally:
         monitor.close()

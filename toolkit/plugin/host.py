@@ -255,7 +255,7 @@ class PluginHost:
                 if not isinstance(scheme, str) or not scheme.isidentifier() or not callable(opener):
                     self._problem(record, f"registered an invalid watch source {scheme!r}")
                     return
-                if scheme in self.watch_sources or scheme == "mic":
+                if scheme in self.watch_sources:
                     self._problem(
                         record,
                         f"registered watch source '{scheme}', a scheme already taken; the second "
@@ -270,11 +270,12 @@ class PluginHost:
         self.call_hook("register_watch_sources", make_register)
 
     def watch_source(self, source: str) -> tuple[Callable[..., Any], str] | None:
-        """The opener a plugin registered for ``source``'s scheme (``SCHEME:ADDRESS``) and the
-        address, or None when no plugin handles it."""
+        """The opener a plugin registered for ``source``'s scheme (``SCHEME:ADDRESS``, or
+        ``SCHEME`` alone for an empty address) and the address, or None when no plugin handles
+        it (a folder, or ``-``)."""
         self.load()
-        scheme, colon, address = source.partition(":")
-        if not colon or scheme not in self.watch_sources:
+        scheme, _, address = source.partition(":")
+        if scheme not in self.watch_sources:
             return None
         return self.watch_sources[scheme][0], address
 
