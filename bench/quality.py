@@ -67,6 +67,8 @@ CANDIDATES: dict[str, dict] = {
         "preset": "default",
         "set": ["scorer.codebook_size=0"],
     },
+    "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
+    "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},
     "default, 5,000 frame references": {
         "preset": "default",
         "set": ["scorer.codebook_size=0", "scorer.max_reference=5000"],
