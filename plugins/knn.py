@@ -15,13 +15,18 @@ autoencoder it is the bottleneck code. Two ways to compare a clip with normal re
   (a knock, a click, a brief rub). Each view is divided by the median of its leave-one-clip-out
   scores, so both read "times as far from normal as a normal clip typically is", and the clip
   scores the larger (:func:`aetk.scoring.combine_views`); its localization names that view.
+- ``pooling = "clip+event+contrast"``: a third view beside those two, the *contrast*: the most
+  unusual moment's distance divided by the median distance of the clip's own vectors, how far
+  the moment stands out from the rest of its clip. A shift of the whole recording (another day,
+  another microphone position) moves every vector alike and leaves it where it was; a click that
+  comes late, a valve that sticks, stands out of its own clip (docs/quality.md).
   With ``codebook_size`` the normal vectors are summarised by that many k-means centroids
   (prototypical normal frames): a search through 1,024 centroids instead of 20,000 frames is
   twenty times faster and judges events as well (docs/quality.md).
 
 All normal clips given to ``fit`` (training and validation) become references. The held-out scores
 aetk calibrates the threshold on are leave-one-clip-out scores: each normal clip scored against the
-other clips' references, which is what a new normal recording would score (with ``clip+event``,
+other clips' references, which is what a new normal recording would score (with the views,
 for at most ``max_held_out`` clips drawn at random: a few hundred place a threshold well, and
 each costs a search through the normal vectors). A codebook cannot leave one clip out cheaply, so
 its event view's held-out scores are cross-fitted: each held-out clip against a codebook learned
@@ -40,8 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POOLINGS = ("clip", "vector", "clip+event")
-VIEWS = ("clip", "event")
+POOLINGS = ("clip", "vector", "clip+event", "clip+event+contrast")
 MAX_K = 1000
 MAX_REFERENCE = 10_000_000
 #: Folds of held-out clips whose event scores come from codebooks learned without them: with 4,
@@ -56,16 +60,17 @@ class KnnScorer(aetk.Scorer):
     """Mean distance to the ``k`` nearest normal references; higher is more anomalous.
 
     :param k: neighbours averaged.
-    :param pooling: ``"clip"`` or ``"vector"`` (see the module documentation).
+    :param pooling: ``"clip"``, ``"vector"``, or the views ``"clip+event"`` and
+        ``"clip+event+contrast"`` (see the module documentation).
     :param top_fraction: with vector pooling, the share of a clip's most distant vectors averaged.
-    :param max_reference: with vector and clip+event pooling, the most reference vectors kept
+    :param max_reference: with vector pooling and the views, the most reference vectors kept
         (memory and time bound).
-    :param event_window: with clip+event pooling, the vectors averaged in the event view's
-        moment (4 frames of 32 ms: about 0.13 s, shorter than a knock or a rub).
-    :param max_held_out: with clip+event pooling, the most normal clips scored leave-one-out for
-        the views' scales and the threshold.
-    :param codebook_size: with clip+event pooling, the event view's references are this many
-        k-means centroids of the normal vectors; 0 keeps the vectors themselves.
+    :param event_window: with the views (``clip+event``, ``clip+event+contrast``), the vectors
+        averaged in a moment (4 frames of 32 ms: about 0.13 s, shorter than a knock or a rub).
+    :param max_held_out: with the views, the most normal clips scored leave-one-out for the
+        views' scales and the threshold.
+    :param codebook_size: with the views, the event view's references are this many k-means
+        centroids of the normal vectors; 0 keeps the vectors themselves.
     """
 
     name = "knn"
@@ -96,7 +101,7 @@ class KnnScorer(aetk.Scorer):
             raise aetk.ConfigError(
                 "knn needs at least 2 normal clips (one to compare with another)"
             )
-        if self.pooling == "clip+event":
+        if self.views():
             return self._fit_views(model, train, validation)
         # Two passes over the clips, one at a time: references, then leave-one-clip-out scores.
         if self.pooling == "clip":
@@ -145,8 +150,7 @@ class KnnScorer(aetk.Scorer):
             )
             reference, exclude = held_out_references[index]
             distances, nearest = self._nearest(codes, reference, exclude)
-            event_score, _ = aetk.scoring.window_maxima(distances, self.event_window)
-            view_scores.append([float(clip_score), float(event_score)])
+            view_scores.append([float(clip_score), *self._moment_views(distances)[0]])
             if codes.shape[1] == clip[0].numel():
                 localizations.append(
                     self._vector_localization(codes, reference[nearest], clip.shape)
@@ -191,12 +195,23 @@ class KnnScorer(aetk.Scorer):
         return centroids
 
     def views(self) -> tuple[str, ...]:
-        return VIEWS if self.pooling == "clip+event" else ()
+        return tuple(self.pooling.split("+")) if self.pooling.startswith("clip+") else ()
+
+    def _moment_views(self, distances: torch.Tensor) -> tuple[list[float], int]:
+        """The views of a clip's most unusual moment from its vectors' distances to the nearest
+        normal ones: the moment's mean distance (event) and, with the contrast view, that
+        divided by the median distance over the clip; and where the moment starts."""
+        event, start = aetk.scoring.window_maxima(distances, self.event_window)
+        moment = [float(event)]
+        if "contrast" in self.views():
+            typical = float(aetk.networks.lower_median(distances))
+            moment.append(float(event) / max(typical, 1e-12))
+        return moment, int(start)
 
     def held_out_scores(self, model, train, validation) -> np.ndarray:
         """Leave-one-clip-out scores: each normal clip against the other clips' references."""
         self.check_fitted()
-        if self.pooling == "clip+event":
+        if self.views():
             held_out = getattr(self, "_held_out", None)
             if held_out is None:
                 raise aetk.NotFittedError("knn: held-out scores exist only right after fit()")
@@ -249,7 +264,7 @@ class KnnScorer(aetk.Scorer):
         import torch
 
         self.check_fitted()
-        if self.pooling == "clip+event":
+        if self.views():
             return self.score_and_localize(model, clips, localize=False)[0]
         scores = [np.empty(0)]
         # Many clips at once: one pass of the model and one distance computation per group.
@@ -265,7 +280,7 @@ class KnnScorer(aetk.Scorer):
     def score_and_localize(self, model, clips: Sequence[torch.Tensor], localize: bool = True):
         """Scores and localizations from one latent code of every clip."""
         self.check_fitted()
-        if self.pooling == "clip+event":
+        if self.views():
             return self._score_views(model, clips, localize)
         distances, localizations = [], []
         for clip in clips:
@@ -276,8 +291,9 @@ class KnnScorer(aetk.Scorer):
         return self._pool(distances), localizations
 
     def _score_views(self, model, clips: Sequence[torch.Tensor], localize: bool):
-        """Both views of every clip, many clips at once; the larger scaled view is the score,
-        and with ``localize`` each clip's localization names it (with the moment, for events)."""
+        """Every view of every clip, many clips at once; the largest scaled view is the score,
+        and with ``localize`` each clip's localization names it (with the moment, for the views
+        of a moment)."""
         import numpy as np
         import torch
 
@@ -301,10 +317,10 @@ class KnnScorer(aetk.Scorer):
             for clip_score, (clip, clip_codes, clip_distances, clip_nearest) in zip(
                 clip_scores, parts, strict=True
             ):
-                event_score, start = aetk.scoring.window_maxima(clip_distances, self.event_window)
-                view_scores.append([float(clip_score), float(event_score)])
+                moment_scores, start = self._moment_views(clip_distances)
+                view_scores.append([float(clip_score), *moment_scores])
                 width = min(self.event_window, len(clip_distances))
-                moments.append((int(start), int(start) + width))
+                moments.append((start, start + width))
                 localizable = localize and clip_codes.shape[1] == clip[0].numel()
                 localizations.append(
                     self._vector_localization(
@@ -316,20 +332,22 @@ class KnnScorer(aetk.Scorer):
         if not view_scores:
             return np.empty(0), []
         scores, winners = aetk.scoring.combine_views(np.array(view_scores), self.view_scales_)
+        views = self.views()
         for localization, winner, moment in zip(localizations, winners, moments, strict=True):
             if localization is not None:
-                localization.view = VIEWS[winner]
-                localization.view_vectors = moment if VIEWS[winner] == "event" else None
+                localization.view = views[winner]
+                localization.view_vectors = moment if views[winner] != "clip" else None
         return scores, localizations
 
     def export_module(self, model):
         """The clip's score as a module to export: the clip view's distance, the vectors' top
-        fraction, or the larger of the two scaled views."""
+        fraction, or the largest of the scaled views."""
         import torch
         from torch import nn
 
         self.check_fitted()
         pooling, top_fraction, window = self.pooling, self.top_fraction, self.event_window
+        contrast = "contrast" in self.views()
         k = min(self.k, len(self.reference_))
 
         def nearest_mean(queries, reference):
@@ -354,13 +372,15 @@ class KnnScorer(aetk.Scorer):
                 if pooling == "vector":
                     nearest = nearest_mean((codes - self.center) / self.scale, self.reference)
                     return aetk.networks.top_fraction_mean(nearest, top_fraction)
-                event = aetk.networks.window_means(
-                    nearest_mean(codes, self.vector_reference), window
-                ).max()
-                views = torch.stack([nearest_mean(clip, self.reference)[0].double(), event])
-                return (views / self.view_scales).max().reshape(1)
+                distances = nearest_mean(codes, self.vector_reference)
+                event = aetk.networks.window_means(distances, window).max()
+                views = [nearest_mean(clip, self.reference)[0].double(), event.double()]
+                if contrast:
+                    typical = aetk.networks.lower_median(distances).clamp_min(1e-12)
+                    views.append(event.double() / typical)
+                return (torch.stack(views) / self.view_scales).max().reshape(1)
 
-        clip_only = self.pooling != "clip+event"
+        clip_only = not self.views()
         return KnnGraph(
             self.center_,
             self.scale_,

@@ -275,6 +275,35 @@ def test_knn_clip_and_event_held_out_scores_are_leave_one_out_and_bounded(identi
     assert len(scorer.view_scales_) == 2 and min(scorer.view_scales_) > 0
 
 
+def test_lower_median_is_torchs_median_and_exports_any_length():
+    generator = torch.Generator().manual_seed(3)
+    for count in range(1, 8):
+        values = torch.randn(count, generator=generator)
+        assert float(aetk.networks.lower_median(values)) == float(values.median())
+
+
+def test_knn_contrast_view_hears_a_moment_that_stands_out_not_a_shifted_recording(identity):
+    normal = event_clips(12, seed=0)
+    scorer = KnnScorer(pooling="clip+event+contrast", event_window=2).fit(identity, normal, [])
+    assert scorer.views() == ("clip", "event", "contrast") and len(scorer.view_scales_) == 3
+    (plain,) = event_clips(1, seed=9)
+    (with_event,) = event_clips(1, seed=9, event_at=30)
+
+    def moment_views(clip):
+        return scorer._moment_views(scorer._nearest_vectors(clip)[0])[0]
+
+    (event, contrast), (shifted_event, shifted_contrast) = map(moment_views, (plain, plain + 1))
+    # A whole recording further from normal: its worst moment is further too, but it does not
+    # stand out of its own clip any more than before.
+    assert shifted_event > event and shifted_contrast <= contrast
+    assert moment_views(with_event)[1] > 3 * contrast
+    (score,), (localization,) = scorer.score_and_localize(identity, [with_event])
+    assert localization.view in ("event", "contrast") and localization.view_vectors == (30, 32)
+    # The score is the larger moment view in its scale (the clip's average hides the event).
+    moments = np.array(moment_views(with_event)) / scorer.view_scales_[1:]
+    assert score == pytest.approx(moments.max())
+
+
 def test_knn_codebook_summarises_normal_vectors_by_their_clusters(identity):
     centres = torch.tensor([[0.0] * 6, [8.0] * 6, [-8.0, 8.0] * 3])
     generator = torch.Generator().manual_seed(1)

@@ -60,6 +60,15 @@ def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
     return ((ordered * mask).sum() / mask.sum()).reshape(1)
 
 
+def lower_median(values: torch.Tensor) -> torch.Tensor:
+    """The lower median of ``values`` (``torch.median``'s: the ``(n − 1) // 2``-th smallest), as
+    float64; written with sorting and a mask so that it exports to ONNX with a dynamic ``n``."""
+    ordered = torch.sort(values.double()).values
+    ranks = torch.cumsum(torch.ones_like(ordered), 0) - 1
+    middle = torch.floor(ranks.max() / 2)
+    return (ordered * (ranks == middle).double()).sum()
+
+
 def window_means(values: torch.Tensor, window: int) -> torch.Tensor:
     """The mean of every ``window`` consecutive ``values`` (all of them, when there are fewer),
     as float64, at each window's first index; ``-inf`` where no whole window starts."""

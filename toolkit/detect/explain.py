@@ -212,25 +212,35 @@ def _name_bands(
                 event.bands.append(BandExcess(low, high, float(ratios[band])))
 
 
+#: How fit, score and the report name the built-in views.
+VIEW_NAMES = {
+    "clip": "clip average",
+    "event": "most unusual moment",
+    "contrast": "moment against the rest of its clip",
+}
+#: The same, for the view that raised one clip's score (with its moment's time after it).
+RAISED_BY = {"clip": "clip average", "event": "event", "contrast": "stand-out moment"}
+
+
 def describe_view(view: dict[str, Any] | None) -> str:
-    """Which view gave a clip its score, readably: "event at 3.20–3.33 s" or "clip average";
-    empty for a one-view scorer."""
+    """Which view gave a clip its score, readably: "event at 3.20–3.33 s", "stand-out moment
+    at 1.02–1.15 s" or "clip average"; empty for a one-view scorer."""
     if not view:
         return ""
-    if view["view"] == "event" and "start" in view:
-        return f"event at {view['start']:.2f}–{view['end']:.2f} s"
-    return "clip average" if view["view"] == "clip" else str(view["view"])
+    name = RAISED_BY.get(view["view"], str(view["view"]))
+    if "start" in view:
+        return f"{name} at {view['start']:.2f}–{view['end']:.2f} s"
+    return name
 
 
 def describe_views(views: list[dict[str, Any]] | None) -> str:
     """A detector's views and their scales, as fit and the report print them."""
     if not views:
         return ""
-    names = {"clip": "clip average", "event": "most unusual moment"}
     return (
         "views: "
         + ", ".join(
-            f"{names.get(view['view'], view['view'])} (normal ≈ {view['scale']:.4g})"
+            f"{VIEW_NAMES.get(view['view'], view['view'])} (normal ≈ {view['scale']:.4g})"
             for view in views
         )
         + "; a clip scores the larger in units of its normal"
