@@ -67,7 +67,10 @@ CANDIDATES: dict[str, dict] = {
         "preset": "default",
         "set": ["scorer.codebook_size=0"],
     },
-    "default without the contrast view": {"preset": "default", "set": ["scorer.pooling=clip+event"]},
+    "default without the contrast view": {
+        "preset": "default",
+        "set": ["scorer.pooling=clip+event"],
+    },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
     "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},
     "default, 5,000 frame references": {
