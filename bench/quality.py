@@ -67,9 +67,9 @@ CANDIDATES: dict[str, dict] = {
         "preset": "default",
         "set": ["scorer.codebook_size=0"],
     },
-    "default without the contrast view": {
+    "default + contrast view": {
         "preset": "default",
-        "set": ["scorer.pooling=clip+event"],
+        "set": ["scorer.pooling=clip+event+contrast"],
     },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
     "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},
