@@ -1,7 +1,7 @@
 """Scorer ``knn``: distance to the nearest normal examples in the model's latent space.
 
 With the ``identity`` model the latent space is the standardised features themselves; with an
-autoencoder it is the bottleneck code. Two ways to compare a clip with normal recordings:
+autoencoder it is the bottleneck code. The ways to compare a clip with normal recordings:
 
 - ``pooling = "clip"``: a clip is the mean of its latent vectors (its average spectrum, with
   ``identity``), standardised with the spread of the normal clips; its score is the mean distance
@@ -18,11 +18,12 @@ autoencoder it is the bottleneck code. Two ways to compare a clip with normal re
 - ``pooling = "clip+event+contrast"``: a third view beside those two, the *contrast*: the most
   unusual moment's distance divided by the median distance of the clip's own vectors, how far
   the moment stands out from the rest of its clip. A shift of the whole recording (another day,
-  another microphone position) moves every vector alike and leaves it where it was; a click that
+  another microphone position) moves every vector alike and does not raise it; a click that
   comes late, a valve that sticks, stands out of its own clip (docs/quality.md).
-  With ``codebook_size`` the normal vectors are summarised by that many k-means centroids
-  (prototypical normal frames): a search through 1,024 centroids instead of 20,000 frames is
-  twenty times faster and judges events as well (docs/quality.md).
+
+With the views and ``codebook_size``, the normal vectors are summarised by that many k-means
+centroids (prototypical normal frames): a search through 1,024 centroids instead of 20,000 frames
+is twenty times faster and judges events as well (docs/quality.md).
 
 All normal clips given to ``fit`` (training and validation) become references. The held-out scores
 aetk calibrates the threshold on are leave-one-clip-out scores: each normal clip scored against the
