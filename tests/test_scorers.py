@@ -337,13 +337,19 @@ def test_knn_codebook_hears_events_and_cross_fits_its_held_out_scores(identity):
     assert localization.view == "event" and localization.view_vectors == (10, 12)
 
 
-def test_knn_codebook_no_smaller_than_the_vectors_keeps_them(identity):
-    normal, test = event_clips(4, seed=0, vectors=10), event_clips(3, seed=2, vectors=10)
-    exact = KnnScorer(pooling="clip+event").fit(identity, normal, [])
-    whole = KnnScorer(pooling="clip+event", codebook_size=40).fit(identity, normal, [])
-    torch.testing.assert_close(whole.vector_reference_, exact.vector_reference_)
+def test_knn_codebook_is_learned_only_from_many_more_vectors_than_its_size(identity):
+    from aetk_builtins.knn import CODEBOOK_MIN_RATIO
+
+    test = event_clips(3, seed=2, vectors=40)
+    few = event_clips(CODEBOOK_MIN_RATIO, seed=0, vectors=40)  # exactly the ratio × 40 vectors
+    exact = KnnScorer(pooling="clip+event").fit(identity, few, [])
+    kept = KnnScorer(pooling="clip+event", codebook_size=40).fit(identity, few, [])
+    torch.testing.assert_close(kept.vector_reference_, exact.vector_reference_)
     codes = torch.cat(test)
-    torch.testing.assert_close(whole._nearest_vectors(codes)[0], exact._nearest_vectors(codes)[0])
+    torch.testing.assert_close(kept._nearest_vectors(codes)[0], exact._nearest_vectors(codes)[0])
+    many = event_clips(CODEBOOK_MIN_RATIO + 1, seed=0, vectors=40)
+    learned = KnnScorer(pooling="clip+event", codebook_size=40).fit(identity, many, [])
+    assert learned.vector_reference_.shape == (40, 6)
 
 
 @pytest.mark.parametrize(
