@@ -196,10 +196,13 @@ class KnnScorer(aetk.Scorer):
         centroids = _kmeans_plus_plus(vectors, self.codebook_size)
         for _ in range(CODEBOOK_ITERATIONS):
             nearest = self._nearest(vectors, centroids, None, k=1)[1]
-            sums = torch.zeros_like(centroids).index_add_(0, nearest, vectors)
+            # Summed in float64, so that the centroid of identical vectors is that vector exactly
+            # (a recording repeated, digital silence): rounding would make it look unusual.
+            sums = torch.zeros(centroids.shape, dtype=torch.float64)
+            sums.index_add_(0, nearest, vectors.double())
             counts = torch.bincount(nearest, minlength=len(centroids))
             assigned = counts > 0
-            centroids[assigned] = sums[assigned] / counts[assigned, None]
+            centroids[assigned] = (sums[assigned] / counts[assigned, None]).to(centroids.dtype)
         return centroids
 
     def views(self) -> tuple[str, ...]:

@@ -337,6 +337,17 @@ def test_knn_codebook_hears_events_and_cross_fits_its_held_out_scores(identity):
     assert localization.view == "event" and localization.view_vectors == (10, 12)
 
 
+def test_knn_codebook_of_repeated_vectors_holds_them_exactly(identity):
+    """Identical recordings (a repeated test tone, digital silence): each prototype is its
+    vectors' value to the bit, so a training clip lies at distance 0, not at rounding noise that
+    standardisation could magnify."""
+    rows = torch.tensor([[0.1, 0.2, 0.3, 0.7, 1.1, 1.3], [2.9, -0.7, 0.3, 0.1, 0.1, 0.2]])
+    clip = rows[torch.arange(30) % 2]
+    scorer = KnnScorer(pooling="clip+event", codebook_size=2).fit(identity, [clip] * 10, [])
+    assert scorer.vector_reference_.shape == (2, 6)
+    assert float(scorer._nearest_vectors(clip)[0].max()) == 0.0
+
+
 def test_knn_codebook_is_learned_only_from_many_more_vectors_than_its_size(identity):
     from aetk_builtins.knn import CODEBOOK_MIN_RATIO
 
