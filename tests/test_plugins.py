@@ -124,14 +124,13 @@ def test_hook_register_watch_sources(install, cli, fitted):
     name = install("""
         import numpy as np
         import aetk
-        from aetk.watch.sources import StreamFormat
 
         def open_tone(address, rate, channels, stopping):
             seconds, frequency = (float(part) for part in address.split(","))
             rate = rate or 16000
             time = np.arange(int(seconds * rate)) / rate
             tone = (0.1 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
-            form = StreamFormat(rate, 1, "float32", 1.0)
+            form = aetk.StreamFormat(rate, 1, "float32", 1.0)
             return form, iter([tone[None, start : start + rate // 10]
                                for start in range(0, len(tone), rate // 10)])
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from aetk.fitting.progress import FitObserver
     from aetk.fitting.stages import fit
     from aetk.plugin import host as plugins
+    from aetk.watch.sources import StreamFormat
 
 _LAZY = {
     "fit": "aetk.fitting.stages",
@@ -63,6 +64,7 @@ _LAZY = {
     "find_audio_files": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
+    "StreamFormat": "aetk.watch.sources",
 }
 #: Helper modules for plugins, by their public name: each lives with the job it serves.
 _MODULES = {
@@ -103,6 +105,7 @@ __all__ = [
     "PluginError",
     "ScoreResult",
     "Scorer",
+    "StreamFormat",
     "__version__",
     "find_audio_files",
     "fit",

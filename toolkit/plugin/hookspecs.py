@@ -66,7 +66,7 @@ def register_watch_sources(register: Callable[[str, Callable[..., Any]], None]) 
     :param register: ``register(scheme, open)``: ``aetk watch SCHEME:ADDRESS`` then calls
         ``open(address, rate, channels, stopping)`` (``rate`` and ``channels``: what the user
         asked for with ``--rate`` and ``--channels``, or None and 1), which returns
-        ``(aetk.watch.sources.StreamFormat, blocks)``: the stream's sample rate and channel count,
+        ``(aetk.StreamFormat, blocks)``: the stream's sample rate and channel count,
         and an iterator of ``[channels, samples]`` float32 blocks in [-1, 1]; it should end when
         ``stopping()`` returns True or the stream ends. Raise :class:`aetk.ConfigError` for an
         address that cannot be opened.

@@ -1,14 +1,13 @@
 """Where ``aetk watch`` listens: standard input (a WAV stream or raw PCM), a live input device
-(sounddevice), or a folder whose new files are scored once each."""
+(the built-in plugin ``microphone`` opens it), or a folder whose new files are scored once each."""
 
 from __future__ import annotations
 
 import os
-import queue
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +22,10 @@ RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le
 
 @dataclass
 class StreamFormat:
+    """What a live stream's blocks are: ``rate`` samples per second of ``channels`` channels;
+    raw samples of numpy ``dtype`` are divided by ``scale`` to lie in [-1, 1] (blocks a source
+    already gives as float32 in [-1, 1]: ``"float32"``, 1.0)."""
+
     rate: int
     channels: int
     dtype: str
@@ -94,42 +97,6 @@ def stdin_blocks(
                 yield (samples.reshape(-1, form.channels).T / form.scale).astype(np.float32)
 
     return form, blocks()
-
-
-def device_blocks(
-    device: str | None, rate: int | None, channels: int, stop: Callable[[], bool]
-) -> tuple[StreamFormat, Iterator[np.ndarray]]:
-    """Blocks from a live input device, through sounddevice's input stream."""
-    try:
-        import sounddevice
-    except (ImportError, OSError) as exc:
-        raise ConfigError(
-            f"listening to a device needs sounddevice ({WATCH_EXTRA}): {exc}"
-        ) from None
-    chosen: int | str | None = int(device) if device and device.isdigit() else device or None
-    try:
-        info = sounddevice.query_devices(chosen, "input")
-    except Exception as exc:  # sounddevice raises ValueError or its PortAudioError
-        raise ConfigError(f"no input device {device!r} ({exc})") from None
-    rate = rate or int(info["default_samplerate"])
-    blocks: queue.Queue = queue.Queue(maxsize=1000)
-
-    def callback(data, frames, timing, status) -> None:
-        blocks.put(np.ascontiguousarray(data.T, dtype=np.float32).copy())
-
-    stream = sounddevice.InputStream(
-        device=chosen, channels=channels, samplerate=rate, dtype="float32", callback=callback
-    )
-
-    def generate() -> Iterator[np.ndarray]:
-        with stream:
-            while not stop():
-                try:
-                    yield blocks.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-
-    return StreamFormat(rate, channels, "<f4", 1.0), generate()
 
 
 def list_devices() -> str:
