@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,13 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a process a test stops with SIGINT: Ctrl-C's default disposition, as a
+    terminal gives it. A test run started as a background job inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt, whatever aetk does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_aetk(

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import TINY, TINY_ARGS
+from conftest import TINY, TINY_ARGS, ctrl_c_as_in_a_terminal
 
 import aetk
 from aetk.detect.detector_file import read_detector, write_detector
@@ -34,6 +34,7 @@ def test_ctrl_c_during_fit_stops_cleanly_and_writes_nothing(machine_sounds, tmp_
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     for line in process.stderr:  # wait until it is training
         if line.startswith("epoch"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_ARGS, run_aetk, write_wav
+from conftest import TINY_ARGS, ctrl_c_as_in_a_terminal, run_aetk, write_wav
 from test_calibration import rewrite
 
 import aetk
@@ -453,6 +453,7 @@ def test_ctrl_c_stops_a_fit_within_a_second_or_two(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "AETK_CACHE": "0"},
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     for line in process.stderr:  # featurizing starts right after this line
         if line.startswith("Recordings:"):
