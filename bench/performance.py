@@ -13,6 +13,7 @@ one command. Writes bench/results/performance.json, performance.md and scaling.p
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -89,7 +90,10 @@ def median_wall(command: list[str], runs: int, env: dict | None = None) -> float
     return statistics.median(timed(command, env)[0] for _ in range(runs))
 
 
+@functools.cache
 def default_featurizer_params() -> dict:
+    """The default preset's featurizer settings (read once: the reference pays no TOML parsing
+    per file)."""
     from aetk.fitting.config import load_preset
 
     return {k: v for k, v in load_preset("default")["featurizer"].items() if k != "name"}
