@@ -9,7 +9,7 @@ from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.detect.explain import error_map, to_grid
+from aetk.detect.explain import describe_view, describe_views, error_map, to_grid
 from aetk.detect.explanation import explain
 from aetk_builtins.mel_db import MelDb
 
@@ -166,3 +166,19 @@ def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():
     (curve,) = [axis for axis in figure.axes if axis.get_ylabel() == "score"]
     assert "the whole clip departs from normal" in curve.get_title()
     assert len(curve.patches) == 0  # nothing shaded
+
+
+def test_views_are_described_in_words_with_their_moments():
+    assert describe_view({"view": "event", "start": 3.2, "end": 3.33}) == "event at 3.20–3.33 s"
+    assert describe_view({"view": "contrast", "start": 1.0, "end": 1.13}) == (
+        "stand-out moment at 1.00–1.13 s"
+    )
+    assert describe_view({"view": "clip"}) == "clip average" and describe_view(None) == ""
+    two = [{"view": "clip", "scale": 6.4}, {"view": "event", "scale": 10.5}]
+    assert describe_views(two) == (
+        "views: clip average (normal ≈ 6.4), most unusual moment (normal ≈ 10.5); "
+        "a clip scores the larger in units of its normal"
+    )
+    three = describe_views([*two, {"view": "contrast", "scale": 1.3}])
+    assert "moment against the rest of its clip (normal ≈ 1.3)" in three
+    assert three.endswith("scores the largest in units of its normal")

@@ -243,7 +243,7 @@ def describe_views(views: list[dict[str, Any]] | None) -> str:
             f"{VIEW_NAMES.get(view['view'], view['view'])} (normal ≈ {view['scale']:.4g})"
             for view in views
         )
-        + "; a clip scores the larger in units of its normal"
+        + f"; a clip scores the {'larger' if len(views) == 2 else 'largest'} in units of its normal"
     )
 
 
