@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,8 +47,8 @@ def write_fleet(root: Path, machines: int, seed: int) -> list[str]:
             shaft_rate=float(rng.uniform(15, 40)),
             noise_level=float(rng.uniform(0.03, 0.12)),
         )
-        written = synth.write_dataset(
-            root / "raw" / name,
+        synth.write_dataset(
+            root,
             train=100,
             test_normal=20,
             test_per_anomaly=5,
@@ -57,12 +56,8 @@ def write_fleet(root: Path, machines: int, seed: int) -> list[str]:
             severity=0.35,
             machine=machine,
             seed=seed * 1000 + index,
+            fleet_machine=name,
         )
-        for role in ("train", "test"):
-            (root / role / name).mkdir(parents=True)
-            for path in written[role]:
-                path.rename(root / role / name / path.name)
-    shutil.rmtree(root / "raw")
     return names
 
 

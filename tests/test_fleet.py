@@ -5,7 +5,6 @@ and the machine on every row of score, evaluate, watch and the runtime."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -24,18 +23,15 @@ def fleet_folders(tmp_path_factory):
     """Three machines, each its own synthetic sound (another seed), as fleet/MACHINE/... ."""
     root = tmp_path_factory.mktemp("fleet")
     for index, machine in enumerate(MACHINES):
-        written = synth.write_dataset(
-            root / "raw" / machine,
+        synth.write_dataset(
+            root,
             train=8,
             test_normal=3,
             test_per_anomaly=1,
             seconds=0.5,
             seed=10 + index,
+            fleet_machine=machine,
         )
-        for role in ("train", "test"):
-            (root / role / machine).mkdir(parents=True)
-            for path in written[role]:
-                shutil.copy(path, root / role / machine / path.name)
     return root
 
 
@@ -43,6 +39,13 @@ def fleet_folders(tmp_path_factory):
 def fitted_fleet(fleet_folders):
     fleet = fit_fleet([fleet_folders / "train"], "folders")
     return fleet, fleet.save(fleet_folders / "fleet.aetk")
+
+
+def test_synthetic_fleets_are_written_machine_by_machine(fleet_folders):
+    for role, per_machine in (("train", 8), ("test", 3 + len(synth.ANOMALIES))):
+        assert sorted(path.name for path in (fleet_folders / role).iterdir()) == sorted(MACHINES)
+        for machine in MACHINES:
+            assert len(list((fleet_folders / role / machine).glob("*.wav"))) == per_machine
 
 
 def test_the_one_hot_and_embedding_rule_turns_at_fifty_values():
@@ -150,17 +153,15 @@ def test_evaluate_groups_a_fleet_by_machine_at_each_threshold(fitted_fleet, flee
 
 def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):
     for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
-        written = synth.write_dataset(
-            tmp_path / "raw" / machine,
+        synth.write_dataset(
+            tmp_path,
             train=count,
             test_normal=0,
             test_per_anomaly=0,
             seconds=0.4,
             seed=index,
+            fleet_machine=machine,
         )
-        (tmp_path / "train" / machine).mkdir(parents=True)
-        for file in written["train"]:
-            shutil.copy(file, tmp_path / "train" / machine / file.name)
     ran = cli(
         "fit", tmp_path / "train", "--machines", "folders", "-o", tmp_path / "f.aetk", "--json"
     )

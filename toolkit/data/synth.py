@@ -77,8 +77,11 @@ def write_dataset(
     severity: float = 1.0,
     machine: Machine = Machine(),
     seed: int = 0,
+    fleet_machine: str | None = None,
 ) -> dict[str, list[Path]]:
-    """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<kind>}_*.wav`` (16-bit PCM).
+    """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<kind>}_*.wav`` (16-bit PCM);
+    with ``fleet_machine`` NAME, under ``train/NAME/`` and ``test/NAME/``: one machine of a fleet,
+    as ``aetk fit --machines folders`` reads it.
 
     :return: the written paths under the keys ``"train"`` and ``"test"``.
     """
@@ -89,7 +92,9 @@ def write_dataset(
             return normal_clip(rng, seconds, machine)
         return anomalous_clip(rng, kind, seconds, machine, severity)
 
-    return _write(folder, train, test_normal, test_per_anomaly, ANOMALIES, make, machine)
+    return _write(
+        folder, train, test_normal, test_per_anomaly, ANOMALIES, make, machine, fleet_machine
+    )
 
 
 def event_clip(
@@ -143,8 +148,10 @@ def _write(
     kinds: tuple[str, ...],
     make: Callable[[str | None], np.ndarray],
     machine: Machine,
+    fleet_machine: str | None = None,
 ) -> dict[str, list[Path]]:
-    """Write the clips ``make(kind)`` returns (``None``: normal) as a train/test set."""
+    """Write the clips ``make(kind)`` returns (``None``: normal) as a train/test set (in each
+    split's ``fleet_machine`` folder, when given)."""
     import soundfile
 
     folder = Path(folder)
@@ -157,7 +164,7 @@ def _write(
         ("test", f"anomaly_{kind}_{i:04d}", kind) for kind in kinds for i in range(test_per_kind)
     ]
     for split, stem, kind in plan:
-        path = folder / split / f"{stem}.wav"
+        path = folder / split / (fleet_machine or "") / f"{stem}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(path, make(kind), machine.sample_rate, subtype="PCM_16")
         written[split].append(path)
