@@ -171,7 +171,7 @@ class ClipMahalanobisScorer(aetk.Scorer):
         class ClipMahalanobisGraph(nn.Module):
             def __init__(self, mean, whitening, view_scales):
                 super().__init__()
-                self.network = model.module_
+                self.network = model.network()
                 self.register_buffer("mean", mean.clone())
                 self.register_buffer("whitening", whitening.clone())
                 self.register_buffer("view_scales", view_scales.clone())

@@ -368,7 +368,7 @@ class KnnScorer(aetk.Scorer):
         class KnnGraph(nn.Module):
             def __init__(self, center, scale, reference, vector_reference, view_scales):
                 super().__init__()
-                self.network = model.module_
+                self.network = model.network()
                 self.register_buffer("center", center.clone())
                 self.register_buffer("scale", scale.clone())
                 self.register_buffer("reference", reference.clone())

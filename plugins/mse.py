@@ -66,7 +66,7 @@ class MseScorer(aetk.Scorer):
         class MseGraph(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.network = model.module_
+                self.network = model.network()
 
             def forward(self, vectors):
                 reconstruction, _ = self.network(vectors)

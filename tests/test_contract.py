@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from aetk.testing import checks_for, parametrize_with_checks
-from aetk_builtins.autoencoders import BaselineAE, ImprovedAE
+from aetk_builtins.autoencoders import BaselineAE, ConditionedAE, ImprovedAE
 from aetk_builtins.clip_mahalanobis import ClipMahalanobisScorer
 from aetk_builtins.identity import IdentityModel
 from aetk_builtins.knn import KnnScorer
+from aetk_builtins.machine_classifier import MachineClassifier
 from aetk_builtins.mel_db import MelDb
 from aetk_builtins.mse import MseScorer
 
@@ -26,6 +27,8 @@ BUILTINS = [
     ),
     BaselineAE(hidden=[16], bottleneck=4),
     ImprovedAE(hidden=[16], bottleneck=4),
+    ConditionedAE(hidden=[16], bottleneck=4),
+    MachineClassifier(hidden=[16]),
     IdentityModel(),
     MseScorer(),
     MseScorer(top_fraction=0.25),

@@ -290,7 +290,9 @@ def test_plugins_command_lists_builtins_with_distribution(cli):
     assert records["mel-db"]["distribution"] == "aetk"
     assert records["mel-db"]["version"] == aetk.__version__
     assert records["mel-db"]["hooks"] == ["register_featurizers"]
-    assert records["autoencoders"]["components"] == {"model": ["baseline-ae", "improved-ae"]}
+    assert records["autoencoders"]["components"] == {
+        "model": ["baseline-ae", "improved-ae", "conditioned-ae"]
+    }
     assert records["mse"]["builtin"] is True
 
 

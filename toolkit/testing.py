@@ -15,6 +15,8 @@ saying what the component did wrong. What the checks feed each kind:
   channels (and awkward audio: empty, one sample, silence, a square wave, eight channels, 8 kHz);
 - models: vectors of shape :data:`MODEL_INPUT_SHAPE` (channels, mels, frames) unless a check is
   given another ``input_shape``, lying near a 2-dimensional pattern; 2 epochs of aetk's trainer;
+  a conditioned model is given the categories of a fleet of :data:`KIT_MACHINES` machines, each
+  vector a machine's code, and is judged bound to one of them;
 - scorers: 8 training, 4 validation, 4 normal test and 4 anomalous clips of 12 such vectors, scored
   with a small private reference autoencoder (trained once per shape, 30 epochs) and with the
   ``identity`` model's exact reconstruction.
@@ -41,6 +43,8 @@ from aetk.errors import AetkError, NotFittedError
 
 MODEL_INPUT_SHAPE = (1, 16, 4)
 SAMPLE_RATE = 16000
+#: The fleet a conditioned model is checked on.
+KIT_MACHINES = ("kit-a", "kit-b", "kit-c")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -55,7 +59,32 @@ def _rebuild(component: AnyComponent) -> AnyComponent:
         f"{type(component).__name__}(**get_params()) does not give back the same parameters: "
         "store every constructor argument under its own name"
     )
+    model: Component = rebuilt
+    if isinstance(model, Model) and model.conditioned:
+        from aetk.fleet.categories import Categories
+
+        model.categories_ = Categories.learn({"machine": name} for name in KIT_MACHINES).as_dict()
     return rebuilt
+
+
+def _codes(model: Model, count: int) -> tuple[Any, ...]:
+    """What a conditioned model's network takes beside ``count`` vectors: each one's machine
+    code (the kit's machines in turn); nothing for another model."""
+    import torch
+
+    if not model.conditioned:
+        return ()
+    return (torch.arange(count).remainder(len(KIT_MACHINES))[:, None],)
+
+
+def _trained(model: Model, x: Any, config: Any) -> Model:
+    """``model`` trained on ``x`` by aetk's trainer; a conditioned one on the kit's machines,
+    then bound to the first."""
+    from aetk.fitting.trainer import train
+
+    codes = _codes(model, len(x))
+    fitted = train(model, x, config=config, codes=(codes[0], None) if codes else None)
+    return fitted.bind([0]) if model.conditioned else fitted
 
 
 def _round_trip_state(component: AnyComponent) -> AnyComponent:
@@ -252,9 +281,10 @@ def check_model_forward_returns_reconstruction_and_latent(
     fresh.module_.eval()
     x = _structured_vectors(8, input_shape, seed=2)
     with torch.no_grad():
-        output = fresh.module_(x)
+        output = fresh.module_(x, *_codes(fresh, len(x)))
     assert isinstance(output, tuple) and len(output) == 2, (
-        "the network's forward(x) must return (reconstruction, latent)"
+        "the network's forward(x) (a conditioned one's forward(x, codes)) must return "
+        "(reconstruction, latent)"
     )
     reconstruction, latent = output
     assert reconstruction.shape == fresh.target(x).shape, (
@@ -269,14 +299,13 @@ def check_model_training_step_lowers_the_loss(
 ) -> None:
     import torch
 
-    from aetk.fitting.trainer import train
-
     torch.manual_seed(0)
     fresh = _rebuild(model).initialize(input_shape)
     parameters = [p for p in fresh.module_.parameters() if p.requires_grad]
     if not fresh.trainable:
         assert not parameters, "a model that is not trainable must have no trainable parameters"
-        assert train(fresh, _structured_vectors(16, input_shape, seed=3)).history_ == [], (
+        vectors = _structured_vectors(16, input_shape, seed=3)
+        assert _trained(fresh, vectors, None).history_ == [], (
             "a model that is not trainable must not report training epochs"
         )
         return
@@ -286,8 +315,7 @@ def check_model_training_step_lowers_the_loss(
     fresh.module_.train()
 
     def loss() -> torch.Tensor:
-        reconstruction, _ = fresh.module_(batch)
-        return torch.nn.functional.mse_loss(reconstruction, fresh.target(batch))
+        return fresh.loss(fresh.module_(batch, *_codes(fresh, len(batch))), batch)
 
     before = loss()
     optimizer.zero_grad()
@@ -307,10 +335,9 @@ def check_model_state_survives_the_detector_file(
     import torch
 
     from aetk.fitting.config import TrainingConfig
-    from aetk.fitting.trainer import train
 
     x = _structured_vectors(64, input_shape, seed=4)
-    fitted = train(_rebuild(model), x, config=TrainingConfig(epochs=2, batch_size=16))
+    fitted = _trained(_rebuild(model), x, TrainingConfig(epochs=2, batch_size=16))
     loaded = _round_trip_state(fitted)
     assert torch.equal(fitted.errors(x), loaded.errors(x)), (
         "a model loaded from a detector file reconstructs differently"
@@ -323,12 +350,11 @@ def check_model_is_deterministic_for_a_seed(
     import torch
 
     from aetk.fitting.config import TrainingConfig
-    from aetk.fitting.trainer import train
 
     x = _structured_vectors(64, input_shape, seed=5)
     config = TrainingConfig(epochs=2, batch_size=16, seed=3)
-    first = train(_rebuild(model), x, config=config).errors(x)
-    second = train(_rebuild(model), x, config=config).errors(x)
+    first = _trained(_rebuild(model), x, config).errors(x)
+    second = _trained(_rebuild(model), x, config).errors(x)
     assert torch.equal(first, second), "two fits with the same seed gave different models"
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aetk.detect.calibration import Calibration
     from aetk.detect.detector import Detector
     from aetk.fitting.config import EpochReport, FitConfig
+    from aetk.fleet.detector import FleetDetector
 
 
 def register(app: typer.Typer) -> None:
@@ -139,14 +140,13 @@ def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:
 def _fit_fleet(
     normal_dirs: list[Path], source: str, config: FitConfig, output: Path, json_output: bool
 ) -> None:
-    from aetk.fitting.stages import fit_config
     from aetk.fleet.detector import fit_fleet
 
-    def fit_one(files: list[Path]):
+    def fit() -> FleetDetector:
         with ProgressObserver() as observer:
-            return fit_config(files, config, observer)
+            return fit_fleet(normal_dirs, source, config=config, observer=observer)
 
-    fleet = _fit_and_save(lambda: fit_fleet(normal_dirs, source, fit_one), output)
+    fleet = _fit_and_save(fit, output)
     summary = fleet.summary(output)
     if json_output:
         print(json.dumps(summary))
@@ -212,6 +212,10 @@ class ProgressObserver(FitObserver):
         self._progress.__exit__(*exc_info)
 
     def on_start(self, config: FitConfig, train_files: int, validation_files: int) -> None:
+        # A fleet fits machine after machine: each starts with bars of its own.
+        for task in self._progress.task_ids:
+            self._progress.remove_task(task)
+        self._tasks = {}
         self._progress.console.print(
             f"Fitting {config.featurizer.name} → {config.model.name} → {config.scorer.name} "
             f"(preset {config.preset}) on {train_files} training and {validation_files} "

@@ -194,6 +194,22 @@ class Model(Component):
     #: False for a model with nothing to train (``identity``): aetk then runs no epochs, reports no
     #: held-out loss, and scorers that need reconstruction errors refuse it.
     trainable: ClassVar[bool] = True
+    #: False for a network whose first output is not a reconstruction of the input (a classifier's
+    #: log-likelihoods): scorers that need reconstruction errors refuse it, and explanations
+    #: show no reconstruction.
+    reconstructs: ClassVar[bool] = True
+    #: True for a network of a whole fleet that takes each vector's categories (see
+    #: :doc:`fleets`): ``forward(x, codes)``, ``codes`` the ``[batch, columns]`` value indices of
+    #: the fleet's categories, which aetk stores in ``categories_`` (``Categories.as_dict()``)
+    #: before :meth:`build`. Fitted with ``aetk fit --machines``, the fleet's one network is then
+    #: bound to each machine (:meth:`bind`), and every scorer works with it as with any model.
+    conditioned: ClassVar[bool] = False
+    #: The fleet's categories a conditioned model's network encodes (``Categories.as_dict()``),
+    #: set by aetk before :meth:`build`.
+    categories_: list[dict[str, Any]]
+    #: The categories' value indices a conditioned model is bound to (:meth:`bind`), one per
+    #: column; absent until bound.
+    condition_: list[int]
 
     def build(self, input_shape: tuple[int, ...]) -> torch.nn.Module:
         """A freshly initialised network for vectors of ``input_shape`` (without the batch axis)."""
@@ -202,6 +218,40 @@ class Model(Component):
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """What the reconstruction of the batch ``x`` should equal; the input by default."""
         return x
+
+    def loss(self, output: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The training loss of the network's ``output`` on the batch ``x``, averaged over the
+        batch: by default the mean squared error between the reconstruction and ``target(x)``.
+        A network trained otherwise (a classifier's negative log-likelihood) overrides it."""
+        import torch
+
+        return torch.nn.functional.mse_loss(output[0].float(), self.target(x))
+
+    def bind(self, condition: Sequence[int]) -> Model:
+        """A conditioned model bound to one machine's category ``condition`` (one value index
+        per column): a copy sharing this model's network, which feeds ``condition`` to every
+        vector it is given."""
+        import copy
+
+        if not self.conditioned:
+            raise TypeError(f"model '{self.name}' is not conditioned on categories")
+        bound = copy.copy(self)
+        bound.condition_ = [int(code) for code in condition]
+        return bound
+
+    def network(self) -> torch.nn.Module:
+        """The network as scorers and ``aetk export`` call it, ``forward(x)``: ``module_``
+        itself, or, for a conditioned model, ``module_`` fed the bound condition."""
+        from aetk.components.networks import Bound
+
+        self.check_fitted()
+        if not self.conditioned:
+            return self.module_
+        if getattr(self, "condition_", None) is None:
+            raise NotFittedError(
+                f"model '{self.name}' is conditioned on categories: bind it to a machine first"
+            )
+        return Bound(self.module_, self.condition_)
 
     def initialize(self, input_shape: Sequence[int]) -> Model:
         """Create the untrained network for vectors of ``input_shape``; returns self."""
@@ -229,8 +279,7 @@ class Model(Component):
         """``take(chunk, forward(chunk))`` over slices of ``x`` in evaluation mode, on the CPU."""
         import torch
 
-        self.check_fitted()
-        module = self.module_
+        module = self.network()
         module.eval()
         device = next(module.parameters(), torch.empty(0)).device
         parts = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,85 @@ class FlatAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         latent = self.encoder(x.flatten(1))
         return self.decoder(latent).view_as(x), latent
+
+
+class CategoryEncoding(nn.Module):
+    """Each row's categories ``[batch, columns]`` (value indices) as one vector, by the method
+    text's rule: a column of fewer than 50 values one-hot, one of 50 or more a learned embedding
+    of ``Column.width`` numbers (:mod:`aetk.fleet.categories`).
+
+    :param categories: the fleet's categories as a conditioned model's ``categories_`` holds
+        them (``Categories.as_dict()``).
+    """
+
+    def __init__(self, categories: list[dict[str, Any]]):
+        from aetk.fleet.categories import ONE_HOT, Categories
+
+        super().__init__()
+        columns = Categories.from_dict(categories).columns
+        self.columns = nn.ModuleList(
+            nn.Embedding.from_pretrained(torch.eye(len(column.values)), freeze=True)
+            if column.encoding == ONE_HOT
+            else nn.Embedding(len(column.values), column.width)
+            for column in columns
+        )
+        self.width = sum(column.width for column in columns)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return torch.cat([column(codes[:, index]) for index, column in enumerate(self.columns)], 1)
+
+
+class ConditionedAutoencoder(nn.Module):
+    """A :class:`FlatAutoencoder` whose decoder also takes each vector's categories: one network
+    for a fleet, which learns what each machine sounds like and reconstructs a vector as the
+    machine it is told it comes from would sound (the ID-conditioned autoencoder). The encoder
+    does not see the categories, so the code it gives is the same whatever the machine.
+
+    ``forward(x, codes)`` returns ``(reconstruction, latent)``; the decoder's first layer takes
+    ``latent_size + encoding.width`` numbers.
+    """
+
+    def __init__(self, encoding: CategoryEncoding, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoding = encoding
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        latent = self.encoder(x.flatten(1))
+        conditioned = torch.cat([latent, self.encoding(codes)], 1)
+        return self.decoder(conditioned).view_as(x), latent
+
+
+class OwnCategoryLikelihood(nn.Module):
+    """A classifier of a fleet's machines: ``forward(x, codes)`` returns the log-likelihood that
+    each vector comes from the machine ``codes[:, 0]`` names ``[batch, 1]``, and the logits.
+
+    :param body: flattened vectors → one logit per machine.
+    """
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.body(x.flatten(1))
+        return torch.log_softmax(logits.float(), 1).gather(1, codes[:, :1]), logits
+
+
+class Bound(nn.Module):
+    """A conditioned ``network`` fed the same ``condition`` (value indices, one per column) for
+    every vector: ``forward(x)`` is ``network(x, condition for each row of x)``."""
+
+    condition: torch.Tensor
+
+    def __init__(self, network: nn.Module, condition: list[int]):
+        super().__init__()
+        self.network = network
+        self.register_buffer("condition", torch.tensor(condition, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.network(x, self.condition[None].expand(x.shape[0], -1))
 
 
 class Identity(nn.Module):

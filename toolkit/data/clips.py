@@ -41,6 +41,13 @@ class ClipFiles(Sequence):
         return trimmed(self[index] for index in range(len(self)))
 
 
+def select(clips: Sequence[torch.Tensor], indices: Sequence[int]) -> Sequence[torch.Tensor]:
+    """The clips at ``indices``, kept on disk when they were (:class:`ClipFiles`)."""
+    if isinstance(clips, ClipFiles):
+        return ClipFiles([clips.files[i] for i in indices], [clips.lengths[i] for i in indices])
+    return [clips[i] for i in indices]
+
+
 def clip_lengths(clips: Sequence[torch.Tensor]) -> list[int]:
     """The number of vectors of each clip, without loading clips stored on disk."""
     lengths = getattr(clips, "lengths", None)

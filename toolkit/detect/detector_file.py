@@ -27,8 +27,11 @@ DETECTOR_SCHEMA = 2
 #: 3: a fleet: one detector per machine and the fleet's categories (``fleet``); an aetk that
 #: reads schema 2 only refuses it in one line rather than misreading it.
 FLEET_SCHEMA = 3
+#: 4: a fleet whose machines share tensors (one network for the fleet): a tensor shared is
+#: stored once and ``fleet.aliases`` maps each other name to it.
+SHARED_FLEET_SCHEMA = 4
 #: The newest schema this aetk reads.
-SCHEMA_VERSION = FLEET_SCHEMA
+SCHEMA_VERSION = SHARED_FLEET_SCHEMA
 MANIFEST_KEY = "aetk"
 #: The JSON header (manifest included) may be at most this large.
 _MAX_HEADER_BYTES = 64_000_000

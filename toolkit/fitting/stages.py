@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import check_storable
 from aetk.data.audio import require_audio_files, sample_rates
 from aetk.data.cache import FeatureCache, file_digest, load_entry
-from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths
+from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths, select
 from aetk.data.features import check_vector_shape, iter_clips, map_files
 from aetk.data.recording import (
     RecordingNorms,
@@ -73,21 +73,19 @@ def fit(
         recordings (the conformal rule), as ``--false-alarm-rate`` does.
     :return: the fitted :class:`aetk.Detector`; call ``.save(path)`` to keep it.
     """
-    config = resolve_config(
+    config = options_config(
         preset=preset,
         config_file=config_file,
-        assignments=tuple(set),
+        set=set,
         featurizer=featurizer,
         model=model,
         scorer=scorer,
-        training={
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "device": device,
-        },
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_fraction=val_fraction,
+        device=device,
         false_alarm_rate=false_alarm_rate,
     )
     detector = fit_config(
@@ -95,6 +93,31 @@ def fit(
     )
     assert detector is not None  # one process: it is the main one
     return detector
+
+
+def options_config(
+    *,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    set: Sequence[str] = (),
+    featurizer: str | None = None,
+    model: str | None = None,
+    scorer: str | None = None,
+    false_alarm_rate: float | None = None,
+    **training: Any,
+) -> FitConfig:
+    """The configuration :func:`fit`'s keyword options describe (``training``: ``epochs``,
+    ``batch_size``, ``lr``, ``seed``, ``val_fraction``, ``device``)."""
+    return resolve_config(
+        preset=preset,
+        config_file=config_file,
+        assignments=tuple(set),
+        featurizer=featurizer,
+        model=model,
+        scorer=scorer,
+        training=training,
+        false_alarm_rate=false_alarm_rate,
+    )
 
 
 @dataclass
@@ -115,6 +138,10 @@ class FeaturizedSets:
     validation: Sequence[torch.Tensor]
     #: The content SHA-256 of every file used, by role (``train``, ``validation``).
     digests: dict[str, list[str]] = field(default_factory=lambda: {"train": [], "validation": []})
+    #: The files used, by role, in the order of ``digests``.
+    files: dict[str, list[Path]] = field(default_factory=lambda: {"train": [], "validation": []})
+    #: The file each clip comes from, by role, in the clips' order.
+    sources: dict[str, list[Path]] = field(default_factory=lambda: {"train": [], "validation": []})
     skipped: list[dict[str, str]] = field(default_factory=list)
     #: How each file used was recorded (one profile per clip), by path.
     recordings: dict[str, list[RecordingProfile]] = field(default_factory=dict)
@@ -122,6 +149,25 @@ class FeaturizedSets:
     recording_warnings: list[dict[str, str]] = field(default_factory=list)
     #: What the recordings were like, for the checks at score time.
     recording_norms: RecordingNorms | None = None
+
+    def of_files(self, files: Collection[Path], band_hz: float | None) -> FeaturizedSets:
+        """The clips of ``files`` only, with their digests, recordings and warnings, and the
+        norms of their recordings (analysed up to ``band_hz``)."""
+        own = FeaturizedSets([], [])
+        clips = {"train": self.train, "validation": self.validation}
+        for role, sources in self.sources.items():
+            indices = [index for index, path in enumerate(sources) if path in files]
+            setattr(own, role, select(clips[role], indices))
+            own.sources[role] = [sources[index] for index in indices]
+            kept = [i for i, path in enumerate(self.files[role]) if path in files]
+            own.files[role] = [self.files[role][i] for i in kept]
+            own.digests[role] = [self.digests[role][i] for i in kept]
+        names = {str(path) for path in files}
+        own.recordings = {path: kept for path, kept in self.recordings.items() if path in names}
+        own.recording_warnings = [w for w in self.recording_warnings if w["path"] in names]
+        profiles = [profile for kept in own.recordings.values() for profile in kept]
+        own.recording_norms = RecordingNorms.learn(profiles, band_hz)
+        return own
 
 
 def fit_config(
@@ -136,6 +182,11 @@ def fit_config(
     observer = observer if observer is not None and processes.is_main else FitObserver()
     started = time.perf_counter()
     parts = build_components(config)
+    if parts.model.conditioned:
+        raise ConfigError(
+            f"model '{parts.model.name}' is one network for a fleet of machines: fit it with "
+            "--machines folders|dcase|TABLE.csv"
+        )
     train_files, validation_files = split_files(
         require_audio_files(paths), config.training.val_fraction, config.training.seed
     )
@@ -189,6 +240,11 @@ def build_components(config: FitConfig) -> Components:
             f"scorer '{parts.scorer.name}' scores reconstruction errors, but model "
             f"'{parts.model.name}' reconstructs exactly (every clip would score the same): "
             "choose a trained model, e.g. --model improved-ae"
+        )
+    if parts.scorer.needs_reconstruction and not parts.model.reconstructs:
+        raise ConfigError(
+            f"scorer '{parts.scorer.name}' scores reconstruction errors, and model "
+            f"'{parts.model.name}' does not reconstruct: choose another scorer"
         )
     return parts
 
@@ -247,6 +303,8 @@ def featurize(
             sets.skipped.append({"path": str(path), "error": exc.reason, "role": role})
         else:
             clips[role].extend(file_clips)
+            sets.sources[role].extend([path] * len(file_clips))
+            sets.files[role].append(path)
             sets.digests[role].append(digest)
             sets.recordings[str(path)] = recordings
         observer.on_featurized(done, len(roles))
@@ -295,7 +353,7 @@ def train_model(
 ) -> None:
     """Train the model on the standardised training vectors, validated on the validation ones;
     the vectors live in memory-mapped files under ``folder`` while training runs."""
-    with _vector_sets(sets, parts.normalizer, folder) as (train_vectors, validation_vectors):
+    with vector_sets(sets, parts.normalizer, folder) as (train_vectors, validation_vectors):
         train(
             parts.model,
             train_vectors,
@@ -352,7 +410,7 @@ def cross_fitted_scores(
         rest = [clip for index, clip in enumerate(clips) if index not in held_out]
         model = host.create("model", parts.model.name, parts.model.get_params())
         scorer = host.create("scorer", parts.scorer.name, parts.scorer.get_params())
-        with _vector_sets(FeaturizedSets(rest, []), parts.normalizer, folder) as (vectors, _):
+        with vector_sets(FeaturizedSets(rest, []), parts.normalizer, folder) as (vectors, _):
             train(model, vectors, None, config.training)
         standardized = StandardizedClips(rest, parts.normalizer)
         scorer.fit(model, standardized, [])
@@ -400,7 +458,7 @@ def fingerprint(digests: Sequence[str]) -> str:
 
 
 @contextlib.contextmanager
-def _vector_sets(
+def vector_sets(
     sets: FeaturizedSets, normalizer: Normalizer, folder: Path
 ) -> Iterator[tuple[VectorSet, VectorSet | None]]:
     train_vectors = VectorSet(sets.train, normalizer, folder)

@@ -41,10 +41,14 @@ def train(
     config: TrainingConfig | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
     processes: Processes = SINGLE,
+    codes: tuple[torch.Tensor, torch.Tensor | None] | None = None,
 ) -> Model:
     """Build ``model``'s network with ``config.seed`` and train it on the vectors ``train``
     (a tensor or a :class:`~aetk.data.clips.VectorSet`), keeping the weights of the best
     validation loss; sets ``history_`` and returns the model.
+
+    A conditioned model (``model.conditioned``) takes ``codes``: the categories' value indices
+    ``[vectors, columns]`` of every training and validation vector.
 
     A model that is not ``trainable`` (``identity``) gets its network and no epochs. Across
     several ``processes``, each trains on its own shard with DistributedDataParallel; losses are
@@ -54,17 +58,46 @@ def train(
     torch.manual_seed(config.seed)
     model.initialize(tuple(train.shape[1:]))
     model.module_.eval()
+    if model.conditioned and codes is None:
+        raise ConfigError(
+            f"model '{model.name}' is conditioned on categories: fit it on a fleet "
+            "(aetk fit --machines ...)"
+        )
+    train_set, validation_set = _Batches(train, codes and codes[0]), None
+    if validation is not None:
+        validation_set = _Batches(validation, codes and codes[1])
     reports = (
-        _epochs(model, train, validation, config, on_epoch, processes) if model.trainable else []
+        _epochs(model, train_set, validation_set, config, on_epoch, processes)
+        if model.trainable
+        else []
     )
     model.history_ = [asdict(report) for report in reports]
     return model
 
 
+class _Batches:
+    """Vectors, and the categories of each when the model is conditioned on them."""
+
+    def __init__(self, vectors: Any, codes: torch.Tensor | None = None):
+        self.vectors = vectors
+        self.codes = codes
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __getitem__(self, index: Any) -> tuple[torch.Tensor, ...]:
+        if self.codes is None:
+            return (self.vectors[index],)
+        if isinstance(index, torch.Tensor):
+            # Sorted, as a VectorSet reads its rows, so that vectors and codes stay paired.
+            index = index.sort().values
+        return self.vectors[index], self.codes[index]
+
+
 def _epochs(
     model: Model,
-    train: Any,
-    validation: Any,
+    train: _Batches,
+    validation: _Batches | None,
     config: TrainingConfig,
     on_epoch: Callable[[EpochReport], None] | None,
     processes: Processes,
@@ -120,16 +153,17 @@ def _optimiser_step(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     bf16: bool,
-) -> Callable[[torch.Tensor], float]:
-    """A function taking one optimiser step on a batch and returning its loss."""
+) -> Callable[[tuple[torch.Tensor, ...]], float]:
+    """A function taking one optimiser step on a batch (vectors, and their categories for a
+    conditioned model) and returning its loss."""
 
-    def step(batch: torch.Tensor) -> float:
+    def step(inputs: tuple[torch.Tensor, ...]) -> float:
         if device.type == "cuda":
-            batch = batch.pin_memory()
-        batch = batch.to(device, non_blocking=True)
+            inputs = tuple(tensor.pin_memory() for tensor in inputs)
+        inputs = tuple(tensor.to(device, non_blocking=True) for tensor in inputs)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            reconstruction, _ = network(batch)
-        loss = torch.nn.functional.mse_loss(reconstruction.float(), model.target(batch))
+            output = network(*inputs)
+        loss = model.loss(output, inputs[0])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -156,25 +190,28 @@ def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[to
 
 @torch.no_grad()
 def error_totals(model: Model, x: Any, batch_size: int = 4096) -> tuple[float, int]:
-    """Sum and count of the squared reconstruction errors of all elements of ``x`` (None: 0, 0),
-    in evaluation mode, leaving the network in the mode it was in."""
+    """The model's loss summed over the vectors of ``x`` (a tensor, or vectors with their
+    categories), and their count (None: 0, 0), in evaluation mode, leaving the network in the
+    mode it was in."""
     if x is None or len(x) == 0:
         return 0.0, 0
-    module = model.module_
+    batches = x if isinstance(x, _Batches) else _Batches(x)
+    # Vectors without their categories are a bound model's (one machine's) to judge.
+    module = model.network() if model.conditioned and batches.codes is None else model.module_
     was_training = module.training
     device = next(module.parameters(), torch.empty(0)).device
     module.eval()
     total, count = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        chunk = x[start : start + batch_size].to(device)
-        error = (module(chunk)[0] - model.target(chunk)).square()
-        total += error.sum().item()
-        count += error.numel()
+    for start in range(0, len(batches), batch_size):
+        inputs = tuple(t.to(device) for t in batches[start : start + batch_size])
+        total += model.loss(module(*inputs), inputs[0]).item() * len(inputs[0])
+        count += len(inputs[0])
     module.train(was_training)
     return total, count
 
 
 def mean_error(model: Model, x: Sequence[torch.Tensor] | torch.Tensor) -> float:
-    """Mean squared reconstruction error over all elements of ``x``, without keeping them."""
+    """The model's mean loss over the vectors ``x`` (the mean squared reconstruction error
+    of all their elements, by default), without keeping them."""
     total, count = error_totals(model, x)
     return total / max(count, 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,16 @@ import torch
 from aetk._version import __version__
 from aetk.components.state import jsonable
 from aetk.detect.detector import Detector
-from aetk.detect.detector_file import FLEET_SCHEMA, read_detector, write_detector
+from aetk.detect.detector_file import (
+    FLEET_SCHEMA,
+    SHARED_FLEET_SCHEMA,
+    read_detector,
+    write_detector,
+)
 from aetk.detect.scoring import ScoreResult
 from aetk.errors import AetkError, AetkWarning, ConfigError, DetectorFileError
+from aetk.fitting.config import FitConfig
+from aetk.fitting.progress import FitObserver
 from aetk.fleet.categories import Categories
 from aetk.fleet.machines import MACHINE, Row, check_source, machine_rows
 
@@ -137,18 +144,23 @@ class FleetDetector:
                 written[id(detector)] = {"prefix": prefix, **detector.manifest(own)}
                 tensors.update((prefix + key, tensor) for key, tensor in own.items())
             machines[name] = written[id(detector)]
+        tensors, aliases = _stored_once(tensors)
+        fleet: dict[str, Any] = {
+            "source": self.source,
+            "categories": self.categories.as_dict(),
+            "rows": self.rows,
+            "machines": machines,
+        }
+        if aliases:
+            fleet["aliases"] = aliases
         manifest = {
             "aetk_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "fleet": {
-                "source": self.source,
-                "categories": self.categories.as_dict(),
-                "rows": self.rows,
-                "machines": machines,
-            },
+            "fleet": fleet,
         }
         path = Path(path)
-        write_detector(path, jsonable(manifest), tensors, schema_version=FLEET_SCHEMA)
+        schema = SHARED_FLEET_SCHEMA if aliases else FLEET_SCHEMA
+        write_detector(path, jsonable(manifest), tensors, schema_version=schema)
         return path
 
     @classmethod
@@ -166,6 +178,7 @@ class FleetDetector:
         machines = fleet.get("machines")
         if not isinstance(machines, dict) or not machines:
             raise DetectorFileError(f"{path}: the fleet lists no machines")
+        tensors = _with_aliases(path, tensors, fleet.get("aliases", {}))
         detectors, by_prefix = {}, {}
         for name, entry in machines.items():
             prefix = entry.get("prefix") if isinstance(entry, dict) else None
@@ -195,43 +208,107 @@ class FleetDetector:
 
 
 def fit_fleet(
-    paths: Sequence[str | Path], source: str, fit_one: Any = None, **fit_options: Any
+    paths: Sequence[str | Path],
+    source: str,
+    *,
+    config: FitConfig | None = None,
+    observer: FitObserver | None = None,
+    **fit_options: Any,
 ) -> FleetDetector:
-    """Fit one detector per machine of the recordings under ``paths`` (see the module
-    documentation); ``fit_options`` as :func:`aetk.fit` takes them, ``fit_one`` replaces
-    :func:`aetk.fit` (files → detector). A machine with fewer than :data:`MIN_MACHINE_FILES`
-    recordings is judged by a detector of all the fleet's recordings, with a warning; one whose
-    recordings cannot make a detector is named in the error."""
-    from aetk.fitting.stages import fit
+    """The fleet detector of the recordings under ``paths``, each told its machine by
+    ``source``; configured by ``config``, or by ``fit_options`` as :func:`aetk.fit` takes them.
 
+    With a conditioned model (``conditioned-ae``, ``machine-classifier``) one network learns
+    every machine and is bound to each (:mod:`aetk.fleet.shared`). Otherwise each machine gets a
+    detector fitted on its own recordings (see the module documentation); a machine with fewer
+    than :data:`MIN_MACHINE_FILES` recordings is judged by a detector of all the fleet's
+    recordings, with a warning; one whose recordings cannot make a detector is named in the
+    error."""
+    from aetk.fitting.stages import fit_config, options_config
+    from aetk.fleet.shared import conditioned, fit_shared
+
+    config = config or options_config(**fit_options)
     rows = machine_rows(paths, source)
     if not rows:
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     categories = Categories.learn(rows.values())
     by_machine: dict[str, list[Path]] = {}
-    for path, row in rows.items():
+    for path, row in sorted(rows.items(), key=lambda item: item[1][MACHINE]):
         by_machine.setdefault(row[MACHINE], []).append(path)
-    fit_one = fit_one or fit
+    if conditioned(config):
+        detectors = fit_shared(by_machine, categories, config, observer)
+    else:
+        detectors = _fit_each(by_machine, list(rows), lambda fs: fit_config(fs, config, observer))
+    return FleetDetector(detectors, categories, _stored_source(source), _machine_rows(rows))
+
+
+def _fit_each(
+    by_machine: dict[str, list[Path]],
+    every_file: list[Path],
+    fit_one: Callable[[list[Path]], Detector | None],
+) -> dict[str, Detector]:
     detectors: dict[str, Detector] = {}
     pooled: list[Detector] = []
-    for machine, files in sorted(by_machine.items()):
-        if len(files) >= MIN_MACHINE_FILES:
-            try:
-                detectors[machine] = fit_one(files, **fit_options)
+    for machine, files in by_machine.items():
+        try:
+            if len(files) >= MIN_MACHINE_FILES:
+                detectors[machine] = _fitted(fit_one(files))
                 continue
-            except AetkError as exc:
-                raise type(exc)(f"machine {machine}: {exc}") from None
-        if not pooled:
-            pooled.append(fit_one(list(rows), **fit_options))
+            if not pooled:
+                pooled.append(_fitted(fit_one(every_file)))
+        except AetkError as exc:
+            raise type(exc)(f"machine {machine}: {exc}") from None
         warnings.warn(
             f"machine {machine}: {len(files)} normal recording(s), fewer than "
             f"{MIN_MACHINE_FILES}: judged by the detector of the whole fleet's recordings "
             "(and its threshold)",
             AetkWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         detectors[machine] = pooled[0]
-    return FleetDetector(detectors, categories, _stored_source(source), _machine_rows(rows))
+    return detectors
+
+
+def _fitted(detector: Detector | None) -> Detector:
+    assert detector is not None  # one process: it is the main one
+    return detector
+
+
+def _stored_once(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Each tensor once: one that several machines share (the fleet's one network, its
+    normalizer) is kept under its first name, and each other name is an alias of that one."""
+    kept: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple[Any, ...], str] = {}
+    for name, tensor in tensors.items():
+        same = (
+            tensor.untyped_storage().data_ptr(),
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tensor.stride(),
+            tensor.dtype,
+        )
+        if tensor.numel() and same in first:
+            aliases[name] = first[same]
+        else:
+            first.setdefault(same, name)
+            kept[name] = tensor
+    return kept, aliases
+
+
+def _with_aliases(
+    path: str | Path, tensors: dict[str, torch.Tensor], aliases: Any
+) -> dict[str, torch.Tensor]:
+    if not isinstance(aliases, dict) or not all(
+        isinstance(name, str) and isinstance(target, str) for name, target in aliases.items()
+    ):
+        raise DetectorFileError(f"{path}: the fleet's tensor aliases are malformed")
+    missing = sorted(target for target in aliases.values() if target not in tensors)
+    if missing:
+        raise DetectorFileError(f"{path}: detector lacks tensor {missing[0]!r}")
+    return {**tensors, **{name: tensors[target] for name, target in aliases.items()}}
 
 
 def _stored_source(source: str) -> str:

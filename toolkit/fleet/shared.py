@@ -1,0 +1,139 @@
+"""A fleet judged by one network: a conditioned model trained on every machine's recordings, then
+bound to each machine.
+
+files, split machine by machine into training and validation → featurize (through the feature
+cache) → standardize with the whole fleet's statistics → train the one conditioned network on
+every vector with its machine's categories → for each machine: bind the network to it, fit the
+scorer on its clips, calibrate its threshold on its own held-out clips → one
+:class:`aetk.Detector` per machine, all sharing the featurizer, the normalizer and the network.
+
+A machine is encoded by the method text's rule (one-hot below 50 machines, a learned embedding
+from 50), so the network learns what is common to the fleet once and what sets each machine
+apart from its code.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aetk.components.base import Model
+from aetk.components.state import check_storable
+from aetk.data.cache import FeatureCache
+from aetk.data.clips import StandardizedClips, clip_lengths
+from aetk.data.recording import analysed_hz
+from aetk.detect.calibration import calibrate
+from aetk.detect.detector import Detector
+from aetk.fitting import distributed
+from aetk.fitting.config import FitConfig
+from aetk.fitting.progress import FitObserver
+from aetk.fitting.stages import (
+    Components,
+    FeaturizedSets,
+    build_components,
+    featurize,
+    split_files,
+    training_summary,
+    vector_sets,
+)
+from aetk.fitting.trainer import train
+from aetk.fleet.categories import Categories
+from aetk.fleet.machines import MACHINE
+from aetk.plugin.host import get_host
+
+
+def conditioned(config: FitConfig) -> bool:
+    """Whether the configuration's model is one network for a whole fleet."""
+    model = get_host().component_class("model", config.model.name)
+    return issubclass(model, Model) and model.conditioned
+
+
+def fit_shared(
+    by_machine: dict[str, list[Path]],
+    categories: Categories,
+    config: FitConfig,
+    observer: FitObserver | None = None,
+) -> dict[str, Detector]:
+    """Each machine's detector, all sharing one conditioned network (see the module
+    documentation); ``by_machine``: each machine's normal recordings."""
+    observer = observer or FitObserver()
+    started = time.perf_counter()
+    parts = build_components(config)
+    machines = Categories((categories.column(MACHINE),))
+    parts.model.categories_ = machines.as_dict()
+    train_files, validation_files = [], []
+    for files in by_machine.values():
+        train_part, validation_part = split_files(
+            files, config.training.val_fraction, config.training.seed
+        )
+        train_files += train_part
+        validation_files += validation_part
+    observer.on_start(config, len(train_files), len(validation_files))
+    machine_of = {path: machine for machine, files in by_machine.items() for path in files}
+    with FeatureCache.from_environment() as cache:
+        sets = featurize(
+            parts.featurizer,
+            train_files,
+            validation_files,
+            config.training.segment_seconds,
+            cache,
+            observer,
+        )
+        parts.normalizer.fit(sets.train)
+        codes = {
+            role: _vector_codes(machines, [machine_of[path] for path in sets.sources[role]], clips)
+            for role, clips in (("train", sets.train), ("validation", sets.validation))
+        }
+        with vector_sets(sets, parts.normalizer, cache.root / "tmp") as vectors:
+            train(
+                parts.model,
+                *vectors,
+                config.training,
+                on_epoch=observer.on_epoch,
+                codes=(codes["train"], codes["validation"] if sets.validation else None),
+            )
+    observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating each machine")
+    band_hz = analysed_hz(parts.featurizer)
+    return {
+        machine: _machine_detector(
+            parts,
+            sets.of_files(set(files), band_hz),
+            machines.indices([{MACHINE: machine}])[0].tolist(),
+            config,
+            started,
+        )
+        for machine, files in by_machine.items()
+    }
+
+
+def _vector_codes(machines: Categories, names: list[str], clips: object) -> torch.Tensor:
+    """Each vector's machine code ``[vectors, 1]``: its clip's, repeated over the clip."""
+    lengths = clip_lengths(clips)  # type: ignore[arg-type]
+    per_clip = machines.indices({MACHINE: name} for name in names)
+    return torch.from_numpy(np.repeat(per_clip, lengths, axis=0).reshape(-1, 1))
+
+
+def _machine_detector(
+    parts: Components,
+    own: FeaturizedSets,
+    condition: list[int],
+    config: FitConfig,
+    started: float,
+) -> Detector:
+    """One machine's detector: the shared network bound to it, a scorer fitted on its clips,
+    and a threshold from its held-out clips' scores."""
+    model = parts.model.bind(condition)
+    scorer = get_host().create("scorer", config.scorer.name, config.scorer.params)
+    train_clips = StandardizedClips(own.train, parts.normalizer)
+    validation_clips = StandardizedClips(own.validation, parts.normalizer)
+    scorer.fit(model, train_clips, validation_clips)
+    check_storable("scorer", scorer)
+    calibration = calibrate(
+        scorer.held_out_scores(model, train_clips, validation_clips), config.threshold
+    )
+    mine = Components(parts.featurizer, parts.normalizer, model, scorer)
+    summary = training_summary(config, mine, own, distributed.SINGLE, started)
+    return Detector(parts.featurizer, parts.normalizer, model, scorer, calibration, summary)
