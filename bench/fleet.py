@@ -5,6 +5,13 @@ machines (each its own hum, shaft rate and noise; 100 training clips each) and o
 
     ./dev python bench/fleet.py                        # 4 and 60 machines, valve_mixed
     ./dev python bench/fleet.py --machines 4 --cli     # also time N `aetk fit` runs vs one
+    ./dev python bench/fleet.py --networks             # also the fleet's one-network presets
+
+``--networks`` adds the presets that judge a fleet with one network bound to each machine
+(``fleet-ae``: the conditioned autoencoder; ``fleet-classifier``: the machine classifier and its
+surprise) beside ``autoencoder`` fitted machine by machine (the network ``fleet-ae`` conditions)
+and the default fleet; for each, the mean AUC per machine, the largest loss on one machine
+against the default fleet, and the fit time.
 
 AUC per machine (mean over machines), the fit time of each way (cold: no feature cache), in one
 run on one machine.
@@ -138,16 +145,62 @@ def cli_fit_times(root: Path, names: list[str], work: Path) -> dict[str, float]:
     return {"fleet_cli_seconds": fleet, "one_by_one_cli_seconds": time.perf_counter() - started}
 
 
+#: The fleet presets compared by ``--networks``, the default's fleet first (the reference).
+NETWORK_PRESETS = ("default", "autoencoder", "fleet-ae", "fleet-classifier")
+
+
+def compare_networks(root: Path, source: str = "folders") -> dict[str, dict]:
+    """Each of :data:`NETWORK_PRESETS` fitted as a fleet: AUC per machine, its mean, the
+    largest loss on one machine against the default's fleet, and the fit time."""
+    rows: dict[str, dict] = {}
+    for preset in NETWORK_PRESETS:
+        started = time.perf_counter()
+        fleet = fit_fleet([root / "train"], source, preset=preset)
+        seconds = time.perf_counter() - started
+        results = fleet.score([root / "test"])
+        aucs = machine_aucs(results, {r.path: r.machine for r in results}.__getitem__)
+        reference = rows.get("default", {}).get("auc", aucs)
+        rows[preset] = {
+            "auc": aucs,
+            "mean_auc": statistics.fmean(aucs.values()),
+            "largest_loss": max(reference[name] - aucs[name] for name in aucs),
+            "fit_seconds": seconds,
+        }
+        print(preset, {k: v for k, v in rows[preset].items() if k != "auc"}, flush=True)
+    return rows
+
+
+def network_table(results: dict[str, dict[str, dict]]) -> str:
+    lines = [
+        "| set | " + " | ".join(NETWORK_PRESETS) + " |",
+        "|---|" + "---|" * len(NETWORK_PRESETS),
+    ]
+    for name, rows in results.items():
+        cells = [
+            f"{rows[p]['mean_auc']:.3f} (−{max(rows[p]['largest_loss'], 0):.3f}; "
+            f"{rows[p]['fit_seconds']:.1f} s)"
+            for p in NETWORK_PRESETS
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--machines", default="4,60", help="fleet sizes, comma-separated")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cli", action="store_true", help="also time the CLI fits")
+    parser.add_argument(
+        "--networks", action="store_true", help="only the fleet presets with one network"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     warnings.simplefilter("ignore", AetkWarning)
     # Every fit cold (no feature cache), the CLI runs too: no way is timed on another's features.
     os.environ["AETK_CACHE"] = "0"
+    if args.networks:
+        networks(args)
+        return
     results: dict[str, dict] = {}
     for count in map(int, args.machines.split(",")):
         with tempfile.TemporaryDirectory(prefix="aetk-fleet-") as folder:
@@ -164,6 +217,23 @@ def main() -> None:
     (args.out / "fleet.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "fleet.md").write_text(table(results))
     print(table(results))
+
+
+def networks(args: argparse.Namespace) -> None:
+    """``--networks``: the fleet presets on each fleet size, seeds ``seed``, ``seed + 1`` and
+    ``seed + 2`` for fleets of up to 10 machines (one seed for larger ones), and valve_mixed."""
+    results: dict[str, dict] = {}
+    for count in map(int, args.machines.split(",")):
+        for seed in range(args.seed, args.seed + (3 if count <= 10 else 1)):
+            with tempfile.TemporaryDirectory(prefix="aetk-fleet-") as folder:
+                write_fleet(Path(folder), count, seed)
+                results[f"synthetic_{count}_seed{seed}"] = compare_networks(Path(folder))
+    if VALVES.is_dir():
+        results["valve_mixed"] = compare_networks(VALVES, "dcase")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fleet_networks.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "fleet_networks.md").write_text(network_table(results))
+    print(network_table(results))
 
 
 def table(results: dict[str, dict]) -> str:

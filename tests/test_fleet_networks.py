@@ -42,7 +42,9 @@ def fleet_folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ae_fleet(fleet_folders):
     settings = (*TINY, "model.hidden=[32]", "model.bottleneck=4")
-    fleet = fit_fleet([fleet_folders / "train"], "folders", preset="fleet-ae", set=settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AETK_CACHE", "0")  # features in a cache that lives for the fit only
+        fleet = fit_fleet([fleet_folders / "train"], "folders", preset="fleet-ae", set=settings)
     return fleet, fleet.save(fleet_folders / "fleet-ae.aetk")
 
 

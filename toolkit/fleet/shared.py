@@ -95,18 +95,19 @@ def fit_shared(
                 on_epoch=observer.on_epoch,
                 codes=(codes["train"], codes["validation"] if sets.validation else None),
             )
-    observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating each machine")
-    band_hz = analysed_hz(parts.featurizer)
-    return {
-        machine: _machine_detector(
-            parts,
-            sets.of_files(set(files), band_hz),
-            machines.indices([{MACHINE: machine}])[0].tolist(),
-            config,
-            started,
-        )
-        for machine, files in by_machine.items()
-    }
+        observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating each machine")
+        band_hz = analysed_hz(parts.featurizer)
+        # Inside the cache's lifetime: the clips may be the cache's files.
+        return {
+            machine: _machine_detector(
+                parts,
+                sets.of_files(set(files), band_hz),
+                machines.indices([{MACHINE: machine}])[0].tolist(),
+                config,
+                started,
+            )
+            for machine, files in by_machine.items()
+        }
 
 
 def _vector_codes(machines: Categories, names: list[str], clips: object) -> torch.Tensor:
