@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 
 
 class MachineClassifier(aetk.Model):
-    """A dense network (Linear + BatchNorm1d + LeakyReLU(0.1) through ``hidden`` widths) giving
-    each feature vector's log-likelihood of coming from its own machine; trained with the
-    negative log-likelihood (cross-entropy) on a fleet's normal recordings.
+    """A dense network (Linear + BatchNorm1d + LeakyReLU(0.1) through ``hidden`` widths, then one
+    logit per machine) giving each feature vector's log-likelihood of coming from its own
+    machine; trained with the negative log-likelihood (cross-entropy) on a fleet's normal
+    recordings. Its latent code is the last hidden layer, the embedding machines are told apart
+    by.
 
     Its first output is no reconstruction, so scorers of reconstruction errors refuse it; score
-    it with ``surprise``.
+    it with ``surprise``, or with ``knn`` in its embedding space.
     """
 
     name = "machine-classifier"
@@ -53,8 +55,9 @@ class MachineClassifier(aetk.Model):
         layers: list[nn.Module] = []
         for n_in, n_out in pairwise(widths):
             layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.LeakyReLU(0.1)]
-        layers.append(nn.Linear(widths[-1], machines))
-        return aetk.networks.OwnCategoryLikelihood(nn.Sequential(*layers))
+        return aetk.networks.OwnCategoryLikelihood(
+            nn.Sequential(*layers), nn.Linear(widths[-1], machines)
+        )
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The log-likelihood of the own machine aims at 0 (certainty)."""

@@ -173,3 +173,32 @@ def test_fit_cli_fits_one_network_for_the_fleet_and_score_routes_to_it(
     rows = [json.loads(line) for line in ran.stdout.splitlines()]
     assert {row["machine"] for row in rows} == set(MACHINES)
     assert all(row["score"] is not None for row in rows)
+
+
+def test_a_machine_with_few_recordings_is_scored_by_what_the_fleet_network_sees(tmp_path):
+    for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
+        synth.write_dataset(
+            tmp_path,
+            train=count,
+            test_normal=1,
+            test_per_anomaly=0,
+            seconds=0.4,
+            seed=index,
+            fleet_machine=machine,
+        )
+    with pytest.warns(aetk.AetkWarning, match="machine small: 2 normal recording"):
+        fleet = fit_fleet(
+            [tmp_path / "train"],
+            "folders",
+            preset="fleet-classifier",
+            scorer="knn",  # in the classifier's embedding space
+            set=(*TINY, "model.hidden=[16]", "scorer.pooling=clip"),
+        )
+    assert fleet.detector("small").training["files"] == 8  # the whole fleet's recordings
+    assert fleet.detector("big").training["files"] == 6
+    assert fleet.detector("small").model.condition_ == [1]
+    latent = fleet.detector("small").model.latent(
+        torch.randn(5, *fleet.detector("big").model.input_shape_)
+    )
+    assert latent.shape == (5, 16)  # the embedding machines are told apart by
+    assert all(r.score is not None for r in fleet.score([tmp_path / "test"]))

@@ -75,18 +75,21 @@ class ConditionedAutoencoder(nn.Module):
 
 class OwnCategoryLikelihood(nn.Module):
     """A classifier of a fleet's machines: ``forward(x, codes)`` returns the log-likelihood that
-    each vector comes from the machine ``codes[:, 0]`` names ``[batch, 1]``, and the logits.
+    each vector comes from the machine ``codes[:, 0]`` names ``[batch, 1]``, and the embedding the
+    classifier tells machines apart by (its last hidden layer), as the latent code.
 
-    :param body: flattened vectors → one logit per machine.
+    :param body: flattened vectors → embeddings; ``head``: embeddings → one logit per machine.
     """
 
-    def __init__(self, body: nn.Module):
+    def __init__(self, body: nn.Module, head: nn.Module):
         super().__init__()
         self.body = body
+        self.head = head
 
     def forward(self, x: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.body(x.flatten(1))
-        return torch.log_softmax(logits.float(), 1).gather(1, codes[:, :1]), logits
+        embedding = self.body(x.flatten(1))
+        logits = self.head(embedding).float()
+        return torch.log_softmax(logits, 1).gather(1, codes[:, :1]), embedding
 
 
 class Bound(nn.Module):

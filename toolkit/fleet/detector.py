@@ -33,11 +33,7 @@ from aetk.errors import AetkError, AetkWarning, ConfigError, DetectorFileError
 from aetk.fitting.config import FitConfig
 from aetk.fitting.progress import FitObserver
 from aetk.fleet.categories import Categories
-from aetk.fleet.machines import MACHINE, Row, check_source, machine_rows
-
-#: A machine with fewer normal recordings is judged by a detector of the whole fleet: one of its
-#: own could neither compare a recording with another nor hold one out for its threshold.
-MIN_MACHINE_FILES = 4
+from aetk.fleet.machines import MACHINE, MIN_MACHINE_FILES, Row, check_source, machine_rows
 
 
 class FleetDetector:

@@ -31,6 +31,9 @@ _DOMAIN = re.compile(r"_(source|target)_")
 
 #: A recording's categories: ``{"machine": ..., column: value, ...}``, values as text.
 Row = dict[str, str]
+#: A machine with fewer normal recordings is judged with the help of the whole fleet's: alone,
+#: it could neither compare a recording with another nor hold one out for its threshold.
+MIN_MACHINE_FILES = 4
 
 
 def check_source(source: str) -> str:

@@ -9,12 +9,16 @@ scorer on its clips, calibrate its threshold on its own held-out clips → one
 
 A machine is encoded by the method text's rule (one-hot below 50 machines, a learned embedding
 from 50), so the network learns what is common to the fleet once and what sets each machine
-apart from its code.
+apart from its code. A machine with fewer than :data:`~aetk.fleet.machines.MIN_MACHINE_FILES`
+recordings still trains the network; its scorer and threshold learn from the whole fleet's
+recordings seen through the network bound to it (with a warning), as a per-machine fleet judges
+it by a detector of the whole fleet.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ from aetk.data.clips import StandardizedClips, clip_lengths
 from aetk.data.recording import analysed_hz
 from aetk.detect.calibration import calibrate
 from aetk.detect.detector import Detector
+from aetk.errors import AetkError, AetkWarning
 from aetk.fitting import distributed
 from aetk.fitting.config import FitConfig
 from aetk.fitting.progress import FitObserver
@@ -41,7 +46,7 @@ from aetk.fitting.stages import (
 )
 from aetk.fitting.trainer import train
 from aetk.fleet.categories import Categories
-from aetk.fleet.machines import MACHINE
+from aetk.fleet.machines import MACHINE, MIN_MACHINE_FILES
 from aetk.plugin.host import get_host
 
 
@@ -97,17 +102,32 @@ def fit_shared(
             )
         observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating each machine")
         band_hz = analysed_hz(parts.featurizer)
+        detectors = {}
         # Inside the cache's lifetime: the clips may be the cache's files.
-        return {
-            machine: _machine_detector(
-                parts,
-                sets.of_files(set(files), band_hz),
-                machines.indices([{MACHINE: machine}])[0].tolist(),
-                config,
-                started,
-            )
-            for machine, files in by_machine.items()
-        }
+        for machine, files in by_machine.items():
+            own = sets.of_files(set(files), band_hz) if _enough(machine, files) else sets
+            condition = machines.indices([{MACHINE: machine}])[0].tolist()
+            try:
+                detectors[machine] = _machine_detector(parts, own, condition, config, started)
+            except AetkError as exc:
+                raise type(exc)(f"machine {machine}: {exc}") from None
+        return detectors
+
+
+def _enough(machine: str, files: list[Path]) -> bool:
+    """Whether ``machine`` has recordings enough for a scorer and a threshold of its own; if
+    not, a warning says that the whole fleet's recordings, seen through the network bound to
+    it, stand in."""
+    if len(files) >= MIN_MACHINE_FILES:
+        return True
+    warnings.warn(
+        f"machine {machine}: {len(files)} normal recording(s), fewer than {MIN_MACHINE_FILES}: "
+        "its scorer and threshold learn from the whole fleet's recordings, seen through the "
+        "network bound to it",
+        AetkWarning,
+        stacklevel=3,
+    )
+    return False
 
 
 def _vector_codes(machines: Categories, names: list[str], clips: object) -> torch.Tensor:
