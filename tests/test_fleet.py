@@ -168,7 +168,7 @@ def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_p
     assert ran.code == 0, ran.stderr
     assert "machine small: 2 normal recording(s)" in ran.stderr
     summary = json.loads(ran.stdout.splitlines()[-1])
-    assert set(summary["machines"]) == {"big", "small"}
+    assert set(summary["machines"]) == {"big", "small"} and summary["one_network"] is False
     assert summary["machines"]["small"]["files"] == 8  # the whole fleet's recordings
     assert summary["machines"]["big"]["files"] == 6
     fleet = FleetDetector.load(tmp_path / "f.aetk")

@@ -168,6 +168,7 @@ def test_fit_cli_fits_one_network_for_the_fleet_and_score_routes_to_it(
     summary = json.loads(ran.stdout.splitlines()[-1])
     assert set(summary["machines"]) == set(MACHINES)
     assert {m["model"] for m in summary["machines"].values()} == {"machine-classifier"}
+    assert summary["one_network"] is True
     ran = cli("score", fleet_folders / "test", "-d", output, "--json")
     assert ran.code in (0, 1), ran.stderr
     rows = [json.loads(line) for line in ran.stdout.splitlines()]

@@ -159,6 +159,9 @@ def _fit_fleet(
         f"[bold]Wrote {output}[/bold]: a fleet of {len(fleet.machines)} machines ({columns})",
         highlight=False,
     )
+    if fleet.one_network:
+        model = next(iter(summary["machines"].values()))["model"]
+        console.stderr.print(f"  one {model} network for the fleet, bound to each machine")
     for name, machine in summary["machines"].items():
         console.stderr.print(
             f"  {name}: {machine['train_files']} training and {machine['validation_files']} "

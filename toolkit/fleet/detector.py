@@ -193,12 +193,19 @@ class FleetDetector:
             raise DetectorFileError(f"{path}: the fleet's machines source is not text")
         return cls(detectors, categories, source, fleet.get("rows"))
 
+    @property
+    def one_network(self) -> bool:
+        """Whether one conditioned network judges every machine (bound to each)."""
+        return any(detector.model.conditioned for detector in self.detectors.values())
+
     def summary(self, output: str | Path | None = None) -> dict[str, Any]:
-        """``aetk fit --json`` of a fleet: the categories, and each machine's detector summary."""
+        """``aetk fit --json`` of a fleet: the categories, whether one network judges every
+        machine, and each machine's detector summary."""
         return {
             "detector": None if output is None else str(output),
             "source": self.source,
             "categories": self.categories.as_dict(),
+            "one_network": self.one_network,
             "machines": {name: d.summary() for name, d in self.detectors.items()},
         }
 
