@@ -209,3 +209,32 @@ def test_fit_walks_the_folder_once(clips_folder, cli, monkeypatch, tmp_path):
     fitted = cli("fit", clips_folder, "-o", tmp_path / "d.aetk", "--set", "scorer.pooling=clip")
     assert fitted.code == 0, fitted.stderr
     assert walked == [str(clips_folder)]
+
+
+def test_a_fleet_fit_walks_its_folder_once(cli, monkeypatch, tmp_path):
+    import aetk_core.audio
+
+    from aetk import synth
+
+    for index, machine in enumerate(("a", "b")):
+        synth.write_dataset(
+            tmp_path,
+            train=4,
+            test_normal=0,
+            test_per_anomaly=0,
+            seconds=0.3,
+            seed=index,
+            fleet_machine=machine,
+        )
+    walked = []
+    walk = aetk_core.audio.os.walk
+
+    def counting_walk(top, *args, **kwargs):
+        walked.append(str(top))
+        return walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(aetk_core.audio.os, "walk", counting_walk)
+    folder = tmp_path / "train"
+    fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk", "--json")
+    assert fitted.code == 0, fitted.stderr
+    assert walked == [str(folder)]

@@ -99,7 +99,7 @@ def fit_command(
     if machines is not None:
         if nproc > 1:
             raise ConfigError("--machines fits machine by machine: use it without --nproc")
-        _fit_fleet(normal_dirs, machines, fit_config_, output, json_output)
+        _fit_fleet(normal_dirs, files, machines, fit_config_, output, json_output)
         return
 
     def fit_one() -> Detector | None:
@@ -138,13 +138,18 @@ def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:
 
 
 def _fit_fleet(
-    normal_dirs: list[Path], source: str, config: FitConfig, output: Path, json_output: bool
+    normal_dirs: list[Path],
+    files: list[Path],
+    source: str,
+    config: FitConfig,
+    output: Path,
+    json_output: bool,
 ) -> None:
     from aetk.fleet.detector import fit_fleet
 
     def fit() -> FleetDetector:
         with ProgressObserver() as observer:
-            return fit_fleet(normal_dirs, source, config=config, observer=observer)
+            return fit_fleet(normal_dirs, source, config=config, observer=observer, files=files)
 
     fleet = _fit_and_save(fit, output)
     summary = fleet.summary(output)

@@ -216,10 +216,12 @@ def fit_fleet(
     *,
     config: FitConfig | None = None,
     observer: FitObserver | None = None,
+    files: Sequence[Path] | None = None,
     **fit_options: Any,
 ) -> FleetDetector:
     """The fleet detector of the recordings under ``paths``, each told its machine by
     ``source``; configured by ``config``, or by ``fit_options`` as :func:`aetk.fit` takes them.
+    ``files``: the recordings under ``paths``, when they were found already.
 
     With a conditioned model (``conditioned-ae``, ``machine-classifier``) one network learns
     every machine and is bound to each (:mod:`aetk.fleet.shared`). Otherwise each machine gets a
@@ -231,7 +233,7 @@ def fit_fleet(
     from aetk.fleet.shared import conditioned, fit_shared
 
     config = config or options_config(**fit_options)
-    rows = machine_rows(paths, source)
+    rows = machine_rows(paths, source, files)
     if not rows:
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     categories = Categories.learn(rows.values())

@@ -47,13 +47,16 @@ def check_source(source: str) -> str:
     return source
 
 
-def machine_rows(paths: Sequence[str | Path], source: str) -> dict[Path, Row]:
+def machine_rows(
+    paths: Sequence[str | Path], source: str, files: Sequence[Path] | None = None
+) -> dict[Path, Row]:
     """Every recording under ``paths`` with its categories, in the order found; a recording
-    whose machine cannot be told is a :class:`ConfigError` naming it."""
+    whose machine cannot be told is a :class:`ConfigError` naming it. ``files``: the recordings
+    under ``paths`` when they were found already (the folders are then not walked again)."""
     source = check_source(source)
+    files = find_audio_files(paths) if files is None else files
     if source == "folders":
-        return _by_folder(paths)
-    files = find_audio_files(paths)
+        return _by_folder(paths, files)
     if source == "dcase":
         return {path: dcase_row(path) for path in files}
     table = read_table(Path(source))
@@ -66,19 +69,22 @@ def machine_rows(paths: Sequence[str | Path], source: str) -> dict[Path, Row]:
     return rows
 
 
-def _by_folder(paths: Sequence[str | Path]) -> dict[Path, Row]:
-    rows: dict[Path, Row] = {}
-    for root in map(Path, paths):
+def _by_folder(paths: Sequence[str | Path], files: Sequence[Path]) -> dict[Path, Row]:
+    """Each file's machine: the first folder under the given folder that holds it."""
+    roots = [Path(path) for path in paths]
+    for root in roots:
         if not root.is_dir():
             raise ConfigError(f"{root}: --machines folders needs folders of machine folders")
-        for path in find_audio_files([root]):
-            parts = path.relative_to(root).parts
-            if len(parts) < 2:
-                raise ConfigError(
-                    f"{path}: not inside a machine's folder (--machines folders: "
-                    f"{root}/MACHINE/recording.wav)"
-                )
-            rows[path] = {MACHINE: parts[0]}
+    rows: dict[Path, Row] = {}
+    for path in files:
+        root = next(root for root in roots if path.is_relative_to(root))
+        parts = path.relative_to(root).parts
+        if len(parts) < 2:
+            raise ConfigError(
+                f"{path}: not inside a machine's folder (--machines folders: "
+                f"{root}/MACHINE/recording.wav)"
+            )
+        rows[path] = {MACHINE: parts[0]}
     return rows
 
 
