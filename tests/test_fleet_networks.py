@@ -203,3 +203,34 @@ def test_a_machine_with_few_recordings_is_scored_by_what_the_fleet_network_sees(
     )
     assert latent.shape == (5, 16)  # the embedding machines are told apart by
     assert all(r.score is not None for r in fleet.score([tmp_path / "test"]))
+
+
+@pytest.mark.filterwarnings("ignore:.*no validation clips")
+def test_a_fleet_of_fifty_machines_learns_their_embedding_end_to_end(tmp_path):
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    table = ["file,machine"]
+    for index in range(50):
+        path = tmp_path / f"m{index:02d}.wav"
+        tone = np.sin(2 * np.pi * (100 + 37 * index) * np.arange(3200) / 16000)
+        soundfile.write(path, 0.3 * tone + 0.01 * rng.standard_normal(3200), 16000)
+        table.append(f"{path.name},m{index:02d}")
+    (tmp_path / "machines.csv").write_text("\n".join(table) + "\n")
+    with pytest.warns(aetk.AetkWarning, match="fewer than 4"):
+        fleet = fit_fleet(
+            [tmp_path],
+            str(tmp_path / "machines.csv"),
+            preset="fleet-ae",
+            set=(*TINY, "model.hidden=[16]", "model.bottleneck=4"),
+        )
+    assert fleet.summary()["categories"][0]["encoding"] == "embedding"
+    model = fleet.detector("m07").model
+    embedding = model.module_.encoding.columns[0]
+    assert embedding.weight.shape == (50, embedding_size(50)) and embedding.weight.requires_grad
+    torch.manual_seed(fleet.detector("m07").training["seed"])  # as the trainer seeds the build
+    untrained = model.bind([0]).initialize(model.input_shape_).module_.encoding.columns[0]
+    assert not torch.equal(embedding.weight, untrained.weight)  # trained, not as built
+    loaded = FleetDetector.load(fleet.save(tmp_path / "fifty.aetk"))
+    clips = [tmp_path / "m07.wav", tmp_path / "m31.wav"]
+    assert [r.score for r in loaded.score(clips)] == [r.score for r in fleet.score(clips)]

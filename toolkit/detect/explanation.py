@@ -57,7 +57,7 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
     score = result.score
     step = errors.layout.vector_step
     reconstruction = None
-    if detector.model.trainable:
+    if detector.model.trainable and detector.model.reconstructs:
         restored = detector.model.reconstruct(vectors)
         if restored.shape == features.shape:
             reconstruction = to_grid(
