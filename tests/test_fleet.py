@@ -4,6 +4,7 @@ and the machine on every row of score, evaluate, watch and the runtime."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -89,6 +90,39 @@ def test_a_table_names_machines_and_conditions(fleet_folders, tmp_path):
     table.write_text("file,machine\n" + f"{files[0]},fan-01\n")
     with pytest.raises(aetk.ConfigError, match="not listed in"):
         machine_rows(files, str(table))
+
+
+def test_every_row_carries_the_machine_and_its_conditions(fleet_folders, tmp_path, cli):
+    """A table fleet: ``site`` is constant per machine, ``load`` varies by recording."""
+    lines = ["file,machine,site,load"]
+    for machine, site in (("fan-01", "north"), ("pump-01", "south")):
+        for role in ("train", "test"):
+            for index, path in enumerate(sorted((fleet_folders / role / machine).glob("*.wav"))):
+                lines.append(f"{path},{machine},{site},{('low', 'high')[index % 2]}")
+    table = tmp_path / "machines.csv"
+    table.write_text("\n".join(lines) + "\n")
+    folders = [fleet_folders / "train" / m for m in ("fan-01", "pump-01")]
+    output = tmp_path / "f.aetk"
+    fitted = cli("fit", *folders, "--machines", table, "-o", output, "--set", "scorer.pooling=clip")
+    assert fitted.code == 0, fitted.stderr
+    tests = [fleet_folders / "test" / m for m in ("fan-01", "pump-01")]
+    rows = cli("score", *tests, "-d", output, "--json").json_lines()
+    expected = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    for row in rows:
+        _, machine, site, load = expected[row["path"]]
+        assert (row["machine"], row["conditions"]) == (machine, {"site": site, "load": load})
+    one = next((fleet_folders / "test" / "fan-01").glob("*.wav"))
+    told = cli("score", one, "-d", output, "--machine", "pump-01", "--json").json_lines()
+    assert told[0]["conditions"] == {"site": "south"}  # what is the same in all its recordings
+    single = cli("score", one, "-d", aetk.fit(folders[0]).save(tmp_path / "d.aetk"), "--json")
+    assert single.json_lines()[0]["conditions"] is None
+    if importlib.util.find_spec("onnx") is not None:
+        import onnx
+
+        exported = tmp_path / "p.onnx"
+        assert cli("export", output, "--machine", "pump-01", "-o", exported).code == 0
+        meta = json.loads(onnx.load(str(exported)).metadata_props[0].value)
+        assert (meta["machine"], meta["conditions"]) == ("pump-01", {"site": "south"})
 
 
 def test_a_file_outside_a_machine_folder_is_named(tmp_path):
@@ -210,5 +244,6 @@ def test_watch_of_one_machine_of_a_fleet_names_it_on_every_event(fitted_fleet, f
     assert ran.returncode == 0, ran.stderr.decode()[-2000:]
     events = [json.loads(line) for line in ran.stdout.splitlines()]
     assert events and {event["machine"] for event in events} == {"pump-01"}
+    assert all(event["conditions"] == {} for event in events)  # folders: no further columns
     fleet, _ = fitted_fleet
     assert {event["threshold"] for event in events} == {fleet.detector("pump-01").threshold}

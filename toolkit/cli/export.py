@@ -30,14 +30,14 @@ def export_command(
     with the featurizer, threshold and normal scores in its metadata, for aetk-runtime."""
     from aetk.data.fileio import check_output
     from aetk.errors import ConfigError
-    from aetk.fleet.detector import load_one
+    from aetk.fleet.detector import load_machine
 
     check_output(output, "onnx", [detector_path], force)
-    detector = load_one(detector_path, machine)
+    detector, conditions = load_machine(detector_path, machine)
     try:
         from aetk.export.onnx import export
 
-        export(detector, output, opset=opset, machine=machine)
+        export(detector, output, opset=opset, machine=machine, conditions=conditions)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "onnx"
         raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None

@@ -80,7 +80,7 @@ def watch_command(
     or of standard input (arecord, ffmpeg, sox). Alerts start after --confirm windows above the
     threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly."""
     from aetk.errors import ConfigError
-    from aetk.fleet.detector import load_one
+    from aetk.fleet.detector import load_machine
     from aetk.watch import sources
     from aetk.watch.monitor import WatchOptions, finite
 
@@ -93,7 +93,7 @@ def watch_command(
     finite(hop, "hop")
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
-    detector = load_one(detector_path, machine)
+    detector, conditions = load_machine(detector_path, machine)
     settings = WatchOptions(
         window=window,
         hop=hop,
@@ -114,6 +114,7 @@ def watch_command(
         interval=interval,
         strict=strict,
         machine=machine,
+        conditions=conditions,
         dashboard=dashboard,
         detector_file=detector_path,
     )

@@ -60,10 +60,16 @@ def graph_of(detector: Detector) -> torch.nn.Module:
     return _DetectorGraph(normalizer, scorer).eval()
 
 
-def metadata(detector: Detector, graph_sha256: str, machine: str | None = None) -> dict[str, Any]:
+def metadata(
+    detector: Detector,
+    graph_sha256: str,
+    machine: str | None = None,
+    conditions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     calibration = detector.calibration
     return {
         "machine": machine,
+        "conditions": conditions,
         "schema_version": EXPORT_SCHEMA,
         "aetk_version": __version__,
         "featurizer": {
@@ -82,10 +88,15 @@ def metadata(detector: Detector, graph_sha256: str, machine: str | None = None) 
 
 
 def export(
-    detector: Detector, path: str | Path, opset: int = DEFAULT_OPSET, machine: str | None = None
+    detector: Detector,
+    path: str | Path,
+    opset: int = DEFAULT_OPSET,
+    machine: str | None = None,
+    conditions: dict[str, str] | None = None,
 ) -> Path:
     """Write ``detector`` as an ONNX file at ``path`` (atomically) and check it; ``machine``:
-    the fleet machine it is the detector of, carried in the metadata to the runtime's rows."""
+    the fleet machine it is the detector of, and ``conditions`` that machine's conditions in the
+    fleet, carried in the metadata to the runtime's rows."""
     import onnx
 
     graph = graph_of(detector)
@@ -114,7 +125,7 @@ def export(
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(metadata(detector, digest, machine))
+    entry.value = json.dumps(metadata(detector, digest, machine, conditions))
     path = Path(path)
     with atomic_file(path) as handle:
         handle.write(model.SerializeToString())

@@ -78,23 +78,25 @@ class FleetDetector:
         paths: Sequence[str | Path],
         machine: str | None = None,
         source: str | None = None,
-    ) -> dict[Path, str]:
-        """Each recording under ``paths`` with its machine: ``machine`` for all of them, or
-        told by ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the
-        sub-folder names)."""
+    ) -> dict[Path, Row]:
+        """Each recording under ``paths`` with its categories: those of ``machine`` for all of
+        them (the columns that are the same in all its training recordings), or told by
+        ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the sub-folder
+        names)."""
         from aetk.data.audio import find_audio_files
 
         if machine is not None:
             self.detector(machine)
-            return dict.fromkeys(find_audio_files(paths), machine)
+            row = self.rows.get(machine, {MACHINE: machine})
+            return {path: dict(row) for path in find_audio_files(paths)}
         source = check_source(source or self.source)
         if source not in ("folders", "dcase") and not Path(source).is_file():
             raise ConfigError(
                 f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
                 "--machine NAME"
             )
-        routed = {path: row[MACHINE] for path, row in machine_rows(paths, source).items()}
-        for known in set(routed.values()):
+        routed = machine_rows(paths, source)
+        for known in {row[MACHINE] for row in routed.values()}:
             self.detector(known)
         return routed
 
@@ -107,20 +109,22 @@ class FleetDetector:
         **options: Any,
     ) -> Iterator[ScoreResult]:
         """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
-        detector (``options``: the same keywords), each result with its ``machine`` (see
-        :meth:`iter_routed` for their order)."""
+        detector (``options``: the same keywords), each result with its ``machine`` and
+        ``conditions`` (see :meth:`iter_routed` for their order)."""
         yield from self.iter_routed(self.route(paths, machine, source), **options)
 
-    def iter_routed(self, routed: dict[Path, str], **options: Any) -> Iterator[ScoreResult]:
+    def iter_routed(self, routed: dict[Path, Row], **options: Any) -> Iterator[ScoreResult]:
         """Results of recordings already routed (:meth:`route`) to their machines, each as soon
         as it is scored: machine by machine, in the order each machine first appears, and in the
         recordings' order within a machine (sub-folders per machine: the recordings' order)."""
         by_machine: dict[str, list[Path]] = {}
-        for path, name in routed.items():
-            by_machine.setdefault(name, []).append(path)
+        for path, row in routed.items():
+            by_machine.setdefault(row[MACHINE], []).append(path)
+        by_name = {str(path): row for path, row in routed.items()}
         for name, files in by_machine.items():
             for result in self.detectors[name].iter_scores(files, **options):
                 result.machine = name
+                result.conditions = conditions(by_name.get(result.path, {}))
                 yield result
 
     def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
@@ -338,9 +342,20 @@ def load_any(path: str | Path) -> Detector | FleetDetector:
     return Detector.from_manifest(path, manifest, tensors)
 
 
+def conditions(row: Row) -> dict[str, str]:
+    """A recording's categories besides its machine: its operating conditions."""
+    return {column: value for column, value in row.items() if column != MACHINE}
+
+
 def load_one(path: str | Path, machine: str | None) -> Detector:
     """The detector at ``path``, or, for a fleet, the detector of ``machine`` (which a fleet
     needs and a single detector refuses), for commands that work with one machine's detector."""
+    return load_machine(path, machine)[0]
+
+
+def load_machine(path: str | Path, machine: str | None) -> tuple[Detector, dict[str, str] | None]:
+    """:func:`load_one`'s detector, and the machine's conditions in the fleet (the columns
+    that are the same in all its training recordings; None: a single detector)."""
     loaded = load_any(path)
     if isinstance(loaded, FleetDetector):
         if machine is None:
@@ -349,7 +364,8 @@ def load_one(path: str | Path, machine: str | None) -> Detector:
                 f"({', '.join(loaded.machines[:8])}{', ...' if len(loaded.machines) > 8 else ''})"
                 ": give --machine NAME"
             )
-        return loaded.detector(machine)
+        detector = loaded.detector(machine)
+        return detector, conditions(loaded.rows.get(machine, {}))
     if machine is not None:
         raise ConfigError(f"{path}: --machine needs a fleet detector (fitted with --machines)")
-    return loaded
+    return loaded, None

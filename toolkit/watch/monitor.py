@@ -52,8 +52,10 @@ class WatchOptions:
     settle: float = 1.0
     interval: float = 1.0
     strict: bool = False
-    #: The fleet machine watched (its detector is the one given), carried on every event.
+    #: The fleet machine watched (its detector is the one given), carried on every event, with
+    #: its conditions in the fleet.
     machine: str | None = None
+    conditions: dict[str, str] | None = None
     #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
     #: page's drawing process loads.
     dashboard: str | None = None
@@ -119,7 +121,11 @@ class Monitor:
             "time": None if time is None else round(time, 3),
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
             "threshold": self.threshold,
-            **({"machine": self.options.machine} if self.options.machine else {}),
+            **(
+                {"machine": self.options.machine, "conditions": self.options.conditions or {}}
+                if self.options.machine
+                else {}
+            ),
             **fields,
         }
         self.emit(event)

@@ -28,6 +28,9 @@ class ScoreResult:
     ``view`` is None too).
 
     ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
+    ``conditions``: the recording's further categories in the fleet (operating conditions: a
+    machines table's further columns, a DCASE name's domain and attributes), by column; ``{}``
+    when the fleet has none; None: not a fleet.
     """
 
     path: str
@@ -39,6 +42,7 @@ class ScoreResult:
     view: dict[str, Any] | None = None
     warnings: list[dict[str, str]] | None = field(default_factory=list)
     machine: str | None = None
+    conditions: dict[str, str] | None = None
 
     def verdict(self) -> str:
         """The verdict as a table says it: ``error: <reason>``, ``ANOMALY`` or ``normal``."""

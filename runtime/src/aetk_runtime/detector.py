@@ -150,7 +150,8 @@ class ExportedDetector:
         scores: list[float] | None = None,
     ) -> ScoreResult:
         """A row as aetk's: the runtime neither localizes nor checks the recording chain (its
-        ``view`` and ``warnings`` are None), and names the fleet machine it was exported for."""
+        ``view`` and ``warnings`` are None), and names the fleet machine it was exported for and
+        its conditions."""
         return ScoreResult(
             path,
             score,
@@ -161,6 +162,7 @@ class ExportedDetector:
             view=None,
             warnings=None,
             machine=self.meta.get("machine"),
+            conditions=self.meta.get("conditions"),
         )
 
     def _score_clip(self, samples: np.ndarray, rate: int) -> float:
