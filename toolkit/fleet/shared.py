@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 
 from aetk.components.base import Model
 from aetk.components.state import check_storable
+from aetk.data.audio import sample_rates
 from aetk.data.cache import FeatureCache
 from aetk.data.clips import StandardizedClips, clip_lengths
 from aetk.data.recording import analysed_hz
@@ -77,6 +79,11 @@ def fit_shared(
         train_files += train_part
         validation_files += validation_part
     observer.on_start(config, len(train_files), len(validation_files))
+    analysis_rate = parts.featurizer.get_params().get("sample_rate")
+    observer.on_recordings(
+        sample_rates([*train_files, *validation_files]),
+        analysis_rate if isinstance(analysis_rate, int) else None,
+    )
     machine_of = {path: machine for machine, files in by_machine.items() for path in files}
     with FeatureCache.from_environment() as cache:
         sets = featurize(
@@ -108,9 +115,11 @@ def fit_shared(
             own = sets.of_files(set(files), band_hz) if _enough(machine, files) else sets
             condition = machines.indices([{MACHINE: machine}])[0].tolist()
             try:
-                detectors[machine] = _machine_detector(parts, own, condition, config, started)
+                detector = _machine_detector(parts, own, condition, config, started)
             except AetkError as exc:
                 raise type(exc)(f"machine {machine}: {exc}") from None
+            observer.on_calibrated(detector.calibration)
+            detectors[machine] = detector
         return detectors
 
 
@@ -130,9 +139,11 @@ def _enough(machine: str, files: list[Path]) -> bool:
     return False
 
 
-def _vector_codes(machines: Categories, names: list[str], clips: object) -> torch.Tensor:
+def _vector_codes(
+    machines: Categories, names: list[str], clips: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Each vector's machine code ``[vectors, 1]``: its clip's, repeated over the clip."""
-    lengths = clip_lengths(clips)  # type: ignore[arg-type]
+    lengths = clip_lengths(clips)
     per_clip = machines.indices({MACHINE: name} for name in names)
     return torch.from_numpy(np.repeat(per_clip, lengths, axis=0).reshape(-1, 1))
 
