@@ -113,8 +113,13 @@ def test_categories_enter_the_network_one_hot_below_fifty_values_and_embedded_fr
 
 
 def test_a_conditioned_model_is_refused_without_a_fleet(fleet_folders):
+    from aetk.fitting.trainer import train
+    from aetk_builtins.autoencoders import ConditionedAE
+
     with pytest.raises(aetk.ConfigError, match=r"one network for a fleet.*--machines"):
         aetk.fit(fleet_folders / "train" / "fan-01", preset="fleet-ae")
+    with pytest.raises(aetk.ConfigError, match="conditioned on categories: fit it on a fleet"):
+        train(ConditionedAE(hidden=[8], bottleneck=2), torch.zeros(4, 1, 8, 2))
 
 
 def test_surprise_is_lower_for_a_clip_of_the_machine_it_is_said_to_be(

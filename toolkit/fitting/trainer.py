@@ -55,17 +55,17 @@ def train(
     summed over them, so all keep the same weights.
     """
     config = config or TrainingConfig()
-    torch.manual_seed(config.seed)
-    model.initialize(tuple(train.shape[1:]))
-    model.module_.eval()
     if model.conditioned and codes is None:
         raise ConfigError(
             f"model '{model.name}' is conditioned on categories: fit it on a fleet "
             "(aetk fit --machines ...)"
         )
-    train_set, validation_set = _Batches(train, codes and codes[0]), None
-    if validation is not None:
-        validation_set = _Batches(validation, codes and codes[1])
+    torch.manual_seed(config.seed)
+    model.initialize(tuple(train.shape[1:]))
+    model.module_.eval()
+    train_codes, validation_codes = codes if codes is not None else (None, None)
+    train_set = _Batches(train, train_codes)
+    validation_set = None if validation is None else _Batches(validation, validation_codes)
     reports = (
         _epochs(model, train_set, validation_set, config, on_epoch, processes)
         if model.trainable
