@@ -46,7 +46,9 @@ def test_results_have_the_documented_fields(fitted, machine_sounds):
         "view",
         "warnings",
         "machine",
+        "conditions",
     }
+    assert result.machine is None and result.conditions is None  # not a fleet
     assert isinstance(result.segments, list)  # scored whole, localized by the mse scorer
     for event in result.segments:
         assert 0 <= event["start"] < event["end"] and event["score"] > 0
