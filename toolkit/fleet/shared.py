@@ -71,13 +71,7 @@ def fit_shared(
     parts = build_components(config)
     machines = Categories((categories.column(MACHINE),))
     parts.model.categories_ = machines.as_dict()
-    train_files, validation_files = [], []
-    for files in by_machine.values():
-        train_part, validation_part = split_files(
-            files, config.training.val_fraction, config.training.seed
-        )
-        train_files += train_part
-        validation_files += validation_part
+    train_files, validation_files = _split_by_machine(by_machine, config)
     observer.on_start(config, len(train_files), len(validation_files))
     analysis_rate = parts.featurizer.get_params().get("sample_rate")
     observer.on_recordings(
@@ -115,12 +109,26 @@ def fit_shared(
             own = sets.of_files(set(files), band_hz) if _enough(machine, files) else sets
             condition = machines.indices([{MACHINE: machine}])[0].tolist()
             try:
-                detector = _machine_detector(parts, own, condition, config, started)
+                detectors[machine] = _machine_detector(parts, own, condition, config, started)
             except AetkError as exc:
                 raise type(exc)(f"machine {machine}: {exc}") from None
-            observer.on_calibrated(detector.calibration)
-            detectors[machine] = detector
+            observer.on_calibrated(detectors[machine].calibration)
         return detectors
+
+
+def _split_by_machine(
+    by_machine: dict[str, list[Path]], config: FitConfig
+) -> tuple[list[Path], list[Path]]:
+    """Training and validation files, each machine's recordings split as a fit splits them."""
+    train_files: list[Path] = []
+    validation_files: list[Path] = []
+    for files in by_machine.values():
+        train_part, validation_part = split_files(
+            files, config.training.val_fraction, config.training.seed
+        )
+        train_files += train_part
+        validation_files += validation_part
+    return train_files, validation_files
 
 
 def _enough(machine: str, files: list[Path]) -> bool:
