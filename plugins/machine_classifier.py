@@ -109,20 +109,11 @@ class SurpriseScorer(aetk.Scorer):
 
     def export_module(self, model):
         """The pooled surprise of one clip, as a module to export."""
-        from torch import nn
 
-        top_fraction = self.top_fraction
+        def surprise(vectors, output):
+            return -output[0][:, 0]
 
-        class SurpriseGraph(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.network = model.network()
-
-            def forward(self, vectors):
-                own_likelihood, _ = self.network(vectors)
-                return aetk.networks.top_fraction_mean(-own_likelihood[:, 0], top_fraction)
-
-        return SurpriseGraph()
+        return aetk.networks.PooledVectorScores(model.network(), surprise, self.top_fraction)
 
 
 @aetk.hookimpl

@@ -59,22 +59,11 @@ class MseScorer(aetk.Scorer):
 
     def export_module(self, model):
         """The pooled mean squared reconstruction error of one clip, as a module to export."""
-        from torch import nn
 
-        top_fraction = self.top_fraction
+        def errors(vectors, output):
+            return (output[0] - model.target(vectors)).square().flatten(1).mean(1)
 
-        class MseGraph(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.network = model.network()
-
-            def forward(self, vectors):
-                reconstruction, _ = self.network(vectors)
-                target = model.target(vectors)
-                errors = (reconstruction - target).square().flatten(1).mean(1)
-                return aetk.networks.top_fraction_mean(errors, top_fraction)
-
-        return MseGraph()
+        return aetk.networks.PooledVectorScores(model.network(), errors, self.top_fraction)
 
     def _walk(self, model, clips: Sequence[torch.Tensor]):
         """``(score, localization)`` of each clip, reconstructing many clips at once."""

@@ -82,6 +82,48 @@ class CliResult:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
 
+#: The synthetic fleet's machines (``fleet_folders``).
+FLEET_MACHINES = ("fan-01", "pump-01", "pump-02")
+
+
+@pytest.fixture(scope="session")
+def fleet_folders(tmp_path_factory) -> Path:
+    """Three machines, each its own synthetic sound (another pitch and harmonics, another seed),
+    as ``train/MACHINE/...`` and ``test/MACHINE/...``."""
+    from aetk import synth
+
+    root = tmp_path_factory.mktemp("fleet")
+    for index, machine in enumerate(FLEET_MACHINES):
+        synth.write_dataset(
+            root,
+            train=8,
+            test_normal=3,
+            test_per_anomaly=1,
+            seconds=0.5,
+            machine=synth.Machine(fundamental=90.0 + 60 * index, harmonics=6 + 3 * index),
+            seed=20 + index,
+            fleet_machine=machine,
+        )
+    return root
+
+
+def write_uneven_fleet(root: Path, test_normal: int = 0) -> None:
+    """A fleet of machine ``big`` (6 training clips) and machine ``small`` (2: too few to be
+    judged alone), under ``root/train/`` (and ``test_normal`` clips each under ``root/test/``)."""
+    from aetk import synth
+
+    for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
+        synth.write_dataset(
+            root,
+            train=count,
+            test_normal=test_normal,
+            test_per_anomaly=0,
+            seconds=0.4,
+            seed=index,
+            fleet_machine=machine,
+        )
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``aetk`` in this process: ``cli("score", "x.wav")`` → :class:`CliResult`."""

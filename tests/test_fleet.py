@@ -9,31 +9,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FLEET_MACHINES as MACHINES
+from conftest import write_uneven_fleet
 
 import aetk
 from aetk import synth
 from aetk.fleet.categories import EMBEDDING, ONE_HOT, Categories, embedding_size
 from aetk.fleet.detector import FleetDetector, fit_fleet, load_any
 from aetk.fleet.machines import dcase_row, machine_rows
-
-MACHINES = ("fan-01", "pump-01", "pump-02")
-
-
-@pytest.fixture(scope="module")
-def fleet_folders(tmp_path_factory):
-    """Three machines, each its own synthetic sound (another seed), as fleet/MACHINE/... ."""
-    root = tmp_path_factory.mktemp("fleet")
-    for index, machine in enumerate(MACHINES):
-        synth.write_dataset(
-            root,
-            train=8,
-            test_normal=3,
-            test_per_anomaly=1,
-            seconds=0.5,
-            seed=10 + index,
-            fleet_machine=machine,
-        )
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +169,7 @@ def test_evaluate_groups_a_fleet_by_machine_at_each_threshold(fitted_fleet, flee
 
 
 def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):
-    for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
-        synth.write_dataset(
-            tmp_path,
-            train=count,
-            test_normal=0,
-            test_per_anomaly=0,
-            seconds=0.4,
-            seed=index,
-            fleet_machine=machine,
-        )
+    write_uneven_fleet(tmp_path)
     ran = cli(
         "fit", tmp_path / "train", "--machines", "folders", "-o", tmp_path / "f.aetk", "--json"
     )

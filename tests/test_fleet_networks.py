@@ -9,34 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import FLEET_MACHINES as MACHINES
+from conftest import write_uneven_fleet
 
 import aetk
-from aetk import synth
 from aetk.components.networks import CategoryEncoding
 from aetk.detect.detector_file import SHARED_FLEET_SCHEMA, _manifest, read_detector
 from aetk.fleet.categories import Categories, embedding_size
 from aetk.fleet.detector import FleetDetector, fit_fleet
 
-MACHINES = ("fan-01", "pump-01", "pump-02")
 TINY = ("training.epochs=3", "training.batch_size=64")
-
-
-@pytest.fixture(scope="module")
-def fleet_folders(tmp_path_factory):
-    """Three machines, each its own synthetic sound (another machine and seed)."""
-    root = tmp_path_factory.mktemp("fleet")
-    for index, machine in enumerate(MACHINES):
-        synth.write_dataset(
-            root,
-            train=8,
-            test_normal=3,
-            test_per_anomaly=1,
-            seconds=0.5,
-            machine=synth.Machine(fundamental=90.0 + 60 * index, harmonics=6 + 3 * index),
-            seed=20 + index,
-            fleet_machine=machine,
-        )
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +164,7 @@ def test_fit_cli_fits_one_network_for_the_fleet_and_score_routes_to_it(
 
 
 def test_a_machine_with_few_recordings_is_scored_by_what_the_fleet_network_sees(tmp_path):
-    for index, (machine, count) in enumerate((("big", 6), ("small", 2))):
-        synth.write_dataset(
-            tmp_path,
-            train=count,
-            test_normal=1,
-            test_per_anomaly=0,
-            seconds=0.4,
-            seed=index,
-            fleet_machine=machine,
-        )
+    write_uneven_fleet(tmp_path, test_normal=1)
     with pytest.warns(aetk.AetkWarning, match="machine small: 2 normal recording"):
         fleet = fit_fleet(
             [tmp_path / "train"],

@@ -195,25 +195,29 @@ def test_long_passes_release_freed_memory(monkeypatch):
     assert len(calls) == 2
 
 
-def test_fit_walks_the_folder_once(clips_folder, cli, monkeypatch, tmp_path):
+@pytest.fixture
+def walked(monkeypatch) -> list[str]:
+    """Every folder walked in search of recordings from now on, in order."""
     import aetk_core.audio
 
-    walked = []
+    folders: list[str] = []
     walk = aetk_core.audio.os.walk
 
     def counting_walk(top, *args, **kwargs):
-        walked.append(str(top))
+        folders.append(str(top))
         return walk(top, *args, **kwargs)
 
     monkeypatch.setattr(aetk_core.audio.os, "walk", counting_walk)
+    return folders
+
+
+def test_fit_walks_the_folder_once(clips_folder, cli, walked, tmp_path):
     fitted = cli("fit", clips_folder, "-o", tmp_path / "d.aetk", "--set", "scorer.pooling=clip")
     assert fitted.code == 0, fitted.stderr
     assert walked == [str(clips_folder)]
 
 
-def test_a_fleet_fit_walks_its_folder_once(cli, monkeypatch, tmp_path):
-    import aetk_core.audio
-
+def test_a_fleet_fit_walks_its_folder_once(cli, tmp_path, walked):
     from aetk import synth
 
     for index, machine in enumerate(("a", "b")):
@@ -226,14 +230,7 @@ def test_a_fleet_fit_walks_its_folder_once(cli, monkeypatch, tmp_path):
             seed=index,
             fleet_machine=machine,
         )
-    walked = []
-    walk = aetk_core.audio.os.walk
-
-    def counting_walk(top, *args, **kwargs):
-        walked.append(str(top))
-        return walk(top, *args, **kwargs)
-
-    monkeypatch.setattr(aetk_core.audio.os, "walk", counting_walk)
+    walked.clear()  # counted from here
     folder = tmp_path / "train"
     fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk", "--json")
     assert fitted.code == 0, fitted.stderr

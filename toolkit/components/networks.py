@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -131,6 +132,27 @@ class Affine(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.identity else (x - self.mean) / self.std
+
+
+class PooledVectorScores(nn.Module):
+    """One clip's score for ``aetk export``: ``vector_scores(vectors, network(vectors))``, one
+    score per vector, pooled by :func:`top_fraction_mean`; the network is a submodule, so its
+    weights go with the graph."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        vector_scores: Callable[[torch.Tensor, Any], torch.Tensor],
+        top_fraction: float,
+    ):
+        super().__init__()
+        self.network = network
+        self.vector_scores = vector_scores
+        self.top_fraction = top_fraction
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        scores = self.vector_scores(vectors, self.network(vectors))
+        return top_fraction_mean(scores, self.top_fraction)
 
 
 def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:

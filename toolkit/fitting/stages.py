@@ -95,28 +95,36 @@ def fit(
     return detector
 
 
-def options_config(
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    set: Sequence[str] = (),
-    featurizer: str | None = None,
-    model: str | None = None,
-    scorer: str | None = None,
-    false_alarm_rate: float | None = None,
-    **training: Any,
-) -> FitConfig:
-    """The configuration :func:`fit`'s keyword options describe (``training``: ``epochs``,
-    ``batch_size``, ``lr``, ``seed``, ``val_fraction``, ``device``)."""
+#: The keyword options of :func:`fit` that set ``[training]``.
+TRAINING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "val_fraction", "device")
+#: Every keyword option of :func:`fit` that describes the configuration.
+FIT_OPTIONS = (
+    "preset",
+    "config_file",
+    "set",
+    "featurizer",
+    "model",
+    "scorer",
+    "false_alarm_rate",
+    *TRAINING_OPTIONS,
+)
+
+
+def options_config(**options: Any) -> FitConfig:
+    """The configuration that :func:`fit`'s keyword options (any of :data:`FIT_OPTIONS`)
+    describe; another keyword is a :class:`ConfigError`."""
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown fit option {', '.join(map(repr, unknown))}")
     return resolve_config(
-        preset=preset,
-        config_file=config_file,
-        assignments=tuple(set),
-        featurizer=featurizer,
-        model=model,
-        scorer=scorer,
-        training=training,
-        false_alarm_rate=false_alarm_rate,
+        preset=options.get("preset"),
+        config_file=options.get("config_file"),
+        assignments=tuple(options.get("set", ())),
+        featurizer=options.get("featurizer"),
+        model=options.get("model"),
+        scorer=options.get("scorer"),
+        training={key: options[key] for key in TRAINING_OPTIONS if key in options},
+        false_alarm_rate=options.get("false_alarm_rate"),
     )
 
 
