@@ -94,6 +94,12 @@ def test_categories_enter_the_network_one_hot_below_fifty_values_and_embedded_fr
     assert at(torch.tensor([[49]])).shape == (1, embedding_size(50))
 
 
+def test_the_demo_refuses_a_fleet_preset_before_writing_anything(cli, tmp_path):
+    refused = cli("demo", "--preset", "fleet-classifier", "--out", tmp_path / "demo")
+    assert refused.code == 2 and "one network for a fleet of machines" in refused.stderr
+    assert not (tmp_path / "demo").exists()
+
+
 def test_a_conditioned_model_is_refused_without_a_fleet(fleet_folders):
     from aetk.fitting.trainer import train
     from aetk_builtins.autoencoders import ConditionedAE

@@ -11,9 +11,11 @@ import typer
 
 from aetk.cli import console
 from aetk.cli.fit import ProgressObserver
+from aetk.errors import ConfigError
 
 if TYPE_CHECKING:
     from aetk.detect.scoring import ScoreResult
+    from aetk.fitting.config import FitConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -30,18 +32,33 @@ def demo_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Generate a synthetic motor-hum set with four kinds of fault, fit, score and report AUC."""
+    config = _demo_config(preset, seed)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        _demo(out, preset, seed, json_output, keep=True)
+        _demo(out, config, json_output, keep=True)
         return
     with tempfile.TemporaryDirectory(prefix="aetk-demo-") as folder:
-        _demo(Path(folder), preset, seed, json_output, keep=False)
+        _demo(Path(folder), config, json_output, keep=False)
 
 
-def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: bool) -> None:
+def _demo_config(preset: str | None, seed: int) -> FitConfig:
+    """The preset's configuration with the demo's seed; a preset for fleets is refused before
+    anything is written."""
+    from aetk.fitting.config import resolve_config
+    from aetk.fleet.shared import conditioned
+
+    config = resolve_config(preset=preset, training={"seed": seed})
+    if conditioned(config):
+        raise ConfigError(
+            f"preset {config.preset} is one network for a fleet of machines, and the demo is "
+            "one machine: fit a fleet with aetk fit --machines"
+        )
+    return config
+
+
+def _demo(folder: Path, config: FitConfig, json_output: bool, keep: bool) -> None:
     from aetk.data import synth
     from aetk.detect.detector import Detector
-    from aetk.fitting.config import resolve_config
     from aetk.fitting.stages import fit_config
 
     console.stderr.print(
@@ -50,8 +67,7 @@ def _demo(folder: Path, preset: str | None, seed: int, json_output: bool, keep: 
         "to test on",
         highlight=False,
     )
-    written = synth.write_dataset(folder / "sounds", seed=seed)
-    config = resolve_config(preset=preset, training={"seed": seed})
+    written = synth.write_dataset(folder / "sounds", seed=config.training.seed)
     with ProgressObserver() as observer:
         fitted = fit_config([folder / "sounds" / "train"], config, observer)
     assert fitted is not None  # the demo runs in one process
