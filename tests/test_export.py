@@ -61,9 +61,8 @@ def exported(sounds, tmp_path_factory):
 def _fitted(train: list[Path], preset: str, folder: Path) -> aetk.Detector:
     """A detector of the preset; for a fleet's network, machine ``a`` of a fleet whose
     recordings alternate between machines ``a`` and ``b`` (its network bound to ``a``)."""
-    from aetk.fitting.stages import options_config
+    from aetk.fitting.stages import conditioned, options_config
     from aetk.fleet.detector import fit_fleet
-    from aetk.fleet.shared import conditioned
 
     config = options_config(preset=preset, set=SMALL[preset])
     if not conditioned(config):

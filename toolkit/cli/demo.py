@@ -11,7 +11,6 @@ import typer
 
 from aetk.cli import console
 from aetk.cli.fit import ProgressObserver
-from aetk.errors import ConfigError
 
 if TYPE_CHECKING:
     from aetk.detect.scoring import ScoreResult
@@ -45,14 +44,10 @@ def _demo_config(preset: str | None, seed: int) -> FitConfig:
     """The preset's configuration with the demo's seed; a preset for fleets is refused before
     anything is written."""
     from aetk.fitting.config import resolve_config
-    from aetk.fleet.shared import conditioned
+    from aetk.fitting.stages import refuse_fleet_model
 
     config = resolve_config(preset=preset, training={"seed": seed})
-    if conditioned(config):
-        raise ConfigError(
-            f"preset {config.preset} is one network for a fleet of machines, and the demo is "
-            "one machine: fit a fleet with aetk fit --machines"
-        )
+    refuse_fleet_model(config)
     return config
 
 

@@ -189,12 +189,8 @@ def fit_config(
     processes = distributed.current()
     observer = observer if observer is not None and processes.is_main else FitObserver()
     started = time.perf_counter()
+    refuse_fleet_model(config)
     parts = build_components(config)
-    if parts.model.conditioned:
-        raise ConfigError(
-            f"model '{parts.model.name}' is one network for a fleet of machines: fit it with "
-            "--machines folders|dcase|TABLE.csv"
-        )
     train_files, validation_files = split_files(
         require_audio_files(paths), config.training.val_fraction, config.training.seed
     )
@@ -229,6 +225,23 @@ def fit_config(
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
     )
+
+
+def conditioned(config: FitConfig) -> bool:
+    """Whether the configuration's model is one network for a whole fleet (``aetk.fleet``
+    fits it, on every machine's recordings)."""
+    model = get_host().component_class("model", config.model.name)
+    return issubclass(model, Model) and model.conditioned
+
+
+def refuse_fleet_model(config: FitConfig) -> None:
+    """A :class:`ConfigError` when the configuration's model is one network for a fleet: a
+    detector of one machine cannot be fitted with it."""
+    if conditioned(config):
+        raise ConfigError(
+            f"model '{config.model.name}' is one network for a fleet of machines: fit it with "
+            "aetk fit --machines folders|dcase|TABLE.csv"
+        )
 
 
 def build_components(config: FitConfig) -> Components:

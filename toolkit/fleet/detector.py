@@ -233,8 +233,8 @@ def fit_fleet(
     than :data:`MIN_MACHINE_FILES` recordings is judged by a detector of all the fleet's
     recordings, with a warning; one whose recordings cannot make a detector is named in the
     error."""
-    from aetk.fitting.stages import fit_config, options_config
-    from aetk.fleet.shared import conditioned, fit_shared
+    from aetk.fitting.stages import conditioned, fit_config, options_config
+    from aetk.fleet.shared import fit_shared
 
     config = config or options_config(**fit_options)
     rows = machine_rows(paths, source, files)

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aetk.components.base import Model
 from aetk.components.state import check_storable
 from aetk.data.audio import sample_rates
 from aetk.data.cache import FeatureCache
@@ -50,12 +49,6 @@ from aetk.fitting.trainer import train
 from aetk.fleet.categories import Categories
 from aetk.fleet.machines import MACHINE, MIN_MACHINE_FILES
 from aetk.plugin.host import get_host
-
-
-def conditioned(config: FitConfig) -> bool:
-    """Whether the configuration's model is one network for a whole fleet."""
-    model = get_host().component_class("model", config.model.name)
-    return issubclass(model, Model) and model.conditioned
 
 
 def fit_shared(
