@@ -31,6 +31,21 @@ def test_reads_common_formats_as_float32_channels_first(tmp_path, suffix, subtyp
     assert abs(np.abs(audio.samples[1]).max() - 0.3) < 0.02
 
 
+def test_16_bit_samples_decode_exactly_as_libsndfile_converts_them(tmp_path, monkeypatch):
+    import aetk_core.audio
+
+    # Blocks of 1,000 samples: a two-channel file of 2,500 frames takes five reads.
+    monkeypatch.setattr(aetk_core.audio, "_BLOCK_SAMPLES", 1000)
+    rng = np.random.default_rng(3)
+    samples = rng.integers(-32768, 32768, size=(2500, 2), dtype=np.int16)
+    path = tmp_path / "x.wav"
+    soundfile.write(path, samples, 16000, subtype="PCM_16")
+    expected, _ = soundfile.read(path, dtype="float32", always_2d=True)
+    decoded = read_audio(path).samples
+    assert decoded.dtype == np.float32
+    np.testing.assert_array_equal(decoded, expected.T)
+
+
 def test_reads_8_channel_wave_format_extensible(tmp_path):
     path = tmp_path / "mimii.wav"
     soundfile.write(path, tone(channels=8), 16000, subtype="PCM_16", format="WAVEX")

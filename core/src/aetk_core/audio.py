@@ -31,6 +31,7 @@ MAX_CHANNELS = 256
 #: Samples decoded per read call: a header that lies about the length cannot make aetk allocate
 #: more than the data really holds.
 _BLOCK_SAMPLES = 1 << 22
+_INT16_SCALE = np.float32(1 / 32768)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def _read(
 ) -> np.ndarray:
     """Up to ``frames`` sample frames, decoded in bounded blocks until the data ends."""
     block = max(1, _BLOCK_SAMPLES // sound.channels)
-    # 16-bit PCM decodes faster as integers; libsndfile's float conversion is the same / 32768.
+    # 16-bit PCM decodes faster as integers; libsndfile's float conversion is the same / 32768,
+    # done here in one pass (a power of two: exact). Integers cannot be NaN or infinite.
     as_int16 = sound.subtype == "PCM_16"
     parts, remaining = [], frames
     try:
@@ -216,14 +218,17 @@ def _read(
             )
             if len(part) == 0:
                 break
-            parts.append(part.astype(np.float32) / 32768.0 if as_int16 else part)
+            parts.append(np.multiply(part, _INT16_SCALE, dtype=np.float32) if as_int16 else part)
             remaining -= len(part)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
         raise AudioError(f"not a readable audio file ({exc})", path) from None
-    data = np.concatenate(parts) if parts else np.empty((0, sound.channels), np.float32)
+    if len(parts) == 1:
+        data = parts[0]
+    else:
+        data = np.concatenate(parts) if parts else np.empty((0, sound.channels), np.float32)
     if data.shape[0] == 0 and not allow_empty:
         raise AudioError("holds no audio samples", path)
-    if not np.isfinite(data).all():
+    if not as_int16 and not np.isfinite(data).all():
         raise AudioError("holds NaN or infinite samples", path)
     return data
 
