@@ -69,6 +69,9 @@ def test_the_file_keeps_the_shared_network_once_and_loads_it_back(ae_fleet, flee
     test = [fleet_folders / "test"]
     assert [r.score for r in loaded.score(test)] == [r.score for r in fleet.score(test)]
     assert loaded.detector("pump-02").model.condition_ == [2]
+    # Loaded, the machines share one network again: memory holds one copy, not one per machine.
+    networks = {id(loaded.detector(machine).model.module_) for machine in MACHINES}
+    assert len(networks) == 1
 
 
 def test_an_alias_to_a_missing_tensor_is_refused(ae_fleet):

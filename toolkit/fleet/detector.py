@@ -12,6 +12,7 @@ says which machine judged it.
 from __future__ import annotations
 
 import datetime
+import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -180,13 +181,16 @@ class FleetDetector:
             raise DetectorFileError(f"{path}: the fleet lists no machines")
         tensors = _with_aliases(path, tensors, fleet.get("aliases", {}))
         detectors, by_prefix = {}, {}
+        networks: dict[tuple, Any] = {}
         for name, entry in machines.items():
             prefix = entry.get("prefix") if isinstance(entry, dict) else None
             if not isinstance(prefix, str):
                 raise DetectorFileError(f"{path}: machine {name!r} of the fleet is malformed")
             if prefix not in by_prefix:
                 own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-                by_prefix[prefix] = Detector.from_manifest(f"{path} (machine {name})", entry, own)
+                detector = Detector.from_manifest(f"{path} (machine {name})", entry, own)
+                _share_network(detector, own, networks)
+                by_prefix[prefix] = detector
             detectors[name] = by_prefix[prefix]
         try:
             categories = Categories.from_dict(fleet.get("categories"))
@@ -332,6 +336,26 @@ def _machine_rows(rows: dict[Path, Row]) -> dict[str, Row]:
         for key in [key for key in known if known[key] != row.get(key)]:
             del known[key]
     return merged
+
+
+#: Where a detector file keeps a model's network weights (the one network a detector may hold).
+_NETWORK = "model.module_."
+
+
+def _share_network(
+    detector: Detector, tensors: dict[str, torch.Tensor], networks: dict[tuple, Any]
+) -> None:
+    """Machines whose network weights are the same stored tensors (one network for the fleet,
+    kept once in the file) share one loaded network again, as they did when fitted: memory
+    holds one copy, whatever the fleet's size. ``networks``: those loaded so far."""
+    weights = tuple(
+        id(tensor) for name, tensor in sorted(tensors.items()) if name.startswith(_NETWORK)
+    )
+    if not weights:
+        return
+    model = detector.model
+    key = (model.name, json.dumps(jsonable(model.get_params()), sort_keys=True), weights)
+    model.module_ = networks.setdefault(key, model.module_)
 
 
 def load_any(path: str | Path) -> Detector | FleetDetector:
