@@ -73,6 +73,8 @@ CANDIDATES: dict[str, dict] = {
     },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
     "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},
+    "default, moments of 2 frames (64 ms)": {"preset": "default", "set": ["scorer.event_window=2"]},
+    "default, moments of 1 frame (32 ms)": {"preset": "default", "set": ["scorer.event_window=1"]},
     "default, 5,000 frame references": {
         "preset": "default",
         "set": ["scorer.codebook_size=0", "scorer.max_reference=5000"],
