@@ -183,6 +183,25 @@ def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_p
     assert fleet.detectors["small"].training["files"] == 8
 
 
+def test_fit_says_when_file_names_name_several_machines_and_how_to_fit_each(tmp_path, cli):
+    synth.write_dataset(tmp_path, train=6, test_normal=0, test_per_anomaly=0, seconds=0.4)
+    named = tmp_path / "named"
+    named.mkdir()
+    for index, path in enumerate(sorted((tmp_path / "train").glob("*.wav"))):
+        path.rename(named / f"normal_id_0{2 * (index % 2)}_{index:04d}.wav")
+    ran = cli("fit", named, "-o", tmp_path / "named.aetk")
+    assert ran.code == 0, ran.stderr
+    assert "the file names name 2 (id_00, id_02)" in ran.stderr
+    assert "--machines dcase" in ran.stderr
+    unnamed = tmp_path / "unnamed"
+    named.rename(unnamed)
+    for index, path in enumerate(sorted(unnamed.glob("*.wav"))):
+        path.rename(unnamed / f"normal_{index:04d}.wav")
+    ran = cli("fit", unnamed, "-o", tmp_path / "unnamed.aetk")
+    assert ran.code == 0, ran.stderr
+    assert "--machines" not in ran.stderr
+
+
 def test_a_fleet_file_is_refused_by_an_older_schema_reader(fitted_fleet):
     from aetk.detect.detector_file import _manifest
 

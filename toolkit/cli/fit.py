@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -101,6 +101,7 @@ def fit_command(
             raise ConfigError("--machines fits machine by machine: use it without --nproc")
         _fit_fleet(normal_dirs, files, machines, fit_config_, output, json_output)
         return
+    _name_the_machines(files)
 
     def fit_one() -> Detector | None:
         with distributed.session(), ProgressObserver() as observer:
@@ -114,6 +115,24 @@ def fit_command(
         print(json.dumps(summary))
     else:
         _print_summary(summary)
+
+
+def _name_the_machines(files: Sequence[Path]) -> None:
+    """When the file names say which machine each recording comes from (DCASE, MIMII) and name
+    several, say that one detector will judge them all against one normal, and how to fit one
+    per machine instead (pooling them is a choice, as DCASE's baseline makes it: not a
+    warning)."""
+    from aetk.fitting import distributed
+    from aetk.fleet.machines import named_machines
+
+    named = named_machines(files)
+    if len(named) > 1 and distributed.current().is_main:
+        shown = ", ".join(named[:4]) + (", …" if len(named) > 4 else "")
+        console.stderr.print(
+            f"Machines: the file names name {len(named)} ({shown}); one detector judges them "
+            "all (--machines dcase fits one per machine)",
+            highlight=False,
+        )
 
 
 def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from aetk.data.audio import find_audio_files
@@ -109,6 +109,15 @@ def dcase_row(path: str | Path) -> Row:
     for key, value in _ATTRIBUTE.findall(re.sub(r"^.*?_(normal|anomaly)_\d+", "", tail)):
         row[key] = value
     return row
+
+
+def named_machines(files: Iterable[str | Path]) -> list[str]:
+    """The machines that the DCASE or MIMII names of ``files`` say they come from (sorted), when
+    every name says one; ``[]`` when some name does not."""
+    try:
+        return sorted({dcase_row(path)[MACHINE] for path in files})
+    except ConfigError:
+        return []
 
 
 def read_table(path: Path) -> dict[Path, Row]:
