@@ -222,10 +222,10 @@ def _read(
             remaining -= len(part)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
         raise AudioError(f"not a readable audio file ({exc})", path) from None
-    if len(parts) == 1:
-        data = parts[0]
+    if not parts:
+        data = np.empty((0, sound.channels), np.float32)
     else:
-        data = np.concatenate(parts) if parts else np.empty((0, sound.channels), np.float32)
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if data.shape[0] == 0 and not allow_empty:
         raise AudioError("holds no audio samples", path)
     if not as_int16 and not np.isfinite(data).all():
