@@ -1,6 +1,7 @@
-"""Recordings that do not match the detector: band limit, gain, clipping, channels and DC offset
-get named warnings at fit and at score time (rows, table, report, watch events); --strict makes
-them errors; localization never names a band above a recording's Nyquist frequency."""
+"""Recordings that do not match the detector: band limit, gain, clipping, channels, DC offset and
+a machine the training recordings' names did not name get named warnings at fit and at score time
+(rows, table, report, watch events); --strict makes them errors; localization never names a band
+above a recording's Nyquist frequency."""
 
 from __future__ import annotations
 
@@ -116,6 +117,29 @@ def test_a_detector_without_recording_norms_checks_the_band_limit_only(chain):
         assert detector.score(tests / "gain.wav")[0].warnings == []
     finally:
         detector.training["recordings"] = detector.recording_norms().as_dict()
+
+
+def test_a_recording_named_for_a_machine_the_detector_did_not_learn_is_named(tmp_path):
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train"
+    train.mkdir()
+    for index in range(6):
+        soundfile.write(train / f"normal_id_00_{index:04d}.wav", synth.normal_clip(rng, 1.0), RATE)
+    detector = aetk.fit(train)
+    assert detector.training["machines"] == ["id_00"]
+    clip = synth.normal_clip(rng, 1.0)
+    named = ["normal_id_00_0100.wav", "normal_id_02_0000.wav", "recording.wav"]
+    for name in named:
+        soundfile.write(tmp_path / name, clip, RATE)
+    rows = dict(zip(named, detector.score([tmp_path / name for name in named]), strict=True))
+    assert names(rows["normal_id_02_0000.wav"]) == {"machine"}
+    message = rows["normal_id_02_0000.wav"].warnings[0]["message"]
+    assert "id_02" in message and "id_00" in message
+    assert names(rows["normal_id_00_0100.wav"]) == set() == names(rows["recording.wav"])
+    assert len({row.score for row in rows.values()}) == 1  # a warning, not another score
+    # A detector from before the training recordings' machines were kept checks nothing by name.
+    del detector.training["machines"]
+    assert detector.score(tmp_path / "normal_id_02_0000.wav")[0].warnings == []
 
 
 def profile(**changes) -> RecordingProfile:

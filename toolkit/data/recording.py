@@ -16,6 +16,9 @@ for what it is:
 - ``channels``: a channel count no training recording had.
 - ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the worst
   training recording's).
+- ``machine``: the file's DCASE or MIMII name says a machine that the training recordings' names
+  did not (a recording of another machine judged against this one's normal; checked by name, in
+  :mod:`aetk.detect.scoring`).
 
 At fit time the same checks compare each training recording with the others (band limit, clipping
 and DC offset as above; a channel count other than the most common one; a level more than
@@ -44,7 +47,7 @@ GAIN_MARGIN_DB = 10.0
 FIT_LEVEL_MARGIN_DB = 20.0
 #: The level of digital silence (dBFS), so that levels stay finite.
 SILENCE_DB = -150.0
-NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset")
+NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset", "machine")
 
 
 @dataclass(frozen=True)

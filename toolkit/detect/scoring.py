@@ -11,8 +11,9 @@ recordings' lengths.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,7 +23,8 @@ from aetk_core.verdict import is_anomalous, window_events
 from aetk.data.features import FileClips, check_vector_shape
 from aetk.data.recording import RecordingWarning, merged
 from aetk.detect.explain import ErrorMap, error_map
-from aetk.errors import AudioError
+from aetk.errors import AudioError, ConfigError
+from aetk.fleet.machines import MACHINE, dcase_row
 
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector
@@ -73,10 +75,12 @@ def score_clips(
         explanations drawn from this same pass.
     """
     norms = detector.recording_norms()
+    stored = detector.training.get("machines")
+    learned = [name for name in stored if isinstance(name, str)] if isinstance(stored, list) else []
     pending: list[_FileScores] = []
     batch: list[tuple[_FileScores, torch.Tensor]] = []
     for file in files:
-        entry = _FileScores(file.path, file.windowed)
+        entry = _FileScores(file.path, file.windowed, warnings=machine_warnings(learned, file.path))
         pending.append(entry)
         try:
             if file.error is not None:
@@ -97,6 +101,28 @@ def score_clips(
         entry.complete = True
     _score_batch(detector, batch, threshold, localize, maps)
     yield from _finished(pending, threshold, strict)
+
+
+def machine_warnings(learned: Sequence[str], path: str | Path) -> list[RecordingWarning]:
+    """A ``machine`` warning when the DCASE or MIMII name of ``path`` says a machine that the
+    training recordings' names did not (``learned``: theirs; empty when they named none, or
+    several ways, and for detectors from before: nothing is checked)."""
+    if not learned:
+        return []
+    try:
+        machine = dcase_row(path)[MACHINE]
+    except ConfigError:
+        return []
+    if machine in learned:
+        return []
+    shown = ", ".join(learned[:4]) + (", …" if len(learned) > 4 else "")
+    return [
+        RecordingWarning(
+            "machine",
+            f"its name says {machine}, a machine the detector did not learn (it learned "
+            f"{shown}): judged against another machine's normal",
+        )
+    ]
 
 
 def _score_batch(

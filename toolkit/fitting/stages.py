@@ -44,6 +44,7 @@ from aetk.fitting import distributed
 from aetk.fitting.config import FitConfig, resolve_config
 from aetk.fitting.progress import FitObserver
 from aetk.fitting.trainer import train
+from aetk.fleet.machines import named_machines
 from aetk.plugin.host import get_host
 
 
@@ -468,6 +469,7 @@ def training_summary(
         "data_fingerprint": fingerprint(sets.digests["train"] + sets.digests["validation"]),
         "recordings": norms.as_dict(),
         "recording_warnings": sets.recording_warnings,
+        "machines": named_machines([*sets.files["train"], *sets.files["validation"]]),
         "seconds": round(time.perf_counter() - started, 3),
     }
 
