@@ -105,8 +105,8 @@ def score_clips(
 
 def machine_warnings(learned: Sequence[str], path: str | Path) -> list[RecordingWarning]:
     """A ``machine`` warning when the DCASE or MIMII name of ``path`` says a machine that the
-    training recordings' names did not (``learned``: theirs; empty when they named none, or
-    several ways, and for detectors from before: nothing is checked)."""
+    training recordings' names did not. ``learned``: the machines their names said; empty (names
+    that did not all say one, or a detector file from before) checks nothing."""
     if not learned:
         return []
     try:
