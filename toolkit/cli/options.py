@@ -110,19 +110,19 @@ def resolve(
     false_alarm_rate: float | None = None,
     **training,
 ) -> FitConfig:
-    """The fit configuration these options describe."""
-    from aetk.fitting.config import resolve_config
+    """The fit configuration these options describe, as :func:`aetk.fit` reads its keywords."""
+    from aetk.fitting.stages import options_config
 
     device = training.get("device")
     if isinstance(device, DeviceChoice):
         training["device"] = device.value
-    return resolve_config(
+    return options_config(
         preset=preset,
         config_file=config,
-        assignments=tuple(assignments or ()),
+        set=assignments or (),
         featurizer=featurizer,
         model=model,
         scorer=scorer,
-        training=training,
         false_alarm_rate=false_alarm_rate,
+        **training,
     )
