@@ -7,6 +7,7 @@ import pytest
 import aetk
 from aetk.fitting.config import (
     DEFAULT_PRESET,
+    at_recordings_rate,
     load_preset,
     parse_assignment,
     preset_names,
@@ -20,6 +21,35 @@ def test_presets_ship_with_the_package():
         preset = load_preset(name)
         assert preset["description"]
         assert {"featurizer", "model", "scorer", "training"} <= set(preset)
+
+
+@pytest.mark.parametrize(
+    "rates, expected",
+    [
+        ({16000: 30}, (16000, 1024, 512)),
+        ({44100: 236, 48000: 164}, (44100, 2048, 1024)),  # the lowest: no band empty in any
+        ({48000: 2}, (48000, 2048, 1024)),  # 43 ms frames: no longer than 1,024 at 16 kHz
+        ({22050: 1}, (22050, 1024, 512)),
+        ({96000: 1}, (96000, 4096, 2048)),
+        ({16000: 1, 48000: 9}, (16000, 1024, 512)),
+        ({8000: 5}, (16000, 1024, 512)),  # never below 16 kHz: as before, silent upper bands
+    ],
+)
+def test_default_analyses_at_the_training_recordings_own_rate(rates, expected):
+    config = at_recordings_rate(resolve_config(), rates)
+    params = config.featurizer.params
+    assert (params["sample_rate"], params["n_fft"], params["hop_length"]) == expected
+    assert resolve_config().featurizer.params["sample_rate"] == "recordings"  # not changed
+
+
+def test_recordings_rate_scales_a_fixed_length_and_leaves_fixed_rates_alone():
+    assignments = ["featurizer.sample_rate=recordings", "featurizer.target_length=16000"]
+    config = at_recordings_rate(resolve_config(assignments=assignments), {44100: 1})
+    assert config.featurizer.params["target_length"] == 44100  # one second at either rate
+    fixed = resolve_config(assignments=["featurizer.sample_rate=16000"])
+    assert at_recordings_rate(fixed, {48000: 3}) is fixed
+    transient = resolve_config(preset="transient")  # 44.1 kHz, whatever the recordings
+    assert at_recordings_rate(transient, {16000: 3}) is transient
 
 
 def test_seed_preset_is_the_text_exactly():

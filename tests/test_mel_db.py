@@ -10,7 +10,7 @@ from aetk_core.features import MelDb as NumpyMelDb
 
 import aetk
 from aetk import synth
-from aetk.fitting.config import load_preset, preset_names
+from aetk.fitting.config import at_recordings_rate, preset_names, resolve_config
 from aetk_builtins.mel_db import MelDb
 
 
@@ -173,7 +173,7 @@ def test_default_preset_vectors_match_torchaudio_over_a_batch():
 
 @pytest.mark.parametrize("preset", preset_names())
 def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset):
-    params = {k: v for k, v in load_preset(preset)["featurizer"].items() if k != "name"}
+    params = at_recordings_rate(resolve_config(preset=preset), {16000: 1}).featurizer.params
     params["channels"] = 1 if preset == "seed" else params["channels"]
     ours = aetk.plugins.get_host().create("featurizer", "mel-db", params)
     theirs = NumpyMelDb(params)

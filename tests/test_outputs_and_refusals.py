@@ -487,17 +487,40 @@ def test_fit_reports_its_stages_to_the_observer(train_folder):
     assert seen[-1] == ("calibrated", "conformal")
 
 
-def test_fit_says_when_analysis_drops_the_recordings_upper_band(cli, tmp_path):
-    machine = synth.Machine(sample_rate=48000)
+def _train_folder(folder, rate: int, count: int) -> Path:
     written = synth.write_dataset(
-        tmp_path / "hi", train=6, test_normal=0, test_per_anomaly=0, seconds=0.5, machine=machine
+        folder,
+        train=count,
+        test_normal=0,
+        test_per_anomaly=0,
+        seconds=0.5,
+        machine=synth.Machine(sample_rate=rate),
     )
-    result = cli("fit", written["train"][0].parent, "-o", tmp_path / "d.aetk")
+    return written["train"][0].parent
+
+
+def test_default_analyses_recordings_at_their_own_rate(cli, tmp_path):
+    """Recordings at 48 kHz keep what they hold above 8 kHz: the default analyses them at 48 kHz,
+    with frames of 2,048 samples (43 ms, as the 1,024 of 16 kHz are 64 ms at most)."""
+    result = cli("fit", _train_folder(tmp_path / "hi", 48000, 6), "-o", tmp_path / "d.aetk")
     assert result.code == 0, result.stderr
-    assert "Recordings: 6 at 48000 Hz; analysed at 16000 Hz" in result.stderr
+    assert "Recordings: 6 at 48000 Hz; analysed at 48000 Hz" in result.stderr
+    assert "not used" not in result.stderr
+    params = aetk.Detector.load(tmp_path / "d.aetk").featurizer.get_params()
+    assert (params["sample_rate"], params["n_fft"], params["hop_length"]) == (48000, 2048, 1024)
+
+
+def test_fit_says_when_analysis_drops_the_recordings_upper_band(cli, tmp_path):
+    """Recordings at 16 and 48 kHz are analysed at 16 kHz (no band empty in any of them), and
+    fit says what the 48 kHz ones lose."""
+    low, high = _train_folder(tmp_path / "lo", 16000, 3), _train_folder(tmp_path / "hi", 48000, 3)
+    result = cli("fit", low, high, "-o", tmp_path / "d.aetk")
+    assert result.code == 0, result.stderr
+    assert "Recordings: 3 at 16000 Hz, 3 at 48000 Hz; analysed at 16000 Hz" in result.stderr
     assert "recordings at 48000 Hz are analysed at 16000 Hz: what they hold above 8000 Hz" in (
         result.stderr
     )
+    assert aetk.Detector.load(tmp_path / "d.aetk").featurizer.get_params()["n_fft"] == 1024
 
 
 def test_export_without_its_extra_is_one_line_naming_the_extra(cli, fitted, tmp_path, monkeypatch):

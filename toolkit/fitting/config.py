@@ -9,7 +9,8 @@ where the new component accepts them; parameters the user sets explicitly must a
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,13 @@ else:  # pragma: no cover
 DEFAULT_PRESET = "default"
 COMPONENT_SECTIONS = ("featurizer", "model", "scorer")
 SECTIONS = (*COMPONENT_SECTIONS, "threshold", "training")
+
+#: ``featurizer.sample_rate = "recordings"``: analyse at the training recordings' own rate
+#: (:func:`at_recordings_rate`).
+RECORDINGS_RATE = "recordings"
+#: The lowest rate ``"recordings"`` analyses at, and the rate at which the featurizer's lengths
+#: in samples (``n_fft``, ``hop_length``, ``target_length``) are given alongside it.
+BASE_RATE = 16000
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -242,6 +250,29 @@ def resolve_config(
         inherited=inherited,
         method=base.get("description") if as_described else None,
     )
+
+
+def at_recordings_rate(config: FitConfig, rates: Mapping[int, int]) -> FitConfig:
+    """``config`` with ``featurizer.sample_rate = "recordings"`` resolved for training
+    recordings at ``rates`` (``{rate: count}``); any other configuration as it is.
+
+    The rate is the lowest among the recordings, so that no analysed band is empty in any of
+    them, and at least 16 kHz (below it, as at any fixed rate, the bands a recording lacks are
+    silent). Lengths in samples are given at 16 kHz and keep their duration at most: ``n_fft``
+    and ``hop_length`` become the largest powers of two no longer than at 16 kHz (1,024 and 512
+    become 2,048 and 1,024 at 44.1 or 48 kHz), ``target_length`` is scaled.
+    """
+    params = config.featurizer.params
+    if params.get("sample_rate") != RECORDINGS_RATE:
+        return config
+    rate = max(BASE_RATE, min(rates, default=BASE_RATE))
+    resolved: dict[str, Any] = {**params, "sample_rate": rate}
+    for key in ("n_fft", "hop_length"):
+        if _is_number(params.get(key)) and params[key] >= 1:
+            resolved[key] = 1 << (int(params[key] * rate / BASE_RATE).bit_length() - 1)
+    if _is_number(params.get("target_length")) and params["target_length"] > 0:
+        resolved["target_length"] = round(params["target_length"] * rate / BASE_RATE)
+    return replace(config, featurizer=ComponentSpec(config.featurizer.name, resolved))
 
 
 def _user_layers(

@@ -41,7 +41,7 @@ from aetk.detect.calibration import Calibration, calibrate
 from aetk.detect.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError
 from aetk.fitting import distributed
-from aetk.fitting.config import FitConfig, resolve_config
+from aetk.fitting.config import FitConfig, at_recordings_rate, resolve_config
 from aetk.fitting.progress import FitObserver
 from aetk.fitting.trainer import train
 from aetk.fleet.machines import named_machines
@@ -191,16 +191,15 @@ def fit_config(
     observer = observer if observer is not None and processes.is_main else FitObserver()
     started = time.perf_counter()
     refuse_fleet_model(config)
+    build_components(at_recordings_rate(config, {}))  # its errors before any file's
+    files = require_audio_files(paths)
+    config, rates = for_recordings(config, files)
     parts = build_components(config)
     train_files, validation_files = split_files(
-        require_audio_files(paths), config.training.val_fraction, config.training.seed
+        files, config.training.val_fraction, config.training.seed
     )
     observer.on_start(config, len(train_files), len(validation_files))
-    analysis_rate = parts.featurizer.get_params().get("sample_rate")
-    observer.on_recordings(
-        sample_rates([*train_files, *validation_files]),
-        analysis_rate if isinstance(analysis_rate, int) else None,
-    )
+    observer.on_recordings(rates, analysis_rate(parts.featurizer))
     with FeatureCache.from_environment() as cache, _warnings_shown(processes.is_main):
 
         def featurize_all(
@@ -226,6 +225,20 @@ def fit_config(
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
     )
+
+
+def for_recordings(config: FitConfig, files: Sequence[Path]) -> tuple[FitConfig, dict[int, int]]:
+    """``config`` resolved for the training recordings' rates (``featurizer.sample_rate =
+    "recordings"``, :func:`~aetk.fitting.config.at_recordings_rate`), and those rates as
+    ``{rate: count}`` from every file's header."""
+    rates = sample_rates(files, most=len(files))
+    return at_recordings_rate(config, rates), rates
+
+
+def analysis_rate(featurizer: Featurizer) -> int | None:
+    """The rate a featurizer analyses at, when it says one."""
+    rate = featurizer.get_params().get("sample_rate")
+    return rate if isinstance(rate, int) else None
 
 
 def conditioned(config: FitConfig) -> bool:

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from aetk.components.state import check_storable
-from aetk.data.audio import sample_rates
 from aetk.data.cache import FeatureCache
 from aetk.data.clips import StandardizedClips, clip_lengths
 from aetk.data.recording import analysed_hz
@@ -39,8 +38,10 @@ from aetk.fitting.progress import FitObserver
 from aetk.fitting.stages import (
     Components,
     FeaturizedSets,
+    analysis_rate,
     build_components,
     featurize,
+    for_recordings,
     split_files,
     training_summary,
     vector_sets,
@@ -61,16 +62,14 @@ def fit_shared(
     documentation); ``by_machine``: each machine's normal recordings."""
     observer = observer or FitObserver()
     started = time.perf_counter()
+    every_file = [path for files in by_machine.values() for path in files]
+    config, rates = for_recordings(config, every_file)
     parts = build_components(config)
     machines = Categories((categories.column(MACHINE),))
     parts.model.categories_ = machines.as_dict()
     train_files, validation_files = _split_by_machine(by_machine, config)
     observer.on_start(config, len(train_files), len(validation_files))
-    analysis_rate = parts.featurizer.get_params().get("sample_rate")
-    observer.on_recordings(
-        sample_rates([*train_files, *validation_files]),
-        analysis_rate if isinstance(analysis_rate, int) else None,
-    )
+    observer.on_recordings(rates, analysis_rate(parts.featurizer))
     machine_of = {path: machine for machine, files in by_machine.items() for path in files}
     with FeatureCache.from_environment() as cache:
         sets = featurize(
