@@ -113,6 +113,10 @@ CANDIDATES.update(
             "preset": "default",
             "set": ["featurizer.top_db=60.0"],
         },
+        "default at 16 kHz (before: one rate for all recordings)": {
+            "preset": "default",
+            "set": _16K,
+        },
         "default at 32 kHz": {"preset": "default", "set": _32K},
         "default at 44.1 kHz": {"preset": "default", "set": _44K},
         "transient at 16 kHz": {"preset": "transient", "set": _16K},
