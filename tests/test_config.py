@@ -33,6 +33,8 @@ def test_presets_ship_with_the_package():
         ({96000: 1}, (96000, 4096, 2048)),
         ({16000: 1, 48000: 9}, (16000, 1024, 512)),
         ({8000: 5}, (16000, 1024, 512)),  # never below 16 kHz: as before, silent upper bands
+        ({47999: 4, 48000: 1}, (44100, 2048, 1024)),  # a standard rate: small resampling kernels
+        ({50000: 2}, (48000, 2048, 1024)),
     ],
 )
 def test_default_analyses_at_the_training_recordings_own_rate(rates, expected):

@@ -33,6 +33,9 @@ RECORDINGS_RATE = "recordings"
 #: The lowest rate ``"recordings"`` analyses at, and the rate at which the featurizer's lengths
 #: in samples (``n_fft``, ``hop_length``, ``target_length``) are given alongside it.
 BASE_RATE = 16000
+#: The rates ``"recordings"`` analyses at: resampling between any two of them takes a small
+#: kernel, where an odd rate (47,999 Hz from a drifting clock) would make it enormous.
+STANDARD_RATES = (16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -256,16 +259,18 @@ def at_recordings_rate(config: FitConfig, rates: Mapping[int, int]) -> FitConfig
     """``config`` with ``featurizer.sample_rate = "recordings"`` resolved for training
     recordings at ``rates`` (``{rate: count}``); any other configuration as it is.
 
-    The rate is the lowest among the recordings, so that no analysed band is empty in any of
-    them, and at least 16 kHz (below it, as at any fixed rate, the bands a recording lacks are
-    silent). Lengths in samples are given at 16 kHz and keep their duration at most: ``n_fft``
-    and ``hop_length`` become the largest powers of two no longer than at 16 kHz (1,024 and 512
-    become 2,048 and 1,024 at 44.1 or 48 kHz), ``target_length`` is scaled.
+    The rate is the highest standard rate (:data:`STANDARD_RATES`) not above the lowest among
+    the recordings, so that no analysed band is empty in any of them, and at least 16 kHz
+    (below it, as at any fixed rate, the bands a recording lacks are silent). Lengths in
+    samples are given at 16 kHz and keep their duration at most: ``n_fft`` and ``hop_length``
+    become the largest powers of two no longer than at 16 kHz (1,024 and 512 become 2,048 and
+    1,024 at 44.1 or 48 kHz), ``target_length`` is scaled.
     """
     params = config.featurizer.params
     if params.get("sample_rate") != RECORDINGS_RATE:
         return config
-    rate = max(BASE_RATE, min(rates, default=BASE_RATE))
+    lowest = min(rates, default=BASE_RATE)
+    rate = max([BASE_RATE, *(standard for standard in STANDARD_RATES if standard <= lowest)])
     resolved: dict[str, Any] = {**params, "sample_rate": rate}
     for key in ("n_fft", "hop_length"):
         if _is_number(params.get(key)) and params[key] >= 1:
