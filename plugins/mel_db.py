@@ -206,7 +206,7 @@ class MelDb(aetk.Featurizer):
         if key not in cache:
             import torchaudio
 
-            source = tractable_rate(file_sample_rate, self.sample_rate)
+            source = aetk.tractable_rate(file_sample_rate, self.sample_rate)
             cache[key] = torchaudio.transforms.Resample(source, self.sample_rate)
         return cache[key]
 
@@ -228,20 +228,6 @@ def _sparse_mel_scale(n_mels: int, sample_rate: int, bins: int):
         return mels.transpose(0, 1).reshape(*leading, n_mels, frames)
 
     return mel_scale
-
-
-#: Largest resampling kernel (in elements of up × down phases) built for an exact rate ratio.
-_MAX_KERNEL_PHASES = 1_000_000
-
-
-def tractable_rate(rate: int, target: int) -> int:
-    """The rate to resample from: the file's own, unless its ratio to ``target`` is so coprime
-    that the exact polyphase kernel would be enormous (48,001 Hz → 16 kHz needs 3 GB); then the
-    nearest multiple of 50 Hz, a pitch error below 0.1 %."""
-    divisor = math.gcd(rate, target)
-    if (rate // divisor) * (target // divisor) <= _MAX_KERNEL_PHASES:
-        return rate
-    return max(50, round(rate / 50) * 50)
 
 
 #: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted

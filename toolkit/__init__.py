@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from aetk.components import networks
     from aetk.components import pooling as scoring
     from aetk.data import synth
-    from aetk.data.audio import Audio, find_audio_files, read_audio
+    from aetk.data.audio import Audio, find_audio_files, read_audio, tractable_rate
     from aetk.detect.calibration import fit_threshold
     from aetk.detect.detector import Detector
     from aetk.detect.scoring import ScoreResult
@@ -62,6 +62,7 @@ _LAZY = {
     "Audio": "aetk.data.audio",
     "read_audio": "aetk.data.audio",
     "find_audio_files": "aetk.data.audio",
+    "tractable_rate": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
     "StreamFormat": "aetk.watch.sources",
@@ -118,4 +119,5 @@ __all__ = [
     "scoring",
     "synth",
     "testing",
+    "tractable_rate",
 ]

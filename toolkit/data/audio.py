@@ -1,5 +1,6 @@
-"""Audio input for aetk: the shared finding and decoding (:mod:`aetk_core.audio`), and what only
-aetk needs around it: refusing an empty input, counting sample rates, shards of a job array."""
+"""Audio input for aetk: the shared finding and decoding (:mod:`aetk_core.audio`) and the rate
+a resampler starts from, and what only aetk needs around them: refusing an empty input,
+counting sample rates, shards of a job array."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from aetk_core.audio import (
     read_manifest,
     read_windows,
 )
+from aetk_core.features import tractable_rate
 
 from aetk.errors import AudioError, ConfigError
 
@@ -45,6 +47,7 @@ __all__ = [
     "require_audio_files",
     "sample_rates",
     "select_shard",
+    "tractable_rate",
 ]
 
 
