@@ -221,3 +221,28 @@ def test_console_script_entry_point(machine_sounds, tmp_path):
     score = run_aetk("score", "-d", tmp_path / "d.aetk", "--json", *machine_sounds["test"][:2])
     assert score.code == 0
     assert len(score.stdout.strip().splitlines()) == 2
+
+
+def test_default_hears_a_fault_above_8_khz_in_recordings_made_at_48_khz(tmp_path):
+    """A whine at 12 kHz in 48-kHz recordings: the default analyses them at their own rate and
+    ranks it above normal; analysed at 16 kHz (the fixed rate of before) it is filtered out."""
+    machine = synth.Machine(sample_rate=48000)
+    rng = np.random.default_rng(4)
+    for index in range(12):
+        write_wav(
+            tmp_path / "train" / f"normal_{index}.wav", synth.normal_clip(rng, 1.0, machine), 48000
+        )
+    whine = 0.02 * np.sin(2 * np.pi * 12000 * np.arange(48000) / 48000)
+    for index in range(6):
+        write_wav(
+            tmp_path / "test" / f"normal_{index}.wav", synth.normal_clip(rng, 1.0, machine), 48000
+        )
+        faulty = synth.normal_clip(rng, 1.0, machine) + whine.astype(np.float32)
+        write_wav(tmp_path / "test" / f"anomaly_whine_{index}.wav", faulty, 48000)
+    test = sorted((tmp_path / "test").glob("*.wav"))
+    labels = [int("anomaly" in path.name) for path in test]
+    own_rate = aetk.fit(tmp_path / "train")
+    fixed = aetk.fit(tmp_path / "train", set=["featurizer.sample_rate=16000"])
+    assert own_rate.featurizer.get_params()["sample_rate"] == 48000
+    assert metrics.auc(labels, [result.score for result in own_rate.score(test)]) == 1.0
+    assert metrics.auc(labels, [result.score for result in fixed.score(test)]) < 0.8
