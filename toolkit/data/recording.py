@@ -285,14 +285,20 @@ def merged(warnings: Iterable[RecordingWarning]) -> list[RecordingWarning]:
     return sorted(first.values(), key=lambda warning: NAMES.index(warning.name))
 
 
+def analysis_rate(featurizer: Any) -> int | None:
+    """The sample rate ``featurizer`` analyses at, when its parameters say one."""
+    rate = featurizer.get_params().get("sample_rate")
+    return rate if isinstance(rate, int) and not isinstance(rate, bool) else None
+
+
 def analysed_hz(featurizer: Any) -> float | None:
     """The top of the band ``featurizer`` analyses: its highest band's upper edge, or half its
     sample rate; None when it says neither."""
     layout = featurizer.layout()
     if layout is not None and layout.band_edges_hz:
         return float(layout.band_edges_hz[-1][1])
-    rate = featurizer.get_params().get("sample_rate")
-    return rate / 2 if isinstance(rate, int) and not isinstance(rate, bool) else None
+    rate = analysis_rate(featurizer)
+    return rate / 2 if rate is not None else None
 
 
 def describe_warnings(warnings: Iterable[dict[str, str]]) -> str:

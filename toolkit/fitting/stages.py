@@ -34,6 +34,7 @@ from aetk.data.recording import (
     RecordingProfile,
     RecordingWarning,
     analysed_hz,
+    analysis_rate,
     merged,
     training_warnings,
 )
@@ -233,12 +234,6 @@ def for_recordings(config: FitConfig, files: Sequence[Path]) -> tuple[FitConfig,
     ``{rate: count}`` from every file's header."""
     rates = sample_rates(files, most=len(files))
     return at_recordings_rate(config, rates), rates
-
-
-def analysis_rate(featurizer: Featurizer) -> int | None:
-    """The rate a featurizer analyses at, when it says one."""
-    rate = featurizer.get_params().get("sample_rate")
-    return rate if isinstance(rate, int) else None
 
 
 def conditioned(config: FitConfig) -> bool:

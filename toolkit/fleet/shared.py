@@ -28,7 +28,7 @@ import torch
 from aetk.components.state import check_storable
 from aetk.data.cache import FeatureCache
 from aetk.data.clips import StandardizedClips, clip_lengths
-from aetk.data.recording import analysed_hz
+from aetk.data.recording import analysed_hz, analysis_rate
 from aetk.detect.calibration import calibrate
 from aetk.detect.detector import Detector
 from aetk.errors import AetkError, AetkWarning
@@ -38,7 +38,6 @@ from aetk.fitting.progress import FitObserver
 from aetk.fitting.stages import (
     Components,
     FeaturizedSets,
-    analysis_rate,
     build_components,
     featurize,
     for_recordings,
