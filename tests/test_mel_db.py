@@ -188,3 +188,25 @@ def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset):
         got = theirs.featurize(samples, rate)
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() < 1e-3, (preset, rate)
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
+@pytest.mark.parametrize(
+    ("n_mels", "sample_rate", "n_fft"),
+    [(128, 16000, 1024), (128, 44100, 2048), (32, 16000, 1024), (17, 22050, 512), (64, 16000, 64)],
+    ids=["default", "44k", "seed", "odd-block", "empty-bands"],
+)
+def test_banded_mel_product_equals_torchaudios_mel_scale(n_mels, sample_rate, n_fft):
+    """The mel bank applied block by block over the bins each block spans equals torchaudio's
+    MelScale, for a spectrum laid out frame by frame (as the STFT gives it) or bin by bin."""
+    from aetk_builtins.mel_db import _mel_scale
+
+    bins = n_fft // 2 + 1
+    generator = torch.Generator().manual_seed(n_mels)
+    by_frame = torch.rand(3, 2, 40, bins, generator=generator).square()
+    expected_scale = torchaudio.transforms.MelScale(n_mels, sample_rate, 0.0, None, bins)
+    ours = _mel_scale(n_mels, sample_rate, bins)
+    for power in (by_frame.transpose(-1, -2), by_frame.transpose(-1, -2).contiguous()):
+        got = ours(power)
+        assert got.shape == (3, 2, n_mels, 40)
+        torch.testing.assert_close(got, expected_scale(power), rtol=1e-5, atol=1e-6)
