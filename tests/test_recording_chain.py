@@ -184,3 +184,55 @@ def test_the_report_names_a_recording_s_warnings(chain, cli, tmp_path):
     ran = cli("report", tests / "band-limit.wav", tests / "clean.wav", "-d", path, "-o", page)
     assert ran.code == 0, ran.stderr
     assert "recording band-limit: recorded at 8000 Hz" in page.read_text()
+
+
+def test_the_band_a_detector_hears_is_its_training_recordings_when_all_were_narrower():
+    phones = [profile(sample_rate=8000), profile(sample_rate=11025)]
+    norms = RecordingNorms.learn(phones, 8000.0)  # analysed up to 8 kHz: a 16-kHz analysis
+    assert norms.band_rate == 11025 and norms.heard_hz == 11025 / 2
+    # Narrower than the fastest training recording: warned; as wide or wider: heard as trained.
+    assert [w.name for w in norms.check(profile(sample_rate=8000))] == ["band-limit"]
+    assert norms.check(profile(sample_rate=11025)) == []
+    assert norms.check(profile(sample_rate=48000)) == []
+    assert RecordingNorms.from_dict(json.loads(json.dumps(norms.as_dict())), None) == norms
+    # One training recording as wide as the analysis: the detector heard the whole band.
+    assert RecordingNorms.learn([*phones, profile()], 8000.0).band_rate is None
+    # At fit, only files narrower than the fastest are warned about (they all missed nothing
+    # the others held, when all were 8 kHz).
+    assert training_warnings([profile(sample_rate=8000)] * 2, 8000.0) == [[], []]
+    assert [[w.name for w in f] for f in training_warnings(phones, 8000.0)] == [["band-limit"], []]
+
+
+def test_a_machine_recorded_at_8_khz_is_heard_through_that_band_when_recorded_faster(tmp_path):
+    """Fitted on 8-kHz recordings (analysed at 16 kHz, the upper bands silent in training), a
+    16-kHz or 48-kHz recording of the same sound scores as its 8-kHz recording does, and a fault
+    inside the band still stands out; without hearing it through the training band, the sound
+    above 4 kHz, which no training recording could hold, made every such recording anomalous."""
+    rng = np.random.default_rng(3)
+    train = tmp_path / "train"
+    train.mkdir()
+    for index in range(12):
+        phone = resample_poly(synth.normal_clip(rng, 2.0), 1, 2)
+        soundfile.write(train / f"n{index}.wav", phone, 8000)
+    detector = aetk.fit(train)
+    assert detector.recording_norms().band_rate == 8000
+    clip = synth.normal_clip(rng, 2.0)
+    whine = 0.2 * np.sin(2 * np.pi * 1500 * np.arange(len(clip)) / RATE)  # well inside 4 kHz
+    faulty = (clip + whine).astype(np.float32)
+    recordings = {
+        "phone.wav": (resample_poly(clip, 1, 2), 8000),
+        "wide.wav": (clip, RATE),
+        "studio.wav": (resample_poly(clip, 3, 1), 48000),
+        "faulty.wav": (faulty, RATE),
+    }
+    for name, (samples, rate) in recordings.items():
+        soundfile.write(tmp_path / name, samples, rate)
+    rows = {
+        row.path.rsplit("/", 1)[-1]: row
+        for row in detector.score([tmp_path / name for name in recordings])
+    }
+    assert all(row.warnings == [] for row in rows.values())
+    phone = rows["phone.wav"].score
+    assert rows["wide.wav"].score == pytest.approx(phone, rel=0.05)
+    assert rows["studio.wav"].score == pytest.approx(phone, rel=0.05)
+    assert rows["faulty.wav"].score > 2 * max(phone, detector.threshold)

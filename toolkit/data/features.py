@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.features import within_band
 
 from aetk.components.base import Featurizer
 from aetk.data.audio import Audio, read_audio, read_windows
@@ -47,16 +48,23 @@ class FileClips:
 
 
 def featurized_files(
-    featurizer: Featurizer, paths: Sequence[Path], segment_seconds: float = 0.0, ahead: int = 0
+    featurizer: Featurizer,
+    paths: Sequence[Path],
+    segment_seconds: float = 0.0,
+    ahead: int = 0,
+    band_rate: int | None = None,
 ) -> Iterator[FileClips]:
     """The clips of every file, in order: whole files decoded and featurized in parallel, up to
     ``ahead`` files ahead (see :func:`map_files`); windows of ``segment_seconds`` decoded one at
-    a time as they are consumed."""
+    a time as they are consumed. ``band_rate``: see :func:`featurize_audio`."""
     if segment_seconds:
         for path in paths:
-            yield FileClips(str(path), iter_clips(featurizer, path, segment_seconds), windowed=True)
+            clips = iter_clips(featurizer, path, segment_seconds, band_rate)
+            yield FileClips(str(path), clips, windowed=True)
         return
-    whole = map_files(lambda path: list(iter_clips(featurizer, path)), paths, ahead=ahead)
+    whole = map_files(
+        lambda path: list(iter_clips(featurizer, path, band_rate=band_rate)), paths, ahead=ahead
+    )
     for path, clips in whole:
         if isinstance(clips, AudioError):
             yield FileClips(str(path), error=clips.reason)
@@ -64,10 +72,15 @@ def featurized_files(
             yield FileClips(str(path), clips)
 
 
-def featurize_audio(featurizer: Featurizer, audio: Audio, path: str | Path) -> torch.Tensor:
-    """Featurize decoded audio; problems become an :class:`AudioError` naming ``path``."""
+def featurize_audio(
+    featurizer: Featurizer, audio: Audio, path: str | Path, band_rate: int | None = None
+) -> torch.Tensor:
+    """Featurize decoded audio; problems become an :class:`AudioError` naming ``path``.
+    ``band_rate``: a detector's training recordings' rate when they were all narrower than the
+    band it analyses; faster audio is heard through their band (``within_band``)."""
+    samples, rate = within_band(audio.samples, audio.sample_rate, band_rate)
     try:
-        features = featurizer.featurize(torch.from_numpy(audio.samples), audio.sample_rate)
+        features = featurizer.featurize(torch.from_numpy(samples), rate)
     except AudioError as exc:
         raise exc.with_path(path) from None
     if features.dim() < 2 or len(features) == 0:
@@ -83,7 +96,10 @@ def featurize_file(featurizer: Featurizer, path: str | Path) -> torch.Tensor:
 
 
 def iter_clips(
-    featurizer: Featurizer, path: str | Path, segment_seconds: float = 0.0
+    featurizer: Featurizer,
+    path: str | Path,
+    segment_seconds: float = 0.0,
+    band_rate: int | None = None,
 ) -> Iterator[Clip]:
     """The file as one clip (``segment_seconds`` 0) or as windows of ``segment_seconds``.
 
@@ -92,20 +108,27 @@ def iter_clips(
     """
     if not segment_seconds:
         audio = read_audio(path, featurizer.frames_to_read)
-        yield audio_clip(featurizer, audio, path)
+        yield audio_clip(featurizer, audio, path, band_rate=band_rate)
         return
     for start, audio in read_windows(path, segment_seconds):
         if start > 0 and audio.seconds < segment_seconds / 2:
             return
-        yield audio_clip(featurizer, audio, path, start)
+        yield audio_clip(featurizer, audio, path, start, band_rate)
 
 
-def audio_clip(featurizer: Featurizer, audio: Audio, path: str | Path, start: float = 0.0) -> Clip:
-    """The clip of decoded audio that starts ``start`` seconds into its recording."""
+def audio_clip(
+    featurizer: Featurizer,
+    audio: Audio,
+    path: str | Path,
+    start: float = 0.0,
+    band_rate: int | None = None,
+) -> Clip:
+    """The clip of decoded audio that starts ``start`` seconds into its recording (its profile
+    is the recording's as it was made, whatever band it is heard through)."""
     return Clip(
         start,
         start + audio.seconds,
-        featurize_audio(featurizer, audio, path),
+        featurize_audio(featurizer, audio, path, band_rate),
         RecordingProfile.measure(audio.samples, audio.sample_rate),
     )
 

@@ -8,7 +8,10 @@ the machine, and its score says so. Each check names its reason so that the verd
 for what it is:
 
 - ``band-limit``: the recording's Nyquist frequency lies below the top of the band the detector
-  analyses (an 8-kHz recording scored by a 16-kHz detector); the bands above it are empty.
+  hears (an 8-kHz recording scored by a detector of 16-kHz recordings); the bands above it are
+  empty. The band it hears is the analysed band, or less when every training recording was
+  sampled slower than the featurizer analyses: then a recording sampled faster is heard through
+  the training recordings' band (:func:`aetk_core.features.within_band`).
 - ``gain``: the recording is more than :data:`GAIN_MARGIN_DB` quieter or louder than every
   training recording.
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
@@ -125,13 +128,16 @@ class RecordingProfile:
 class RecordingNorms:
     """What a detector's training recordings were like, kept in its file, for the checks at
     score time. ``analysed_hz``: the top of the band the featurizer analyses (None: unknown);
-    the rest is ``None`` for a detector fitted before they were recorded."""
+    ``band_rate``: the fastest training recording's rate when every one was sampled slower than
+    the analysis (its band is what the detector heard; None otherwise); the rest is ``None`` for
+    a detector fitted before they were recorded."""
 
     analysed_hz: float | None
     channels: tuple[int, ...] | None = None
     level_db: tuple[float, float] | None = None
     clipped_share: float = 0.0
     dc_offset: float = 0.0
+    band_rate: int | None = None
 
     @classmethod
     def learn(
@@ -141,13 +147,22 @@ class RecordingNorms:
         if not profiles:
             return cls(analysed_hz)
         levels = [profile.level_db for profile in profiles]
+        fastest = max(profiles, key=lambda profile: profile.sample_rate)
+        narrower = band_limit(fastest, analysed_hz) is not None
         return cls(
             analysed_hz,
             tuple(sorted({profile.channels for profile in profiles})),
             (min(levels), max(levels)),
             max(profile.clipped_share for profile in profiles),
             max(profile.dc_offset for profile in profiles),
+            fastest.sample_rate if narrower else None,
         )
+
+    @property
+    def heard_hz(self) -> float | None:
+        """The top of the band the detector heard: the analysed band's, or the training
+        recordings' Nyquist frequency when they were all narrower."""
+        return self.analysed_hz if self.band_rate is None else self.band_rate / 2
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,25 +171,27 @@ class RecordingNorms:
             "level_db": None if self.level_db is None else [round(v, 3) for v in self.level_db],
             "clipped_share": self.clipped_share,
             "dc_offset": self.dc_offset,
+            "band_rate": self.band_rate,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], analysed_hz: float | None) -> RecordingNorms:
         """Norms stored in a detector file; ``analysed_hz`` when the file did not keep it."""
         channels, levels = data.get("channels"), data.get("level_db")
-        stored_hz = data.get("analysed_hz")
+        stored_hz, band_rate = data.get("analysed_hz"), data.get("band_rate")
         return cls(
             float(stored_hz) if stored_hz is not None else analysed_hz,
             None if channels is None else tuple(int(c) for c in channels),
             None if levels is None else (float(levels[0]), float(levels[1])),
             float(data.get("clipped_share", 0.0)),
             float(data.get("dc_offset", 0.0)),
+            None if band_rate is None else int(band_rate),
         )
 
     def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
         """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order."""
         found = [
-            band_limit(profile, self.analysed_hz),
+            band_limit(profile, self.heard_hz),
             self._gain(profile),
             clipping(profile, 2 * self.clipped_share),
             self._channels(profile),
@@ -209,13 +226,14 @@ class RecordingNorms:
         )
 
 
-def band_limit(profile: RecordingProfile, analysed_hz: float | None) -> RecordingWarning | None:
-    if analysed_hz is None or profile.nyquist_hz() >= 0.99 * analysed_hz:
+def band_limit(profile: RecordingProfile, heard_hz: float | None) -> RecordingWarning | None:
+    """A recording narrower than the band the detector hears (up to ``heard_hz``)."""
+    if heard_hz is None or profile.nyquist_hz() >= 0.99 * heard_hz:
         return None
     return RecordingWarning(
         "band-limit",
         f"recorded at {profile.sample_rate} Hz: nothing above {profile.nyquist_hz():.0f} Hz, but "
-        f"the detector analyses up to {analysed_hz:.0f} Hz (the empty bands raise the score)",
+        f"the detector hears up to {heard_hz:.0f} Hz (the empty bands raise the score)",
     )
 
 
@@ -244,10 +262,11 @@ def training_warnings(
         return []
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
+    heard_hz = RecordingNorms.learn(profiles, analysed_hz).heard_hz
     found = []
     for profile in profiles:
         warnings = [
-            band_limit(profile, analysed_hz),
+            band_limit(profile, heard_hz),
             _level_outlier(profile, median_level),
             clipping(profile),
             _channel_outlier(profile, usual_channels),

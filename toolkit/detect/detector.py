@@ -93,7 +93,7 @@ class Detector:
     def clip(self, path: str | Path) -> Clip:
         """One whole file as a clip (its feature vectors, checked against the model's input
         shape, and how it was recorded)."""
-        clip = next(iter_clips(self.featurizer, path))
+        clip = next(iter_clips(self.featurizer, path, band_rate=self.recording_norms().band_rate))
         check_vector_shape(clip.vectors, self.model.input_shape_, path)
         return clip
 
@@ -165,7 +165,13 @@ class Detector:
         segment = self.segment_seconds if segment is None else float(segment)
         yield from score_clips(
             self,
-            featurized_files(self.featurizer, files, segment, ahead=2 * BATCH_WINDOWS),
+            featurized_files(
+                self.featurizer,
+                files,
+                segment,
+                ahead=2 * BATCH_WINDOWS,
+                band_rate=self.recording_norms().band_rate,
+            ),
             self.threshold_for(threshold, false_alarm_rate),
             localize,
             strict=strict,

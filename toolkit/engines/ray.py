@@ -141,6 +141,7 @@ def _score_dataset(detector_path, todo, run, actors, gpus_per_actor, batch_size)
         "name": detector.featurizer.name,
         "params": detector.featurizer.get_params(),
         "segment": run["segment"],
+        "band_rate": detector.recording_norms().band_rate,
     }
     detector_bytes = ray.put(Path(detector_path).read_bytes())
     # Workers may run elsewhere, in another folder: they read absolute paths; rows keep the paths
@@ -251,7 +252,9 @@ def _featurize(batch, featurizer: dict):
     errors: list[str | None] = []
     for source in batch["source"]:
         try:
-            clips = list(iter_clips(component, source, featurizer["segment"]))
+            clips = list(
+                iter_clips(component, source, featurizer["segment"], featurizer["band_rate"])
+            )
         except AudioError as exc:
             blobs.append(None)
             errors.append(exc.reason)

@@ -4,10 +4,10 @@ The graph holds everything after the featurizer: standardisation, model and scor
 clip's feature vectors ``[n_vectors, *vector_shape]`` (``n_vectors`` dynamic) to its score
 ``[1]``. Windows for ``--segment`` are clips of their own, so the same graph scores them. The
 file's ``metadata_props`` hold, under the key ``aetk``, a JSON object: the featurizer's name and
-parameters, the threshold and its calibration (normal scores included, for
-``--false-alarm-rate``), the segment length, aetk's version, the export schema version and the
-SHA-256 of the graph. Each component opts in through ``export_module``; one that returns None is
-named in a one-line error.
+parameters, the training recordings' band (``band_rate``), the threshold and its calibration
+(normal scores included, for ``--false-alarm-rate``), the segment length, aetk's version, the
+export schema version and the SHA-256 of the graph. Each component opts in through
+``export_module``; one that returns None is named in a one-line error.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def metadata(
             "params": detector.featurizer.get_params(),
         },
         "vector_shape": list(detector.model.input_shape_),
+        # The training recordings' rate when they were all narrower than the analysed band: the
+        # runtime hears faster recordings through their band, as aetk does.
+        "band_rate": detector.recording_norms().band_rate,
         "segment_seconds": detector.segment_seconds,
         "threshold": detector.threshold,
         "calibration": {

@@ -202,7 +202,12 @@ class Monitor:
         cannot be scored."""
         audio = Audio(samples, rate)
         try:
-            clip = audio_clip(self.detector.featurizer, audio, self.source)
+            clip = audio_clip(
+                self.detector.featurizer,
+                audio,
+                self.source,
+                band_rate=self.detector.recording_norms().band_rate,
+            )
         except AudioError as exc:
             self.error(exc.reason)
             return None

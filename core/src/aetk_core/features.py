@@ -101,7 +101,10 @@ class MelDb:
         bank = _mel_bank(self.n_mels, self.sample_rate, self.n_fft // 2 + 1)
         mels = np.stack([bank @ channel for channel in power])  # [mels, bins] @ [bins, time]
         mels[:, self.empty_bands(rate), :] = 0.0  # above an upsampled recording's Nyquist
-        decibels = 10.0 * np.log10(np.maximum(mels, np.float32(1e-10)))
+        # The logarithm in float64, rounded once to float32, as torch's float32 one is: numpy's
+        # float32 log10 puts the floor at -100.00001 dB, and a band that was constant in training
+        # (silent above the training recordings' band) magnifies any such difference.
+        decibels = 10.0 * np.log10(np.maximum(mels, np.float32(1e-10)).astype(np.float64))
         if self.top_db:
             decibels = np.maximum(decibels, decibels.max() - np.float32(self.top_db))
         if self.floor_db is not None:
@@ -169,6 +172,20 @@ def tractable_rate(rate: int, target: int) -> int:
     if (rate // divisor) * (target // divisor) <= _MAX_KERNEL_PHASES:
         return rate
     return max(50, round(rate / 50) * 50)
+
+
+def within_band(samples: np.ndarray, rate: int, band_rate: int | None) -> tuple[np.ndarray, int]:
+    """A recording heard through the band its detector's training recordings held.
+
+    ``band_rate`` is the fastest training recording's rate when every one of them was sampled
+    slower than the featurizer analyses (an 8-kHz machine analysed at 16 kHz), else None. Their
+    bands above its Nyquist frequency were silence in training, so a recording sampled faster is
+    resampled to ``band_rate`` first: those bands stay silent instead of holding sound the
+    detector never heard, which would raise any recording of a faster recorder. ``samples`` is
+    ``[channels, frames]``; returns the samples and their rate."""
+    if band_rate is None or rate <= band_rate:
+        return samples, rate
+    return resample(samples, rate, band_rate), band_rate
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from aetk_core.audio import find_audio_files, read_audio, read_windows
 from aetk_core.errors import AudioError, ConfigError
-from aetk_core.features import featurizer_for
+from aetk_core.features import featurizer_for, within_band
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
@@ -166,6 +166,7 @@ class ExportedDetector:
         )
 
     def _score_clip(self, samples: np.ndarray, rate: int) -> float:
+        samples, rate = within_band(samples, rate, self.meta.get("band_rate"))
         features = self.featurizer.featurize(samples, rate)
         if not np.isfinite(features).all():
             raise AudioError("yields NaN or infinite features")
