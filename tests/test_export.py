@@ -163,6 +163,17 @@ def runtime_python(tmp_path_factory) -> Path:
     return python
 
 
+def runtime_score(runtime_python: Path, paths: list[str], onnx_path: Path):
+    """``aetk-runtime score PATHS -d ONNX --json`` in the runtime's environment."""
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    return subprocess.run(
+        [script, "score", *paths, "-d", str(onnx_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_runtime_environment_has_no_torch(runtime_python):
     probe = subprocess.run(
         [str(runtime_python), "-c", "import torch"], capture_output=True, text=True
@@ -181,12 +192,7 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
     broken.write_bytes(b"not audio")
     inputs = [*map(str, sounds[1]), str(broken)]
     script = str(Path(runtime_python).parent / "aetk-runtime")
-    ran = subprocess.run(
-        [script, "score", *inputs, "-d", str(onnx_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ran = runtime_score(runtime_python, inputs, onnx_path)
     assert ran.returncode == 1, ran.stderr  # the broken file
     runtime_rows = [json.loads(line) for line in ran.stdout.splitlines()]
     aetk_rows = [r.as_dict() for r in aetk.Detector.load(detector_path).score(inputs)]
@@ -284,13 +290,7 @@ def test_the_runtime_hears_a_faster_recording_through_the_training_band(
     assert detector.recording_norms().band_rate == 8000
     onnx_path = export(detector, tmp_path / "phones.onnx")
     wide = [str(path) for path in tests[:2]]  # 16-kHz recordings
-    script = str(Path(runtime_python).parent / "aetk-runtime")
-    ran = subprocess.run(
-        [script, "score", *wide, "-d", str(onnx_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ran = runtime_score(runtime_python, wide, onnx_path)
     assert ran.returncode in (0, 1), ran.stderr
     runtime_scores = [json.loads(line)["score"] for line in ran.stdout.splitlines()]
     aetk_scores = [row.score for row in detector.score(wide)]
