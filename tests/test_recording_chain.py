@@ -203,7 +203,7 @@ def test_the_band_a_detector_hears_is_its_training_recordings_when_all_were_narr
     assert [[w.name for w in f] for f in training_warnings(phones, 8000.0)] == [["band-limit"], []]
 
 
-def test_a_machine_recorded_at_8_khz_is_heard_through_that_band_when_recorded_faster(tmp_path):
+def test_a_machine_recorded_at_8_khz_is_heard_through_that_band_when_recorded_faster(tmp_path, cli):
     """Fitted on 8-kHz recordings (analysed at 16 kHz, the upper bands silent in training), a
     16-kHz or 48-kHz recording of the same sound scores as its 8-kHz recording does, and a fault
     inside the band still stands out; without hearing it through the training band, the sound
@@ -214,8 +214,12 @@ def test_a_machine_recorded_at_8_khz_is_heard_through_that_band_when_recorded_fa
     for index in range(12):
         phone = resample_poly(synth.normal_clip(rng, 2.0), 1, 2)
         soundfile.write(train / f"n{index}.wav", phone, 8000)
-    detector = aetk.fit(train)
+    ran = cli("fit", train, "-o", tmp_path / "d.aetk")
+    assert ran.code == 0 and "warning" not in ran.stderr, ran.stderr
+    assert "hears up to 4000 Hz of the 8000 Hz analysed" in ran.stderr
+    detector = aetk.Detector.load(tmp_path / "d.aetk")
     assert detector.recording_norms().band_rate == 8000
+    assert (detector.summary()["analysed_hz"], detector.summary()["heard_hz"]) == (8000, 4000)
     clip = synth.normal_clip(rng, 2.0)
     whine = 0.2 * np.sin(2 * np.pi * 1500 * np.arange(len(clip)) / RATE)  # well inside 4 kHz
     faulty = (clip + whine).astype(np.float32)

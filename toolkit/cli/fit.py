@@ -204,6 +204,12 @@ def _print_summary(summary: dict) -> None:
     from aetk.detect.explain import describe_views
 
     views = f"\n  {describe_views(summary['views'])}" if summary["views"] else ""
+    analysed, heard = summary["analysed_hz"], summary["heard_hz"]
+    if heard is not None and analysed is not None and heard < analysed:
+        views += (
+            f"\n  hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
+            "recording held more, so faster recordings are heard through that band"
+        )
     console.stderr.print(
         f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
         f"→ {summary['scorer']} (preset {summary['preset']}, "

@@ -273,7 +273,7 @@ class Detector:
     def summary(self, output: str | Path | None = None) -> dict[str, Any]:
         """What ``aetk fit --json`` prints and the report shows: components, training figures,
         threshold and calibration."""
-        training = self.training
+        training, norms = self.training, self.recording_norms()
         val_losses = [loss for loss in training.get("val_loss", []) if loss is not None]
         train_losses = training.get("train_loss", [])
         return {
@@ -284,6 +284,10 @@ class Detector:
             "model": self.model.name,
             "scorer": self.scorer.name,
             "views": self.views(),
+            **{
+                key: None if hz is None else round(hz, 1)
+                for key, hz in (("analysed_hz", norms.analysed_hz), ("heard_hz", norms.heard_hz))
+            },
             "params": {
                 role: getattr(self, role).get_params() for role in ("featurizer", "model", "scorer")
             },
