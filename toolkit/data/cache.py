@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -156,13 +157,26 @@ class FeatureCache:
             self._made.add(folder)
 
 
+#: numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's AST constructor
+#: keeps one recursion counter for all threads (python/cpython#106905): headers parsed by several
+#: featurizing threads at once can fail with a spurious SystemError. They are read one at a time
+#: (the data stays memory-mapped and is read in parallel).
+_HEADER_LOCK = threading.Lock()
+
+
+def _mapped(entry: Path) -> np.ndarray:
+    """A cache entry memory-mapped copy-on-write: the file is never changed through it."""
+    with _HEADER_LOCK:
+        return np.load(entry, mmap_mode="c")
+
+
 class CorruptEntry(Exception):
     """A cache entry whose content does not match the checksum written with it."""
 
 
 def checked_entry(entry: Path) -> torch.Tensor:
     """A cache entry, verified against the SHA-256 of its content written beside it."""
-    array = np.load(entry, mmap_mode="c")
+    array = _mapped(entry)
     expected = _checksum_file(entry).read_text().strip()
     if _array_digest(array) != expected:
         raise CorruptEntry(str(entry))
@@ -243,7 +257,7 @@ def clear(root: Path) -> int:
 
 def load_entry(entry: Path) -> torch.Tensor:
     """A cache entry, memory-mapped copy-on-write: the file is never changed through it."""
-    return torch.from_numpy(np.load(entry, mmap_mode="c"))
+    return torch.from_numpy(_mapped(entry))
 
 
 def featurizer_key(featurizer: Featurizer) -> str:
