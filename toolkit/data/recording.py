@@ -254,15 +254,15 @@ def dc_offset(profile: RecordingProfile, usual_offset: float = 0.0) -> Recording
 
 
 def training_warnings(
-    profiles: Sequence[RecordingProfile], analysed_hz: float | None
+    profiles: Sequence[RecordingProfile], heard_hz: float | None
 ) -> list[list[RecordingWarning]]:
-    """For each training recording, the ways it differs from the analysed band, from a clean
-    recording, or from the other training recordings (see the module documentation)."""
+    """For each training recording, the ways it differs from the band the detector hears
+    (:attr:`RecordingNorms.heard_hz` of these recordings), from a clean recording, or from the
+    other training recordings (see the module documentation)."""
     if not profiles:
         return []
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
-    heard_hz = RecordingNorms.learn(profiles, analysed_hz).heard_hz
     found = []
     for profile in profiles:
         warnings = [

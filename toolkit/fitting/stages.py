@@ -358,7 +358,8 @@ def _check_recordings(sets: FeaturizedSets, band_hz: float | None) -> None:
     profiles = [profile for file_profiles in sets.recordings.values() for profile in file_profiles]
     sets.recording_norms = RecordingNorms.learn(profiles, band_hz)
     by_file: dict[str, list[RecordingWarning]] = {}
-    for path, clip_warnings in zip(paths, training_warnings(profiles, band_hz), strict=True):
+    heard_hz = sets.recording_norms.heard_hz
+    for path, clip_warnings in zip(paths, training_warnings(profiles, heard_hz), strict=True):
         by_file.setdefault(path, []).extend(clip_warnings)
     by_name: dict[str, list[tuple[str, RecordingWarning]]] = {}
     for path, file_warnings in by_file.items():
