@@ -18,12 +18,13 @@ BURST = (1.0, 1.5)
 TONE_HZ = 3000.0
 
 
-def burst_clip(seed: int) -> np.ndarray:
-    """A normal 2-s clip with a 3 kHz tone from 1.0 to 1.5 s."""
+def burst_clip(seed: int, bursts: tuple[tuple[float, float], ...] = (BURST,)) -> np.ndarray:
+    """A normal 2-s clip with a 3 kHz tone during each of ``bursts`` (from 1.0 to 1.5 s)."""
     clip = synth.normal_clip(np.random.default_rng(seed), seconds=2.0)
     time = np.arange(len(clip)) / RATE
-    inside = (time >= BURST[0]) & (time < BURST[1])
-    clip[inside] += 0.3 * np.sin(2 * np.pi * TONE_HZ * time[inside]).astype(np.float32)
+    for start, end in bursts:
+        inside = (time >= start) & (time < end)
+        clip[inside] += 0.3 * np.sin(2 * np.pi * TONE_HZ * time[inside]).astype(np.float32)
     return clip
 
 
@@ -91,6 +92,17 @@ def test_json_segments_agree_with_the_error_map(sounds):
         if low <= TONE_HZ <= high
     )
     assert grid[tone_band, inside].mean() > 3 * grid[tone_band, ~inside].mean()
+
+
+def test_bursts_close_together_are_one_event_and_far_apart_two(sounds, tmp_path):
+    train, _, _ = sounds
+    detector = aetk.fit(train)
+    close = write_wav(tmp_path / "close.wav", burst_clip(7, ((0.5, 0.65), (0.85, 1.0))))
+    apart = write_wav(tmp_path / "apart.wav", burst_clip(7, ((0.2, 0.35), (1.4, 1.55))))
+    (joined,), (separate,) = detector.score(close), detector.score(apart)
+    assert [(e["start"] < 0.65, e["end"] > 0.85) for e in joined.segments] == [(True, True)]
+    assert len(separate.segments) == 2
+    assert separate.segments[0]["end"] < 1.4 and separate.segments[1]["start"] > 0.35
 
 
 def test_whole_clip_anomaly_is_one_event_spanning_the_clip(sounds, tmp_path):

@@ -2,8 +2,9 @@
 
 The scorer localizes (per-vector scores, per-element contributions); the featurizer's layout
 places vector elements on a (mel band × analysis frame) grid. Vectors whose score is above the
-scorer's ``event_threshold_`` form events; each event names the bands whose contribution is the
-largest multiple of their normal contribution (learned from validation clips in ``fit``).
+scorer's ``event_threshold_`` form events (runs less than ``EVENT_GAP_SECONDS`` apart are one);
+each event names the bands whose contribution is the largest multiple of their normal
+contribution (learned from validation clips in ``fit``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from aetk.detect.detector import Detector
 
 TOP_BANDS = 3
+#: Runs of vectors above the event threshold less than this many seconds apart are one event: a
+#: fault that lifts a machine's sound unevenly (a rub's strokes, a rattle, a worn bearing in
+#: noise) crosses the threshold frame after frame with short lapses between, and reads as a few
+#: stretches of the recording rather than dozens of 32-ms fragments.
+EVENT_GAP_SECONDS = 0.5
 
 
 @dataclass
@@ -43,7 +49,8 @@ class BandExcess:
 
 @dataclass
 class Event:
-    """A run of consecutive vectors above the event threshold."""
+    """A run of vectors above the event threshold (lapses shorter than ``EVENT_GAP_SECONDS``
+    included)."""
 
     start: float
     end: float
@@ -180,7 +187,7 @@ def _events(
     for (start, end), score in zip(spans, scores, strict=True):
         if score <= threshold:
             continue
-        if events and start <= events[-1].end + 1e-9:
+        if events and start <= events[-1].end + EVENT_GAP_SECONDS + 1e-9:
             events[-1].end = max(events[-1].end, end)
             events[-1].score = max(events[-1].score, float(score))
         else:
