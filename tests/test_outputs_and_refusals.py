@@ -399,7 +399,9 @@ def test_windows_in_the_table_and_a_warning_for_windows_shorter_than_the_clips(
         result.stderr
     )
     header, row = result.stdout.splitlines()
-    assert header.endswith("\tevents") and row.split("\t")[-1].startswith("0.00–")
+    assert header.endswith("\tevents\trecording")
+    events, recording = row.split("\t")[-2:]
+    assert events.startswith("0.00–") and recording == "duration"
 
 
 def test_a_file_name_that_is_not_utf8_scores_as_it_fits(cli, fitted, tmp_path):

@@ -19,13 +19,16 @@ for what it is:
 - ``channels``: a channel count no training recording had.
 - ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the worst
   training recording's).
+- ``duration``: shorter than :data:`SHORT_SHARE` of the training recordings' typical (median)
+  length. Its average varies more than theirs and its threshold was set for their length: a
+  detector of 10-s clips flags nearly every normal 2-s recording.
 - ``machine``: the file's DCASE or MIMII name says a machine that the training recordings' names
   did not (a recording of another machine judged against this one's normal; checked by name, in
   :mod:`aetk.detect.scoring`).
 
 At fit time the same checks compare each training recording with the others (band limit, clipping
 and DC offset as above; a channel count other than the most common one; a level more than
-:data:`FIT_LEVEL_MARGIN_DB` from the median).
+:data:`FIT_LEVEL_MARGIN_DB` from the median; a length below :data:`SHORT_SHARE` of the median).
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ GAIN_MARGIN_DB = 10.0
 FIT_LEVEL_MARGIN_DB = 20.0
 #: The level of digital silence (dBFS), so that levels stay finite.
 SILENCE_DB = -150.0
-NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset", "machine")
+#: A recording shorter than this share of the training recordings' median length is named: the
+#: share below which the last window of a recording scored in windows is dropped, for the same
+#: reason (it would be scored on less sound than the others).
+SHORT_SHARE = 0.5
+NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset", "duration", "machine")
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,16 @@ class RecordingProfile:
     level_db: float
     clipped_share: float
     dc_offset: float
+    #: Its length in seconds (None: not measured).
+    seconds: float | None = None
 
     @classmethod
     def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
         """The profile of ``[channels, frames]`` float samples in [-1, 1]."""
         samples = np.asarray(samples, dtype=np.float32)
+        seconds = samples.shape[1] / sample_rate
         if samples.size == 0:
-            return cls(int(sample_rate), int(samples.shape[0]), SILENCE_DB, 0.0, 0.0)
+            return cls(int(sample_rate), int(samples.shape[0]), SILENCE_DB, 0.0, 0.0, seconds)
         # Measured at every decode: one BLAS dot product for the power and a peak test before
         # counting clipped samples (a third of the time of float64 passes, the same to 1e-6).
         means = samples.sum(axis=1) / samples.shape[1]
@@ -99,6 +109,7 @@ class RecordingProfile:
             max(level, SILENCE_DB),
             clipped,
             float(np.abs(means).max()),
+            seconds,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,16 +119,21 @@ class RecordingProfile:
             "level_db": round(self.level_db, 3),
             "clipped_share": self.clipped_share,
             "dc_offset": self.dc_offset,
+            "seconds": self.seconds,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
+        """A profile as :meth:`as_dict` wrote it (a ``KeyError`` for one written before the
+        length was measured: the feature cache measures those again)."""
+        seconds = data["seconds"]
         return cls(
             int(data["sample_rate"]),
             int(data["channels"]),
             float(data["level_db"]),
             float(data["clipped_share"]),
             float(data["dc_offset"]),
+            None if seconds is None else float(seconds),
         )
 
     def nyquist_hz(self) -> float:
@@ -138,6 +154,8 @@ class RecordingNorms:
     clipped_share: float = 0.0
     dc_offset: float = 0.0
     band_rate: int | None = None
+    #: The training recordings' median length in seconds.
+    seconds: float | None = None
 
     @classmethod
     def learn(
@@ -156,6 +174,7 @@ class RecordingNorms:
             max(profile.clipped_share for profile in profiles),
             max(profile.dc_offset for profile in profiles),
             fastest.sample_rate if narrower else None,
+            median_seconds(profiles),
         )
 
     @property
@@ -172,6 +191,7 @@ class RecordingNorms:
             "clipped_share": self.clipped_share,
             "dc_offset": self.dc_offset,
             "band_rate": self.band_rate,
+            "seconds": None if self.seconds is None else round(self.seconds, 6),
         }
 
     @classmethod
@@ -179,6 +199,7 @@ class RecordingNorms:
         """Norms stored in a detector file; ``analysed_hz`` when the file did not keep it."""
         channels, levels = data.get("channels"), data.get("level_db")
         stored_hz, band_rate = data.get("analysed_hz"), data.get("band_rate")
+        seconds = data.get("seconds")
         return cls(
             float(stored_hz) if stored_hz is not None else analysed_hz,
             None if channels is None else tuple(int(c) for c in channels),
@@ -186,6 +207,7 @@ class RecordingNorms:
             float(data.get("clipped_share", 0.0)),
             float(data.get("dc_offset", 0.0)),
             None if band_rate is None else int(band_rate),
+            None if seconds is None else float(seconds),
         )
 
     def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
@@ -196,6 +218,7 @@ class RecordingNorms:
             clipping(profile, 2 * self.clipped_share),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
+            short(profile, self.seconds, "the training recordings' length"),
         ]
         return [warning for warning in found if warning is not None]
 
@@ -253,6 +276,30 @@ def dc_offset(profile: RecordingProfile, usual_offset: float = 0.0) -> Recording
     )
 
 
+def short(
+    profile: RecordingProfile, typical_seconds: float | None, whose: str
+) -> RecordingWarning | None:
+    """A recording shorter than :data:`SHORT_SHARE` of ``typical_seconds`` (``whose`` length
+    that is, in words)."""
+    if profile.seconds is None or typical_seconds is None:
+        return None
+    if profile.seconds >= SHORT_SHARE * typical_seconds:
+        return None
+    return RecordingWarning(
+        "duration",
+        f"{profile.seconds:.3g} s long, less than half {whose} ({typical_seconds:.3g} s): a short "
+        "recording's average varies more than a long one's",
+    )
+
+
+def median_seconds(profiles: Sequence[RecordingProfile]) -> float | None:
+    """The recordings' median length; None when any was not measured."""
+    lengths = [profile.seconds for profile in profiles if profile.seconds is not None]
+    if not lengths or len(lengths) < len(profiles):
+        return None
+    return float(np.median(lengths))
+
+
 def training_warnings(
     profiles: Sequence[RecordingProfile], heard_hz: float | None
 ) -> list[list[RecordingWarning]]:
@@ -263,6 +310,7 @@ def training_warnings(
         return []
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
+    usual_seconds = median_seconds(profiles)
     found = []
     for profile in profiles:
         warnings = [
@@ -271,6 +319,7 @@ def training_warnings(
             clipping(profile),
             _channel_outlier(profile, usual_channels),
             dc_offset(profile),
+            short(profile, usual_seconds, "the training recordings' median length"),
         ]
         found.append([warning for warning in warnings if warning is not None])
     return found
