@@ -1,7 +1,7 @@
-"""Recordings that do not match the detector: band limit, gain, clipping, channels, DC offset, a
-short length and a machine the training recordings' names did not name get named warnings at fit
-and at score time (rows, table, report, watch events); --strict makes them errors; localization
-never names a band above a recording's Nyquist frequency."""
+"""Recordings that do not match the detector: band limit, gain, clipping, a dropout, channels, DC
+offset, a short length and a machine the training recordings' names did not name get named
+warnings at fit and at score time (rows, table, report, watch events); --strict makes them errors;
+localization never names a band above a recording's Nyquist frequency."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def chain(tmp_path_factory):
         "channels": (np.stack([clean, clean], axis=1), RATE),
         "dc-offset": (clean * 0.5 + 0.1, RATE),
         "duration": (clean[: RATE // 2], RATE),
+        "dropout": (np.concatenate([clean[:RATE], np.zeros(RATE // 10), clean[RATE:]]), RATE),
     }
     for name, (samples, rate) in recordings.items():
         soundfile.write(tests / f"{name}.wav", samples, rate)
@@ -50,7 +51,7 @@ def names(result) -> set[str]:
     return {warning["name"] for warning in result.warnings}
 
 
-FAULTS = ["band-limit", "gain", "clipping", "channels", "dc-offset", "duration"]
+FAULTS = ["band-limit", "gain", "clipping", "dropout", "channels", "dc-offset", "duration"]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -193,6 +194,12 @@ def test_norms_are_relative_to_the_training_recordings():
     assert lengths.check(profile(seconds=5.0)) == lengths.check(profile()) == []
     older = {key: value for key, value in lengths.as_dict().items() if key != "seconds"}
     assert RecordingNorms.from_dict(older, None).check(profile(seconds=1.0)) == []
+    # Dropouts: a machine whose recordings held some digital silence is warned only about more
+    # than twice as much.
+    gated = RecordingNorms.learn([profile(dropout_seconds=0.1), profile()], 8000.0)
+    assert gated.check(profile(dropout_seconds=0.15)) == []
+    assert [w.name for w in gated.check(profile(dropout_seconds=0.25))] == ["dropout"]
+    assert [w.name for w in norms.check(profile(dropout_seconds=0.05))] == ["dropout"]
 
 
 def test_measured_profile_of_known_signals():
@@ -206,6 +213,16 @@ def test_measured_profile_of_known_signals():
     assert measured.dc_offset == pytest.approx(0.5, abs=0.01)
     assert measured.level_db == pytest.approx(10 * np.log10(0.25), abs=0.1)
     assert RecordingProfile.measure(np.zeros((1, 100), np.float32), 8000).level_db == -150.0
+    # Digital silence in every channel at once, from 0.5 s for 0.1 s; shorter runs, or zeros in
+    # one channel only, are no dropout.
+    live = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 8000)).astype(np.float32)
+    live[:, 4000:4800] = 0.0
+    live[:, 1000:1300] = 0.0
+    live[0, 6000:7000] = 0.0
+    measured = RecordingProfile.measure(live, 8000)
+    assert (measured.dropout_seconds, measured.dropout_start) == (0.1, 0.5)
+    live[:, 4000:4800] = 0.1
+    assert RecordingProfile.measure(live, 8000).dropout_seconds == 0.0
 
 
 def test_training_warnings_compare_each_file_with_the_others():
@@ -219,6 +236,8 @@ def test_training_warnings_compare_each_file_with_the_others():
         [],
         ["duration"],
     ]
+    dropped = training_warnings([profile(), profile(dropout_seconds=0.2)], 8000.0)
+    assert [[w.name for w in f] for f in dropped] == [[], ["dropout"]]
 
 
 def test_the_report_names_a_recording_s_warnings(chain, cli, tmp_path):

@@ -1,5 +1,6 @@
-"""The recording chain: how a recording was made (rate, channels, level, clipping, DC offset), and
-the named warnings when it does not match the recordings a detector learned from.
+"""The recording chain: how a recording was made (rate, channels, level, clipping, dropouts, DC
+offset, length), and the named warnings when it does not match the recordings a detector learned
+from.
 
 A detector learns what its machine sounds like *through one recording chain*. A recording made
 through another chain (a lower sample rate, another gain, a clipping preamplifier, another
@@ -16,6 +17,10 @@ for what it is:
   training recording.
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
   recording's share) sit at full scale.
+- ``dropout``: a stretch of digital silence (every channel exactly zero) of at least
+  :data:`DROPOUT_SECONDS`, longer than twice the training recordings' longest: a recorder or a
+  link that lost its signal, which no sound of a running machine does. The silence is far from
+  any normal moment: a fan recording with 0.1 s zeroed scores 8 times its threshold.
 - ``channels``: a channel count no training recording had.
 - ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the worst
   training recording's).
@@ -26,9 +31,10 @@ for what it is:
   did not (a recording of another machine judged against this one's normal; checked by name, in
   :mod:`aetk.detect.scoring`).
 
-At fit time the same checks compare each training recording with the others (band limit, clipping
-and DC offset as above; a channel count other than the most common one; a level more than
-:data:`FIT_LEVEL_MARGIN_DB` from the median; a length below :data:`SHORT_SHARE` of the median).
+At fit time the same checks compare each training recording with the others (band limit,
+clipping, dropout and DC offset as above; a channel count other than the most common one; a level
+more than :data:`FIT_LEVEL_MARGIN_DB` from the median; a length below :data:`SHORT_SHARE` of the
+median).
 """
 
 from __future__ import annotations
@@ -57,7 +63,19 @@ SILENCE_DB = -150.0
 #: share below which the last window of a recording scored in windows is dropped, for the same
 #: reason (it would be scored on less sound than the others).
 SHORT_SHARE = 0.5
-NAMES = ("band-limit", "gain", "clipping", "channels", "dc-offset", "duration", "machine")
+#: The shortest stretch of digital silence named as a dropout (800 samples at 16 kHz: a live
+#: microphone's noise never holds exactly zero that long).
+DROPOUT_SECONDS = 0.05
+NAMES = (
+    "band-limit",
+    "gain",
+    "clipping",
+    "dropout",
+    "channels",
+    "dc-offset",
+    "duration",
+    "machine",
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,10 @@ class RecordingProfile:
     dc_offset: float
     #: Its length in seconds (None: not measured).
     seconds: float | None = None
+    #: Its longest stretch of digital silence, if at least :data:`DROPOUT_SECONDS` (else 0), and
+    #: where that starts (seconds).
+    dropout_seconds: float = 0.0
+    dropout_start: float = 0.0
 
     @classmethod
     def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
@@ -110,6 +132,7 @@ class RecordingProfile:
             clipped,
             float(np.abs(means).max()),
             seconds,
+            *_longest_silence(samples, sample_rate),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,12 +143,14 @@ class RecordingProfile:
             "clipped_share": self.clipped_share,
             "dc_offset": self.dc_offset,
             "seconds": self.seconds,
+            "dropout_seconds": self.dropout_seconds,
+            "dropout_start": self.dropout_start,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
         """A profile as :meth:`as_dict` wrote it (a ``KeyError`` for one written before the
-        length was measured: the feature cache measures those again)."""
+        length and dropouts were measured: the feature cache measures those again)."""
         seconds = data["seconds"]
         return cls(
             int(data["sample_rate"]),
@@ -134,10 +159,29 @@ class RecordingProfile:
             float(data["clipped_share"]),
             float(data["dc_offset"]),
             None if seconds is None else float(seconds),
+            float(data["dropout_seconds"]),
+            float(data["dropout_start"]),
         )
 
     def nyquist_hz(self) -> float:
         return self.sample_rate / 2
+
+
+def _longest_silence(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """Length and start (seconds) of the longest run of frames in which every channel is
+    exactly zero, when it is at least :data:`DROPOUT_SECONDS`; ``(0.0, 0.0)`` otherwise. The
+    first channel's zeros are counted first: a recording with fewer holds no such run, and
+    the runs are looked for only then (one comparison pass for a live recording)."""
+    shortest = max(1, math.ceil(DROPOUT_SECONDS * sample_rate))
+    if np.count_nonzero(samples[0] == 0) < shortest:
+        return 0.0, 0.0
+    silent = (samples == 0).all(axis=0).astype(np.int8)
+    edges = np.flatnonzero(np.diff(silent, prepend=0, append=0))
+    starts, lengths = edges[::2], edges[1::2] - edges[::2]
+    longest = int(np.argmax(lengths))
+    if lengths[longest] < shortest:
+        return 0.0, 0.0
+    return float(lengths[longest]) / sample_rate, float(starts[longest]) / sample_rate
 
 
 @dataclass(frozen=True)
@@ -156,6 +200,8 @@ class RecordingNorms:
     band_rate: int | None = None
     #: The training recordings' median length in seconds.
     seconds: float | None = None
+    #: The training recordings' longest dropout in seconds.
+    dropout_seconds: float = 0.0
 
     @classmethod
     def learn(
@@ -175,6 +221,7 @@ class RecordingNorms:
             max(profile.dc_offset for profile in profiles),
             fastest.sample_rate if narrower else None,
             median_seconds(profiles),
+            max(profile.dropout_seconds for profile in profiles),
         )
 
     @property
@@ -192,6 +239,7 @@ class RecordingNorms:
             "dc_offset": self.dc_offset,
             "band_rate": self.band_rate,
             "seconds": None if self.seconds is None else round(self.seconds, 6),
+            "dropout_seconds": self.dropout_seconds,
         }
 
     @classmethod
@@ -208,6 +256,7 @@ class RecordingNorms:
             float(data.get("dc_offset", 0.0)),
             None if band_rate is None else int(band_rate),
             None if seconds is None else float(seconds),
+            float(data.get("dropout_seconds", 0.0)),
         )
 
     def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
@@ -216,6 +265,7 @@ class RecordingNorms:
             band_limit(profile, self.heard_hz),
             self._gain(profile),
             clipping(profile, 2 * self.clipped_share),
+            dropout(profile, 2 * self.dropout_seconds),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
             short(profile, self.seconds, "the training recordings' length"),
@@ -268,6 +318,16 @@ def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWa
     )
 
 
+def dropout(profile: RecordingProfile, usual_seconds: float = 0.0) -> RecordingWarning | None:
+    if not profile.dropout_seconds or profile.dropout_seconds <= usual_seconds:
+        return None
+    return RecordingWarning(
+        "dropout",
+        f"{profile.dropout_seconds:.3g} s of digital silence from {profile.dropout_start:.2f} s: "
+        "the recording lost its signal?",
+    )
+
+
 def dc_offset(profile: RecordingProfile, usual_offset: float = 0.0) -> RecordingWarning | None:
     if profile.dc_offset <= max(DC_OFFSET, usual_offset):
         return None
@@ -317,6 +377,7 @@ def training_warnings(
             band_limit(profile, heard_hz),
             _level_outlier(profile, median_level),
             clipping(profile),
+            dropout(profile),
             _channel_outlier(profile, usual_channels),
             dc_offset(profile),
             short(profile, usual_seconds, "the training recordings' median length"),
