@@ -32,6 +32,8 @@ from aetk.eval.evaluation import group_from_path, group_metrics, label_from_path
         ("dev/fan/test/section_01_target_test_normal_0003_noise.wav", 0, "fan_section_01_target"),
         ("shared/data/mimii_fan_00/test/anomaly_00000000.wav", 1, "mimii_fan_00"),
         ("eval/valve/test/section_03_0007.wav", None, "valve_section_03"),
+        # The names fleets read machines from (aetk.fleet.machines), read the same way here.
+        ("shared/data/valve_mixed/test/normal_id02_0009.wav", 0, "valve_mixed_id_02"),
     ],
 )
 def test_labels_and_groups_from_dcase_and_mimii_layouts(path, label, group):

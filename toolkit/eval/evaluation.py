@@ -21,6 +21,7 @@ import numpy as np
 from aetk_core.verdict import is_anomalous
 
 from aetk.errors import ConfigError
+from aetk.fleet.machines import named_domain, named_machine, names_only_a_machine
 
 NORMAL, ANOMALY = 0, 1
 LABEL_TOKENS = {"normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY, "anomalous": ANOMALY}
@@ -37,9 +38,7 @@ SPLIT_FOLDERS = {
     "validation",
     "val",
 }
-DOMAINS = ("source", "target")
 _TOKEN = re.compile(r"[^A-Za-z0-9]+")
-_NUMBERED = re.compile(r"^(id|section)_?(\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -71,24 +70,21 @@ def group_from_path(path: str | Path) -> str:
 def _group_parts(path: str | Path) -> tuple[str, str | None, str | None]:
     """The machine, the ID or section (or None) and the domain (or None) of ``path``."""
     path = Path(path).absolute()
-    tokens = _tokens(path.stem)
-    number = _numbered(tokens)
+    number = named_machine(path.stem)
     machine = None
     for folder in (parent.name for parent in path.parents):
-        folder_tokens = _tokens(folder)
         if number is None:
-            number = _numbered(folder_tokens)
+            number = named_machine(folder)
         if (
             not folder
             or folder.lower() in SPLIT_FOLDERS
             or folder.lower() in LABEL_TOKENS
-            or _NUMBERED.match(folder)
+            or names_only_a_machine(folder)
         ):
             continue
         machine = folder
         break
-    domain = next((token for token in tokens if token in DOMAINS), None)
-    return machine or "all", number, domain
+    return machine or "all", number, named_domain(path.stem)
 
 
 def _join_group(machine: str, number: str | None, domain: str | None) -> str:
@@ -247,14 +243,6 @@ def format_metric(value: float | None) -> str:
 
 def _tokens(name: str) -> list[str]:
     return [token.lower() for token in _TOKEN.split(name) if token]
-
-
-def _numbered(tokens: list[str]) -> str | None:
-    """``id_00`` or ``section_00`` from tokens like ``[..., "id", "00", ...]``."""
-    for index, token in enumerate(tokens[:-1]):
-        if token in ("id", "section") and tokens[index + 1].isdigit():
-            return f"{token}_{tokens[index + 1]}"
-    return None
 
 
 def _key(path: Path) -> Path:
