@@ -77,12 +77,15 @@ def watching(watched, tmp_path):
 
 
 def drop(folder: Path, name: str, kind: str | None) -> None:
+    """A 2-s clip: normal (``kind`` None), with fault ``kind``, or ``"dropout"``: normal with
+    half a second of digital silence."""
     rng = np.random.default_rng(len(name))
-    samples = (
-        synth.normal_clip(rng, 2.0)
-        if kind is None
-        else synth.anomalous_clip(rng, kind, 2.0, severity=3.0)
-    )
+    if kind is None or kind == "dropout":
+        samples = synth.normal_clip(rng, 2.0)
+        if kind == "dropout":
+            samples[RATE // 2 : RATE] = 0.0
+    else:
+        samples = synth.anomalous_clip(rng, kind, 2.0, severity=3.0)
     temporary = folder.parent / name
     soundfile.write(temporary, samples, RATE)
     shutil.move(temporary, folder / name)
@@ -135,6 +138,12 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
             lambda: "acknowledged" in driver.find_element("css selector", "li.alert .status").text
         )
         assert driver.find_element("css selector", "li.alert button.ack").get_attribute("disabled")
+        drop(folder, "dropped.wav", "dropout")  # the recording at fault: said beside the score
+        wait_for(lambda: driver.find_elements("css selector", ".source .recording"))
+        assert (
+            "recording: dropout: 0.5 s"
+            in driver.find_element("css selector", ".source .recording").text
+        )
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
         shot = tmp_path / "dashboard.png"
@@ -161,6 +170,25 @@ def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
             board.record({"event": "anomaly_end", "source": "mic", "at": at})
         alerts = board.alert_list()["alerts"]
         assert [alert["id"] for alert in alerts] == [50, 49, 48, 47, 46]  # the newest five
+    finally:
+        board.close()
+
+
+def test_recording_warnings_stand_beside_the_score_and_the_alert_they_started():
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda path: None, [])
+    dropout = [{"name": "dropout", "message": "0.5 s of digital silence from 0.50 s"}]
+    try:
+        board.record({"event": "scored", "source": "mic", "score": 0.5, "anomalous": False})
+        assert board.status()["sources"][0]["last"]["warnings"] == []
+        scored = {"event": "scored", "source": "mic", "score": 9.0, "anomalous": True}
+        board.record({**scored, "warnings": dropout})
+        board.record({"event": "anomaly_start", "source": "mic", "at": "t", "score": 9.0})
+        assert board.status()["sources"][0]["last"]["warnings"] == dropout
+        (alert,) = board.alert_list()["alerts"]
+        assert alert["warnings"] == dropout
+        board.record({"event": "scored", "source": "mic", "score": 0.5, "anomalous": False})
+        assert board.status()["sources"][0]["last"]["warnings"] == []
+        assert board.alert_list()["alerts"][0]["warnings"] == dropout  # kept with its alert
     finally:
         board.close()
 

@@ -4,7 +4,9 @@ Served from the watch process by a small HTTP server on a thread of its own, wit
 and nothing fetched from elsewhere (the page, its script and style are files of this package):
 
 - ``/``: the page. For each source (each machine of a fleet), the score against the threshold
-  over the last hour, the open alert if any; the recent alerts, each with its time and score,
+  over the last hour, the open alert if any, and the ways its latest recording does not match the
+  detector's (a dropout, a gain change: a fault of the recording chain, not of the machine); the
+  recent alerts, each with its time, score and such recording warnings,
   its audio (the recording ``--record`` kept, or the file that raised it), its spectrogram with
   the localized seconds and bands marked, and an acknowledge button.
 - ``/api/status`` and ``/api/alerts`` (JSON, documented in docs/monitoring.md);
@@ -58,7 +60,8 @@ def parse_address(text: str) -> tuple[str, int]:
 
 @dataclass
 class Alert:
-    """One alert: when it started and ended, its score, what to play and draw."""
+    """One alert: when it started and ended, its score, the recording warnings of the score that
+    started it, what to play and draw."""
 
     id: int
     source: str
@@ -66,6 +69,7 @@ class Alert:
     time: float | None
     score: float | None
     audio: str | None
+    warnings: list[dict[str, str]] = field(default_factory=list)
     ended: str | None = None
     acknowledged: str | None = None
     spectrogram: bytes | None = field(default=None, repr=False)
@@ -77,6 +81,7 @@ class Alert:
             "started": self.started,
             "time": self.time,
             "score": self.score,
+            "warnings": self.warnings,
             "ended": self.ended,
             "acknowledged": self.acknowledged,
             "file": Path(self.audio).name if self.audio else None,
@@ -109,6 +114,7 @@ class Dashboard:
         self.allowed = [folder.resolve() for folder in allowed]
         self.lock = threading.Lock()
         self.history: dict[str, deque[tuple[float, float, bool]]] = {}
+        self.warnings: dict[str, list[dict[str, str]]] = {}
         self.open: dict[str, int] = {}
         self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
         self.next_id = 1
@@ -152,13 +158,22 @@ class Dashboard:
         points = self.history.setdefault(key, deque(maxlen=HISTORY_POINTS))
         now = time.time()
         points.append((now, float(event["score"]), bool(event.get("anomalous"))))
+        self.warnings[key] = list(event.get("warnings") or [])
         while points and points[0][0] < now - HISTORY_SECONDS:
             points.popleft()
 
     def _start(self, key: str, event: dict[str, Any]) -> None:
         source = event["source"]
         audio = source if Path(source).is_file() else None  # a file of a watched folder
-        alert = Alert(self.next_id, key, event["at"], event.get("time"), event.get("score"), audio)
+        alert = Alert(
+            self.next_id,
+            key,
+            event["at"],
+            event.get("time"),
+            event.get("score"),
+            audio,
+            list(self.warnings.get(key, [])),
+        )
         self.next_id += 1
         self.alerts.append(alert)
         self.open[key] = alert.id
@@ -187,7 +202,13 @@ class Dashboard:
                     {
                         "source": key,
                         "threshold": self.threshold,
-                        "last": {"at": points[-1][0], "score": points[-1][1]} if points else None,
+                        "last": {
+                            "at": points[-1][0],
+                            "score": points[-1][1],
+                            "warnings": self.warnings.get(key, []),
+                        }
+                        if points
+                        else None,
                         "history": [[round(at, 3), score, flag] for at, score, flag in points],
                         "open_alert": self._find(open_id).as_dict() if open_id else None,
                     }

@@ -68,6 +68,14 @@ function chart(source, now) {
   return svg;
 }
 
+// Recording warnings (a dropout, a gain change, ...): a fault of the recording chain rather than
+// of the machine, said beside the score it qualifies. Empty when there is none.
+function recording(warnings) {
+  if (!warnings || !warnings.length) return null;
+  const text = "recording: " + warnings.map((w) => `${w.name}: ${w.message}`).join("; ");
+  return element("div", { class: "recording" }, text);
+}
+
 function drawSources(status) {
   const box = document.getElementById("sources");
   if (!status.sources.length) return;
@@ -81,7 +89,8 @@ function drawSources(status) {
       element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
       element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
     );
-    card.append(head, chart(source, status.now));
+    const warned = recording(source.last && source.last.warnings);
+    card.append(head, ...(warned ? [warned] : []), chart(source, status.now));
     return card;
   }));
 }
@@ -110,6 +119,8 @@ function alertItem(alert) {
   button.addEventListener("click", () => acknowledge(alert, button));
   head.append(button);
   item.append(head);
+  const warned = recording(alert.warnings);
+  if (warned) item.append(warned);
   if (alert.audio) item.append(element("audio", { controls: "", preload: "none", src: alert.audio }));
   if (alert.spectrogram) {
     item.append(element("img", { class: "spectrogram", alt: `spectrogram of alert ${alert.id}`, src: alert.spectrogram }));
