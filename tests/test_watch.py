@@ -119,7 +119,9 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
     process = watch_folder(folder, path, state, "1.0", "--metrics-port", str(port))
     try:
         time.sleep(3)
-        soundfile.write(folder / "quick.wav", synth.normal_clip(rng, 2.0), RATE)
+        dropped = synth.normal_clip(rng, 2.0)
+        dropped[RATE // 2 : RATE] = 0.0  # half a second of digital silence
+        soundfile.write(folder / "quick.wav", dropped, RATE)
         slow = wav_bytes(synth.normal_clip(rng, 2.0))
         with open(folder / "slow.wav", "wb") as handle:  # written in chunks, 0.3 s apart
             for start in range(0, len(slow), len(slow) // 5):
@@ -135,6 +137,7 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
             time.sleep(0.3)
         assert "aetk_files_scored_total 3.0" in metrics
         assert "aetk_threshold" in metrics and "aetk_last_score" in metrics
+        assert 'aetk_recording_warnings_total{name="dropout"} 1.0' in metrics
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

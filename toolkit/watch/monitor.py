@@ -155,6 +155,8 @@ class Monitor:
         if self.metrics:
             self.metrics.score.set(score)
             self.metrics.lag.set(lag)
+            for warning in warnings or []:
+                self.metrics.recording_warnings.labels(warning["name"]).inc()
         change, since = self.tracker.update(start, score, self.threshold)
         if change is not None:
             self.event(change, since, source, score=score)

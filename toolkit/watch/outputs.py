@@ -38,6 +38,12 @@ class Metrics:
             "aetk_anomalies_started", "Anomalies that started", registry=registry
         )
         self.errors = prometheus.Counter("aetk_errors", "Errors", registry=registry)
+        self.recording_warnings = prometheus.Counter(
+            "aetk_recording_warnings",
+            "Scores of recordings unlike the detector's, by warning (dropout, gain, ...)",
+            ["name"],
+            registry=registry,
+        )
         self.score = prometheus.Gauge("aetk_last_score", "Last score", registry=registry)
         self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", registry=registry)
         self.lag = prometheus.Gauge(
