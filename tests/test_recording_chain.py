@@ -137,12 +137,14 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     assert names(short_windows) == {"duration"}
 
 
-def test_a_detector_without_recording_norms_checks_the_band_limit_only(chain):
+def test_a_detector_without_recording_norms_checks_the_band_limit_and_dropouts_only(chain):
     detector, _, tests = chain
     del detector.training["recordings"]
     try:
         assert names(detector.score(tests / "band-limit.wav")[0]) == {"band-limit"}
+        assert names(detector.score(tests / "dropout.wav")[0]) == {"dropout"}
         assert detector.score(tests / "gain.wav")[0].warnings == []
+        assert detector.score(tests / "duration.wav")[0].warnings == []
     finally:
         detector.training["recordings"] = detector.recording_norms().as_dict()
 

@@ -103,7 +103,7 @@ class Detector:
 
     def recording_norms(self) -> RecordingNorms:
         """What the training recordings were like, for the recording checks; a detector fitted
-        before they were kept checks the band limit only."""
+        before they were kept checks the band limit and dropouts only."""
         band_hz = analysed_hz(self.featurizer)
         stored = self.training.get("recordings")
         if isinstance(stored, dict):
