@@ -34,6 +34,7 @@ from aetk.eval.evaluation import group_from_path, group_metrics, label_from_path
         ("eval/valve/test/section_03_0007.wav", None, "valve_section_03"),
         # The names fleets read machines from (aetk.fleet.machines), read the same way here.
         ("shared/data/valve_mixed/test/normal_id02_0009.wav", 0, "valve_mixed_id_02"),
+        ("data/Pump/test/Anomaly_ID_03_0001.wav", 1, "Pump_id_03"),
     ],
 )
 def test_labels_and_groups_from_dcase_and_mimii_layouts(path, label, group):

@@ -268,7 +268,7 @@ class RecordingNorms:
             dropout(profile, 2 * self.dropout_seconds),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
-            short(profile, self.seconds, "the training recordings' length"),
+            duration(profile, self.seconds, "the training recordings' length"),
         ]
         return [warning for warning in found if warning is not None]
 
@@ -336,7 +336,7 @@ def dc_offset(profile: RecordingProfile, usual_offset: float = 0.0) -> Recording
     )
 
 
-def short(
+def duration(
     profile: RecordingProfile, typical_seconds: float | None, whose: str
 ) -> RecordingWarning | None:
     """A recording shorter than :data:`SHORT_SHARE` of ``typical_seconds`` (``whose`` length
@@ -380,7 +380,7 @@ def training_warnings(
             dropout(profile),
             _channel_outlier(profile, usual_channels),
             dc_offset(profile),
-            short(profile, usual_seconds, "the training recordings' median length"),
+            duration(profile, usual_seconds, "the training recordings' median length"),
         ]
         found.append([warning for warning in warnings if warning is not None])
     return found

@@ -24,11 +24,11 @@ from aetk.errors import ConfigError
 
 SOURCES = ("folders", "dcase")
 MACHINE = "machine"
-_SECTION = re.compile(r"section_(\d+)")
-_ID = re.compile(r"(?:^|_)id_?(\d+)(?:_|$)")
+_SECTION = re.compile(r"section_(\d+)", re.IGNORECASE)
+_ID = re.compile(r"(?:^|_)id_?(\d+)(?:_|$)", re.IGNORECASE)
 _ONLY_ID = re.compile(r"^(?:id|section)_?\d+$", re.IGNORECASE)
 _ATTRIBUTE = re.compile(r"_([A-Za-z][A-Za-z0-9-]*)_([^_]+)")
-_DOMAIN = re.compile(r"_(source|target)_")
+_DOMAIN = re.compile(r"_(source|target)_", re.IGNORECASE)
 
 #: A recording's categories: ``{"machine": ..., column: value, ...}``, values as text.
 Row = dict[str, str]
@@ -104,7 +104,7 @@ def named_machine(name: str) -> str | None:
 def named_domain(name: str) -> str | None:
     """``source`` or ``target`` when a DCASE name says its domain, else None."""
     domain = _DOMAIN.search(name)
-    return None if domain is None else domain[1]
+    return None if domain is None else domain[1].lower()
 
 
 def names_only_a_machine(name: str) -> bool:
