@@ -69,7 +69,7 @@ function chart(source, now) {
 }
 
 // Recording warnings (a dropout, a gain change, ...): a fault of the recording chain rather than
-// of the machine, said beside the score it qualifies. Empty when there is none.
+// of the machine, said beside the score it qualifies; null when there is none.
 function recording(warnings) {
   if (!warnings || !warnings.length) return null;
   const text = "recording: " + warnings.map((w) => `${w.name}: ${w.message}`).join("; ");
