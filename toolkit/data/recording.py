@@ -319,7 +319,8 @@ def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWa
 
 
 def dropout(profile: RecordingProfile, usual_seconds: float = 0.0) -> RecordingWarning | None:
-    if not profile.dropout_seconds or profile.dropout_seconds <= usual_seconds:
+    # A profile's dropout is 0 below DROPOUT_SECONDS, so the bar is never below that.
+    if profile.dropout_seconds <= usual_seconds:
         return None
     return RecordingWarning(
         "dropout",
