@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 import soundfile
+from aetk_core.recording import RecordingNorms, RecordingProfile, training_warnings
 from scipy.signal import resample_poly
 
 import aetk
 from aetk import synth
-from aetk.data.recording import RecordingNorms, RecordingProfile, training_warnings
 from aetk.detect.explanation import explain
 
 RATE = 16000

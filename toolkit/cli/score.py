@@ -135,7 +135,8 @@ def _score_locally(
     """Score ``files`` in this process, each line printed as it comes (``--json``) and each
     error and recording warning said on stderr; a fleet routes each file to its machine
     (``routing``: ``--machine``, ``--machines``)."""
-    from aetk.data.recording import describe_warnings
+    from aetk_core.recording import describe_warnings
+
     from aetk.fleet.detector import FleetDetector, load_any
 
     detector = load_any(detector_path)

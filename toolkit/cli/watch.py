@@ -175,7 +175,7 @@ class _View:
         where = f"{when:.2f} s" if when is not None else event["source"]
         if name == "scored":
             if event.get("warnings"):
-                from aetk.data.recording import describe_warnings
+                from aetk_core.recording import describe_warnings
 
                 console.warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
             if self.status is not None:

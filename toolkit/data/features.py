@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 from aetk_core.features import within_band
+from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
 from aetk.data.audio import Audio, read_audio, read_windows
-from aetk.data.recording import RecordingProfile
 from aetk.errors import AudioError, ConfigError
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.recording import RecordingNorms
 from aetk_core.verdict import chosen_threshold
 
 from aetk._version import __version__
@@ -20,7 +21,7 @@ from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
 from aetk.data.audio import find_audio_files
 from aetk.data.features import Clip, FileClips, check_vector_shape, featurized_files, iter_clips
-from aetk.data.recording import RecordingNorms, analysed_hz
+from aetk.data.recording import analysed_hz
 from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from aetk_core.recording import RecordingWarning, merged
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import is_anomalous, window_events
 
 from aetk.data.features import FileClips, check_vector_shape
-from aetk.data.recording import RecordingWarning, merged
 from aetk.detect.explain import ErrorMap, error_map
 from aetk.errors import AudioError, ConfigError
 from aetk.fleet.machines import MACHINE, dcase_row

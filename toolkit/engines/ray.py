@@ -278,9 +278,9 @@ def _featurize(batch, featurizer: dict):
 
 def _file_clips(path: str, blob: bytes | None, error: str | None):
     import torch
+    from aetk_core.recording import RecordingProfile
 
     from aetk.data.features import Clip, FileClips
-    from aetk.data.recording import RecordingProfile
 
     if isinstance(error, str):
         return FileClips(path, error=error)

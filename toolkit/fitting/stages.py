@@ -21,6 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from aetk_core.recording import (
+    RecordingNorms,
+    RecordingProfile,
+    RecordingWarning,
+    merged,
+    training_warnings,
+)
 
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
@@ -29,15 +36,7 @@ from aetk.data.audio import require_audio_files, sample_rates
 from aetk.data.cache import FeatureCache, file_digest, load_entry
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths, select
 from aetk.data.features import check_vector_shape, iter_clips, map_files
-from aetk.data.recording import (
-    RecordingNorms,
-    RecordingProfile,
-    RecordingWarning,
-    analysed_hz,
-    analysis_rate,
-    merged,
-    training_warnings,
-)
+from aetk.data.recording import analysed_hz, analysis_rate
 from aetk.detect.calibration import Calibration, calibrate
 from aetk.detect.detector import Detector
 from aetk.errors import AetkError, AetkWarning, AudioError, ConfigError

@@ -23,7 +23,7 @@ class ScoreResult:
     (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
 
     ``warnings``: each way the recording does not match the detector's training recordings
-    (``{"name", "message"}``, names in :data:`aetk.data.recording.NAMES`); ``[]``: none found;
+    (``{"name", "message"}``, names in :data:`aetk_core.recording.NAMES`); ``[]``: none found;
     None: not checked (aetk-runtime, which neither localizes nor checks recordings, so its
     ``view`` is None too).
 
