@@ -11,20 +11,18 @@ recordings' lengths.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from aetk_core.recording import RecordingWarning, merged
+from aetk_core.recording import RecordingWarning, machine_warnings, merged
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import is_anomalous, window_events
 
 from aetk.data.features import FileClips, check_vector_shape
 from aetk.detect.explain import ErrorMap, error_map
-from aetk.errors import AudioError, ConfigError
-from aetk.fleet.machines import MACHINE, dcase_row
+from aetk.errors import AudioError
 
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector
@@ -101,28 +99,6 @@ def score_clips(
         entry.complete = True
     _score_batch(detector, batch, threshold, localize, maps)
     yield from _finished(pending, threshold, strict)
-
-
-def machine_warnings(learned: Sequence[str], path: str | Path) -> list[RecordingWarning]:
-    """A ``machine`` warning when the DCASE or MIMII name of ``path`` says a machine that the
-    training recordings' names did not. ``learned``: the machines their names said; empty (names
-    that did not all say one, or a detector file from before) checks nothing."""
-    if not learned:
-        return []
-    try:
-        machine = dcase_row(path)[MACHINE]
-    except ConfigError:
-        return []
-    if machine in learned:
-        return []
-    shown = ", ".join(learned[:4]) + (", …" if len(learned) > 4 else "")
-    return [
-        RecordingWarning(
-            "machine",
-            f"its name says {machine}, a machine the detector did not learn (it learned "
-            f"{shown}): judged against another machine's normal",
-        )
-    ]
 
 
 def _score_batch(

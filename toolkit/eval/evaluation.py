@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.names import named_domain, named_machine, names_only_a_machine
 from aetk_core.verdict import is_anomalous
 
 from aetk.errors import ConfigError
-from aetk.fleet.machines import named_domain, named_machine, names_only_a_machine
 
 NORMAL, ANOMALY = 0, 1
 LABEL_TOKENS = {"normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY, "anomalous": ANOMALY}

@@ -19,16 +19,14 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from aetk_core.names import SECTION, named_domain, named_machine
+
 from aetk.data.audio import find_audio_files
 from aetk.errors import ConfigError
 
 SOURCES = ("folders", "dcase")
 MACHINE = "machine"
-_SECTION = re.compile(r"section_(\d+)", re.IGNORECASE)
-_ID = re.compile(r"(?:^|_)id_?(\d+)(?:_|$)", re.IGNORECASE)
-_ONLY_ID = re.compile(r"^(?:id|section)_?\d+$", re.IGNORECASE)
 _ATTRIBUTE = re.compile(r"_([A-Za-z][A-Za-z0-9-]*)_([^_]+)")
-_DOMAIN = re.compile(r"_(source|target)_", re.IGNORECASE)
 
 #: A recording's categories: ``{"machine": ..., column: value, ...}``, values as text.
 Row = dict[str, str]
@@ -89,29 +87,6 @@ def _by_folder(paths: Sequence[str | Path], files: Sequence[Path]) -> dict[Path,
     return rows
 
 
-def named_machine(name: str) -> str | None:
-    """The machine a DCASE or MIMII name says, ``section_NN`` or ``id_NN``
-    (``section_00_source_test_…``, ``normal_id_02_…``, ``normal_id02_…``, a folder ``id_00``);
-    None when it says none. The one reading of such names, for fleets and for evaluation's
-    groups."""
-    section = _SECTION.search(name)
-    if section is not None:
-        return f"section_{section[1]}"
-    machine_id = _ID.search(name)
-    return None if machine_id is None else f"id_{machine_id[1]}"
-
-
-def named_domain(name: str) -> str | None:
-    """``source`` or ``target`` when a DCASE name says its domain, else None."""
-    domain = _DOMAIN.search(name)
-    return None if domain is None else domain[1].lower()
-
-
-def names_only_a_machine(name: str) -> bool:
-    """A name that is nothing but a machine's ID or section (a MIMII ``id_00`` folder)."""
-    return _ONLY_ID.match(name) is not None
-
-
 def dcase_row(path: str | Path) -> Row:
     """The categories in a DCASE or MIMII file name (see the module documentation)."""
     name = Path(path).stem
@@ -125,7 +100,7 @@ def dcase_row(path: str | Path) -> Row:
     domain = named_domain(name)
     if domain:
         row["domain"] = domain
-    section = _SECTION.search(name)
+    section = SECTION.search(name)
     tail = name[section.end() :] if section else ""
     for key, value in _ATTRIBUTE.findall(re.sub(r"^.*?_(normal|anomaly)_\d+", "", tail)):
         row[key] = value

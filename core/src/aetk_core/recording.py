@@ -29,8 +29,8 @@ for what it is:
   length. Its average varies more than theirs and its threshold was set for their length: a
   detector of 10-s clips flags nearly every normal 2-s recording.
 - ``machine``: the file's DCASE or MIMII name says a machine that the training recordings' names
-  did not (a recording of another machine judged against this one's normal; checked by name, in
-  :mod:`aetk.detect.scoring`).
+  did not (a recording of another machine judged against this one's normal; checked by name,
+  :func:`machine_warnings`).
 
 At fit time the same checks compare each training recording with the others (band limit,
 clipping, dropout and DC offset as above; a channel count other than the most common one; a level
@@ -44,9 +44,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aetk_core.names import named_machine
 
 #: A sample at or beyond this share of full scale counts as clipped.
 CLIP_LEVEL = 0.999
@@ -352,6 +355,25 @@ def duration(
         f"{profile.seconds:.3g} s long, less than half {whose} ({typical_seconds:.3g} s): a short "
         "recording's average varies more than a long one's",
     )
+
+
+def machine_warnings(learned: Sequence[str], path: str | Path) -> list[RecordingWarning]:
+    """A ``machine`` warning when the DCASE or MIMII name of ``path`` says a machine that the
+    training recordings' names did not. ``learned``: the machines their names said; empty (names
+    that did not all say one, or a detector file from before) checks nothing."""
+    if not learned:
+        return []
+    machine = named_machine(Path(path).stem)
+    if machine is None or machine in learned:
+        return []
+    shown = ", ".join(learned[:4]) + (", …" if len(learned) > 4 else "")
+    return [
+        RecordingWarning(
+            "machine",
+            f"its name says {machine}, a machine the detector did not learn (it learned "
+            f"{shown}): judged against another machine's normal",
+        )
+    ]
 
 
 def median_seconds(profiles: Sequence[RecordingProfile]) -> float | None:
