@@ -124,6 +124,45 @@ def write_uneven_fleet(root: Path, test_normal: int = 0) -> None:
         )
 
 
+#: The rate of the recording-chain fixture's recordings.
+RATE = 16000
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory):
+    """A detector fitted on 12 clean 16-kHz mono clips of machine ``id_00`` (by name), and
+    one test recording per way of not matching it: ``<name>.wav`` for each recording check,
+    ``normal_id_02_0000.wav`` for the machine check."""
+    from scipy.signal import resample_poly
+
+    import aetk
+
+    folder = tmp_path_factory.mktemp("chain")
+    rng = np.random.default_rng(0)
+    (folder / "train").mkdir()
+    for index in range(12):
+        clip = synth.normal_clip(rng, 2.0)
+        soundfile.write(folder / "train" / f"normal_id_00_{index:04d}.wav", clip, RATE)
+    detector = aetk.fit(folder / "train")
+    clean = synth.normal_clip(rng, 2.0)
+    tests = folder / "test"
+    tests.mkdir()
+    recordings = {
+        "clean": (clean, RATE),
+        "band-limit": (resample_poly(clean, 1, 2), RATE // 2),
+        "gain": (clean * 0.01, RATE),
+        "clipping": (np.clip(clean * 30, -1, 1), RATE),
+        "channels": (np.stack([clean, clean], axis=1), RATE),
+        "dc-offset": (clean * 0.5 + 0.1, RATE),
+        "duration": (clean[: RATE // 2], RATE),
+        "dropout": (np.concatenate([clean[:RATE], np.zeros(RATE // 10), clean[RATE:]]), RATE),
+    }
+    for name, (samples, rate) in recordings.items():
+        soundfile.write(tests / f"{name}.wav", samples, rate)
+    soundfile.write(tests / "normal_id_02_0000.wav", clean, RATE)
+    return detector, detector.save(folder / "d.aetk"), tests
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``aetk`` in this process: ``cli("score", "x.wav")`` → :class:`CliResult`."""

@@ -296,3 +296,62 @@ def test_the_runtime_hears_a_faster_recording_through_the_training_band(
     aetk_scores = [row.score for row in detector.score(wide)]
     assert runtime_scores == pytest.approx(aetk_scores, rel=1e-4)
     assert max(aetk_scores) < 100  # heard through the band: no unheard upper bands
+
+
+def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
+    chain, runtime_python, tmp_path
+):
+    """Every recording check (and the machine check by name) gives the runtime's rows aetk's
+    warnings, the table a ``recording`` column and stderr a line; ``--strict`` refuses them.
+    A detector exported before the training recordings were carried is not checked (null)."""
+    from aetk_core.recording import NAMES
+
+    from aetk.export.onnx import export
+
+    detector, _, tests = chain
+    onnx_path = export(detector, tmp_path / "chain.onnx")
+    recordings = sorted(str(path) for path in tests.iterdir())
+    ran = runtime_score(runtime_python, recordings, onnx_path)
+    assert ran.returncode == 0, ran.stderr
+    rows = rows_by_path([json.loads(line) for line in ran.stdout.splitlines()])
+    for local in detector.score(recordings, localize=False):
+        assert rows[local.path]["warnings"] == local.warnings, local.path
+    named = {name for row in rows.values() for name in (w["name"] for w in row["warnings"])}
+    assert named == set(NAMES)  # the fixture holds a recording for every check
+    assert rows[str(tests / "clean.wav")]["warnings"] == []
+    assert f"warning: {tests / 'dropout.wav'}: dropout: 0.1 s of digital silence" in ran.stderr
+
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    table = subprocess.run(
+        [script, "score", *recordings, "-d", str(onnx_path)], capture_output=True, text=True
+    )
+    lines = table.stdout.splitlines()
+    assert lines[0] == "file\tscore\tthreshold\tverdict\trecording"
+    assert f"{tests / 'clipping.wav'}\t" in table.stdout and lines[1].count("\t") == 4
+    strict = subprocess.run(
+        [script, "score", *recordings, "-d", str(onnx_path), "--strict", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 1
+    refused = [json.loads(line) for line in strict.stdout.splitlines()]
+    assert [row["error"] is None for row in refused] == [
+        path.endswith("clean.wav") for path in recordings
+    ]
+    assert "(--strict): gain:" in rows_by_path(refused)[str(tests / "gain.wav")]["error"]
+
+    model = onnx.load(onnx_path)
+    for prop in model.metadata_props:
+        if prop.key == "aetk":
+            meta = json.loads(prop.value)
+            del meta["recordings"], meta["machines"]
+            prop.value = json.dumps(meta)
+    older = tmp_path / "older.onnx"
+    onnx.save(model, older)
+    unchecked = runtime_score(runtime_python, recordings, older)
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert all(json.loads(line)["warnings"] is None for line in unchecked.stdout.splitlines())
+
+
+def rows_by_path(rows: list[dict]) -> dict[str, dict]:
+    return {row["path"]: row for row in rows}

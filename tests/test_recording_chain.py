@@ -20,33 +20,6 @@ from aetk.detect.explanation import explain
 RATE = 16000
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    """A detector fitted on 12 clean 16-kHz mono clips, and one test recording per fault."""
-    folder = tmp_path_factory.mktemp("chain")
-    rng = np.random.default_rng(0)
-    (folder / "train").mkdir()
-    for index in range(12):
-        soundfile.write(folder / "train" / f"n{index}.wav", synth.normal_clip(rng, 2.0), RATE)
-    detector = aetk.fit(folder / "train")
-    clean = synth.normal_clip(rng, 2.0)
-    tests = folder / "test"
-    tests.mkdir()
-    recordings = {
-        "clean": (clean, RATE),
-        "band-limit": (resample_poly(clean, 1, 2), RATE // 2),
-        "gain": (clean * 0.01, RATE),
-        "clipping": (np.clip(clean * 30, -1, 1), RATE),
-        "channels": (np.stack([clean, clean], axis=1), RATE),
-        "dc-offset": (clean * 0.5 + 0.1, RATE),
-        "duration": (clean[: RATE // 2], RATE),
-        "dropout": (np.concatenate([clean[:RATE], np.zeros(RATE // 10), clean[RATE:]]), RATE),
-    }
-    for name, (samples, rate) in recordings.items():
-        soundfile.write(tests / f"{name}.wav", samples, rate)
-    return detector, detector.save(folder / "d.aetk"), tests
-
-
 def names(result) -> set[str]:
     return {warning["name"] for warning in result.warnings}
 

@@ -22,6 +22,7 @@ from aetk_core.audio import (
     find_audio_files,
     max_seconds,
     read_audio,
+    read_clips,
     read_manifest,
     read_windows,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "find_audio_files",
     "max_seconds",
     "read_audio",
+    "read_clips",
     "read_manifest",
     "read_windows",
     "require_audio_files",

@@ -20,7 +20,7 @@ from aetk_core.features import within_band
 from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
-from aetk.data.audio import Audio, read_audio, read_windows
+from aetk.data.audio import Audio, read_audio, read_clips
 from aetk.errors import AudioError, ConfigError
 
 
@@ -101,18 +101,9 @@ def iter_clips(
     segment_seconds: float = 0.0,
     band_rate: int | None = None,
 ) -> Iterator[Clip]:
-    """The file as one clip (``segment_seconds`` 0) or as windows of ``segment_seconds``.
-
-    A last window shorter than half the segment length is dropped: it would be scored on less
-    sound than the others.
-    """
-    if not segment_seconds:
-        audio = read_audio(path, featurizer.frames_to_read)
-        yield audio_clip(featurizer, audio, path, band_rate=band_rate)
-        return
-    for start, audio in read_windows(path, segment_seconds):
-        if start > 0 and audio.seconds < segment_seconds / 2:
-            return
+    """The file as one clip (``segment_seconds`` 0) or as windows of ``segment_seconds``
+    (:func:`aetk_core.audio.read_clips`: a last window under half the length is dropped)."""
+    for start, audio in read_clips(path, segment_seconds, featurizer.frames_to_read):
         yield audio_clip(featurizer, audio, path, start, band_rate)
 
 

@@ -111,6 +111,14 @@ class Detector:
             return RecordingNorms.from_dict(stored, band_hz)
         return RecordingNorms(band_hz)
 
+    def learned_machines(self) -> list[str]:
+        """The machines the training recordings' DCASE or MIMII names said, for the ``machine``
+        check; empty when their names did not all say one (nothing is checked)."""
+        stored = self.training.get("machines")
+        return (
+            [name for name in stored if isinstance(name, str)] if isinstance(stored, list) else []
+        )
+
     def vectors(self, path: str | Path) -> torch.Tensor:
         """The standardised feature vectors of one whole file, as the model sees them."""
         return self.normalizer.transform(self.features(path))

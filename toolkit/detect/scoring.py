@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from aetk_core.recording import RecordingWarning, machine_warnings, merged
+from aetk_core.recording import RecordingWarning, machine_warnings, merged, mismatch_error
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import is_anomalous, window_events
 
@@ -72,9 +72,7 @@ def score_clips(
     :param maps: with ``localize``, filled with each file's error map (by path), for
         explanations drawn from this same pass.
     """
-    norms = detector.recording_norms()
-    stored = detector.training.get("machines")
-    learned = [name for name in stored if isinstance(name, str)] if isinstance(stored, list) else []
+    norms, learned = detector.recording_norms(), detector.learned_machines()
     pending: list[_FileScores] = []
     batch: list[tuple[_FileScores, torch.Tensor]] = []
     for file in files:
@@ -141,9 +139,7 @@ def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Ite
         entry = pending.pop(0)
         warnings = [warning.as_dict() for warning in entry.warnings]
         if strict and entry.error is None and entry.warnings:
-            entry.error = "recording does not match the detector's (--strict): " + "; ".join(
-                f"{warning.name}: {warning.message}" for warning in entry.warnings
-            )
+            entry.error = mismatch_error(entry.warnings)
         if entry.error is not None:
             yield ScoreResult(entry.path, None, threshold, None, entry.error, warnings=warnings)
         elif not all(math.isfinite(score) for score in entry.scores):

@@ -80,6 +80,9 @@ def metadata(
         # The training recordings' rate when they were all narrower than the analysed band: the
         # runtime hears faster recordings through their band, as aetk does.
         "band_rate": detector.recording_norms().band_rate,
+        # What the training recordings were like, so that the runtime names the same mismatches.
+        "recordings": detector.recording_norms().as_dict(),
+        "machines": detector.learned_machines(),
         "segment_seconds": detector.segment_seconds,
         "threshold": detector.threshold,
         "calibration": {

@@ -153,6 +153,24 @@ def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audi
             start += len(data)
 
 
+def read_clips(
+    path: str | Path, segment_seconds: float = 0.0, frames: FrameLimit = None
+) -> Iterator[tuple[float, Audio]]:
+    """The file as one clip (``segment_seconds`` 0; ``frames`` as :func:`read_audio` takes it)
+    or as consecutive windows of ``segment_seconds``, each ``(start_seconds, Audio)``.
+
+    A last window shorter than half the segment length is dropped: it would be scored on less
+    sound than the others.
+    """
+    if not segment_seconds:
+        yield 0.0, read_audio(path, frames)
+        return
+    for start, audio in read_windows(path, segment_seconds):
+        if start > 0 and audio.seconds < segment_seconds / 2:
+            return
+        yield start, audio
+
+
 @contextmanager
 def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.SoundFile]:
     """Open ``path`` (or its bytes ``data``) with soundfile; every failure becomes an AudioError

@@ -438,6 +438,13 @@ def merged(warnings: Iterable[RecordingWarning]) -> list[RecordingWarning]:
     return sorted(first.values(), key=lambda warning: NAMES.index(warning.name))
 
 
+def mismatch_error(warnings: Sequence[RecordingWarning]) -> str:
+    """The error of a recording refused for not matching the detector's (``--strict``)."""
+    return "recording does not match the detector's (--strict): " + "; ".join(
+        f"{warning.name}: {warning.message}" for warning in warnings
+    )
+
+
 def describe_warnings(warnings: Iterable[dict[str, str]]) -> str:
     """Recording warnings (as results carry them) on one line: ``band-limit: …; gain: …``."""
     return "; ".join(f"{warning['name']}: {warning['message']}" for warning in warnings)

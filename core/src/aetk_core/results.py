@@ -24,8 +24,8 @@ class ScoreResult:
 
     ``warnings``: each way the recording does not match the detector's training recordings
     (``{"name", "message"}``, names in :data:`aetk_core.recording.NAMES`); ``[]``: none found;
-    None: not checked (aetk-runtime, which neither localizes nor checks recordings, so its
-    ``view`` is None too).
+    None: not checked (aetk-runtime with a detector exported before the training recordings'
+    norms were carried). aetk-runtime does not localize: its ``view`` is None.
 
     ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
     ``conditions``: the recording's further categories in the fleet (operating conditions: a

@@ -35,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--fail-on-anomaly", action="store_true", help="exit with status 3 if any is anomalous"
     )
+    score.add_argument(
+        "--strict",
+        action="store_true",
+        help="a recording that does not match the training recordings is an error, not a warning",
+    )
     return root
 
 
@@ -70,6 +75,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def score(arguments: argparse.Namespace) -> int:
     from aetk_core.audio import find_audio_files
+    from aetk_core.recording import describe_warnings
 
     from aetk_runtime.detector import load
 
@@ -83,11 +89,14 @@ def score(arguments: argparse.Namespace) -> int:
         threshold=arguments.threshold,
         false_alarm_rate=arguments.false_alarm_rate,
         segment=arguments.segment,
+        strict=arguments.strict,
     )
     for result in scored:
         results.append(result)
         if result.error:
             error(f"{result.path}: {result.error}")
+        elif result.warnings:
+            warn(f"{result.path}: {describe_warnings(result.warnings)}")
         if arguments.json:
             print(json.dumps(result.as_dict()), flush=True)
     if not arguments.json:
@@ -100,10 +109,15 @@ def score(arguments: argparse.Namespace) -> int:
 
 
 def print_table(results) -> None:
-    rows = [("file", "score", "threshold", "verdict")]
+    """aetk score's table: a ``recording`` column naming the mismatches when any recording has
+    one."""
+    with_warnings = any(result.warnings for result in results)
+    rows = [("file", "score", "threshold", "verdict") + (("recording",) if with_warnings else ())]
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
-        rows.append((result.path, score, f"{result.threshold:.5g}", result.verdict()))
+        row = (result.path, score, f"{result.threshold:.5g}", result.verdict())
+        names = ", ".join(warning["name"] for warning in result.warnings or [])
+        rows.append(row + ((names,) if with_warnings else ()))
     anomalous = sum(bool(result.anomalous) for result in results)
     failed = sum(bool(result.error) for result in results)
     count = (
@@ -115,7 +129,7 @@ def print_table(results) -> None:
             print("\t".join(row))
         print(count, file=sys.stderr)
         return
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
@@ -123,5 +137,13 @@ def print_table(results) -> None:
 
 
 def error(message: str) -> None:
+    _say("error", message)
+
+
+def warn(message: str) -> None:
+    _say("warning", message)
+
+
+def _say(kind: str, message: str) -> None:
     text = " ".join(str(message).split())
-    print(f"error: {text[:2000]}", file=sys.stderr, flush=True)
+    print(f"{kind}: {text[:2000]}", file=sys.stderr, flush=True)

@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aetk_core.audio import find_audio_files, read_audio, read_windows
+from aetk_core.audio import Audio, find_audio_files, read_clips
 from aetk_core.errors import AudioError, ConfigError
 from aetk_core.features import featurizer_for, within_band
+from aetk_core.recording import (
+    RecordingNorms,
+    RecordingProfile,
+    RecordingWarning,
+    machine_warnings,
+    merged,
+    mismatch_error,
+)
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
@@ -69,6 +77,13 @@ class ExportedDetector:
         self.featurizer = featurizer
         self.meta = meta
         self.vector_shape = tuple(meta["vector_shape"])
+        #: What the training recordings were like (None: exported before it was carried, and
+        #: recordings are not checked), and the machines their names said.
+        recordings = meta.get("recordings")
+        self.norms = (
+            RecordingNorms.from_dict(recordings, None) if isinstance(recordings, dict) else None
+        )
+        self.machines = [name for name in meta.get("machines") or [] if isinstance(name, str)]
 
     @property
     def threshold(self) -> float:
@@ -88,10 +103,15 @@ class ExportedDetector:
         threshold: float | None = None,
         false_alarm_rate: float | None = None,
         segment: float | None = None,
+        strict: bool = False,
     ) -> list[ScoreResult]:
         return list(
             self.iter_scores(
-                paths, threshold=threshold, false_alarm_rate=false_alarm_rate, segment=segment
+                paths,
+                threshold=threshold,
+                false_alarm_rate=false_alarm_rate,
+                segment=segment,
+                strict=strict,
             )
         )
 
@@ -102,56 +122,64 @@ class ExportedDetector:
         threshold: float | None = None,
         false_alarm_rate: float | None = None,
         segment: float | None = None,
+        strict: bool = False,
     ) -> Iterator[ScoreResult]:
+        """One row per file, in order, as ``aetk score`` gives them; ``strict``: a recording
+        that does not match the training recordings is an error rather than a warning."""
         limit = self.threshold_for(threshold, false_alarm_rate)
         seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
         if not math.isfinite(seconds) or seconds < 0:
             raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
 
-        def one(path: Path) -> ScoreResult:
-            try:
-                return self._score_file(path, limit, seconds)
-            except AudioError as exc:
-                return self._result(str(path), None, limit, exc.reason)
-
         # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
         # a bounded number ahead so that memory stays flat.
         with ThreadPoolExecutor(WORKERS) as pool:
             pending: deque = deque()
             for path in files:
-                pending.append(pool.submit(one, path))
+                pending.append(pool.submit(self._score_file, path, limit, seconds, strict))
                 if len(pending) >= 2 * WORKERS:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
 
-    def _score_file(self, path: Path, threshold: float, seconds: float) -> ScoreResult:
-        if not seconds:
-            audio = read_audio(path, self.featurizer.frames_to_read)
-            score = self._score_clip(audio.samples, audio.sample_rate)
-            return self._result(str(path), score, threshold)
+    def _score_file(
+        self, path: Path, threshold: float, seconds: float, strict: bool
+    ) -> ScoreResult:
+        """The file scored whole or in windows, each clip's recording checked as aetk checks it."""
+        found = [] if self.norms is None else machine_warnings(self.machines, path)
         spans, scores = [], []
-        for start, audio in read_windows(path, seconds):
-            length = audio.seconds
-            if start > 0 and length < seconds / 2:
-                break  # as aetk: a last window under half the length is not scored
-            spans.append((start, start + length))
-            scores.append(self._score_clip(audio.samples, audio.sample_rate))
-        return self._result(str(path), max(scores), threshold, None, spans, scores)
+        try:
+            for start, audio in read_clips(path, seconds, self.featurizer.frames_to_read):
+                found = merged([*found, *self._mismatches(audio)])
+                spans.append((start, start + audio.seconds))
+                scores.append(self._score_clip(audio.samples, audio.sample_rate))
+        except AudioError as exc:
+            return self._result(str(path), None, threshold, found, exc.reason)
+        if strict and found:
+            return self._result(str(path), None, threshold, found, mismatch_error(found))
+        if not seconds:
+            return self._result(str(path), scores[0], threshold, found)
+        return self._result(str(path), max(scores), threshold, found, None, spans, scores)
+
+    def _mismatches(self, audio: Audio) -> list[RecordingWarning]:
+        if self.norms is None:
+            return []
+        return self.norms.check(RecordingProfile.measure(audio.samples, audio.sample_rate))
 
     def _result(
         self,
         path: str,
         score: float | None,
         threshold: float,
+        found: list[RecordingWarning],
         error: str | None = None,
         spans: list[tuple[float, float]] | None = None,
         scores: list[float] | None = None,
     ) -> ScoreResult:
-        """A row as aetk's: the runtime neither localizes nor checks the recording chain (its
-        ``view`` and ``warnings`` are None), and names the fleet machine it was exported for and
-        its conditions."""
+        """A row as aetk's: the runtime does not localize (its ``view`` is None; ``warnings``
+        is None too for a detector exported before recordings were checked), and names the
+        fleet machine it was exported for and its conditions."""
         return ScoreResult(
             path,
             score,
@@ -160,7 +188,7 @@ class ExportedDetector:
             error,
             None if spans is None or scores is None else window_events(spans, scores, threshold),
             view=None,
-            warnings=None,
+            warnings=None if self.norms is None else [warning.as_dict() for warning in found],
             machine=self.meta.get("machine"),
             conditions=self.meta.get("conditions"),
         )
