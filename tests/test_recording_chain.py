@@ -95,6 +95,9 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     10-s clips flagged 39 of 40 normal 2-s recordings with no word of why."""
     detector, _, _ = chain
     assert detector.recording_norms().seconds == pytest.approx(2.0)
+    # Watch windows and --segment's warning take the same measured length (the feature vector
+    # counts alone say 1.952 s: frames without the last partial one).
+    assert detector.clip_seconds == detector.recording_norms().seconds
     rng = np.random.default_rng(4)
     for seconds in (0.9, 1.1, 5.0):
         soundfile.write(tmp_path / f"{seconds}.wav", synth.normal_clip(rng, seconds), RATE)
@@ -112,14 +115,15 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
 
 def test_a_detector_without_recording_norms_checks_the_band_limit_and_dropouts_only(chain):
     detector, _, tests = chain
-    del detector.training["recordings"]
+    stored = detector.training.pop("recordings")
     try:
         assert names(detector.score(tests / "band-limit.wav")[0]) == {"band-limit"}
         assert names(detector.score(tests / "dropout.wav")[0]) == {"dropout"}
         assert detector.score(tests / "gain.wav")[0].warnings == []
         assert detector.score(tests / "duration.wav")[0].warnings == []
+        assert detector.clip_seconds == pytest.approx(1.952)  # from the vector counts
     finally:
-        detector.training["recordings"] = detector.recording_norms().as_dict()
+        detector.training["recordings"] = stored
 
 
 def test_a_recording_named_for_a_machine_the_detector_did_not_learn_is_named(tmp_path):

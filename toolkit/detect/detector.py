@@ -74,14 +74,19 @@ class Detector:
     @property
     def clip_seconds(self) -> float:
         """How long the clips were whose scores calibrated the threshold: the segment length,
-        or the featurizer's fixed clip length, or the training files' average length (1 s when
-        none of these is known). Windows scored against the threshold should be as long."""
+        or the featurizer's fixed clip length, or the training clips' median length as measured
+        (the one the ``duration`` check compares with; for a detector file from before it was
+        kept, their average from the feature vector counts; 1 s when none of these is known).
+        Windows scored against the threshold should be as long."""
         if self.segment_seconds:
             return self.segment_seconds
         params = self.featurizer.get_params()
         rate, length = params.get("sample_rate"), params.get("target_length")
         if isinstance(rate, int) and isinstance(length, int) and length > 0:
             return length / rate
+        measured = self.recording_norms().seconds
+        if measured:
+            return measured
         layout = self.featurizer.layout()
         files, vectors = self.training.get("train_files"), self.training.get("train_vectors")
         if layout is not None and layout.vector_step and files and vectors:
