@@ -81,8 +81,8 @@ Strict = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="A recording unlike the training recordings (band limit, gain, clipping, channels, "
-        "DC offset) is an error, not a warning.",
+        help="A recording unlike the training recordings (band limit, gain, clipping, dropout, "
+        "channels, DC offset, duration, machine) is an error, not a warning.",
     ),
 ]
 ScoringFalseAlarmRate = Annotated[

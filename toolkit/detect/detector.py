@@ -146,8 +146,8 @@ class Detector:
         :param segment: score each file in windows of this many seconds, decoded one at a time
             (default: the detector's own segment length; 0 scores whole files).
         :param localize: say when and in which bands files scored whole depart from normal.
-        :param strict: a recording unlike the training recordings (another band limit, gain,
-            channel count; clipped; offset) is an error rather than a warning on its result.
+        :param strict: a recording unlike the training recordings (any recording warning:
+            :data:`aetk_core.recording.NAMES`) is an error rather than a warning on its result.
         """
         return list(
             self.iter_scores(
