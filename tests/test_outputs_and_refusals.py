@@ -398,6 +398,11 @@ def test_windows_in_the_table_and_a_warning_for_windows_shorter_than_the_clips(
     assert "windows of 0.1 s are compared with a threshold calibrated on clips of about" in (
         result.stderr
     )
+    assert "shorter windows score higher on normal sound" in result.stderr
+    longer = cli("score", long_clip, "-d", path, "--segment", "2")
+    assert "longer windows average a short fault away" in longer.stderr
+    level = cli("score", long_clip, "-d", path, "--segment", "0.5")  # the clips' length
+    assert "windows of" not in level.stderr
     header, row = result.stdout.splitlines()
     assert header.endswith("\tevents\trecording")
     events, recording = row.split("\t")[-2:]

@@ -136,6 +136,7 @@ def _score_locally(
     error and recording warning said on stderr; a fleet routes each file to its machine
     (``routing``: ``--machine``, ``--machines``)."""
     from aetk_core.recording import describe_warnings
+    from aetk_core.verdict import window_length_warning
 
     from aetk.fleet.detector import FleetDetector, load_any
 
@@ -154,7 +155,9 @@ def _score_locally(
         )
     else:
         scored = detector.iter_scores(files, **settings)
-    _warn_about_window_length(settings["segment"], detector.clip_seconds)
+    mismatch = window_length_warning(settings["segment"], detector.clip_seconds)
+    if mismatch:
+        console.warn(mismatch)
     results = []
     for result in scored:
         results.append(result)
@@ -165,15 +168,6 @@ def _score_locally(
         if json_output:
             print(json.dumps(result.as_dict()), flush=True)
     return results
-
-
-def _warn_about_window_length(segment: float | None, clip_seconds: float) -> None:
-    if segment and abs(segment - clip_seconds) > 0.25 * clip_seconds:
-        console.warn(
-            f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
-            f"{clip_seconds:g} s: shorter windows score higher on normal sound; fit with "
-            f"--set training.segment_seconds={segment:g} for a threshold of such windows"
-        )
 
 
 @dataclass

@@ -84,6 +84,8 @@ def metadata(
         "recordings": detector.recording_norms().as_dict(),
         "machines": detector.learned_machines(),
         "segment_seconds": detector.segment_seconds,
+        # How long the clips were that calibrated the threshold, for --segment's warning.
+        "clip_seconds": detector.clip_seconds,
         "threshold": detector.threshold,
         "calibration": {
             **calibration.as_dict(),

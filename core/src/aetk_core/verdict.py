@@ -1,6 +1,6 @@
 """The verdict and its threshold, as aetk and aetk-runtime both apply them: a score above the
 threshold is anomalous; the conformal threshold for a false-alarm rate; the runs of windows above
-it."""
+it; the warning when windows are not as long as the clips the threshold was calibrated on."""
 
 from __future__ import annotations
 
@@ -80,3 +80,26 @@ def window_events(
         else:
             events.append({"start": round(start, 3), "end": round(end, 3), "score": score})
     return events
+
+
+#: Windows further than this share from the calibrated clips' length are warned about.
+WINDOW_LENGTH_TOLERANCE = 0.25
+
+
+def window_length_warning(segment: float | None, clip_seconds: float | None) -> str | None:
+    """Why windows of ``segment`` seconds misread the threshold, when they are far from the
+    ``clip_seconds`` it was calibrated on (None: they are not, or either length is unknown)."""
+    if not segment or not clip_seconds:
+        return None
+    if abs(segment - clip_seconds) <= WINDOW_LENGTH_TOLERANCE * clip_seconds:
+        return None
+    effect = (
+        "shorter windows score higher on normal sound"
+        if segment < clip_seconds
+        else "longer windows average a short fault away"
+    )
+    return (
+        f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
+        f"{clip_seconds:g} s: {effect}; fit with --set training.segment_seconds={segment:g} for "
+        "a threshold of such windows"
+    )

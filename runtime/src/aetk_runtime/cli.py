@@ -76,6 +76,7 @@ def run(argv: list[str] | None = None) -> int:
 def score(arguments: argparse.Namespace) -> int:
     from aetk_core.audio import find_audio_files
     from aetk_core.recording import describe_warnings
+    from aetk_core.verdict import window_length_warning
 
     from aetk_runtime.detector import load
 
@@ -83,6 +84,9 @@ def score(arguments: argparse.Namespace) -> int:
     if not files:
         raise RuntimeUsageError(f"no audio files found in {', '.join(arguments.paths)}")
     detector = load(arguments.detector)
+    mismatch = window_length_warning(arguments.segment, detector.meta.get("clip_seconds"))
+    if mismatch:
+        warn(mismatch)
     results = []
     scored = detector.iter_scores(
         files,
