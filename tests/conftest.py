@@ -202,9 +202,16 @@ def run_aetk(
 
 
 def make_distribution(
-    site: Path, name: str, module_source: str, entry_points: dict[str, str], version: str = "1.0"
+    site: Path,
+    name: str,
+    module_source: str,
+    entry_points: dict[str, str],
+    version: str = "1.0",
+    twins: dict[str, str] | None = None,
 ) -> Path:
-    """A throw-away installed distribution: ``module.py`` plus ``.dist-info`` with entry points.
+    """A throw-away installed distribution: ``module.py`` plus ``.dist-info`` with entry points
+    (``entry_points`` in the group ``aetk``; ``twins``, torch-free featurizers, in the group
+    ``aetk_core.featurizers``).
 
     Put ``site`` on ``sys.path`` (or ``PYTHONPATH``) and importlib.metadata finds it as it
     finds anything pip installed.
@@ -215,8 +222,14 @@ def make_distribution(
     info = site / f"{module}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = "\n".join(f"{key} = {value}" for key, value in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[aetk]\n{lines}\n")
+    groups = {"aetk": entry_points, "aetk_core.featurizers": twins or {}}
+    (info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in points.items())
+            for group, points in groups.items()
+            if points
+        )
+    )
     return site
 
 

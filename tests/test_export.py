@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_distribution
 
 import aetk
 from aetk import synth
@@ -126,7 +127,7 @@ def test_a_featurizer_without_a_torch_free_twin_is_refused_at_export(sounds, tmp
 
     detector = aetk.fit(sounds[0])
     detector.featurizer.name = "energy"  # as a plugin's featurizer would be named
-    with pytest.raises(ConfigError, match="featurizer 'energy' has no torch-free implementation"):
+    with pytest.raises(ConfigError, match="featurizer 'energy' has no torch-free twin"):
         export(detector, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
@@ -359,3 +360,99 @@ def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
 
 def rows_by_path(rows: list[dict]) -> dict[str, dict]:
     return {row["path"]: row for row in rows}
+
+
+#: A plugin's featurizer (torch) and its torch-free twin (numpy), in separate modules.
+QUARTER_ENERGY = """
+    import aetk
+
+    class QuarterEnergy(aetk.Featurizer):
+        '''Log energy of each quarter of each frame of ``frame`` samples (mono).'''
+        name = "quarter-energy"
+
+        def __init__(self, frame=512):
+            self.frame = frame
+
+        def featurize(self, waveform, sample_rate):
+            mono = waveform.mean(0)
+            usable = mono.shape[-1] // self.frame * self.frame
+            if usable == 0:
+                raise aetk.AudioError("is shorter than one frame")
+            quarters = mono[:usable].reshape(-1, 4, self.frame // 4)
+            return quarters.square().mean(-1).log1p()
+
+    @aetk.hookimpl
+    def register_featurizers(register):
+        register(QuarterEnergy)
+"""
+QUARTER_ENERGY_TWIN = """
+    import numpy as np
+    from aetk_core.errors import AudioError
+
+    class QuarterEnergy:
+        name = "quarter-energy"
+
+        def __init__(self, params):
+            self.frame = int(params.get("frame", 512))
+
+        def frames_to_read(self, rate):
+            return None
+
+        def featurize(self, samples, rate):
+            mono = samples.mean(0)
+            usable = mono.shape[-1] // self.frame * self.frame
+            if usable == 0:
+                raise AudioError("is shorter than one frame")
+            quarters = mono[:usable].reshape(-1, 4, self.frame // 4)
+            return np.log1p(np.square(quarters).mean(-1)).astype(np.float32) * SCALE
+
+    SCALE = 1.0
+"""
+
+
+def test_a_plugin_featurizer_with_a_torch_free_twin_exports_and_runs_without_torch(
+    sounds, runtime_python, tmp_path, monkeypatch, fresh_plugins
+):
+    """A plugin distribution names its featurizer's numpy twin under the entry-point group
+    ``aetk_core.featurizers``: the contract kit compares the two, ``aetk export`` accepts the
+    featurizer, and aetk-runtime (no torch, no aetk) scores with the twin as aetk scores."""
+    import sys
+    import textwrap
+
+    from aetk.export.onnx import export
+    from aetk.testing import check_featurizer_twin_matches
+
+    site = make_distribution(
+        tmp_path / "site",
+        "aetk-quarter-energy",
+        QUARTER_ENERGY,
+        {"quarter-energy": "aetk_quarter_energy"},
+        twins={"quarter-energy": "quarter_energy_twin:QuarterEnergy"},
+    )
+    twin_module = site / "quarter_energy_twin.py"
+    twin_module.write_text(textwrap.dedent(QUARTER_ENERGY_TWIN))
+    monkeypatch.syspath_prepend(str(site))
+    featurizer = fresh_plugins.get_host().create("featurizer", "quarter-energy", {"frame": 256})
+    check_featurizer_twin_matches(featurizer)
+
+    detector = aetk.fit(sounds[0], featurizer="quarter-energy", set=["featurizer.frame=256"])
+    onnx_path = export(detector, tmp_path / "energy.onnx")
+    recordings = [str(path) for path in sounds[1]]
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    ran = subprocess.run(
+        [script, "score", *recordings, "-d", str(onnx_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert ran.returncode == 0, ran.stderr
+    runtime_scores = [json.loads(line)["score"] for line in ran.stdout.splitlines()]
+    assert runtime_scores == pytest.approx([r.score for r in detector.score(recordings)], rel=1e-4)
+
+    # A twin that hears otherwise is caught by the contract kit.
+    twin_module.write_text(textwrap.dedent(QUARTER_ENERGY_TWIN).replace("= 1.0", "= 1.01"))
+    sys.modules.pop("quarter_energy_twin", None)
+    with pytest.raises(AssertionError, match="mono: the torch-free twin differs by up to"):
+        check_featurizer_twin_matches(featurizer)
+    sys.modules.pop("quarter_energy_twin", None)

@@ -13,6 +13,7 @@ saying what the component did wrong. What the checks feed each kind:
 
 - featurizers: synthetic machine sounds (:mod:`aetk.synth`) at :data:`SAMPLE_RATE`, 1 s, two
   channels (and awkward audio: empty, one sample, silence, a square wave, eight channels, 8 kHz);
+  a featurizer with a torch-free twin (:mod:`aetk_core.features`) is compared with it;
 - models: vectors of shape :data:`MODEL_INPUT_SHAPE` (channels, mels, frames) unless a check is
   given another ``input_shape``, lying near a 2-dimensional pattern; 2 epochs of aetk's trainer;
   a conditioned model is given the categories of a fleet of :data:`KIT_MACHINES` machines, each
@@ -269,6 +270,57 @@ def check_featurizer_frames_to_read(featurizer: Featurizer) -> None:
         )
 
 
+def check_featurizer_twin_matches(featurizer: Featurizer) -> None:
+    """A featurizer with a torch-free twin (:mod:`aetk_core.features`: built in, or a plugin's
+    under the entry-point group ``aetk_core.featurizers``) must featurize as its twin does, so
+    that an exported detector hears what aetk heard: the same vectors to within a thousandth of
+    their spread (mono, two channels, a slower recording), the same refusals
+    (:class:`aetk.AudioError`) and the same ``frames_to_read``. Without a twin there is nothing
+    to compare (``aetk export`` refuses such a featurizer)."""
+
+    from aetk_core.features import featurizer_for, twin_class
+
+    if twin_class(featurizer.name) is None:
+        return
+    twin = featurizer_for({"name": featurizer.name, "params": featurizer.get_params()})
+    cases = {
+        "mono": (_waveform(channels=1, seed=8), SAMPLE_RATE),
+        "two channels": (_waveform(channels=2, seed=9), SAMPLE_RATE),
+        "8 kHz": (_waveform(channels=1, seed=10)[:, ::2].contiguous(), 8000),
+    }
+    for case, (waveform, rate) in cases.items():
+        try:
+            expected = featurizer.featurize(waveform, rate).numpy()
+        except AetkError as refusal:
+            try:
+                twin.featurize(waveform.numpy(), rate)
+            except AetkError:
+                continue  # refused by both: as it should be
+            raise AssertionError(
+                f"{case}: the featurizer refuses it ({refusal}) and its twin does not"
+            ) from None
+        got = np.asarray(twin.featurize(waveform.numpy(), rate))
+        assert got.shape == expected.shape, (
+            f"{case}: the torch-free twin gives vectors of shape {got.shape}, the featurizer "
+            f"{expected.shape}"
+        )
+        if not got.size:
+            continue
+        # A thousandth of the values' spread (a thousandth of a standard deviation once aetk
+        # has standardised them), and float rounding for values that do not vary.
+        tolerance = 1e-3 * float(expected.std()) + 1e-6 * float(np.abs(expected).max())
+        worst = float(np.abs(got - expected).max())
+        assert worst <= tolerance, (
+            f"{case}: the torch-free twin differs by up to {worst:.3g} (allowed: {tolerance:.3g}, "
+            "a thousandth of the values' spread)"
+        )
+    for rate in (8000, 16000, 48000):
+        assert twin.frames_to_read(rate) == featurizer.frames_to_read(rate), (
+            f"frames_to_read({rate}): the twin reads {twin.frames_to_read(rate)} frames, the "
+            f"featurizer {featurizer.frames_to_read(rate)}"
+        )
+
+
 # -- models ------------------------------------------------------------------------------------
 
 
@@ -474,6 +526,7 @@ CHECKS: dict[type[Component], list[Callable[..., None]]] = {
         check_featurizer_batch_matches_single,
         check_featurizer_bad_audio_gives_audio_error,
         check_featurizer_frames_to_read,
+        check_featurizer_twin_matches,
     ],
     Model: [
         check_model_forward_returns_reconstruction_and_latent,

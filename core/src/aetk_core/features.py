@@ -1,9 +1,14 @@
 """Featurizers without PyTorch, for detectors exported to aetk-runtime.
 
-This is the contract a featurizer meets to run without torch: a numpy implementation registered
-here in :data:`FEATURIZERS` under the featurizer's name, built from the same parameters, giving
-the same vectors (tests/test_mel_db.py compares them on every test run). ``aetk export`` refuses
-a detector whose featurizer has none, rather than exporting a graph the runtime cannot feed.
+This is the contract a featurizer meets to run without torch: a *twin*, a numpy implementation
+under the featurizer's name, built from the same parameters (``Twin(params: dict)``), with
+``featurize(samples, rate)`` taking ``[channels, samples]`` float32 and returning the vectors
+aetk's featurizer gives (``[n_vectors, *vector_shape]``), and ``frames_to_read(rate)`` as aetk's
+featurizer has it. The built-in twins are in :data:`FEATURIZERS` (tests/test_mel_db.py compares
+them with aetk's on every test run); a plugin distribution adds its own under the entry-point
+group :data:`TWIN_GROUP`, in a module that imports neither torch nor aetk, and aetk's contract kit
+(``aetk.testing``) compares it with the featurizer. ``aetk export`` refuses a detector whose
+featurizer has no twin, rather than exporting a graph the runtime cannot feed.
 
 The built-in ``mel-db`` in numpy: the same resampling, STFT, mel filter bank, dB and frame
 context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
@@ -18,8 +23,10 @@ context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -152,18 +159,38 @@ class MelDb:
 
 
 FEATURIZERS = {MelDb.name: MelDb}
+#: The entry-point group of plugins' twins: ``featurizer-name = "module:Class"``.
+TWIN_GROUP = "aetk_core.featurizers"
 
 
-def featurizer_for(entry: dict):
+def twin_class(name: str) -> Any | None:
+    """The twin of the featurizer called ``name``: built in, or a plugin's (None: none)."""
+    if name in FEATURIZERS:
+        return FEATURIZERS[name]
+    for entry in importlib.metadata.entry_points(group=TWIN_GROUP):
+        if entry.name == name:
+            try:
+                return entry.load()
+            except Exception as exc:  # a plugin's module: any import error is possible
+                raise ConfigError(
+                    f"featurizer '{name}': its torch-free twin {entry.value} cannot be loaded "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+    return None
+
+
+def featurizer_for(entry: dict) -> Any:
     """The torch-free featurizer for a ``{"name", "params"}`` entry (an exported detector's
-    metadata); a featurizer without one is a :class:`ConfigError`."""
-    name = entry.get("name")
-    if name not in FEATURIZERS:
+    metadata); a featurizer without a twin is a :class:`ConfigError`."""
+    name = str(entry.get("name"))
+    twin = twin_class(name)
+    if twin is None:
         raise ConfigError(
-            f"featurizer '{name}' has no torch-free implementation (aetk-core implements "
-            f"{', '.join(FEATURIZERS)}); score this detector with aetk itself"
+            f"featurizer '{name}' has no torch-free twin (aetk-core has {', '.join(FEATURIZERS)}; "
+            f"a plugin adds one under the entry-point group '{TWIN_GROUP}'); score this "
+            "detector with aetk itself"
         )
-    return FEATURIZERS[name](dict(entry.get("params") or {}))
+    return twin(dict(entry.get("params") or {}))
 
 
 def tractable_rate(rate: int, target: int) -> int:
