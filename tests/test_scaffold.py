@@ -18,6 +18,8 @@ def test_generated_plugin_installs_and_passes_its_own_tests(cli, tmp_path):
         "pyproject.toml",
         "README.md",
         "src/aetk_demo_plugin/__init__.py",
+        "src/aetk_demo_plugin/components.py",
+        "src/aetk_demo_plugin/twins.py",
         "tests/test_contract.py",
     }
     site = tmp_path / "site"

@@ -17,6 +17,8 @@ _FILES = {
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
     "__init__.py.tmpl": "src/$module/__init__.py",
+    "components.py.tmpl": "src/$module/components.py",
+    "twins.py.tmpl": "src/$module/twins.py",
     "test_contract.py.tmpl": "tests/test_contract.py",
 }
 
