@@ -352,7 +352,8 @@ class KnnScorer(aetk.Scorer):
 
     def export_module(self, model):
         """The clip's score as a module to export: the clip view's distance, the vectors' top
-        fraction, or the largest of the scaled views."""
+        fraction, or the largest of the scaled views together with which view it is and the
+        vectors ``[first, last)`` of its moment (first == last for the clip view)."""
         import torch
         from torch import nn
 
@@ -384,12 +385,8 @@ class KnnScorer(aetk.Scorer):
                     nearest = nearest_mean((codes - self.center) / self.scale, self.reference)
                     return aetk.networks.top_fraction_mean(nearest, top_fraction)
                 distances = nearest_mean(codes, self.vector_reference)
-                event = aetk.networks.window_means(distances, window).max()
-                views = [nearest_mean(clip, self.reference)[0].double(), event.double()]
-                if contrast:
-                    typical = aetk.networks.lower_median(distances).clamp_min(1e-12)
-                    views.append(event.double() / typical)
-                return (torch.stack(views) / self.view_scales).max().reshape(1)
+                clip_view = nearest_mean(clip, self.reference)[0].double()
+                return _exported_views(clip_view, distances, window, contrast, self.view_scales)
 
         clip_only = not self.views()
         return KnnGraph(
@@ -525,6 +522,32 @@ class KnnScorer(aetk.Scorer):
         return aetk.scoring.pool(
             torch.cat(distances), [len(d) for d in distances], self.top_fraction
         )
+
+
+def _exported_views(
+    clip_view: torch.Tensor,
+    distances: torch.Tensor,
+    window: int,
+    contrast: bool,
+    view_scales: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The export graph's views of a clip: the largest scaled view (the score, ``[1]``), and
+    which view it is with the vectors ``[first, last)`` of its moment (``[3]``; the clip view has
+    no moment: first == last), as :meth:`KnnScorer.score_and_localize` finds them."""
+    import torch
+
+    means = aetk.networks.window_means(distances, window)
+    start = means.argmax()
+    event = means[start].double()
+    views = [clip_view, event]
+    if contrast:
+        views.append(event / aetk.networks.lower_median(distances).clamp_min(1e-12))
+    scaled = torch.stack(views) / view_scales
+    winner = scaled.argmax()
+    # A moment is a window of vectors, or all of a clip shorter than one.
+    width = torch.ones_like(distances, dtype=torch.long).sum().clamp(max=window)
+    end = torch.where(winner == 0, start, start + width)
+    return scaled[winner].reshape(1), torch.stack([winner, start, end])
 
 
 def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

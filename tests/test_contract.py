@@ -34,6 +34,8 @@ BUILTINS = [
     MseScorer(top_fraction=0.25),
     KnnScorer(),
     KnnScorer(pooling="vector"),
+    KnnScorer(pooling="clip+event"),  # the default's scorer
+    KnnScorer(pooling="clip+event+contrast"),
     ClipMahalanobisScorer(),
 ]
 

@@ -83,8 +83,13 @@ def test_every_preset_exports_a_checked_graph_with_its_metadata(exported, preset
     assert meta["featurizer"] == {"name": "mel-db", "params": detector.featurizer.get_params()}
     assert meta["threshold"] == detector.threshold
     assert len(meta["calibration"]["normal_scores"]) == len(detector.calibration.normal_scores)
-    assert meta["aetk_version"] == aetk.__version__ and meta["schema_version"] == 1
+    assert meta["aetk_version"] == aetk.__version__ and meta["schema_version"] == 2
     assert len(meta["graph_sha256"]) == 64
+    # A scorer of several views says which gave the score, in a second output.
+    outputs = [output.name for output in model.graph.output]
+    views = detector.scorer.views()
+    assert outputs == (["score", "winning_view"] if views else ["score"])
+    assert (meta["views"] or {}).get("names") == (list(views) if preset == "default" else None)
 
 
 @pytest.mark.parametrize("preset", preset_names())
@@ -95,7 +100,7 @@ def test_the_graph_scores_clips_of_any_length_as_aetk_does(exported, sounds, pre
         # The detector's features: a recording faster than its training recordings is heard
         # through their band (the 48-kHz clip, for the presets that analyse above 16 kHz).
         features = detector.features(clip)
-        (score,) = session.run(None, {"features": features.numpy()})
+        (score,) = session.run(["score"], {"features": features.numpy()})
         (expected,) = detector.score([clip], localize=False)
         assert float(score[0]) == pytest.approx(expected.score, rel=1e-5)
 
@@ -204,6 +209,7 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
             assert mine["error"] and mine["score"] is None
             continue
         assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
+        assert mine["view"] == theirs["view"]  # which view gave the score, and when
         assert mine["threshold"] == theirs["threshold"]
         if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
             assert mine["anomalous"] == theirs["anomalous"]

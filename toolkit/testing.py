@@ -487,7 +487,8 @@ def check_scorer_says_whether_it_needs_reconstruction(scorer: Scorer) -> None:
 
 def check_scorer_export_module_scores_as_the_scorer(scorer: Scorer) -> None:
     """A scorer that opts in to ``aetk export`` must give, through its export module, the score
-    ``score`` gives (clips of different lengths included)."""
+    ``score`` gives (clips of different lengths included); a module that also says which view
+    gave it (``(score, view)``) must name one of ``views()`` and a moment within the clip."""
     import torch
 
     model = _reference_model(MODEL_INPUT_SHAPE)
@@ -499,10 +500,19 @@ def check_scorer_export_module_scores_as_the_scorer(scorer: Scorer) -> None:
     clips = [*test_normal, anomalous[0][:5]]
     expected = np.asarray(fitted.score(model, clips), dtype=np.float64)
     with torch.no_grad():
-        got = np.array([float(module.eval()(clip).reshape(-1)[0]) for clip in clips])
+        outputs = [module.eval()(clip) for clip in clips]
+    scores = [output[0] if isinstance(output, tuple) else output for output in outputs]
+    got = np.array([float(score.reshape(-1)[0]) for score in scores])
     assert np.allclose(got, expected, rtol=1e-5, atol=1e-7), (
         f"export_module(model) scores {got.round(5)} where score gives {expected.round(5)}"
     )
+    for clip, output in zip(clips, outputs, strict=True):
+        if isinstance(output, tuple):
+            winner, first, last = (int(value) for value in output[1].reshape(-1))
+            assert 0 <= winner < len(fitted.views()) and 0 <= first <= last <= len(clip), (
+                f"export_module(model)'s view {[winner, first, last]} is not one of the "
+                f"{len(fitted.views())} views with a moment inside the clip's {len(clip)} vectors"
+            )
 
 
 def check_scorer_state_survives_the_detector_file(scorer: Scorer) -> None:

@@ -367,7 +367,10 @@ class Scorer(Component):
 
         The module's ``forward(vectors)`` takes one clip's standardised vectors
         ``[n_vectors, *vector_shape]`` (``n_vectors`` varies) and returns a tensor of shape ``[1]``,
-        the clip's score, equal to ``score(model, [vectors])``. It may call ``model.module_``;
+        the clip's score, equal to ``score(model, [vectors])``; a scorer of several views may
+        return ``(score, view)``, ``view`` an integer tensor ``[3]``: the index in
+        :meth:`views` of the view that gave the score and the vectors ``[first, last)`` of its
+        moment (first = last for a view of the whole clip). It may call ``model.module_``;
         it must use only operations PyTorch's ONNX exporter supports.
         """
         return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from aetk_core.results import vector_span, view_of
 
 from aetk.components.base import FeatureLayout, Localization
 
@@ -124,22 +125,16 @@ def error_map(
     threshold = float(detector.scorer.event_threshold_)
     events = _events(spans, scores, threshold, anomalous, grid, normal_bands, layout)
     _name_bands(events, grid, normal_bands, layout, band_limit_hz)
-    view = _view(localization, spans)
+    view = _view(localization, contributions.shape[-1], layout)
     return ErrorMap(layout, grid, normal_bands, spans, scores, threshold, events, view)
 
 
-def _view(localization: Localization, spans: list[tuple[float, float]]) -> dict[str, Any] | None:
+def _view(localization: Localization, frames: int, layout: FeatureLayout) -> dict[str, Any] | None:
     """The localization's view, its moment (vector indices) turned into seconds."""
     if localization.view is None:
         return None
-    if localization.view_vectors is None:
-        return {"view": localization.view}
-    first, last = localization.view_vectors
-    return {
-        "view": localization.view,
-        "start": round(spans[first][0], 3),
-        "end": round(spans[max(first, last - 1)][1], 3),
-    }
+    step = layout.vector_step
+    return view_of(localization.view, localization.view_vectors, frames, layout.frame_seconds, step)
 
 
 def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
@@ -165,13 +160,8 @@ def to_grid(values: torch.Tensor, step: int, average_channels: bool = False) -> 
 
 
 def _vector_spans(count: int, width: int, layout: FeatureLayout) -> list[tuple[float, float]]:
-    seconds = layout.frame_seconds
-    if layout.vector_step == 0:
-        return [(0.0, width * seconds)]
-    return [
-        (i * layout.vector_step * seconds, (i * layout.vector_step + width) * seconds)
-        for i in range(count)
-    ]
+    step = layout.vector_step
+    return [vector_span(i, width, layout.frame_seconds, step) for i in range(count if step else 1)]
 
 
 def _events(

@@ -2,11 +2,15 @@
 
 The graph holds everything after the featurizer: standardisation, model and scorer, from one
 clip's feature vectors ``[n_vectors, *vector_shape]`` (``n_vectors`` dynamic) to its score
-``[1]``. Windows for ``--segment`` are clips of their own, so the same graph scores them. The
-file's ``metadata_props`` hold, under the key ``aetk``, a JSON object: the featurizer's name and
-parameters, the training recordings' band (``band_rate``), the threshold and its calibration
-(normal scores included, for ``--false-alarm-rate``), the segment length, aetk's version, the
-export schema version and the SHA-256 of the graph. Each component opts in through
+``[1]``, and, for a scorer that judges clips through several views, ``winning_view`` ``[3]``:
+which view gave the score and the vectors ``[first, last)`` of its moment. Windows for
+``--segment`` are clips of their own, so the same graph scores them. The file's
+``metadata_props`` hold, under the key ``aetk``, a JSON object: the featurizer's name and
+parameters, the training recordings' band (``band_rate``) and norms (``recordings``, and the
+``machines`` their names said), the threshold and its calibration (normal scores included, for
+``--false-alarm-rate``), the segment and calibrated clip lengths, what turns ``winning_view``
+into a row's ``view`` (``views``), aetk's version, the export schema version and the SHA-256 of
+the graph. Each component opts in through
 ``export_module``; one that returns None is named in a one-line error.
 """
 
@@ -27,8 +31,9 @@ from aetk.data.fileio import atomic_file
 from aetk.detect.detector import Detector
 from aetk.errors import ConfigError
 
-#: Version of the metadata layout the runtime reads.
-EXPORT_SCHEMA = 1
+#: Version of the file the runtime reads: 2 adds the graph's optional ``winning_view`` output and
+#: the metadata that turns it into a row's ``view``.
+EXPORT_SCHEMA = 2
 METADATA_KEY = "aetk"
 DEFAULT_OPSET = 18
 
@@ -39,7 +44,7 @@ class _DetectorGraph(torch.nn.Module):
         self.normalizer = normalizer
         self.scorer = scorer
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return self.scorer(self.normalizer(features))
 
 
@@ -84,6 +89,7 @@ def metadata(
         "recordings": detector.recording_norms().as_dict(),
         "machines": detector.learned_machines(),
         "segment_seconds": detector.segment_seconds,
+        "views": reported_views(detector),
         # How long the clips were that calibrated the threshold, for --segment's warning.
         "clip_seconds": detector.clip_seconds,
         "threshold": detector.threshold,
@@ -92,6 +98,26 @@ def metadata(
             "normal_scores": [float(score) for score in calibration.normal_scores],
         },
         "graph_sha256": graph_sha256,
+    }
+
+
+def reported_views(detector: Detector) -> dict[str, Any] | None:
+    """What turns the graph's ``view`` output into a row's ``view`` as aetk reports it: the
+    scorer's views and where its vectors lie in time; None where aetk reports no view (a
+    scorer of one view, a featurizer without a time layout, a scorer that cannot localize)."""
+    names = detector.scorer.views()
+    layout = detector.featurizer.layout()
+    if (
+        not names
+        or layout is None
+        or getattr(detector.scorer, "normal_contributions_", None) is None
+    ):
+        return None
+    return {
+        "names": list(names),
+        "vector_frames": int(detector.model.input_shape_[-1]),
+        "frame_seconds": layout.frame_seconds,
+        "vector_step": layout.vector_step,
     }
 
 
@@ -109,6 +135,8 @@ def export(
 
     graph = graph_of(detector)
     example = torch.zeros((3, *detector.model.input_shape_))
+    with torch.no_grad():
+        outputs = ["score", "winning_view"] if isinstance(graph(example), tuple) else ["score"]
     vectors = torch.export.Dim("vectors", min=1)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -121,7 +149,7 @@ def export(
             dynamo=True,
             opset_version=opset,
             input_names=["features"],
-            output_names=["score"],
+            output_names=outputs,
             dynamic_shapes={"features": {0: vectors}},
             verbose=False,
         )

@@ -25,7 +25,8 @@ class ScoreResult:
     ``warnings``: each way the recording does not match the detector's training recordings
     (``{"name", "message"}``, names in :data:`aetk_core.recording.NAMES`); ``[]``: none found;
     None: not checked (aetk-runtime with a detector exported before the training recordings'
-    norms were carried). aetk-runtime does not localize: its ``view`` is None.
+    norms were carried). aetk-runtime does not localize events (``segments`` None for files
+    scored whole) but gives ``view`` as aetk does, from the exported graph.
 
     ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
     ``conditions``: the recording's further categories in the fleet (operating conditions: a
@@ -57,3 +58,30 @@ class ScoreResult:
 
 #: The keys of a result row, in order (``aetk score --json``, the Ray engine's columns).
 KEYS = tuple(item.name for item in fields(ScoreResult))
+
+
+def vector_span(
+    index: int, frames: int, frame_seconds: float, vector_step: int
+) -> tuple[float, float]:
+    """Where vector ``index`` of a clip lies (seconds): it starts at analysis frame
+    ``index * vector_step`` and covers ``frames`` frames of ``frame_seconds`` (``vector_step``
+    0: one vector covers the whole clip)."""
+    if vector_step == 0:
+        return 0.0, frames * frame_seconds
+    first = index * vector_step
+    return first * frame_seconds, (first + frames) * frame_seconds
+
+
+def view_of(
+    name: str, moment: tuple[int, int] | None, frames: int, frame_seconds: float, vector_step: int
+) -> dict[str, Any]:
+    """A result's ``view``: the view's name, and for a view of a moment (``moment``: vectors
+    ``[first, last)``; None for the whole clip) when the moment starts and ends (seconds)."""
+    if moment is None:
+        return {"view": name}
+    first, last = moment
+    return {
+        "view": name,
+        "start": round(vector_span(first, frames, frame_seconds, vector_step)[0], 3),
+        "end": round(vector_span(max(first, last - 1), frames, frame_seconds, vector_step)[1], 3),
+    }

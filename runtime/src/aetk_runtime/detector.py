@@ -24,13 +24,13 @@ from aetk_core.recording import (
     merged,
     mismatch_error,
 )
-from aetk_core.results import ScoreResult
+from aetk_core.results import ScoreResult, view_of
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
 from aetk_runtime.errors import DetectorError, RuntimeUsageError
 
-#: Export schemas this runtime reads.
-SCHEMAS = (1,)
+#: Export schemas this runtime reads (2: the graph may also say which view gave the score).
+SCHEMAS = (1, 2)
 #: Threads that decode, featurize and score files at once (``AETK_WORKERS`` overrides it).
 WORKERS = max(1, int(os.environ.get("AETK_WORKERS", min(os.cpu_count() or 1, 8))))
 
@@ -148,18 +148,20 @@ class ExportedDetector:
     ) -> ScoreResult:
         """The file scored whole or in windows, each clip's recording checked as aetk checks it."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
-        spans, scores = [], []
+        spans, scores, views = [], [], []
         try:
             for start, audio in read_clips(path, seconds, self.featurizer.frames_to_read):
                 found = merged([*found, *self._mismatches(audio)])
                 spans.append((start, start + audio.seconds))
-                scores.append(self._score_clip(audio.samples, audio.sample_rate))
+                score, view = self._score_clip(audio.samples, audio.sample_rate)
+                scores.append(score)
+                views.append(view)
         except AudioError as exc:
             return self._result(str(path), None, threshold, found, exc.reason)
         if strict and found:
             return self._result(str(path), None, threshold, found, mismatch_error(found))
         if not seconds:
-            return self._result(str(path), scores[0], threshold, found)
+            return self._result(str(path), scores[0], threshold, found, view=views[0])
         return self._result(str(path), max(scores), threshold, found, None, spans, scores)
 
     def _mismatches(self, audio: Audio) -> list[RecordingWarning]:
@@ -176,10 +178,12 @@ class ExportedDetector:
         error: str | None = None,
         spans: list[tuple[float, float]] | None = None,
         scores: list[float] | None = None,
+        view: dict[str, Any] | None = None,
     ) -> ScoreResult:
-        """A row as aetk's: the runtime does not localize (its ``view`` is None; ``warnings``
-        is None too for a detector exported before recordings were checked), and names the
-        fleet machine it was exported for and its conditions."""
+        """A row as aetk score --json gives it, but for the bands of events: the runtime does
+        not localize within a clip beyond the view that gave its score (``warnings`` is None
+        for a detector exported before recordings were checked); it names the fleet machine
+        it was exported for and its conditions."""
         return ScoreResult(
             path,
             score,
@@ -187,13 +191,14 @@ class ExportedDetector:
             None if score is None else is_anomalous(score, threshold),
             error,
             None if spans is None or scores is None else window_events(spans, scores, threshold),
-            view=None,
+            view=view,
             warnings=None if self.norms is None else [warning.as_dict() for warning in found],
             machine=self.meta.get("machine"),
             conditions=self.meta.get("conditions"),
         )
 
-    def _score_clip(self, samples: np.ndarray, rate: int) -> float:
+    def _score_clip(self, samples: np.ndarray, rate: int) -> tuple[float, dict[str, Any] | None]:
+        """The clip's score, and the view that gave it as aetk reports it (None: not said)."""
         samples, rate = within_band(samples, rate, self.meta.get("band_rate"))
         features = self.featurizer.featurize(samples, rate)
         if not np.isfinite(features).all():
@@ -203,8 +208,19 @@ class ExportedDetector:
                 f"yields feature vectors of shape {list(features.shape[1:])}, but the detector "
                 f"expects {list(self.vector_shape)} (clips of another length or channel count?)"
             )
-        (score,) = self.session.run(None, {"features": features.astype(np.float32)})
+        score, *view = self.session.run(None, {"features": features.astype(np.float32)})
         value = float(np.asarray(score).reshape(-1)[0])
         if not math.isfinite(value):
             raise AudioError("score is not finite")
-        return value
+        return value, self._view(view[0] if view else None)
+
+    def _view(self, raw: Any) -> dict[str, Any] | None:
+        """The graph's ``view`` output (the view's index and its moment's vectors ``[first,
+        last)``, first == last for the whole clip) as a row's ``view``."""
+        views = self.meta.get("views")
+        if raw is None or not views:
+            return None
+        winner, first, last = (int(value) for value in np.asarray(raw).reshape(-1))
+        moment = None if first == last else (first, last)
+        frames, seconds, step = views["vector_frames"], views["frame_seconds"], views["vector_step"]
+        return view_of(views["names"][winner], moment, frames, seconds, step)
