@@ -10,8 +10,8 @@ parameters, the training recordings' band (``band_rate``) and norms (``recording
 ``machines`` their names said), the threshold and its calibration (normal scores included, for
 ``--false-alarm-rate``), the segment and calibrated clip lengths, what turns ``winning_view``
 into a row's ``view`` (``views``), aetk's version, the export schema version and the SHA-256 of
-the graph. Each component opts in through
-``export_module``; one that returns None is named in a one-line error.
+the graph. Each component opts in through ``export_module``; one that returns None is named in a
+one-line error.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def metadata(
 
 
 def reported_views(detector: Detector) -> dict[str, Any] | None:
-    """What turns the graph's ``view`` output into a row's ``view`` as aetk reports it: the
+    """What turns the graph's ``winning_view`` output into a row's ``view`` as aetk reports it: the
     scorer's views and where its vectors lie in time; None where aetk reports no view (a
     scorer of one view, a featurizer without a time layout, a scorer that cannot localize)."""
     names = detector.scorer.views()
