@@ -237,6 +237,8 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
 
 
 def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp_path):
+    from aetk_core.results import table
+
     _, detector_path, onnx_path = exported["default"]
     script = str(Path(runtime_python).parent / "aetk-runtime")
     clip = str(sounds[1][-1])
@@ -255,6 +257,16 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
     assert [(e["start"], e["end"]) for e in row["segments"]] == [
         (e["start"], e["end"]) for e in local.segments
     ]
+    assert local.segments  # the knock: windows above the threshold, in the table too
+    printed = subprocess.run(
+        [script, "score", clip, "-d", str(onnx_path), "--segment", "0.3"],
+        capture_output=True,
+        text=True,
+    )
+    header, line = printed.stdout.splitlines()
+    expected_header, expected_row = table([local])
+    assert header.split("\t") == list(expected_header) and "events" in expected_header
+    assert line.split("\t")[4] == expected_row[4]  # the events cell: 0.30–0.60 s, …
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(b"\x08\x07")
     refused = subprocess.run(

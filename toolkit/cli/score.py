@@ -220,68 +220,37 @@ def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
         )
 
 
-def _events(result) -> str:
-    """The first events of a result, readably: ``0.50–1.00 s, 3.00–3.50 s (+2 more)``."""
-    if not result.segments:
-        return ""
-    shown = [f"{event['start']:.2f}–{event['end']:.2f} s" for event in result.segments[:3]]
-    more = len(result.segments) - len(shown)
-    return ", ".join(shown) + (f" (+{more} more)" if more else "")
-
-
-def _warning_names(result) -> str:
-    return ", ".join(warning["name"] for warning in result.warnings)
-
-
 def _print_table(results) -> None:
-    with_events = any(result.segments for result in results)
-    with_warnings = any(result.warnings for result in results)
+    from aetk_core.results import table, tally
+
+    rows = table(results)
     if not console.stdout.is_terminal:
         # Redirected to a file or a pipe: plain tab-separated rows, never wrapped.
-        print(
-            "file\tscore\tthreshold\tverdict"
-            + ("\tevents" if with_events else "")
-            + ("\trecording" if with_warnings else "")
-        )
-        for result in results:
-            score = "-" if result.score is None else f"{result.score:.5g}"
-            verdict = result.verdict()
-            events = f"\t{_events(result)}" if with_events else ""
-            recording = f"\t{_warning_names(result)}" if with_warnings else ""
-            print(f"{result.path}\t{score}\t{result.threshold:.5g}\t{verdict}{events}{recording}")
-        console.stderr.print(_count(results), highlight=False)
+        for row in rows:
+            print("\t".join(row))
+        console.stderr.print(tally(results), highlight=False)
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    table.add_column("file", overflow="fold")
-    table.add_column("score", justify="right")
-    table.add_column("threshold", justify="right")
-    table.add_column("verdict")
-    if with_events:
-        table.add_column("events")
-    if with_warnings:
-        table.add_column("recording")
-    for result in results:
+    header, *cells = rows
+    shown = Table(box=None, pad_edge=False)
+    for column in header:
+        shown.add_column(
+            column,
+            overflow="fold" if column == "file" else "ellipsis",
+            justify="right" if column in ("score", "threshold") else "left",
+        )
+    for result, row in zip(results, cells, strict=True):
+        texts = [escape(cell) for cell in row]
         if result.error:
-            verdict, score = f"[yellow]error[/yellow]: {result.error}", "-"
+            texts[3] = f"[yellow]error[/]: {escape(result.error)}"
         else:
-            verdict = (
+            texts[3] = (
                 "[bold red]ANOMALY[/bold red]" if result.anomalous else "[green]normal[/green]"
             )
-            score = f"{result.score:.5g}"
-        cells = [result.path, score, f"{result.threshold:.5g}", verdict]
-        cells += [_events(result)] if with_events else []
-        cells += [f"[yellow]{_warning_names(result)}[/yellow]"] if with_warnings else []
-        table.add_row(*cells)
-    console.stdout.print(table, highlight=False)
-    console.stdout.print(_count(results), highlight=False)
-
-
-def _count(results) -> str:
-    anomalous = sum(bool(result.anomalous) for result in results)
-    failed = sum(bool(result.error) for result in results)
-    normal = len(results) - anomalous - failed
-    return f"{len(results)} files: {anomalous} anomalous, {normal} normal" + (
-        f", {failed} failed" if failed else ""
-    )
+        if header[-1] == "recording":
+            texts[-1] = f"[yellow]{texts[-1]}[/]"
+        shown.add_row(*texts)
+    console.stdout.print(shown, highlight=False)
+    console.stdout.print(tally(results), highlight=False)

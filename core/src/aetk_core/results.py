@@ -3,6 +3,7 @@ and ``aetk-runtime``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -85,3 +86,35 @@ def view_of(
         "start": round(vector_span(first, frames, frame_seconds, vector_step)[0], 3),
         "end": round(vector_span(max(first, last - 1), frames, frame_seconds, vector_step)[1], 3),
     }
+
+
+def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
+    """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
+    a row per result: file, score, threshold, verdict, and the ``events`` (the first three) and
+    ``recording`` (the warnings' names) columns when any result has them."""
+    with_events = any(result.segments for result in results)
+    with_warnings = any(result.warnings for result in results)
+    header: tuple[str, ...] = ("file", "score", "threshold", "verdict")
+    header += (("events",) if with_events else ()) + (("recording",) if with_warnings else ())
+    rows = [header]
+    for result in results:
+        score = "-" if result.score is None else f"{result.score:.5g}"
+        row: tuple[str, ...] = (result.path, score, f"{result.threshold:.5g}", result.verdict())
+        if with_events:
+            shown = [f"{e['start']:.2f}–{e['end']:.2f} s" for e in (result.segments or [])[:3]]
+            more = len(result.segments or []) - len(shown)
+            row += (", ".join(shown) + (f" (+{more} more)" if more else ""),)
+        if with_warnings:
+            row += (", ".join(warning["name"] for warning in result.warnings or []),)
+        rows.append(row)
+    return rows
+
+
+def tally(results: Sequence[ScoreResult]) -> str:
+    """The line under the table: ``12 files: 2 anomalous, 9 normal, 1 failed``."""
+    anomalous = sum(bool(result.anomalous) for result in results)
+    failed = sum(bool(result.error) for result in results)
+    normal = len(results) - anomalous - failed
+    return f"{len(results)} files: {anomalous} anomalous, {normal} normal" + (
+        f", {failed} failed" if failed else ""
+    )

@@ -113,31 +113,21 @@ def score(arguments: argparse.Namespace) -> int:
 
 
 def print_table(results) -> None:
-    """aetk score's table: a ``recording`` column naming the mismatches when any recording has
-    one."""
-    with_warnings = any(result.warnings for result in results)
-    rows = [("file", "score", "threshold", "verdict") + (("recording",) if with_warnings else ())]
-    for result in results:
-        score = "-" if result.score is None else f"{result.score:.5g}"
-        row = (result.path, score, f"{result.threshold:.5g}", result.verdict())
-        names = ", ".join(warning["name"] for warning in result.warnings or [])
-        rows.append(row + ((names,) if with_warnings else ()))
-    anomalous = sum(bool(result.anomalous) for result in results)
-    failed = sum(bool(result.error) for result in results)
-    count = (
-        f"{len(results)} files: {anomalous} anomalous, {len(results) - anomalous - failed} normal"
-    )
-    count += f", {failed} failed" if failed else ""
+    """aetk score's table (:func:`aetk_core.results.table`): tab-separated when redirected,
+    aligned on a terminal."""
+    from aetk_core.results import table, tally
+
+    rows = table(results)
     if not sys.stdout.isatty():
         for row in rows:
             print("\t".join(row))
-        print(count, file=sys.stderr)
+        print(tally(results), file=sys.stderr)
         return
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
-    print(count)
+    print(tally(results))
 
 
 def error(message: str) -> None:
