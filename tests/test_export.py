@@ -267,6 +267,15 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
     expected_header, expected_row = table([local])
     assert header.split("\t") == list(expected_header) and "events" in expected_header
     assert line.split("\t")[4] == expected_row[4]  # the events cell: 0.30–0.60 s, …
+    # AETK_WORKERS is read as aetk reads it: a bad value is a usage error, not a traceback.
+    workers = subprocess.run(
+        [script, "score", clip, "-d", str(onnx_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AETK_WORKERS": "abc"},
+    )
+    assert workers.returncode == 2
+    assert workers.stderr == "error: AETK_WORKERS must be a positive integer, not 'abc'\n"
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(b"\x08\x07")
     refused = subprocess.run(

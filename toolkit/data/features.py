@@ -6,7 +6,6 @@ time (bounded memory for recordings of any length). Each whole file or window is
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,8 @@ from aetk_core.features import within_band
 from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
-from aetk.data.audio import Audio, read_audio, read_clips
-from aetk.errors import AudioError, ConfigError
+from aetk.data.audio import Audio, default_workers, read_audio, read_clips
+from aetk.errors import AudioError
 
 
 @dataclass
@@ -132,18 +131,6 @@ def check_vector_shape(features: torch.Tensor, expected: tuple[int, ...], path: 
             f"expects {list(expected)} (clips of another length or channel count?)",
             path,
         )
-
-
-def default_workers() -> int:
-    """Threads that decode and featurize files: ``AETK_WORKERS``, or the CPU count (at most 8)
-    shared among the processes of a distributed fit on this machine."""
-    text = os.environ.get("AETK_WORKERS")
-    if text is None:
-        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return max(1, min(os.cpu_count() or 1, 8) // processes)
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"AETK_WORKERS must be a positive integer, not {text!r}")
-    return int(text)
 
 
 def map_files(

@@ -110,6 +110,19 @@ def max_seconds() -> float:
     return value
 
 
+def default_workers() -> int:
+    """Threads that decode and featurize files (in aetk and aetk-runtime): ``AETK_WORKERS``, or
+    the CPU count (at most 8) shared among the processes of a distributed fit on this
+    machine."""
+    text = os.environ.get("AETK_WORKERS")
+    if text is None:
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, min(os.cpu_count() or 1, 8) // processes)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"AETK_WORKERS must be a positive integer, not {text!r}")
+    return int(text)
+
+
 def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None = None) -> Audio:
     """Decode ``path`` into float32 ``[channels, frames]``.
 

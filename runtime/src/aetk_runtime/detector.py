@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aetk_core.audio import Audio, find_audio_files, read_clips
+from aetk_core.audio import Audio, default_workers, find_audio_files, read_clips
 from aetk_core.errors import AudioError, ConfigError
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.recording import (
@@ -31,8 +30,6 @@ from aetk_runtime.errors import DetectorError, RuntimeUsageError
 
 #: Export schemas this runtime reads (2: the graph may also say which view gave the score).
 SCHEMAS = (1, 2)
-#: Threads that decode, featurize and score files at once (``AETK_WORKERS`` overrides it).
-WORKERS = max(1, int(os.environ.get("AETK_WORKERS", min(os.cpu_count() or 1, 8))))
 
 
 def load(path: str | Path) -> ExportedDetector:
@@ -134,11 +131,12 @@ class ExportedDetector:
 
         # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
         # a bounded number ahead so that memory stays flat.
-        with ThreadPoolExecutor(WORKERS) as pool:
+        workers = default_workers()  # AETK_WORKERS, checked as aetk checks it
+        with ThreadPoolExecutor(workers) as pool:
             pending: deque = deque()
             for path in files:
                 pending.append(pool.submit(self._score_file, path, limit, seconds, strict))
-                if len(pending) >= 2 * WORKERS:
+                if len(pending) >= 2 * workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
