@@ -6,10 +6,8 @@ time (bounded memory for recordings of any length). Each whole file or window is
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from aetk_core.features import within_band
 from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
-from aetk.data.audio import Audio, default_workers, read_audio, read_clips
+from aetk.data.audio import Audio, default_workers, map_in_order, read_audio, read_clips
 from aetk.errors import AudioError
 
 
@@ -139,14 +137,14 @@ def map_files(
     workers: int | None = None,
     ahead: int = 0,
 ) -> Iterator[tuple[Path, Any]]:
-    """``(path, function(path))`` for every path, in order, computed on ``workers`` threads.
+    """``(path, function(path))`` for every path, in order, computed on ``workers`` threads
+    (:func:`aetk_core.audio.map_in_order`: at most ``2 × workers`` files, or ``ahead``, in
+    flight).
 
     An :class:`AudioError` is returned as the path's result rather than raised, so one bad file
-    does not stop the others. At most ``2 × workers`` files (or ``ahead``, if more) are in
-    flight, so memory stays flat; a consumer that takes results in batches asks for a batch
-    ahead, so that the workers go on while it works on one.
-    Decoding (libsndfile) and torch release the GIL, so threads use every core; torch itself
-    runs one thread per worker meanwhile, rather than oversubscribing the cores.
+    does not stop the others. Decoding (libsndfile) and torch release the GIL, so threads use
+    every core; torch itself runs one thread per worker meanwhile, rather than oversubscribing
+    the cores.
     """
 
     def call(path: Path) -> tuple[Path, Any]:
@@ -156,17 +154,9 @@ def map_files(
             return path, exc
 
     workers = default_workers() if workers is None else workers
-    if workers <= 1 or len(paths) <= 1:
-        yield from map(call, paths)
-        return
-    with _one_torch_thread(), ThreadPoolExecutor(workers) as pool:
-        in_flight: deque = deque()
-        for path in paths:
-            in_flight.append(pool.submit(call, path))
-            if len(in_flight) >= max(2 * workers, ahead):
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
+    parallel = workers > 1 and len(paths) > 1
+    with _one_torch_thread() if parallel else nullcontext():
+        yield from map_in_order(call, paths, workers, ahead)
 
 
 @contextmanager

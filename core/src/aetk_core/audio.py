@@ -10,15 +10,21 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile
 
 from aetk_core.errors import AudioError, ConfigError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"})
 #: Longest recording decoded at once (seconds); ``AETK_MAX_SECONDS`` overrides it. Longer ones
@@ -121,6 +127,26 @@ def default_workers() -> int:
     if not text.isdigit() or int(text) < 1:
         raise ConfigError(f"AETK_WORKERS must be a positive integer, not {text!r}")
     return int(text)
+
+
+def map_in_order(
+    function: Callable[[Item], Result], items: Sequence[Item], workers: int, ahead: int = 0
+) -> Iterator[Result]:
+    """``function(item)`` for every item, in order, on ``workers`` threads (decoding, FFTs and
+    matrix products release the GIL). At most ``2 × workers`` items (or ``ahead``, if more) are
+    in flight, so memory stays flat; a consumer that takes results in batches asks for a batch
+    ahead, so that the workers go on while it works on one."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        in_flight: deque[Future[Result]] = deque()
+        for item in items:
+            in_flight.append(pool.submit(function, item))
+            if len(in_flight) >= max(2 * workers, ahead):
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
 
 
 def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None = None) -> Audio:

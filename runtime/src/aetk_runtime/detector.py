@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aetk_core.audio import Audio, default_workers, find_audio_files, read_clips
+from aetk_core.audio import Audio, default_workers, find_audio_files, map_in_order, read_clips
 from aetk_core.errors import AudioError, ConfigError
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.recording import (
@@ -129,17 +128,10 @@ class ExportedDetector:
             raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
         files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
 
-        # Files on a few threads (decoding, FFTs and matrix products release the GIL), in order,
-        # a bounded number ahead so that memory stays flat.
-        workers = default_workers()  # AETK_WORKERS, checked as aetk checks it
-        with ThreadPoolExecutor(workers) as pool:
-            pending: deque = deque()
-            for path in files:
-                pending.append(pool.submit(self._score_file, path, limit, seconds, strict))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
+        # ahead so that memory stays flat.
+        score_file = partial(self._score_file, threshold=limit, seconds=seconds, strict=strict)
+        yield from map_in_order(score_file, files, default_workers())
 
     def _score_file(
         self, path: Path, threshold: float, seconds: float, strict: bool
@@ -213,7 +205,7 @@ class ExportedDetector:
         return value, self._view(view[0] if view else None)
 
     def _view(self, raw: Any) -> dict[str, Any] | None:
-        """The graph's ``view`` output (the view's index and its moment's vectors ``[first,
+        """The graph's ``winning_view`` output (the view's index and its moment's vectors ``[first,
         last)``, first == last for the whole clip) as a row's ``view``."""
         views = self.meta.get("views")
         if raw is None or not views:
