@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from aetk_core.localization import find_events, to_grid
 from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.detect.explain import describe_view, describe_views, error_map, to_grid
+from aetk.detect.explain import describe_view, describe_views, error_map
 from aetk.detect.explanation import explain
 from aetk_builtins.mel_db import MelDb
 
@@ -146,32 +146,31 @@ def test_mel_db_layout():
 
 def test_grid_averages_overlapping_vectors_and_sums_channels():
     # 3 vectors of 2 frames, step 1 → 4 frames; 2 channels, 1 band.
-    values = torch.tensor(
+    values = np.array(
         [[[[1.0, 2.0]], [[1.0, 2.0]]], [[[3.0, 4.0]], [[3.0, 4.0]]], [[[5.0, 6.0]], [[5.0, 6.0]]]]
     )
     np.testing.assert_allclose(to_grid(values, step=1), [[2.0, 5.0, 9.0, 12.0]])
     np.testing.assert_allclose(
         to_grid(values, step=1, average_channels=True), [[1.0, 2.5, 4.5, 6.0]]
     )
-    image = torch.arange(6.0).reshape(1, 1, 2, 3)
+    np.testing.assert_allclose(to_grid(values, step=2), [[2.0, 4.0, 6.0, 8.0, 10.0, 12.0]])
+    image = np.arange(6.0).reshape(1, 1, 2, 3)
     np.testing.assert_allclose(to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])
 
 
 def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():
     """A clip anomalous as a whole with no vector above the event line gets one event of the
     whole clip, and the score plot says so instead of shading a curve that never crosses it."""
-    from aetk.detect.explain import ErrorMap, _events
+    from aetk.detect.explain import ErrorMap
     from aetk.detect.explanation import Explanation
     from aetk.eval import plots
 
     layout = MelDb(n_mels=8, frames=1).layout()
     spans = [(i * layout.frame_seconds, (i + 1) * layout.frame_seconds) for i in range(20)]
     scores, grid, normal = np.full(20, 0.5), np.ones((8, 20)), np.ones(8)
-    events = _events(spans, scores, 1.0, True, grid, normal, layout)
+    events = find_events(spans, scores, 1.0, True)
     assert len(events) == 1 and events[0].whole_clip
-    assert not _events(spans, np.r_[scores[:19], 2.0], 1.0, True, grid, normal, layout)[
-        0
-    ].whole_clip
+    assert not find_events(spans, np.r_[scores[:19], 2.0], 1.0, True)[0].whole_clip
     errors = ErrorMap(layout, grid, normal, spans, scores, 1.0, events)
     explained = Explanation("x.wav", 3.0, 2.0, grid, None, errors)
     figure = plots.explanation(explained, "whole clip")

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from aetk_core.localization import to_grid
 from aetk_core.verdict import is_anomalous
 
 from aetk.data.features import FileClips
-from aetk.detect.explain import ErrorMap, to_grid
+from aetk.detect.explain import ErrorMap
 from aetk.detect.scoring import score_clips
 from aetk.errors import AudioError
 
@@ -61,13 +62,13 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
         restored = detector.model.reconstruct(vectors)
         if restored.shape == features.shape:
             reconstruction = to_grid(
-                detector.normalizer.inverse_transform(restored), step, average_channels=True
+                detector.normalizer.inverse_transform(restored).numpy(), step, average_channels=True
             )
     return Explanation(
         str(path),
         score,
         detector.threshold,
-        to_grid(features, step, average_channels=True),
+        to_grid(features.numpy(), step, average_channels=True),
         reconstruction,
         errors,
     )

@@ -341,7 +341,7 @@ def _events_summary(events: list[dict]) -> str:
 
 
 def _event_text(event: dict) -> str:
-    from aetk.detect.explain import BandExcess, Event
+    from aetk_core.localization import BandExcess, Event
 
     bands = [BandExcess(b["low_hz"], b["high_hz"], b["ratio"]) for b in event.get("bands", [])]
     return Event(event["start"], event["end"], event["score"], bands).describe()
