@@ -353,7 +353,10 @@ class KnnScorer(aetk.Scorer):
     def export_module(self, model):
         """The clip's score as a module to export: the clip view's distance, the vectors' top
         fraction, or the largest of the scaled views together with which view it is and the
-        vectors ``[first, last)`` of its moment (first == last for the clip view)."""
+        vectors ``[first, last)`` of its moment (first == last for the clip view), and where the
+        latent space is the feature space, each vector's distance to its nearest normal vector
+        and each element's squared difference from it, as :meth:`score_and_localize` gives
+        them."""
         import torch
         from torch import nn
 
@@ -362,9 +365,17 @@ class KnnScorer(aetk.Scorer):
         contrast = "contrast" in self.views()
         k = min(self.k, len(self.reference_))
 
+        localizes = bool(self.views()) and self._localizable(
+            model, torch.zeros(1, *model.input_shape_)
+        )
+
         def nearest_mean(queries, reference):
+            return nearest_with_index(queries, reference)[0]
+
+        def nearest_with_index(queries, reference):
             distances = aetk.networks.pairwise_distances(queries, reference)
-            return distances.topk(min(k, len(reference)), dim=1, largest=False).values.mean(1)
+            closest = distances.topk(min(k, len(reference)), dim=1, largest=False)
+            return closest.values.mean(1), closest.indices[:, 0]
 
         class KnnGraph(nn.Module):
             def __init__(self, center, scale, reference, vector_reference, view_scales):
@@ -384,9 +395,13 @@ class KnnScorer(aetk.Scorer):
                 if pooling == "vector":
                     nearest = nearest_mean((codes - self.center) / self.scale, self.reference)
                     return aetk.networks.top_fraction_mean(nearest, top_fraction)
-                distances = nearest_mean(codes, self.vector_reference)
+                distances, nearest = nearest_with_index(codes, self.vector_reference)
                 clip_view = nearest_mean(clip, self.reference)[0].double()
-                return _exported_views(clip_view, distances, window, contrast, self.view_scales)
+                views = _exported_views(clip_view, distances, window, contrast, self.view_scales)
+                if not localizes:
+                    return views
+                contributions = (codes - self.vector_reference[nearest]).square()
+                return *views, contributions.sum(1).sqrt(), contributions.reshape(vectors.shape)
 
         clip_only = not self.views()
         return KnnGraph(

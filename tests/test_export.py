@@ -85,11 +85,15 @@ def test_every_preset_exports_a_checked_graph_with_its_metadata(exported, preset
     assert len(meta["calibration"]["normal_scores"]) == len(detector.calibration.normal_scores)
     assert meta["aetk_version"] == aetk.__version__ and meta["schema_version"] == 2
     assert len(meta["graph_sha256"]) == 64
-    # A scorer of several views says which gave the score, in a second output.
+    # A scorer of several views says which gave the score, in a second output; the default's
+    # localizes too (the latent space is the features), in two more.
     outputs = [output.name for output in model.graph.output]
     views = detector.scorer.views()
-    assert outputs == (["score", "winning_view"] if views else ["score"])
+    assert outputs[:2] == (["score", "winning_view"] if views else ["score"])
     assert (meta["views"] or {}).get("names") == (list(views) if preset == "default" else None)
+    localizes = preset == "default"
+    assert outputs[2:] == (["vector_scores", "contributions"] if localizes else [])
+    assert (meta["localization"] is not None) == localizes
 
 
 @pytest.mark.parametrize("preset", preset_names())
@@ -210,9 +214,17 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
             continue
         assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
         assert mine["view"] == theirs["view"]  # which view gave the score, and when
+        # When and where it departs from normal, where the exported scorer localizes (the
+        # default's does): the same events and bands as aetk's.
+        if preset == "default":
+            assert_same_events(mine["segments"], theirs["segments"])
+        else:
+            assert mine["segments"] is None
         assert mine["threshold"] == theirs["threshold"]
         if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
             assert mine["anomalous"] == theirs["anomalous"]
+    if preset == "default":  # the anomalous clips hold events, so the comparison says something
+        assert any(row["segments"] and row["segments"][0]["bands"] for row in runtime_rows)
     # The same exit statuses and threshold options.
     clean = [*map(str, sounds[1])]
     fail = subprocess.run(
@@ -234,6 +246,20 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
         text=True,
     )
     assert bad.returncode == 2 and "finite" in bad.stderr
+
+
+def assert_same_events(mine: list[dict] | None, theirs: list[dict] | None) -> None:
+    """The same events, at the same times, naming the same bands (scores and ratios within the
+    featurizers' rounding)."""
+    assert (mine is None) == (theirs is None)
+    assert len(mine or []) == len(theirs or [])
+    for event, expected in zip(mine or [], theirs or [], strict=True):
+        assert (event["start"], event["end"]) == (expected["start"], expected["end"])
+        assert event["score"] == pytest.approx(expected["score"], rel=1e-4)
+        edges = [(band["low_hz"], band["high_hz"]) for band in event["bands"]]
+        assert edges == [(band["low_hz"], band["high_hz"]) for band in expected["bands"]]
+        ratios = [band["ratio"] for band in event["bands"]]
+        assert ratios == pytest.approx([band["ratio"] for band in expected["bands"]], rel=1e-2)
 
 
 def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp_path):

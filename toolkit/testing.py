@@ -487,17 +487,27 @@ def check_scorer_says_whether_it_needs_reconstruction(scorer: Scorer) -> None:
 
 def check_scorer_export_module_scores_as_the_scorer(scorer: Scorer) -> None:
     """A scorer that opts in to ``aetk export`` must give, through its export module, the score
-    ``score`` gives (clips of different lengths included); a module that also says which view
-    gave it (``(score, view)``) must name one of ``views()`` and a moment within the clip."""
+    ``score`` gives (clips of different lengths included), with a trained model and (unless it
+    needs reconstruction errors) with one whose latent space is the features themselves. A
+    module that also says which view gave it (``(score, view)``) must name one of ``views()``
+    and a moment within the clip; one that also localizes (``(score, view, vector_scores,
+    contributions)``) must give the localization ``score_and_localize`` gives."""
+    models = [_reference_model(MODEL_INPUT_SHAPE)]
+    if not scorer.needs_reconstruction:  # aetk refuses it a model that reconstructs exactly
+        models.append(_ExactModel().initialize(MODEL_INPUT_SHAPE))
+        models[-1].history_ = []
+    for model in models:
+        normal, validation, test_normal, anomalous = _scorer_data(MODEL_INPUT_SHAPE)
+        fitted = _rebuild(scorer).fit(model, normal, validation)
+        module = fitted.export_module(model)
+        if module is None:
+            return
+        _check_exported_clips(fitted, model, module, [*test_normal, anomalous[0][:5]])
+
+
+def _check_exported_clips(fitted: Scorer, model: Model, module: Any, clips: list[Any]) -> None:
     import torch
 
-    model = _reference_model(MODEL_INPUT_SHAPE)
-    normal, validation, test_normal, anomalous = _scorer_data(MODEL_INPUT_SHAPE)
-    fitted = _rebuild(scorer).fit(model, normal, validation)
-    module = fitted.export_module(model)
-    if module is None:
-        return
-    clips = [*test_normal, anomalous[0][:5]]
     expected = np.asarray(fitted.score(model, clips), dtype=np.float64)
     with torch.no_grad():
         outputs = [module.eval()(clip) for clip in clips]
@@ -507,12 +517,39 @@ def check_scorer_export_module_scores_as_the_scorer(scorer: Scorer) -> None:
         f"export_module(model) scores {got.round(5)} where score gives {expected.round(5)}"
     )
     for clip, output in zip(clips, outputs, strict=True):
-        if isinstance(output, tuple):
+        if not isinstance(output, tuple):
+            continue
+        if fitted.views():
             winner, first, last = (int(value) for value in output[1].reshape(-1))
             assert 0 <= winner < len(fitted.views()) and 0 <= first <= last <= len(clip), (
                 f"export_module(model)'s view {[winner, first, last]} is not one of the "
                 f"{len(fitted.views())} views with a moment inside the clip's {len(clip)} vectors"
             )
+        if len(output) == 4:
+            _check_exported_localization(fitted, model, clip, output[2], output[3])
+
+
+def _check_exported_localization(
+    fitted: Scorer, model: Model, clip: Any, vector_scores: Any, contributions: Any
+) -> None:
+    localization = fitted.score_and_localize(model, [clip])[1][0]
+    assert localization is not None, (
+        "export_module(model) localizes where score_and_localize gives no localization"
+    )
+    for name, got, expected in (
+        ("vector_scores", vector_scores, localization.vector_scores),
+        ("contributions", contributions, localization.contributions),
+    ):
+        assert tuple(got.shape) == tuple(expected.shape), (
+            f"export_module(model)'s {name} have shape {list(got.shape)} where "
+            f"score_and_localize gives {list(expected.shape)}"
+        )
+        difference = float((got.double() - expected.double()).abs().max())
+        allowed = 1e-4 * float(expected.double().abs().max()) + 1e-6
+        assert difference <= allowed, (
+            f"export_module(model)'s {name} differ from score_and_localize's by up to "
+            f"{difference:.3g} (allowed {allowed:.3g})"
+        )
 
 
 def check_scorer_state_survives_the_detector_file(scorer: Scorer) -> None:

@@ -370,8 +370,12 @@ class Scorer(Component):
         the clip's score, equal to ``score(model, [vectors])``; a scorer of several views may
         return ``(score, view)``, ``view`` an integer tensor ``[3]``: the index in
         :meth:`views` of the view that gave the score and the vectors ``[first, last)`` of its
-        moment (first = last for a view of the whole clip). It may call ``model.module_``;
-        it must use only operations PyTorch's ONNX exporter supports.
+        moment (first = last for a view of the whole clip). A scorer that localizes may return
+        ``(score, view, vector_scores, contributions)``, the clip's :class:`Localization` as
+        :meth:`score_and_localize` gives it (``[n_vectors]`` and ``[n_vectors, *vector_shape]``),
+        from which aetk-runtime finds events and their bands (``view`` is read only for a scorer
+        of several views). It may call ``model.module_``; it must use only operations PyTorch's
+        ONNX exporter supports.
         """
         return None
 

@@ -3,15 +3,18 @@
 The graph holds everything after the featurizer: standardisation, model and scorer, from one
 clip's feature vectors ``[n_vectors, *vector_shape]`` (``n_vectors`` dynamic) to its score
 ``[1]``, and, for a scorer that judges clips through several views, ``winning_view`` ``[3]``:
-which view gave the score and the vectors ``[first, last)`` of its moment. Windows for
+which view gave the score and the vectors ``[first, last)`` of its moment; for a scorer that
+localizes, ``vector_scores`` ``[n_vectors]`` and ``contributions`` ``[n_vectors, *vector_shape]``
+too, from which the runtime finds events and their bands as aetk does. Windows for
 ``--segment`` are clips of their own, so the same graph scores them. The file's
 ``metadata_props`` hold, under the key ``aetk``, a JSON object: the featurizer's name and
 parameters, the training recordings' band (``band_rate``) and norms (``recordings``, and the
 ``machines`` their names said), the threshold and its calibration (normal scores included, for
 ``--false-alarm-rate``), the segment and calibrated clip lengths, what turns ``winning_view``
-into a row's ``view`` (``views``), aetk's version, the export schema version and the SHA-256 of
-the graph. Each component opts in through ``export_module``; one that returns None is named in a
-one-line error.
+into a row's ``view`` (``views``) and the localization into events (``localization``: the event
+threshold, each band's normal contribution and edges, the time layout), aetk's version, the
+export schema version and the SHA-256 of the graph. Each component opts in through
+``export_module``; one that returns None is named in a one-line error.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +33,16 @@ from aetk_core.features import featurizer_for
 from aetk._version import __version__
 from aetk.data.fileio import atomic_file
 from aetk.detect.detector import Detector
+from aetk.detect.explain import normal_band_contributions
 from aetk.errors import ConfigError
 
 #: Version of the file the runtime reads: 2 adds the graph's optional ``winning_view`` output and
-#: the metadata that turns it into a row's ``view``.
+#: the metadata that turns it into a row's ``view``. The optional ``vector_scores`` and
+#: ``contributions`` outputs after it, and the ``localization`` metadata, are additive: a runtime
+#: that does not read them takes the outputs it knows by position.
 EXPORT_SCHEMA = 2
+#: The graph's outputs, in order; a scorer's module returns the first one, two or four.
+OUTPUTS = ("score", "winning_view", "vector_scores", "contributions")
 METADATA_KEY = "aetk"
 DEFAULT_OPSET = 18
 
@@ -70,7 +79,9 @@ def metadata(
     graph_sha256: str,
     machine: str | None = None,
     conditions: dict[str, str] | None = None,
+    outputs: Sequence[str] = OUTPUTS[:1],
 ) -> dict[str, Any]:
+    """The ``aetk`` metadata of a graph with ``outputs``."""
     calibration = detector.calibration
     return {
         "machine": machine,
@@ -90,6 +101,7 @@ def metadata(
         "machines": detector.learned_machines(),
         "segment_seconds": detector.segment_seconds,
         "views": reported_views(detector),
+        "localization": reported_localization(detector) if "contributions" in outputs else None,
         # How long the clips were that calibrated the threshold, for --segment's warning.
         "clip_seconds": detector.clip_seconds,
         "threshold": detector.threshold,
@@ -121,6 +133,27 @@ def reported_views(detector: Detector) -> dict[str, Any] | None:
     }
 
 
+def reported_localization(detector: Detector) -> dict[str, Any] | None:
+    """What turns the graph's ``vector_scores`` and ``contributions`` into a row's ``segments``
+    (:func:`aetk_core.localization.event_map`): the scorer's event threshold, each band's normal
+    contribution, the bands' edges and where vectors lie in time; None where aetk finds no
+    events (a featurizer without a time layout, a scorer whose normal does not fit it)."""
+    layout = detector.featurizer.layout()
+    normal = getattr(detector.scorer, "normal_contributions_", None)
+    shape = tuple(detector.model.input_shape_)
+    if layout is None or normal is None or tuple(normal.shape) != shape or len(shape) != 3:
+        return None
+    if shape[1] != len(layout.band_edges_hz):
+        return None
+    return {
+        "event_threshold": float(detector.scorer.event_threshold_),
+        "normal_bands": normal_band_contributions(normal).tolist(),
+        "band_edges_hz": [list(edges) for edges in layout.band_edges_hz],
+        "frame_seconds": layout.frame_seconds,
+        "vector_step": layout.vector_step,
+    }
+
+
 def export(
     detector: Detector,
     path: str | Path,
@@ -136,7 +169,8 @@ def export(
     graph = graph_of(detector)
     example = torch.zeros((3, *detector.model.input_shape_))
     with torch.no_grad():
-        outputs = ["score", "winning_view"] if isinstance(graph(example), tuple) else ["score"]
+        returned = graph(example)
+    outputs = list(OUTPUTS[: len(returned) if isinstance(returned, tuple) else 1])
     vectors = torch.export.Dim("vectors", min=1)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -161,7 +195,7 @@ def export(
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(metadata(detector, digest, machine, conditions))
+    entry.value = json.dumps(metadata(detector, digest, machine, conditions, outputs))
     path = Path(path)
     with atomic_file(path) as handle:
         handle.write(model.SerializeToString())

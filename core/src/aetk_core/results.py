@@ -26,8 +26,8 @@ class ScoreResult:
     ``warnings``: each way the recording does not match the detector's training recordings
     (``{"name", "message"}``, names in :data:`aetk_core.recording.NAMES`); ``[]``: none found;
     None: not checked (aetk-runtime with a detector exported before the training recordings'
-    norms were carried). aetk-runtime does not localize events (``segments`` None for files
-    scored whole) but gives ``view`` as aetk does, from the exported graph.
+    norms were carried). aetk-runtime localizes events and gives ``view`` as aetk does, from
+    the exported graph, where the exported scorer localizes (``segments`` None otherwise).
 
     ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
     ``conditions``: the recording's further categories in the fleet (operating conditions: a

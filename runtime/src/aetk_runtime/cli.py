@@ -94,6 +94,8 @@ def score(arguments: argparse.Namespace) -> int:
         false_alarm_rate=arguments.false_alarm_rate,
         segment=arguments.segment,
         strict=arguments.strict,
+        # As aetk score: events and their bands in the JSON rows only.
+        localize=arguments.json,
     )
     for result in scored:
         results.append(result)

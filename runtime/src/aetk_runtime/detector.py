@@ -14,6 +14,7 @@ import numpy as np
 from aetk_core.audio import Audio, default_workers, find_audio_files, map_in_order, read_clips
 from aetk_core.errors import AudioError, ConfigError
 from aetk_core.features import featurizer_for, within_band
+from aetk_core.localization import event_map
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -80,6 +81,9 @@ class ExportedDetector:
             RecordingNorms.from_dict(recordings, None) if isinstance(recordings, dict) else None
         )
         self.machines = [name for name in meta.get("machines") or [] if isinstance(name, str)]
+        self.outputs = [output.name for output in session.get_outputs()]
+        #: What turns the graph's localization into events (None: the graph gives none).
+        self.localization = meta.get("localization") if "contributions" in self.outputs else None
 
     @property
     def threshold(self) -> float:
@@ -100,6 +104,7 @@ class ExportedDetector:
         false_alarm_rate: float | None = None,
         segment: float | None = None,
         strict: bool = False,
+        localize: bool = True,
     ) -> list[ScoreResult]:
         return list(
             self.iter_scores(
@@ -108,6 +113,7 @@ class ExportedDetector:
                 false_alarm_rate=false_alarm_rate,
                 segment=segment,
                 strict=strict,
+                localize=localize,
             )
         )
 
@@ -119,9 +125,12 @@ class ExportedDetector:
         false_alarm_rate: float | None = None,
         segment: float | None = None,
         strict: bool = False,
+        localize: bool = True,
     ) -> Iterator[ScoreResult]:
         """One row per file, in order, as ``aetk score`` gives them; ``strict``: a recording
-        that does not match the training recordings is an error rather than a warning."""
+        that does not match the training recordings is an error rather than a warning;
+        ``localize``: files scored whole get their events and bands (``segments``) where the
+        exported scorer localizes."""
         limit = self.threshold_for(threshold, false_alarm_rate)
         seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
         if not math.isfinite(seconds) or seconds < 0:
@@ -130,29 +139,50 @@ class ExportedDetector:
 
         # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
         # ahead so that memory stays flat.
-        score_file = partial(self._score_file, threshold=limit, seconds=seconds, strict=strict)
+        score_file = partial(
+            self._score_file,
+            threshold=limit,
+            seconds=seconds,
+            strict=strict,
+            outputs=self._wanted(whole=not seconds, localize=localize),
+        )
         yield from map_in_order(score_file, files, default_workers())
 
+    def _wanted(self, whole: bool, localize: bool) -> list[str]:
+        """The graph outputs a scoring run reads: windows need only their scores."""
+        if not whole:
+            return self.outputs[:1]
+        if localize and self.localization is not None:
+            return self.outputs
+        return [name for name in self.outputs if name in ("score", "winning_view")]
+
     def _score_file(
-        self, path: Path, threshold: float, seconds: float, strict: bool
+        self, path: Path, threshold: float, seconds: float, strict: bool, outputs: list[str]
     ) -> ScoreResult:
         """The file scored whole or in windows, each clip's recording checked as aetk checks it."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
-        spans, scores, views = [], [], []
+        spans, scores = [], []
         try:
             for start, audio in read_clips(path, seconds, self.featurizer.frames_to_read):
                 found = merged([*found, *self._mismatches(audio)])
                 spans.append((start, start + audio.seconds))
-                score, view = self._score_clip(audio.samples, audio.sample_rate)
-                scores.append(score)
-                views.append(view)
+                graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
+                scores.append(float(graph["score"]))
         except AudioError as exc:
             return self._result(str(path), None, threshold, found, exc.reason)
         if strict and found:
             return self._result(str(path), None, threshold, found, mismatch_error(found))
-        if not seconds:
-            return self._result(str(path), scores[0], threshold, found, view=views[0])
-        return self._result(str(path), max(scores), threshold, found, None, spans, scores)
+        if seconds:
+            events = window_events(spans, scores, threshold)
+            return self._result(str(path), max(scores), threshold, found, segments=events)
+        return self._result(
+            str(path),
+            scores[0],
+            threshold,
+            found,
+            segments=self._segments(graph, scores[0], threshold, audio.sample_rate / 2),
+            view=self._view(graph.get("winning_view")),
+        )
 
     def _mismatches(self, audio: Audio) -> list[RecordingWarning]:
         if self.norms is None:
@@ -166,29 +196,27 @@ class ExportedDetector:
         threshold: float,
         found: list[RecordingWarning],
         error: str | None = None,
-        spans: list[tuple[float, float]] | None = None,
-        scores: list[float] | None = None,
+        segments: list[dict[str, Any]] | None = None,
         view: dict[str, Any] | None = None,
     ) -> ScoreResult:
-        """A row as aetk score --json gives it, but for the bands of events: the runtime does
-        not localize within a clip beyond the view that gave its score (``warnings`` is None
-        for a detector exported before recordings were checked); it names the fleet machine
-        it was exported for and its conditions."""
+        """A row as aetk score --json gives it (``warnings`` None for a detector exported before
+        recordings were checked), naming the fleet machine it was exported for and its
+        conditions."""
         return ScoreResult(
             path,
             score,
             threshold,
             None if score is None else is_anomalous(score, threshold),
             error,
-            None if spans is None or scores is None else window_events(spans, scores, threshold),
+            segments,
             view=view,
             warnings=None if self.norms is None else [warning.as_dict() for warning in found],
             machine=self.meta.get("machine"),
             conditions=self.meta.get("conditions"),
         )
 
-    def _score_clip(self, samples: np.ndarray, rate: int) -> tuple[float, dict[str, Any] | None]:
-        """The clip's score, and the view that gave it as aetk reports it (None: not said)."""
+    def _score_clip(self, samples: np.ndarray, rate: int, outputs: list[str]) -> dict[str, Any]:
+        """The graph's ``outputs`` for the clip, by name, its ``score`` a finite number."""
         samples, rate = within_band(samples, rate, self.meta.get("band_rate"))
         features = self.featurizer.featurize(samples, rate)
         if not np.isfinite(features).all():
@@ -198,11 +226,33 @@ class ExportedDetector:
                 f"yields feature vectors of shape {list(features.shape[1:])}, but the detector "
                 f"expects {list(self.vector_shape)} (clips of another length or channel count?)"
             )
-        score, *view = self.session.run(None, {"features": features.astype(np.float32)})
-        value = float(np.asarray(score).reshape(-1)[0])
-        if not math.isfinite(value):
+        found = self.session.run(outputs, {"features": features.astype(np.float32)})
+        graph = dict(zip(outputs, found, strict=True))
+        graph["score"] = float(np.asarray(graph["score"]).reshape(-1)[0])
+        if not math.isfinite(graph["score"]):
             raise AudioError("score is not finite")
-        return value, self._view(view[0] if view else None)
+        return graph
+
+    def _segments(
+        self, graph: dict[str, Any], score: float, threshold: float, band_limit_hz: float
+    ) -> list[dict[str, Any]] | None:
+        """A file scored whole: its events and their bands from the graph's localization, by
+        aetk's rule (:func:`aetk_core.localization.event_map`); None where there is none."""
+        layout = self.localization
+        if layout is None or "contributions" not in graph:
+            return None
+        found = event_map(
+            graph["vector_scores"],
+            graph["contributions"],
+            layout["event_threshold"],
+            np.asarray(layout["normal_bands"], dtype=np.float64),
+            layout["band_edges_hz"],
+            layout["frame_seconds"],
+            layout["vector_step"],
+            is_anomalous(score, threshold),
+            band_limit_hz,
+        )
+        return [event.as_dict() for event in found.events]
 
     def _view(self, raw: Any) -> dict[str, Any] | None:
         """The graph's ``winning_view`` output (the view's index and its moment's vectors ``[first,
