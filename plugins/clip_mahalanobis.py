@@ -161,8 +161,9 @@ class ClipMahalanobisScorer(aetk.Scorer):
         return scores, localizations
 
     def export_module(self, model):
-        """The clip's whitened mean residual length (or the larger of the two scaled views), as a
-        module to export."""
+        """The clip's whitened mean residual length (or the larger of the two scaled views, with
+        which view it is and the vectors of its moment), as a module to export, with each
+        element's squared whitened residual (its localization)."""
         import torch
         from torch import nn
 
@@ -178,16 +179,26 @@ class ClipMahalanobisScorer(aetk.Scorer):
 
             def forward(self, vectors):
                 reconstruction, _ = self.network(vectors)
-                residuals = (model.target(vectors) - reconstruction).flatten(1)
-                whitened = (residuals - self.mean) @ self.whitening
-                clip = whitened.mean(0).square().sum().sqrt().double().reshape(1)
-                if not events:
-                    return clip
-                means, whole = aetk.networks.window_vector_means(whitened, window)
-                lengths = means.square().sum(1).sqrt()
-                event = torch.where(whole, lengths, torch.full_like(lengths, -1.0)).max()
-                views = torch.cat([clip, event.reshape(1)])
-                return (views / self.view_scales).max().reshape(1)
+                residuals = model.target(vectors) - reconstruction
+                whitened = (residuals.flatten(1) - self.mean) @ self.whitening
+                score = whitened.mean(0).square().sum().sqrt().double().reshape(1)
+                view = None
+                if events:
+                    means, whole = aetk.networks.window_vector_means(whitened, window)
+                    lengths = means.square().sum(1).sqrt()
+                    masked = torch.where(whole, lengths, torch.full_like(lengths, -1.0))
+                    start = masked.argmax()
+                    scaled = torch.cat([score, masked[start].reshape(1)]) / self.view_scales
+                    winner = scaled.argmax()
+                    score = scaled[winner].reshape(1)
+                    width = torch.ones_like(lengths, dtype=torch.long).sum().clamp(max=window)
+                    view = torch.stack(
+                        [winner, start, torch.where(winner == 0, start, start + width)]
+                    )
+                contributions = whitened.square()
+                return aetk.networks.localized(
+                    score, contributions.sum(1).sqrt(), contributions.reshape(residuals.shape), view
+                )
 
         events = self.pooling == "clip+event"
         window = self.event_window

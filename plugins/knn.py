@@ -365,9 +365,7 @@ class KnnScorer(aetk.Scorer):
         contrast = "contrast" in self.views()
         k = min(self.k, len(self.reference_))
 
-        localizes = bool(self.views()) and self._localizable(
-            model, torch.zeros(1, *model.input_shape_)
-        )
+        localizes = self._localizable(model, torch.zeros(1, *model.input_shape_))
 
         def nearest_mean(queries, reference):
             return nearest_with_index(queries, reference)[0]
@@ -390,18 +388,31 @@ class KnnScorer(aetk.Scorer):
             def forward(self, vectors):
                 codes = self.network(vectors)[1].flatten(1)
                 clip = (codes.mean(0, keepdim=True) - self.center) / self.scale
+                view = None
                 if pooling == "clip":
-                    return nearest_mean(clip, self.reference).double()
-                if pooling == "vector":
-                    nearest = nearest_mean((codes - self.center) / self.scale, self.reference)
-                    return aetk.networks.top_fraction_mean(nearest, top_fraction)
-                distances, nearest = nearest_with_index(codes, self.vector_reference)
-                clip_view = nearest_mean(clip, self.reference)[0].double()
-                views = _exported_views(clip_view, distances, window, contrast, self.view_scales)
+                    distance, nearest = nearest_with_index(clip, self.reference)
+                    score = distance.double()
+                    # Frames are compared with the nearest normal clip's mean, as localize does.
+                    normal = self.reference[nearest] * self.scale + self.center
+                elif pooling == "vector":
+                    distances, nearest = nearest_with_index(
+                        (codes - self.center) / self.scale, self.reference
+                    )
+                    score = aetk.networks.top_fraction_mean(distances, top_fraction)
+                    normal = self.reference[nearest]
+                else:
+                    distances, nearest = nearest_with_index(codes, self.vector_reference)
+                    clip_view = nearest_mean(clip, self.reference)[0].double()
+                    score, view = _exported_views(
+                        clip_view, distances, window, contrast, self.view_scales
+                    )
+                    normal = self.vector_reference[nearest]
                 if not localizes:
-                    return views
-                contributions = (codes - self.vector_reference[nearest]).square()
-                return *views, contributions.sum(1).sqrt(), contributions.reshape(vectors.shape)
+                    return score if view is None else (score, view)
+                contributions = (codes - normal).square()
+                return aetk.networks.localized(
+                    score, contributions.sum(1).sqrt(), contributions.reshape(vectors.shape), view
+                )
 
         clip_only = not self.views()
         return KnnGraph(

@@ -58,12 +58,15 @@ class MseScorer(aetk.Scorer):
         return aetk.scoring.scores_and_localizations(self._walk(model, clips))
 
     def export_module(self, model):
-        """The pooled mean squared reconstruction error of one clip, as a module to export."""
+        """The pooled mean squared reconstruction error of one clip, as a module to export, with
+        each element's squared error (its localization)."""
 
         def errors(vectors, output):
-            return (output[0] - model.target(vectors)).square().flatten(1).mean(1)
+            return (output[0] - model.target(vectors)).square()
 
-        return aetk.networks.PooledVectorScores(model.network(), errors, self.top_fraction)
+        return aetk.networks.PooledVectorScores(
+            model.network(), errors, self.top_fraction, per_element=True
+        )
 
     def _walk(self, model, clips: Sequence[torch.Tensor]):
         """``(score, localization)`` of each clip, reconstructing many clips at once."""

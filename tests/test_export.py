@@ -85,14 +85,14 @@ def test_every_preset_exports_a_checked_graph_with_its_metadata(exported, preset
     assert len(meta["calibration"]["normal_scores"]) == len(detector.calibration.normal_scores)
     assert meta["aetk_version"] == aetk.__version__ and meta["schema_version"] == 2
     assert len(meta["graph_sha256"]) == 64
-    # A scorer of several views says which gave the score, in a second output; the default's
-    # localizes too (the latent space is the features), in two more.
+    # A scorer of several views says which gave the score, in a second output; one that
+    # localizes gives its localization in two more (every preset's but the classifier's).
     outputs = [output.name for output in model.graph.output]
     views = detector.scorer.views()
-    assert outputs[:2] == (["score", "winning_view"] if views else ["score"])
     assert (meta["views"] or {}).get("names") == (list(views) if preset == "default" else None)
-    localizes = preset == "default"
-    assert outputs[2:] == (["vector_scores", "contributions"] if localizes else [])
+    localizes = preset != "fleet-classifier"
+    count = 4 if localizes else 2 if views else 1
+    assert outputs == ["score", "winning_view", "vector_scores", "contributions"][:count]
     assert (meta["localization"] is not None) == localizes
 
 
@@ -214,16 +214,12 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
             continue
         assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
         assert mine["view"] == theirs["view"]  # which view gave the score, and when
-        # When and where it departs from normal, where the exported scorer localizes (the
-        # default's does): the same events and bands as aetk's.
-        if preset == "default":
-            assert_same_events(mine["segments"], theirs["segments"])
-        else:
-            assert mine["segments"] is None
+        # When and where it departs from normal: the same events and bands as aetk's.
+        assert_same_events(mine["segments"], theirs["segments"])
         assert mine["threshold"] == theirs["threshold"]
         if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
             assert mine["anomalous"] == theirs["anomalous"]
-    if preset == "default":  # the anomalous clips hold events, so the comparison says something
+    if preset != "fleet-classifier":  # anomalous clips hold events: the comparison says something
         assert any(row["segments"] and row["segments"][0]["bands"] for row in runtime_rows)
     # The same exit statuses and threshold options.
     clean = [*map(str, sounds[1])]

@@ -137,22 +137,45 @@ class Affine(nn.Module):
 class PooledVectorScores(nn.Module):
     """One clip's score for ``aetk export``: ``vector_scores(vectors, network(vectors))``, one
     score per vector, pooled by :func:`top_fraction_mean`; the network is a submodule, so its
-    weights go with the graph."""
+    weights go with the graph.
+
+    With ``per_element``, ``vector_scores`` gives each element's score instead (``[n, ...]``):
+    a vector's score is their mean, and the module localizes (:func:`localized`), the elements'
+    scores being their contributions."""
 
     def __init__(
         self,
         network: nn.Module,
         vector_scores: Callable[[torch.Tensor, Any], torch.Tensor],
         top_fraction: float,
+        per_element: bool = False,
     ):
         super().__init__()
         self.network = network
         self.vector_scores = vector_scores
         self.top_fraction = top_fraction
+        self.per_element = per_element
 
-    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         scores = self.vector_scores(vectors, self.network(vectors))
-        return top_fraction_mean(scores, self.top_fraction)
+        if not self.per_element:
+            return top_fraction_mean(scores, self.top_fraction)
+        vector_scores = scores.flatten(1).mean(1)
+        return localized(top_fraction_mean(vector_scores, self.top_fraction), vector_scores, scores)
+
+
+def localized(
+    score: torch.Tensor,
+    vector_scores: torch.Tensor,
+    contributions: torch.Tensor,
+    view: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """What an export module that localizes returns: ``(score, view, vector_scores,
+    contributions)``, the view ``[0, 0, 0]`` for a scorer of one view (read only for a scorer
+    of several)."""
+    if view is None:
+        view = torch.zeros(3, dtype=torch.long, device=score.device)
+    return score, view, vector_scores, contributions
 
 
 def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
