@@ -37,6 +37,7 @@ BUILTINS = [
     KnnScorer(pooling="clip+event"),  # the default's scorer
     KnnScorer(pooling="clip+event+contrast"),
     ClipMahalanobisScorer(),
+    ClipMahalanobisScorer(pooling="clip+event"),
 ]
 
 

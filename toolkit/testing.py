@@ -520,13 +520,26 @@ def _check_exported_clips(fitted: Scorer, model: Model, module: Any, clips: list
         if not isinstance(output, tuple):
             continue
         if fitted.views():
-            winner, first, last = (int(value) for value in output[1].reshape(-1))
-            assert 0 <= winner < len(fitted.views()) and 0 <= first <= last <= len(clip), (
-                f"export_module(model)'s view {[winner, first, last]} is not one of the "
-                f"{len(fitted.views())} views with a moment inside the clip's {len(clip)} vectors"
-            )
+            _check_exported_view(fitted, model, clip, output[1])
         if len(output) == 4:
             _check_exported_localization(fitted, model, clip, output[2], output[3])
+
+
+def _check_exported_view(fitted: Scorer, model: Model, clip: Any, view: Any) -> None:
+    winner, first, last = (int(value) for value in view.reshape(-1))
+    views = fitted.views()
+    assert 0 <= winner < len(views) and 0 <= first <= last <= len(clip), (
+        f"export_module(model)'s view {[winner, first, last]} is not one of the "
+        f"{len(views)} views with a moment inside the clip's {len(clip)} vectors"
+    )
+    localization = fitted.score_and_localize(model, [clip])[1][0]
+    if localization is None or localization.view is None:
+        return
+    moment = None if first == last else (first, last)
+    assert (views[winner], moment) == (localization.view, localization.view_vectors), (
+        f"export_module(model) names view {views[winner]!r} at vectors {moment} where "
+        f"score_and_localize names {localization.view!r} at {localization.view_vectors}"
+    )
 
 
 def _check_exported_localization(
