@@ -1,6 +1,7 @@
 """The torch-free runtime against aetk, measured in one run on the same machine: size on disk of
 an environment with only ./runtime installed, cold start-up of one-file scoring (median of 5
-fresh processes each, and their ratio), and folder throughput on 10-second clips.
+fresh processes each, and their ratio), and folder throughput on 10-second clips, as a table
+and as JSON Lines (``--json``: each file's events and bands localized too).
 
     ./dev python bench/runtime.py            # makes bench/.runtime-venv once (about a minute)
 
@@ -98,6 +99,8 @@ def main() -> int:
     for name, command in (
         ("aetk", [*aetk, "score", str(folder), "-d", str(detector)]),
         ("runtime", [*runtime, str(folder), "-d", str(exported)]),
+        ("aetk_json", [*aetk, "score", str(folder), "-d", str(detector), "--json"]),
+        ("runtime_json", [*runtime, str(folder), "-d", str(exported), "--json"]),
     ):
         figures[f"folder_{name}_clips_per_s"] = 1000 / median_seconds(command, runs=3)
     out = HERE / "results" / "runtime.json"

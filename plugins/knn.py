@@ -361,66 +361,36 @@ class KnnScorer(aetk.Scorer):
         from torch import nn
 
         self.check_fitted()
-        pooling, top_fraction, window = self.pooling, self.top_fraction, self.event_window
-        contrast = "contrast" in self.views()
-        k = min(self.k, len(self.reference_))
-
-        localizes = self._localizable(model, torch.zeros(1, *model.input_shape_))
-
-        def nearest_mean(queries, reference):
-            return nearest_with_index(queries, reference)[0]
-
-        def nearest_with_index(queries, reference):
-            distances = aetk.networks.pairwise_distances(queries, reference)
-            closest = distances.topk(min(k, len(reference)), dim=1, largest=False)
-            return closest.values.mean(1), closest.indices[:, 0]
+        settings = {
+            "pooling": self.pooling,
+            "top_fraction": self.top_fraction,
+            "window": self.event_window,
+            "contrast": "contrast" in self.views(),
+            "k": min(self.k, len(self.reference_)),
+            "localizes": self._localizable(model, torch.zeros(1, *model.input_shape_)),
+        }
 
         class KnnGraph(nn.Module):
-            def __init__(self, center, scale, reference, vector_reference, view_scales):
+            def __init__(self, buffers: dict):
                 super().__init__()
                 self.network = model.network()
-                self.register_buffer("center", center.clone())
-                self.register_buffer("scale", scale.clone())
-                self.register_buffer("reference", reference.clone())
-                self.register_buffer("vector_reference", vector_reference.clone())
-                self.register_buffer("view_scales", view_scales.clone())
+                for name, value in buffers.items():
+                    self.register_buffer(name, value.clone())
 
             def forward(self, vectors):
-                codes = self.network(vectors)[1].flatten(1)
-                clip = (codes.mean(0, keepdim=True) - self.center) / self.scale
-                view = None
-                if pooling == "clip":
-                    distance, nearest = nearest_with_index(clip, self.reference)
-                    score = distance.double()
-                    # Frames are compared with the nearest normal clip's mean, as localize does.
-                    normal = self.reference[nearest] * self.scale + self.center
-                elif pooling == "vector":
-                    distances, nearest = nearest_with_index(
-                        (codes - self.center) / self.scale, self.reference
-                    )
-                    score = aetk.networks.top_fraction_mean(distances, top_fraction)
-                    normal = self.reference[nearest]
-                else:
-                    distances, nearest = nearest_with_index(codes, self.vector_reference)
-                    clip_view = nearest_mean(clip, self.reference)[0].double()
-                    score, view = _exported_views(
-                        clip_view, distances, window, contrast, self.view_scales
-                    )
-                    normal = self.vector_reference[nearest]
-                if not localizes:
-                    return score if view is None else (score, view)
-                contributions = (codes - normal).square()
-                return aetk.networks.localized(
-                    score, contributions.sum(1).sqrt(), contributions.reshape(vectors.shape), view
-                )
+                return _exported_scores(self, vectors, **settings)
 
         clip_only = not self.views()
         return KnnGraph(
-            self.center_,
-            self.scale_,
-            self.reference_,
-            self.reference_[:1] if clip_only else self.vector_reference_,
-            torch.ones(2, dtype=torch.float64) if clip_only else torch.as_tensor(self.view_scales_),
+            {
+                "center": self.center_,
+                "scale": self.scale_,
+                "reference": self.reference_,
+                "vector_reference": self.reference_[:1] if clip_only else self.vector_reference_,
+                "view_scales": torch.ones(2, dtype=torch.float64)
+                if clip_only
+                else torch.as_tensor(self.view_scales_),
+            }
         )
 
     def _nearest_vectors(
@@ -548,6 +518,45 @@ class KnnScorer(aetk.Scorer):
         return aetk.scoring.pool(
             torch.cat(distances), [len(d) for d in distances], self.top_fraction
         )
+
+
+def _exported_scores(
+    graph, vectors, pooling, top_fraction, window, contrast, k, localizes
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The export graph's outputs for one clip's vectors (:meth:`KnnScorer.export_module`)."""
+    codes = graph.network(vectors)[1].flatten(1)
+    clip = (codes.mean(0, keepdim=True) - graph.center) / graph.scale
+    view = None
+    if pooling == "clip":
+        distance, nearest = _exported_nearest(clip, graph.reference, k)
+        score = distance.double()
+        # Frames are compared with the nearest normal clip's mean, as localize does.
+        normal = graph.reference[nearest] * graph.scale + graph.center
+    elif pooling == "vector":
+        standardised = (codes - graph.center) / graph.scale
+        distances, nearest = _exported_nearest(standardised, graph.reference, k)
+        score = aetk.networks.top_fraction_mean(distances, top_fraction)
+        normal = graph.reference[nearest]
+    else:
+        distances, nearest = _exported_nearest(codes, graph.vector_reference, k)
+        clip_view = _exported_nearest(clip, graph.reference, k)[0][0].double()
+        score, view = _exported_views(clip_view, distances, window, contrast, graph.view_scales)
+        normal = graph.vector_reference[nearest]
+    if not localizes:
+        return score if view is None else (score, view)
+    contributions = (codes - normal).square()
+    return aetk.networks.localized(
+        score, contributions.sum(1).sqrt(), contributions.reshape(vectors.shape), view
+    )
+
+
+def _exported_nearest(
+    queries: torch.Tensor, reference: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's mean distance to its k nearest references, and the nearest one's index."""
+    distances = aetk.networks.pairwise_distances(queries, reference)
+    closest = distances.topk(min(k, len(reference)), dim=1, largest=False)
+    return closest.values.mean(1), closest.indices[:, 0]
 
 
 def _exported_views(
