@@ -188,12 +188,9 @@ class ClipMahalanobisScorer(aetk.Scorer):
                     lengths = means.square().sum(1).sqrt()
                     masked = torch.where(whole, lengths, torch.full_like(lengths, -1.0))
                     start = masked.argmax()
-                    scaled = torch.cat([score, masked[start].reshape(1)]) / self.view_scales
-                    winner = scaled.argmax()
-                    score = scaled[winner].reshape(1)
-                    width = torch.ones_like(lengths, dtype=torch.long).sum().clamp(max=window)
-                    view = torch.stack(
-                        [winner, start, torch.where(winner == 0, start, start + width)]
+                    views = torch.cat([score, masked[start].reshape(1)])
+                    score, view = aetk.networks.winning_view(
+                        views, self.view_scales, start, lengths, window
                     )
                 contributions = whitened.square()
                 return aetk.networks.localized(

@@ -577,12 +577,7 @@ def _exported_views(
     views = [clip_view, event]
     if contrast:
         views.append(event / aetk.networks.lower_median(distances).clamp_min(1e-12))
-    scaled = torch.stack(views) / view_scales
-    winner = scaled.argmax()
-    # A moment is a window of vectors, or all of a clip shorter than one.
-    width = torch.ones_like(distances, dtype=torch.long).sum().clamp(max=window)
-    end = torch.where(winner == 0, start, start + width)
-    return scaled[winner].reshape(1), torch.stack([winner, start, end])
+    return aetk.networks.winning_view(torch.stack(views), view_scales, start, distances, window)
 
 
 def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -178,6 +178,25 @@ def localized(
     return score, view, vector_scores, contributions
 
 
+def winning_view(
+    views: torch.Tensor,
+    scales: torch.Tensor,
+    start: torch.Tensor,
+    per_vector: torch.Tensor,
+    window: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`aetk.scoring.combine_views` for one clip in an export graph: the largest of the
+    clip's ``views`` (``[views]``, the whole clip's first) in their ``scales`` (``[1]``), and
+    which view it is with the vectors ``[first, last)`` of its moment (``[3]``): ``window``
+    vectors from ``start``, or all of a clip shorter than that (``per_vector``: any one value per
+    vector of the clip); the whole clip's view has no moment (first == last)."""
+    scaled = views.double() / scales
+    winner = scaled.argmax()
+    width = torch.ones_like(per_vector, dtype=torch.long).sum().clamp(max=window)
+    end = torch.where(winner == 0, start, start + width)
+    return scaled[winner].reshape(1), torch.stack([winner, start, end])
+
+
 def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
     """The mean of the largest ``ceil(fraction × n)`` of ``values`` (at least one), as ``[1]``;
     written with sorting and a mask so that it exports to ONNX with a dynamic ``n``."""
