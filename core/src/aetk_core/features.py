@@ -104,9 +104,8 @@ class MelDb:
         if rate != self.sample_rate:
             samples = resample(samples, rate, self.sample_rate)
         samples = self._fix_length(samples)
-        power = _power_spectrum(samples, self.n_fft, self.hop_length, self.center)
         bank = _mel_bank(self.n_mels, self.sample_rate, self.n_fft // 2 + 1)
-        mels = np.stack([bank @ channel for channel in power])  # [mels, bins] @ [bins, time]
+        mels = _mel_power(samples, bank, self.n_fft, self.hop_length, self.center)
         mels[:, self.empty_bands(rate), :] = 0.0  # above an upsampled recording's Nyquist
         # The logarithm in float64, rounded once to float32, as torch's float32 one is: numpy's
         # float32 log10 puts the floor at -100.00001 dB, and a band that was constant in training
@@ -242,15 +241,30 @@ def _sinc_kernel(down: int, up: int, zeros: int = 6, rolloff: float = 0.99):
     return kernel.astype(np.float32).astype(np.float64), width
 
 
-def _power_spectrum(samples: np.ndarray, n_fft: int, hop: int, center: bool) -> np.ndarray:
+#: Analysis frames transformed at a time: each step's arrays (about half a megabyte) are
+#: reused from the last step's freed memory, where a whole clip's (megabytes) are handed back to
+#: the system and faulted in afresh for every clip (glibc): 1.1 ms against 3.2 ms for a
+#: ten-second clip's mel power on one thread.
+FRAMES_PER_STEP = 64
+
+
+def _mel_power(
+    samples: np.ndarray, bank: np.ndarray, n_fft: int, hop: int, center: bool
+) -> np.ndarray:
+    """``[channels, samples]`` → the power in each mel band ``[channels, mels, time]``: the
+    Hann-windowed frames' power spectrum through the filter ``bank`` ``[mels, bins]``."""
     if center:
         samples = np.pad(samples, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft, axis=-1)[:, ::hop]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    # In float64: numpy's float64 FFT is about 4 times faster than its float32 one here.
-    spectrum = np.fft.rfft(frames * window.astype(np.float64), axis=-1)  # [channels, time, bins]
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return np.ascontiguousarray(power.transpose(0, 2, 1))  # [channels, bins, time]
+    mels = np.empty((frames.shape[0], len(bank), frames.shape[1]), dtype=np.float32)
+    for first in range(0, frames.shape[1], FRAMES_PER_STEP):
+        step = slice(first, first + FRAMES_PER_STEP)
+        # In float64: numpy's float64 FFT is about 4 times faster than its float32 one here.
+        spectrum = np.fft.rfft(frames[:, step] * window.astype(np.float64), axis=-1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)  # [channels, time, bins]
+        mels[:, :, step] = (power @ bank.T).transpose(0, 2, 1)
+    return mels
 
 
 @lru_cache(maxsize=16)
