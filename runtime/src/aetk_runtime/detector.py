@@ -167,7 +167,7 @@ class ExportedDetector:
                 found = merged([*found, *self._mismatches(audio)])
                 spans.append((start, start + audio.seconds))
                 graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
-                scores.append(float(graph["score"]))
+                scores.append(graph["score"])
         except AudioError as exc:
             return self._result(str(path), None, threshold, found, exc.reason)
         if strict and found:
