@@ -356,7 +356,8 @@ def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
     chain, runtime_python, tmp_path
 ):
     """Every recording check (and the machine check by name) gives the runtime's rows aetk's
-    warnings, the table a ``recording`` column and stderr a line; ``--strict`` refuses them.
+    warnings and events, the table a ``recording`` column and stderr a line; ``--strict``
+    refuses them.
     A detector exported before the training recordings were carried is not checked (null)."""
     from aetk_core.recording import NAMES
 
@@ -368,8 +369,13 @@ def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
     ran = runtime_score(runtime_python, recordings, onnx_path)
     assert ran.returncode == 0, ran.stderr
     rows = rows_by_path([json.loads(line) for line in ran.stdout.splitlines()])
-    for local in detector.score(recordings, localize=False):
+    for local in detector.score(recordings):
         assert rows[local.path]["warnings"] == local.warnings, local.path
+        assert_same_events(rows[local.path]["segments"], local.segments)
+    # Localized as aetk localizes: a recording sampled at 8 kHz names no band above 4 kHz.
+    limited = rows[str(tests / "band-limit.wav")]["segments"]
+    bands = [band["high_hz"] for event in limited for band in event["bands"]]
+    assert bands and max(bands) <= 4000
     named = {name for row in rows.values() for name in (w["name"] for w in row["warnings"])}
     assert named == set(NAMES)  # the fixture holds a recording for every check
     assert rows[str(tests / "clean.wav")]["warnings"] == []
