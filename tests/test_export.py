@@ -129,6 +129,22 @@ def test_a_component_that_cannot_export_is_named(sounds, fresh_plugins, tmp_path
     with pytest.raises(ConfigError, match="scorer 'opaque' cannot be exported"):
         export(detector, tmp_path / "x.onnx")
 
+    # A module returning outputs of no known form is refused in one line, nothing written.
+    def three_outputs(self, model):
+        import torch
+
+        class Three(torch.nn.Module):
+            def forward(self, vectors):
+                score = vectors.mean().reshape(1)
+                return score, torch.zeros(3, dtype=torch.long), vectors.flatten(1).mean(1)
+
+        return Three()
+
+    Opaque.export_module = three_outputs
+    with pytest.raises(ConfigError, match="returns 3 outputs; aetk export reads 1"):
+        export(detector, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
 
 def test_a_featurizer_without_a_torch_free_twin_is_refused_at_export(sounds, tmp_path):
     from aetk.errors import ConfigError

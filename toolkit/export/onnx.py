@@ -170,7 +170,14 @@ def export(
     example = torch.zeros((3, *detector.model.input_shape_))
     with torch.no_grad():
         returned = graph(example)
-    outputs = list(OUTPUTS[: len(returned) if isinstance(returned, tuple) else 1])
+    count = len(returned) if isinstance(returned, tuple) else 1
+    if count not in (1, 2, 4):
+        raise ConfigError(
+            f"scorer '{detector.scorer.name}': its export module returns {count} outputs; aetk "
+            "export reads 1 (score), 2 (score, view) or 4 (score, view, vector_scores, "
+            "contributions)"
+        )
+    outputs = list(OUTPUTS[:count])
     vectors = torch.export.Dim("vectors", min=1)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
