@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from aetk.components.base import Component, Featurizer, Model, Scorer
+from aetk.components.base import Component, Featurizer, Localization, Model, Scorer
 from aetk.errors import AetkError, NotFittedError
 
 MODEL_INPUT_SHAPE = (1, 16, 4)
@@ -519,20 +519,22 @@ def _check_exported_clips(fitted: Scorer, model: Model, module: Any, clips: list
     for clip, output in zip(clips, outputs, strict=True):
         if not isinstance(output, tuple):
             continue
+        localization = fitted.score_and_localize(model, [clip])[1][0]
         if fitted.views():
-            _check_exported_view(fitted, model, clip, output[1])
+            _check_exported_view(fitted, localization, clip, output[1])
         if len(output) == 4:
-            _check_exported_localization(fitted, model, clip, output[2], output[3])
+            _check_exported_localization(localization, output[2], output[3])
 
 
-def _check_exported_view(fitted: Scorer, model: Model, clip: Any, view: Any) -> None:
+def _check_exported_view(
+    fitted: Scorer, localization: Localization | None, clip: Any, view: Any
+) -> None:
     winner, first, last = (int(value) for value in view.reshape(-1))
     views = fitted.views()
     assert 0 <= winner < len(views) and 0 <= first <= last <= len(clip), (
         f"export_module(model)'s view {[winner, first, last]} is not one of the "
         f"{len(views)} views with a moment inside the clip's {len(clip)} vectors"
     )
-    localization = fitted.score_and_localize(model, [clip])[1][0]
     if localization is None or localization.view is None:
         return
     moment = None if first == last else (first, last)
@@ -543,9 +545,8 @@ def _check_exported_view(fitted: Scorer, model: Model, clip: Any, view: Any) -> 
 
 
 def _check_exported_localization(
-    fitted: Scorer, model: Model, clip: Any, vector_scores: Any, contributions: Any
+    localization: Localization | None, vector_scores: Any, contributions: Any
 ) -> None:
-    localization = fitted.score_and_localize(model, [clip])[1][0]
     assert localization is not None, (
         "export_module(model) localizes where score_and_localize gives no localization"
     )

@@ -82,8 +82,17 @@ class ExportedDetector:
         )
         self.machines = [name for name in meta.get("machines") or [] if isinstance(name, str)]
         self.outputs = [output.name for output in session.get_outputs()]
-        #: What turns the graph's localization into events (None: the graph gives none).
-        self.localization = meta.get("localization") if "contributions" in self.outputs else None
+        #: What turns the graph's localization into events (None: the graph gives none), its
+        #: bands' normal contributions as an array once rather than for every clip.
+        localization = meta.get("localization") if "contributions" in self.outputs else None
+        self.localization = (
+            None
+            if localization is None
+            else {
+                **localization,
+                "normal_bands": np.asarray(localization["normal_bands"], dtype=np.float64),
+            }
+        )
 
     @property
     def threshold(self) -> float:
@@ -245,7 +254,7 @@ class ExportedDetector:
             graph["vector_scores"],
             graph["contributions"],
             layout["event_threshold"],
-            np.asarray(layout["normal_bands"], dtype=np.float64),
+            layout["normal_bands"],
             layout["band_edges_hz"],
             layout["frame_seconds"],
             layout["vector_step"],
