@@ -12,9 +12,13 @@ autoencoder it is the bottleneck code. The ways to compare a clip with normal re
 - ``pooling = "clip+event"``: both views of the clip at once. The *clip* view is the clip
   pooling's score (the steady hum); the *event* view is the clip's most unusual moment, the
   highest mean distance of ``event_window`` consecutive vectors to their nearest normal vectors
-  (a knock, a click, a brief rub). Each view is divided by the median of its leave-one-clip-out
-  scores, so both read "times as far from normal as a normal clip typically is", and the clip
-  scores the larger (:func:`aetk.scoring.combine_views`); its localization names that view.
+  (a knock, a click, a brief rub). Each view is divided by a scale, so both read "times as far
+  from normal as a normal clip like this one is", and the clip scores the larger
+  (:func:`aetk.scoring.combine_views`); its localization names that view. A clip's scales are
+  the median leave-one-clip-out scores of the held-out clips nearest to its mean (a quarter of
+  them), never below the medians over all held-out clips (:func:`aetk.scoring.local_view_scales`):
+  where normal sound varies more (another operating condition, another machine), a clip is
+  measured against that.
 - ``pooling = "clip+event+contrast"``: a third view beside those two, the *contrast*: the most
   unusual moment's distance divided by the median distance of the clip's own vectors, how far
   the moment stands out from the rest of its clip. A shift of the whole recording (another day,
@@ -163,7 +167,12 @@ class KnnScorer(aetk.Scorer):
                     self._vector_localization(codes, reference[nearest], clip.shape)
                 )
         self.view_scales_ = aetk.scoring.view_scales(np.array(view_scores))
-        self._held_out = aetk.scoring.combine_views(np.array(view_scores), self.view_scales_)[0]
+        self.held_out_index_ = torch.as_tensor(sorted(held_out_references))
+        self.held_out_views_ = np.array(view_scores)
+        self._held_out = aetk.scoring.combine_views(
+            self.held_out_views_,
+            self._local_scales(self.reference_[self.held_out_index_], leave_out_self=True),
+        )[0]
         if localizations:
             self.fit_localization(localizations)
         return self
@@ -204,6 +213,24 @@ class KnnScorer(aetk.Scorer):
             assigned = counts > 0
             centroids[assigned] = (sums[assigned] / counts[assigned, None]).to(centroids.dtype)
         return centroids
+
+    def _local_scales(self, clips: torch.Tensor, leave_out_self: bool = False) -> np.ndarray:
+        """The view scales of each of ``clips`` (standardised clip embeddings), drawn from the
+        held-out clips nearest to it (:func:`aetk.scoring.local_view_scales`); with
+        ``leave_out_self`` the clips are the held-out clips themselves, none its own neighbour.
+        A detector file written before local scales keeps no held-out scores: every clip then
+        gets the views' own scales, as it did."""
+        import numpy as np
+
+        held_out = getattr(self, "held_out_views_", None)
+        if held_out is None:
+            return np.broadcast_to(self.view_scales_, (len(clips), len(self.view_scales_)))
+        distances = aetk.networks.pairwise_distances(clips, self.reference_[self.held_out_index_])
+        if leave_out_self:
+            distances.fill_diagonal_(float("inf"))
+        neighbours = aetk.scoring.local_neighbours(len(held_out))
+        nearest = distances.topk(neighbours, dim=1, largest=False).indices
+        return aetk.scoring.local_view_scales(self.view_scales_, held_out, nearest.numpy())
 
     def views(self) -> tuple[str, ...]:
         return tuple(self.pooling.split("+")) if self.pooling.startswith("clip+") else ()
@@ -308,16 +335,16 @@ class KnnScorer(aetk.Scorer):
         import numpy as np
         import torch
 
-        view_scores, moments, localizations = [], [], []
+        view_scores, scales, moments, localizations = [], [], [], []
         for group in aetk.scoring.clip_batches(clips):
             lengths = [len(clip) for clip in group]
             codes = model.latent(torch.cat(group))
             distances, nearest = self._nearest_vectors(codes)
-            clip_scores = self._distances(
-                self._standardise(
-                    torch.cat([part.mean(0, keepdim=True) for part in codes.split(lengths)])
-                )
+            clip_codes = self._standardise(
+                torch.cat([part.mean(0, keepdim=True) for part in codes.split(lengths)])
             )
+            clip_scores = self._distances(clip_codes)
+            scales.append(self._local_scales(clip_codes))
             parts = zip(
                 group,
                 codes.split(lengths),
@@ -342,7 +369,7 @@ class KnnScorer(aetk.Scorer):
                 )
         if not view_scores:
             return np.empty(0), []
-        scores, winners = aetk.scoring.combine_views(np.array(view_scores), self.view_scales_)
+        scores, winners = aetk.scoring.combine_views(np.array(view_scores), np.concatenate(scales))
         views = self.views()
         for localization, winner, moment in zip(localizations, winners, moments, strict=True):
             if localization is not None:
@@ -368,6 +395,7 @@ class KnnScorer(aetk.Scorer):
             "contrast": "contrast" in self.views(),
             "k": min(self.k, len(self.reference_)),
             "localizes": self._localizable(model, torch.zeros(1, *model.input_shape_)),
+            "neighbours": 1,
         }
 
         class KnnGraph(nn.Module):
@@ -381,17 +409,25 @@ class KnnScorer(aetk.Scorer):
                 return _exported_scores(self, vectors, **settings)
 
         clip_only = not self.views()
-        return KnnGraph(
-            {
-                "center": self.center_,
-                "scale": self.scale_,
-                "reference": self.reference_,
-                "vector_reference": self.reference_[:1] if clip_only else self.vector_reference_,
-                "view_scales": torch.ones(2, dtype=torch.float64)
-                if clip_only
-                else torch.as_tensor(self.view_scales_),
-            }
-        )
+        buffers = {
+            "center": self.center_,
+            "scale": self.scale_,
+            "reference": self.reference_,
+            "vector_reference": self.reference_[:1] if clip_only else self.vector_reference_,
+            "view_scales": torch.ones(2, dtype=torch.float64),
+            # One held-out clip scored at the views' scales: the scales of a file without local
+            # ones (and a placeholder where there are no views).
+            "held_out_clips": self.reference_[:1],
+            "held_out_views": torch.ones(1, 2, dtype=torch.float64),
+        }
+        if not clip_only:
+            scales = torch.as_tensor(self.view_scales_)
+            buffers.update(view_scales=scales, held_out_views=scales[None])
+        if getattr(self, "held_out_views_", None) is not None:
+            buffers["held_out_clips"] = self.reference_[self.held_out_index_]
+            buffers["held_out_views"] = torch.as_tensor(self.held_out_views_)
+            settings["neighbours"] = aetk.scoring.local_neighbours(len(self.held_out_views_))
+        return KnnGraph(buffers)
 
     def _nearest_vectors(
         self, codes: torch.Tensor, exclude: torch.Tensor | None = None
@@ -521,7 +557,7 @@ class KnnScorer(aetk.Scorer):
 
 
 def _exported_scores(
-    graph, vectors, pooling, top_fraction, window, contrast, k, localizes
+    graph, vectors, pooling, top_fraction, window, contrast, k, localizes, neighbours
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The export graph's outputs for one clip's vectors (:meth:`KnnScorer.export_module`)."""
     codes = graph.network(vectors)[1].flatten(1)
@@ -540,7 +576,10 @@ def _exported_scores(
     else:
         distances, nearest = _exported_nearest(codes, graph.vector_reference, k)
         clip_view = _exported_nearest(clip, graph.reference, k)[0][0].double()
-        score, view = _exported_views(clip_view, distances, window, contrast, graph.view_scales)
+        scales = aetk.networks.local_view_scales(
+            clip, graph.held_out_clips, graph.held_out_views, graph.view_scales, neighbours
+        )
+        score, view = _exported_views(clip_view, distances, window, contrast, scales)
         normal = graph.vector_reference[nearest]
     if not localizes:
         return score if view is None else (score, view)

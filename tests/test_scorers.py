@@ -236,6 +236,44 @@ def test_view_scales_and_combination_pick_the_view_furthest_from_its_normal():
     assert view_scales(np.zeros((3, 2))).min() > 0  # never a division by zero
 
 
+def test_local_view_scales_come_from_the_nearest_normal_clips_never_below_the_views():
+    from aetk.components.pooling import local_neighbours, local_view_scales
+
+    held_out = np.array([[1.0, 10.0], [2.0, 10.0], [6.0, 30.0], [8.0, 20.0]])
+    scales = np.array([2.0, 10.0])
+    local = local_view_scales(scales, held_out, np.array([[2, 3], [0, 1]]))
+    np.testing.assert_allclose(local, [[7.0, 25.0], [2.0, 10.0]])
+    assert [local_neighbours(n) for n in (1, 2, 4, 5, 11, 256)] == [1, 1, 1, 2, 3, 64]
+
+
+def conditions(count, seed, spread, offset, shift=0.0, vectors=40, dim=6):
+    """Clips of one operating condition: each its own mean (``spread`` around ``offset``, moved
+    by ``shift`` for a fault) with noise over its vectors."""
+    generator = torch.Generator().manual_seed(seed)
+    result = []
+    for _ in range(count):
+        mean = offset + spread * torch.randn(dim, generator=generator) + shift
+        result.append(mean + 0.3 * torch.randn(vectors, dim, generator=generator))
+    return result
+
+
+def test_knn_views_judge_a_clip_against_the_normal_clips_like_it(identity):
+    # Two operating conditions, one whose normal clips vary far more than the other's: its
+    # normal clips lie further from normal than the other condition's faults do, and must not
+    # outrank those faults, as they do against one scale for every clip.
+    tight, loose = conditions(10, 1, 0.05, 0.0), conditions(10, 2, 0.8, 10.0)
+    scorer = KnnScorer(pooling="clip+event").fit(identity, tight + loose, [])
+    normal, faulty = conditions(5, 3, 0.8, 10.0), conditions(5, 4, 0.05, 0.0, shift=0.5)
+
+    def auc() -> float:
+        scores = [*scorer.score(identity, normal), *scorer.score(identity, faulty)]
+        return metrics.auc([0] * 5 + [1] * 5, scores)
+
+    local = auc()
+    scorer.held_out_views_ = None  # as in a detector file written before local scales
+    assert local >= 0.8 and auc() <= 0.2
+
+
 def event_clips(count, seed, event_at=None, vectors=80, dim=6):
     """Normal clips of unit noise; ``event_at``: two vectors from there on shifted far."""
     result = clips(count, vectors=vectors, dim=dim, seed=seed)
@@ -299,8 +337,9 @@ def test_knn_contrast_view_hears_a_moment_that_stands_out_not_a_shifted_recordin
     assert moment_views(with_event)[1] > 3 * contrast
     (score,), (localization,) = scorer.score_and_localize(identity, [with_event])
     assert localization.view in ("event", "contrast") and localization.view_vectors == (30, 32)
-    # The score is the larger moment view in its scale (the clip's average hides the event).
-    moments = np.array(moment_views(with_event)) / scorer.view_scales_[1:]
+    # The score is the larger moment view in the clip's scales (its average hides the event).
+    clip = scorer._standardise(identity.latent(with_event).mean(0, keepdim=True))
+    moments = np.array(moment_views(with_event)) / scorer._local_scales(clip)[0, 1:]
     assert score == pytest.approx(moments.max())
 
 

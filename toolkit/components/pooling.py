@@ -59,9 +59,33 @@ def view_scales(held_out: np.ndarray) -> np.ndarray:
     return np.maximum(medians, floor)
 
 
+def local_neighbours(held_out_clips: int) -> int:
+    """How many held-out normal clips a clip's local scales are drawn from
+    (:func:`local_view_scales`): a quarter of them, at least one."""
+    return max(1, -(-held_out_clips // 4))
+
+
+def local_view_scales(scales: np.ndarray, held_out: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """Each clip's view scales, ``[clips, views]``, from the normal clips most like it: the
+    median of the ``[clips, neighbours]`` held-out clips ``nearest`` to it in their
+    ``[held-out clips, views]`` scores ``held_out``, never below the views' ``scales``
+    (:func:`view_scales`).
+
+    Normal sound varies more in some places than in others (another operating condition,
+    another machine of a fleet, a noisier hour); a clip is judged against how far normal clips
+    like it lie from the other normal clips (the idea of the local outlier factor), so a clip
+    where normal sound is loose is not taken for a fault. Never stricter than a typical normal
+    clip: where normal clips are tight (neighbouring cuts of one recording), a scale below the
+    views' own would turn small differences into large ratios."""
+    held_out = np.asarray(held_out, dtype=np.float64)
+    local = np.median(held_out[np.asarray(nearest)], axis=1)
+    return np.maximum(local, np.asarray(scales, dtype=np.float64))
+
+
 def combine_views(view_scores: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One score per clip from ``[clips, views]`` scores: the largest of the views' scores in
-    their scales (:func:`view_scales`), and which view gave it. A clip is as anomalous as the
+    their scales (``[views]`` from :func:`view_scales`, or each clip's own ``[clips, views]``
+    from :func:`local_view_scales`), and which view gave it. A clip is as anomalous as the
     view that finds it furthest from normal; a view whose scores barely move on a machine (an
     event view on a steady hum) stays near 1 and does not drown the others."""
     ratios = np.asarray(view_scores, dtype=np.float64) / np.asarray(scales, dtype=np.float64)

@@ -274,7 +274,9 @@ class Detector:
 
     def views(self) -> list[dict[str, Any]] | None:
         """The views the scorer judges a clip through, each with its scale (the median score of
-        held-out normal clips in that view), or None for a scorer with one view."""
+        held-out normal clips in that view; a scorer with local scales measures each clip
+        against its nearest normal clips' scores, never below it), or None for a scorer with
+        one view."""
         names = self.scorer.views()
         if not names:
             return None
