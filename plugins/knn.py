@@ -221,16 +221,18 @@ class KnnScorer(aetk.Scorer):
         A detector file written before local scales keeps no held-out scores: every clip then
         gets the views' own scales, as it did."""
         import numpy as np
+        import torch
 
         held_out = getattr(self, "held_out_views_", None)
         if held_out is None:
             return np.broadcast_to(self.view_scales_, (len(clips), len(self.view_scales_)))
-        distances = aetk.networks.pairwise_distances(clips, self.reference_[self.held_out_index_])
-        if leave_out_self:
-            distances.fill_diagonal_(float("inf"))
-        neighbours = aetk.scoring.local_neighbours(len(held_out))
-        nearest = distances.topk(neighbours, dim=1, largest=False).indices
-        return aetk.scoring.local_view_scales(self.view_scales_, held_out, nearest.numpy())
+        return aetk.scoring.local_view_scales(
+            clips,
+            self.reference_[self.held_out_index_],
+            torch.from_numpy(held_out),
+            torch.from_numpy(self.view_scales_),
+            leave_out_self,
+        ).numpy()
 
     def views(self) -> tuple[str, ...]:
         return tuple(self.pooling.split("+")) if self.pooling.startswith("clip+") else ()
@@ -395,7 +397,6 @@ class KnnScorer(aetk.Scorer):
             "contrast": "contrast" in self.views(),
             "k": min(self.k, len(self.reference_)),
             "localizes": self._localizable(model, torch.zeros(1, *model.input_shape_)),
-            "neighbours": 1,
         }
 
         class KnnGraph(nn.Module):
@@ -426,7 +427,6 @@ class KnnScorer(aetk.Scorer):
         if getattr(self, "held_out_views_", None) is not None:
             buffers["held_out_clips"] = self.reference_[self.held_out_index_]
             buffers["held_out_views"] = torch.as_tensor(self.held_out_views_)
-            settings["neighbours"] = aetk.scoring.local_neighbours(len(self.held_out_views_))
         return KnnGraph(buffers)
 
     def _nearest_vectors(
@@ -557,7 +557,7 @@ class KnnScorer(aetk.Scorer):
 
 
 def _exported_scores(
-    graph, vectors, pooling, top_fraction, window, contrast, k, localizes, neighbours
+    graph, vectors, pooling, top_fraction, window, contrast, k, localizes
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The export graph's outputs for one clip's vectors (:meth:`KnnScorer.export_module`)."""
     codes = graph.network(vectors)[1].flatten(1)
@@ -576,9 +576,9 @@ def _exported_scores(
     else:
         distances, nearest = _exported_nearest(codes, graph.vector_reference, k)
         clip_view = _exported_nearest(clip, graph.reference, k)[0][0].double()
-        scales = aetk.networks.local_view_scales(
-            clip, graph.held_out_clips, graph.held_out_views, graph.view_scales, neighbours
-        )
+        scales = aetk.scoring.local_view_scales(
+            clip, graph.held_out_clips, graph.held_out_views, graph.view_scales
+        )[0]
         score, view = _exported_views(clip_view, distances, window, contrast, scales)
         normal = graph.vector_reference[nearest]
     if not localizes:

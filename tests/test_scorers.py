@@ -239,10 +239,16 @@ def test_view_scales_and_combination_pick_the_view_furthest_from_its_normal():
 def test_local_view_scales_come_from_the_nearest_normal_clips_never_below_the_views():
     from aetk.components.pooling import local_neighbours, local_view_scales
 
-    held_out = np.array([[1.0, 10.0], [2.0, 10.0], [6.0, 30.0], [8.0, 20.0]])
-    scales = np.array([2.0, 10.0])
-    local = local_view_scales(scales, held_out, np.array([[2, 3], [0, 1]]))
+    held_out = torch.tensor([[1.0, 10.0], [2.0, 10.0], [6.0, 30.0], [8.0, 20.0], [9.0, 9.0]])
+    # Held-out clips on a line; a quarter of five is two neighbours.
+    held_out_clips = torch.tensor([[0.0], [1.0], [10.0], [11.0], [30.0]])
+    scales = torch.tensor([2.0, 10.0])
+    local = local_view_scales(torch.tensor([[10.4], [0.4]]), held_out_clips, held_out, scales)
     np.testing.assert_allclose(local, [[7.0, 25.0], [2.0, 10.0]])
+    # The held-out clips themselves: none its own neighbour (the first's are the second and
+    # the third, not itself).
+    own = local_view_scales(held_out_clips, held_out_clips, held_out, scales, leave_out_self=True)
+    np.testing.assert_allclose(own[0], [4.0, 20.0])
     assert [local_neighbours(n) for n in (1, 2, 4, 5, 11, 256)] == [1, 1, 1, 2, 3, 64]
 
 

@@ -197,22 +197,6 @@ def winning_view(
     return scaled[winner].reshape(1), torch.stack([winner, start, end])
 
 
-def local_view_scales(
-    clip: torch.Tensor,
-    held_out_clips: torch.Tensor,
-    held_out_views: torch.Tensor,
-    scales: torch.Tensor,
-    neighbours: int,
-) -> torch.Tensor:
-    """:func:`aetk.scoring.local_view_scales` for one clip in an export graph: the views'
-    scales (``[views]``, float64) of the ``[1, dim]`` ``clip``, from the held-out scores
-    ``held_out_views`` of the ``neighbours`` held-out clips nearest to it."""
-    nearest = pairwise_distances(clip, held_out_clips).topk(neighbours, dim=1, largest=False)
-    ordered = torch.sort(held_out_views[nearest.indices[0]], dim=0).values
-    median = (ordered[(neighbours - 1) // 2] + ordered[neighbours // 2]) / 2
-    return torch.maximum(median, scales)
-
-
 def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
     """The mean of the largest ``ceil(fraction × n)`` of ``values`` (at least one), as ``[1]``;
     written with sorting and a mask so that it exports to ONNX with a dynamic ``n``."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from aetk.components.base import Localization
-from aetk.components.networks import window_means
+from aetk.components.networks import pairwise_distances, window_means
 from aetk.errors import ConfigError
 
 
@@ -65,11 +65,20 @@ def local_neighbours(held_out_clips: int) -> int:
     return max(1, -(-held_out_clips // 4))
 
 
-def local_view_scales(scales: np.ndarray, held_out: np.ndarray, nearest: np.ndarray) -> np.ndarray:
-    """Each clip's view scales, ``[clips, views]``, from the normal clips most like it: the
-    median of the ``[clips, neighbours]`` held-out clips ``nearest`` to it in their
-    ``[held-out clips, views]`` scores ``held_out``, never below the views' ``scales``
-    (:func:`view_scales`).
+def local_view_scales(
+    clips: torch.Tensor,
+    held_out_clips: torch.Tensor,
+    held_out_views: torch.Tensor,
+    scales: torch.Tensor,
+    leave_out_self: bool = False,
+) -> torch.Tensor:
+    """Each clip's view scales, ``[clips, views]`` float64, from the normal clips most like it:
+    the median ``held_out_views`` (``[held-out clips, views]`` scores) of the
+    :func:`local_neighbours` held-out clips nearest to it (``clips`` and ``held_out_clips`` are
+    ``[n, dim]`` embeddings), never below the views' ``scales`` (:func:`view_scales`);
+    ``leave_out_self``: the clips are the held-out clips themselves, none its own neighbour.
+    Written in torch operations that export to ONNX, so an export graph draws a clip's scales
+    with this same function.
 
     Normal sound varies more in some places than in others (another operating condition,
     another machine of a fleet, a noisier hour); a clip is judged against how far normal clips
@@ -77,9 +86,14 @@ def local_view_scales(scales: np.ndarray, held_out: np.ndarray, nearest: np.ndar
     where normal sound is loose is not taken for a fault. Never stricter than a typical normal
     clip: where normal clips are tight (neighbouring cuts of one recording), a scale below the
     views' own would turn small differences into large ratios."""
-    held_out = np.asarray(held_out, dtype=np.float64)
-    local = np.median(held_out[np.asarray(nearest)], axis=1)
-    return np.maximum(local, np.asarray(scales, dtype=np.float64))
+    neighbours = local_neighbours(len(held_out_views))
+    distances = pairwise_distances(clips, held_out_clips)
+    if leave_out_self:
+        distances.fill_diagonal_(float("inf"))
+    nearest = distances.topk(neighbours, dim=1, largest=False).indices
+    ordered = torch.sort(held_out_views.double()[nearest], dim=1).values
+    median = (ordered[:, (neighbours - 1) // 2] + ordered[:, neighbours // 2]) / 2
+    return torch.maximum(median, scales.double())
 
 
 def combine_views(view_scores: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
