@@ -19,11 +19,18 @@ autoencoder it is the bottleneck code. The ways to compare a clip with normal re
   them), never below the medians over all held-out clips (:func:`aetk.scoring.local_view_scales`):
   where normal sound varies more (another operating condition, another machine), a clip is
   measured against that.
-- ``pooling = "clip+event+contrast"``: a third view beside those two, the *contrast*: the most
-  unusual moment's distance divided by the median distance of the clip's own vectors, how far
-  the moment stands out from the rest of its clip. A shift of the whole recording (another day,
-  another microphone position) moves every vector alike and does not raise it; a click that
-  comes late, a valve that sticks, stands out of its own clip (docs/quality.md).
+- ``pooling = "clip+frames+event"`` (the default preset's): a view between those two, the
+  *frames*: the mean distance of all the clip's vectors to their nearest normal vectors, each
+  moment a little unlike normal (the DCASE baseline's and ``transient``'s rule). It hears a
+  machine whose average spectrum stays normal while its sound changes from moment to moment
+  (a rail that slides rougher, a rhythm that changes), where the normal clips hold brief
+  transients of their own that set the event view's scale high.
+- ``+contrast`` (``"clip+event+contrast"``, ``"clip+frames+event+contrast"``): one more view,
+  the *contrast*: the most unusual moment's distance divided by the median distance of the
+  clip's own vectors, how far the moment stands out from the rest of its clip. A shift of the
+  whole recording (another day, another microphone position) moves every vector alike and does
+  not raise it; a click that comes late, a valve that sticks, stands out of its own clip
+  (docs/quality.md).
 
 With the views and ``codebook_size``, the normal vectors are summarised by that many k-means
 centroids (prototypical normal frames): a search through 1,024 centroids instead of 20,000 frames
@@ -51,7 +58,16 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POOLINGS = ("clip", "vector", "clip+event", "clip+event+contrast")
+POOLINGS = (
+    "clip",
+    "vector",
+    "clip+event",
+    "clip+event+contrast",
+    "clip+frames+event",
+    "clip+frames+event+contrast",
+)
+#: Views that judge the whole clip: the one that gives a clip its score names no moment.
+WHOLE_CLIP_VIEWS = ("clip", "frames")
 MAX_K = 1000
 MAX_REFERENCE = 10_000_000
 #: Folds of held-out clips whose event scores come from codebooks learned without them: with 4,
@@ -70,13 +86,14 @@ class KnnScorer(aetk.Scorer):
     """Mean distance to the ``k`` nearest normal references; higher is more anomalous.
 
     :param k: neighbours averaged.
-    :param pooling: ``"clip"``, ``"vector"``, or the views ``"clip+event"`` and
-        ``"clip+event+contrast"`` (see the module documentation).
+    :param pooling: ``"clip"``, ``"vector"``, or several views: ``"clip+event"``,
+        ``"clip+frames+event"`` (the default preset's), each optionally ``+contrast`` (see the
+        module documentation).
     :param top_fraction: with vector pooling, the share of a clip's most distant vectors averaged.
     :param max_reference: with vector pooling and the views, the most reference vectors kept
         (memory and time bound).
-    :param event_window: with the views (``clip+event``, ``clip+event+contrast``), the vectors
-        averaged in a moment (4 frames of 32 ms: about 0.13 s, shorter than a knock or a rub).
+    :param event_window: with the views, the vectors averaged in a moment (4 frames of 32 ms:
+        about 0.13 s, shorter than a knock or a rub).
     :param max_held_out: with the views, the most normal clips scored leave-one-out for the
         views' scales and the threshold.
     :param codebook_size: with the views, the event view's references are this many k-means
@@ -238,15 +255,12 @@ class KnnScorer(aetk.Scorer):
         return tuple(self.pooling.split("+")) if self.pooling.startswith("clip+") else ()
 
     def _moment_views(self, distances: torch.Tensor) -> tuple[list[float], int]:
-        """The views of a clip's most unusual moment from its vectors' distances to the nearest
-        normal ones: the moment's mean distance (event) and, with the contrast view, that
-        divided by the median distance over the clip; and where the moment starts."""
+        """The views after the clip view (:meth:`views`' order) from a clip's vectors' distances
+        to the nearest normal ones (:func:`_vector_views`), and where its most unusual moment
+        starts."""
         event, start = aetk.scoring.window_maxima(distances, self.event_window)
-        moment = [float(event)]
-        if "contrast" in self.views():
-            typical = float(aetk.networks.lower_median(distances))
-            moment.append(float(event) / max(typical, 1e-12))
-        return moment, int(start)
+        views = _vector_views(distances, event, self.views())
+        return [float(view) for view in views], int(start)
 
     def held_out_scores(self, model, train, validation) -> np.ndarray:
         """Leave-one-clip-out scores: each normal clip against the other clips' references."""
@@ -376,7 +390,7 @@ class KnnScorer(aetk.Scorer):
         for localization, winner, moment in zip(localizations, winners, moments, strict=True):
             if localization is not None:
                 localization.view = views[winner]
-                localization.view_vectors = moment if views[winner] != "clip" else None
+                localization.view_vectors = None if views[winner] in WHOLE_CLIP_VIEWS else moment
         return scores, localizations
 
     def export_module(self, model):
@@ -394,7 +408,7 @@ class KnnScorer(aetk.Scorer):
             "pooling": self.pooling,
             "top_fraction": self.top_fraction,
             "window": self.event_window,
-            "contrast": "contrast" in self.views(),
+            "views": self.views(),
             "k": min(self.k, len(self.reference_)),
             "localizes": self._localizable(model, torch.zeros(1, *model.input_shape_)),
         }
@@ -557,7 +571,7 @@ class KnnScorer(aetk.Scorer):
 
 
 def _exported_scores(
-    graph, vectors, pooling, top_fraction, window, contrast, k, localizes
+    graph, vectors, pooling, top_fraction, window, views, k, localizes
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """The export graph's outputs for one clip's vectors (:meth:`KnnScorer.export_module`)."""
     codes = graph.network(vectors)[1].flatten(1)
@@ -579,7 +593,7 @@ def _exported_scores(
         scales = aetk.scoring.local_view_scales(
             clip, graph.held_out_clips, graph.held_out_views, graph.view_scales
         )[0]
-        score, view = _exported_views(clip_view, distances, window, contrast, scales)
+        score, view = _exported_views(clip_view, distances, window, views, scales)
         normal = graph.vector_reference[nearest]
     if not localizes:
         return score if view is None else (score, view)
@@ -602,21 +616,37 @@ def _exported_views(
     clip_view: torch.Tensor,
     distances: torch.Tensor,
     window: int,
-    contrast: bool,
+    views: tuple[str, ...],
     view_scales: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The export graph's views of a clip: the largest scaled view (the score, ``[1]``), and
-    which view it is with the vectors ``[first, last)`` of its moment (``[3]``; the clip view has
-    no moment: first == last), as :meth:`KnnScorer.score_and_localize` finds them."""
+    which view it is with the vectors ``[first, last)`` of its moment (``[3]``; the views of the
+    whole clip have none: first == last), as :meth:`KnnScorer.score_and_localize` finds them."""
     import torch
 
     means = aetk.networks.window_means(distances, window)
     start = means.argmax()
-    event = means[start].double()
-    views = [clip_view, event]
-    if contrast:
-        views.append(event / aetk.networks.lower_median(distances).clamp_min(1e-12))
-    return aetk.networks.winning_view(torch.stack(views), view_scales, start, distances, window)
+    scores = torch.stack([clip_view, *_vector_views(distances, means[start], views)])
+    whole = tuple(index for index, name in enumerate(views) if name in WHOLE_CLIP_VIEWS)
+    return aetk.networks.winning_view(scores, view_scales, start, distances, window, whole)
+
+
+def _vector_views(
+    distances: torch.Tensor, event: torch.Tensor, views: tuple[str, ...]
+) -> list[torch.Tensor]:
+    """The views after the clip view, in the order of ``views``, from a clip's vectors'
+    ``distances`` to their nearest normal vectors and its most unusual moment's mean distance
+    (``event``): ``frames``, the mean distance of all its vectors (each moment a little unlike
+    normal); ``event``, that moment's; ``contrast``, that moment's divided by the median distance
+    over the clip (how far it stands out of its own clip). float64 ``[]`` each, in torch
+    operations that export."""
+    event = event.double()
+    computed = {
+        "frames": lambda: distances.double().mean(),
+        "event": lambda: event,
+        "contrast": lambda: event / aetk.networks.lower_median(distances).clamp_min(1e-12),
+    }
+    return [computed[name]() for name in views[1:]]
 
 
 def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,8 +34,9 @@ BUILTINS = [
     MseScorer(top_fraction=0.25),
     KnnScorer(),
     KnnScorer(pooling="vector"),
-    KnnScorer(pooling="clip+event"),  # the default's scorer
-    KnnScorer(pooling="clip+event+contrast"),
+    KnnScorer(pooling="clip+event"),
+    KnnScorer(pooling="clip+frames+event"),  # the default's scorer
+    KnnScorer(pooling="clip+frames+event+contrast"),
     ClipMahalanobisScorer(),
     ClipMahalanobisScorer(pooling="clip+event"),
 ]

@@ -36,7 +36,7 @@ def test_default_hears_a_knock_and_says_when(clicking_machine, cli, tmp_path):
     fitted = cli("fit", clicking_machine / "train", "-o", detector, "--json")
     assert fitted.code == 0, fitted.stderr
     summary = fitted.json_lines()[-1]
-    assert [view["view"] for view in summary["views"]] == ["clip", "event"]
+    assert [view["view"] for view in summary["views"]] == ["clip", "frames", "event"]
     assert all(view["scale"] > 0 for view in summary["views"])
     scored = cli("score", clicking_machine / "test", "-d", detector, "--json")
     rows = {row["path"].rsplit("/", 1)[-1]: row for row in scored.json_lines()}
@@ -47,7 +47,8 @@ def test_default_hears_a_knock_and_says_when(clicking_machine, cli, tmp_path):
         assert row["view"]["view"] == "event"
         assert 0.85 <= row["view"]["start"] <= 1.1, row["view"]
         assert any(s["start"] <= 1.1 and s["end"] >= 1.0 for s in row["segments"]), row
-    assert all(row["view"]["view"] in ("clip", "event") for row in normals)
+    assert all(row["view"]["view"] in ("clip", "frames", "event") for row in normals)
+    assert all(set(row["view"]) == {"view"} for row in normals if row["view"]["view"] != "event")
 
 
 def margin(results) -> float:

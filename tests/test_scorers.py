@@ -349,6 +349,47 @@ def test_knn_contrast_view_hears_a_moment_that_stands_out_not_a_shifted_recordin
     assert score == pytest.approx(moments.max())
 
 
+def alternating_clips(count, seed, change=0.0, vectors=80, dim=6):
+    """A machine that alternates between two states every 5 vectors, with a brief normal
+    transient (2 vectors far off, each clip's its own) somewhere in each clip; ``change`` moves
+    one state up and the other down by that much in another dimension: every moment is off, the
+    clip's average is not."""
+    generator = torch.Generator().manual_seed(seed)
+    state = (torch.arange(vectors) // 5 % 2).float() * 2 - 1  # -1, +1 alternating
+    result = []
+    for _ in range(count):
+        clip = 0.3 * torch.randn(vectors, dim, generator=generator)
+        clip[:, 0] += 2 * state
+        clip[:, 1] += change * state
+        start = int(torch.randint(vectors - 2, (1,), generator=generator))
+        clip[start : start + 2] += 3 * torch.randn(dim, generator=generator)
+        result.append(clip)
+    return result
+
+
+def test_knn_frames_view_hears_every_moment_changed_when_the_average_and_worst_are_not(identity):
+    normal, held = alternating_clips(16, seed=0), alternating_clips(8, seed=1)
+    changed = alternating_clips(8, seed=2, change=1.5)
+    labels = [0] * 8 + [1] * 8
+
+    def auc(scorer) -> float:
+        return metrics.auc(
+            labels, [*scorer.score(identity, held), *scorer.score(identity, changed)]
+        )
+
+    with_frames = KnnScorer(pooling="clip+frames+event").fit(identity, normal, [])
+    assert with_frames.views() == ("clip", "frames", "event")
+    assert len(with_frames.view_scales_) == 3
+    # The normal transients set the event view's scale, the alternation hides the change from
+    # the clip's average: only the frames' mean distance tells the changed machine apart.
+    assert auc(with_frames) == 1.0
+    assert auc(KnnScorer(pooling="clip+event").fit(identity, normal, [])) < 0.8
+    scores, localizations = with_frames.score_and_localize(identity, changed)
+    np.testing.assert_allclose(scores, with_frames.score(identity, changed))
+    for localization in localizations:
+        assert localization.view == "frames" and localization.view_vectors is None
+
+
 def test_knn_codebook_summarises_normal_vectors_by_their_clusters(identity):
     centres = torch.tensor([[0.0] * 6, [8.0] * 6, [-8.0, 8.0] * 3])
     generator = torch.Generator().manual_seed(1)

@@ -311,10 +311,10 @@ class Scorer(Component):
         raise NotImplementedError
 
     def views(self) -> tuple[str, ...]:
-        """The views a clip is judged through, when there are several (``("clip", "event")``:
-        the clip's average and its most unusual moment), each calibrated on held-out normal
-        clips; a localization then names the view that gave the score. Empty (the default):
-        one view."""
+        """The views a clip is judged through, when there are several (``("clip", "frames",
+        "event")``: the clip's average, its frames on average and its most unusual moment), each
+        calibrated on held-out normal clips; a localization then names the view that gave the
+        score. Empty (the default): one view."""
         return ()
 
     def score(self, model: Model, clips: Sequence[torch.Tensor]) -> np.ndarray:

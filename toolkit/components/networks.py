@@ -184,16 +184,19 @@ def winning_view(
     start: torch.Tensor,
     per_vector: torch.Tensor,
     window: int,
+    whole_clip: tuple[int, ...] = (0,),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`aetk.scoring.combine_views` for one clip in an export graph: the largest of the
     clip's ``views`` (``[views]``, the whole clip's first) in their ``scales`` (``[1]``), and
     which view it is with the vectors ``[first, last)`` of its moment (``[3]``): ``window``
     vectors from ``start``, or all of a clip shorter than that (``per_vector``: any one value per
-    vector of the clip); the whole clip's view has no moment (first == last)."""
+    vector of the clip); the views of the whole clip (indices ``whole_clip``) have no moment
+    (first == last)."""
     scaled = views.double() / scales
     winner = scaled.argmax()
     width = torch.ones_like(per_vector, dtype=torch.long).sum().clamp(max=window)
-    end = torch.where(winner == 0, start, start + width)
+    has_moment = torch.tensor([index not in whole_clip for index in range(len(views))])
+    end = torch.where(has_moment[winner], start + width, start)
     return scaled[winner].reshape(1), torch.stack([winner, start, end])
 
 

@@ -109,11 +109,17 @@ def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
 #: How fit, score and the report name the built-in views.
 VIEW_NAMES = {
     "clip": "clip average",
+    "frames": "frames on average",
     "event": "most unusual moment",
     "contrast": "moment against the rest of its clip",
 }
 #: The same, for the view that raised one clip's score (with its moment's time after it).
-RAISED_BY = {"clip": "clip average", "event": "event", "contrast": "stand-out moment"}
+RAISED_BY = {
+    "clip": "clip average",
+    "frames": "frames on average",
+    "event": "event",
+    "contrast": "stand-out moment",
+}
 
 
 def describe_view(view: dict[str, Any] | None) -> str:
