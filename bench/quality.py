@@ -90,6 +90,11 @@ CANDIDATES: dict[str, dict] = {
         "set": ["scorer.pooling=clip"],
     },
     "autoencoder, clip+event": {"preset": "autoencoder", "set": ["scorer.pooling=clip+event"]},
+    "autoencoder, clip+frames": {"preset": "autoencoder", "set": ["scorer.pooling=clip+frames"]},
+    "autoencoder, clip+frames+event": {
+        "preset": "autoencoder",
+        "set": ["scorer.pooling=clip+frames+event"],
+    },
     "autoencoder + baseline-ae": {"preset": "autoencoder", "model": "baseline-ae"},
     "dcase": {"preset": "dcase"},
     "dcase + baseline-ae": {"preset": "dcase", "model": "baseline-ae"},

@@ -22,6 +22,12 @@ consecutive vectors, the largest of them. Each view is divided by the median of 
 the validation clips (normal recordings neither the model nor the scorer learned from), so both
 read "times as far from normal as a normal clip typically is", and the clip scores the larger
 (:func:`aetk.scoring.combine_views`); its localization names that view and the moment.
+
+With ``pooling = "clip+frames"`` (or ``"clip+frames+event"``) the clip is also judged by its
+*frames* view: the mean of its vectors' own distances, ``mean ‖W (r − μ)‖``, every moment a
+little off (the DCASE baseline's pooling, a mean over frames, in this metric). It hears a machine
+whose sound changes from moment to moment while its mean residual stays small (a sound that
+alternates, a rail that slides rougher).
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-POOLINGS = ("clip", "clip+event")
-VIEWS = ("clip", "event")
+POOLINGS = ("clip", "clip+event", "clip+frames", "clip+frames+event")
+#: Views that judge the whole clip: the one that gives a clip its score names no moment.
+WHOLE_CLIP_VIEWS = ("clip", "frames")
 
 
 class ClipMahalanobisScorer(aetk.Scorer):
@@ -45,9 +52,10 @@ class ClipMahalanobisScorer(aetk.Scorer):
     :param shrinkage: weight in (0, 1] of the average variance mixed into the residual covariance
         (``(1 − s) Σ + s · mean variance · I``); larger is more robust with few vectors.
     :param max_dimension: largest residual size accepted (the covariance is size² numbers).
-    :param pooling: ``"clip"`` (the clip's mean residual) or ``"clip+event"`` (that, and the
-        clip's most unusual moment; see the module documentation).
-    :param event_window: with clip+event pooling, the vectors whose mean residual makes a moment
+    :param pooling: ``"clip"`` (the clip's mean residual), or that with other views:
+        ``"clip+event"`` (the clip's most unusual moment), ``"clip+frames"`` (its vectors'
+        mean distance) or ``"clip+frames+event"`` (see the module documentation).
+    :param event_window: with the event view, the vectors whose mean residual makes a moment
         (4 vectors of 5 frames at hop 512, 16 kHz: about 0.22 s).
     """
 
@@ -129,13 +137,13 @@ class ClipMahalanobisScorer(aetk.Scorer):
         self.whitening_ = whitening.float()
         normal = validation if len(validation) else train
         view_scores, localizations = self._views(model, normal, localize=True)
-        if self.pooling == "clip+event":
+        if self.views():
             self.view_scales_ = aetk.scoring.view_scales(view_scores)
         self.fit_localization(found for found in localizations if found is not None)
         return self
 
     def views(self) -> tuple[str, ...]:
-        return VIEWS if self.pooling == "clip+event" else ()
+        return tuple(self.pooling.split("+")) if self.pooling != "clip" else ()
 
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         return self.score_and_localize(model, clips, localize=False)[0]
@@ -153,15 +161,16 @@ class ClipMahalanobisScorer(aetk.Scorer):
         if self.pooling == "clip":
             return view_scores[:, 0], localizations
         scores, winners = aetk.scoring.combine_views(view_scores, self.view_scales_)
+        views = self.views()
         for localization, winner in zip(localizations, winners, strict=True):
             if localization is not None:
-                localization.view = VIEWS[winner]
-                if VIEWS[winner] == "clip":
+                localization.view = views[winner]
+                if views[winner] in WHOLE_CLIP_VIEWS:
                     localization.view_vectors = None
         return scores, localizations
 
     def export_module(self, model):
-        """The clip's whitened mean residual length (or the larger of the two scaled views, with
+        """The clip's whitened mean residual length (or the largest of the scaled views, with
         which view it is and the vectors of its moment), as a module to export, with each
         element's squared whitened residual (its localization)."""
         import torch
@@ -181,38 +190,33 @@ class ClipMahalanobisScorer(aetk.Scorer):
                 reconstruction, _ = self.network(vectors)
                 residuals = model.target(vectors) - reconstruction
                 whitened = (residuals.flatten(1) - self.mean) @ self.whitening
-                score = whitened.mean(0).square().sum().sqrt().double().reshape(1)
-                view = None
-                if events:
-                    means, whole = aetk.networks.window_vector_means(whitened, window)
-                    lengths = means.square().sum(1).sqrt()
-                    masked = torch.where(whole, lengths, torch.full_like(lengths, -1.0))
-                    start = masked.argmax()
-                    views = torch.cat([score, masked[start].reshape(1)])
-                    score, view = aetk.networks.winning_view(
-                        views, self.view_scales, start, lengths, window
-                    )
                 contributions = whitened.square()
+                vector_lengths = contributions.sum(1).sqrt()
+                scores, start = _clip_views(whitened, vector_lengths, views or ("clip",), window)
+                score, view = scores[0].reshape(1), None
+                if views:
+                    score, view = aetk.networks.winning_view(
+                        torch.stack(scores), self.view_scales, start, vector_lengths, window, whole
+                    )
                 return aetk.networks.localized(
-                    score, contributions.sum(1).sqrt(), contributions.reshape(residuals.shape), view
+                    score, vector_lengths, contributions.reshape(residuals.shape), view
                 )
 
-        events = self.pooling == "clip+event"
-        window = self.event_window
-        scales = (
-            torch.as_tensor(self.view_scales_) if events else torch.ones(2, dtype=torch.float64)
-        )
+        views, window = self.views(), self.event_window
+        whole = tuple(index for index, name in enumerate(views) if name in WHOLE_CLIP_VIEWS)
+        scales = torch.as_tensor(self.view_scales_) if views else torch.ones(2, dtype=torch.float64)
         return ClipMahalanobisGraph(self.mean_, self.whitening_, scales)
 
     def _views(
         self, model, clips: Sequence[torch.Tensor], localize: bool
     ) -> tuple[np.ndarray, list[aetk.Localization | None]]:
-        """``[clips, views]`` scores (the clip view; with clip+event, the event view beside it)
-        and, with ``localize``, each clip's localization (with its moment), reconstructing many
+        """``[clips, views]`` scores (the clip view alone, or every view of :meth:`views`) and,
+        with ``localize``, each clip's localization (with its moment), reconstructing many
         clips at once."""
         import numpy as np
         import torch
 
+        views = self.views() or ("clip",)
         rows: list[list[float]] = []
         localizations: list[aetk.Localization | None] = []
         for group in aetk.scoring.clip_batches(clips):
@@ -222,28 +226,48 @@ class ClipMahalanobisScorer(aetk.Scorer):
             for clip_whitened, shape in zip(
                 whitened.split(lengths), (clip.shape for clip in group), strict=True
             ):
-                row = [float(clip_whitened.mean(0).norm())]
-                moment = None
-                if self.pooling == "clip+event":
-                    means, whole = aetk.networks.window_vector_means(
-                        clip_whitened, self.event_window
-                    )
-                    window_lengths = torch.where(whole, means.norm(dim=1), -1.0)
-                    start = int(window_lengths.argmax())
-                    row.append(float(window_lengths[start]))
-                    moment = (start, start + min(self.event_window, len(clip_whitened)))
-                rows.append(row)
+                contributions = clip_whitened.square()
+                vector_lengths = contributions.sum(1).sqrt()
+                scores, start = _clip_views(clip_whitened, vector_lengths, views, self.event_window)
+                rows.append([float(score) for score in scores])
                 if not localize:
                     localizations.append(None)
                     continue
-                contributions = clip_whitened.square()
                 localization = aetk.Localization(
-                    contributions.sum(1).sqrt().float(), contributions.float().view(shape)
+                    vector_lengths.float(), contributions.float().view(shape)
                 )
-                localization.view_vectors = moment
+                if "event" in views:
+                    first = int(start)
+                    localization.view_vectors = (
+                        first,
+                        first + min(self.event_window, len(clip_whitened)),
+                    )
                 localizations.append(localization)
-        width = 2 if self.pooling == "clip+event" else 1
-        return np.array(rows, dtype=np.float64).reshape(-1, width), localizations
+        return np.array(rows, dtype=np.float64).reshape(-1, len(views)), localizations
+
+
+def _clip_views(
+    whitened: torch.Tensor, vector_lengths: torch.Tensor, views: tuple[str, ...], window: int
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A clip's ``views`` (float64 ``[]`` each, in that order) from its whitened residual vectors
+    and their lengths: ``clip``, the length of their mean; ``frames``, the mean of their lengths
+    (every moment a little off, the DCASE baseline's pooling); ``event``, the largest length of
+    the mean over ``window`` consecutive vectors; and where that moment starts (0 without the
+    event view). In torch operations that export, for aetk and the export graph alike."""
+    import torch
+
+    computed = {
+        "clip": whitened.mean(0).square().sum().sqrt().double(),
+        "frames": vector_lengths.double().mean(),
+    }
+    start = torch.zeros((), dtype=torch.long)
+    if "event" in views:
+        means, whole = aetk.networks.window_vector_means(whitened, window)
+        window_lengths = means.square().sum(1).sqrt()
+        masked = torch.where(whole, window_lengths, torch.full_like(window_lengths, -1.0))
+        start = masked.argmax()
+        computed["event"] = masked[start].double()
+    return [computed[name] for name in views], start
 
 
 @aetk.hookimpl

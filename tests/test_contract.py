@@ -39,6 +39,7 @@ BUILTINS = [
     KnnScorer(pooling="clip+frames+event+contrast"),
     ClipMahalanobisScorer(),
     ClipMahalanobisScorer(pooling="clip+event"),
+    ClipMahalanobisScorer(pooling="clip+frames+event"),
 ]
 
 

@@ -489,6 +489,28 @@ def test_clip_mahalanobis_event_view_hears_what_the_clip_mean_washes_out():
         assert localization.view == "clip" and localization.view_vectors is None
 
 
+def test_clip_mahalanobis_frames_view_hears_every_vector_off_where_the_mean_cancels(
+    residuals_are_inputs,
+):
+    normal, validation = clips(10, vectors=100, dim=2), clips(6, 100, 2, seed=1)
+    held = clips(5, vectors=400, dim=2, seed=5)
+    # Residuals three times as loud as normal in every vector, in no consistent direction:
+    # their mean cancels (the clip view's blind spot, tested above), their lengths do not.
+    loud_noise = [3 * clip for clip in clips(5, vectors=400, dim=2, seed=2)]
+    scorer = ClipMahalanobisScorer(pooling="clip+frames").fit(
+        residuals_are_inputs, normal, validation
+    )
+    assert scorer.views() == ("clip", "frames") and len(scorer.view_scales_) == 2
+    held_scores = scorer.score(residuals_are_inputs, held)
+    scores, localizations = scorer.score_and_localize(residuals_are_inputs, loud_noise)
+    assert scores.min() > 2 * held_scores.max()
+    for score, localization in zip(scores, localizations, strict=True):
+        assert localization.view == "frames" and localization.view_vectors is None
+        # The frames view is the mean of the vectors' own distances, in its scale.
+        mean_length = float(localization.vector_scores.double().mean())
+        assert score == pytest.approx(mean_length / scorer.view_scales_[1], rel=1e-5)
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"pooling": "top"}, "pooling must be one of"), ({"event_window": 0}, "event_window")],
