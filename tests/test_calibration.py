@@ -190,6 +190,25 @@ def test_few_files_are_cross_fitted_and_many_use_the_validation_files(tmp_path):
     assert len(detector.calibration.normal_scores) == detector.training["validation_files"] == 6
 
 
+def test_cross_fitted_views_are_scaled_as_the_detectors_own(tmp_path):
+    """With several views, each fold's scorer scales its views on clips its model did not learn
+    from, as the detector's scorer does on its validation files: the held-out scores the
+    threshold stands on then read like the detector's scores of new normal clips (about 1),
+    not inflated by scales taken from clips the fold's model was trained on."""
+    from conftest import TINY
+
+    sets = synth.write_dataset(
+        tmp_path / "few", train=16, test_normal=12, test_per_anomaly=0, seconds=0.5, seed=4
+    )
+    settings = {**TINY, "set": [*TINY["set"], "scorer.pooling=clip+event", "training.epochs=8"]}
+    detector = aetk.fit(sets["train"], **settings, val_fraction=0.3)
+    assert len(detector.calibration.normal_scores) == 16
+    new_normal = [r.score for r in detector.score(sets["test"], localize=False)]
+    ratio = np.median(detector.calibration.normal_scores) / np.median(new_normal)
+    # Scaled on clips the fold's model learned (as before), this read 1.18.
+    assert 0.85 < ratio < 1.1, ratio
+
+
 @pytest.mark.parametrize("rate", ["1.5", "0", "-0.1"])
 def test_a_false_alarm_rate_outside_0_1_is_refused(cli, fitted, machine_sounds, rate):
     _, path = fitted

@@ -429,23 +429,36 @@ def cross_fitted_scores(
 ) -> np.ndarray:
     """A held-out score for every normal file: the files are cut into folds, and each fold is
     scored by a model and scorer fitted on the other folds (as the detector's own were fitted on
-    all of them). With a handful of files this gives the threshold every file to stand on rather
-    than one or two validation files."""
+    all of them). A scorer with several views scales them on clips its model did not learn from
+    (the detector's, on its validation files), so the fold's model then leaves out a validation
+    share of the other folds, in the detector's proportion, for its scorer: scaled on clips the
+    model had learned, every held-out score would read too high and the threshold would stand
+    above every clip. With a handful of files this gives the threshold every file to stand on
+    rather than one or two validation files."""
     clips = [*sets.train, *sets.validation]  # whole files: one clip each
     order = np.random.default_rng(config.training.seed).permutation(len(clips))
+    validation_share = len(sets.validation) / len(clips)
     scores = np.empty(len(clips))
     host = get_host()
     for fold in np.array_split(order, min(CROSS_FIT_FOLDS, len(clips))):
         held_out = set(fold.tolist())
         rest = [clip for index, clip in enumerate(clips) if index not in held_out]
+        validating = 0
+        if validation_share and parts.scorer.views():
+            validating = min(len(rest) - 1, max(1, round(validation_share * len(rest))))
+        # The last of the other folds' files, as the detector's validation files are its last.
+        fold_sets = FeaturizedSets(rest[: len(rest) - validating], rest[len(rest) - validating :])
         model = host.create("model", parts.model.name, parts.model.get_params())
         scorer = host.create("scorer", parts.scorer.name, parts.scorer.get_params())
-        with vector_sets(FeaturizedSets(rest, []), parts.normalizer, folder) as (vectors, _):
-            train(model, vectors, None, config.training)
-        standardized = StandardizedClips(rest, parts.normalizer)
-        scorer.fit(model, standardized, [])
-        held = StandardizedClips([clips[index] for index in fold], parts.normalizer)
-        scores[fold] = scorer.score(model, held)
+        with vector_sets(fold_sets, parts.normalizer, folder) as (vectors, validation_vectors):
+            train(model, vectors, validation_vectors, config.training)
+        scorer.fit(
+            model,
+            StandardizedClips(fold_sets.train, parts.normalizer),
+            StandardizedClips(fold_sets.validation, parts.normalizer),
+        )
+        held_out_clips = StandardizedClips([clips[index] for index in fold], parts.normalizer)
+        scores[fold] = scorer.score(model, held_out_clips)
     return scores
 
 
