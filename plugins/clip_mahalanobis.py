@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     import torch
 
 POOLINGS = ("clip", "clip+event", "clip+frames", "clip+frames+event")
-#: Views that judge the whole clip: the one that gives a clip its score names no moment.
-WHOLE_CLIP_VIEWS = ("clip", "frames")
 
 
 class ClipMahalanobisScorer(aetk.Scorer):
@@ -165,7 +163,7 @@ class ClipMahalanobisScorer(aetk.Scorer):
         for localization, winner in zip(localizations, winners, strict=True):
             if localization is not None:
                 localization.view = views[winner]
-                if views[winner] in WHOLE_CLIP_VIEWS:
+                if views[winner] in aetk.scoring.WHOLE_CLIP_VIEWS:
                     localization.view_vectors = None
         return scores, localizations
 
@@ -203,7 +201,7 @@ class ClipMahalanobisScorer(aetk.Scorer):
                 )
 
         views, window = self.views(), self.event_window
-        whole = tuple(index for index, name in enumerate(views) if name in WHOLE_CLIP_VIEWS)
+        whole = aetk.scoring.whole_clip_views(views)
         scales = torch.as_tensor(self.view_scales_) if views else torch.ones(2, dtype=torch.float64)
         return ClipMahalanobisGraph(self.mean_, self.whitening_, scales)
 

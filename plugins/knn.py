@@ -66,8 +66,6 @@ POOLINGS = (
     "clip+frames+event",
     "clip+frames+event+contrast",
 )
-#: Views that judge the whole clip: the one that gives a clip its score names no moment.
-WHOLE_CLIP_VIEWS = ("clip", "frames")
 MAX_K = 1000
 MAX_REFERENCE = 10_000_000
 #: Folds of held-out clips whose event scores come from codebooks learned without them: with 4,
@@ -390,7 +388,9 @@ class KnnScorer(aetk.Scorer):
         for localization, winner, moment in zip(localizations, winners, moments, strict=True):
             if localization is not None:
                 localization.view = views[winner]
-                localization.view_vectors = None if views[winner] in WHOLE_CLIP_VIEWS else moment
+                localization.view_vectors = (
+                    None if views[winner] in aetk.scoring.WHOLE_CLIP_VIEWS else moment
+                )
         return scores, localizations
 
     def export_module(self, model):
@@ -627,7 +627,7 @@ def _exported_views(
     means = aetk.networks.window_means(distances, window)
     start = means.argmax()
     scores = torch.stack([clip_view, *_vector_views(distances, means[start], views)])
-    whole = tuple(index for index, name in enumerate(views) if name in WHOLE_CLIP_VIEWS)
+    whole = aetk.scoring.whole_clip_views(views)
     return aetk.networks.winning_view(scores, view_scales, start, distances, window, whole)
 
 

@@ -96,6 +96,17 @@ def local_view_scales(
     return torch.maximum(median, scales.double())
 
 
+#: Views that judge the whole clip (its average, its frames on average): the one that gives a
+#: clip its score names no moment, where the others name their ``[first, last)`` vectors.
+WHOLE_CLIP_VIEWS = ("clip", "frames")
+
+
+def whole_clip_views(views: Sequence[str]) -> tuple[int, ...]:
+    """The indices of ``views`` that judge the whole clip (:data:`WHOLE_CLIP_VIEWS`), as
+    :func:`aetk.networks.winning_view` takes them."""
+    return tuple(index for index, name in enumerate(views) if name in WHOLE_CLIP_VIEWS)
+
+
 def combine_views(view_scores: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One score per clip from ``[clips, views]`` scores: the largest of the views' scores in
     their scales (``[views]`` from :func:`view_scales`, or each clip's own ``[clips, views]``
