@@ -194,6 +194,29 @@ def test_cli_score_folder_without_audio(cli, fitted, tmp_path):
     assert "no audio files found" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["score", "evaluate", "report"])
+def test_cli_names_a_detector_given_as_a_recording(
+    cli, fitted, machine_sounds, tmp_path, monkeypatch, command
+):
+    """``aetk score fan.aetk new/`` without -d: the one line says to give the file with -d."""
+    _, path = fitted
+    monkeypatch.chdir(tmp_path)
+    result = cli(command, path, machine_sounds["test"][0])
+    assert result.code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: detector.aetk: no detector file here; {path} looks like one: "
+        f"give it with -d {path}"
+    ]
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_cli_score_tally_counts_one_file_in_the_singular(cli, fitted, machine_sounds):
+    _, path = fitted
+    result = cli("score", machine_sounds["test"][0], "-d", path)
+    assert result.code == 0
+    assert result.stderr.strip().splitlines()[-1].startswith("1 file: ")
+
+
 def test_cli_bad_option_value_is_a_usage_error(cli):
     assert cli("fit", ".", "--epochs", "zero").code == 2
     assert cli("fit", ".", "--device", "tpu").code == 2

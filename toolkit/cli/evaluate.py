@@ -40,6 +40,7 @@ def evaluate_command(
     if out is not None:
         check_output_folder(out)
 
+    options.check_detector_among_recordings(detector_path, paths)
     detector = load_any(detector_path)
     with console.stderr.status("Scoring the recordings"):
         evaluation = evaluate(

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aetk.errors import ConfigError
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aetk.fitting.config import FitConfig
 
 
@@ -61,6 +65,21 @@ Recordings = Annotated[
 DetectorFile = Annotated[
     Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
 ]
+
+
+def check_detector_among_recordings(detector_path: Path, paths: Sequence[Path]) -> None:
+    """Refuse in one line a detector file given as a recording while ``-d`` names none (``aetk
+    score fan.aetk new/``, the commonest slip), saying how to give it."""
+    if detector_path.exists():
+        return
+    for path in paths:
+        if path.suffix == ".aetk" and path.is_file():
+            raise ConfigError(
+                f"{detector_path}: no detector file here; {path} looks like one: "
+                f"give it with -d {path}"
+            )
+
+
 Threshold = Annotated[
     float | None, typer.Option(help="Override the detector's threshold (a finite number).")
 ]

@@ -35,6 +35,7 @@ def report_command(
     from aetk.eval.report import build_report
     from aetk.fleet.detector import load_one
 
+    options.check_detector_among_recordings(detector_path, paths)
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
     detector = load_one(detector_path, machine)

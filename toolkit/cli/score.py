@@ -81,6 +81,7 @@ def score_command(
     """
     from aetk.data.audio import require_audio_files, select_shard
 
+    options.check_detector_among_recordings(detector_path, paths)
     files = require_audio_files(paths)
     if shard is not None:
         total = len(files)

@@ -115,6 +115,7 @@ def tally(results: Sequence[ScoreResult]) -> str:
     anomalous = sum(bool(result.anomalous) for result in results)
     failed = sum(bool(result.error) for result in results)
     normal = len(results) - anomalous - failed
-    return f"{len(results)} files: {anomalous} anomalous, {normal} normal" + (
+    files = "1 file" if len(results) == 1 else f"{len(results)} files"
+    return f"{files}: {anomalous} anomalous, {normal} normal" + (
         f", {failed} failed" if failed else ""
     )
