@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,8 +154,10 @@ def test_a_single_detector_refuses_machine_options_and_a_fleet_needs_one(
     _, single = fitted
     ran = cli("score", machine_sounds["test"][0], "-d", single, "--machine", "x")
     assert ran.code == 2 and "need a fleet detector" in ran.stderr
-    ran = cli("report", machine_sounds["test"][0], "-d", fleet_path, "-o", tmp_path / "r.html")
+    ran = cli("export", fleet_path, "-o", tmp_path / "f.onnx")
     assert ran.code == 2 and "give --machine NAME" in ran.stderr
+    ran = cli("report", machine_sounds["test"][0], "-d", single, "--machines", "folders")
+    assert ran.code == 2 and "--machines needs a fleet detector" in ran.stderr
     with pytest.raises(aetk.DetectorFileError, match="a fleet detector"):
         aetk.Detector.load(fleet_path)
     assert isinstance(load_any(single), aetk.Detector)
@@ -166,6 +170,46 @@ def test_evaluate_groups_a_fleet_by_machine_at_each_threshold(fitted_fleet, flee
     result = json.loads(ran.stdout)
     assert result["threshold"] is None
     assert [group["group"] for group in result["groups"]] == sorted(MACHINES)
+
+
+def test_report_judges_each_recording_by_its_machine(fitted_fleet, fleet_folders, cli, tmp_path):
+    """One page for the fleet: every verdict at its machine's threshold, as aetk score gives
+    it, ranked by score relative to that threshold, and the labelled clips measured per
+    machine; --machine still makes a page of one machine."""
+    _, path = fitted_fleet
+    test = fleet_folders / "test"
+    scored = {row["path"]: row for row in cli("score", test, "-d", path, "--json").json_lines()}
+    ran = cli("report", test, "-d", path, "-o", tmp_path / "fleet.html")
+    assert ran.code == 0, ran.stderr
+    page = (tmp_path / "fleet.html").read_text()
+    rows = re.findall(
+        r"<tr><td class=number>\d+</td><td title='([^']*)'>[^<]*</td><td>([^<]*)</td>"
+        r"<td class=number>[^<]*</td><td><span class=(\w+)>",
+        page,
+    )
+    assert len(rows) == len(scored) == 3 * len(list((test / MACHINES[0]).glob("*.wav")))
+    for file, machine, verdict in rows:
+        assert machine == scored[file]["machine"] == Path(file).parent.name
+        assert (verdict == "anomalous") == scored[file]["anomalous"]
+    relative = [scored[file]["score"] / scored[file]["threshold"] for file, _, _ in rows]
+    assert relative == sorted(relative, reverse=True)
+    summary = page[page.index("<section id=summary>") : page.index("<section id=explained>")]
+    aucs = dict(
+        re.findall(
+            r"<tr><td>([^<]*)</td>(?:<td class=number>\d+</td>){4}"
+            r"<td class=number>([0-9.]+)</td>",
+            summary,
+        )
+    )
+    assert sorted(aucs) == sorted(MACHINES)
+    for machine, auc in aucs.items():
+        own = [row for row in scored.values() if row["machine"] == machine]
+        labels = [int("anomaly" in Path(row["path"]).name) for row in own]
+        expected = aetk.metrics.auc(labels, [row["score"] for row in own])
+        assert float(auc) == pytest.approx(expected, abs=5e-4)
+    ran = cli("report", test, "-d", path, "--machine", MACHINES[1], "-o", tmp_path / "one.html")
+    assert ran.code == 0, ran.stderr
+    assert "<th>machine</th><th>score</th>" not in (tmp_path / "one.html").read_text()
 
 
 def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):

@@ -27,21 +27,34 @@ def report_command(
     ] = 5,
     force: options.Force = False,
     machine: options.Machine = None,
+    machines: options.Machines = None,
 ) -> None:
     """Write one self-contained HTML page: the detector, every verdict, and for the most
-    anomalous recordings where in time and frequency they depart from normal."""
+    anomalous recordings where in time and frequency they depart from normal. With a fleet
+    detector, each recording is judged by its machine's detector."""
     from aetk.data.audio import require_audio_files
     from aetk.data.fileio import atomic_write_text, check_output
+    from aetk.errors import ConfigError
     from aetk.eval.report import build_report
-    from aetk.fleet.detector import load_one
+    from aetk.fleet.detector import FleetDetector, load_any, load_one
 
     options.check_detector_among_recordings(detector_path, paths)
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
-    detector = load_one(detector_path, machine)
+    detector = load_any(detector_path) if machine is None else load_one(detector_path, machine)
+    if machines is not None and not isinstance(detector, FleetDetector):
+        raise ConfigError(
+            f"{detector_path}: --machines needs a fleet detector (fitted with --machines) "
+            "and no --machine"
+        )
     with console.stderr.status("Scoring the recordings and drawing the report"):
         page = build_report(
-            detector, paths, detector_path=detector_path, labels_csv=labels, top=top
+            detector,
+            paths,
+            detector_path=detector_path,
+            labels_csv=labels,
+            top=top,
+            machines=machines,
         )
     try:
         atomic_write_text(output, page)

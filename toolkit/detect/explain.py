@@ -133,14 +133,16 @@ def describe_view(view: dict[str, Any] | None) -> str:
     return name
 
 
-def describe_views(views: list[dict[str, Any]] | None) -> str:
-    """A detector's views and their scales, as fit and the report print them."""
+def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:
+    """A detector's views and their scales, as fit and the report print them (``scales``
+    False: the views alone, as a fleet's machines share them, each with its own scales)."""
     if not views:
         return ""
     return (
         "views: "
         + ", ".join(
-            f"{VIEW_NAMES.get(view['view'], view['view'])} (normal ≈ {view['scale']:.4g})"
+            VIEW_NAMES.get(view["view"], view["view"])
+            + (f" (normal ≈ {view['scale']:.4g})" if scales else "")
             for view in views
         )
         + f"; a clip scores the {'larger' if len(views) == 2 else 'largest'} in units of its normal"

@@ -4,6 +4,10 @@ The page holds the detector's summary (components, parameters, training data, lo
 scored file sorted by score with its verdict, and for the most anomalous files the input
 spectrogram, its reconstruction, the error map with the events marked and the score over time.
 With labelled files it adds the ROC curve and the score histogram. Images are embedded PNGs.
+
+A fleet detector's page judges every recording by its machine's detector, at that machine's
+threshold: recordings are ranked, and plotted, by their score relative to their own threshold,
+and labelled recordings are measured machine by machine, as ``aetk evaluate`` measures them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import base64
 import datetime
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +30,7 @@ from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
 
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector, ScoreResult
+    from aetk.fleet.detector import FleetDetector
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -46,31 +51,40 @@ table.sortable th { cursor: pointer; } details summary { cursor: pointer; margin
 
 
 def build_report(
-    detector: Detector,
+    detector: Detector | FleetDetector,
     paths: Sequence[str | Path],
     *,
     detector_path: str | Path,
     labels_csv: str | Path | None = None,
     top: int = 5,
+    machines: str | None = None,
 ) -> str:
-    """Score ``paths`` and return the report as one HTML string."""
+    """Score ``paths`` and return the report as one HTML string. A fleet routes each recording
+    to its machine (``machines``: how to tell which is which, as ``aetk score --machines``;
+    default: the way the fleet was fitted)."""
     from aetk.data.audio import require_audio_files
+    from aetk.fleet.detector import FleetDetector
 
     files = require_audio_files(paths)
-    results = detector.score(files)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
-    scored = sorted((r for r in results if r.score is not None), key=lambda r: -(r.score or 0.0))
-    failed = [r for r in results if r.error is not None]
+    if isinstance(detector, FleetDetector):
+        scored, failed = _ranked(detector.score(paths, source=machines))
+        summary = _fleet_summary_section(scored, failed, labels, detector)
+        described = _fleet_section(detector)
+    else:
+        scored, failed = _ranked(detector.score(files))
+        summary = _summary_section(scored, failed, labels, detector)
+        described = _detector_section(detector)
     # What a reader needs first: the verdicts in numbers and plots, then the cases explained,
     # then the detector, and the whole table last (collapsible, sortable).
     parts = [
-        f"<h1>aetk report</h1><p class=meta>{len(results)} recordings scored with "
+        f"<h1>aetk report</h1><p class=meta>{len(scored) + len(failed)} recordings scored with "
         f"<code>{_e(detector_path)}</code> on {datetime.date.today().isoformat()} "
         f"(aetk {__version__}).</p>",
-        _summary_section(scored, failed, labels, detector),
-        _explanations_section(detector, scored, labels, top),
-        _detector_section(detector),
-        _verdicts_section(scored, failed, labels),
+        summary,
+        _explanations_section(_judge(detector), scored, labels, top),
+        described,
+        _verdicts_section(scored, failed, labels, isinstance(detector, FleetDetector)),
     ]
     body = "\n".join(part for part in parts if part)
     return (
@@ -79,6 +93,32 @@ def build_report(
         f"<title>aetk report</title><style>{_STYLE}</style></head>\n"
         f"<body>\n{body}\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n"
     )
+
+
+def _judge(detector: Detector | FleetDetector) -> Callable[[ScoreResult], Detector]:
+    """Which detector judged a result: a fleet's machine's, or the one detector."""
+    from aetk.fleet.detector import FleetDetector
+
+    if isinstance(detector, FleetDetector):
+        fleet = detector
+        return lambda result: fleet.detectors[str(result.machine)]
+    single = detector
+    return lambda result: single
+
+
+def _ranked(results: list[ScoreResult]) -> tuple[list[ScoreResult], list[ScoreResult]]:
+    """The scored results, most anomalous first (:func:`_relative`), and the failed ones."""
+    scored = [result for result in results if result.score is not None]
+    failed = [result for result in results if result.error is not None]
+    return sorted(scored, key=lambda result: -_relative(result)), failed
+
+
+def _relative(result: ScoreResult) -> float:
+    """The score relative to the threshold it was judged at, 1 at the threshold (the score
+    divided by a positive threshold): what ranks the recordings of machines whose scores come
+    in different units. For one detector, the same order as the scores'."""
+    score, threshold = float(result.score or 0.0), float(result.threshold or 0.0)
+    return 1 + (score - threshold) / abs(threshold) if threshold else score - threshold + 1
 
 
 #: Click a column header to sort the verdicts table by it (numbers as numbers).
@@ -136,6 +176,108 @@ def _summary_section(
         + "".join(lines)
         + (_labelled_section(scored, labels, detector.threshold) or _histogram(scored, detector))
         + "</section>"
+    )
+
+
+def _fleet_summary_section(
+    scored: list[ScoreResult],
+    failed: list[ScoreResult],
+    labels: dict[str, int | None],
+    fleet: FleetDetector,
+) -> str:
+    anomalous = [r for r in scored if r.anomalous]
+    judged = sorted({r.machine for r in scored if r.machine})
+    lines = [
+        f"<p class=lead><b>{len(anomalous)}</b> of {len(scored)} recordings are anomalous, "
+        f"each judged by its machine's detector at its own threshold ({len(judged)} of the "
+        f"fleet's {len(fleet.machines)} machines)"
+        + (f"; {len(failed)} could not be scored" if failed else "")
+        + ".</p>"
+    ]
+    warned: dict[str, list[str]] = {}
+    for machine in judged:
+        if warning := fleet.detectors[machine].calibration.warning:
+            warned.setdefault(warning, []).append(machine)
+    lines += [
+        f"<p class=warning><b>The threshold of {_e(', '.join(machines))} may not be "
+        f"reliable:</b> {_e(warning)}</p>"
+        for warning, machines in warned.items()
+    ]
+    rows = []
+    for machine in judged:
+        own = [r for r in scored if r.machine == machine]
+        known = [
+            (label, float(r.score or 0.0)) for r in own if (label := labels.get(r.path)) is not None
+        ]
+        y, scores = [label for label, _ in known], [score for _, score in known]
+        separable = set(y) == {NORMAL, ANOMALY}
+        measured = (
+            f"<td class=number>{metrics.auc(y, scores):.3f}</td>"
+            f"<td class=number>{metrics.pauc(y, scores):.3f}</td>"
+            if separable
+            else "<td></td><td></td>"
+        )
+        rows.append(
+            f"<tr><td>{_e(machine)}</td><td class=number>{len(own)}</td>"
+            f"<td class=number>{sum(bool(r.anomalous) for r in own)}</td>"
+            f"<td class=number>{y.count(NORMAL)}</td><td class=number>{y.count(ANOMALY)}</td>"
+            f"{measured}</tr>"
+        )
+    table = (
+        "<table><thead><tr><th>machine</th><th>scored</th><th>anomalous</th>"
+        "<th>labelled normal</th><th>labelled anomalous</th><th>AUC</th><th>pAUC</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    relative = [_relative(r) for r in scored]
+    normal = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == NORMAL]
+    faulty = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == ANOMALY]
+    figure = (
+        plots.score_histogram(normal, faulty, 1.0, "score relative to its machine's threshold")
+        if normal and faulty
+        else plots.score_histogram(relative, [], 1.0, "score relative to its machine's threshold")
+    )
+    return (
+        "<section id=summary><h2>Summary</h2>"
+        + "".join(lines)
+        + table
+        + f"<div class=figures>{_image(figure, 'score histogram')}</div></section>"
+    )
+
+
+def _fleet_section(fleet: FleetDetector) -> str:
+    """The fleet's method (one configuration for all its machines) and each machine's
+    threshold and training data."""
+    first = next(iter(fleet.detectors.values())).summary()
+    facts = [f"method: {_e(first['method'])}"] if first["method"] else []
+    facts += [_e(describe_views(first["views"], scales=False))] if first["views"] else []
+    # Machines with too few recordings of their own share the whole fleet's detector: one row.
+    sharing: dict[int, list[str]] = {}
+    for machine, detector in fleet.detectors.items():
+        sharing.setdefault(id(detector), []).append(machine)
+    rows = []
+    for machines in sharing.values():
+        summary = fleet.detectors[machines[0]].summary()
+        rows.append(
+            f"<tr><td>{_e(', '.join(machines))}</td>"
+            f"<td class=number>{summary['threshold']:.5g}</td>"
+            f"<td class=number>{summary['train_files']}</td>"
+            f"<td class=number>{summary['validation_files']}</td>"
+            f"<td>{_e(summary['calibration']['warning'] or '')}</td></tr>"
+        )
+    shared = (
+        " Machines listed together share one detector, the whole fleet's: each had too few "
+        "normal recordings for one of its own."
+        if any(len(machines) > 1 for machines in sharing.values())
+        else ""
+    )
+    return (
+        f"<h2>Detector</h2><p>A fleet of {len(fleet.machines)} machines, told apart by "
+        f"<code>{_e(fleet.source)}</code>; each machine has its own detector and threshold "
+        f"(a score above it is anomalous).{shared}</p><ul>"
+        + "".join(f"<li>{fact}</li>" for fact in facts)
+        + "</ul><table><thead><tr><th>machine</th><th>threshold</th><th>training files</th>"
+        "<th>validation files</th><th>threshold warning</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -199,10 +341,14 @@ def _detector_section(detector: Detector) -> str:
 
 
 def _verdicts_section(
-    scored: list[ScoreResult], failed: list[ScoreResult], labels: dict[str, int | None]
+    scored: list[ScoreResult],
+    failed: list[ScoreResult],
+    labels: dict[str, int | None],
+    show_machines: bool = False,
 ) -> str:
     show_labels = any(label is not None for label in labels.values())
-    header = "<thead><tr><th>#</th><th>file</th><th>score</th><th>verdict</th>"
+    header = "<thead><tr><th>#</th><th>file</th>" + ("<th>machine</th>" if show_machines else "")
+    header += "<th>score</th><th>verdict</th>"
     header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr></thead>"
     rows = []
     for rank, result in enumerate(scored, start=1):
@@ -224,17 +370,20 @@ def _verdicts_section(
             )
             if part
         )
+        machine = f"<td>{_e(result.machine)}</td>" if show_machines else ""
         rows.append(
             f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
-            f"{_e(Path(result.path).name)}</td><td class=number>{result.score:.4g}</td>"
-            f"<td>{verdict}</td>"
+            f"{_e(Path(result.path).name)}</td>{machine}"
+            f"<td class=number>{result.score:.4g}</td><td>{verdict}</td>"
             + (f"<td>{label}</td>" if show_labels else "")
             + f"<td>{_e(events)}</td></tr>"
         )
     for result in failed:
         rows.append(
             f"<tr><td></td><td title='{_e(result.path)}'>{_e(Path(result.path).name)}"
-            f"</td><td></td><td class=error>error</td>"
+            "</td>"
+            + ("<td></td>" if show_machines else "")
+            + "<td></td><td class=error>error</td>"
             + ("<td></td>" if show_labels else "")
             + f"<td>{_e(result.error)}</td></tr>"
         )
@@ -277,7 +426,10 @@ def _labelled_section(
 
 
 def _explanations_section(
-    detector: Detector, scored: list[ScoreResult], labels: dict[str, int | None], top: int
+    judged_by: Callable[[ScoreResult], Detector],
+    scored: list[ScoreResult],
+    labels: dict[str, int | None],
+    top: int,
 ) -> str:
     chosen = [r for r in scored if r.anomalous][:top]
     intro = f"<p>The {len(chosen)} highest-scoring anomalous recordings."
@@ -289,26 +441,30 @@ def _explanations_section(
         "score comes from (error map; events shaded), and the score over time.</p>"
     )
     parts = ["<section id=explained><h2>Where the anomalies are</h2>", intro]
-    parts += _explained(detector, chosen)
+    parts += _explained(judged_by, chosen)
     false_alarms = [r for r in scored if r.anomalous and labels.get(r.path) == NORMAL][:top]
     missed = [r for r in scored if not r.anomalous and labels.get(r.path) == ANOMALY][:top]
     if false_alarms:
         parts.append("<h2>Normal recordings it flagged</h2>")
-        parts += _explained(detector, false_alarms)
+        parts += _explained(judged_by, false_alarms)
     if missed:
         parts.append("<h2>Anomalous recordings it missed</h2>")
-        parts += _explained(detector, missed)
+        parts += _explained(judged_by, missed)
     return "".join(parts) + "</section>"
 
 
-def _explained(detector: Detector, chosen: list[ScoreResult]) -> list[str]:
+def _explained(
+    judged_by: Callable[[ScoreResult], Detector], chosen: list[ScoreResult]
+) -> list[str]:
     from aetk.detect.explanation import explain
 
     sections = []
     for result in chosen:
+        detector = judged_by(result)
         name = _e(Path(result.path).name)
+        machine = f"machine {_e(result.machine)}, " if result.machine else ""
         head = (
-            f"<section class=file><h3>{name}</h3><p>score {result.score:.4g} "
+            f"<section class=file><h3>{name}</h3><p>{machine}score {result.score:.4g} "
             f"(threshold {result.threshold:.4g})</p>"
         )
         try:
