@@ -151,31 +151,41 @@ def _summary_section(
     labels: dict[str, int | None],
     detector: Detector,
 ) -> str:
-    anomalous = [r for r in scored if r.anomalous]
-    lines = [
-        f"<p class=lead><b>{len(anomalous)}</b> of {len(scored)} recordings are anomalous "
-        f"(threshold {detector.threshold:.4g})"
-        + (f"; {len(failed)} could not be scored" if failed else "")
-        + ".</p>"
-    ]
+    lines = [_lead(scored, failed, f"(threshold {detector.threshold:.4g})")]
     if detector.calibration.warning:
         lines.append(
             "<p class=warning><b>The threshold may not be reliable:</b> "
             f"{_e(detector.calibration.warning)}</p>"
         )
-    known = [(labels[r.path], r) for r in scored if labels.get(r.path) is not None]
-    if {label for label, _ in known} == {NORMAL, ANOMALY}:
-        false_alarms = sum(bool(r.anomalous) for label, r in known if label == NORMAL)
-        missed = sum(not r.anomalous for label, r in known if label == ANOMALY)
-        lines.append(
-            f"<p>Against the labels: {false_alarms} normal recordings flagged, {missed} "
-            "anomalous recordings missed.</p>"
-        )
+    lines.append(_against_labels(scored, labels))
     return (
         "<section id=summary><h2>Summary</h2>"
         + "".join(lines)
         + (_labelled_section(scored, labels, detector.threshold) or _histogram(scored, detector))
         + "</section>"
+    )
+
+
+def _lead(scored: list[ScoreResult], failed: list[ScoreResult], judged: str) -> str:
+    """The summary's first line: how many recordings are anomalous, judged how."""
+    anomalous = sum(bool(r.anomalous) for r in scored)
+    return (
+        f"<p class=lead><b>{anomalous}</b> of {len(scored)} recordings are anomalous {judged}"
+        + (f"; {len(failed)} could not be scored" if failed else "")
+        + ".</p>"
+    )
+
+
+def _against_labels(scored: list[ScoreResult], labels: dict[str, int | None]) -> str:
+    """With labels of both classes, the verdicts' false alarms and misses; else nothing."""
+    known = [(labels[r.path], r) for r in scored if labels.get(r.path) is not None]
+    if {label for label, _ in known} != {NORMAL, ANOMALY}:
+        return ""
+    false_alarms = sum(bool(r.anomalous) for label, r in known if label == NORMAL)
+    missed = sum(not r.anomalous for label, r in known if label == ANOMALY)
+    return (
+        f"<p>Against the labels: {false_alarms} normal recordings flagged, {missed} "
+        "anomalous recordings missed.</p>"
     )
 
 
@@ -185,14 +195,14 @@ def _fleet_summary_section(
     labels: dict[str, int | None],
     fleet: FleetDetector,
 ) -> str:
-    anomalous = [r for r in scored if r.anomalous]
     judged = sorted({r.machine for r in scored if r.machine})
     lines = [
-        f"<p class=lead><b>{len(anomalous)}</b> of {len(scored)} recordings are anomalous, "
-        f"each judged by its machine's detector at its own threshold ({len(judged)} of the "
-        f"fleet's {len(fleet.machines)} machines)"
-        + (f"; {len(failed)} could not be scored" if failed else "")
-        + ".</p>"
+        _lead(
+            scored,
+            failed,
+            "(each judged by its machine's detector at its own threshold; "
+            f"{len(judged)} of the fleet's {len(fleet.machines)} machines)",
+        )
     ]
     warned: dict[str, list[str]] = {}
     for machine in judged:
@@ -203,6 +213,7 @@ def _fleet_summary_section(
         f"reliable:</b> {_e(warning)}</p>"
         for warning, machines in warned.items()
     ]
+    lines.append(_against_labels(scored, labels))
     rows = []
     for machine in judged:
         own = [r for r in scored if r.machine == machine]
