@@ -214,18 +214,31 @@ def _fleet_summary_section(
         for warning, machines in warned.items()
     ]
     lines.append(_against_labels(scored, labels))
+    return (
+        "<section id=summary><h2>Summary</h2>"
+        + "".join(lines)
+        + _machines_table(scored, labels, judged)
+        + _relative_histogram(scored, labels)
+        + "</section>"
+    )
+
+
+def _machines_table(
+    scored: list[ScoreResult], labels: dict[str, int | None], machines: list[str]
+) -> str:
+    """Each machine's recordings, its verdicts and, with labels of both classes, its AUC and
+    pAUC (as ``aetk evaluate`` groups a fleet)."""
     rows = []
-    for machine in judged:
+    for machine in machines:
         own = [r for r in scored if r.machine == machine]
         known = [
             (label, float(r.score or 0.0)) for r in own if (label := labels.get(r.path)) is not None
         ]
         y, scores = [label for label, _ in known], [score for _, score in known]
-        separable = set(y) == {NORMAL, ANOMALY}
         measured = (
             f"<td class=number>{metrics.auc(y, scores):.3f}</td>"
             f"<td class=number>{metrics.pauc(y, scores):.3f}</td>"
-            if separable
+            if set(y) == {NORMAL, ANOMALY}
             else "<td></td><td></td>"
         )
         rows.append(
@@ -234,25 +247,23 @@ def _fleet_summary_section(
             f"<td class=number>{y.count(NORMAL)}</td><td class=number>{y.count(ANOMALY)}</td>"
             f"{measured}</tr>"
         )
-    table = (
+    return (
         "<table><thead><tr><th>machine</th><th>scored</th><th>anomalous</th>"
         "<th>labelled normal</th><th>labelled anomalous</th><th>AUC</th><th>pAUC</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _relative_histogram(scored: list[ScoreResult], labels: dict[str, int | None]) -> str:
+    """The scores relative to their machines' thresholds (1: the threshold), by label when
+    both classes are labelled."""
     relative = [_relative(r) for r in scored]
     normal = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == NORMAL]
     faulty = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == ANOMALY]
-    figure = (
-        plots.score_histogram(normal, faulty, 1.0, "score relative to its machine's threshold")
-        if normal and faulty
-        else plots.score_histogram(relative, [], 1.0, "score relative to its machine's threshold")
-    )
-    return (
-        "<section id=summary><h2>Summary</h2>"
-        + "".join(lines)
-        + table
-        + f"<div class=figures>{_image(figure, 'score histogram')}</div></section>"
-    )
+    if not (normal and faulty):
+        normal, faulty = relative, []
+    figure = plots.score_histogram(normal, faulty, 1.0, "score relative to its machine's threshold")
+    return f"<div class=figures>{_image(figure, 'score histogram')}</div>"
 
 
 def _fleet_section(fleet: FleetDetector) -> str:
@@ -361,34 +372,15 @@ def _verdicts_section(
     header = "<thead><tr><th>#</th><th>file</th>" + ("<th>machine</th>" if show_machines else "")
     header += "<th>score</th><th>verdict</th>"
     header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr></thead>"
-    rows = []
-    for rank, result in enumerate(scored, start=1):
-        verdict = (
-            "<span class=anomalous>anomaly</span>"
-            if result.anomalous
-            else "<span class=normal>normal</span>"
-        )
-        label = {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[labels.get(result.path)]
-        events = "; ".join(
-            part
-            for part in (
-                describe_view(result.view),
-                _events_summary(result.segments or []),
-                *(
-                    f"recording {warning['name']}: {warning['message']}"
-                    for warning in result.warnings or []
-                ),
-            )
-            if part
-        )
-        machine = f"<td>{_e(result.machine)}</td>" if show_machines else ""
-        rows.append(
-            f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
-            f"{_e(Path(result.path).name)}</td>{machine}"
-            f"<td class=number>{result.score:.4g}</td><td>{verdict}</td>"
-            + (f"<td>{label}</td>" if show_labels else "")
-            + f"<td>{_e(events)}</td></tr>"
-        )
+    rows = [
+        f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
+        f"{_e(Path(result.path).name)}</td>"
+        + (f"<td>{_e(result.machine)}</td>" if show_machines else "")
+        + f"<td class=number>{result.score:.4g}</td><td>{_verdict(result)}</td>"
+        + (f"<td>{_label_name(labels.get(result.path))}</td>" if show_labels else "")
+        + f"<td>{_e(_row_events(result))}</td></tr>"
+        for rank, result in enumerate(scored, start=1)
+    ]
     for result in failed:
         rows.append(
             f"<tr><td></td><td title='{_e(result.path)}'>{_e(Path(result.path).name)}"
@@ -409,6 +401,26 @@ def _verdicts_section(
         "verdicts (click a column to sort)</summary>"
         f"<table class=sortable>{header}<tbody>{''.join(rows)}</tbody></table></details></section>"
     )
+
+
+def _verdict(result: ScoreResult) -> str:
+    if result.anomalous:
+        return "<span class=anomalous>anomaly</span>"
+    return "<span class=normal>normal</span>"
+
+
+def _label_name(label: int | None) -> str:
+    return {NORMAL: "normal", ANOMALY: "anomaly", None: "?"}[label]
+
+
+def _row_events(result: ScoreResult) -> str:
+    """A verdict row's last cell: the view that gave the score, the strongest event and the
+    recording warnings."""
+    warnings = (
+        f"recording {warning['name']}: {warning['message']}" for warning in result.warnings or []
+    )
+    parts = (describe_view(result.view), _events_summary(result.segments or []), *warnings)
+    return "; ".join(part for part in parts if part)
 
 
 def _labelled_section(
