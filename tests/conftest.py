@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -315,3 +316,10 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = webdriver.ChromeService(executable_path=driver)
     return webdriver.Chrome(options=options, service=service), None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (metrics, the dashboard)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -16,19 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import browser
+from conftest import browser, free_port
 
 from aetk import synth
 from aetk.watch import dashboard as dashboards
 from aetk.watch.dashboard import Dashboard, parse_address
 
 RATE = 16000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(url: str, data: bytes | None = None, timeout: float = 10) -> tuple[int, str, bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FLEET_MACHINES as MACHINES
-from conftest import write_uneven_fleet
+from conftest import free_port, write_uneven_fleet
 
 import aetk
 from aetk import synth
@@ -210,6 +210,87 @@ def test_report_judges_each_recording_by_its_machine(fitted_fleet, fleet_folders
     ran = cli("report", test, "-d", path, "--machine", MACHINES[1], "-o", tmp_path / "one.html")
     assert ran.code == 0, ran.stderr
     assert "<th>machine</th><th>score</th>" not in (tmp_path / "one.html").read_text()
+
+
+def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_folders, tmp_path):
+    """``aetk watch incoming/ -d fleet.aetk``: every file at its machine's threshold, each
+    machine's alerts its own (as a tracker fed that machine's files alone would raise them),
+    the alerts kept per machine in the state, and a file of no known machine an error event
+    while the watch goes on."""
+    import shutil
+    import threading
+    import time
+    import urllib.request
+
+    from aetk.watch.alerts import AlertTracker
+    from aetk.watch.monitor import Monitor, WatchOptions
+
+    fleet, _ = fitted_fleet
+    incoming = tmp_path / "incoming"
+    copied = 0
+    for machine in MACHINES:
+        (incoming / machine).mkdir(parents=True)
+        for path in sorted((fleet_folders / "test" / machine).glob("*.wav")):
+            shutil.copy(path, incoming / machine / path.name)
+            copied += 1
+    (incoming / "pump-99").mkdir()
+    stray = next((fleet_folders / "test" / MACHINES[0]).glob("*.wav"))
+    shutil.copy(stray, incoming / "pump-99" / "x.wav")
+    shutil.copy(stray, incoming / "loose.wav")
+    events: list[dict] = []
+    state = tmp_path / "state.json"
+    port = free_port()
+    options = WatchOptions(
+        settle=0.0, interval=0.05, confirm=1, clear=1, state=state, metrics_port=port
+    )
+    monitor = Monitor(fleet, str(incoming), options, events.append)
+    runner = threading.Thread(target=monitor.run_folder, args=(incoming,))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while len([e for e in events if e["event"] in ("scored", "error")]) < copied + 2:
+        assert time.monotonic() < deadline, events[-3:]
+        time.sleep(0.1)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    monitor.stopping = True
+    runner.join(30)
+    monitor.close()
+    for machine, detector in fleet.detectors.items():
+        assert f'aetk_threshold{{machine="{machine}"}} {detector.threshold!r}' in metrics
+
+    scored = [e for e in events if e["event"] == "scored"]
+    assert len(scored) == copied
+    for event in scored:
+        machine = Path(event["source"]).parent.name
+        assert event["machine"] == machine
+        assert event["threshold"] == fleet.detectors[machine].threshold
+        assert event["anomalous"] == (event["score"] > event["threshold"])
+    alerts = [e for e in events if e["event"] in ("anomaly_start", "anomaly_end")]
+    assert any(e["event"] == "anomaly_start" for e in alerts)
+    for machine in MACHINES:
+        tracker, expected = AlertTracker(confirm=1, clear=1), []
+        for event in (e for e in scored if e["machine"] == machine):
+            change, _ = tracker.update(0.0, event["score"], event["threshold"])
+            expected += [(change, event["source"])] if change else []
+        own = [(e["event"], e["source"]) for e in alerts if e["machine"] == machine]
+        assert own == expected
+    active = json.loads(state.read_text())["active"]
+    assert active == {
+        machine: monitor.judges[machine].tracker.active for machine in fleet.detectors
+    }
+    errors = {Path(e["source"]).name: e["error"] for e in events if e["event"] == "error"}
+    assert "unknown machine 'pump-99'" in errors["x.wav"]
+    assert "not inside a machine's folder" in errors["loose.wav"]
+
+
+def test_a_fleet_watches_folders_only(fitted_fleet, fitted, fleet_folders, cli):
+    _, path = fitted_fleet
+    _, single = fitted
+    ran = cli("watch", "-", "-d", path)
+    assert ran.code == 2 and "a stream is one machine: give --machine NAME" in ran.stderr
+    ran = cli("watch", fleet_folders / "test", "-d", path, "--dashboard", "0")
+    assert ran.code == 2 and "--dashboard shows one machine" in ran.stderr
+    ran = cli("watch", fleet_folders / "test", "-d", single, "--machines", "folders")
+    assert ran.code == 2 and "--machines needs a fleet detector" in ran.stderr
 
 
 def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import soundfile
+from conftest import free_port
 
 from aetk import synth
 
@@ -101,12 +101,6 @@ def test_raw_pcm_on_stdin_and_recordings_of_the_alert(watched, tmp_path):
     (recorded,) = [e for e in events if e["event"] == "recorded"]
     audio, rate = soundfile.read(recorded["path"])
     assert rate == RATE and len(audio) / rate >= 2.0  # pre + window + post, at least
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp_path):

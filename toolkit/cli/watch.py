@@ -64,6 +64,7 @@ def watch_command(
     interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
     strict: options.Strict = False,
     machine: options.Machine = None,
+    machines: options.Machines = None,
     dashboard: Annotated[
         str | None,
         typer.Option(
@@ -78,9 +79,10 @@ def watch_command(
 ) -> None:
     """Score continuously: files as they arrive in a folder, or sliding windows of a live device
     or of standard input (arecord, ffmpeg, sox). Alerts start after --confirm windows above the
-    threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly."""
+    threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet
+    detector watches a folder, each file judged by its machine's detector."""
     from aetk.errors import ConfigError
-    from aetk.fleet.detector import load_machine
+    from aetk.fleet.detector import FleetDetector, load_any, load_machine
     from aetk.watch import sources
     from aetk.watch.monitor import WatchOptions, finite
 
@@ -93,7 +95,15 @@ def watch_command(
     finite(hop, "hop")
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
-    detector, conditions = load_machine(detector_path, machine)
+    if machine is None:
+        detector, conditions = load_any(detector_path), None
+    else:
+        detector, conditions = load_machine(detector_path, machine)
+    if machines is not None and not isinstance(detector, FleetDetector):
+        raise ConfigError(
+            f"{detector_path}: --machines needs a fleet detector (fitted with --machines) "
+            "and no --machine"
+        )
     settings = WatchOptions(
         window=window,
         hop=hop,
@@ -115,6 +125,7 @@ def watch_command(
         strict=strict,
         machine=machine,
         conditions=conditions,
+        machines=machines,
         dashboard=dashboard,
         detector_file=detector_path,
     )
@@ -173,6 +184,8 @@ class _View:
             return
         name, when = event["event"], event["time"]
         where = f"{when:.2f} s" if when is not None else event["source"]
+        if event.get("machine"):
+            where += f" (machine {event['machine']})"
         if name == "scored":
             if event.get("warnings"):
                 from aetk_core.recording import describe_warnings

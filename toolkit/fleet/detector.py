@@ -79,24 +79,27 @@ class FleetDetector:
         paths: Sequence[str | Path],
         machine: str | None = None,
         source: str | None = None,
+        files: Sequence[Path] | None = None,
     ) -> dict[Path, Row]:
         """Each recording under ``paths`` with its categories: those of ``machine`` for all of
         them (the columns that are the same in all its training recordings), or told by
         ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the sub-folder
-        names)."""
+        names). ``files``: the recordings under ``paths`` when they are known already (a file
+        that has just arrived in a watched folder); the folders are then not walked."""
         from aetk.data.audio import find_audio_files
 
         if machine is not None:
             self.detector(machine)
             row = self.rows.get(machine, {MACHINE: machine})
-            return {path: dict(row) for path in find_audio_files(paths)}
+            found = find_audio_files(paths) if files is None else files
+            return {path: dict(row) for path in found}
         source = check_source(source or self.source)
         if source not in ("folders", "dcase") and not Path(source).is_file():
             raise ConfigError(
                 f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
                 "--machine NAME"
             )
-        routed = machine_rows(paths, source)
+        routed = machine_rows(paths, source, files)
         for known in {row[MACHINE] for row in routed.values()}:
             self.detector(known)
         return routed

@@ -29,6 +29,7 @@ from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk.watch.sources import FolderWatch, StreamFormat
 
 if TYPE_CHECKING:
+    from aetk.fleet.detector import FleetDetector
     from aetk.watch.dashboard import Dashboard
 
 
@@ -56,32 +57,69 @@ class WatchOptions:
     #: its conditions in the fleet.
     machine: str | None = None
     conditions: dict[str, str] | None = None
+    #: With a fleet detector watching a folder: how each file's machine is told (``folders``,
+    #: ``dcase`` or a table; None: the way the fleet was fitted).
+    machines: str | None = None
     #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
     #: page's drawing process loads.
     dashboard: str | None = None
     detector_file: Path | None = None
 
 
+@dataclass
+class Judge:
+    """What judges one machine's recordings: its detector, the threshold it is held to, its
+    alerts, and the machine and conditions its events carry (None: a single detector)."""
+
+    detector: Detector
+    threshold: float
+    tracker: AlertTracker
+    machine: str | None = None
+    conditions: dict[str, str] | None = None
+
+
 class Monitor:
-    """Scores windows or files, tracks alerts and sends every event where it is asked to go."""
+    """Scores windows or files, tracks alerts and sends every event where it is asked to go.
+
+    With a fleet detector it watches a folder: each file is judged by its machine's detector,
+    at its machine's threshold, and each machine's alerts start and end on their own."""
 
     def __init__(
         self,
-        detector: Detector,
+        detector: Detector | FleetDetector,
         source: str,
         options: WatchOptions,
         emit: Callable[[dict[str, Any]], None],
     ):
-        self.detector, self.source, self.options, self.emit = detector, source, options, emit
-        self.threshold = detector.threshold_for(options.threshold, options.false_alarm_rate)
-        self.tracker = AlertTracker(options.confirm, options.clear, options.cooldown)
+        from aetk.fleet.detector import FleetDetector, conditions
+
+        self.source, self.options, self.emit = source, options, emit
+        self.fleet: FleetDetector | None = None
+        self.judges: dict[str, Judge] = {}
+        self.main: Judge | None = None
+        if isinstance(detector, FleetDetector):
+            _check_fleet_watch(source, options)
+            self.fleet = detector
+            self.judges = {
+                name: self._judge_for(
+                    machine_detector, name, conditions(detector.rows.get(name, {}))
+                )
+                for name, machine_detector in detector.detectors.items()
+            }
+        else:
+            self.main = self._judge_for(detector, options.machine, options.conditions)
         self.metrics = (
-            Metrics(options.metrics_port, options.metrics_host)
+            Metrics(
+                options.metrics_port,
+                options.metrics_host,
+                machines=list(self.judges) if self.fleet else None,
+            )
             if options.metrics_port is not None
             else None
         )
         if self.metrics:
-            self.metrics.threshold.set(self.threshold)
+            for judge in self._every_judge():
+                self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
         self.senders: list[Webhook | Mqtt] = [
             *(
                 [Webhook(options.webhook, on_failure=self._webhook_failed)]
@@ -94,6 +132,27 @@ class Monitor:
         self.stopping = False
         self.scored = 0
 
+    def _judge_for(
+        self, detector: Detector, machine: str | None, conditions: dict[str, str] | None
+    ) -> Judge:
+        options = self.options
+        return Judge(
+            detector,
+            detector.threshold_for(options.threshold, options.false_alarm_rate),
+            AlertTracker(options.confirm, options.clear, options.cooldown),
+            machine,
+            conditions,
+        )
+
+    def _every_judge(self) -> list[Judge]:
+        return [self.main] if self.main else list(self.judges.values())
+
+    def _single(self) -> Judge:
+        """The one detector's judge (streams and the dashboard are one machine's)."""
+        if self.main is None:
+            raise ConfigError("a fleet detector watches a folder: give --machine NAME")
+        return self.main
+
     def _dashboard(self) -> Dashboard:
         from aetk.watch.dashboard import BackgroundDrawing, Dashboard, parse_address
 
@@ -101,29 +160,40 @@ class Monitor:
             raise ConfigError("--dashboard needs the detector's file (WatchOptions.detector_file)")
         allowed = [Path(self.source)] if Path(self.source).is_dir() else []
         allowed += [self.options.record] if self.options.record else []
+        judge = self._single()
         self.drawing = BackgroundDrawing(
-            self.options.detector_file, self.options.machine, self.threshold
+            self.options.detector_file, self.options.machine, judge.threshold
         )
         return Dashboard(
             parse_address(self.options.dashboard or ""),
             self.options.machine or self.source,
-            self.threshold,
+            judge.threshold,
             self.drawing,
             allowed,
         )
 
     # -- events ---------------------------------------------------------------------------------
 
-    def event(self, name: str, time: float | None, source: str | None = None, **fields: Any):
+    def event(
+        self,
+        name: str,
+        time: float | None,
+        source: str | None = None,
+        judge: Judge | None = None,
+        **fields: Any,
+    ):
+        """Emit one event, with the threshold, machine and conditions of ``judge`` (default:
+        the one detector's; a fleet's file that reached no machine has none)."""
+        judge = judge or self.main
         event = {
             "event": name,
             "source": source or self.source,
             "time": None if time is None else round(time, 3),
             "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
-            "threshold": self.threshold,
+            "threshold": judge.threshold if judge else None,
             **(
-                {"machine": self.options.machine, "conditions": self.options.conditions or {}}
-                if self.options.machine
+                {"machine": judge.machine, "conditions": judge.conditions or {}}
+                if judge and judge.machine
                 else {}
             ),
             **fields,
@@ -143,31 +213,48 @@ class Monitor:
         source: str | None = None,
         lag: float = 0.0,
         warnings: list[dict[str, str]] | None = None,
+        judge: Judge | None = None,
     ) -> str | None:
         """Track one scored window or file (scored ``lag`` seconds behind real time, recorded
-        with the recording ``warnings``); emits ``scored`` and any alert it completes."""
+        with the recording ``warnings``, by ``judge``: default the one detector's); emits
+        ``scored`` and any alert it completes."""
+        judge = judge or self._single()
         self.scored += 1
-        anomalous = is_anomalous(score, self.threshold)
+        anomalous = is_anomalous(score, judge.threshold)
         extra = {"warnings": warnings} if warnings else {}
         self.event(
-            "scored", start, source, score=score, anomalous=anomalous, lag=round(lag, 3), **extra
+            "scored",
+            start,
+            source,
+            judge,
+            score=score,
+            anomalous=anomalous,
+            lag=round(lag, 3),
+            **extra,
         )
         if self.metrics:
-            self.metrics.score.set(score)
+            self.metrics.gauge("score", judge.machine).set(score)
             self.metrics.lag.set(lag)
             for warning in warnings or []:
                 self.metrics.recording_warnings.labels(warning["name"]).inc()
-        change, since = self.tracker.update(start, score, self.threshold)
+        change, since = judge.tracker.update(start, score, judge.threshold)
         if change is not None:
-            self.event(change, since, source, score=score)
+            self.event(change, since, source, judge, score=score)
             if self.metrics:
-                self.metrics.anomalous.set(1 if change == "anomaly_start" else 0)
+                active = 1 if change == "anomaly_start" else 0
+                self.metrics.gauge("anomalous", judge.machine).set(active)
                 if change == "anomaly_start":
                     self.metrics.anomalies.inc()
         return change
 
-    def error(self, reason: str, time: float | None = None, source: str | None = None) -> None:
-        self.event("error", time, source, error=reason)
+    def error(
+        self,
+        reason: str,
+        time: float | None = None,
+        source: str | None = None,
+        judge: Judge | None = None,
+    ) -> None:
+        self.event("error", time, source, judge, error=reason)
         if self.metrics:
             self.metrics.errors.inc()
 
@@ -203,19 +290,20 @@ class Monitor:
         """One window through the detector's scoring path; None (and an error event) if it
         cannot be scored."""
         audio = Audio(samples, rate)
+        judge = self._single()
         try:
             clip = audio_clip(
-                self.detector.featurizer,
+                judge.detector.featurizer,
                 audio,
                 self.source,
-                band_rate=self.detector.recording_norms().band_rate,
+                band_rate=judge.detector.recording_norms().band_rate,
             )
         except AudioError as exc:
             self.error(exc.reason)
             return None
-        (result,) = self.detector.score_clips(
+        (result,) = judge.detector.score_clips(
             [FileClips(self.source, [clip])],
-            threshold=self.threshold,
+            threshold=judge.threshold,
             localize=False,
             strict=self.options.strict,
         )
@@ -226,7 +314,7 @@ class Monitor:
 
     def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
         # By default, windows as long as the clips the threshold was calibrated on.
-        window_seconds = self.options.window or self.detector.clip_seconds
+        window_seconds = self.options.window or self._single().detector.clip_seconds
         hop_seconds = self.options.hop or window_seconds / 2
         window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
         recorder = (
@@ -276,16 +364,16 @@ class Monitor:
     def _run_folder(self, folder: Path, progress: Callable[[int, int], None] | None) -> None:
         state = _read_state(self.options.state)
         seen = set(state.get("scored", []))
-        self.tracker.active = bool(state.get("active", False))
+        self._restore_alerts(state.get("active", False))
         watcher = FolderWatch(folder, seen, self.options.settle, self.options.interval)
         first = True
         try:
             while not self.stopping:
                 ready = watcher.ready()
                 for done, path in enumerate(ready, start=1):
-                    self._score_file(path)
+                    self._score_file(folder, path)
                     seen.add(str(path.resolve()))
-                    _write_state(self.options.state, seen, self.tracker.active)
+                    _write_state(self.options.state, seen, self._active_alerts())
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
@@ -294,11 +382,27 @@ class Monitor:
                 watcher.wait()
         finally:
             watcher.close()
-            _write_state(self.options.state, seen, self.tracker.active)
+            _write_state(self.options.state, seen, self._active_alerts())
 
-    def _score_file(self, path: Path) -> None:
-        (result,) = self.detector.score(
-            [path], threshold=self.threshold, localize=False, strict=self.options.strict
+    def _active_alerts(self) -> bool | dict[str, bool]:
+        """Whether an alert is on, as the state keeps it: for each machine of a fleet."""
+        if self.main:
+            return self.main.tracker.active
+        return {name: judge.tracker.active for name, judge in self.judges.items()}
+
+    def _restore_alerts(self, active: object) -> None:
+        if self.main:
+            self.main.tracker.active = bool(active)
+            return
+        for name, judge in self.judges.items():
+            judge.tracker.active = isinstance(active, dict) and bool(active.get(name, False))
+
+    def _score_file(self, folder: Path, path: Path) -> None:
+        judge = self._judge_of(folder, path)
+        if judge is None:
+            return
+        (result,) = judge.detector.score(
+            [path], threshold=judge.threshold, localize=False, strict=self.options.strict
         )
         lag = 0.0
         with suppress(OSError):
@@ -306,9 +410,36 @@ class Monitor:
         if self.metrics:
             self.metrics.files.inc()
         if result.error is not None or result.score is None:
-            self.error(result.error or "not scored", None, str(path))
+            self.error(result.error or "not scored", None, str(path), judge)
             return
-        self.judge(0.0, result.score, str(path), lag=lag, warnings=result.warnings)
+        self.judge(0.0, result.score, str(path), lag=lag, warnings=result.warnings, judge=judge)
+
+    def _judge_of(self, folder: Path, path: Path) -> Judge | None:
+        """The judge of a file in the watched ``folder``: the one detector's, or its machine's
+        in a fleet (None, with an error event, when its machine cannot be told or is not one
+        of the fleet's)."""
+        if self.fleet is None:
+            return self._single()
+        from aetk.fleet.machines import MACHINE
+
+        try:
+            (row,) = self.fleet.route([folder], source=self.options.machines, files=[path]).values()
+        except ConfigError as exc:
+            self.error(str(exc).removeprefix(f"{path}: "), None, str(path))
+            return None
+        return self.judges[row[MACHINE]]
+
+
+def _check_fleet_watch(source: str, options: WatchOptions) -> None:
+    """What a fleet detector can watch: a folder of its machines' recordings (a stream and the
+    live page are one machine's)."""
+    if options.dashboard:
+        raise ConfigError("--dashboard shows one machine of a fleet: give --machine NAME")
+    if not Path(source).is_dir():
+        raise ConfigError(
+            f"{source}: a fleet detector watches a folder of its machines' recordings; a stream "
+            "is one machine: give --machine NAME"
+        )
 
 
 @contextmanager
@@ -355,7 +486,7 @@ def _read_state(path: Path | None) -> dict[str, Any]:
     return {}
 
 
-def _write_state(path: Path | None, seen: set[str], active: bool) -> None:
+def _write_state(path: Path | None, seen: set[str], active: bool | dict[str, bool]) -> None:
     """Write the state atomically, keeping the one before as ``*.previous``."""
     if path is None:
         return

@@ -22,9 +22,11 @@ from aetk.watch.sources import WATCH_EXTRA
 
 
 class Metrics:
-    """Prometheus metrics, all named ``aetk_*``, served on ``host:port``."""
+    """Prometheus metrics, all named ``aetk_*``, served on ``host:port``. Watching a fleet
+    (``machines``), the last score, the threshold and whether an anomaly lasts are each
+    machine's, labelled ``machine``."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1"):
+    def __init__(self, port: int, host: str = "127.0.0.1", machines: list[str] | None = None):
         try:
             import prometheus_client as prometheus
         except ImportError:
@@ -44,13 +46,15 @@ class Metrics:
             ["name"],
             registry=registry,
         )
-        self.score = prometheus.Gauge("aetk_last_score", "Last score", registry=registry)
-        self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", registry=registry)
+        self.per_machine = machines is not None
+        labels = ["machine"] if self.per_machine else []
+        self.score = prometheus.Gauge("aetk_last_score", "Last score", labels, registry=registry)
+        self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", labels, registry=registry)
         self.lag = prometheus.Gauge(
             "aetk_lag_seconds", "How far scoring runs behind real time", registry=registry
         )
         self.anomalous = prometheus.Gauge(
-            "aetk_anomaly_active", "1 while an anomaly lasts", registry=registry
+            "aetk_anomaly_active", "1 while an anomaly lasts", labels, registry=registry
         )
         try:
             self.server, self.thread = prometheus.start_http_server(port, host, registry=registry)
@@ -59,6 +63,12 @@ class Metrics:
                 f"--metrics-port {port}: cannot serve metrics on {host}:{port} "
                 f"({exc.strerror or exc}); is another watch using it?"
             ) from None
+
+    def gauge(self, name: str, machine: str | None) -> Any:
+        """The gauge ``name`` (``score``, ``threshold`` or ``anomalous``) of ``machine``: its
+        own when watching a fleet, else the one gauge."""
+        gauge = getattr(self, name)
+        return gauge.labels(machine) if self.per_machine else gauge
 
     def close(self) -> None:
         self.server.shutdown()
