@@ -391,8 +391,9 @@ class Monitor:
         return {name: judge.tracker.active for name, judge in self.judges.items()}
 
     def _restore_alerts(self, active: object) -> None:
+        """Open the alerts the state says were open (a state of another kind opens none)."""
         if self.main:
-            self.main.tracker.active = bool(active)
+            self.main.tracker.active = active is True
             return
         for name, judge in self.judges.items():
             judge.tracker.active = isinstance(active, dict) and bool(active.get(name, False))
