@@ -176,6 +176,23 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
+    """Without --json: a folder's alert names the file (and its machine in a fleet), a
+    stream's the moment in it."""
+    from aetk.cli.watch import _View
+
+    view = _View(False, "incoming")
+    try:
+        for source, time_in in (("incoming/pump-07/a.wav", 0.0), ("incoming", 12.5)):
+            event = {"event": "anomaly_start", "time": time_in, "source": source, "at": "T"}
+            view.show({**event, "score": 2.0, **({"machine": "pump-07"} if time_in == 0 else {})})
+    finally:
+        view.close()
+    out = capsys.readouterr().out
+    assert "anomaly started at incoming/pump-07/a.wav (machine pump-07) (score 2)" in out
+    assert "anomaly started at 12.50 s (score 2)" in out
+
+
 def test_a_webhook_gets_the_alerts_after_retries(watched):
     _, path = watched
     server = HTTPServer(("127.0.0.1", 0), Receiver)

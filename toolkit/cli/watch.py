@@ -141,7 +141,7 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
     from aetk.watch.monitor import Monitor, stop_on_signals
 
     rate, channels, pcm_format = raw
-    view = _View(json_output)
+    view = _View(json_output, source)
     monitor = Monitor(detector, source, settings, view.show)
     if monitor.dashboard is not None:
         console.stderr.print(f"Dashboard: {monitor.dashboard.url}", highlight=False)
@@ -171,8 +171,8 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
 class _View:
     """JSON Lines on stdout, or readable lines and a live status on stderr."""
 
-    def __init__(self, json_output: bool):
-        self.json_output = json_output
+    def __init__(self, json_output: bool, source: str):
+        self.json_output, self.source = json_output, source
         self.status = None if json_output else console.stderr.status("watching")
         if self.status is not None:
             self.status.start()
@@ -183,7 +183,9 @@ class _View:
             print(json.dumps(event), flush=True)
             return
         name, when = event["event"], event["time"]
-        where = f"{when:.2f} s" if when is not None else event["source"]
+        # A stream's events are moments of it; a folder's, its files.
+        streamed = when is not None and event["source"] == self.source
+        where = f"{when:.2f} s" if streamed else event["source"]
         if event.get("machine"):
             where += f" (machine {event['machine']})"
         if name == "scored":
