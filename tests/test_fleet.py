@@ -277,6 +277,22 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
     assert active == {
         machine: monitor.judges[machine].tracker.active for machine in fleet.detectors
     }
+    # A restart on the state keeps each machine's alert open, and says so in its metrics.
+    active = {machine: machine == MACHINES[0] for machine in MACHINES}
+    state.write_text(json.dumps({**json.loads(state.read_text()), "active": active}))
+    port = free_port()
+    options = WatchOptions(settle=0.0, interval=0.05, state=state, metrics_port=port)
+    restarted = Monitor(fleet, str(incoming), options, events.append)
+    runner = threading.Thread(target=restarted.run_folder, args=(incoming,))
+    runner.start()
+    time.sleep(1.0)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    restarted.stopping = True
+    runner.join(30)
+    restarted.close()
+    for machine, was_active in active.items():
+        assert restarted.judges[machine].tracker.active == was_active
+        assert f'aetk_anomaly_active{{machine="{machine}"}} {float(was_active)!r}' in metrics
     errors = {Path(e["source"]).name: e["error"] for e in events if e["event"] == "error"}
     assert "unknown machine 'pump-99'" in errors["x.wav"]
     assert "not inside a machine's folder" in errors["loose.wav"]

@@ -109,17 +109,14 @@ class Monitor:
         else:
             self.main = self._judge_for(detector, options.machine, options.conditions)
         self.metrics = (
-            Metrics(
-                options.metrics_port,
-                options.metrics_host,
-                machines=list(self.judges) if self.fleet else None,
-            )
+            Metrics(options.metrics_port, options.metrics_host, per_machine=bool(self.fleet))
             if options.metrics_port is not None
             else None
         )
         if self.metrics:
             for judge in self._every_judge():
                 self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
+                self.metrics.gauge("anomalous", judge.machine).set(0)
         self.senders: list[Webhook | Mqtt] = [
             *(
                 [Webhook(options.webhook, on_failure=self._webhook_failed)]
@@ -394,9 +391,11 @@ class Monitor:
         """Open the alerts the state says were open (a state of another kind opens none)."""
         if self.main:
             self.main.tracker.active = active is True
-            return
         for name, judge in self.judges.items():
-            judge.tracker.active = isinstance(active, dict) and bool(active.get(name, False))
+            judge.tracker.active = isinstance(active, dict) and active.get(name) is True
+        if self.metrics:
+            for judge in self._every_judge():
+                self.metrics.gauge("anomalous", judge.machine).set(int(judge.tracker.active))
 
     def _score_file(self, folder: Path, path: Path) -> None:
         judge = self._judge_of(folder, path)

@@ -22,11 +22,11 @@ from aetk.watch.sources import WATCH_EXTRA
 
 
 class Metrics:
-    """Prometheus metrics, all named ``aetk_*``, served on ``host:port``. Watching a fleet
-    (``machines``), the last score, the threshold and whether an anomaly lasts are each
+    """Prometheus metrics, all named ``aetk_*``, served on ``host:port``. ``per_machine`` (a
+    fleet watched): the last score, the threshold and whether an anomaly lasts are each
     machine's, labelled ``machine``."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", machines: list[str] | None = None):
+    def __init__(self, port: int, host: str = "127.0.0.1", per_machine: bool = False):
         try:
             import prometheus_client as prometheus
         except ImportError:
@@ -46,8 +46,8 @@ class Metrics:
             ["name"],
             registry=registry,
         )
-        self.per_machine = machines is not None
-        labels = ["machine"] if self.per_machine else []
+        self.per_machine = per_machine
+        labels = ["machine"] if per_machine else []
         self.score = prometheus.Gauge("aetk_last_score", "Last score", labels, registry=registry)
         self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", labels, registry=registry)
         self.lag = prometheus.Gauge(
