@@ -148,7 +148,7 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
 
 def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
     monkeypatch.setattr(dashboards, "MAX_ALERTS", 5)
-    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda path: None, [])
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])
     try:
         clock = [1_000_000.0]
         monkeypatch.setattr(dashboards.time, "time", lambda: clock[0])
@@ -169,7 +169,7 @@ def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
 
 
 def test_recording_warnings_stand_beside_the_score_and_the_alert_they_started():
-    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda path: None, [])
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])
     dropout = [{"name": "dropout", "message": "0.5 s of digital silence from 0.50 s"}]
     try:
         board.record({"event": "scored", "source": "mic", "score": 0.5, "anomalous": False})
@@ -199,4 +199,4 @@ def test_dashboard_address_and_a_taken_port():
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(aetk.ConfigError, match="cannot serve the page"):
-            Dashboard(("127.0.0.1", port), "mic", 1.0, lambda path: None, [])
+            Dashboard(("127.0.0.1", port), "mic", 1.0, lambda *drawn: None, [])

@@ -70,6 +70,9 @@ class Alert:
     score: float | None
     audio: str | None
     warnings: list[dict[str, str]] = field(default_factory=list)
+    #: The fleet machine that raised it (None: a single detector), and the threshold it passed.
+    machine: str | None = None
+    threshold: float | None = None
     ended: str | None = None
     acknowledged: str | None = None
     spectrogram: bytes | None = field(default=None, repr=False)
@@ -78,6 +81,8 @@ class Alert:
         return {
             "id": self.id,
             "source": self.source,
+            "machine": self.machine,
+            "threshold": self.threshold,
             "started": self.started,
             "time": self.time,
             "score": self.score,
@@ -95,8 +100,10 @@ class Dashboard:
 
     :param name: the watched source (a folder, a device, standard input), which names the
         scores of a single detector; a fleet machine's events are named by their machine.
-    :param draw: ``audio path → PNG bytes`` of its spectrogram with the anomaly marked (None:
-        no picture).
+    :param threshold: the detector's threshold; each source shows the threshold its events
+        carry (a fleet's machines each their own).
+    :param draw: ``(audio path, machine, threshold) → PNG bytes`` of its spectrogram with the
+        anomaly marked (None: no picture); ``machine`` is the fleet machine that raised it.
     :param allowed: folders whose files the page may play (the watched folder, ``--record``).
     """
 
@@ -104,8 +111,8 @@ class Dashboard:
         self,
         address: tuple[str, int],
         name: str,
-        threshold: float,
-        draw: Callable[[Path], bytes | None],
+        threshold: float | None,
+        draw: Callable[[Path, str | None, float | None], bytes | None],
         allowed: list[Path],
     ):
         self.name = name
@@ -114,6 +121,7 @@ class Dashboard:
         self.allowed = [folder.resolve() for folder in allowed]
         self.lock = threading.Lock()
         self.history: dict[str, deque[tuple[float, float, bool]]] = {}
+        self.thresholds: dict[str, float | None] = {}
         self.warnings: dict[str, list[dict[str, str]]] = {}
         self.open: dict[str, int] = {}
         self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
@@ -159,6 +167,7 @@ class Dashboard:
         now = time.time()
         points.append((now, float(event["score"]), bool(event.get("anomalous"))))
         self.warnings[key] = list(event.get("warnings") or [])
+        self.thresholds[key] = event.get("threshold", self.threshold)
         while points and points[0][0] < now - HISTORY_SECONDS:
             points.popleft()
 
@@ -173,6 +182,8 @@ class Dashboard:
             event.get("score"),
             audio,
             list(self.warnings.get(key, [])),
+            event.get("machine"),
+            event.get("threshold", self.threshold),
         )
         self.next_id += 1
         self.alerts.append(alert)
@@ -201,7 +212,7 @@ class Dashboard:
                 sources.append(
                     {
                         "source": key,
-                        "threshold": self.threshold,
+                        "threshold": self.thresholds.get(key, self.threshold),
                         "last": {
                             "at": points[-1][0],
                             "score": points[-1][1],
@@ -240,7 +251,7 @@ class Dashboard:
             alert = self._find(alert_id)
             cached = alert.spectrogram
         if cached is None:
-            cached = self.draw(self.audio(alert_id)) or b""
+            cached = self.draw(self.audio(alert_id), alert.machine, alert.threshold) or b""
             with self.lock:
                 alert.spectrogram = cached
         if not cached:
@@ -301,24 +312,23 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
 
 class BackgroundDrawing:
     """Draws alerts' spectrograms (the recording explained by the detector in ``detector_file``,
-    its anomaly marked) in one worker process at the lowest CPU priority, which loads the
-    detector as the watch starts: on a machine whose cores the scoring uses, the drawing takes
-    only what the scoring leaves, and the first alert's picture does not wait for imports."""
+    or by its machine's in a fleet, its anomaly marked) in one worker process at the lowest CPU
+    priority, which loads the detector file as the watch starts: on a machine whose cores the
+    scoring uses, the drawing takes only what the scoring leaves, and the first alert's picture
+    does not wait for imports."""
 
-    def __init__(self, detector_file: Path, machine: str | None, threshold: float):
+    def __init__(self, detector_file: Path):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.detector_file, self.machine, self.threshold = detector_file, machine, threshold
+        self.detector_file = detector_file
         self.pool = ProcessPoolExecutor(
             1, multiprocessing.get_context("spawn"), initializer=_lowest_priority
         )
-        self.pool.submit(_load, detector_file, machine)
+        self.pool.submit(_load, detector_file)
 
-    def __call__(self, audio: Path) -> bytes | None:
-        future = self.pool.submit(
-            draw_alert, self.detector_file, self.machine, self.threshold, audio
-        )
+    def __call__(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:
+        future = self.pool.submit(draw_alert, self.detector_file, machine, threshold, audio)
         return future.result(timeout=300)
 
     def close(self) -> None:
@@ -332,28 +342,33 @@ def _lowest_priority() -> None:
 
 
 @functools.cache
-def _load(detector_file: Path, machine: str | None) -> Any:
-    from aetk.fleet.detector import load_one
+def _load(detector_file: Path) -> Any:
+    from aetk.fleet.detector import load_any
 
-    return load_one(detector_file, machine)
+    return load_any(detector_file)
 
 
 def draw_alert(
-    detector_file: Path, machine: str | None, threshold: float, audio: Path
+    detector_file: Path, machine: str | None, threshold: float | None, audio: Path
 ) -> bytes | None:
-    """PNG of ``audio``'s log-mel spectrogram with its localized seconds and bands marked; None
-    when it cannot be read or localized."""
+    """PNG of ``audio``'s log-mel spectrogram with its localized seconds and bands marked, as
+    the detector of ``detector_file`` (a fleet: ``machine``'s) explains it; None when it cannot
+    be read or localized."""
     from aetk.detect.explanation import explain
     from aetk.errors import AetkError
     from aetk.eval import plots
+    from aetk.fleet.detector import FleetDetector
 
     try:
-        explained = explain(_load(detector_file, machine), audio)
+        loaded = _load(detector_file)
+        detector = loaded.detector(str(machine)) if isinstance(loaded, FleetDetector) else loaded
+        explained = explain(detector, audio)
     except AetkError:
         return None
     if explained is None:
         return None
-    title = f"{audio.name}: score {explained.score:.4g} (threshold {threshold:.4g})"
+    passed = explained.threshold if threshold is None else threshold
+    title = f"{audio.name}: score {explained.score:.4g} (threshold {passed:.4g})"
     return plots.png(plots.alert_spectrogram(explained, title))
 
 

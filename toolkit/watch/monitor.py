@@ -145,7 +145,7 @@ class Monitor:
         return [self.main] if self.main else list(self.judges.values())
 
     def _single(self) -> Judge:
-        """The one detector's judge (streams and the dashboard are one machine's)."""
+        """The one detector's judge (a stream is one machine's)."""
         if self.main is None:
             raise ConfigError("a fleet detector watches a folder: give --machine NAME")
         return self.main
@@ -157,14 +157,11 @@ class Monitor:
             raise ConfigError("--dashboard needs the detector's file (WatchOptions.detector_file)")
         allowed = [Path(self.source)] if Path(self.source).is_dir() else []
         allowed += [self.options.record] if self.options.record else []
-        judge = self._single()
-        self.drawing = BackgroundDrawing(
-            self.options.detector_file, self.options.machine, judge.threshold
-        )
+        self.drawing = BackgroundDrawing(self.options.detector_file)
         return Dashboard(
             parse_address(self.options.dashboard or ""),
             self.options.machine or self.source,
-            judge.threshold,
+            self.main.threshold if self.main else None,
             self.drawing,
             allowed,
         )
@@ -431,10 +428,8 @@ class Monitor:
 
 
 def _check_fleet_watch(source: str, options: WatchOptions) -> None:
-    """What a fleet detector can watch: a folder of its machines' recordings (a stream and the
-    live page are one machine's)."""
-    if options.dashboard:
-        raise ConfigError("--dashboard shows one machine of a fleet: give --machine NAME")
+    """What a fleet detector can watch: a folder of its machines' recordings (a stream is one
+    machine's)."""
     if not Path(source).is_dir():
         raise ConfigError(
             f"{source}: a fleet detector watches a folder of its machines' recordings; a stream "
