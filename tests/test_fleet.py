@@ -354,6 +354,8 @@ def test_a_fleet_watches_folders_only(fitted_fleet, fitted, fleet_folders, cli):
     assert ran.code == 2 and "a stream is one machine: give --machine NAME" in ran.stderr
     ran = cli("watch", fleet_folders / "test", "-d", single, "--machines", "folders")
     assert ran.code == 2 and "--machines needs a fleet detector" in ran.stderr
+    ran = cli("watch", fleet_folders, "-d", path, "--machines", fleet_folders / "no.csv")
+    assert ran.code == 2 and "no.csv" in ran.stderr and "Traceback" not in ran.stderr
 
 
 def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_path, cli):

@@ -98,7 +98,7 @@ class Monitor:
         self.judges: dict[str, Judge] = {}
         self.main: Judge | None = None
         if isinstance(detector, FleetDetector):
-            _check_fleet_watch(source, options)
+            _check_fleet_watch(detector, source, options)
             self.fleet = detector
             self.judges = {
                 name: self._judge_for(
@@ -427,14 +427,15 @@ class Monitor:
         return self.judges[row[MACHINE]]
 
 
-def _check_fleet_watch(source: str, options: WatchOptions) -> None:
+def _check_fleet_watch(fleet: FleetDetector, source: str, options: WatchOptions) -> None:
     """What a fleet detector can watch: a folder of its machines' recordings (a stream is one
-    machine's)."""
+    machine's), whose files' machines it can tell (a fleet fitted with a table needs one)."""
     if not Path(source).is_dir():
         raise ConfigError(
             f"{source}: a fleet detector watches a folder of its machines' recordings; a stream "
             "is one machine: give --machine NAME"
         )
+    fleet.route([source], source=options.machines, files=[])
 
 
 @contextmanager
