@@ -185,14 +185,15 @@ def test_report_judges_each_recording_by_its_machine(fitted_fleet, fleet_folders
     page = (tmp_path / "fleet.html").read_text()
     rows = re.findall(
         r"<tr><td class=number>\d+</td><td title='([^']*)'>[^<]*</td><td>([^<]*)</td>"
-        r"<td class=number>[^<]*</td><td><span class=(\w+)>",
+        r"<td class=number>[^<]*</td><td class=number>([^<]*)</td><td><span class=(\w+)>",
         page,
     )
     assert len(rows) == len(scored) == 3 * len(list((test / MACHINES[0]).glob("*.wav")))
-    for file, machine, verdict in rows:
+    for file, machine, threshold, verdict in rows:
         assert machine == scored[file]["machine"] == Path(file).parent.name
+        assert float(threshold) == pytest.approx(scored[file]["threshold"], rel=1e-3)
         assert (verdict == "anomalous") == scored[file]["anomalous"]
-    relative = [scored[file]["score"] / scored[file]["threshold"] for file, _, _ in rows]
+    relative = [scored[file]["score"] / scored[file]["threshold"] for file, *_ in rows]
     assert relative == sorted(relative, reverse=True)
     summary = page[page.index("<section id=summary>") : page.index("<section id=explained>")]
     aucs = dict(

@@ -369,14 +369,19 @@ def _verdicts_section(
     show_machines: bool = False,
 ) -> str:
     show_labels = any(label is not None for label in labels.values())
+    # A fleet's scores are each judged at their machine's threshold: the table shows it beside.
     header = "<thead><tr><th>#</th><th>file</th>" + ("<th>machine</th>" if show_machines else "")
-    header += "<th>score</th><th>verdict</th>"
+    header += (
+        "<th>score</th>" + ("<th>threshold</th>" if show_machines else "") + "<th>verdict</th>"
+    )
     header += ("<th>label</th>" if show_labels else "") + "<th>events</th></tr></thead>"
     rows = [
         f"<tr><td class=number>{rank}</td><td title='{_e(result.path)}'>"
         f"{_e(Path(result.path).name)}</td>"
         + (f"<td>{_e(result.machine)}</td>" if show_machines else "")
-        + f"<td class=number>{result.score:.4g}</td><td>{_verdict(result)}</td>"
+        + f"<td class=number>{result.score:.4g}</td>"
+        + (f"<td class=number>{result.threshold:.4g}</td>" if show_machines else "")
+        + f"<td>{_verdict(result)}</td>"
         + (f"<td>{_label_name(labels.get(result.path))}</td>" if show_labels else "")
         + f"<td>{_e(_row_events(result))}</td></tr>"
         for rank, result in enumerate(scored, start=1)
@@ -386,7 +391,9 @@ def _verdicts_section(
             f"<tr><td></td><td title='{_e(result.path)}'>{_e(Path(result.path).name)}"
             "</td>"
             + ("<td></td>" if show_machines else "")
-            + "<td></td><td class=error>error</td>"
+            + "<td></td>"
+            + ("<td></td>" if show_machines else "")
+            + "<td class=error>error</td>"
             + ("<td></td>" if show_labels else "")
             + f"<td>{_e(result.error)}</td></tr>"
         )
