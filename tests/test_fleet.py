@@ -156,7 +156,8 @@ def test_a_single_detector_refuses_machine_options_and_a_fleet_needs_one(
     ran = cli("score", machine_sounds["test"][0], "-d", single, "--machine", "x")
     assert ran.code == 2 and "need a fleet detector" in ran.stderr
     ran = cli("export", fleet_path, "-o", tmp_path / "f.onnx")
-    assert ran.code == 2 and "give --machine NAME" in ran.stderr
+    assert ran.code == 2 and "one file per machine: give -o FOLDER" in ran.stderr
+    assert not (tmp_path / "f.onnx").exists()
     ran = cli("report", machine_sounds["test"][0], "-d", single, "--machines", "folders")
     assert ran.code == 2 and "--machines needs a fleet detector" in ran.stderr
     with pytest.raises(aetk.DetectorFileError, match="a fleet detector"):
@@ -410,6 +411,27 @@ def test_watch_and_export_take_one_machine_of_a_fleet(fitted_fleet, fleet_folder
 
     meta = json.loads(onnx.load(str(written)).metadata_props[0].value)
     assert meta["machine"] == "pump-01"
+
+
+def test_export_of_a_fleet_writes_one_file_per_machine(fitted_fleet, cli, tmp_path):
+    """``aetk export fleet.aetk -o models/``: each machine's detector as models/MACHINE.onnx,
+    with its machine and its own threshold."""
+    pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+    import onnx
+
+    fleet, path = fitted_fleet
+    for _ in range(2):  # the second time over its own files
+        ran = cli("export", path, "-o", tmp_path / "models")
+        assert ran.code == 0, ran.stderr
+    written = sorted((tmp_path / "models").iterdir())
+    assert [file.name for file in written] == [f"{machine}.onnx" for machine in sorted(MACHINES)]
+    thresholds = set()
+    for file in written:
+        meta = json.loads(onnx.load(str(file)).metadata_props[0].value)
+        assert meta["machine"] == file.stem
+        assert meta["threshold"] == fleet.detectors[file.stem].threshold
+        thresholds.add(meta["threshold"])
+    assert len(thresholds) == len(MACHINES)
 
 
 def test_watch_of_one_machine_of_a_fleet_names_it_on_every_event(fitted_fleet, fleet_folders):

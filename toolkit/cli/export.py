@@ -19,33 +19,87 @@ def export_command(
     detector_path: Annotated[
         Path, typer.Argument(metavar="DETECTOR", help="Detector file written by 'aetk fit'.")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path(
-        "detector.onnx"
-    ),
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="ONNX file to write (a fleet: a folder, one file per machine)."
+        ),
+    ] = Path("detector.onnx"),
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset version.")] = 18,
     force: options.Force = False,
     machine: options.Machine = None,
 ) -> None:
     """Write everything after the featurizer (standardisation, model, scorer) as one ONNX file,
-    with the featurizer, threshold and normal scores in its metadata, for aetk-runtime."""
+    with the featurizer, threshold and normal scores in its metadata, for aetk-runtime. A fleet
+    detector: one file per machine in the folder -o names, or one machine with --machine."""
     from aetk.data.fileio import check_output
-    from aetk.errors import ConfigError
-    from aetk.fleet.detector import load_machine
+    from aetk.fleet.detector import FleetDetector, load_any, load_machine
 
+    if machine is None:
+        loaded = load_any(detector_path)
+        if isinstance(loaded, FleetDetector):
+            _export_fleet(loaded, detector_path, output, opset, force)
+            return
+        detector, conditions = loaded, None
+    else:
+        detector, conditions = load_machine(detector_path, machine)
     check_output(output, "onnx", [detector_path], force)
-    detector, conditions = load_machine(detector_path, machine)
-    try:
-        from aetk.export.onnx import export
-
-        export(detector, output, opset=opset, machine=machine, conditions=conditions)
-    except ImportError as exc:
-        missing = getattr(exc, "name", None) or "onnx"
-        raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None
-    except OSError as exc:
-        console.error(f"{output}: cannot write ({exc.strerror or exc})")
-        raise typer.Exit(EXIT_FAILED) from None
+    _write(detector, output, opset, machine, conditions)
     console.stderr.print(
         f"Wrote {output} ({output.stat().st_size / 1e6:.1f} MB): {detector.featurizer.name} "
         f"features in, score out; threshold {detector.threshold:.6g}",
         highlight=False,
     )
+
+
+def _export_fleet(fleet, detector_path: Path, folder: Path, opset: int, force: bool) -> None:
+    """Each machine of ``fleet`` as ``folder/MACHINE.onnx``, every path checked before any is
+    written."""
+    from aetk.data.fileio import check_output
+    from aetk.errors import ConfigError
+    from aetk.fleet.detector import conditions
+
+    if folder.suffix.lower() == ".onnx":
+        raise ConfigError(
+            f"{detector_path}: a fleet of {len(fleet.machines)} machines is exported as one file "
+            "per machine: give -o FOLDER, or --machine NAME for one"
+        )
+    for name in fleet.machines:
+        if Path(name).name != name or name in (".", ".."):
+            raise ConfigError(
+                f"machine {name!r}: not usable as a file name; export it with --machine and -o FILE"
+            )
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.onnx" for name in fleet.machines}
+    try:
+        for path in paths.values():
+            check_output(path, "onnx", [detector_path], force)
+        for name, path in paths.items():
+            row = conditions(fleet.rows.get(name, {}))
+            _write(fleet.detector(name), path, opset, name, row)
+    except (ConfigError, typer.Exit):
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # a refused export leaves no trace
+        raise
+    console.stderr.print(
+        f"Wrote {len(paths)} files to {folder}, one per machine ({', '.join(list(paths)[:4])}"
+        f"{', …' if len(paths) > 4 else ''}), for aetk-runtime",
+        highlight=False,
+    )
+
+
+def _write(detector, path: Path, opset: int, machine: str | None, conditions) -> None:
+    """:func:`aetk.export.onnx.export`, a missing extra or a failed write said in one line."""
+    from aetk.errors import ConfigError
+
+    try:
+        from aetk.export.onnx import export
+
+        export(detector, path, opset=opset, machine=machine, conditions=conditions)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or "onnx"
+        raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None
+    except OSError as exc:
+        console.error(f"{path}: cannot write ({exc.strerror or exc})")
+        raise typer.Exit(EXIT_FAILED) from None
