@@ -158,6 +158,10 @@ def test_a_single_detector_refuses_machine_options_and_a_fleet_needs_one(
     ran = cli("export", fleet_path, "-o", tmp_path / "f.onnx")
     assert ran.code == 2 and "one file per machine: give -o FOLDER" in ran.stderr
     assert not (tmp_path / "f.onnx").exists()
+    (tmp_path / "notes").write_text("kept")
+    ran = cli("export", fleet_path, "-o", tmp_path / "notes")
+    assert ran.code == 2 and "not a folder" in ran.stderr
+    assert (tmp_path / "notes").read_text() == "kept"
     ran = cli("report", machine_sounds["test"][0], "-d", single, "--machines", "folders")
     assert ran.code == 2 and "--machines needs a fleet detector" in ran.stderr
     with pytest.raises(aetk.DetectorFileError, match="a fleet detector"):

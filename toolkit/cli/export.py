@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aetk.cli import console, options
 from aetk.cli.status import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from aetk.fleet.detector import FleetDetector
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +55,9 @@ def export_command(
     )
 
 
-def _export_fleet(fleet, detector_path: Path, folder: Path, opset: int, force: bool) -> None:
+def _export_fleet(
+    fleet: FleetDetector, detector_path: Path, folder: Path, opset: int, force: bool
+) -> None:
     """Each machine of ``fleet`` as ``folder/MACHINE.onnx``, every path checked before any is
     written."""
     from aetk.data.fileio import check_output
@@ -69,8 +74,13 @@ def _export_fleet(fleet, detector_path: Path, folder: Path, opset: int, force: b
             raise ConfigError(
                 f"machine {name!r}: not usable as a file name; export it with --machine and -o FILE"
             )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder; a fleet is exported as one file per machine")
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     paths = {name: folder / f"{name}.onnx" for name in fleet.machines}
     try:
         for path in paths.values():
