@@ -36,16 +36,12 @@ def export_command(
     with the featurizer, threshold and normal scores in its metadata, for aetk-runtime. A fleet
     detector: one file per machine in the folder -o names, or one machine with --machine."""
     from aetk.data.fileio import check_output
-    from aetk.fleet.detector import FleetDetector, load_any, load_machine
+    from aetk.fleet.detector import FleetDetector, load_judging
 
-    if machine is None:
-        loaded = load_any(detector_path)
-        if isinstance(loaded, FleetDetector):
-            _export_fleet(loaded, detector_path, output, opset, force)
-            return
-        detector, conditions = loaded, None
-    else:
-        detector, conditions = load_machine(detector_path, machine)
+    detector, conditions = load_judging(detector_path, machine)
+    if isinstance(detector, FleetDetector):
+        _export_fleet(detector, detector_path, output, opset, force)
+        return
     check_output(output, "onnx", [detector_path], force)
     _write(detector, output, opset, machine, conditions)
     console.stderr.print(

@@ -34,19 +34,13 @@ def report_command(
     detector, each recording is judged by its machine's detector."""
     from aetk.data.audio import require_audio_files
     from aetk.data.fileio import atomic_write_text, check_output
-    from aetk.errors import ConfigError
     from aetk.eval.report import build_report
-    from aetk.fleet.detector import FleetDetector, load_any, load_one
+    from aetk.fleet.detector import load_judging
 
     options.check_detector_among_recordings(detector_path, paths)
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
-    detector = load_any(detector_path) if machine is None else load_one(detector_path, machine)
-    if machines is not None and not isinstance(detector, FleetDetector):
-        raise ConfigError(
-            f"{detector_path}: --machines needs a fleet detector (fitted with --machines) "
-            "and no --machine"
-        )
+    detector, _ = load_judging(detector_path, machine, machines)
     with console.stderr.status("Scoring the recordings and drawing the report"):
         page = build_report(
             detector,

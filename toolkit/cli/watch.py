@@ -82,7 +82,7 @@ def watch_command(
     threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet
     detector watches a folder, each file judged by its machine's detector."""
     from aetk.errors import ConfigError
-    from aetk.fleet.detector import FleetDetector, load_any, load_machine
+    from aetk.fleet.detector import load_judging
     from aetk.watch import sources
     from aetk.watch.monitor import WatchOptions, finite
 
@@ -95,15 +95,7 @@ def watch_command(
     finite(hop, "hop")
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
-    if machine is None:
-        detector, conditions = load_any(detector_path), None
-    else:
-        detector, conditions = load_machine(detector_path, machine)
-    if machines is not None and not isinstance(detector, FleetDetector):
-        raise ConfigError(
-            f"{detector_path}: --machines needs a fleet detector (fitted with --machines) "
-            "and no --machine"
-        )
+    detector, conditions = load_judging(detector_path, machine, machines)
     settings = WatchOptions(
         window=window,
         hop=hop,

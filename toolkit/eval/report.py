@@ -68,7 +68,8 @@ def build_report(
     files = require_audio_files(paths)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
     if isinstance(detector, FleetDetector):
-        scored, failed = _ranked(detector.score(paths, source=machines))
+        routed = detector.route(paths, source=machines, files=files)
+        scored, failed = _ranked(list(detector.iter_routed(routed)))
         summary = _fleet_summary_section(scored, failed, labels, detector)
         described = _fleet_section(detector)
     else:

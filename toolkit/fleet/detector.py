@@ -374,14 +374,28 @@ def conditions(row: Row) -> dict[str, str]:
     return {column: value for column, value in row.items() if column != MACHINE}
 
 
-def load_one(path: str | Path, machine: str | None) -> Detector:
-    """The detector at ``path``, or, for a fleet, the detector of ``machine`` (which a fleet
-    needs and a single detector refuses), for commands that work with one machine's detector."""
-    return load_machine(path, machine)[0]
+def load_judging(
+    path: str | Path, machine: str | None, machines: str | None = None
+) -> tuple[Detector | FleetDetector, dict[str, str] | None]:
+    """What ``aetk report``, ``watch`` and ``export`` judge with, and its conditions: with
+    ``machine``, that machine's detector (:func:`load_machine`); else the file's detector as it
+    is, a fleet whole. ``machines`` (how a fleet's recordings are told apart) needs a whole
+    fleet."""
+    loaded: Detector | FleetDetector
+    if machine is None:
+        loaded, found = load_any(path), None
+    else:
+        loaded, found = load_machine(path, machine)
+    if machines is not None and not isinstance(loaded, FleetDetector):
+        raise ConfigError(
+            f"{path}: --machines needs a fleet detector (fitted with --machines) and no --machine"
+        )
+    return loaded, found
 
 
 def load_machine(path: str | Path, machine: str | None) -> tuple[Detector, dict[str, str] | None]:
-    """:func:`load_one`'s detector, and the machine's conditions in the fleet (the columns
+    """The detector at ``path``, or, for a fleet, the detector of ``machine`` (which a fleet
+    needs and a single detector refuses), and the machine's conditions in the fleet (the columns
     that are the same in all its training recordings; None: a single detector)."""
     loaded = load_any(path)
     if isinstance(loaded, FleetDetector):
