@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import venv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,25 @@ class CliResult:
 
 #: The synthetic fleet's machines (``fleet_folders``).
 FLEET_MACHINES = ("fan-01", "pump-01", "pump-02")
+
+
+@pytest.fixture(scope="session")
+def runtime_python(tmp_path_factory) -> Path:
+    """A fresh virtual environment with only ./runtime installed (numpy, soundfile,
+    onnxruntime); ``AETK_RUNTIME_PYTHON`` names one made earlier."""
+    given = os.environ.get("AETK_RUNTIME_PYTHON")
+    if given:
+        return Path(given)
+    folder = tmp_path_factory.mktemp("runtime-venv")
+    venv.create(folder, with_pip=True)
+    python = folder / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(REPO / "core"), str(REPO / "runtime")],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return python
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import venv
 from pathlib import Path
 
 import numpy as np
@@ -168,25 +167,6 @@ def test_cli_export_refuses_what_it_should_not_overwrite(cli, exported, tmp_path
     out = tmp_path / "d.onnx"
     assert cli("export", detector_path, "-o", out).code == 0
     assert cli("export", detector_path, "-o", out).code == 0  # its own kind: replaced
-
-
-@pytest.fixture(scope="module")
-def runtime_python(tmp_path_factory) -> Path:
-    """A fresh virtual environment with only ./runtime installed (numpy, soundfile,
-    onnxruntime); ``AETK_RUNTIME_PYTHON`` names one made earlier."""
-    given = os.environ.get("AETK_RUNTIME_PYTHON")
-    if given:
-        return Path(given)
-    folder = tmp_path_factory.mktemp("runtime-venv")
-    venv.create(folder, with_pip=True)
-    python = folder / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(REPO / "core"), str(REPO / "runtime")],
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    return python
 
 
 def runtime_score(runtime_python: Path, paths: list[str], onnx_path: Path):

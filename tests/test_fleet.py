@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from aetk_core.machines import dcase_row, machine_rows
 from conftest import FLEET_MACHINES as MACHINES
 from conftest import free_port, write_uneven_fleet
 
@@ -19,7 +20,6 @@ import aetk
 from aetk import synth
 from aetk.fleet.categories import EMBEDDING, ONE_HOT, Categories, embedding_size
 from aetk.fleet.detector import FleetDetector, fit_fleet, load_any
-from aetk.fleet.machines import dcase_row, machine_rows
 
 
 @pytest.fixture(scope="module")
@@ -433,9 +433,67 @@ def test_export_of_a_fleet_writes_one_file_per_machine(fitted_fleet, cli, tmp_pa
     for file in written:
         meta = json.loads(onnx.load(str(file)).metadata_props[0].value)
         assert meta["machine"] == file.stem
+        assert meta["machines_from"] == "folders"  # how the runtime routes a folder of them
         assert meta["threshold"] == fleet.detectors[file.stem].threshold
         thresholds.add(meta["threshold"])
     assert len(thresholds) == len(MACHINES)
+
+
+def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
+    fitted_fleet, fleet_folders, cli, runtime_python, tmp_path
+):
+    """``aetk-runtime score -d models/`` on the files ``aetk export fleet.aetk -o models/``
+    wrote: each recording routed to its machine's file as the fleet routes it (by default as it
+    was fitted: folders), the rows aetk score gives, in the same order."""
+    pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+    import subprocess
+
+    _, path = fitted_fleet
+    models = tmp_path / "models"
+    assert cli("export", path, "-o", models).code == 0
+    test = fleet_folders / "test"
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+
+    def runtime(*arguments):
+        return subprocess.run(
+            [script, "score", *map(str, arguments), "-d", str(models), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    ran = runtime(test)
+    assert ran.returncode == 0, ran.stderr
+    rows = [json.loads(line) for line in ran.stdout.splitlines()]
+    expected = [
+        json.loads(line) for line in cli("score", test, "-d", path, "--json").stdout.splitlines()
+    ]
+    assert [row["path"] for row in rows] == [row["path"] for row in expected]
+    assert {row["machine"] for row in rows} == set(MACHINES)
+    for mine, theirs in zip(rows, expected, strict=True):
+        assert (mine["machine"], mine["conditions"]) == (theirs["machine"], theirs["conditions"])
+        assert mine["threshold"] == theirs["threshold"]
+        assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
+        if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
+            assert mine["anomalous"] == theirs["anomalous"]
+
+    one = runtime(test / "pump-01", "--machine", "pump-01")
+    assert one.returncode == 0, one.stderr
+    assert {json.loads(line)["machine"] for line in one.stdout.splitlines()} == {"pump-01"}
+    unknown = runtime(test, "--machine", "pump-99")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.strip().splitlines() == [
+        f"error: unknown machine 'pump-99': {models} holds {', '.join(sorted(MACHINES))}"
+    ]
+    unnamed = runtime(test, "--machines", "dcase")  # synthetic names say no section or ID
+    assert unnamed.returncode == 2 and "--machines dcase" in unnamed.stderr
+    single = subprocess.run(
+        [script, "score", str(test), "-d", str(models / "pump-01.onnx"), "--machine", "pump-01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 2 and "need a fleet's folder" in single.stderr
 
 
 def test_watch_of_one_machine_of_a_fleet_names_it_on_every_event(fitted_fleet, fleet_folders):

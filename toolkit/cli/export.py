@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -43,7 +43,7 @@ def export_command(
         _export_fleet(detector, detector_path, output, opset, force)
         return
     check_output(output, "onnx", [detector_path], force)
-    _write(detector, output, opset, machine, conditions)
+    _write(detector, output, opset, machine=machine, conditions=conditions)
     console.stderr.print(
         f"Wrote {output} ({output.stat().st_size / 1e6:.1f} MB): {detector.featurizer.name} "
         f"features in, score out; threshold {detector.threshold:.6g}",
@@ -56,9 +56,10 @@ def _export_fleet(
 ) -> None:
     """Each machine of ``fleet`` as ``folder/MACHINE.onnx``, every path checked before any is
     written."""
+    from aetk_core.machines import SOURCES, conditions
+
     from aetk.data.fileio import check_output
     from aetk.errors import ConfigError
-    from aetk.fleet.detector import conditions
 
     if folder.suffix.lower() == ".onnx":
         raise ConfigError(
@@ -81,9 +82,19 @@ def _export_fleet(
     try:
         for path in paths.values():
             check_output(path, "onnx", [detector_path], force)
+        # The runtime routes a folder of these files as the fleet routed its recordings; a
+        # table's path would not travel with them, so it is named only as a table.
+        told_by = fleet.source if fleet.source in SOURCES else "table"
         for name, path in paths.items():
             row = conditions(fleet.rows.get(name, {}))
-            _write(fleet.detector(name), path, opset, name, row)
+            _write(
+                fleet.detector(name),
+                path,
+                opset,
+                machine=name,
+                conditions=row,
+                machines_from=told_by,
+            )
     except (ConfigError, typer.Exit):
         if created and not any(folder.iterdir()):
             folder.rmdir()  # a refused export leaves no trace
@@ -95,14 +106,15 @@ def _export_fleet(
     )
 
 
-def _write(detector, path: Path, opset: int, machine: str | None, conditions) -> None:
-    """:func:`aetk.export.onnx.export`, a missing extra or a failed write said in one line."""
+def _write(detector, path: Path, opset: int, **fleet_place: Any) -> None:
+    """:func:`aetk.export.onnx.export` (``fleet_place``: its ``machine``, ``conditions`` and
+    ``machines_from``), a missing extra or a failed write said in one line."""
     from aetk.errors import ConfigError
 
     try:
         from aetk.export.onnx import export
 
-        export(detector, path, opset=opset, machine=machine, conditions=conditions)
+        export(detector, path, opset=opset, **fleet_place)
     except ImportError as exc:
         missing = getattr(exc, "name", None) or "onnx"
         raise ConfigError(f"aetk export needs {missing}: pip install 'aetk[export]'") from None

@@ -122,8 +122,9 @@ def _name_the_machines(files: Sequence[Path]) -> None:
     several, say that one detector will judge them all against one normal, and how to fit one
     per machine instead (pooling them is a choice, as DCASE's baseline makes it: not a
     warning)."""
+    from aetk_core.machines import named_machines
+
     from aetk.fitting import distributed
-    from aetk.fleet.machines import named_machines
 
     named = named_machines(files)
     if len(named) > 1 and distributed.current().is_main:

@@ -80,12 +80,16 @@ def metadata(
     machine: str | None = None,
     conditions: dict[str, str] | None = None,
     outputs: Sequence[str] = OUTPUTS[:1],
+    machines_from: str | None = None,
 ) -> dict[str, Any]:
     """The ``aetk`` metadata of a graph with ``outputs``."""
     calibration = detector.calibration
     return {
         "machine": machine,
         "conditions": conditions,
+        # How the fleet told its recordings' machines apart (folders, dcase or table), so that
+        # aetk-runtime routes a folder of the fleet's files the same way.
+        "machines_from": machines_from,
         "schema_version": EXPORT_SCHEMA,
         "aetk_version": __version__,
         "featurizer": {
@@ -160,10 +164,12 @@ def export(
     opset: int = DEFAULT_OPSET,
     machine: str | None = None,
     conditions: dict[str, str] | None = None,
+    machines_from: str | None = None,
 ) -> Path:
     """Write ``detector`` as an ONNX file at ``path`` (atomically) and check it; ``machine``:
     the fleet machine it is the detector of, and ``conditions`` that machine's conditions in the
-    fleet, carried in the metadata to the runtime's rows."""
+    fleet, carried in the metadata to the runtime's rows; ``machines_from``: how the fleet told
+    its machines apart (``folders``, ``dcase`` or ``table``), for the runtime's routing."""
     import onnx
 
     graph = graph_of(detector)
@@ -202,7 +208,9 @@ def export(
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
     entry.key = METADATA_KEY
-    entry.value = json.dumps(metadata(detector, digest, machine, conditions, outputs))
+    entry.value = json.dumps(
+        metadata(detector, digest, machine, conditions, outputs, machines_from)
+    )
     path = Path(path)
     with atomic_file(path) as handle:
         handle.write(model.SerializeToString())

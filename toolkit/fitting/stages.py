@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from aetk_core.machines import named_machines
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -44,7 +45,6 @@ from aetk.fitting import distributed
 from aetk.fitting.config import FitConfig, at_recordings_rate, resolve_config
 from aetk.fitting.progress import FitObserver
 from aetk.fitting.trainer import train
-from aetk.fleet.machines import named_machines
 from aetk.plugin.host import get_host
 
 

@@ -15,6 +15,9 @@ import numpy as np
 from aetk.errors import ConfigError
 
 ONE_HOT_LIMIT = 50
+#: A machine with fewer normal recordings is judged with the help of the whole fleet's: alone,
+#: it could neither compare a recording with another nor hold one out for its threshold.
+MIN_MACHINE_FILES = 4
 ONE_HOT, EMBEDDING = "one-hot", "embedding"
 
 

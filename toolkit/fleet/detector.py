@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.machines import MACHINE, Row, check_source, conditions, machine_rows
 
 from aetk._version import __version__
 from aetk.components.state import jsonable
@@ -33,8 +34,7 @@ from aetk.detect.scoring import ScoreResult
 from aetk.errors import AetkError, AetkWarning, ConfigError, DetectorFileError
 from aetk.fitting.config import FitConfig
 from aetk.fitting.progress import FitObserver
-from aetk.fleet.categories import Categories
-from aetk.fleet.machines import MACHINE, MIN_MACHINE_FILES, Row, check_source, machine_rows
+from aetk.fleet.categories import MIN_MACHINE_FILES, Categories
 
 
 class FleetDetector:
@@ -367,11 +367,6 @@ def load_any(path: str | Path) -> Detector | FleetDetector:
     if "fleet" in manifest:
         return FleetDetector.from_manifest(path, manifest, tensors)
     return Detector.from_manifest(path, manifest, tensors)
-
-
-def conditions(row: Row) -> dict[str, str]:
-    """A recording's categories besides its machine: its operating conditions."""
-    return {column: value for column, value in row.items() if column != MACHINE}
 
 
 def load_judging(

@@ -9,7 +9,7 @@ scorer on its clips, calibrate its threshold on its own held-out clips → one
 
 A machine is encoded by the method text's rule (one-hot below 50 machines, a learned embedding
 from 50), so the network learns what is common to the fleet once and what sets each machine
-apart from its code. A machine with fewer than :data:`~aetk.fleet.machines.MIN_MACHINE_FILES`
+apart from its code. A machine with fewer than :data:`~aetk.fleet.categories.MIN_MACHINE_FILES`
 recordings still trains the network; its scorer and threshold learn from the whole fleet's
 recordings seen through the network bound to it (with a warning), as a per-machine fleet judges
 it by a detector of the whole fleet.
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from aetk_core.machines import MACHINE
 
 from aetk.components.state import check_storable
 from aetk.data.cache import FeatureCache
@@ -46,8 +47,7 @@ from aetk.fitting.stages import (
     vector_sets,
 )
 from aetk.fitting.trainer import train
-from aetk.fleet.categories import Categories
-from aetk.fleet.machines import MACHINE, MIN_MACHINE_FILES
+from aetk.fleet.categories import MIN_MACHINE_FILES, Categories
 from aetk.plugin.host import get_host
 
 

@@ -91,7 +91,9 @@ class Monitor:
         options: WatchOptions,
         emit: Callable[[dict[str, Any]], None],
     ):
-        from aetk.fleet.detector import FleetDetector, conditions
+        from aetk_core.machines import conditions
+
+        from aetk.fleet.detector import FleetDetector
 
         self.source, self.options, self.emit = source, options, emit
         self.fleet: FleetDetector | None = None
@@ -417,7 +419,7 @@ class Monitor:
         of the fleet's)."""
         if self.fleet is None:
             return self._single()
-        from aetk.fleet.machines import MACHINE
+        from aetk_core.machines import MACHINE
 
         try:
             (row,) = self.fleet.route([folder], source=self.options.machines, files=[path]).values()

@@ -2,6 +2,7 @@
 
 import aetk_runtime
 results = aetk_runtime.load("detector.onnx").score(["new.wav"])
+rows = list(aetk_runtime.load_fleet("models/").iter_scores(["incoming/"]))  # a fleet's folder
 """
 
 import os
@@ -17,14 +18,17 @@ from aetk_core.results import ScoreResult  # noqa: E402
 
 from aetk_runtime.detector import ExportedDetector, load  # noqa: E402
 from aetk_runtime.errors import DetectorError, RuntimeUsageError  # noqa: E402
+from aetk_runtime.fleet import ExportedFleet, load_fleet  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "AudioError",
     "DetectorError",
     "ExportedDetector",
+    "ExportedFleet",
     "RuntimeUsageError",
     "ScoreResult",
     "__version__",
     "load",
+    "load_fleet",
 ]

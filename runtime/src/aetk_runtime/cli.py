@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from aetk_core.errors import ConfigError
 
@@ -25,7 +27,12 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command")
     score = commands.add_parser("score", help="score recordings; higher is more anomalous")
     score.add_argument("paths", nargs="+", metavar="PATH", help="recordings or folders")
-    score.add_argument("-d", "--detector", default="detector.onnx", help="file from aetk export")
+    score.add_argument(
+        "-d",
+        "--detector",
+        default="detector.onnx",
+        help="file from aetk export (a fleet: the folder of its files, one per machine)",
+    )
     score.add_argument("--json", action="store_true", help="JSON Lines on stdout")
     score.add_argument("--threshold", type=float, help="override the detector's threshold")
     score.add_argument(
@@ -34,6 +41,15 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--segment", type=float, help="score in windows of this many seconds")
     score.add_argument(
         "--fail-on-anomaly", action="store_true", help="exit with status 3 if any is anomalous"
+    )
+    score.add_argument(
+        "--machine", metavar="NAME", help="a fleet's folder: score every recording as NAME's"
+    )
+    score.add_argument(
+        "--machines",
+        metavar="SOURCE",
+        help="a fleet's folder: tell each recording's machine by 'folders', 'dcase' or a "
+        "TABLE.csv (default: as the fleet was fitted)",
     )
     score.add_argument(
         "--strict",
@@ -78,25 +94,14 @@ def score(arguments: argparse.Namespace) -> int:
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
-    from aetk_runtime.detector import load
-
     files = find_audio_files(arguments.paths)
     if not files:
         raise RuntimeUsageError(f"no audio files found in {', '.join(arguments.paths)}")
-    detector = load(arguments.detector)
-    mismatch = window_length_warning(arguments.segment, detector.meta.get("clip_seconds"))
+    scored, clip_seconds = _scoring(arguments, files)
+    mismatch = window_length_warning(arguments.segment, clip_seconds)
     if mismatch:
         warn(mismatch)
     results = []
-    scored = detector.iter_scores(
-        files,
-        threshold=arguments.threshold,
-        false_alarm_rate=arguments.false_alarm_rate,
-        segment=arguments.segment,
-        strict=arguments.strict,
-        # As aetk score: events and their bands in the JSON rows only.
-        localize=arguments.json,
-    )
     for result in scored:
         results.append(result)
         if result.error:
@@ -112,6 +117,33 @@ def score(arguments: argparse.Namespace) -> int:
     if arguments.fail_on_anomaly and any(result.anomalous for result in results):
         return EXIT_ANOMALY
     return EXIT_OK
+
+
+def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator, float | None]:
+    """The rows of ``files`` as they come, from one exported detector or a fleet's folder of
+    them, and the length of the clips that calibrated its threshold."""
+    from aetk_runtime.detector import load
+    from aetk_runtime.fleet import load_fleet
+
+    settings = {
+        "threshold": arguments.threshold,
+        "false_alarm_rate": arguments.false_alarm_rate,
+        "segment": arguments.segment,
+        "strict": arguments.strict,
+        # As aetk score: events and their bands in the JSON rows only.
+        "localize": arguments.json,
+    }
+    if Path(arguments.detector).is_dir():
+        fleet = load_fleet(arguments.detector)
+        routing = {"machine": arguments.machine, "source": arguments.machines, "files": files}
+        return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
+    if arguments.machine is not None or arguments.machines is not None:
+        raise RuntimeUsageError(
+            f"{arguments.detector}: --machine and --machines need a fleet's folder of exported "
+            "detectors (aetk export fleet.aetk -o FOLDER)"
+        )
+    detector = load(arguments.detector)
+    return detector.iter_scores(files, **settings), detector.meta.get("clip_seconds")
 
 
 def print_table(results) -> None:

@@ -1,6 +1,8 @@
-"""Which machine (and operating condition) each recording comes from.
+"""Which machine (and operating condition) each recording comes from, for aetk's fleets and for
+aetk-runtime scoring a folder of a fleet's exported detectors.
 
-Three sources, as ``aetk fit --machines`` and ``aetk score --machines`` take them:
+Three sources, as ``aetk fit --machines``, ``aetk score --machines`` and ``aetk-runtime score
+--machines`` take them:
 
 - ``folders``: each sub-folder of a given folder is one machine, named by the folder
   (``fleet/pump-07/a.wav`` is machine ``pump-07``).
@@ -19,10 +21,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from aetk_core.audio import find_audio_files
+from aetk_core.errors import ConfigError
 from aetk_core.names import SECTION, named_domain, named_machine
-
-from aetk.data.audio import find_audio_files
-from aetk.errors import ConfigError
 
 SOURCES = ("folders", "dcase")
 MACHINE = "machine"
@@ -30,9 +31,6 @@ _ATTRIBUTE = re.compile(r"_([A-Za-z][A-Za-z0-9-]*)_([^_]+)")
 
 #: A recording's categories: ``{"machine": ..., column: value, ...}``, values as text.
 Row = dict[str, str]
-#: A machine with fewer normal recordings is judged with the help of the whole fleet's: alone,
-#: it could neither compare a recording with another nor hold one out for its threshold.
-MIN_MACHINE_FILES = 4
 
 
 def check_source(source: str) -> str:
@@ -85,6 +83,11 @@ def _by_folder(paths: Sequence[str | Path], files: Sequence[Path]) -> dict[Path,
             )
         rows[path] = {MACHINE: parts[0]}
     return rows
+
+
+def conditions(row: Row) -> dict[str, str]:
+    """A recording's categories besides its machine: its operating conditions."""
+    return {column: value for column, value in row.items() if column != MACHINE}
 
 
 def dcase_row(path: str | Path) -> Row:
