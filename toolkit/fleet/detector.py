@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from aetk_core.machines import MACHINE, Row, check_source, conditions, machine_rows
+from aetk_core.machines import (
+    MACHINE,
+    SOURCES,
+    Row,
+    check_source,
+    conditions,
+    machine_rows,
+    routed_rows,
+    score_by_machine,
+)
 
 from aetk._version import __version__
 from aetk.components.state import jsonable
@@ -86,20 +95,16 @@ class FleetDetector:
         ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the sub-folder
         names). ``files``: the recordings under ``paths`` when they are known already (a file
         that has just arrived in a watched folder); the folders are then not walked."""
-        from aetk.data.audio import find_audio_files
-
         if machine is not None:
             self.detector(machine)
-            row = self.rows.get(machine, {MACHINE: machine})
-            found = find_audio_files(paths) if files is None else files
-            return {path: dict(row) for path in found}
+            return routed_rows(paths, "", files, self.rows.get(machine, {MACHINE: machine}))
         source = check_source(source or self.source)
-        if source not in ("folders", "dcase") and not Path(source).is_file():
+        if source not in SOURCES and not Path(source).is_file():
             raise ConfigError(
                 f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
                 "--machine NAME"
             )
-        routed = machine_rows(paths, source, files)
+        routed = routed_rows(paths, source, files)
         for known in {row[MACHINE] for row in routed.values()}:
             self.detector(known)
         return routed
@@ -121,15 +126,9 @@ class FleetDetector:
         """Results of recordings already routed (:meth:`route`) to their machines, each as soon
         as it is scored: machine by machine, in the order each machine first appears, and in the
         recordings' order within a machine (sub-folders per machine: the recordings' order)."""
-        by_machine: dict[str, list[Path]] = {}
-        for path, row in routed.items():
-            by_machine.setdefault(row[MACHINE], []).append(path)
-        by_name = {str(path): row for path, row in routed.items()}
-        for name, files in by_machine.items():
-            for result in self.detectors[name].iter_scores(files, **options):
-                result.machine = name
-                result.conditions = conditions(by_name.get(result.path, {}))
-                yield result
+        yield from score_by_machine(
+            routed, lambda name, files: self.detectors[name].iter_scores(files, **options)
+        )
 
     def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
         return list(self.iter_scores(paths, **options))

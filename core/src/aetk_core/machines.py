@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from aetk_core.audio import find_audio_files
 from aetk_core.errors import ConfigError
 from aetk_core.names import SECTION, named_domain, named_machine
+from aetk_core.results import ScoreResult
 
 SOURCES = ("folders", "dcase")
 MACHINE = "machine"
@@ -64,6 +65,36 @@ def machine_rows(
             raise ConfigError(f"{path}: not listed in {source} (its 'file' column)")
         rows[path] = row
     return rows
+
+
+def routed_rows(
+    paths: Sequence[str | Path],
+    source: str,
+    files: Sequence[Path] | None = None,
+    named: Row | None = None,
+) -> dict[Path, Row]:
+    """Each recording under ``paths`` with its categories: ``named`` for all of them (a machine
+    the user named for them all), or told by ``source`` (:func:`machine_rows`)."""
+    if named is None:
+        return machine_rows(paths, source, files)
+    return {path: dict(named) for path in (find_audio_files(paths) if files is None else files)}
+
+
+def score_by_machine(
+    routed: dict[Path, Row], score: Callable[[str, list[Path]], Iterable[ScoreResult]]
+) -> Iterator[ScoreResult]:
+    """``score(machine, recordings)``'s results for recordings routed to their machines, each as
+    soon as it comes: machine by machine, in the order each machine first appears, and in the
+    recordings' order within a machine; each result with its ``machine`` and ``conditions``."""
+    by_machine: dict[str, list[Path]] = {}
+    for path, row in routed.items():
+        by_machine.setdefault(row[MACHINE], []).append(path)
+    rows = {str(path): row for path, row in routed.items()}
+    for name, files in by_machine.items():
+        for result in score(name, files):
+            result.machine = name
+            result.conditions = conditions(rows.get(result.path, {}))
+            yield result
 
 
 def _by_folder(paths: Sequence[str | Path], files: Sequence[Path]) -> dict[Path, Row]:

@@ -8,8 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aetk_core.audio import find_audio_files
-from aetk_core.machines import MACHINE, SOURCES, Row, check_source, conditions, machine_rows
+from aetk_core.machines import MACHINE, SOURCES, check_source, routed_rows, score_by_machine
 from aetk_core.results import ScoreResult
 
 from aetk_runtime.detector import ExportedDetector, load
@@ -60,25 +59,6 @@ class ExportedFleet:
         """The calibrated clips' length, as every machine of a fleet shares it."""
         return self.detector(self.machines[0]).meta.get("clip_seconds")
 
-    def route(
-        self,
-        paths: Sequence[str | Path],
-        machine: str | None = None,
-        source: str | None = None,
-        files: Sequence[Path] | None = None,
-    ) -> dict[Path, Row]:
-        """Each recording under ``paths`` with its categories: ``machine``'s for all of them, or
-        told by ``source`` (default: as the fleet told its recordings apart when it was fitted).
-        ``files``: the recordings under ``paths``, when they were found already."""
-        files = find_audio_files(paths) if files is None else files
-        if machine is not None:
-            place = self.detector(machine).meta.get("conditions") or {}
-            return {path: {MACHINE: machine, **place} for path in files}
-        routed = machine_rows(paths, check_source(source or self._machines_from()), files)
-        for name in dict.fromkeys(row[MACHINE] for row in routed.values()):
-            self.detector(name)
-        return routed
-
     def _machines_from(self) -> str:
         told_by = self.detector(self.machines[0]).meta.get("machines_from")
         if told_by in SOURCES:
@@ -92,22 +72,25 @@ class ExportedFleet:
     def iter_scores(
         self,
         paths: Sequence[str | Path],
+        files: Sequence[Path] | None = None,
         *,
         machine: str | None = None,
         source: str | None = None,
-        files: Sequence[Path] | None = None,
         **options: Any,
     ) -> Iterator[ScoreResult]:
-        """As ``aetk score`` scores a fleet: machine by machine, in the order each machine first
-        appears, the recordings in their order within it; each row with its machine and its
-        conditions (``route``'s arguments, and ``options``: :meth:`ExportedDetector.iter_scores`'s
-        keywords)."""
-        routed = self.route(paths, machine, source, files)
-        by_machine: dict[str, list[Path]] = {}
-        for path, row in routed.items():
-            by_machine.setdefault(row[MACHINE], []).append(path)
-        rows = {str(path): row for path, row in routed.items()}
-        for name, files in by_machine.items():
-            for result in self.detector(name).iter_scores(files, **options):
-                result.conditions = conditions(rows.get(result.path, {MACHINE: name}))
-                yield result
+        """As ``aetk score`` scores a fleet: each recording under ``paths`` by its machine's
+        detector, the machine told by ``source`` (default: as the fleet told its recordings apart
+        when it was fitted), or ``machine`` for all of them; machine by machine, in the order each
+        machine first appears, the recordings in their order within it; each row with its machine
+        and its conditions. ``files``: the recordings under ``paths``, when they were found
+        already; ``options``: :meth:`ExportedDetector.iter_scores`'s keywords."""
+        if machine is None:
+            routed = routed_rows(paths, check_source(source or self._machines_from()), files)
+            for name in dict.fromkeys(row[MACHINE] for row in routed.values()):
+                self.detector(name)  # an unknown machine stops the run before any is scored
+        else:
+            named = {MACHINE: machine, **(self.detector(machine).meta.get("conditions") or {})}
+            routed = routed_rows(paths, "", files, named)
+        yield from score_by_machine(
+            routed, lambda name, found: self.detector(name).iter_scores(found, **options)
+        )
