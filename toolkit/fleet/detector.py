@@ -97,14 +97,14 @@ class FleetDetector:
         that has just arrived in a watched folder); the folders are then not walked."""
         if machine is not None:
             self.detector(machine)
-            return routed_rows(paths, "", files, self.rows.get(machine, {MACHINE: machine}))
+            return routed_rows(paths, files, named=self.rows.get(machine, {MACHINE: machine}))
         source = check_source(source or self.source)
         if source not in SOURCES and not Path(source).is_file():
             raise ConfigError(
                 f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
                 "--machine NAME"
             )
-        routed = routed_rows(paths, source, files)
+        routed = routed_rows(paths, files, source=source)
         for known in {row[MACHINE] for row in routed.values()}:
             self.detector(known)
         return routed

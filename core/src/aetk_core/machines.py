@@ -69,15 +69,19 @@ def machine_rows(
 
 def routed_rows(
     paths: Sequence[str | Path],
-    source: str,
     files: Sequence[Path] | None = None,
+    *,
+    source: str | None = None,
     named: Row | None = None,
 ) -> dict[Path, Row]:
-    """Each recording under ``paths`` with its categories: ``named`` for all of them (a machine
-    the user named for them all), or told by ``source`` (:func:`machine_rows`)."""
-    if named is None:
-        return machine_rows(paths, source, files)
-    return {path: dict(named) for path in (find_audio_files(paths) if files is None else files)}
+    """Each recording under ``paths`` (``files``, when they were found already) with its
+    categories: ``named`` for all of them (a machine the user named for them all), or told by
+    ``source`` (:func:`machine_rows`); one of the two."""
+    if named is not None:
+        return {path: dict(named) for path in (find_audio_files(paths) if files is None else files)}
+    if source is None:
+        raise ValueError("routed_rows needs a source or a named machine")
+    return machine_rows(paths, source, files)
 
 
 def score_by_machine(

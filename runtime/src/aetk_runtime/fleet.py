@@ -85,12 +85,12 @@ class ExportedFleet:
         and its conditions. ``files``: the recordings under ``paths``, when they were found
         already; ``options``: :meth:`ExportedDetector.iter_scores`'s keywords."""
         if machine is None:
-            routed = routed_rows(paths, check_source(source or self._machines_from()), files)
+            routed = routed_rows(paths, files, source=check_source(source or self._machines_from()))
             for name in dict.fromkeys(row[MACHINE] for row in routed.values()):
                 self.detector(name)  # an unknown machine stops the run before any is scored
         else:
             named = {MACHINE: machine, **(self.detector(machine).meta.get("conditions") or {})}
-            routed = routed_rows(paths, "", files, named)
+            routed = routed_rows(paths, files, named=named)
         yield from score_by_machine(
             routed, lambda name, found: self.detector(name).iter_scores(found, **options)
         )
