@@ -379,6 +379,28 @@ def test_fit_cli_writes_a_fleet_and_machines_with_few_recordings_share_one(tmp_p
     assert fleet.detectors["small"].training["files"] == 8
 
 
+def test_fit_lists_machines_that_share_the_whole_fleets_detector_on_one_line(tmp_path, cli):
+    write_uneven_fleet(tmp_path)
+    synth.write_dataset(
+        tmp_path,
+        train=2,
+        test_normal=0,
+        test_per_anomaly=0,
+        seconds=0.4,
+        seed=2,
+        fleet_machine="tiny",
+    )
+    ran = cli("fit", tmp_path / "train", "--machines", "folders", "-o", tmp_path / "f.aetk")
+    assert ran.code == 0, ran.stderr
+    lines = [line.strip() for line in ran.stderr.splitlines() if "files, threshold" in line]
+    assert len(lines) == 2
+    assert lines[0].startswith("big: 5 training and 1 validation files, threshold ")
+    assert lines[1].startswith("small, tiny: the whole fleet's detector, ")
+    fleet = FleetDetector.load(tmp_path / "f.aetk")
+    assert fleet.detectors["small"] is fleet.detectors["tiny"]
+    assert fleet.detectors["tiny"].training["files"] == 10
+
+
 def test_fit_says_when_file_names_name_several_machines_and_how_to_fit_each(tmp_path, cli):
     synth.write_dataset(tmp_path, train=6, test_normal=0, test_per_anomaly=0, seconds=0.4)
     named = tmp_path / "named"

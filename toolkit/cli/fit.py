@@ -187,10 +187,16 @@ def _fit_fleet(
     if fleet.one_network:
         model = next(iter(summary["machines"].values()))["model"]
         console.stderr.print(f"  one {model} network for the fleet, bound to each machine")
-    for name, machine in summary["machines"].items():
+    # Machines with too few recordings of their own share the whole fleet's detector: one line.
+    sharing: dict[int, list[str]] = {}
+    for name, detector in fleet.detectors.items():
+        sharing.setdefault(id(detector), []).append(name)
+    for names in sharing.values():
+        machine = summary["machines"][names[0]]
+        shared = "the whole fleet's detector, " if len(names) > 1 else ""
         console.stderr.print(
-            f"  {name}: {machine['train_files']} training and {machine['validation_files']} "
-            f"validation files, threshold {machine['threshold']:.6g}",
+            f"  {', '.join(names)}: {shared}{machine['train_files']} training and "
+            f"{machine['validation_files']} validation files, threshold {machine['threshold']:.6g}",
             highlight=False,
         )
 
