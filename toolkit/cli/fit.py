@@ -187,11 +187,7 @@ def _fit_fleet(
     if fleet.one_network:
         model = next(iter(summary["machines"].values()))["model"]
         console.stderr.print(f"  one {model} network for the fleet, bound to each machine")
-    # Machines with too few recordings of their own share the whole fleet's detector: one line.
-    sharing: dict[int, list[str]] = {}
-    for name, detector in fleet.detectors.items():
-        sharing.setdefault(id(detector), []).append(name)
-    for names in sharing.values():
+    for names in fleet.machine_groups():
         machine = summary["machines"][names[0]]
         shared = "the whole fleet's detector, " if len(names) > 1 else ""
         console.stderr.print(

@@ -273,12 +273,9 @@ def _fleet_section(fleet: FleetDetector) -> str:
     first = next(iter(fleet.detectors.values())).summary()
     facts = [f"method: {_e(first['method'])}"] if first["method"] else []
     facts += [_e(describe_views(first["views"], scales=False))] if first["views"] else []
-    # Machines with too few recordings of their own share the whole fleet's detector: one row.
-    sharing: dict[int, list[str]] = {}
-    for machine, detector in fleet.detectors.items():
-        sharing.setdefault(id(detector), []).append(machine)
+    groups = fleet.machine_groups()  # machines sharing the whole fleet's detector: one row
     rows = []
-    for machines in sharing.values():
+    for machines in groups:
         summary = fleet.detectors[machines[0]].summary()
         rows.append(
             f"<tr><td>{_e(', '.join(machines))}</td>"
@@ -290,7 +287,7 @@ def _fleet_section(fleet: FleetDetector) -> str:
     shared = (
         " Machines listed together share one detector, the whole fleet's: each had too few "
         "normal recordings for one of its own."
-        if any(len(machines) > 1 for machines in sharing.values())
+        if any(len(machines) > 1 for machines in groups)
         else ""
     )
     return (

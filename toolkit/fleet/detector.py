@@ -203,6 +203,14 @@ class FleetDetector:
             raise DetectorFileError(f"{path}: the fleet's machines source is not text")
         return cls(detectors, categories, source, fleet.get("rows"))
 
+    def machine_groups(self) -> list[list[str]]:
+        """The machines grouped by the detector that judges them: machines with too few
+        recordings of their own share the whole fleet's; every other group is one machine."""
+        groups: dict[int, list[str]] = {}
+        for name, detector in self.detectors.items():
+            groups.setdefault(id(detector), []).append(name)
+        return list(groups.values())
+
     @property
     def one_network(self) -> bool:
         """Whether one conditioned network judges every machine (bound to each)."""
