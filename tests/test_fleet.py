@@ -516,6 +516,13 @@ def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
         timeout=300,
     )
     assert single.returncode == 2 and "need a fleet's folder" in single.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = subprocess.run(
+        [script, "score", str(test), "-d", str(empty)], capture_output=True, text=True, timeout=300
+    )
+    assert nothing.returncode == 2
+    assert nothing.stderr.startswith(f"error: {empty}: no exported detectors here")
 
 
 def test_watch_of_one_machine_of_a_fleet_names_it_on_every_event(fitted_fleet, fleet_folders):
