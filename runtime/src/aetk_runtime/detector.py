@@ -105,26 +105,9 @@ class ExportedDetector:
             self.threshold, self.meta["calibration"]["normal_scores"], threshold, false_alarm_rate
         )
 
-    def score(
-        self,
-        paths: str | Path | Sequence[str | Path],
-        *,
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        strict: bool = False,
-        localize: bool = True,
-    ) -> list[ScoreResult]:
-        return list(
-            self.iter_scores(
-                paths,
-                threshold=threshold,
-                false_alarm_rate=false_alarm_rate,
-                segment=segment,
-                strict=strict,
-                localize=localize,
-            )
-        )
+    def score(self, paths: str | Path | Sequence[str | Path], **options: Any) -> list[ScoreResult]:
+        """:meth:`iter_scores`'s rows as a list (``options``: its keywords)."""
+        return list(self.iter_scores(paths, **options))
 
     def iter_scores(
         self,
