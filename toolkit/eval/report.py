@@ -26,7 +26,7 @@ from aetk.detect.calibration import Calibration
 from aetk.detect.explain import describe_view, describe_views
 from aetk.errors import AudioError
 from aetk.eval import metrics, plots
-from aetk.eval.evaluation import ANOMALY, NORMAL, label_files
+from aetk.eval.evaluation import ANOMALY, NORMAL, group_metrics, label_files
 
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector, ScoreResult
@@ -232,21 +232,22 @@ def _machines_table(
     rows = []
     for machine in machines:
         own = [r for r in scored if r.machine == machine]
-        known = [
-            (label, float(r.score or 0.0)) for r in own if (label := labels.get(r.path)) is not None
-        ]
-        y, scores = [label for label, _ in known], [score for _, score in known]
-        measured = (
-            f"<td class=number>{metrics.auc(y, scores):.3f}</td>"
-            f"<td class=number>{metrics.pauc(y, scores):.3f}</td>"
-            if set(y) == {NORMAL, ANOMALY}
-            else "<td></td><td></td>"
+        known = [(label, r) for r in own if (label := labels.get(r.path)) is not None]
+        measured = group_metrics(
+            machine,
+            [label for label, _ in known],
+            [float(r.score or 0.0) for _, r in known],
+            float(own[0].threshold),
         )
         rows.append(
             f"<tr><td>{_e(machine)}</td><td class=number>{len(own)}</td>"
             f"<td class=number>{sum(bool(r.anomalous) for r in own)}</td>"
-            f"<td class=number>{y.count(NORMAL)}</td><td class=number>{y.count(ANOMALY)}</td>"
-            f"{measured}</tr>"
+            f"<td class=number>{measured.normal}</td><td class=number>{measured.anomalous}</td>"
+            + "".join(
+                f"<td class=number>{value:.3f}</td>" if value is not None else "<td></td>"
+                for value in (measured.auc, measured.pauc)
+            )
+            + "</tr>"
         )
     return (
         "<table><thead><tr><th>machine</th><th>scored</th><th>anomalous</th>"
