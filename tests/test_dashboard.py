@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from aetk_core.results import describe_view
 from conftest import browser, free_port
 
 from aetk import synth
@@ -93,6 +94,9 @@ def test_the_api_shows_scores_alerts_audio_spectrogram_and_acknowledgement(watch
     alerts = wait_for(lambda: json.loads(get(base + "/api/alerts")[2])["alerts"])
     (alert,) = alerts
     assert alert["score"] > json.loads(get(base + "/api/status")[2])["threshold"]
+    # Which of the default's views raised it, readably for the page.
+    assert alert["view"]["view"] in ("clip", "frames", "event")
+    assert alert["raised_by"] == describe_view(alert["view"]) != ""
     # Drawn at the lowest CPU priority: on a busy machine it waits for what scoring leaves.
     status, kind, body = get(base + alert["spectrogram"], timeout=120)
     assert (status, kind) == (200, "image/png") and body.startswith(b"\x89PNG")
@@ -124,6 +128,7 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
         )
         wait_for(lambda: driver.execute_script(loaded))
         assert driver.find_element("css selector", "li.alert audio").get_attribute("src")
+        assert "raised by: " in driver.find_element("css selector", "li.alert .view").text
         assert "ANOMALY" in driver.find_element("css selector", ".source").text
         assert driver.find_elements("css selector", "svg.chart polyline")
         button = driver.find_element("css selector", "li.alert button.ack")

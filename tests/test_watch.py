@@ -73,9 +73,12 @@ def test_a_stream_with_a_fault_raises_one_alert_at_the_fault(watched):
     assert end[0] == "anomaly_end" and abs(end[1] - 13.0) <= hop
     assert all(e["source"] == "-" and e["threshold"] == detector.threshold for e in events)
     assert all("at" in e for e in events)
+    # The alert says which view raised it: the view of the score that confirmed it.
+    confirmed = next(i for i, e in enumerate(events) if e["event"] == "anomaly_start")
+    assert events[confirmed]["view"] == events[confirmed - 1]["view"] is not None
 
 
-def test_a_single_window_click_raises_no_alert(watched):
+def test_a_single_window_click_raises_no_alert_and_its_score_names_the_moment(watched):
     _, path = watched
     samples = stream(16, None, 0)
     burst = np.random.default_rng(3).standard_normal(RATE // 5) * 0.4
@@ -85,7 +88,9 @@ def test_a_single_window_click_raises_no_alert(watched):
         "-", "-d", path, "--confirm", "2", "--window", "2", "--hop", "2", input=wav_bytes(samples)
     )
     assert alerts(events) == []
-    assert any(e["event"] == "scored" and e["anomalous"] for e in events)
+    raised = [e["view"] for e in events if e["event"] == "scored" and e["anomalous"]]
+    # Which view raised the score, and when in seconds of the stream: the click's moment.
+    assert raised and all(v["view"] == "event" and 4.9 <= v["start"] < 5.2 for v in raised)
 
 
 def test_raw_pcm_on_stdin_and_recordings_of_the_alert(watched, tmp_path):
@@ -178,7 +183,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
     """Without --json: a folder's alert names the file (and its machine in a fleet), a
-    stream's the moment in it."""
+    stream's the moment in it, and each the view that raised it."""
     from aetk.cli.watch import _View
 
     view = _View(False, "incoming")
@@ -186,11 +191,14 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
         for source, time_in in (("incoming/pump-07/a.wav", 0.0), ("incoming", 12.5)):
             event = {"event": "anomaly_start", "time": time_in, "source": source, "at": "T"}
             view.show({**event, "score": 2.0, **({"machine": "pump-07"} if time_in == 0 else {})})
+        moment = {"view": "event", "start": 12.56, "end": 12.69}
+        view.show({**event, "score": 3.0, "view": moment})
     finally:
         view.close()
     out = capsys.readouterr().out
     assert "anomaly started at incoming/pump-07/a.wav (machine pump-07) (score 2)" in out
     assert "anomaly started at 12.50 s (score 2)" in out
+    assert "anomaly started at 12.50 s (score 3, event at 12.56–12.69 s)" in out
 
 
 def test_a_webhook_gets_the_alerts_after_retries(watched):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from aetk_core.results import describe_view
 
 from aetk.cli import console, options
 
@@ -192,9 +193,10 @@ class _View:
                     f"{behind}"
                 )
             return
+        raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
         text = {
             "anomaly_start": f"[bold red]anomaly started[/bold red] at {where} "
-            f"(score {event.get('score', 0):.4g})",
+            f"(score {event.get('score', 0):.4g}{raised_by})",
             "anomaly_end": f"[green]anomaly ended[/green] at {where}",
             "error": f"[yellow]error[/yellow] {event['source']}: {event.get('error')}",
             "recorded": f"recorded {event.get('path')}",

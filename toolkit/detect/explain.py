@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from aetk_core.localization import Event, event_map
-from aetk_core.results import view_of
+from aetk_core.results import VIEW_NAMES, view_of
 
 from aetk.components.base import FeatureLayout, Localization
 
@@ -104,33 +104,6 @@ def _view(localization: Localization, frames: int, layout: FeatureLayout) -> dic
 
 def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
     return contributions.dim() == 4 and contributions.shape[2] == len(layout.band_edges_hz)
-
-
-#: How fit, score and the report name the built-in views.
-VIEW_NAMES = {
-    "clip": "clip average",
-    "frames": "frames on average",
-    "event": "most unusual moment",
-    "contrast": "moment against the rest of its clip",
-}
-#: The same, for the view that raised one clip's score (with its moment's time after it).
-RAISED_BY = {
-    "clip": "clip average",
-    "frames": "frames on average",
-    "event": "event",
-    "contrast": "stand-out moment",
-}
-
-
-def describe_view(view: dict[str, Any] | None) -> str:
-    """Which view gave a clip its score, readably: "event at 3.20–3.33 s", "stand-out moment
-    at 1.02–1.15 s" or "clip average"; empty for a one-view scorer."""
-    if not view:
-        return ""
-    name = RAISED_BY.get(view["view"], str(view["view"]))
-    if "start" in view:
-        return f"{name} at {view['start']:.2f}–{view['end']:.2f} s"
-    return name
 
 
 def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:

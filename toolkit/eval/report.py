@@ -20,10 +20,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aetk_core.results import describe_view
+
 from aetk._version import __version__
 from aetk.data.fileio import REPORT_MARK
 from aetk.detect.calibration import Calibration
-from aetk.detect.explain import describe_view, describe_views
+from aetk.detect.explain import describe_views
 from aetk.errors import AudioError
 from aetk.eval import metrics, plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, group_metrics, label_files

@@ -34,6 +34,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aetk_core.results import describe_view
+
 from aetk.errors import ConfigError
 
 HISTORY_SECONDS = 3600.0
@@ -73,6 +75,8 @@ class Alert:
     #: The fleet machine that raised it (None: a single detector), and the threshold it passed.
     machine: str | None = None
     threshold: float | None = None
+    #: Which of the scorer's views gave the score that started it, and when (None: one view).
+    view: dict[str, Any] | None = None
     ended: str | None = None
     acknowledged: str | None = None
     spectrogram: bytes | None = field(default=None, repr=False)
@@ -86,6 +90,8 @@ class Alert:
             "started": self.started,
             "time": self.time,
             "score": self.score,
+            "view": self.view,
+            "raised_by": describe_view(self.view),
             "warnings": self.warnings,
             "ended": self.ended,
             "acknowledged": self.acknowledged,
@@ -184,6 +190,7 @@ class Dashboard:
             list(self.warnings.get(key, [])),
             event.get("machine"),
             event.get("threshold", self.threshold),
+            event.get("view"),
         )
         self.next_id += 1
         self.alerts.append(alert)

@@ -210,13 +210,16 @@ class Monitor:
         lag: float = 0.0,
         warnings: list[dict[str, str]] | None = None,
         judge: Judge | None = None,
+        view: dict[str, Any] | None = None,
     ) -> str | None:
         """Track one scored window or file (scored ``lag`` seconds behind real time, recorded
-        with the recording ``warnings``, by ``judge``: default the one detector's); emits
-        ``scored`` and any alert it completes."""
+        with the recording ``warnings``, by ``judge``: default the one detector's; ``view``:
+        which of the scorer's views gave the score, and when); emits ``scored`` and any alert it
+        completes, the alert with the view of the score that completed it."""
         judge = judge or self._single()
         self.scored += 1
         anomalous = is_anomalous(score, judge.threshold)
+        raised_by = {"view": view} if view else {}
         extra = {"warnings": warnings} if warnings else {}
         self.event(
             "scored",
@@ -226,6 +229,7 @@ class Monitor:
             score=score,
             anomalous=anomalous,
             lag=round(lag, 3),
+            **raised_by,
             **extra,
         )
         if self.metrics:
@@ -235,7 +239,7 @@ class Monitor:
                 self.metrics.recording_warnings.labels(warning["name"]).inc()
         change, since = judge.tracker.update(start, score, judge.threshold)
         if change is not None:
-            self.event(change, since, source, judge, score=score)
+            self.event(change, since, source, judge, score=score, **raised_by)
             if self.metrics:
                 active = 1 if change == "anomaly_start" else 0
                 self.metrics.gauge("anomalous", judge.machine).set(active)
@@ -300,7 +304,7 @@ class Monitor:
         (result,) = judge.detector.score_clips(
             [FileClips(self.source, [clip])],
             threshold=judge.threshold,
-            localize=False,
+            localize=True,
             strict=self.options.strict,
         )
         if result.error is not None or result.score is None:
@@ -336,7 +340,13 @@ class Monitor:
                 result = self.score_window(buffer[:, offset : offset + window], form.rate)
                 lag = max(0.0, time.monotonic() - started - (next_start + window) / form.rate)
                 if result is not None and result.score is not None:
-                    change = self.judge(start_time, result.score, lag=lag, warnings=result.warnings)
+                    change = self.judge(
+                        start_time,
+                        result.score,
+                        lag=lag,
+                        warnings=result.warnings,
+                        view=_in_stream(result.view, start_time),
+                    )
                     if change == "anomaly_start" and recorder:
                         recorder.start(start_time)
                 if self.metrics:
@@ -401,7 +411,7 @@ class Monitor:
         if judge is None:
             return
         (result,) = judge.detector.score(
-            [path], threshold=judge.threshold, localize=False, strict=self.options.strict
+            [path], threshold=judge.threshold, strict=self.options.strict
         )
         lag = 0.0
         with suppress(OSError):
@@ -411,7 +421,15 @@ class Monitor:
         if result.error is not None or result.score is None:
             self.error(result.error or "not scored", None, str(path), judge)
             return
-        self.judge(0.0, result.score, str(path), lag=lag, warnings=result.warnings, judge=judge)
+        self.judge(
+            0.0,
+            result.score,
+            str(path),
+            lag=lag,
+            warnings=result.warnings,
+            judge=judge,
+            view=result.view,
+        )
 
     def _judge_of(self, folder: Path, path: Path) -> Judge | None:
         """The judge of a file in the watched ``folder``: the one detector's, or its machine's
@@ -534,3 +552,14 @@ def state_lock(path: Path | None) -> Iterator[None]:
 def finite(value: float | None, name: str) -> None:
     if value is not None and (not math.isfinite(value) or value <= 0):
         raise ConfigError(f"--{name} must be a positive number of seconds, not {value}")
+
+
+def _in_stream(view: dict[str, Any] | None, window_start: float) -> dict[str, Any] | None:
+    """A window's ``view`` with its moment in seconds of the stream rather than of the window."""
+    if not view or "start" not in view:
+        return view
+    return {
+        **view,
+        "start": round(window_start + view["start"], 3),
+        "end": round(window_start + view["end"], 3),
+    }

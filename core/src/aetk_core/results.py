@@ -88,6 +88,33 @@ def view_of(
     }
 
 
+#: How aetk's fit, score, report and watch name the built-in views.
+VIEW_NAMES = {
+    "clip": "clip average",
+    "frames": "frames on average",
+    "event": "most unusual moment",
+    "contrast": "moment against the rest of its clip",
+}
+#: The same, for the view that raised one clip's score (with its moment's time after it).
+RAISED_BY = {
+    "clip": "clip average",
+    "frames": "frames on average",
+    "event": "event",
+    "contrast": "stand-out moment",
+}
+
+
+def describe_view(view: dict[str, Any] | None) -> str:
+    """Which view gave a clip its score, readably: "event at 3.20–3.33 s", "stand-out moment
+    at 1.02–1.15 s" or "clip average"; empty for a one-view scorer."""
+    if not view:
+        return ""
+    name = RAISED_BY.get(view["view"], str(view["view"]))
+    if "start" in view:
+        return f"{name} at {view['start']:.2f}–{view['end']:.2f} s"
+    return name
+
+
 def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
     a row per result: file, score, threshold, verdict, and the ``events`` (the first three) and

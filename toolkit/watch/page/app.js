@@ -113,6 +113,8 @@ function alertItem(alert) {
     element("span", {}, when),
     element("span", { class: "source-name" }, alert.file || alert.source),
     element("span", { class: "score" }, alert.score === null ? "" : `score ${alert.score.toPrecision(4)}`),
+    // Which view of a several-view scorer raised it: the clip's average, or a moment, and when.
+    element("span", { class: "view" }, alert.raised_by ? `raised by: ${alert.raised_by}` : ""),
     element("span", { class: "status muted" }),
   );
   const button = element("button", { class: "ack", type: "button" }, "Acknowledge");
