@@ -76,6 +76,7 @@ def test_a_stream_with_a_fault_raises_one_alert_at_the_fault(watched):
     # The alert says which view raised it: the view of the score that confirmed it.
     confirmed = next(i for i, e in enumerate(events) if e["event"] == "anomaly_start")
     assert events[confirmed]["view"] == events[confirmed - 1]["view"] is not None
+    assert "view" not in next(e for e in events if e["event"] == "anomaly_end")
 
 
 def test_a_single_window_click_raises_no_alert_and_its_score_names_the_moment(watched):

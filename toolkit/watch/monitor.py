@@ -239,7 +239,8 @@ class Monitor:
                 self.metrics.recording_warnings.labels(warning["name"]).inc()
         change, since = judge.tracker.update(start, score, judge.threshold)
         if change is not None:
-            self.event(change, since, source, judge, score=score, **raised_by)
+            started = raised_by if change == "anomaly_start" else {}
+            self.event(change, since, source, judge, score=score, **started)
             if self.metrics:
                 active = 1 if change == "anomaly_start" else 0
                 self.metrics.gauge("anomalous", judge.machine).set(active)
@@ -410,8 +411,9 @@ class Monitor:
         judge = self._judge_of(folder, path)
         if judge is None:
             return
+        # Localized for its view: which view raised the score, and when.
         (result,) = judge.detector.score(
-            [path], threshold=judge.threshold, strict=self.options.strict
+            [path], threshold=judge.threshold, localize=True, strict=self.options.strict
         )
         lag = 0.0
         with suppress(OSError):
