@@ -242,8 +242,7 @@ class Monitor:
             started = raised_by if change == "anomaly_start" else {}
             self.event(change, since, source, judge, score=score, **started)
             if self.metrics:
-                active = 1 if change == "anomaly_start" else 0
-                self.metrics.gauge("anomalous", judge.machine).set(active)
+                self.metrics.gauge("anomalous", judge.machine).set(int(judge.tracker.active))
                 if change == "anomaly_start":
                     self.metrics.anomalies.inc()
         return change
