@@ -66,3 +66,32 @@ def test_every_option_of_the_runtime_is_documented():
         opts for opts in options if "--help" not in opts and not any(o in text for o in opts)
     ]
     assert missing == [], f"aetk-runtime score: {missing} not in docs/deploy.md"
+
+
+def _help(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(build_app(), [*args, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_help_shows_every_option_text_whole(name):
+    """Help is rendered as rich markup, where a bracketed word such as the ``[ray]`` of
+    ``pip install 'aetk[ray]'`` is a style tag and would vanish unless escaped."""
+    shown = " ".join(_help(name).split())
+    for parameter in commands()[name].params:
+        text = (getattr(parameter, "help", None) or "").replace("\\[", "[")
+        if "[" in text:
+            assert " ".join(text.split()) in shown, f"aetk {name} {parameter.opts}: {text!r}"
+
+
+def test_each_command_is_listed_on_one_line():
+    """The command list shows each command's first paragraph: one sentence, not a paragraph
+    broken where its docstring's lines break."""
+    lines = _help().splitlines()
+    for name in BUILT_IN:
+        (line,) = [line for line in lines if line.strip("│ ").startswith(f"{name} ")]
+        following = lines[lines.index(line) + 1].strip("│ ")
+        assert following.startswith("╰") or following.split()[0] in BUILT_IN, (line, following)

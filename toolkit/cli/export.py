@@ -32,9 +32,12 @@ def export_command(
     force: options.Force = False,
     machine: options.Machine = None,
 ) -> None:
-    """Write everything after the featurizer (standardisation, model, scorer) as one ONNX file,
-    with the featurizer, threshold and normal scores in its metadata, for aetk-runtime. A fleet
-    detector: one file per machine in the folder -o names, or one machine with --machine."""
+    """Export a detector as ONNX for aetk-runtime, which needs no PyTorch.
+
+    Everything after the featurizer (standardisation, model, scorer) becomes one ONNX file, with
+    the featurizer, threshold and normal scores in its metadata. A fleet detector: one file per
+    machine in the folder -o names, or one machine with --machine.
+    """
     from aetk.data.fileio import check_output
     from aetk.fleet.detector import FleetDetector, load_judging
 

@@ -65,8 +65,11 @@ def fit_command(
     force: options.Force = False,
     json_output: options.JsonOutput = False,
 ) -> None:
-    """Fit a detector on NORMAL_DIR (searched recursively) and write it atomically. With
-    --machines, one fleet detector: one detector per machine, in one file."""
+    """Fit a detector on normal recordings and write it atomically.
+
+    NORMAL_DIR is searched recursively. With --machines, one fleet detector: one detector per
+    machine, in one file.
+    """
     from aetk.data.audio import find_audio_files
     from aetk.data.fileio import check_output
     from aetk.fitting import distributed

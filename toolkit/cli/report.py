@@ -29,9 +29,12 @@ def report_command(
     machine: options.Machine = None,
     machines: options.Machines = None,
 ) -> None:
-    """Write one self-contained HTML page: the detector, every verdict, and for the most
-    anomalous recordings where in time and frequency they depart from normal. With a fleet
-    detector, each recording is judged by its machine's detector."""
+    """Write one self-contained HTML page of verdicts, spectrograms and error maps.
+
+    The page shows the detector, every verdict, and for the most anomalous recordings where in
+    time and frequency they depart from normal. With a fleet detector, each recording is judged
+    by its machine's detector.
+    """
     from aetk.data.audio import require_audio_files
     from aetk.data.fileio import atomic_write_text, check_output
     from aetk.eval.report import build_report

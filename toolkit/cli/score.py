@@ -53,7 +53,8 @@ def score_command(
     ] = None,
     engine: Annotated[
         Engine,
-        typer.Option(help="local: this process; ray: a Ray cluster (pip install 'aetk[ray]')."),
+        # Help is rich markup, where an unescaped [ray] would vanish as a style tag.
+        typer.Option(help="local: this process; ray: a Ray cluster (pip install 'aetk\\[ray]')."),
     ] = Engine.local,
     out: Annotated[
         Path | None,

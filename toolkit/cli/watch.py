@@ -78,10 +78,13 @@ def watch_command(
         bool, typer.Option("--list-devices", help="List input devices and exit.")
     ] = False,
 ) -> None:
-    """Score continuously: files as they arrive in a folder, or sliding windows of a live device
-    or of standard input (arecord, ffmpeg, sox). Alerts start after --confirm windows above the
-    threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet
-    detector watches a folder, each file judged by its machine's detector."""
+    """Score continuously: new files in a folder, or a live device or stream in windows.
+
+    Files are scored as they arrive; a live device or standard input (arecord, ffmpeg, sox) in
+    sliding windows. Alerts start after --confirm windows above the threshold and end after
+    --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet detector watches a
+    folder, each file judged by its machine's detector.
+    """
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_judging
     from aetk.watch import sources
