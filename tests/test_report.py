@@ -71,6 +71,24 @@ def test_report_has_every_section(report, machine_sounds):
     assert "http://" not in page and "https://" not in page  # self-contained
 
 
+def test_summary_counts_the_verdicts_against_the_labels(report):
+    page = report.read_text()
+    (found,) = re.findall(
+        r"Against the labels: (\d+) normal (recordings?) flagged, (\d+) anomalous (recordings?) "
+        r"missed",
+        page,
+    )
+    for count, noun in (found[:2], found[2:]):
+        assert noun == ("recording" if count == "1" else "recordings")
+    rows = re.findall(
+        r"<span class=(?:normal|anomalous)>(normal|anomaly)</span></td><td>(\w+)<", page
+    )
+    assert len(rows) > 2
+    flagged = sum(verdict == "anomaly" and label == "normal" for verdict, label in rows)
+    missed = sum(verdict == "normal" and label == "anomaly" for verdict, label in rows)
+    assert (int(found[0]), int(found[2])) == (flagged, missed)
+
+
 def test_every_embedded_image_is_a_decodable_png(report):
     import matplotlib.image
 

@@ -187,9 +187,13 @@ def _against_labels(scored: list[ScoreResult], labels: dict[str, int | None]) ->
     false_alarms = sum(bool(r.anomalous) for label, r in known if label == NORMAL)
     missed = sum(not r.anomalous for label, r in known if label == ANOMALY)
     return (
-        f"<p>Against the labels: {false_alarms} normal recordings flagged, {missed} "
-        "anomalous recordings missed.</p>"
+        f"<p>Against the labels: {_recordings(false_alarms, 'normal')} flagged, "
+        f"{_recordings(missed, 'anomalous')} missed.</p>"
     )
+
+
+def _recordings(count: int, kind: str) -> str:
+    return f"{count} {kind} recording" + ("" if count == 1 else "s")
 
 
 def _fleet_summary_section(
