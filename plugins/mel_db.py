@@ -7,6 +7,7 @@ or the first N are kept.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -110,14 +111,7 @@ class MelDb(aetk.Featurizer):
     def layout(self) -> aetk.FeatureLayout:
         """Frames every ``hop_length`` samples; mel bands on torchaudio's HTK scale from 0 Hz to
         Nyquist, band ``b`` spanning the ``b``-th to the ``b + 2``-th mel point."""
-        nyquist_mel = 2595.0 * math.log10(1.0 + self.sample_rate / 2 / 700.0)
-        points = [nyquist_mel * i / (self.n_mels + 1) for i in range(self.n_mels + 2)]
-        hertz = [700.0 * (10 ** (mel / 2595.0) - 1.0) for mel in points]
-        return aetk.FeatureLayout(
-            frame_seconds=self.hop_length / self.sample_rate,
-            band_edges_hz=tuple((hertz[b], hertz[b + 2]) for b in range(self.n_mels)),
-            vector_step=1 if self.frames else 0,
-        )
+        return _layout(self.sample_rate, self.n_mels, self.hop_length, bool(self.frames))
 
     def minimum_samples(self) -> int:
         """The shortest clip (at ``sample_rate``) that yields at least one vector."""
@@ -262,6 +256,19 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Asked for once per clip explained: the same few layouts, each worked out once.
+@functools.lru_cache(maxsize=64)
+def _layout(sample_rate: int, n_mels: int, hop_length: int, frames: bool) -> aetk.FeatureLayout:
+    nyquist_mel = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)
+    points = [nyquist_mel * i / (n_mels + 1) for i in range(n_mels + 2)]
+    hertz = [700.0 * (10 ** (mel / 2595.0) - 1.0) for mel in points]
+    return aetk.FeatureLayout(
+        frame_seconds=hop_length / sample_rate,
+        band_edges_hz=tuple((hertz[b], hertz[b + 2]) for b in range(n_mels)),
+        vector_step=1 if frames else 0,
+    )
 
 
 @aetk.hookimpl

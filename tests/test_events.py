@@ -3,6 +3,7 @@ score and when, and the synthetic event suite behaves as the benchmark assumes."
 
 from __future__ import annotations
 
+import aetk_core.results
 import numpy as np
 import pytest
 from conftest import write_wav
@@ -49,6 +50,43 @@ def test_default_hears_a_knock_and_says_when(clicking_machine, cli, tmp_path):
         assert any(s["start"] <= 1.1 and s["end"] >= 1.0 for s in row["segments"]), row
     assert all(row["view"]["view"] in ("clip", "frames", "event") for row in normals)
     assert all(set(row["view"]) == {"view"} for row in normals if row["view"]["view"] != "event")
+
+    # The table says what raised each anomaly, and when, as --json does; normal rows say nothing.
+    between = (min(row["score"] for row in knocks) + max(row["score"] for row in normals)) / 2
+    table = cli("score", clicking_machine / "test", "-d", detector, "--threshold", str(between))
+    header, *lines = [line.split("\t") for line in table.stdout.splitlines()]
+    assert header[:5] == ["file", "score", "threshold", "verdict", "raised by"]
+    for cells in lines:
+        row = rows[cells[0].rsplit("/", 1)[-1]]
+        anomalous = row["score"] > between
+        raised = aetk_core.results.describe_view(row["view"]) if anomalous else ""
+        assert cells[4] == raised and cells[3] == ("ANOMALY" if anomalous else "normal")
+    assert sum(cells[4].startswith("event at ") for cells in lines) == len(knocks)
+
+
+def test_localizing_the_anomalies_alone_changes_no_score(clicking_machine, tmp_path):
+    """``localize="anomalous"`` scores as the others do and says where only for anomalies."""
+    detector = aetk.fit(clicking_machine / "train")
+    files = sorted((clicking_machine / "test").iterdir())
+    scores = sorted(result.score for result in detector.score(files, localize=False))
+    between = (scores[3] + scores[4]) / 2  # half the clips above it
+    results = {
+        localize: detector.score(files, localize=localize, threshold=between)
+        for localize in (False, True, "anomalous")
+    }
+    assert any(result.anomalous for result in results[True])
+    assert any(not result.anomalous for result in results[True])
+    for alone, everywhere, plain in zip(
+        results["anomalous"], results[True], results[False], strict=True
+    ):
+        assert alone.score == plain.score == pytest.approx(everywhere.score, rel=1e-6)
+        assert plain.view is None and plain.segments is None
+        if alone.anomalous:
+            assert (alone.view, alone.segments) == (everywhere.view, everywhere.segments)
+        else:
+            assert alone.view is None and alone.segments is None
+    with pytest.raises(ValueError, match="localize"):
+        detector.score(files, localize="all")  # type: ignore[arg-type]
 
 
 def margin(results) -> float:

@@ -113,7 +113,8 @@ def score_command(
         "threshold": threshold,
         "false_alarm_rate": false_alarm_rate,
         "segment": segment,
-        "localize": json_output,
+        # The table says where the anomalies are; localizing the normal files would cost more.
+        "localize": True if json_output else "anomalous",
         "strict": strict,
     }
     routing = (machine, machines)

@@ -25,7 +25,7 @@ from aetk.data.recording import analysed_hz
 from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
-from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
+from aetk.detect.scoring import BATCH_WINDOWS, Localize, ScoreResult, score_clips
 from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
 
@@ -135,7 +135,7 @@ class Detector:
         threshold: float | None = None,
         false_alarm_rate: float | None = None,
         segment: float | None = None,
-        localize: bool = True,
+        localize: Localize = True,
         strict: bool = False,
     ) -> list[ScoreResult]:
         """Score files and folders (searched recursively); one result per file, in order.
@@ -145,7 +145,9 @@ class Detector:
             detector was calibrated on (without refitting).
         :param segment: score each file in windows of this many seconds, decoded one at a time
             (default: the detector's own segment length; 0 scores whole files).
-        :param localize: say when and in which bands files scored whole depart from normal.
+        :param localize: say when and in which bands files scored whole depart from normal,
+            and which view raised the score; ``"anomalous"``: only for the files found
+            anomalous (what ``aetk score``'s table shows, for a fraction of the cost).
         :param strict: a recording unlike the training recordings (any recording warning:
             :data:`aetk_core.recording.NAMES`) is an error rather than a warning on its result.
         """
@@ -167,7 +169,7 @@ class Detector:
         threshold: float | None = None,
         false_alarm_rate: float | None = None,
         segment: float | None = None,
-        localize: bool = True,
+        localize: Localize = True,
         strict: bool = False,
     ) -> Iterator[ScoreResult]:
         """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
@@ -196,7 +198,7 @@ class Detector:
         files: Sequence[FileClips],
         *,
         threshold: float | None = None,
-        localize: bool = True,
+        localize: Localize = True,
         strict: bool = False,
     ) -> list[ScoreResult]:
         """Results of clips featurized elsewhere (another process, a stream), through the same

@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from aetk_core.localization import check_localize
 from aetk_core.recording import RecordingWarning, machine_warnings, merged, mismatch_error
 from aetk_core.results import ScoreResult
 from aetk_core.verdict import is_anomalous, window_events
 
+from aetk.components.base import Localization
 from aetk.data.features import FileClips, check_vector_shape
 from aetk.detect.explain import ErrorMap, error_map
 from aetk.errors import AudioError
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
 
 #: Windows scored together in one call of the scorer.
 BATCH_WINDOWS = 64
+
+#: Whether to say where files scored whole depart from normal: all of them (True), none
+#: (False), or only those found anomalous ("anomalous": the one pass scores all, and a second
+#: pass over the same vectors localizes the few anomalies, at a small part of the cost).
+Localize = bool | Literal["anomalous"]
 
 
 @dataclass
@@ -57,7 +64,7 @@ def score_clips(
     detector: Detector,
     files: Iterable[FileClips],
     threshold: float,
-    localize: bool,
+    localize: Localize,
     batch_windows: int = BATCH_WINDOWS,
     strict: bool = False,
     maps: dict[str, ErrorMap] | None = None,
@@ -65,13 +72,15 @@ def score_clips(
     """One :class:`~aetk.detect.detector.ScoreResult` per file of ``files``, in order.
 
     :param localize: for files scored whole, say when and in which bands they depart from
-        normal (``segments``), from the same pass over the model that scores them; windowed
-        files always get the runs of windows above the threshold.
+        normal (``segments``) and which view raised the score (``view``), from the same pass
+        over the model that scores them; ``"anomalous"``: only for the files found anomalous.
+        Windowed files always get the runs of windows above the threshold.
     :param strict: a recording that does not match the training recordings is an error (no
         score) rather than a warning on its result.
     :param maps: with ``localize``, filled with each file's error map (by path), for
         explanations drawn from this same pass.
     """
+    check_localize(localize)
     norms, learned = detector.recording_norms(), detector.learned_machines()
     pending: list[_FileScores] = []
     batch: list[tuple[_FileScores, torch.Tensor]] = []
@@ -103,7 +112,7 @@ def _score_batch(
     detector: Detector,
     batch: list[tuple[_FileScores, torch.Tensor]],
     threshold: float,
-    localize: bool,
+    localize: Localize,
     maps: dict[str, ErrorMap] | None = None,
 ) -> None:
     if not batch:
@@ -113,13 +122,23 @@ def _score_batch(
     vectors = list(
         detector.normalizer.transform(torch.cat([clip for _, clip in batch])).split(lengths)
     )
-    if localize and not all(entry.windowed for entry, _ in batch):
-        scores, localizations = detector.scorer.score_and_localize(detector.model, vectors)
+    whole = [index for index, (entry, _) in enumerate(batch) if not entry.windowed]
+    scorer, model = detector.scorer, detector.model
+    localizations: dict[int, Localization | None] = {}
+    if localize == "anomalous":
+        scores = scorer.score(model, vectors)
+        flagged = [index for index in whole if is_anomalous(float(scores[index]), threshold)]
+        if flagged:
+            found = scorer.score_and_localize(model, [vectors[index] for index in flagged])[1]
+            localizations = dict(zip(flagged, found, strict=True))
+    elif localize and whole:
+        scores, found = scorer.score_and_localize(model, vectors)
+        localizations = dict(enumerate(found))
     else:
-        scores, localizations = detector.scorer.score(detector.model, vectors), None
+        scores = scorer.score(model, vectors)
     for index, ((entry, _), score) in enumerate(zip(batch, scores, strict=True)):
         entry.scores.append(float(score))
-        if localizations is not None and not entry.windowed:
+        if index in localizations and not entry.windowed:
             errors = error_map(
                 detector,
                 localizations[index],

@@ -27,6 +27,14 @@ TOP_BANDS = 3
 EVENT_GAP_SECONDS = 0.5
 
 
+def check_localize(localize: bool | str) -> None:
+    """What to localize, as aetk and aetk-runtime take it: every file scored whole (True), none
+    (False), or only those found anomalous (``"anomalous"``, what their tables show: the normal
+    files' localization would cost time for nothing shown)."""
+    if isinstance(localize, str) and localize != "anomalous":
+        raise ValueError(f"localize must be True, False or 'anomalous', not {localize!r}")
+
+
 @dataclass
 class BandExcess:
     """A band whose contribution during an event is ``ratio`` times its normal one."""
@@ -82,22 +90,24 @@ def to_grid(values: np.ndarray, step: int, average_channels: bool = False) -> np
     frames = (count - 1) * step + width
     sums = np.zeros((bands, frames))
     covered = np.zeros(frames)
-    starts = np.arange(count) * step
     for offset in range(width):
-        # With step ≥ 1 the vectors' frames at one offset are distinct: no index repeats.
-        sums[:, starts + offset] += per_vector[:, :, offset].T
-        covered[starts + offset] += 1
+        # The vectors' frames at one offset: every step-th frame from it, none twice.
+        at = slice(offset, offset + (count - 1) * step + 1, step)
+        sums[:, at] += per_vector[:, :, offset].T
+        covered[at] += 1
     return sums / np.maximum(covered, 1)
 
 
 def vector_spans(
     count: int, frames: int, frame_seconds: float, vector_step: int
 ) -> list[tuple[float, float]]:
-    """Where each of a clip's ``count`` vectors of ``frames`` frames lies (seconds)."""
-    return [
-        vector_span(index, frames, frame_seconds, vector_step)
-        for index in range(count if vector_step else 1)
-    ]
+    """Where each of a clip's ``count`` vectors of ``frames`` frames lies (seconds): what
+    :func:`aetk_core.results.vector_span` gives each, computed for all at once."""
+    if not vector_step:
+        return [vector_span(0, frames, frame_seconds, vector_step)]
+    first = np.arange(count) * vector_step
+    starts, ends = (first * frame_seconds).tolist(), ((first + frames) * frame_seconds).tolist()
+    return list(zip(starts, ends, strict=True))
 
 
 def find_events(
@@ -109,9 +119,11 @@ def find_events(
     """The runs of vectors scoring above ``threshold``; an ``anomalous`` clip with none gets one
     event spanning the clip (``whole_clip``)."""
     events: list[Event] = []
-    for (start, end), score in zip(spans, scores, strict=True):
-        if score <= threshold:
-            continue
+    if len(spans) != len(scores):
+        raise ValueError(f"{len(spans)} spans for {len(scores)} vector scores")
+    # Only the vectors not at or below the threshold (a NaN score counts as above it).
+    for index in np.flatnonzero(~(np.asarray(scores) <= threshold)).tolist():
+        (start, end), score = spans[index], scores[index]
         if events and start <= events[-1].end + EVENT_GAP_SECONDS + 1e-9:
             events[-1].end = max(events[-1].end, end)
             events[-1].score = max(events[-1].score, float(score))
@@ -134,6 +146,8 @@ def name_bands(
     contributions ``[bands, frames]``; ``normal_bands``: each band's normal contribution).
     Bands reaching above ``band_limit_hz`` (the recording's Nyquist frequency) are never named:
     the recording cannot hold them, so their excess describes the recording chain."""
+    if not events:
+        return
     recordable = np.array(
         [band_limit_hz is None or high <= band_limit_hz for _, high in band_edges_hz]
     )

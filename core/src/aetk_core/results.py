@@ -117,16 +117,21 @@ def describe_view(view: dict[str, Any] | None) -> str:
 
 def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
-    a row per result: file, score, threshold, verdict, and the ``events`` (the first three) and
+    a row per result: file, score, threshold, verdict, and the ``raised by`` (for an anomaly,
+    the view that gave its score: :func:`describe_view`), ``events`` (the first three) and
     ``recording`` (the warnings' names) columns when any result has them."""
+    with_views = any(result.view and result.anomalous for result in results)
     with_events = any(result.segments for result in results)
     with_warnings = any(result.warnings for result in results)
     header: tuple[str, ...] = ("file", "score", "threshold", "verdict")
+    header += ("raised by",) if with_views else ()
     header += (("events",) if with_events else ()) + (("recording",) if with_warnings else ())
     rows = [header]
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
         row: tuple[str, ...] = (result.path, score, f"{result.threshold:.5g}", result.verdict())
+        if with_views:
+            row += (describe_view(result.view) if result.anomalous else "",)
         if with_events:
             shown = [f"{e['start']:.2f}–{e['end']:.2f} s" for e in (result.segments or [])[:3]]
             more = len(result.segments or []) - len(shown)

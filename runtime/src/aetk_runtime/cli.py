@@ -130,8 +130,9 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
         "false_alarm_rate": arguments.false_alarm_rate,
         "segment": arguments.segment,
         "strict": arguments.strict,
-        # As aetk score: events and their bands in the JSON rows only.
-        "localize": arguments.json,
+        # As aetk score: every file's events and bands in the JSON rows, the anomalies' alone in
+        # the table.
+        "localize": True if arguments.json else "anomalous",
     }
     if Path(arguments.detector).is_dir():
         fleet = load_fleet(arguments.detector)

@@ -14,7 +14,7 @@ import numpy as np
 from aetk_core.audio import Audio, default_workers, find_audio_files, map_in_order, read_clips
 from aetk_core.errors import AudioError, ConfigError
 from aetk_core.features import featurizer_for, within_band
-from aetk_core.localization import event_map
+from aetk_core.localization import check_localize, event_map
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -117,12 +117,14 @@ class ExportedDetector:
         false_alarm_rate: float | None = None,
         segment: float | None = None,
         strict: bool = False,
-        localize: bool = True,
+        localize: bool | str = True,
     ) -> Iterator[ScoreResult]:
         """One row per file, in order, as ``aetk score`` gives them; ``strict``: a recording
         that does not match the training recordings is an error rather than a warning;
         ``localize``: files scored whole get their events and bands (``segments``) where the
-        exported scorer localizes."""
+        exported scorer localizes (``"anomalous"``: the files found anomalous alone, each run
+        through the graph once more for them, as aetk score's table has them)."""
+        check_localize(localize)
         limit = self.threshold_for(threshold, false_alarm_rate)
         seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
         if not math.isfinite(seconds) or seconds < 0:
@@ -136,7 +138,8 @@ class ExportedDetector:
             threshold=limit,
             seconds=seconds,
             strict=strict,
-            outputs=self._wanted(whole=not seconds, localize=localize),
+            outputs=self._wanted(whole=not seconds, localize=localize is True),
+            anomalies_localized=localize == "anomalous",
         )
         yield from map_in_order(score_file, files, default_workers())
 
@@ -149,9 +152,17 @@ class ExportedDetector:
         return [name for name in self.outputs if name in ("score", "winning_view")]
 
     def _score_file(
-        self, path: Path, threshold: float, seconds: float, strict: bool, outputs: list[str]
+        self,
+        path: Path,
+        threshold: float,
+        seconds: float,
+        strict: bool,
+        outputs: list[str],
+        anomalies_localized: bool = False,
     ) -> ScoreResult:
-        """The file scored whole or in windows, each clip's recording checked as aetk checks it."""
+        """The file scored whole or in windows, each clip's recording checked as aetk checks it;
+        ``anomalies_localized``: a file scored whole and found anomalous is run through the graph
+        again for all its outputs (its events and bands)."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
         spans, scores = [], []
         try:
@@ -167,6 +178,8 @@ class ExportedDetector:
         if seconds:
             events = window_events(spans, scores, threshold)
             return self._result(str(path), max(scores), threshold, found, segments=events)
+        if anomalies_localized and is_anomalous(scores[0], threshold):
+            graph = self._score_clip(audio.samples, audio.sample_rate, self._wanted(True, True))
         return self._result(
             str(path),
             scores[0],
