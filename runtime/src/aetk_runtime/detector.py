@@ -139,7 +139,8 @@ class ExportedDetector:
             seconds=seconds,
             strict=strict,
             outputs=self._wanted(whole=not seconds, localize=localize is True),
-            anomalies_localized=localize == "anomalous",
+            # A graph that cannot localize has nothing more to give on a second run.
+            anomalies_localized=localize == "anomalous" and self.localization is not None,
         )
         yield from map_in_order(score_file, files, default_workers())
 
