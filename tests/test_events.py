@@ -103,6 +103,19 @@ def test_the_event_view_separates_a_knock_by_more_than_the_clip_average(clicking
     assert margin(both) > margin(averaged_results) + 0.05
 
 
+def test_the_table_lists_an_anomalys_strongest_events_first():
+    scores = [1.2, 4.0, 0.9, 3.1, 2.5]
+    segments = [
+        {"start": float(second), "end": second + 0.25, "score": score}
+        for second, score in enumerate(scores)
+    ]
+    flagged = aetk_core.results.ScoreResult("a.wav", 4.0, 1.0, True, segments=segments)
+    _, row = aetk_core.results.table([flagged])
+    assert row[-1] == "1.00–1.25 s, 3.00–3.25 s, 4.00–4.25 s (+2 more)"
+    few = aetk_core.results.ScoreResult("b.wav", 4.0, 1.0, True, segments=segments[:2])
+    assert aetk_core.results.table([few])[1][-1] == "1.00–1.25 s, 0.00–0.25 s"
+
+
 def test_event_clips_hold_one_event_at_the_asked_level():
     machine = synth.Machine()
     normal = synth.event_clip(np.random.default_rng(1), None, 4.0, machine)

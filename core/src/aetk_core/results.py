@@ -118,8 +118,9 @@ def describe_view(view: dict[str, Any] | None) -> str:
 def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
     a row per result: file, score, threshold, verdict, and the ``raised by`` (for an anomaly,
-    the view that gave its score: :func:`describe_view`), ``events`` (the first three) and
-    ``recording`` (the warnings' names) columns when any result has them."""
+    the view that gave its score: :func:`describe_view`), ``events`` (the three strongest,
+    strongest first: where to listen) and ``recording`` (the warnings' names) columns when any
+    result has them."""
     with_views = any(result.view and result.anomalous for result in results)
     with_events = any(result.segments for result in results)
     with_warnings = any(result.warnings for result in results)
@@ -133,13 +134,19 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
         if with_views:
             row += (describe_view(result.view) if result.anomalous else "",)
         if with_events:
-            shown = [f"{e['start']:.2f}–{e['end']:.2f} s" for e in (result.segments or [])[:3]]
-            more = len(result.segments or []) - len(shown)
-            row += (", ".join(shown) + (f" (+{more} more)" if more else ""),)
+            row += (_strongest_events(result.segments or []),)
         if with_warnings:
             row += (", ".join(warning["name"] for warning in result.warnings or []),)
         rows.append(row)
     return rows
+
+
+def _strongest_events(segments: Sequence[dict[str, Any]], shown: int = 3) -> str:
+    # A long recording can hold dozens of events; the strongest are the ones worth hearing.
+    strongest = sorted(segments, key=lambda event: -event["score"])[:shown]
+    cells = [f"{event['start']:.2f}–{event['end']:.2f} s" for event in strongest]
+    more = len(segments) - len(cells)
+    return ", ".join(cells) + (f" (+{more} more)" if more else "")
 
 
 def tally(results: Sequence[ScoreResult]) -> str:
