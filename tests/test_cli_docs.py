@@ -19,6 +19,7 @@ BUILT_IN = (
     "cv",
     "watch",
     "export",
+    "info",
     "plugins",
     "demo",
     "cache",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,6 +56,46 @@ def test_manifest_describes_the_detector(fitted):
     assert training["train_files"] + training["validation_files"] == training["files"] == 12
     assert len(training["data_fingerprint"]) == 64
     assert training["seed"] == 42
+
+
+def test_info_describes_a_detector_file_as_fit_did(fitted, cli):
+    detector, path = fitted
+    described = cli("info", path, "--json")
+    assert described.code == 0, described.stderr
+    (summary,) = described.json_lines()
+    manifest, _ = read_detector(path)
+    assert summary["threshold"] == detector.threshold
+    assert summary["parameters"] == sum(p.numel() for p in detector.model.module_.parameters())
+    assert (summary["aetk_version"], summary["created"]) == (
+        manifest["aetk_version"],
+        manifest["created"],
+    )
+    assert summary["schema_version"] == manifest["schema_version"]
+    assert summary.keys() >= set(detector.summary(path))
+    text = cli("info", path)
+    assert text.code == 0
+    headline, *lines = text.stdout.splitlines()
+    assert headline.startswith(f"{path}: written by aetk {manifest['aetk_version']} on ")
+    assert lines[0].strip().startswith(f"{summary['featurizer']} → {summary['model']} → ")
+    assert any(f"threshold {detector.threshold:.6g} (" in line for line in lines)
+
+
+def test_info_names_the_schema_a_file_was_written_in(cli):
+    old = cli("info", Path(__file__).parent / "fixtures" / "schema1_knn.aetk")
+    assert old.code == 0, old.stderr
+    assert "(detector file schema 1, read as 2)" in old.stdout.splitlines()[0]
+
+
+def test_info_refuses_what_score_refuses(fitted, tmp_path, cli):
+    _, path = fitted
+    damaged = tmp_path / "damaged.aetk"
+    damaged.write_bytes(path.read_bytes()[:-100])
+    for bad, reason in ((damaged, "damaged.aetk: "), (tmp_path / "none.aetk", "no detector file")):
+        result = cli("info", bad)
+        assert result.code == 2 and result.stdout == ""
+        assert reason in result.stderr and len(result.stderr.splitlines()) == 1
+    single = cli("info", path, "--machine", "fan-01")
+    assert single.code == 2 and "--machine needs a fleet detector" in single.stderr
 
 
 def test_pickle_payload_is_refused_without_running_it(tmp_path):

@@ -133,6 +133,22 @@ def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, 
     assert len(set(thresholds.values())) == 3  # each machine its own threshold
 
 
+def test_info_describes_the_fleet_and_each_machine(fitted_fleet, cli):
+    fleet, path = fitted_fleet
+    whole = cli("info", path)
+    assert whole.code == 0, whole.stderr
+    assert "a fleet of 3 machines (machine (3 values, one-hot))" in whole.stdout
+    for name in MACHINES:
+        assert f"\n  {name}: " in whole.stdout
+    described = cli("info", path, "--machine", "pump-02", "--json")
+    (summary,) = described.json_lines()
+    assert summary["machine"] == "pump-02"
+    assert summary["threshold"] == fleet.detector("pump-02").threshold
+    assert summary["schema_version"] >= 3
+    unknown = cli("info", path, "--machine", "pump-09")
+    assert unknown.code == 2 and "unknown machine 'pump-09'" in unknown.stderr
+
+
 def test_score_routes_folders_and_refuses_an_unknown_machine(fitted_fleet, fleet_folders, cli):
     _, path = fitted_fleet
     ran = cli("score", fleet_folders / "test", "-d", path, "--json")

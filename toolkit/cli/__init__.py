@@ -18,7 +18,19 @@ from aetk.errors import AetkError, ConfigError, DetectorFileError, PluginError
 
 def build_app() -> typer.Typer:
     """The root application with the built-in commands and every plugin's commands."""
-    from aetk.cli import cache, cv, demo, evaluate, export, fit, plugins, report, score, watch
+    from aetk.cli import (
+        cache,
+        cv,
+        demo,
+        evaluate,
+        export,
+        fit,
+        info,
+        plugins,
+        report,
+        score,
+        watch,
+    )
     from aetk.plugin.host import get_host
 
     app = typer.Typer(
@@ -30,7 +42,7 @@ def build_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root_options)
-    for module in (fit, score, evaluate, report, cv, export, watch, demo, plugins, cache):
+    for module in (fit, score, evaluate, report, cv, export, watch, info, demo, plugins, cache):
         module.register(app)
     get_host().add_commands(app)
     return app

@@ -117,7 +117,9 @@ def fit_command(
     if json_output:
         print(json.dumps(summary))
     else:
-        _print_summary(summary)
+        from aetk.cli.describe import detector_lines, print_described
+
+        print_described(console.stderr, f"Wrote {output}", detector_lines(summary))
 
 
 def _name_the_machines(files: Sequence[Path]) -> None:
@@ -179,54 +181,9 @@ def _fit_fleet(
     if json_output:
         print(json.dumps(summary))
         return
-    columns = ", ".join(
-        f"{column['name']} ({len(column['values'])} values, {column['encoding']})"
-        for column in summary["categories"]
-    )
-    console.stderr.print(
-        f"[bold]Wrote {output}[/bold]: a fleet of {len(fleet.machines)} machines ({columns})",
-        highlight=False,
-    )
-    if fleet.one_network:
-        model = next(iter(summary["machines"].values()))["model"]
-        console.stderr.print(f"  one {model} network for the fleet, bound to each machine")
-    for names in fleet.machine_groups():
-        machine = summary["machines"][names[0]]
-        shared = "the whole fleet's detector, " if len(names) > 1 else ""
-        console.stderr.print(
-            f"  {', '.join(names)}: {shared}{machine['train_files']} training and "
-            f"{machine['validation_files']} validation files, threshold {machine['threshold']:.6g}",
-            highlight=False,
-        )
+    from aetk.cli.describe import fleet_lines, print_described
 
-
-def _print_summary(summary: dict) -> None:
-    if summary["epochs"]:
-        val = f", best validation loss {summary['val_loss']:.4g}" if summary["val_loss"] else ""
-        training = f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{val}"
-    else:
-        training = "no training (the model has no parameters)"
-    from aetk.detect.calibration import Calibration
-    from aetk.detect.explain import describe_views
-
-    views = f"\n  {describe_views(summary['views'])}" if summary["views"] else ""
-    analysed, heard = summary["analysed_hz"], summary["heard_hz"]
-    if heard is not None and analysed is not None and heard < analysed:
-        views += (
-            f"\n  hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
-            "recording held more, so faster recordings are heard through that band"
-        )
-    console.stderr.print(
-        f"[bold]Wrote {summary['detector']}[/bold]: {summary['featurizer']} → {summary['model']} "
-        f"→ {summary['scorer']} (preset {summary['preset']}, "
-        f"{summary['parameters']:,} parameters)\n"
-        f"  {summary['train_files']} training and {summary['validation_files']} validation files"
-        f" ({summary['skipped_files']} skipped), {training}\n"
-        f"  threshold {summary['threshold']:.6g} "
-        f"({Calibration.describe(summary['calibration'])}), fitted in {summary['seconds']:.1f} s"
-        f"{views}",
-        highlight=False,
-    )
+    print_described(console.stderr, f"Wrote {output}", fleet_lines(summary, fleet.machine_groups()))
 
 
 class ProgressObserver(FitObserver):

@@ -370,7 +370,13 @@ def _share_network(
 
 def load_any(path: str | Path) -> Detector | FleetDetector:
     """The detector or fleet detector in the file at ``path``."""
-    manifest, tensors = read_detector(path)
+    return from_any_manifest(path, *read_detector(path))
+
+
+def from_any_manifest(
+    path: str | Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> Detector | FleetDetector:
+    """The detector or fleet detector that a file's manifest and tensors describe."""
     if "fleet" in manifest:
         return FleetDetector.from_manifest(path, manifest, tensors)
     return Detector.from_manifest(path, manifest, tensors)
@@ -399,7 +405,13 @@ def load_machine(path: str | Path, machine: str | None) -> tuple[Detector, dict[
     """The detector at ``path``, or, for a fleet, the detector of ``machine`` (which a fleet
     needs and a single detector refuses), and the machine's conditions in the fleet (the columns
     that are the same in all its training recordings; None: a single detector)."""
-    loaded = load_any(path)
+    return machine_of(load_any(path), path, machine)
+
+
+def machine_of(
+    loaded: Detector | FleetDetector, path: str | Path, machine: str | None
+) -> tuple[Detector, dict[str, str] | None]:
+    """:func:`load_machine` of a file already loaded (``loaded``, read from ``path``)."""
     if isinstance(loaded, FleetDetector):
         if machine is None:
             raise ConfigError(

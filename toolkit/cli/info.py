@@ -1,0 +1,82 @@
+"""``aetk info``: what a detector file holds, without scoring anything."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aetk.cli import console, options
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="info")(info_command)
+
+
+def info_command(
+    detector_path: Annotated[
+        Path, typer.Argument(metavar="DETECTOR", help="Detector file written by 'aetk fit'.")
+    ] = Path("detector.aetk"),
+    machine: Annotated[
+        str | None,
+        typer.Option("--machine", help="With a fleet detector: describe this machine's detector."),
+    ] = None,
+    json_output: options.JsonOutput = False,
+) -> None:
+    """Describe a detector file: who wrote it and when, its components, training and threshold.
+
+    The same summary as 'aetk fit' prints (with --json, the same keys as 'aetk fit --json', and
+    aetk_version, created and schema_version). The file is read and verified as 'aetk score'
+    reads it, so a file this aetk cannot use is refused here too.
+    """
+    from aetk.cli.describe import detector_lines, fleet_lines, print_described
+    from aetk.detect.detector_file import read_detector
+    from aetk.fleet.detector import FleetDetector, from_any_manifest, machine_of
+
+    manifest, tensors = read_detector(detector_path)
+    loaded = from_any_manifest(detector_path, manifest, tensors)
+    written = {
+        "aetk_version": manifest.get("aetk_version"),
+        "created": manifest.get("created"),
+        # The file's own schema: an older one is migrated as it is read.
+        "schema_version": manifest.get("migrated_from_schema", manifest["schema_version"]),
+    }
+    if machine is None and isinstance(loaded, FleetDetector):
+        summary = loaded.summary(detector_path)
+        lines = fleet_lines(summary, loaded.machine_groups())
+    else:
+        detector, conditions = machine_of(loaded, detector_path, machine)
+        summary = detector.summary(detector_path)
+        if machine is not None:
+            summary.update(machine=machine, conditions=conditions)
+        lines = detector_lines(summary)
+        if summary["method"]:
+            lines.append(f"method: {summary['method']}")
+    summary.update(written)
+    if json_output:
+        print(json.dumps(summary))
+        return
+    headline = str(detector_path) + ("" if machine is None else f" (machine {machine})")
+    provenance = _provenance(written, read_as=manifest["schema_version"])
+    print_described(console.stdout, headline, [provenance, *lines])
+
+
+def _provenance(written: dict[str, Any], read_as: int) -> str:
+    version = written["aetk_version"] or "an unknown version"
+    when = f" on {_readable_time(written['created'])}" if written["created"] else ""
+    schema = written["schema_version"]
+    migrated = f", read as {read_as}" if schema != read_as else ""
+    return f"written by aetk {version}{when} (detector file schema {schema}{migrated})"
+
+
+def _readable_time(created: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(created)
+    except (TypeError, ValueError):
+        return str(created)
+    if moment.utcoffset() == datetime.timedelta(0):
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.isoformat(sep=" ", timespec="minutes")
