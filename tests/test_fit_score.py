@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -151,6 +152,30 @@ def test_cli_score_table_and_fail_on_anomaly(cli, fitted, machine_sounds):
     assert cli("score", *normal, "-d", path, "--threshold", "1e9", "--fail-on-anomaly").code == 0
     flagged = cli("score", *normal, "-d", path, "--threshold", "-1", "--fail-on-anomaly")
     assert flagged.code == 3
+
+
+def test_cli_score_shows_its_progress_on_a_terminal_and_keeps_stdout_clean(
+    cli, fitted, machine_sounds, monkeypatch
+):
+    from rich.console import Console
+
+    from aetk.cli import console
+
+    _, path = fitted
+    files = machine_sounds["test"]
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=screen, force_terminal=True, width=100))
+    scored = cli("score", *files, "-d", path, "--json")
+    assert scored.code == 0
+    assert "Scoring" in screen.getvalue() and f"{len(files)}/{len(files)}" in screen.getvalue()
+    # The JSON Lines went to stdout whole, none into the bar.
+    assert [line["path"] for line in scored.json_lines()] == [str(p) for p in files]
+    assert "{" not in screen.getvalue()
+    # Where stdout is the same terminal, a bar would break through its lines: none is drawn.
+    screen.truncate(0)
+    monkeypatch.setattr(console, "stdout", Console(file=io.StringIO(), force_terminal=True))
+    assert cli("score", *files, "-d", path, "--json").code == 0
+    assert "Scoring" not in screen.getvalue()
 
 
 def test_cli_score_reports_each_bad_file_and_scores_the_rest(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 
@@ -20,6 +22,31 @@ def error(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int, *, prints: bool = False) -> Iterator[Callable[[], None]]:
+    """A bar on stderr while ``total`` items are worked through, advanced by the function it
+    yields and gone when the work is done; ``error`` and ``warn`` lines print above it. Only on
+    a terminal: a log or a pipe gets none, nor does a terminal that the work also ``prints`` to
+    on stdout (its lines would break through the bar)."""
+    if not stderr.is_terminal or total < 2 or (prints and stdout.is_terminal):
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        # Whatever goes to stdout (JSON Lines, into a file) must stay there, not join the bar.
+        redirect_stdout=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def show_warnings_as_lines() -> None:

@@ -162,14 +162,16 @@ def _score_locally(
     if mismatch:
         console.warn(mismatch)
     results = []
-    for result in scored:
-        results.append(result)
-        if result.error:
-            console.error(f"{result.path}: {result.error}")
-        elif result.warnings:
-            console.warn(f"{result.path}: {describe_warnings(result.warnings)}")
-        if json_output:
-            print(json.dumps(result.as_dict()), flush=True)
+    with console.progress("Scoring", len(files), prints=json_output) as advance:
+        for result in scored:
+            results.append(result)
+            advance()
+            if result.error:
+                console.error(f"{result.path}: {result.error}")
+            elif result.warnings:
+                console.warn(f"{result.path}: {describe_warnings(result.warnings)}")
+            if json_output:
+                print(json.dumps(result.as_dict()), flush=True)
     return results
 
 
