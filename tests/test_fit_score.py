@@ -299,3 +299,16 @@ def test_default_hears_a_fault_above_8_khz_in_recordings_made_at_48_khz(tmp_path
     assert own_rate.featurizer.get_params()["sample_rate"] == 48000
     assert metrics.auc(labels, [result.score for result in own_rate.score(test)]) == 1.0
     assert metrics.auc(labels, [result.score for result in fixed.score(test)]) < 0.8
+
+
+def test_the_quickstart_demo_runs_the_whole_job_and_hears_every_fault(cli, tmp_path):
+    """The README's first command, on a fresh machine: no data of the user's needed."""
+    ran = cli("demo", "--json", "--out", tmp_path / "demo")
+    assert ran.code == 0, ran.stderr
+    (figures,) = ran.json_lines()
+    rows = {row["anomaly"]: row for row in figures["rows"]}
+    assert set(rows) == {*synth.ANOMALIES, "all"}
+    assert all(row["auc"] >= 0.9 for row in rows.values()), rows
+    assert figures["false_alarms"] <= figures["normal_clips"] // 4
+    kept = aetk.Detector.load(tmp_path / "demo" / "detector.aetk")
+    assert kept.threshold == pytest.approx(figures["threshold"])
