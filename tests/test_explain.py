@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from aetk_core.describe import describe_views
 from aetk_core.localization import find_events, to_grid
 from aetk_core.results import describe_view
 from conftest import write_wav
 
 import aetk
 from aetk import synth
-from aetk.detect.explain import describe_views, error_map
+from aetk.detect.explain import error_map
 from aetk.detect.explanation import explain
 from aetk_builtins.mel_db import MelDb
 

@@ -256,6 +256,43 @@ def assert_same_events(mine: list[dict] | None, theirs: list[dict] | None) -> No
         assert ratios == pytest.approx([band["ratio"] for band in expected["bands"]], rel=1e-2)
 
 
+def test_aetk_runtime_info_says_what_aetk_info_says(exported, runtime_python, cli):
+    detector, detector_path, onnx_path = exported["default"]
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    ran = subprocess.run([script, "info", str(onnx_path), "--json"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    about = json.loads(ran.stdout)
+    assert about["threshold"] == pytest.approx(detector.threshold)
+    assert about["featurizer"]["name"] == detector.featurizer.name
+    assert about["summary"]["preset"] == "default"
+    assert about["summary"]["views"] == detector.views()
+    printed = subprocess.run([script, "info", str(onnx_path)], capture_output=True, text=True)
+    headline, *lines = printed.stdout.splitlines()
+    assert headline.startswith(f"{onnx_path}: exported by aetk ")
+    assert lines[-1].startswith(f"  features: {detector.featurizer.name} (sample_rate=")
+    # Between them, the detector in the words aetk info uses for the .aetk file.
+    _, *described = cli("info", detector_path).stdout.splitlines()
+    assert lines[:-1] == described[:-1] and described[-1].startswith("  method: ")
+    missing = subprocess.run([script, "info", "none.onnx"], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: none.onnx: ")
+
+
+def test_aetk_runtime_stops_quietly_when_its_reader_goes(exported, sounds, runtime_python):
+    _, _, onnx_path = exported["default"]
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    # ``| head -0``: the reader closes before the first row; the runtime is still starting.
+    running = subprocess.Popen(
+        [script, "score", *map(str, sounds[1]), "-d", str(onnx_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running.stdout.close()
+    _, errors = running.communicate(timeout=300)
+    assert running.returncode == 1
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
+
+
 def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp_path):
     from aetk_core.results import table
 

@@ -1,6 +1,6 @@
-"""A detector in words: the lines ``aetk fit`` prints of the detector it wrote and ``aetk info``
-prints of a detector file, from their summaries (``Detector.summary``,
-``FleetDetector.summary``)."""
+"""A detector in words, as ``aetk fit`` prints the detector it wrote and ``aetk info`` a detector
+file: a fleet's lines here, a detector's in :mod:`aetk_core.describe` (aetk-runtime prints them
+too)."""
 
 from __future__ import annotations
 
@@ -19,37 +19,6 @@ def print_described(console: Console, headline: str, lines: Sequence[str]) -> No
     console.print(
         f"[bold]{escape(headline)}[/bold]: " + escape("\n  ".join(lines)), highlight=False
     )
-
-
-def detector_lines(summary: dict[str, Any]) -> list[str]:
-    """Its pipeline, what it learned from, its threshold and its views: one line each. A detector
-    file written by an older aetk may lack a figure; its line then leaves it out."""
-    from aetk.detect.calibration import Calibration
-    from aetk.detect.explain import describe_views
-
-    lines = [
-        f"{summary['featurizer']} → {summary['model']} → {summary['scorer']} "
-        f"(preset {summary['preset']}, {summary['parameters']:,} parameters)"
-    ]
-    if summary["train_files"] is not None:
-        lines.append(
-            f"{summary['train_files']} training and {summary['validation_files']} validation "
-            f"files ({summary['skipped_files']} skipped), {_training(summary)}"
-        )
-    fitted = "" if summary["seconds"] is None else f", fitted in {summary['seconds']:.1f} s"
-    lines.append(
-        f"threshold {summary['threshold']:.6g} "
-        f"({Calibration.describe(summary['calibration'])}){fitted}"
-    )
-    if summary["views"]:
-        lines.append(describe_views(summary["views"]))
-    analysed, heard = summary["analysed_hz"], summary["heard_hz"]
-    if heard is not None and analysed is not None and heard < analysed:
-        lines.append(
-            f"hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
-            "recording held more, so faster recordings are heard through that band"
-        )
-    return lines
 
 
 def fleet_lines(summary: dict[str, Any], groups: Sequence[Sequence[str]]) -> list[str]:
@@ -72,10 +41,3 @@ def fleet_lines(summary: dict[str, Any], groups: Sequence[Sequence[str]]) -> lis
             f"{machine['validation_files']} validation files, threshold {machine['threshold']:.6g}"
         )
     return lines
-
-
-def _training(summary: dict[str, Any]) -> str:
-    if not summary["epochs"]:
-        return "no training (the model has no parameters)"
-    best = "" if not summary["val_loss"] else f", best validation loss {summary['val_loss']:.4g}"
-    return f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{best}"

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from aetk_core.describe import detector_lines
 
 from aetk.cli import console, options
+from aetk.cli.describe import fleet_lines, print_described
 from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED
 from aetk.errors import ConfigError
 from aetk.fitting.progress import FitObserver
@@ -117,8 +119,6 @@ def fit_command(
     if json_output:
         print(json.dumps(summary))
     else:
-        from aetk.cli.describe import detector_lines, print_described
-
         print_described(console.stderr, f"Wrote {output}", detector_lines(summary))
 
 
@@ -181,8 +181,6 @@ def _fit_fleet(
     if json_output:
         print(json.dumps(summary))
         return
-    from aetk.cli.describe import fleet_lines, print_described
-
     print_described(console.stderr, f"Wrote {output}", fleet_lines(summary, fleet.machine_groups()))
 
 

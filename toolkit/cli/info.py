@@ -32,7 +32,9 @@ def info_command(
     aetk_version, created and schema_version). The file is read and verified as 'aetk score'
     reads it, so a file this aetk cannot use is refused here too.
     """
-    from aetk.cli.describe import detector_lines, fleet_lines, print_described
+    from aetk_core.describe import detector_lines
+
+    from aetk.cli.describe import fleet_lines, print_described
     from aetk.detect.detector_file import read_detector
     from aetk.fleet.detector import FleetDetector, from_any_manifest, machine_of
 

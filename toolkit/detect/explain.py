@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from aetk_core.localization import Event, event_map
-from aetk_core.results import VIEW_NAMES, view_of
+from aetk_core.results import view_of
 
 from aetk.components.base import FeatureLayout, Localization
 
@@ -104,19 +104,3 @@ def _view(localization: Localization, frames: int, layout: FeatureLayout) -> dic
 
 def _fits_layout(contributions: torch.Tensor, layout: FeatureLayout) -> bool:
     return contributions.dim() == 4 and contributions.shape[2] == len(layout.band_edges_hz)
-
-
-def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:
-    """A detector's views and their scales, as fit and the report print them (``scales``
-    False: the views alone, as a fleet's machines share them, each with its own scales)."""
-    if not views:
-        return ""
-    return (
-        "views: "
-        + ", ".join(
-            VIEW_NAMES.get(view["view"], view["view"])
-            + (f" (normal ≈ {view['scale']:.4g})" if scales else "")
-            for view in views
-        )
-        + f"; a clip scores the {'larger' if len(views) == 2 else 'largest'} in units of its normal"
-    )

@@ -20,12 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aetk_core.describe import describe_threshold, describe_views
 from aetk_core.results import describe_view
 
 from aetk._version import __version__
 from aetk.data.fileio import REPORT_MARK
-from aetk.detect.calibration import Calibration
-from aetk.detect.explain import describe_views
 from aetk.errors import AudioError
 from aetk.eval import metrics, plots
 from aetk.eval.evaluation import ANOMALY, NORMAL, group_metrics, label_files
@@ -330,7 +329,7 @@ def _detector_section(detector: Detector) -> str:
     facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
     facts += [_e(describe_views(summary["views"]))] if summary["views"] else []
     facts += [
-        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(Calibration.describe(calibration))}; "
+        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(describe_threshold(calibration))}; "
         "a score above it is anomalous)",
         f"{summary['train_files']} training and {summary['validation_files']} validation files "
         f"({summary['skipped_files']} skipped), {summary['train_vectors']} training vectors",

@@ -114,6 +114,8 @@ def metadata(
             "normal_scores": [float(score) for score in calibration.normal_scores],
         },
         "graph_sha256": graph_sha256,
+        # What aetk fit said of the detector (aetk-runtime info prints it as aetk info does).
+        "summary": {key: value for key, value in detector.summary().items() if key != "detector"},
     }
 
 

@@ -1,4 +1,5 @@
-"""``aetk-runtime score``: the same table, JSON Lines and exit statuses as ``aetk score``.
+"""``aetk-runtime score``: the same table, JSON Lines and exit statuses as ``aetk score``;
+``aetk-runtime info``: what an exported detector holds, in the words of ``aetk info``.
 
 Exit status: 0 all scored, 1 some file could not be scored, 2 usage error, 3 ``--fail-on-anomaly``
 found an anomaly (and none failed), 130 interrupted.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,11 +58,30 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a recording that does not match the training recordings is an error, not a warning",
     )
+    info = commands.add_parser(
+        "info", help="describe an exported detector, or each of a fleet's folder"
+    )
+    info.add_argument(
+        "detector",
+        nargs="?",
+        default="detector.onnx",
+        metavar="DETECTOR",
+        help="file from aetk export (a fleet: the folder of its files)",
+    )
+    info.add_argument("--json", action="store_true", help="one JSON object per detector")
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): stop quietly, as aetk does, with no
+        # traceback from the flush at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FAILED
+    sys.exit(code)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -73,11 +94,11 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"aetk-runtime {__version__}")
         return EXIT_OK
-    if arguments.command != "score":
+    if arguments.command not in ("score", "info"):
         parser().print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return score(arguments)
+        return score(arguments) if arguments.command == "score" else info(arguments)
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
@@ -116,6 +137,53 @@ def score(arguments: argparse.Namespace) -> int:
         return EXIT_FAILED
     if arguments.fail_on_anomaly and any(result.anomalous for result in results):
         return EXIT_ANOMALY
+    return EXIT_OK
+
+
+def info(arguments: argparse.Namespace) -> int:
+    """What each exported detector holds: who exported it, its features, its threshold, and
+    what aetk fit said of it (an export written before it was carried says less)."""
+    from aetk_core.describe import describe_threshold, detector_lines
+
+    from aetk_runtime.detector import load
+    from aetk_runtime.fleet import load_fleet
+
+    path = Path(arguments.detector)
+    fleet = load_fleet(path) if path.is_dir() else None
+    detectors = [fleet.detector(name) for name in fleet.machines] if fleet else [load(path)]
+    for detector in detectors:
+        meta = detector.meta
+        about = {
+            "detector": str(detector.path),
+            "machine": meta.get("machine"),
+            "aetk_version": meta.get("aetk_version"),
+            "schema_version": meta["schema_version"],
+            "featurizer": meta["featurizer"],
+            "threshold": detector.threshold,
+            "summary": meta.get("summary"),
+        }
+        if arguments.json:
+            print(json.dumps(about), flush=True)
+            continue
+        calibration = dict(
+            meta["calibration"], normal_scores=len(meta["calibration"]["normal_scores"])
+        )
+        lines = (
+            detector_lines(about["summary"])
+            if about["summary"]
+            else [f"threshold {detector.threshold:.6g} ({describe_threshold(calibration)})"]
+        )
+        features = ", ".join(
+            f"{key}={value}" for key, value in meta["featurizer"]["params"].items()
+        )
+        machine = f", machine {about['machine']}" if about["machine"] else ""
+        print(
+            f"{detector.path}: exported by aetk {about['aetk_version']} "
+            f"(export schema {about['schema_version']}{machine})",
+            *lines,
+            f"features: {meta['featurizer']['name']} ({features})",
+            sep="\n  ",
+        )
     return EXIT_OK
 
 

@@ -1,0 +1,68 @@
+"""A detector in words, from its summary (the dict ``aetk fit --json`` prints, which an exported
+detector carries too): what ``aetk fit`` and ``aetk info`` print, and ``aetk-runtime info``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aetk_core.results import VIEW_NAMES
+
+
+def describe_threshold(calibration: dict[str, Any]) -> str:
+    """How a threshold was set, from its calibration summary (``normal_scores``: their count):
+    ``conformal for a 10% false-alarm rate, from 12 held-out normal scores``."""
+    rate = calibration["target_false_alarm_rate"]
+    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
+    scores = calibration["normal_scores"]
+    return f"{calibration['method']}{target}, from {scores} held-out normal scores"
+
+
+def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:
+    """A detector's views and their scales (``scales`` False: the views alone, as a fleet's
+    machines share them, each with its own scales); empty for a scorer of one view."""
+    if not views:
+        return ""
+    return (
+        "views: "
+        + ", ".join(
+            VIEW_NAMES.get(view["view"], view["view"])
+            + (f" (normal ≈ {view['scale']:.4g})" if scales else "")
+            for view in views
+        )
+        + f"; a clip scores the {'larger' if len(views) == 2 else 'largest'} in units of its normal"
+    )
+
+
+def detector_lines(summary: dict[str, Any]) -> list[str]:
+    """Its pipeline, what it learned from, its threshold and its views: one line each. A detector
+    written by an older aetk may lack a figure; its line then leaves it out."""
+    lines = [
+        f"{summary['featurizer']} → {summary['model']} → {summary['scorer']} "
+        f"(preset {summary['preset']}, {summary['parameters']:,} parameters)"
+    ]
+    if summary["train_files"] is not None:
+        lines.append(
+            f"{summary['train_files']} training and {summary['validation_files']} validation "
+            f"files ({summary['skipped_files']} skipped), {_training(summary)}"
+        )
+    fitted = "" if summary["seconds"] is None else f", fitted in {summary['seconds']:.1f} s"
+    lines.append(
+        f"threshold {summary['threshold']:.6g} "
+        f"({describe_threshold(summary['calibration'])}){fitted}"
+    )
+    if summary["views"]:
+        lines.append(describe_views(summary["views"]))
+    analysed, heard = summary["analysed_hz"], summary["heard_hz"]
+    if heard is not None and analysed is not None and heard < analysed:
+        lines.append(
+            f"hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
+            "recording held more, so faster recordings are heard through that band"
+        )
+    return lines
+
+
+def _training(summary: dict[str, Any]) -> str:
+    if not summary["epochs"]:
+        return "no training (the model has no parameters)"
+    best = "" if not summary["val_loss"] else f", best validation loss {summary['val_loss']:.4g}"
+    return f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}{best}"
