@@ -86,6 +86,19 @@ def test_info_names_the_schema_a_file_was_written_in(cli):
     assert "(detector file schema 1, read as 2)" in old.stdout.splitlines()[0]
 
 
+def test_a_description_leaves_out_the_figures_an_older_file_lacks(fitted):
+    from aetk_core.describe import detector_lines
+
+    detector, path = fitted
+    summary = detector.summary(path)
+    full = detector_lines(summary)
+    assert any(" training and " in line for line in full)
+    assert any(line.startswith("threshold ") and "fitted in" in line for line in full)
+    older = detector_lines({**summary, "train_files": None, "seconds": None})
+    assert not any(" training and " in line or "fitted in" in line for line in older)
+    assert len(older) == len(full) - 1
+
+
 def test_info_refuses_what_score_refuses(fitted, tmp_path, cli):
     _, path = fitted
     damaged = tmp_path / "damaged.aetk"
