@@ -78,6 +78,20 @@ def test_info_describes_a_detector_file_as_fit_did(fitted, cli):
     assert headline.startswith(f"{path}: written by aetk {manifest['aetk_version']} on ")
     assert lines[0].strip().startswith(f"{summary['featurizer']} → {summary['model']} → ")
     assert any(f"threshold {detector.threshold:.6g} (" in line for line in lines)
+    # Who fitted each component: what a machine that scores with the file needs installed.
+    assert {plugin["distribution"] for plugin in summary["plugins"].values()} == {"aetk"}
+    assert f"  components from aetk {manifest['components']['model']['version']}" in lines
+
+
+def test_info_names_each_components_distribution_when_they_differ(fitted, tmp_path, cli):
+    _, path = fitted
+    manifest, tensors = read_detector(path)
+    manifest["components"]["scorer"].update(distribution="aetk-acme", version="2.1")
+    write_detector(tmp_path / "mixed.aetk", manifest, tensors)
+    described = cli("info", tmp_path / "mixed.aetk")
+    assert described.code == 0, described.stderr
+    scorer = manifest["components"]["scorer"]["name"]
+    assert f"scorer {scorer}: aetk-acme 2.1" in described.stdout
 
 
 def test_info_names_the_schema_a_file_was_written_in(cli):

@@ -29,7 +29,7 @@ def info_command(
     """Describe a detector file: who wrote it and when, its components, training and threshold.
 
     The same summary as 'aetk fit' prints (with --json, the same keys as 'aetk fit --json', and
-    aetk_version, created and schema_version). The file is read and verified as 'aetk score'
+    aetk_version, created, schema_version and the plugins that fitted it). The file is read and verified as 'aetk score'
     reads it, so a file this aetk cannot use is refused here too.
     """
     from aetk_core.describe import detector_lines
@@ -54,7 +54,9 @@ def info_command(
         summary = detector.summary(detector_path)
         if machine is not None:
             summary.update(machine=machine, conditions=conditions)
-        lines = detector_lines(summary)
+        entry = manifest if machine is None else manifest["fleet"]["machines"][machine]
+        summary["plugins"] = _plugins(entry["components"])
+        lines = [*detector_lines(summary), _plugins_line(summary["plugins"])]
         if summary["method"]:
             lines.append(f"method: {summary['method']}")
     summary.update(written)
@@ -64,6 +66,28 @@ def info_command(
     headline = str(detector_path) + ("" if machine is None else f" (machine {machine})")
     provenance = _provenance(written, read_as=manifest["schema_version"])
     print_described(console.stdout, headline, [provenance, *lines])
+
+
+def _plugins(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Which plugin, of which distribution and version, fitted each component, as the file
+    records it (what a machine that scores with it needs installed)."""
+    keys = ("name", "plugin", "distribution", "version")
+    return {
+        role: {key: components[role].get(key) for key in keys}
+        for role in ("featurizer", "model", "scorer")
+    }
+
+
+def _plugins_line(plugins: dict[str, dict[str, Any]]) -> str:
+    def source(plugin: dict[str, Any]) -> str:
+        return f"{plugin['distribution'] or 'an unknown distribution'} {plugin['version'] or ''}"
+
+    sources = {source(plugin) for plugin in plugins.values()}
+    if len(sources) == 1:
+        return f"components from {sources.pop().strip()}"
+    return "components from " + ", ".join(
+        f"{role} {plugin['name']}: {source(plugin).strip()}" for role, plugin in plugins.items()
+    )
 
 
 def _provenance(written: dict[str, Any], read_as: int) -> str:
