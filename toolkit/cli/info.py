@@ -29,8 +29,8 @@ def info_command(
     """Describe a detector file: who wrote it and when, its components, training and threshold.
 
     The same summary as 'aetk fit' prints (with --json, the same keys as 'aetk fit --json', and
-    aetk_version, created, schema_version and the plugins that fitted it). The file is read and verified as 'aetk score'
-    reads it, so a file this aetk cannot use is refused here too.
+    aetk_version, created, schema_version and the plugins that fitted it). The file is read and
+    verified as 'aetk score' reads it, so a file this aetk cannot use is refused here too.
     """
     from aetk_core.describe import detector_lines
 
