@@ -125,6 +125,18 @@ def test_info_refuses_what_score_refuses(fitted, tmp_path, cli):
     assert single.code == 2 and "--machine needs a fleet detector" in single.stderr
 
 
+def test_an_onnx_export_given_to_aetk_is_named_as_one(tmp_path, machine_sounds, cli):
+    export = tmp_path / "detector.onnx"
+    export.write_bytes(b"\x08\x09\x12\x07pytorch" + bytes(64))  # an ONNX protobuf's first bytes
+    for command in (("info", export), ("score", machine_sounds["test"][0], "-d", export)):
+        refused = cli(*command)
+        assert refused.code == 2
+        assert refused.stderr == (
+            f"error: {export}: an ONNX export, which aetk-runtime scores; aetk reads the .aetk "
+            "file it was exported from\n"
+        )
+
+
 def test_pickle_payload_is_refused_without_running_it(tmp_path):
     class Payload:
         def __reduce__(self):

@@ -103,6 +103,12 @@ def read_detector(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
 def _manifest(path: Path, data: bytes) -> dict[str, Any]:
     """Parse the safetensors header by hand, so a foreign file fails before any decoding."""
     not_detector = f"{path}: not an aetk detector file"
+    if path.suffix.lower() == ".onnx" and not data.startswith(b"{", 8):
+        # The likeliest slip: the export, given to aetk, which reads the .aetk file it came from.
+        raise DetectorFileError(
+            f"{path}: an ONNX export, which aetk-runtime scores; aetk reads the .aetk file it "
+            "was exported from"
+        )
     size = len(data)
     if size < 8:
         raise DetectorFileError(f"{not_detector} (only {size} bytes)")
