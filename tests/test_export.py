@@ -272,9 +272,19 @@ def test_aetk_runtime_info_says_what_aetk_info_says(exported, runtime_python, cl
     assert lines[-1].startswith(f"  features: {detector.featurizer.name} (sample_rate=")
     # Between them, the detector in the words aetk info uses for the .aetk file.
     _, *described = cli("info", detector_path).stdout.splitlines()
-    assert lines[:-1] == described[:-1] and described[-1].startswith("  method: ")
+    assert lines[:-1] == described[:-2]
+    assert described[-2].startswith("  components from ") and described[-1].startswith("  method: ")
     missing = subprocess.run([script, "info", "none.onnx"], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("error: none.onnx: ")
+    # The detector file itself, given to the runtime: said, with the command that exports it.
+    unexported = subprocess.run(
+        [script, "info", str(detector_path)], capture_output=True, text=True
+    )
+    assert unexported.returncode == 2
+    assert unexported.stderr == (
+        f"error: {detector_path}: an aetk detector file; the runtime reads its export "
+        f"(aetk export {detector_path} -o {detector_path.with_suffix('.onnx')})\n"
+    )
 
 
 def test_aetk_runtime_stops_quietly_when_its_reader_goes(exported, sounds, runtime_python):

@@ -47,6 +47,11 @@ def load(path: str | Path) -> ExportedDetector:
             str(path), options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own kinds for foreign files
+        if path.suffix.lower() == ".aetk":
+            raise DetectorError(
+                f"{path}: an aetk detector file; the runtime reads its export "
+                f"(aetk export {path} -o {path.with_suffix('.onnx')})"
+            ) from None
         raise DetectorError(
             f"{path}: not an ONNX file ({str(exc).splitlines()[0][:200]})"
         ) from None
