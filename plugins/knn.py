@@ -48,7 +48,7 @@ without the clips of its fold (one of ``CODEBOOK_FOLDS``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -136,7 +136,9 @@ class KnnScorer(aetk.Scorer):
             self.center_ = embedded.mean(0)
             self.scale_ = embedded.std(0).clamp_min(1e-6)
         else:
-            embedded, owners = self._sample_vectors(model, chain(train, validation))
+            embedded, owners = self._sample_vectors(
+                self._embed(model, clip) for clip in chain(train, validation)
+            )
             self.center_ = torch.zeros(embedded.shape[1])
             self.scale_ = torch.ones(embedded.shape[1])
         self.reference_ = self._standardise(embedded)
@@ -156,20 +158,28 @@ class KnnScorer(aetk.Scorer):
         import numpy as np
         import torch
 
-        clips = chain(train, validation)
-        embedded = torch.cat([self._embed_clip(model, clip) for clip in clips])
+        # One pass over the clips (each read from disk once) for both views' references.
+        clip_means = []
+
+        def codes_of_each_clip():
+            for clip in chain(train, validation):
+                codes = model.latent(clip)
+                clip_means.append(codes.mean(0, keepdim=True))
+                yield codes
+
+        vectors, owners = self._sample_vectors(codes_of_each_clip())
+        embedded = torch.cat(clip_means)
         self.center_ = embedded.mean(0)
         self.scale_ = embedded.std(0).clamp_min(1e-6)
         self.reference_ = self._standardise(embedded)
-        vectors, owners = self._sample_vectors(model, chain(train, validation))
         self.vector_reference_ = self._codebook(vectors)
         rng = np.random.default_rng(0)
         sample = rng.permutation(len(embedded))[: self.max_held_out].tolist()
         held_out_references = self._held_out_references(vectors, owners, sample)
         view_scores, localizations = [], []
-        for index, clip in enumerate(chain(train, validation)):
-            if index not in held_out_references:
-                continue
+        for index in sorted(held_out_references):
+            # Only the held-out clips are read again.
+            clip = train[index] if index < len(train) else validation[index - len(train)]
             codes = model.latent(clip)
             clip_score = self._distances(
                 self._standardise(codes.mean(0, keepdim=True)), exclude=self._one_hot(index)
@@ -282,28 +292,32 @@ class KnnScorer(aetk.Scorer):
         """What leaves clip ``index`` out: a mask of its vectors (vector pooling) or its index."""
         return (owners == index) if self.pooling == "vector" else index
 
-    def _sample_vectors(self, model, clips) -> tuple[torch.Tensor, torch.Tensor]:
-        """At most ``max_reference`` latent vectors drawn uniformly from all clips (with the
-        index of the clip each came from), reading one clip at a time: every vector gets a
-        seeded random priority and the lowest priorities are kept."""
+    def _sample_vectors(
+        self, clips_codes: Iterable[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """At most ``max_reference`` of the clips' latent vectors drawn uniformly (with the
+        index of the clip each came from), one clip at a time: every vector gets a seeded random
+        priority and the lowest priorities are kept, in the clips' order."""
         import torch
 
         generator = torch.Generator().manual_seed(0)
-        kept = priorities = owners = torch.empty(0)
-        for index, clip in enumerate(clips):
-            codes = self._embed(model, clip)
-            drawn = torch.rand(len(codes), generator=generator)
-            clip_owners = torch.full((len(codes),), index)
-            if index == 0:
-                kept, priorities, owners = codes, drawn, clip_owners
-            else:
-                kept = torch.cat([kept, codes])
-                priorities = torch.cat([priorities, drawn])
-                owners = torch.cat([owners, clip_owners])
-            if len(kept) > self.max_reference:
-                lowest = priorities.topk(self.max_reference, largest=False).indices.sort().values
-                kept, priorities, owners = kept[lowest], priorities[lowest], owners[lowest]
-        return kept, owners
+        kept: list[torch.Tensor] = []
+        priorities: list[torch.Tensor] = []
+        owners: list[torch.Tensor] = []
+        held = 0
+        for index, codes in enumerate(clips_codes):
+            kept.append(codes)
+            priorities.append(torch.rand(len(codes), generator=generator))
+            owners.append(torch.full((len(codes),), index))
+            held += len(codes)
+            # Pruned once twice as many are held, not at every clip: each pruning copies all
+            # that is held, so pruning at every clip made the sample cost grow with the clips
+            # times max_reference.
+            if held > 2 * self.max_reference:
+                kept, priorities, owners = _lowest(self.max_reference, kept, priorities, owners)
+                held = self.max_reference
+        kept, priorities, owners = _lowest(self.max_reference, kept, priorities, owners)
+        return kept[0], owners[0]
 
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's distance to its nearest normal reference (vector pooling), or to the
@@ -660,6 +674,23 @@ def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ranking.min(1, keepdim=True)
     index = torch.from_numpy(ranking.detach().numpy().argmin(1)).unsqueeze(1)
     return ranking.gather(1, index), index
+
+
+def _lowest(
+    count: int,
+    kept: list[torch.Tensor],
+    priorities: list[torch.Tensor],
+    owners: list[torch.Tensor],
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The ``count`` vectors of lowest priority among those held, in the order they came, each
+    list joined into one tensor."""
+    import torch
+
+    joined = [torch.cat(parts) for parts in (kept, priorities, owners)]
+    if len(joined[1]) > count:
+        lowest = joined[1].topk(count, largest=False).indices.sort().values
+        joined = [part[lowest] for part in joined]
+    return [joined[0]], [joined[1]], [joined[2]]
 
 
 def _kmeans_plus_plus(vectors: torch.Tensor, count: int) -> torch.Tensor:

@@ -75,6 +75,21 @@ def test_knn_max_reference_bounds_memory(identity):
     assert scorer.reference_.shape == (50, 6)
 
 
+def test_knn_keeps_the_vectors_of_lowest_priority_however_the_clips_come():
+    # Clip by clip, pruned now and then: the same vectors as ranking all at once, in clip order.
+    codes = [
+        torch.randn(length, 3, generator=torch.Generator().manual_seed(length))
+        for length in (40, 7, 90, 1, 60, 33)
+    ]
+    kept, owners = KnnScorer(max_reference=25)._sample_vectors(iter(codes))
+    generator = torch.Generator().manual_seed(0)
+    priorities = torch.cat([torch.rand(len(part), generator=generator) for part in codes])
+    lowest = priorities.topk(25, largest=False).indices.sort().values
+    assert torch.equal(kept, torch.cat(codes)[lowest])
+    every_owner = torch.cat([torch.full((len(part),), index) for index, part in enumerate(codes)])
+    assert torch.equal(owners, every_owner[lowest])
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"pooling": "median"}, "pooling"), ({"k": 0}, "k must be"), ({"top_fraction": 2}, "top_fr")],
