@@ -131,6 +131,11 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
         assert "raised by: " in driver.find_element("css selector", "li.alert .view").text
         assert "ANOMALY" in driver.find_element("css selector", ".source").text
         assert driver.find_elements("css selector", "svg.chart polyline")
+        # The chart's scale: its top is above the threshold (half as much again, or the highest
+        # score), written in its corner.
+        top = driver.find_element("css selector", "svg.chart text.scale").text
+        threshold = json.loads(get(base + "/api/status")[2])["sources"][0]["threshold"]
+        assert top.startswith("score ") and float(top.split()[1]) >= round(1.5 * threshold, 2)
         button = driver.find_element("css selector", "li.alert button.ack")
         button.click()
         wait_for(

@@ -16,18 +16,18 @@ function clock(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString();
 }
 
-function label(svg, x, y, text, anchor) {
+function label(svg, x, y, text, anchor, kind = "axis") {
   const node = document.createElementNS(SVG, "text");
   node.setAttribute("x", x);
   node.setAttribute("y", y);
   node.setAttribute("text-anchor", anchor);
-  node.setAttribute("class", "axis");
+  node.setAttribute("class", kind);
   node.textContent = text;
   svg.appendChild(node);
 }
 
 // The scores of the last hour (or since the watch started) as a line, the threshold dashed,
-// scores above it as red dots.
+// scores above it as red dots, the score at the chart's top written in its corner.
 function chart(source, now) {
   const width = 1000, height = 160, pad = 8, bottom = 22;
   const svg = document.createElementNS(SVG, "svg");
@@ -65,6 +65,8 @@ function chart(source, now) {
   label(svg, pad, height - 5, clock(start), "start");
   label(svg, width - pad, height - 5, `now ${clock(now)}`, "end");
   label(svg, width - pad, y(source.threshold) - 5, `threshold ${source.threshold.toPrecision(4)}`, "end");
+  // The score at the top of the chart: how far above the threshold the line can go.
+  label(svg, pad, pad + 12, `score ${top.toPrecision(3)}`, "start", "axis scale");
   return svg;
 }
 
