@@ -276,6 +276,20 @@ def test_aetk_runtime_info_says_what_aetk_info_says(exported, runtime_python, cl
     assert described[-2].startswith("  components from ") and described[-1].startswith("  method: ")
     missing = subprocess.run([script, "info", "none.onnx"], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("error: none.onnx: ")
+    # An export written before it carried aetk fit's summary says what it can.
+    model = onnx.load(str(onnx_path))
+    (entry,) = [prop for prop in model.metadata_props if prop.key == "aetk"]
+    entry.value = json.dumps({k: v for k, v in json.loads(entry.value).items() if k != "summary"})
+    older = onnx_path.with_name("older.onnx")
+    onnx.save(model, str(older))
+    said = subprocess.run([script, "info", str(older)], capture_output=True, text=True)
+    assert said.returncode == 0, said.stderr
+    scores = len(detector.calibration.normal_scores)
+    assert said.stdout.splitlines()[1:] == [
+        f"  threshold {detector.threshold:.6g} (conformal for a 10% false-alarm rate, from "
+        f"{scores} held-out normal scores)",
+        lines[-1],
+    ]
     # The detector file itself, given to the runtime: said, with the command that exports it.
     unexported = subprocess.run(
         [script, "info", str(detector_path)], capture_output=True, text=True
