@@ -314,10 +314,11 @@ class KnnScorer(aetk.Scorer):
             # that is held, so pruning at every clip made the sample cost grow with the clips
             # times max_reference.
             if held > 2 * self.max_reference:
-                kept, priorities, owners = _lowest(self.max_reference, kept, priorities, owners)
+                pruned = _lowest(self.max_reference, kept, priorities, owners)
+                kept, priorities, owners = ([part] for part in pruned)
                 held = self.max_reference
-        kept, priorities, owners = _lowest(self.max_reference, kept, priorities, owners)
-        return kept[0], owners[0]
+        sample, _, sample_owners = _lowest(self.max_reference, kept, priorities, owners)
+        return sample, sample_owners
 
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's distance to its nearest normal reference (vector pooling), or to the
@@ -681,16 +682,16 @@ def _lowest(
     kept: list[torch.Tensor],
     priorities: list[torch.Tensor],
     owners: list[torch.Tensor],
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """The ``count`` vectors of lowest priority among those held, in the order they came, each
-    list joined into one tensor."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` vectors of lowest priority among those held, with their priorities and
+    owners, in the order they came."""
     import torch
 
-    joined = [torch.cat(parts) for parts in (kept, priorities, owners)]
-    if len(joined[1]) > count:
-        lowest = joined[1].topk(count, largest=False).indices.sort().values
-        joined = [part[lowest] for part in joined]
-    return [joined[0]], [joined[1]], [joined[2]]
+    vectors, ranks, clips = (torch.cat(parts) for parts in (kept, priorities, owners))
+    if len(ranks) > count:
+        lowest = ranks.topk(count, largest=False).indices.sort().values
+        vectors, ranks, clips = vectors[lowest], ranks[lowest], clips[lowest]
+    return vectors, ranks, clips
 
 
 def _kmeans_plus_plus(vectors: torch.Tensor, count: int) -> torch.Tensor:
