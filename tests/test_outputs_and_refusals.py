@@ -123,14 +123,18 @@ def test_a_cache_entry_with_wrong_values_is_recomputed_with_a_warning(
     cache = tmp_path / "cache"
     monkeypatch.setenv("AETK_CACHE_DIR", str(cache))
     first = aetk.fit(train_folder, preset="default")
-    entries = sorted(cache.rglob("*.npy"))
-    tampered = np.load(entries[0])
-    np.save(entries[0], tampered + 5.0)  # right name, wrong values
+    from aetk.data.cache import load_entry
+
+    entries = sorted(cache.rglob("*.features"))
+    values = load_entry(entries[0]).numpy().copy()
+    content = bytearray(entries[0].read_bytes())
+    content[-4:] = np.float32(values.flat[-1] + 5.0).tobytes()  # right name, a wrong value
+    entries[0].write_bytes(bytes(content))
     entries[1].write_bytes(b"")  # and an empty entry
     with pytest.warns(aetk.AetkWarning, match="does not match its checksum"):
         again = aetk.fit(train_folder, preset="default")
     assert again.threshold == first.threshold
-    np.testing.assert_array_equal(np.load(entries[0]), tampered)
+    np.testing.assert_array_equal(load_entry(entries[0]).numpy(), values)
 
 
 def test_an_unusable_cache_means_no_cache_and_one_warning(train_folder, tmp_path, monkeypatch):

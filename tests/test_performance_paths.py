@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -46,7 +48,7 @@ def test_refitting_reads_features_from_the_cache(clips_folder, tmp_path, monkeyp
     second = aetk.fit(clips_folder, scorer="knn", set=["scorer.k=2"])
     assert len(decoded) == 8  # nothing decoded again
     assert first.training["data_fingerprint"] == second.training["data_fingerprint"]
-    entries = list((tmp_path / "cache" / "features").rglob("*.npy"))
+    entries = list((tmp_path / "cache" / "features").rglob("*.features"))
     assert len(entries) == 8
 
 
@@ -78,7 +80,7 @@ def test_cached_features_equal_fresh_ones_and_are_memory_mapped(clips_folder, tm
     cached, again = cache.features(featurizer, path)
     assert digest == again
     assert torch.equal(cached, featurize_file(featurizer, path))
-    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    (entry,) = (tmp_path / "cache").rglob("*.features")
     assert mapped_from(cached, entry)
 
 
@@ -104,10 +106,44 @@ def test_a_damaged_cache_entry_is_computed_again(clips_folder, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     path = next(clips_folder.iterdir())
     expected = cache.features(featurizer, path)[0].clone()  # not a view of the file damaged next
-    (entry,) = (tmp_path / "cache").rglob("*.npy")
+    (entry,) = (tmp_path / "cache").rglob("*.features")
     entry.write_bytes(b"garbage")
     again, _ = cache.features(featurizer, path)
     assert torch.equal(again, expected)
+    entry.write_bytes(entry.read_bytes()[:-8])  # cut short, as by a full disk
+    again, _ = cache.features(featurizer, path)
+    assert torch.equal(again, expected)
+
+
+def test_a_cache_entry_is_one_file_holding_its_checksum_and_recording(clips_folder, tmp_path):
+    from aetk.data.cache import checked_entry
+
+    cache = FeatureCache(tmp_path / "cache")
+    path = next(clips_folder.iterdir())
+    entry, length, _, recording = cache.store(MelDb(target_length=0, frames=1), path)
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [entry]
+    values, kept = checked_entry(entry)
+    assert len(values) == length and kept.as_dict() == recording.as_dict()
+    assert values.data_ptr() % 64 == 0  # aligned where it is mapped
+
+
+def test_entries_of_an_earlier_cache_format_are_evicted_first(clips_folder, tmp_path):
+    from aetk.data.cache import entries, evict, usage
+
+    root = tmp_path / "cache"
+    cache = FeatureCache(root)
+    for path in sorted(clips_folder.iterdir())[:2]:
+        cache.store(MelDb(target_length=0, frames=1), path)
+    old = root / "features" / "0123456789abcdef01234567" / "ab"
+    old.mkdir(parents=True)
+    for name in ("ab12.npy", "ab12.sha256", "ab12.recording.json"):
+        (old / name).write_bytes(b"x" * 1000)
+        os.utime(old / name, (1, 1))  # written long ago by an earlier aetk
+    current = entries(root)
+    count, size = usage(root)
+    assert count == 2 and size == sum(p.stat().st_size for p in current) + 3000
+    assert evict(root, size - 3000) == 0  # only the earlier format's files went
+    assert not any(old.iterdir()) and entries(root) == current
 
 
 def test_cache_off_leaves_nothing_behind(clips_folder, monkeypatch, tmp_path):
@@ -115,7 +151,7 @@ def test_cache_off_leaves_nothing_behind(clips_folder, monkeypatch, tmp_path):
     with FeatureCache.from_environment() as cache:
         root = cache.root
         cache.features(MelDb(target_length=0, frames=1), next(clips_folder.iterdir()))
-        assert any(root.rglob("*.npy"))
+        assert any(root.rglob("*.features"))
     assert not root.exists()
     aetk.fit(clips_folder)  # works without a cache
 

@@ -5,8 +5,9 @@ cross-validation folds, benchmarks) reads features from here instead of decoding
 again. Entries are keyed by the SHA-256 of the file's bytes, so a changed file is featurized
 again and a moved or renamed one is not; and by the featurizer's name, parameters, source code
 (of its class) and ``cache_version`` (which a featurizer bumps when helpers outside its class
-change what it computes), so a changed featurizer never reads stale features. Entries are
-``.npy`` files, opened memory-mapped: a training set does not have to fit in memory.
+change what it computes), so a changed featurizer never reads stale features. An entry is one
+file: a JSON header (the array's type and shape, the SHA-256 of its values, how the file was
+recorded) and the raw array, opened memory-mapped: a training set does not have to fit in memory.
 
 ``AETK_CACHE_DIR`` sets the folder (default ``$XDG_CACHE_HOME/aetk`` or ``~/.cache/aetk``);
 ``AETK_CACHE=0`` turns caching off (features then go to a temporary folder removed after use).
@@ -22,10 +23,10 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -39,8 +40,14 @@ from aetk.data.features import featurize_audio
 from aetk.data.fileio import atomic_file
 from aetk.errors import AetkWarning, AudioError
 
-#: Bump when the layout of cache entries changes (2: a checksum file beside each entry).
-FORMAT = 2
+#: Bump when the layout of cache entries changes (2: a checksum file beside each entry; 3: the
+#: checksum and the recording in the entry's header, one file per entry).
+FORMAT = 3
+#: An entry's first bytes, then the header's length (4 bytes, little-endian) and the header.
+_MAGIC = b"AETKFEAT"
+#: The array starts at a multiple of this, so that it is aligned where it is mapped.
+_ALIGNMENT = 64
+_SUFFIX = ".features"
 #: Larger files are hashed in blocks and decoded from disk rather than from the bytes read.
 _WHOLE_READ_BYTES = 64 << 20
 
@@ -105,15 +112,16 @@ class FeatureCache:
         :raises AudioError: the file cannot be read or featurized (nothing is stored).
         """
         data, digest = _read_and_hash(Path(path))
-        entry = self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}.npy"
+        entry = (
+            self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}{_SUFFIX}"
+        )
         if entry.exists():
             try:
-                length = len(checked_entry(entry))
-                recording = self._recording(featurizer, path, data, entry)
+                array, recording = checked_entry(entry)
                 with contextlib.suppress(OSError):
                     os.utime(entry)  # recently used: the last to be evicted
-                return entry, length, digest, recording
-            except (OSError, ValueError, EOFError):
+                return entry, len(array), digest, recording
+            except (OSError, ValueError):
                 pass  # unreadable (a 0-byte entry, a foreign file): computed again below
             except CorruptEntry:
                 warnings.warn(
@@ -125,12 +133,7 @@ class FeatureCache:
         features = featurize_audio(featurizer, audio, path)
         recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
         self._make_folder(entry.parent)
-        array = np.ascontiguousarray(features.numpy())
-        with atomic_file(_checksum_file(entry), durable=False) as handle:
-            handle.write(_array_digest(array).encode())
-        with atomic_file(entry, durable=False) as handle:
-            np.save(handle, array)
-        _keep_recording(entry, recording)
+        _write_entry(entry, np.ascontiguousarray(features.numpy()), recording)
         return entry, len(features), digest, recording
 
     def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
@@ -138,62 +141,72 @@ class FeatureCache:
         entry, _, digest, _ = self.store(featurizer, path)
         return load_entry(entry), digest
 
-    def _recording(
-        self, featurizer: Featurizer, path: str | Path, data: bytes | None, entry: Path
-    ) -> RecordingProfile:
-        """How a cached file was recorded: kept beside its features, or measured again (an
-        entry written before recordings were kept)."""
-        try:
-            return RecordingProfile.from_dict(json.loads(_recording_file(entry).read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
-            audio = read_audio(path, featurizer.frames_to_read, data=data)
-            recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
-            _keep_recording(entry, recording)
-            return recording
-
     def _make_folder(self, folder: Path) -> None:
         if folder not in self._made:
             folder.mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
 
 
-#: numpy reads a ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's AST constructor
-#: keeps one recursion counter for all threads (python/cpython#106905): headers parsed by several
-#: featurizing threads at once can fail with a spurious SystemError. They are read one at a time
-#: (the data stays memory-mapped and is read in parallel).
-_HEADER_LOCK = threading.Lock()
-
-
-def _mapped(entry: Path) -> np.ndarray:
-    """A cache entry memory-mapped copy-on-write: the file is never changed through it."""
-    with _HEADER_LOCK:
-        return np.load(entry, mmap_mode="c")
-
-
 class CorruptEntry(Exception):
     """A cache entry whose content does not match the checksum written with it."""
 
 
-def checked_entry(entry: Path) -> torch.Tensor:
-    """A cache entry, verified against the SHA-256 of its content written beside it."""
-    array = _mapped(entry)
-    expected = _checksum_file(entry).read_text().strip()
-    if _array_digest(array) != expected:
+def _write_entry(entry: Path, array: np.ndarray, recording: RecordingProfile) -> None:
+    header = json.dumps(
+        {
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+            "sha256": _array_digest(array),
+            "recording": recording.as_dict(),
+        }
+    ).encode()
+    start = len(_MAGIC) + 4 + len(header)
+    header += b" " * (-start % _ALIGNMENT)
+    with atomic_file(entry, durable=False) as handle:
+        handle.write(_MAGIC + len(header).to_bytes(4, "little") + header)
+        handle.write(array.data)
+
+
+def _read_entry(entry: Path) -> tuple[np.ndarray, dict]:
+    """A cache entry's array, memory-mapped copy-on-write (the file is never changed through
+    it), and its header.
+
+    :raises ValueError: not a cache entry, or a truncated one.
+    """
+    with open(entry, "rb") as handle:
+        prefix = handle.read(len(_MAGIC) + 4)
+        if len(prefix) < len(_MAGIC) + 4 or not prefix.startswith(_MAGIC):
+            raise ValueError(f"{entry} is not a feature cache entry")
+        length = int.from_bytes(prefix[len(_MAGIC) :], "little")
+        header = json.loads(handle.read(length))
+        size = os.fstat(handle.fileno()).st_size
+    try:
+        dtype, shape = np.dtype(header["dtype"]), tuple(int(n) for n in header["shape"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{entry} has a damaged header") from exc
+    offset = len(prefix) + length
+    if dtype.hasobject or size != offset + dtype.itemsize * math.prod(shape):
+        raise ValueError(f"{entry} is truncated or damaged")
+    if not math.prod(shape):
+        return np.empty(shape, dtype), header
+    return np.memmap(entry, dtype=dtype, mode="c", offset=offset, shape=shape), header
+
+
+def checked_entry(entry: Path) -> tuple[torch.Tensor, RecordingProfile]:
+    """A cache entry, verified against the SHA-256 of its values written with it, and how its
+    file was recorded.
+
+    :raises CorruptEntry: the values do not match the checksum.
+    :raises ValueError: not a readable cache entry.
+    """
+    array, header = _read_entry(entry)
+    if _array_digest(array) != header.get("sha256"):
         raise CorruptEntry(str(entry))
-    return torch.from_numpy(array)
-
-
-def _checksum_file(entry: Path) -> Path:
-    return entry.with_suffix(".sha256")
-
-
-def _recording_file(entry: Path) -> Path:
-    return entry.with_suffix(".recording.json")
-
-
-def _keep_recording(entry: Path, recording: RecordingProfile) -> None:
-    with atomic_file(_recording_file(entry), durable=False) as handle:
-        handle.write(json.dumps(recording.as_dict()).encode())
+    try:
+        recording = RecordingProfile.from_dict(header["recording"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{entry} has a damaged header") from exc
+    return torch.from_numpy(array), recording
 
 
 def _array_digest(array: np.ndarray) -> str:
@@ -214,37 +227,43 @@ def max_bytes() -> int:
 
 
 def entries(root: Path) -> list[Path]:
-    return sorted((root / "features").rglob("*.npy")) if (root / "features").is_dir() else []
+    return sorted(path for path in _files(root) if path.suffix == _SUFFIX)
+
+
+def _files(root: Path) -> list[Path]:
+    """Every file of the cache's entries: those of earlier formats are evicted like the rest.
+    Files being written (``.name.tmp``) are left to their writers."""
+    folder = root / "features"
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.rglob("*") if not path.name.startswith(".") and path.is_file()]
 
 
 def usage(root: Path) -> tuple[int, int]:
-    """How many entries the cache holds and their size in bytes (checksums included)."""
-    files = entries(root)
+    """How many entries the cache holds and the size in bytes of all its files."""
     size = 0
-    for entry in files:
+    for path in _files(root):
         with contextlib.suppress(OSError):
-            size += entry.stat().st_size + _checksum_file(entry).stat().st_size
-    return len(files), size
+            size += path.stat().st_size
+    return len(entries(root)), size
 
 
 def evict(root: Path, limit: int) -> int:
-    """Remove the least recently used entries until the cache holds at most ``limit`` bytes;
-    returns how many were removed."""
+    """Remove the least recently used files until the cache holds at most ``limit`` bytes;
+    returns how many entries were removed."""
     sized = []
-    for entry in entries(root):
+    for path in _files(root):
         with contextlib.suppress(OSError):
-            stat = entry.stat()
-            sized.append((stat.st_mtime, stat.st_size, entry))
+            stat = path.stat()
+            sized.append((stat.st_mtime, stat.st_size, path))
     total = sum(size for _, size, _ in sized)
     removed = 0
-    for _, size, entry in sorted(sized):
+    for _, size, path in sorted(sized):
         if total <= limit:
             break
-        entry.unlink(missing_ok=True)
-        _checksum_file(entry).unlink(missing_ok=True)
-        _recording_file(entry).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         total -= size
-        removed += 1
+        removed += path.suffix == _SUFFIX
     return removed
 
 
@@ -257,7 +276,7 @@ def clear(root: Path) -> int:
 
 def load_entry(entry: Path) -> torch.Tensor:
     """A cache entry, memory-mapped copy-on-write: the file is never changed through it."""
-    return torch.from_numpy(_mapped(entry))
+    return torch.from_numpy(_read_entry(entry)[0])
 
 
 def featurizer_key(featurizer: Featurizer) -> str:
