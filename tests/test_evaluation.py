@@ -166,6 +166,22 @@ def test_cli_evaluate_writes_dcase_csvs_metrics_and_plots(cli, fitted, mimii_lay
     assert "harmonic mean" in table.stdout and "fan_id_02" in table.stdout
 
 
+def test_cli_evaluate_shows_its_progress_on_a_terminal(cli, fitted, mimii_layout, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from aetk.cli import console
+
+    _, path = fitted
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=screen, force_terminal=True, width=100))
+    result = cli("evaluate", mimii_layout, "-d", path, "--json")
+    assert result.code == 0
+    assert "Scoring" in screen.getvalue() and "24/24" in screen.getvalue()
+    assert json.loads(result.stdout)["groups"]  # the metrics whole on stdout
+
+
 def test_cli_evaluate_reports_unlabelled_unreadable_and_single_class(
     cli, fitted, tmp_path, mimii_layout
 ):

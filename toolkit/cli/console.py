@@ -25,28 +25,41 @@ def warn(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress(description: str, total: int, *, prints: bool = False) -> Iterator[Callable[[], None]]:
-    """A bar on stderr while ``total`` items are worked through, advanced by the function it
-    yields and gone when the work is done; ``error`` and ``warn`` lines print above it. Only on
-    a terminal: a log or a pipe gets none, nor does a terminal that the work also ``prints`` to
-    on stdout (its lines would break through the bar)."""
-    if not stderr.is_terminal or total < 2 or (prints and stdout.is_terminal):
-        yield lambda: None
+def progress(description: str, *, prints: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr while items are worked through, moved by the function it yields (called
+    with how many are done of how many) and gone when the work is done; ``error`` and ``warn``
+    lines print above it. Only on a terminal, and only for two items or more: a log or a pipe
+    gets none, nor does a terminal that the work also ``prints`` to on stdout (its lines would
+    break through the bar)."""
+    if not stderr.is_terminal or (prints and stdout.is_terminal):
+        yield lambda done, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-        # Whatever goes to stdout (JSON Lines, into a file) must stay there, not join the bar.
-        redirect_stdout=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+    with contextlib.ExitStack() as drawn:
+        bar: Progress | None = None
+        task = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal bar, task
+            if bar is None and total >= 2:  # drawn once there is something to count
+                bar = drawn.enter_context(
+                    Progress(
+                        "[progress.description]{task.description}",
+                        BarColumn(),
+                        MofNCompleteColumn(),
+                        TimeRemainingColumn(),
+                        console=stderr,
+                        transient=True,
+                        # What goes to stdout (JSON Lines, into a file) stays there.
+                        redirect_stdout=False,
+                    )
+                )
+                task = bar.add_task(description, total=total)
+            if bar is not None and task is not None:
+                bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def show_warnings_as_lines() -> None:

@@ -42,13 +42,14 @@ def evaluate_command(
 
     options.check_detector_among_recordings(detector_path, paths)
     detector = load_any(detector_path)
-    with console.stderr.status("Scoring the recordings"):
+    with console.progress("Scoring") as update:
         evaluation = evaluate(
             detector,
             paths,
             labels_csv=labels,
             threshold=threshold,
             false_alarm_rate=false_alarm_rate,
+            progress=update,
         )
     for failure in evaluation.failed:
         console.error(f"{failure['path']}: {failure['error']}")

@@ -162,10 +162,10 @@ def _score_locally(
     if mismatch:
         console.warn(mismatch)
     results = []
-    with console.progress("Scoring", len(files), prints=json_output) as advance:
-        for result in scored:
+    with console.progress("Scoring", prints=json_output) as update:
+        for done, result in enumerate(scored, start=1):
             results.append(result)
-            advance()
+            update(done, len(files))
             if result.error:
                 console.error(f"{result.path}: {result.error}")
             elif result.warnings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,9 +278,11 @@ def evaluate(
     labels_csv: str | Path | None = None,
     threshold: float | None = None,
     false_alarm_rate: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Score ``paths`` with ``detector`` and compute the metrics of every group. A fleet
-    detector's groups are its machines, each judged at its own threshold."""
+    detector's groups are its machines, each judged at its own threshold. ``progress`` is
+    called with how many files are scored of how many, after each."""
     from aetk.data.audio import require_audio_files
     from aetk.fleet.detector import FleetDetector
 
@@ -296,7 +298,9 @@ def evaluate(
         threshold = detector.threshold_for(threshold, false_alarm_rate)
         results = detector.iter_scores(files, threshold=threshold, localize=False)
     scored, unlabelled, failed = [], [], []
-    for result in results:
+    for done, result in enumerate(results, start=1):
+        if progress is not None:
+            progress(done, len(files))
         info = labelled[result.path]
         if result.error:
             failed.append({"path": result.path, "error": result.error})
