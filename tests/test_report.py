@@ -105,6 +105,22 @@ def test_scores_are_sorted_and_match_aetk_score(report, machine_sounds):
     assert len(scores) == len(machine_sounds["test"])
 
 
+def test_report_counts_its_progress_through_scoring_then_explaining(fitted, machine_sounds):
+    from aetk.eval.report import build_report
+
+    detector, path = fitted
+    files = machine_sounds["test"]
+    calls: list[tuple[int, int]] = []
+    page = build_report(
+        detector, files, detector_path=path, top=2, progress=lambda *call: calls.append(call)
+    )
+    explained = page.count("<section class=file>")
+    assert explained >= 1
+    assert [done for done, _ in calls] == list(range(1, len(files) + explained + 1))
+    assert {total for done, total in calls if done <= len(files)} == {len(files)}
+    assert calls[-1] == (len(files) + explained, len(files) + explained)
+
+
 def test_report_without_audio_is_a_usage_error(cli, fitted, tmp_path):
     _, detector = fitted
     result = cli("report", tmp_path, "-d", detector, "-o", tmp_path / "r.html")

@@ -44,7 +44,7 @@ def report_command(
     check_output(output, "report", [*require_audio_files(paths), detector_path], force)
 
     detector, _ = load_judging(detector_path, machine, machines)
-    with console.stderr.status("Scoring the recordings and drawing the report"):
+    with console.progress("Scoring and explaining") as update:
         page = build_report(
             detector,
             paths,
@@ -52,6 +52,7 @@ def report_command(
             labels_csv=labels,
             top=top,
             machines=machines,
+            progress=update,
         )
     try:
         atomic_write_text(output, page)

@@ -16,9 +16,9 @@ import base64
 import datetime
 import html
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from aetk_core.describe import describe_threshold, describe_views
 from aetk_core.results import describe_view
@@ -32,6 +32,8 @@ from aetk.eval.evaluation import ANOMALY, NORMAL, group_metrics, label_files
 if TYPE_CHECKING:
     from aetk.detect.detector import Detector, ScoreResult
     from aetk.fleet.detector import FleetDetector
+
+T = TypeVar("T")
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -59,22 +61,25 @@ def build_report(
     labels_csv: str | Path | None = None,
     top: int = 5,
     machines: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Score ``paths`` and return the report as one HTML string. A fleet routes each recording
     to its machine (``machines``: how to tell which is which, as ``aetk score --machines``;
-    default: the way the fleet was fitted)."""
+    default: the way the fleet was fitted). ``progress`` is called with how many steps are done
+    of how many (a file scored, then a recording explained), after each."""
     from aetk.data.audio import require_audio_files
     from aetk.fleet.detector import FleetDetector
 
     files = require_audio_files(paths)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
+    steps = _Steps(len(files), progress)
     if isinstance(detector, FleetDetector):
         routed = detector.route(paths, source=machines, files=files)
-        scored, failed = _ranked(list(detector.iter_routed(routed)))
+        scored, failed = _ranked(steps.counted(detector.iter_routed(routed)))
         summary = _fleet_summary_section(scored, failed, labels, detector)
         described = _fleet_section(detector)
     else:
-        scored, failed = _ranked(detector.score(files))
+        scored, failed = _ranked(steps.counted(detector.iter_scores(files)))
         summary = _summary_section(scored, failed, labels, detector)
         described = _detector_section(detector)
     # What a reader needs first: the verdicts in numbers and plots, then the cases explained,
@@ -84,7 +89,7 @@ def build_report(
         f"<code>{_e(detector_path)}</code> on {datetime.date.today().isoformat()} "
         f"(aetk {__version__}).</p>",
         summary,
-        _explanations_section(_judge(detector), scored, labels, top),
+        _explanations_section(_judge(detector), scored, labels, top, steps),
         described,
         _verdicts_section(scored, failed, labels, isinstance(detector, FleetDetector)),
     ]
@@ -95,6 +100,26 @@ def build_report(
         f"<title>aetk report</title><style>{_STYLE}</style></head>\n"
         f"<body>\n{body}\n<script>{_SORT_SCRIPT}</script>\n</body></html>\n"
     )
+
+
+class _Steps:
+    """Counts the report's steps for a progress callback: the files to score first, then the
+    recordings to explain, added once they are chosen."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None):
+        self.done, self.total, self._progress = 0, total, progress
+
+    def counted(self, items: Iterable[T]) -> list[T]:
+        kept = []
+        for item in items:
+            kept.append(item)
+            self.step()
+        return kept
+
+    def step(self) -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress(self.done, self.total)
 
 
 def _judge(detector: Detector | FleetDetector) -> Callable[[ScoreResult], Detector]:
@@ -464,6 +489,7 @@ def _explanations_section(
     scored: list[ScoreResult],
     labels: dict[str, int | None],
     top: int,
+    steps: _Steps,
 ) -> str:
     chosen = [r for r in scored if r.anomalous][:top]
     intro = f"<p>The {len(chosen)} highest-scoring anomalous recordings."
@@ -474,51 +500,54 @@ def _explanations_section(
         " Spectrogram of the input, the model's reconstruction where it has one, where the "
         "score comes from (error map; events shaded), and the score over time.</p>"
     )
-    parts = ["<section id=explained><h2>Where the anomalies are</h2>", intro]
-    parts += _explained(judged_by, chosen)
     false_alarms = [r for r in scored if r.anomalous and labels.get(r.path) == NORMAL][:top]
     missed = [r for r in scored if not r.anomalous and labels.get(r.path) == ANOMALY][:top]
+    steps.total += len(chosen) + len(false_alarms) + len(missed)
+    parts = ["<section id=explained><h2>Where the anomalies are</h2>", intro]
+    parts += _explained(judged_by, chosen, steps)
     if false_alarms:
         parts.append("<h2>Normal recordings it flagged</h2>")
-        parts += _explained(judged_by, false_alarms)
+        parts += _explained(judged_by, false_alarms, steps)
     if missed:
         parts.append("<h2>Anomalous recordings it missed</h2>")
-        parts += _explained(judged_by, missed)
+        parts += _explained(judged_by, missed, steps)
     return "".join(parts) + "</section>"
 
 
 def _explained(
-    judged_by: Callable[[ScoreResult], Detector], chosen: list[ScoreResult]
+    judged_by: Callable[[ScoreResult], Detector], chosen: list[ScoreResult], steps: _Steps
 ) -> list[str]:
-    from aetk.detect.explanation import explain
-
     sections = []
     for result in chosen:
-        detector = judged_by(result)
-        name = _e(Path(result.path).name)
-        machine = f"machine {_e(result.machine)}, " if result.machine else ""
-        head = (
-            f"<section class=file><h3>{name}</h3><p>{machine}score {result.score:.4g} "
-            f"(threshold {result.threshold:.4g})</p>"
-        )
-        try:
-            explained = explain(detector, result.path)
-        except AudioError as exc:
-            sections.append(f"{head}<p class=error>{_e(exc.reason)}</p></section>")
-            continue
-        if explained is None:
-            sections.append(
-                f"{head}<p>This detector's scorer ({_e(detector.scorer.name)} on "
-                f"{_e(detector.model.name)}) cannot localize.</p></section>"
-            )
-            continue
-        events = "".join(f"<li>{_e(event.describe())}</li>" for event in explained.errors.events)
-        events = f"<ul>{events}</ul>" if events else "<p>No single moment stands out.</p>"
-        if explained.errors.view:
-            events = f"<p>score from the {_e(describe_view(explained.errors.view))}</p>" + events
-        figure = plots.explanation(explained, Path(result.path).name)
-        sections.append(f"{head}{events}{_image(figure, f'explanation of {name}')}</section>")
+        sections.append(_explained_one(judged_by(result), result))
+        steps.step()
     return sections
+
+
+def _explained_one(detector: Detector, result: ScoreResult) -> str:
+    from aetk.detect.explanation import explain
+
+    name = _e(Path(result.path).name)
+    machine = f"machine {_e(result.machine)}, " if result.machine else ""
+    head = (
+        f"<section class=file><h3>{name}</h3><p>{machine}score {result.score:.4g} "
+        f"(threshold {result.threshold:.4g})</p>"
+    )
+    try:
+        explained = explain(detector, result.path)
+    except AudioError as exc:
+        return f"{head}<p class=error>{_e(exc.reason)}</p></section>"
+    if explained is None:
+        return (
+            f"{head}<p>This detector's scorer ({_e(detector.scorer.name)} on "
+            f"{_e(detector.model.name)}) cannot localize.</p></section>"
+        )
+    events = "".join(f"<li>{_e(event.describe())}</li>" for event in explained.errors.events)
+    events = f"<ul>{events}</ul>" if events else "<p>No single moment stands out.</p>"
+    if explained.errors.view:
+        events = f"<p>score from the {_e(describe_view(explained.errors.view))}</p>" + events
+    figure = plots.explanation(explained, Path(result.path).name)
+    return f"{head}{events}{_image(figure, f'explanation of {name}')}</section>"
 
 
 def _events_summary(events: list[dict]) -> str:
