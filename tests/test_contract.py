@@ -77,3 +77,22 @@ def test_the_kit_catches_parameters_that_do_not_round_trip():
     (forward,) = [c for c in checks_for(Unstored()) if "forward" in c.__name__]
     with pytest.raises(AssertionError, match="does not give back the same parameters"):
         forward(Unstored())
+
+
+def test_a_component_must_name_its_parameters():
+    import aetk
+
+    class Open(aetk.Featurizer):
+        name = "open"
+
+        def __init__(self, **options):
+            self.options = options
+
+    class Named(Open):
+        def __init__(self, n_mels: int = 8):
+            self.n_mels = n_mels
+
+    with pytest.raises(TypeError, match=r"Open.__init__ must list its parameters explicitly"):
+        Open.param_names()
+    assert Named.param_names() == ["n_mels"]
+    assert Named(n_mels=4).get_params() == {"n_mels": 4}

@@ -15,8 +15,9 @@ This module does not import torch, so that plugins can be listed without paying 
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,15 +41,7 @@ class Component:
         """The constructor's keyword parameters, which fully describe an unfitted component."""
         if cls.__init__ is object.__init__:
             return []
-        names = []
-        for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(
-                    f"{cls.__name__}.__init__ must list its parameters explicitly, "
-                    "not *args/**kwargs"
-                )
-            names.append(param.name)
-        return names
+        return list(_parameter_names(cls.__init__, cls.__name__))
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Component:
@@ -428,3 +421,17 @@ class Normalizer(Component):
 COMPONENT_KINDS: dict[str, type[Component]] = {
     cls.kind: cls for cls in (Featurizer, Normalizer, Model, Scorer)
 }
+
+
+@functools.cache
+def _parameter_names(init: Callable[..., None], class_name: str) -> tuple[str, ...]:
+    """The parameters of a constructor, read once (``get_params`` is called per file scored
+    or cached)."""
+    names = []
+    for param in list(inspect.signature(init).parameters.values())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(
+                f"{class_name}.__init__ must list its parameters explicitly, not *args/**kwargs"
+            )
+        names.append(param.name)
+    return tuple(names)
