@@ -69,7 +69,8 @@ class Standardizer(Normalizer):
         self.check_fitted()
         if self.mode == "none":
             return vectors
-        return (vectors - self.mean_) / self.std_
+        # One new tensor, divided in place: a scored batch is megabytes.
+        return vectors.sub(self.mean_).div_(self.std_)
 
     def export_module(self) -> torch.nn.Module:
         from aetk.components.networks import Affine
