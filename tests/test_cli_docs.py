@@ -96,3 +96,17 @@ def test_each_command_is_listed_on_one_line():
         (line,) = [line for line in lines if line.strip("│ ").startswith(f"{name} ")]
         following = lines[lines.index(line) + 1].strip("│ ")
         assert following.startswith("╰") or following.split()[0] in BUILT_IN, (line, following)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_help_paragraphs_flow_at_the_terminal_width(name):
+    """A docstring's line breaks are not the terminal's: on a wide terminal each paragraph of
+    a command's help is one line, not broken every 90 characters where its source is."""
+    import inspect
+
+    shown = [line.strip() for line in _help(name).splitlines()]
+    command = commands()[name]
+    group = isinstance(command, typer.core.TyperGroup)  # its help is the group's, not a docstring
+    doc = (command.help if group else inspect.getdoc(command.callback)) or ""
+    for paragraph in doc.split("\n\n"):
+        assert " ".join(paragraph.split()) in shown, f"aetk {name}: {paragraph!r}"

@@ -45,7 +45,25 @@ def build_app() -> typer.Typer:
     for module in (fit, score, evaluate, report, cv, export, watch, info, demo, plugins, cache):
         module.register(app)
     get_host().add_commands(app)
+    _reflow_help(app)
     return app
+
+
+def _reflow_help(app: typer.Typer) -> None:
+    """Each command's help, its paragraphs as flowing lines: typer keeps a docstring's line
+    breaks, which at a terminal's width leave a ragged line every few words. A paragraph that
+    starts with ``\\b`` keeps its lines (click's convention)."""
+    import inspect
+
+    for info in app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback) or ""
+        info.help = "\n\n".join(
+            paragraph if paragraph.startswith("\b") else " ".join(paragraph.split("\n"))
+            for paragraph in text.split("\n\n")
+        )
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
 
 
 def _print_version(asked: bool) -> None:
