@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 
 import numpy as np
@@ -176,6 +177,25 @@ def test_cli_score_shows_its_progress_on_a_terminal_and_keeps_stdout_clean(
     monkeypatch.setattr(console, "stdout", Console(file=io.StringIO(), force_terminal=True))
     assert cli("score", *files, "-d", path, "--json").code == 0
     assert "Scoring" not in screen.getvalue()
+
+
+def test_cli_score_table_on_a_terminal_names_the_files_from_their_folder(
+    cli, fitted, machine_sounds, monkeypatch
+):
+    from rich.console import Console
+
+    from aetk.cli import console
+
+    _, path = fitted
+    files = machine_sounds["test"]
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=80, color_system=None)
+    monkeypatch.setattr(console, "stdout", terminal)
+    assert cli("score", *files, "-d", path).code == 0
+    lines = screen.getvalue().splitlines()
+    assert lines[0].endswith(f"in {files[0].parent}{os.sep}")
+    for file in files:  # each whole on its row, not folded over several
+        assert sum(line.startswith(file.name) for line in lines) == 1
 
 
 def test_cli_score_reports_each_bad_file_and_scores_the_rest(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -239,12 +240,20 @@ def _print_table(results) -> None:
     from rich.table import Table
 
     header, *cells = rows
+    folder = _common_folder([row[0] for row in cells])
+    if folder:
+        # Paths under one folder are shown from it, so that the file column stays narrow.
+        console.stdout.print(f"in {escape(folder)}{os.sep}", style="dim", highlight=False)
+        cells = [(os.path.relpath(row[0], folder), *row[1:]) for row in cells]
+    # The file keeps its width (up to half the terminal's); the events fold beside it.
+    widest = max((len(row[0]) for row in cells), default=0)
     shown = Table(box=None, pad_edge=False)
     for column in header:
         shown.add_column(
             column,
-            overflow="fold" if column == "file" else "ellipsis",
+            overflow="fold" if column in ("file", "events") else "ellipsis",
             justify="right" if column in ("score", "threshold") else "left",
+            min_width=min(widest, console.stdout.width // 2) if column == "file" else None,
         )
     for result, row in zip(results, cells, strict=True):
         texts = [escape(cell) for cell in row]
@@ -259,3 +268,13 @@ def _print_table(results) -> None:
         shown.add_row(*texts)
     console.stdout.print(shown, highlight=False)
     console.stdout.print(tally(results), highlight=False)
+
+
+def _common_folder(paths: list[str]) -> str | None:
+    """The deepest folder holding every path, when they have one other than the root (none for
+    paths in the working folder, or mixed absolute and relative ones)."""
+    try:
+        folder = os.path.commonpath([os.path.dirname(path) for path in paths])
+    except ValueError:
+        return None
+    return folder if folder not in ("", os.sep) else None
