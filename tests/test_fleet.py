@@ -133,6 +133,42 @@ def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, 
     assert len(set(thresholds.values())) == 3  # each machine its own threshold
 
 
+def unroutable_batch(fleet_folders: Path, folder: Path) -> Path:
+    """A batch of the fleet's test recordings of two machines, and two that cannot be routed:
+    one in the folder of a machine the fleet does not know, one loose beside the machines."""
+    import shutil
+
+    for machine in MACHINES[:2]:
+        shutil.copytree(fleet_folders / "test" / machine, folder / machine)
+    one = next((fleet_folders / "test" / MACHINES[0]).glob("*.wav"))
+    (folder / "pump-99").mkdir()
+    shutil.copy(one, folder / "pump-99" / "x.wav")
+    shutil.copy(one, folder / "loose.wav")
+    return folder
+
+
+def test_score_goes_on_past_recordings_it_cannot_route(fitted_fleet, fleet_folders, cli, tmp_path):
+    _, path = fitted_fleet
+    batch = unroutable_batch(fleet_folders, tmp_path / "batch")
+    ran = cli("score", batch, "-d", path, "--json", "--machines", "folders")
+    assert ran.code == 1  # some files could not be scored; the others were
+    rows = {str(Path(row["path"]).relative_to(batch)): row for row in ran.json_lines()}
+    assert "unknown machine 'pump-99'" in rows["pump-99/x.wav"]["error"]
+    assert "not inside a machine's folder" in rows["loose.wav"]["error"]
+    for name in ("pump-99/x.wav", "loose.wav"):
+        assert rows[name]["threshold"] is None and rows[name]["machine"] is None
+        assert f"error: {batch / name}: " in ran.stderr
+    scored = [row for row in rows.values() if row["error"] is None]
+    assert len(scored) == len(rows) - 2 and {row["machine"] for row in scored} == set(MACHINES[:2])
+    table = cli("score", batch, "-d", path)
+    assert table.code == 1 and "\t-\terror: unknown machine 'pump-99'" in table.stdout
+    # Nothing at all to route is still a usage error, naming the first recording.
+    nothing = cli(
+        "score", batch / "pump-99", batch / "loose.wav", "-d", path, "--machines", "dcase"
+    )
+    assert nothing.code == 2 and "no section_NN or idNN" in nothing.stderr
+
+
 def test_info_describes_the_fleet_and_each_machine(fitted_fleet, cli):
     fleet, path = fitted_fleet
     whole = cli("info", path)
@@ -525,6 +561,17 @@ def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
     ]
     unnamed = runtime(test, "--machines", "dcase")  # synthetic names say no section or ID
     assert unnamed.returncode == 2 and "--machines dcase" in unnamed.stderr
+    batch = unroutable_batch(fleet_folders, tmp_path / "batch")
+    mixed = runtime(batch, "--machines", "folders")
+    assert mixed.returncode == 1  # as aetk score: the routable ones scored, the others errors
+    theirs = cli("score", batch, "-d", path, "--json", "--machines", "folders").json_lines()
+    mine = [json.loads(line) for line in mixed.stdout.splitlines()]
+    assert [(r["path"], r["machine"], r["threshold"]) for r in mine] == [
+        (r["path"], r["machine"], r["threshold"]) for r in theirs
+    ]
+    errors = {Path(r["path"]).name: r["error"] for r in mine if r["error"]}
+    assert errors.keys() == {"x.wav", "loose.wav"}
+    assert "unknown machine 'pump-99'" in errors["x.wav"]
     single = subprocess.run(
         [script, "score", str(test), "-d", str(models / "pump-01.onnx"), "--machine", "pump-01"],
         capture_output=True,

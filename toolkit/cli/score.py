@@ -147,11 +147,9 @@ def _score_locally(
     detector = load_any(detector_path)
     machine, machines = routing
     if isinstance(detector, FleetDetector):
-        in_shard = set(files)
-        routed = detector.route(paths, machine, machines)
-        scored = detector.iter_routed(
-            {path: name for path, name in routed.items() if path in in_shard}, **settings
-        )
+        unrouted: dict[Path, str] = {}  # files of this shard whose machine cannot be told
+        routed = detector.route(paths, machine, machines, files=files, unrouted=unrouted)
+        scored = detector.iter_routed(routed, unrouted, **settings)
     elif machine is not None or machines is not None:
         raise ConfigError(
             f"{detector_path}: --machine and --machines need a fleet detector "

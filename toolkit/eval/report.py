@@ -74,8 +74,9 @@ def build_report(
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
     steps = _Steps(len(files), progress)
     if isinstance(detector, FleetDetector):
-        routed = detector.route(paths, source=machines, files=files)
-        scored, failed = _ranked(steps.counted(detector.iter_routed(routed)))
+        unrouted: dict[Path, str] = {}
+        routed = detector.route(paths, source=machines, files=files, unrouted=unrouted)
+        scored, failed = _ranked(steps.counted(detector.iter_routed(routed, unrouted)))
         summary = _fleet_summary_section(scored, failed, labels, detector)
         described = _fleet_section(detector)
     else:
@@ -263,11 +264,13 @@ def _machines_table(
     for machine in machines:
         own = [r for r in scored if r.machine == machine]
         known = [(label, r) for r in own if (label := labels.get(r.path)) is not None]
+        threshold = own[0].threshold
+        assert threshold is not None  # a scored recording was judged at its machine's
         measured = group_metrics(
             machine,
             [label for label, _ in known],
             [float(r.score or 0.0) for _, r in known],
-            float(own[0].threshold),
+            threshold,
         )
         rows.append(
             f"<tr><td>{_e(machine)}</td><td class=number>{len(own)}</td>"

@@ -25,6 +25,7 @@ from aetk_core.machines import (
     Row,
     check_source,
     conditions,
+    known_rows,
     machine_rows,
     routed_rows,
     score_by_machine,
@@ -89,12 +90,18 @@ class FleetDetector:
         machine: str | None = None,
         source: str | None = None,
         files: Sequence[Path] | None = None,
+        unrouted: dict[Path, str] | None = None,
     ) -> dict[Path, Row]:
         """Each recording under ``paths`` with its categories: those of ``machine`` for all of
         them (the columns that are the same in all its training recordings), or told by
         ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the sub-folder
         names). ``files``: the recordings under ``paths`` when they are known already (a file
-        that has just arrived in a watched folder); the folders are then not walked."""
+        that has just arrived in a watched folder); the folders are then not walked.
+
+        A recording whose machine cannot be told, or is not one of the fleet's, is a
+        :class:`ConfigError` naming it; with ``unrouted``, it is put there with the reason
+        instead, so that a batch goes on with the others (when no recording can be routed,
+        the first one's reason is still the error: nothing would be scored)."""
         if machine is not None:
             self.detector(machine)
             return routed_rows(paths, files, named=self.rows.get(machine, {MACHINE: machine}))
@@ -104,10 +111,16 @@ class FleetDetector:
                 f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
                 "--machine NAME"
             )
-        routed = routed_rows(paths, files, source=source)
-        for known in {row[MACHINE] for row in routed.values()}:
-            self.detector(known)
-        return routed
+        problems: dict[Path, str] = {}
+        routed = routed_rows(paths, files, source=source, unrouted=problems)
+        return known_rows(routed, problems, self._unknown, unrouted)
+
+    def _unknown(self, machine: str) -> str | None:
+        try:
+            self.detector(machine)
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def iter_scores(
         self,
@@ -120,14 +133,19 @@ class FleetDetector:
         """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
         detector (``options``: the same keywords), each result with its ``machine`` and
         ``conditions`` (see :meth:`iter_routed` for their order)."""
-        yield from self.iter_routed(self.route(paths, machine, source), **options)
+        unrouted: dict[Path, str] = {}
+        routed = self.route(paths, machine, source, unrouted=unrouted)
+        yield from self.iter_routed(routed, unrouted, **options)
 
-    def iter_routed(self, routed: dict[Path, Row], **options: Any) -> Iterator[ScoreResult]:
+    def iter_routed(
+        self, routed: dict[Path, Row], unrouted: dict[Path, str] | None = None, **options: Any
+    ) -> Iterator[ScoreResult]:
         """Results of recordings already routed (:meth:`route`) to their machines, each as soon
         as it is scored: machine by machine, in the order each machine first appears, and in the
-        recordings' order within a machine (sub-folders per machine: the recordings' order)."""
+        recordings' order within a machine (sub-folders per machine: the recordings' order).
+        The ``unrouted`` ones come first, each an error with its reason."""
         yield from score_by_machine(
-            routed, lambda name, files: self.detectors[name].iter_scores(files, **options)
+            routed, lambda name, files: self.detectors[name].iter_scores(files, **options), unrouted
         )
 
     def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:

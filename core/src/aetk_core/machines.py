@@ -46,25 +46,50 @@ def check_source(source: str) -> str:
 
 
 def machine_rows(
-    paths: Sequence[str | Path], source: str, files: Sequence[Path] | None = None
+    paths: Sequence[str | Path],
+    source: str,
+    files: Sequence[Path] | None = None,
+    unrouted: dict[Path, str] | None = None,
 ) -> dict[Path, Row]:
     """Every recording under ``paths`` with its categories, in the order found; a recording
-    whose machine cannot be told is a :class:`ConfigError` naming it. ``files``: the recordings
-    under ``paths`` when they were found already (the folders are then not walked again)."""
+    whose machine cannot be told is a :class:`ConfigError` naming it, or, with ``unrouted``,
+    is put there with the reason (so that a batch goes on with the others). ``files``: the
+    recordings under ``paths`` when they were found already (the folders are then not walked
+    again)."""
     source = check_source(source)
     files = find_audio_files(paths) if files is None else files
-    if source == "folders":
-        return _by_folder(paths, files)
-    if source == "dcase":
-        return {path: dcase_row(path) for path in files}
-    table = read_table(Path(source))
+    row_of = _row_teller(paths, source)
     rows = {}
     for path in files:
+        try:
+            rows[path] = row_of(path)
+        except ConfigError as exc:
+            if unrouted is None:
+                raise
+            unrouted[path] = str(exc).removeprefix(f"{path}: ")
+    return rows
+
+
+def _row_teller(paths: Sequence[str | Path], source: str) -> Callable[[Path], Row]:
+    """How ``source`` tells one recording's categories (a :class:`ConfigError` naming it when
+    it cannot); a source that cannot be used at all is refused here."""
+    if source == "dcase":
+        return dcase_row
+    if source == "folders":
+        roots = [Path(path) for path in paths]
+        for root in roots:
+            if not root.is_dir():
+                raise ConfigError(f"{root}: --machines folders needs folders of machine folders")
+        return lambda path: _folder_row(roots, path)
+    table = read_table(Path(source))
+
+    def listed(path: Path) -> Row:
         row = table.get(path.resolve())
         if row is None:
             raise ConfigError(f"{path}: not listed in {source} (its 'file' column)")
-        rows[path] = row
-    return rows
+        return row
+
+    return listed
 
 
 def routed_rows(
@@ -73,23 +98,55 @@ def routed_rows(
     *,
     source: str | None = None,
     named: Row | None = None,
+    unrouted: dict[Path, str] | None = None,
 ) -> dict[Path, Row]:
     """Each recording under ``paths`` (``files``, when they were found already) with its
     categories: ``named`` for all of them (a machine the user named for them all), or told by
-    ``source`` (:func:`machine_rows`); one of the two."""
+    ``source`` (:func:`machine_rows`, with ``unrouted``); one of the two."""
     if named is not None:
         return {path: dict(named) for path in (find_audio_files(paths) if files is None else files)}
     if source is None:
         raise ValueError("routed_rows needs a source or a named machine")
-    return machine_rows(paths, source, files)
+    return machine_rows(paths, source, files, unrouted)
+
+
+def known_rows(
+    routed: dict[Path, Row],
+    problems: dict[Path, str],
+    unknown: Callable[[str], str | None],
+    unrouted: dict[Path, str] | None,
+) -> dict[Path, Row]:
+    """The routed recordings whose machine the fleet knows (``unknown(machine)``: why it does
+    not, or None). The others join ``problems`` (recordings already found unroutable, with
+    their reasons), which go to ``unrouted``; without it, or when no recording is left to
+    score, the first problem is a :class:`ConfigError` naming its recording."""
+    kept = {}
+    for path, row in routed.items():
+        reason = unknown(row[MACHINE])
+        if reason is None:
+            kept[path] = row
+        else:
+            problems[path] = reason
+    if problems and (unrouted is None or not kept):
+        path, reason = next(iter(problems.items()))
+        raise ConfigError(f"{path}: {reason}")
+    if unrouted is not None:
+        unrouted.update(problems)
+    return kept
 
 
 def score_by_machine(
-    routed: dict[Path, Row], score: Callable[[str, list[Path]], Iterable[ScoreResult]]
+    routed: dict[Path, Row],
+    score: Callable[[str, list[Path]], Iterable[ScoreResult]],
+    unrouted: dict[Path, str] | None = None,
 ) -> Iterator[ScoreResult]:
     """``score(machine, recordings)``'s results for recordings routed to their machines, each as
     soon as it comes: machine by machine, in the order each machine first appears, and in the
-    recordings' order within a machine; each result with its ``machine`` and ``conditions``."""
+    recordings' order within a machine; each result with its ``machine`` and ``conditions``.
+    The ``unrouted`` recordings come first, each an error with its reason (no machine, no
+    threshold)."""
+    for path, reason in (unrouted or {}).items():
+        yield ScoreResult(str(path), None, None, None, reason)
     by_machine: dict[str, list[Path]] = {}
     for path, row in routed.items():
         by_machine.setdefault(row[MACHINE], []).append(path)
@@ -101,23 +158,16 @@ def score_by_machine(
             yield result
 
 
-def _by_folder(paths: Sequence[str | Path], files: Sequence[Path]) -> dict[Path, Row]:
-    """Each file's machine: the first folder under the given folder that holds it."""
-    roots = [Path(path) for path in paths]
-    for root in roots:
-        if not root.is_dir():
-            raise ConfigError(f"{root}: --machines folders needs folders of machine folders")
-    rows: dict[Path, Row] = {}
-    for path in files:
-        root = next(root for root in roots if path.is_relative_to(root))
-        parts = path.relative_to(root).parts
-        if len(parts) < 2:
-            raise ConfigError(
-                f"{path}: not inside a machine's folder (--machines folders: "
-                f"{root}/MACHINE/recording.wav)"
-            )
-        rows[path] = {MACHINE: parts[0]}
-    return rows
+def _folder_row(roots: Sequence[Path], path: Path) -> Row:
+    """A file's machine: the first folder under the given folder that holds it."""
+    root = next(root for root in roots if path.is_relative_to(root))
+    parts = path.relative_to(root).parts
+    if len(parts) < 2:
+        raise ConfigError(
+            f"{path}: not inside a machine's folder (--machines folders: "
+            f"{root}/MACHINE/recording.wav)"
+        )
+    return {MACHINE: parts[0]}
 
 
 def conditions(row: Row) -> dict[str, str]:

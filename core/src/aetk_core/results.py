@@ -29,6 +29,9 @@ class ScoreResult:
     norms were carried). aetk-runtime localizes events and gives ``view`` as aetk does, from
     the exported graph, where the exported scorer localizes (``segments`` None otherwise).
 
+    ``threshold`` is None only for a fleet's recording whose machine could not be told (its
+    ``error`` says why).
+
     ``machine``: the fleet machine whose detector judged the recording (None: not a fleet).
     ``conditions``: the recording's further categories in the fleet (operating conditions: a
     machines table's further columns, a DCASE name's domain and attributes), by column; ``{}``
@@ -37,7 +40,7 @@ class ScoreResult:
 
     path: str
     score: float | None
-    threshold: float
+    threshold: float | None
     anomalous: bool | None
     error: str | None = None
     segments: list[dict[str, Any]] | None = None
@@ -130,7 +133,8 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     rows = [header]
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
-        row: tuple[str, ...] = (result.path, score, f"{result.threshold:.5g}", result.verdict())
+        threshold = "-" if result.threshold is None else f"{result.threshold:.5g}"
+        row: tuple[str, ...] = (result.path, score, threshold, result.verdict())
         if with_views:
             row += (describe_view(result.view) if result.anomalous else "",)
         if with_events:

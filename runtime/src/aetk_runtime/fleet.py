@@ -8,7 +8,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aetk_core.machines import MACHINE, SOURCES, check_source, routed_rows, score_by_machine
+from aetk_core.machines import (
+    MACHINE,
+    SOURCES,
+    check_source,
+    known_rows,
+    routed_rows,
+    score_by_machine,
+)
 from aetk_core.results import ScoreResult
 
 from aetk_runtime.detector import ExportedDetector, load
@@ -41,9 +48,9 @@ class ExportedFleet:
         """The detector of ``machine``, loaded once; an unknown machine, or a file that is not
         that machine's, is a one-line error."""
         if machine not in self._loaded:
-            if machine not in self.files:
-                known = ", ".join(self.machines[:20]) + (", ..." if len(self.files) > 20 else "")
-                raise RuntimeUsageError(f"unknown machine {machine!r}: {self.folder} holds {known}")
+            unknown = self._unknown(machine)
+            if unknown is not None:
+                raise RuntimeUsageError(unknown)
             detector = load(self.files[machine])
             if detector.meta.get("machine") != machine:
                 raise DetectorError(
@@ -84,13 +91,21 @@ class ExportedFleet:
         machine first appears, the recordings in their order within it; each row with its machine
         and its conditions. ``files``: the recordings under ``paths``, when they were found
         already; ``options``: :meth:`ExportedDetector.iter_scores`'s keywords."""
+        unrouted: dict[Path, str] = {}
         if machine is None:
-            routed = routed_rows(paths, files, source=check_source(source or self._machines_from()))
-            for name in dict.fromkeys(row[MACHINE] for row in routed.values()):
-                self.detector(name)  # an unknown machine stops the run before any is scored
+            problems: dict[Path, str] = {}
+            source = check_source(source or self._machines_from())
+            routed = routed_rows(paths, files, source=source, unrouted=problems)
+            routed = known_rows(routed, problems, self._unknown, unrouted)
         else:
             named = {MACHINE: machine, **(self.detector(machine).meta.get("conditions") or {})}
             routed = routed_rows(paths, files, named=named)
         yield from score_by_machine(
-            routed, lambda name, found: self.detector(name).iter_scores(found, **options)
+            routed, lambda name, found: self.detector(name).iter_scores(found, **options), unrouted
         )
+
+    def _unknown(self, machine: str) -> str | None:
+        if machine in self.files:
+            return None
+        known = ", ".join(self.machines[:20]) + (", ..." if len(self.files) > 20 else "")
+        return f"unknown machine {machine!r}: {self.folder} holds {known}"
