@@ -332,3 +332,22 @@ def test_the_quickstart_demo_runs_the_whole_job_and_hears_every_fault(cli, tmp_p
     assert figures["false_alarms"] <= figures["normal_clips"] // 4
     kept = aetk.Detector.load(tmp_path / "demo" / "detector.aetk")
     assert kept.threshold == pytest.approx(figures["threshold"])
+
+
+@pytest.mark.parametrize(
+    ("paths", "folder", "shown"),
+    [
+        (["/data/line-2/a.wav", "/data/line-2/b/c.wav"], "/data/line-2", ["a.wav", "b/c.wav"]),
+        (["/data/x.wav"], "/data", ["x.wav"]),
+        (["a.wav", "sub/b.wav"], None, ["a.wav", "sub/b.wav"]),  # the working folder
+        (["/x.wav", "/data/y.wav"], None, ["/x.wav", "/data/y.wav"]),  # only the root
+        (["/data/x.wav", "sub/y.wav"], None, ["/data/x.wav", "sub/y.wav"]),  # mixed
+    ],
+)
+def test_a_terminal_table_shows_files_from_their_common_folder(paths, folder, shown):
+    from aetk_core.results import ScoreResult, from_common_folder, table
+
+    rows = table([ScoreResult(path, 1.0, 2.0, False) for path in paths])
+    common, kept = from_common_folder(rows)
+    assert common == folder and kept[0] == rows[0]
+    assert [row[0] for row in kept[1:]] == shown and kept[1][1:] == rows[1][1:]

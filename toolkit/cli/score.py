@@ -225,7 +225,7 @@ def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
 
 
 def _print_table(results) -> None:
-    from aetk_core.results import table, tally
+    from aetk_core.results import from_common_folder, table, tally
 
     rows = table(results)
     if not console.stdout.is_terminal:
@@ -237,12 +237,9 @@ def _print_table(results) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    header, *cells = rows
-    folder = _common_folder([row[0] for row in cells])
+    folder, (header, *cells) = from_common_folder(rows)
     if folder:
-        # Paths under one folder are shown from it, so that the file column stays narrow.
         console.stdout.print(f"in {escape(folder)}{os.sep}", style="dim", highlight=False)
-        cells = [(os.path.relpath(row[0], folder), *row[1:]) for row in cells]
     # The file keeps its width (up to half the terminal's); the events fold beside it.
     widest = max((len(row[0]) for row in cells), default=0)
     shown = Table(box=None, pad_edge=False)
@@ -266,13 +263,3 @@ def _print_table(results) -> None:
         shown.add_row(*texts)
     console.stdout.print(shown, highlight=False)
     console.stdout.print(tally(results), highlight=False)
-
-
-def _common_folder(paths: list[str]) -> str | None:
-    """The deepest folder holding every path, when they have one other than the root (none for
-    paths in the working folder, or mixed absolute and relative ones)."""
-    try:
-        folder = os.path.commonpath([os.path.dirname(path) for path in paths])
-    except ValueError:
-        return None
-    return folder if folder not in ("", os.sep) else None

@@ -3,6 +3,7 @@ and ``aetk-runtime``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -143,6 +144,20 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
             row += (", ".join(warning["name"] for warning in result.warnings or []),)
         rows.append(row)
     return rows
+
+
+def from_common_folder(rows: list[tuple[str, ...]]) -> tuple[str | None, list[tuple[str, ...]]]:
+    """A table's rows (:func:`table`, header first) for a terminal: when every file lies under
+    one folder other than the root, that folder, and the rows with each file shown from it (so
+    that the file column stays narrow); otherwise None and the rows as they were."""
+    header, *cells = rows
+    try:
+        folder = os.path.commonpath([os.path.dirname(row[0]) for row in cells])
+    except ValueError:  # no rows, or absolute and relative paths mixed
+        return None, rows
+    if folder in ("", os.sep):
+        return None, rows
+    return folder, [header, *((os.path.relpath(row[0], folder), *row[1:]) for row in cells)]
 
 
 def _strongest_events(segments: Sequence[dict[str, Any]], shown: int = 3) -> str:

@@ -218,7 +218,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
 def print_table(results) -> None:
     """aetk score's table (:func:`aetk_core.results.table`): tab-separated when redirected,
     aligned on a terminal."""
-    from aetk_core.results import table, tally
+    from aetk_core.results import from_common_folder, table, tally
 
     rows = table(results)
     if not sys.stdout.isatty():
@@ -226,6 +226,9 @@ def print_table(results) -> None:
             print("\t".join(row))
         print(tally(results), file=sys.stderr)
         return
+    folder, rows = from_common_folder(rows)
+    if folder:
+        print(f"in {folder}{os.sep}")
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
