@@ -281,6 +281,15 @@ def test_cli_fit_folder_of_bad_files_fails_cleanly(cli, bad_files, tmp_path, mon
     assert not (tmp_path / "detector.aetk").exists()
 
 
+def test_cli_fit_of_recordings_none_of_which_can_be_read(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("gone.wav\n")  # a manifest of a missing recording
+    result = cli("fit", "list.txt", *TINY_ARGS)
+    assert result.code == 1
+    assert "warning: skipped gone.wav" in result.stderr and "Recordings:" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: none of the")
+
+
 @pytest.mark.slow
 def test_console_script_entry_point(machine_sounds, tmp_path):
     fit = run_aetk(

@@ -226,6 +226,8 @@ class ProgressObserver(FitObserver):
             )
 
     def on_recordings(self, sample_rates: dict[int, int], analysis_rate: int | None) -> None:
+        if not sample_rates:  # no header could be read: each file's own error follows
+            return
         found = ", ".join(f"{count} at {rate} Hz" for rate, count in sample_rates.items())
         if analysis_rate is None:
             self._progress.console.print(f"Recordings: {found}", highlight=False)
