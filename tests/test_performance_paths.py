@@ -127,7 +127,9 @@ def test_a_cache_entry_is_one_file_holding_its_checksum_and_recording(clips_fold
     assert values.data_ptr() % 64 == 0  # aligned where it is mapped
 
 
-def test_entries_of_an_earlier_cache_format_are_evicted_first(clips_folder, tmp_path):
+def test_entries_of_an_earlier_cache_format_are_evicted_first(
+    clips_folder, tmp_path, cli, monkeypatch
+):
     from aetk.data.cache import entries, evict, usage
 
     root = tmp_path / "cache"
@@ -140,8 +142,12 @@ def test_entries_of_an_earlier_cache_format_are_evicted_first(clips_folder, tmp_
         (old / name).write_bytes(b"x" * 1000)
         os.utime(old / name, (1, 1))  # written long ago by an earlier aetk
     current = entries(root)
-    count, size = usage(root)
+    count, size, earlier = usage(root)
     assert count == 2 and size == sum(p.stat().st_size for p in current) + 3000
+    assert earlier == 3000
+    monkeypatch.setenv("AETK_CACHE_DIR", str(root))
+    said = cli("cache", "info").stdout
+    assert "2 entries" in said and "0.0 MB of it are an earlier aetk's entries" in said
     assert evict(root, size - 3000) == 0  # only the earlier format's files went
     assert not any(old.iterdir()) and entries(root) == current
 

@@ -22,11 +22,16 @@ def info_command() -> None:
     if folder is None:
         print("feature cache: off (AETK_CACHE=0)")
         return
-    count, size = usage(folder)
+    count, size, earlier = usage(folder)
     print(
         f"feature cache: {folder}\n{count} entries, {size / 1e6:.1f} MB "
         f"(cap {max_bytes() / 1e6:.0f} MB, AETK_CACHE_MAX_MB; least recently used go first)"
     )
+    if earlier:
+        print(
+            f"{earlier / 1e6:.1f} MB of it are an earlier aetk's entries, which this one does not "
+            "read: they go first, or now with 'aetk cache clear'"
+        )
 
 
 @cache_app.command("clear")

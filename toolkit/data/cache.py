@@ -239,13 +239,16 @@ def _files(root: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if not path.name.startswith(".") and path.is_file()]
 
 
-def usage(root: Path) -> tuple[int, int]:
-    """How many entries the cache holds and the size in bytes of all its files."""
-    size = 0
+def usage(root: Path) -> tuple[int, int, int]:
+    """How many entries the cache holds, the size in bytes of all its files, and how many of
+    those bytes are files of an earlier cache format (never read again; evicted first)."""
+    size = earlier = 0
     for path in _files(root):
         with contextlib.suppress(OSError):
-            size += path.stat().st_size
-    return len(entries(root)), size
+            file_size = path.stat().st_size
+            size += file_size
+            earlier += 0 if path.suffix == _SUFFIX else file_size
+    return len(entries(root)), size, earlier
 
 
 def evict(root: Path, limit: int) -> int:
