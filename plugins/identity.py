@@ -29,6 +29,7 @@ class IdentityModel(aetk.Model):
         return x.flatten(1)
 
     def reconstruct(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """The input itself."""
         return x
 
 

@@ -132,7 +132,8 @@ class FleetDetector:
     ) -> Iterator[ScoreResult]:
         """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
         detector (``options``: the same keywords), each result with its ``machine`` and
-        ``conditions`` (see :meth:`iter_routed` for their order)."""
+        ``conditions`` (see :meth:`iter_routed` for their order); a recording that cannot be
+        routed is an error result (:meth:`route`)."""
         unrouted: dict[Path, str] = {}
         routed = self.route(paths, machine, source, unrouted=unrouted)
         yield from self.iter_routed(routed, unrouted, **options)
