@@ -254,6 +254,22 @@ def test_cli_cv_prints_fold_sizes_and_json(cli, machine_sounds):
     assert data["summary"]["val_loss"]["mean"] > 0  # an autoencoder reconstructs imperfectly
 
 
+def test_cli_cv_says_each_warning_once_not_once_per_fold(cli, machine_sounds, tmp_path):
+    """A training recording with a dropout is fitted on in several folds; it is named once."""
+    import soundfile
+
+    folder = tmp_path / "normal"
+    shutil.copytree(machine_sounds["train"][0].parent, folder)
+    for path in sorted(folder.glob("*.wav")):
+        samples, rate = soundfile.read(path, dtype="float32")
+        samples[rate // 4 : rate // 4 + rate // 5] = 0.0  # 0.2 s of digital silence
+        write_wav(path, samples, rate)
+    result = cli("cv", folder, "--folds", "3", "--test-ratio", "0")
+    assert result.code == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "dropout" in line]
+    assert warned and len(warned) == len(set(warned))
+
+
 def test_cli_cv_reports_no_loss_for_a_model_that_does_not_train(cli, machine_sounds):
     """The default preset's identity model reconstructs exactly: a loss of 0 would mislead."""
     result = cli("cv", machine_sounds["train"][0].parent, "--folds", "3", "--json")

@@ -76,6 +76,28 @@ def show_warnings_as_lines() -> None:
     warnings.simplefilter("always", AetkWarning)
 
 
+@contextlib.contextmanager
+def each_warning_once() -> Iterator[None]:
+    """While the block runs, each distinct aetk warning is shown once: the folds of a
+    cross-validation fit the same recordings again and again, and would say the same of them
+    each time."""
+    show = warnings.showwarning
+    seen: set[str] = set()
+
+    def once(message, category, *args, **kwargs):
+        if issubclass(category, AetkWarning):
+            if str(message) in seen:
+                return
+            seen.add(str(message))
+        show(message, category, *args, **kwargs)
+
+    warnings.showwarning = once
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
 #: A message longer than this is cut: one line, however large the thing it quotes.
 MAX_MESSAGE = 2000
 

@@ -66,16 +66,17 @@ def cv_command(
             highlight=False,
         )
 
-    result = cross_validate(
-        normal_dir,
-        fit_config,
-        folds=folds,
-        anomalies=anomalies or (),
-        test_ratio=test_ratio,
-        seed=seed,
-        on_split=announce,
-        on_fold=lambda fold: _report_fold(fold, folds),
-    )
+    with console.each_warning_once():
+        result = cross_validate(
+            normal_dir,
+            fit_config,
+            folds=folds,
+            anomalies=anomalies or (),
+            test_ratio=test_ratio,
+            seed=seed,
+            on_split=announce,
+            on_fold=lambda fold: _report_fold(fold, folds),
+        )
     if json_output:
         print(json.dumps(result.as_dict(), indent=2))
     else:
