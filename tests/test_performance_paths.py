@@ -257,6 +257,10 @@ def test_fit_walks_the_folder_once(clips_folder, cli, walked, tmp_path):
     fitted = cli("fit", clips_folder, "-o", tmp_path / "d.aetk", "--set", "scorer.pooling=clip")
     assert fitted.code == 0, fitted.stderr
     assert walked == [str(clips_folder)]
+    for command in (["score"], ["evaluate"], ["report", "-o", str(tmp_path / "r.html")]):
+        walked.clear()
+        assert cli(*command, clips_folder, "-d", tmp_path / "d.aetk").code == 0
+        assert walked == [str(clips_folder)], command
 
 
 def test_a_fleet_fit_walks_its_folder_once(cli, tmp_path, walked):
@@ -277,3 +281,8 @@ def test_a_fleet_fit_walks_its_folder_once(cli, tmp_path, walked):
     fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk", "--json")
     assert fitted.code == 0, fitted.stderr
     assert walked == [str(folder)]
+    # Scored, evaluated and reported on, each recording routed to its machine: walked once.
+    for command in (["score"], ["evaluate"], ["report", "-o", str(tmp_path / "r.html")]):
+        walked.clear()
+        assert cli(*command, folder, "-d", tmp_path / "f.aetk").code == 0
+        assert walked == [str(folder)], command

@@ -41,7 +41,8 @@ def report_command(
     from aetk.fleet.detector import load_judging
 
     options.check_detector_among_recordings(detector_path, paths)
-    check_output(output, "report", [*require_audio_files(paths), detector_path], force)
+    files = require_audio_files(paths)
+    check_output(output, "report", [*files, detector_path], force)
 
     detector, _ = load_judging(detector_path, machine, machines)
     with console.progress("Scoring and explaining") as update:
@@ -53,6 +54,7 @@ def report_command(
             top=top,
             machines=machines,
             progress=update,
+            files=files,
         )
     try:
         atomic_write_text(output, page)

@@ -290,8 +290,10 @@ def evaluate(
     labelled = label_files(files, labels_csv)
     fleet = isinstance(detector, FleetDetector)
     if fleet:
-        results = detector.iter_scores(
-            paths, threshold=threshold, false_alarm_rate=false_alarm_rate, localize=False
+        unrouted: dict[Path, str] = {}
+        routed = detector.route(paths, files=files, unrouted=unrouted)
+        results = detector.iter_routed(
+            routed, unrouted, threshold=threshold, false_alarm_rate=false_alarm_rate, localize=False
         )
         threshold = None
     else:

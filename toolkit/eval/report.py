@@ -62,15 +62,18 @@ def build_report(
     top: int = 5,
     machines: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    files: Sequence[Path] | None = None,
 ) -> str:
     """Score ``paths`` and return the report as one HTML string. A fleet routes each recording
     to its machine (``machines``: how to tell which is which, as ``aetk score --machines``;
     default: the way the fleet was fitted). ``progress`` is called with how many steps are done
-    of how many (a file scored, then a recording explained), after each."""
+    of how many (a file scored, then a recording explained), after each. ``files``: the
+    recordings under ``paths``, when they were found already (the folders are not walked
+    again)."""
     from aetk.data.audio import require_audio_files
     from aetk.fleet.detector import FleetDetector
 
-    files = require_audio_files(paths)
+    files = require_audio_files(paths) if files is None else list(files)
     labels = {path: info.label for path, info in label_files(files, labels_csv).items()}
     steps = _Steps(len(files), progress)
     if isinstance(detector, FleetDetector):
