@@ -117,6 +117,23 @@ def test_a_file_outside_a_machine_folder_is_named(tmp_path):
         machine_rows([tmp_path / "train"], "folders")
 
 
+def test_a_fleet_fit_skips_a_recording_it_cannot_route_and_names_it(fleet_folders, cli, tmp_path):
+    import shutil
+
+    folder = tmp_path / "train"
+    for machine in MACHINES[:2]:
+        shutil.copytree(fleet_folders / "train" / machine, folder / machine)
+    loose = folder / "loose.wav"
+    shutil.copy(next((folder / MACHINES[0]).glob("*.wav")), loose)
+    fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk")
+    assert fitted.code == 0, fitted.stderr
+    assert f"warning: skipped {loose}: not inside a machine's folder" in fitted.stderr
+    assert FleetDetector.load(tmp_path / "f.aetk").machines == sorted(MACHINES[:2])
+    # None routable is still the one-line error.
+    refused = cli("fit", folder, "--machines", "dcase", "-o", tmp_path / "g.aetk")
+    assert refused.code == 2 and "no section_NN or idNN in its name" in refused.stderr
+
+
 def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, fleet_folders):
     _, path = fitted_fleet
     loaded = FleetDetector.load(path)

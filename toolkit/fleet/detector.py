@@ -258,7 +258,8 @@ def fit_fleet(
 ) -> FleetDetector:
     """The fleet detector of the recordings under ``paths``, each told its machine by
     ``source``; configured by ``config``, or by ``fit_options`` as :func:`aetk.fit` takes them.
-    ``files``: the recordings under ``paths``, when they were found already.
+    ``files``: the recordings under ``paths``, when they were found already. A recording
+    whose machine cannot be told is skipped with a warning (all of them: an error).
 
     With a conditioned model (``conditioned-ae``, ``machine-classifier``) one network learns
     every machine and is bound to each (:mod:`aetk.fleet.shared`). Otherwise each machine gets a
@@ -270,9 +271,15 @@ def fit_fleet(
     from aetk.fleet.shared import fit_shared
 
     config = config or options_config(**fit_options)
-    rows = machine_rows(paths, source, files)
+    unrouted: dict[Path, str] = {}
+    rows = machine_rows(paths, source, files, unrouted)
+    if unrouted and not rows:
+        path, reason = next(iter(unrouted.items()))
+        raise ConfigError(f"{path}: {reason}")
     if not rows:
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
+    for path, reason in unrouted.items():  # as an unreadable recording is: skipped, named
+        warnings.warn(f"skipped {path}: {reason}", AetkWarning, stacklevel=2)
     categories = Categories.learn(rows.values())
     by_machine: dict[str, list[Path]] = {}
     for path, row in sorted(rows.items(), key=lambda item: item[1][MACHINE]):
