@@ -179,6 +179,10 @@ def test_score_goes_on_past_recordings_it_cannot_route(fitted_fleet, fleet_folde
     assert len(scored) == len(rows) - 2 and {row["machine"] for row in scored} == set(MACHINES[:2])
     table = cli("score", batch, "-d", path)
     assert table.code == 1 and "\t-\terror: unknown machine 'pump-99'" in table.stdout
+    # Each machine judges at its own threshold: the table says which machine judged a row.
+    header, *rows_shown = table.stdout.splitlines()
+    assert header.startswith("file\tmachine\tscore\tthreshold\tverdict")
+    assert {row.split("\t")[1] for row in rows_shown} == {"", *MACHINES[:2]}
     # Nothing at all to route is still a usage error, naming the first recording.
     nothing = cli(
         "score", batch / "pump-99", batch / "loose.wav", "-d", path, "--machines", "dcase"

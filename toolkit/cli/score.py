@@ -250,12 +250,13 @@ def _print_table(results) -> None:
             justify="right" if column in ("score", "threshold") else "left",
             min_width=min(widest, console.stdout.width // 2) if column == "file" else None,
         )
+    verdict = header.index("verdict")
     for result, row in zip(results, cells, strict=True):
         texts = [escape(cell) for cell in row]
         if result.error:
-            texts[3] = f"[yellow]error[/]: {escape(result.error)}"
+            texts[verdict] = f"[yellow]error[/]: {escape(result.error)}"
         else:
-            texts[3] = (
+            texts[verdict] = (
                 "[bold red]ANOMALY[/bold red]" if result.anomalous else "[green]normal[/green]"
             )
         if header[-1] == "recording":

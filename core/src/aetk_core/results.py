@@ -121,21 +121,25 @@ def describe_view(view: dict[str, Any] | None) -> str:
 
 def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
-    a row per result: file, score, threshold, verdict, and the ``raised by`` (for an anomaly,
+    a row per result: file, the machine that judged it (a fleet's results only: each machine
+    has its own threshold), score, threshold, verdict, and the ``raised by`` (for an anomaly,
     the view that gave its score: :func:`describe_view`), ``events`` (the three strongest,
     strongest first: where to listen) and ``recording`` (the warnings' names) columns when any
     result has them."""
     with_views = any(result.view and result.anomalous for result in results)
     with_events = any(result.segments for result in results)
     with_warnings = any(result.warnings for result in results)
-    header: tuple[str, ...] = ("file", "score", "threshold", "verdict")
+    with_machines = any(result.machine for result in results)
+    header: tuple[str, ...] = ("file",) + (("machine",) if with_machines else ())
+    header += ("score", "threshold", "verdict")
     header += ("raised by",) if with_views else ()
     header += (("events",) if with_events else ()) + (("recording",) if with_warnings else ())
     rows = [header]
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
         threshold = "-" if result.threshold is None else f"{result.threshold:.5g}"
-        row: tuple[str, ...] = (result.path, score, threshold, result.verdict())
+        row: tuple[str, ...] = (result.path,) + ((result.machine or "",) if with_machines else ())
+        row += (score, threshold, result.verdict())
         if with_views:
             row += (describe_view(result.view) if result.anomalous else "",)
         if with_events:
