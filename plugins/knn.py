@@ -529,9 +529,6 @@ class KnnScorer(aetk.Scorer):
     def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
         return self._pooled(model.latent(clip))
 
-    def _embed_clip(self, model, clip: torch.Tensor) -> torch.Tensor:
-        return model.latent(clip).mean(0, keepdim=True)
-
     def _pooled(self, codes: torch.Tensor) -> torch.Tensor:
         return codes.mean(0, keepdim=True) if self.pooling == "clip" else codes
 
