@@ -25,8 +25,8 @@ from aetk_core.machines import (
     Row,
     check_source,
     conditions,
-    known_rows,
     machine_rows,
+    routable_rows,
     routed_rows,
     score_by_machine,
 )
@@ -113,7 +113,7 @@ class FleetDetector:
             )
         problems: dict[Path, str] = {}
         routed = routed_rows(paths, files, source=source, unrouted=problems)
-        return known_rows(routed, problems, self._unknown, unrouted)
+        return routable_rows(routed, problems, unrouted, self._unknown)
 
     def _unknown(self, machine: str) -> str | None:
         try:
@@ -271,11 +271,9 @@ def fit_fleet(
     from aetk.fleet.shared import fit_shared
 
     config = config or options_config(**fit_options)
+    problems: dict[Path, str] = {}
     unrouted: dict[Path, str] = {}
-    rows = machine_rows(paths, source, files, unrouted)
-    if unrouted and not rows:
-        path, reason = next(iter(unrouted.items()))
-        raise ConfigError(f"{path}: {reason}")
+    rows = routable_rows(machine_rows(paths, source, files, problems), problems, unrouted)
     if not rows:
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}")
     for path, reason in unrouted.items():  # as an unreadable recording is: skipped, named

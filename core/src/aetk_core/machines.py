@@ -110,19 +110,20 @@ def routed_rows(
     return machine_rows(paths, source, files, unrouted)
 
 
-def known_rows(
+def routable_rows(
     routed: dict[Path, Row],
     problems: dict[Path, str],
-    unknown: Callable[[str], str | None],
     unrouted: dict[Path, str] | None,
+    unknown: Callable[[str], str | None] | None = None,
 ) -> dict[Path, Row]:
-    """The routed recordings whose machine the fleet knows (``unknown(machine)``: why it does
-    not, or None). The others join ``problems`` (recordings already found unroutable, with
-    their reasons), which go to ``unrouted``; without it, or when no recording is left to
-    score, the first problem is a :class:`ConfigError` naming its recording."""
+    """The routed recordings that can be judged: all of them, or, given ``unknown(machine)``
+    (why a fleet does not know a machine, or None), those of machines it knows. The others join
+    ``problems`` (recordings already found unroutable, with their reasons), which go to
+    ``unrouted``; without it, or when no recording is left, the first problem is a
+    :class:`ConfigError` naming its recording (nothing would be fitted or scored)."""
     kept = {}
     for path, row in routed.items():
-        reason = unknown(row[MACHINE])
+        reason = None if unknown is None else unknown(row[MACHINE])
         if reason is None:
             kept[path] = row
         else:

@@ -12,7 +12,7 @@ from aetk_core.machines import (
     MACHINE,
     SOURCES,
     check_source,
-    known_rows,
+    routable_rows,
     routed_rows,
     score_by_machine,
 )
@@ -96,7 +96,7 @@ class ExportedFleet:
             problems: dict[Path, str] = {}
             source = check_source(source or self._machines_from())
             routed = routed_rows(paths, files, source=source, unrouted=problems)
-            routed = known_rows(routed, problems, self._unknown, unrouted)
+            routed = routable_rows(routed, problems, unrouted, self._unknown)
         else:
             named = {MACHINE: machine, **(self.detector(machine).meta.get("conditions") or {})}
             routed = routed_rows(paths, files, named=named)
