@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
+from aetk_core.audio import map_in_order
 from conftest import write_wav
 
 import aetk
@@ -178,6 +180,33 @@ def test_map_files_keeps_order_and_returns_errors(tmp_path):
             i * 2 for i in range(20) if i != 7
         ]
     assert torch.get_num_threads() >= 1
+
+
+def test_each_worker_thread_runs_torch_on_one_thread(tmp_path, monkeypatch):
+    # torch.set_num_threads holds for the calling thread only (MKL's setting is per thread):
+    # every worker must make it before its first file, or its products run on every core.
+    limited = set()
+    set_num_threads = torch.set_num_threads
+
+    def record(count):
+        if count == 1:
+            limited.add(threading.get_ident())
+        set_num_threads(count)
+
+    monkeypatch.setattr(torch, "set_num_threads", record)
+    paths = [tmp_path / f"{i}.wav" for i in range(12)]
+    results = list(map_files(lambda path: threading.get_ident() in limited, paths, workers=3))
+    assert len(results) == 12 and all(worker_limited for _, worker_limited in results)
+    prepared: set[int] = set()
+    results = list(
+        map_in_order(
+            lambda item: threading.get_ident() in prepared,
+            range(12),
+            3,
+            initializer=lambda: prepared.add(threading.get_ident()),
+        )
+    )
+    assert results == [True] * 12
 
 
 def test_parallel_and_serial_fits_are_identical(clips_folder, monkeypatch):

@@ -130,16 +130,21 @@ def default_workers() -> int:
 
 
 def map_in_order(
-    function: Callable[[Item], Result], items: Sequence[Item], workers: int, ahead: int = 0
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    ahead: int = 0,
+    initializer: Callable[[], object] | None = None,
 ) -> Iterator[Result]:
     """``function(item)`` for every item, in order, on ``workers`` threads (decoding, FFTs and
     matrix products release the GIL). At most ``2 × workers`` items (or ``ahead``, if more) are
     in flight, so memory stays flat; a consumer that takes results in batches asks for a batch
-    ahead, so that the workers go on while it works on one."""
+    ahead, so that the workers go on while it works on one. ``initializer`` runs once in each
+    worker thread before its first item (settings that are per thread)."""
     if workers <= 1 or len(items) <= 1:
         yield from map(function, items)
         return
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, initializer=initializer) as pool:
         in_flight: deque[Future[Result]] = deque()
         for item in items:
             in_flight.append(pool.submit(function, item))
