@@ -541,3 +541,19 @@ def test_export_without_its_extra_is_one_line_naming_the_extra(cli, fitted, tmp_
     assert ran.code == 2
     assert "aetk export needs onnx: pip install 'aetk[export]'" in ran.stderr
     assert "Traceback" not in ran.stderr and not (tmp_path / "d.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("count", "said"),
+    [
+        (0, "0 bytes"),
+        (999, "999 bytes"),
+        (3000, "3.0 kB"),
+        (12_400_000, "12.4 MB"),
+        (2.5e9, "2.5 GB"),
+    ],
+)
+def test_sizes_are_said_in_the_unit_that_reads_best(count, said):
+    from aetk.cli import console
+
+    assert console.size(count) == said

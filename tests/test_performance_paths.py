@@ -149,7 +149,7 @@ def test_entries_of_an_earlier_cache_format_are_evicted_first(
     assert earlier == 3000
     monkeypatch.setenv("AETK_CACHE_DIR", str(root))
     said = cli("cache", "info").stdout
-    assert "2 entries" in said and "0.0 MB of it are an earlier aetk's entries" in said
+    assert "2 entries" in said and "3.0 kB of it are an earlier aetk's entries" in said
     assert evict(root, size - 3000) == 0  # only the earlier format's files went
     assert not any(old.iterdir()) and entries(root) == current
 

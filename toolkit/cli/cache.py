@@ -24,12 +24,12 @@ def info_command() -> None:
         return
     count, size, earlier = usage(folder)
     print(
-        f"feature cache: {folder}\n{count} entries, {size / 1e6:.1f} MB "
+        f"feature cache: {folder}\n{count} entries, {console.size(size)} "
         f"(cap {max_bytes() / 1e6:.0f} MB, AETK_CACHE_MAX_MB; least recently used go first)"
     )
     if earlier:
         print(
-            f"{earlier / 1e6:.1f} MB of it are an earlier aetk's entries, which this one does not "
+            f"{console.size(earlier)} of it are an earlier aetk's entries, which this one does not "
             "read: they go first, or now with 'aetk cache clear'"
         )
 

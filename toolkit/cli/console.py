@@ -24,6 +24,14 @@ def warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr, flush=True)
 
 
+def size(count: float) -> str:
+    """A number of bytes as people read it: ``3.0 kB``, ``12.4 MB``, ``1.2 GB``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count:.0f} bytes"
+
+
 @contextlib.contextmanager
 def progress(description: str, *, prints: bool = False) -> Iterator[Callable[[int, int], None]]:
     """A bar on stderr while items are worked through, moved by the function it yields (called

@@ -48,7 +48,7 @@ def export_command(
     check_output(output, "onnx", [detector_path], force)
     _write(detector, output, opset, machine=machine, conditions=conditions)
     console.stderr.print(
-        f"Wrote {output} ({output.stat().st_size / 1e6:.1f} MB): {detector.featurizer.name} "
+        f"Wrote {output} ({console.size(output.stat().st_size)}): {detector.featurizer.name} "
         f"features in, score out; threshold {detector.threshold:.6g}",
         highlight=False,
     )

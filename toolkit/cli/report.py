@@ -61,4 +61,4 @@ def report_command(
     except OSError as exc:
         console.error(f"{output}: cannot write the report ({exc.strerror or exc})")
         raise typer.Exit(EXIT_FAILED) from None
-    console.stderr.print(f"Wrote {output} ({len(page) / 1e6:.1f} MB)", highlight=False)
+    console.stderr.print(f"Wrote {output} ({console.size(len(page))})", highlight=False)
