@@ -18,6 +18,7 @@ from conftest import free_port, write_uneven_fleet
 
 import aetk
 from aetk import synth
+from aetk.detect.detector_file import read_detector
 from aetk.fleet.categories import EMBEDDING, ONE_HOT, Categories, embedding_size
 from aetk.fleet.detector import FleetDetector, fit_fleet, load_any
 
@@ -125,10 +126,22 @@ def test_a_fleet_fit_skips_a_recording_it_cannot_route_and_names_it(fleet_folder
         shutil.copytree(fleet_folders / "train" / machine, folder / machine)
     loose = folder / "loose.wav"
     shutil.copy(next((folder / MACHINES[0]).glob("*.wav")), loose)
-    fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk")
+    fitted = cli("fit", folder, "--machines", "folders", "-o", tmp_path / "f.aetk", "--json")
     assert fitted.code == 0, fitted.stderr
     assert f"warning: skipped {loose}: not inside a machine's folder" in fitted.stderr
-    assert FleetDetector.load(tmp_path / "f.aetk").machines == sorted(MACHINES[:2])
+    loaded = FleetDetector.load(tmp_path / "f.aetk")
+    assert loaded.machines == sorted(MACHINES[:2])
+    # The fit's report and the file both keep what was left out, as a single detector does.
+    skipped = json.loads(fitted.stdout)["skipped_files"]
+    assert [entry["path"] for entry in skipped] == [str(loose)]
+    assert "not inside a machine's folder" in skipped[0]["error"]
+    assert loaded.skipped_files == skipped
+    manifest, tensors = read_detector(tmp_path / "f.aetk")
+    manifest["fleet"]["skipped_files"] = ["loose.wav"]
+    with pytest.raises(aetk.DetectorFileError, match="skipped files are malformed"):
+        FleetDetector.from_manifest("f.aetk", manifest, tensors)
+    described = cli("info", tmp_path / "f.aetk")
+    assert "1 recording(s) left out: no machine could be told" in described.stdout
     # None routable is still the one-line error.
     refused = cli("fit", folder, "--machines", "dcase", "-o", tmp_path / "g.aetk")
     assert refused.code == 2 and "no section_NN or idNN in its name" in refused.stderr

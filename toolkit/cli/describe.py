@@ -40,4 +40,8 @@ def fleet_lines(summary: dict[str, Any], groups: Sequence[Sequence[str]]) -> lis
             f"{', '.join(names)}: {shared}{machine['train_files']} training and "
             f"{machine['validation_files']} validation files, threshold {machine['threshold']:.6g}"
         )
+    if summary["skipped_files"]:
+        lines.append(
+            f"{len(summary['skipped_files'])} recording(s) left out: no machine could be told"
+        )
     return lines

@@ -52,6 +52,8 @@ class FleetDetector:
 
     ``source`` is how the fleet was told which recording is which machine (``folders``,
     ``dcase`` or the table's file name); scoring uses the same unless told otherwise.
+    ``skipped_files``: the recordings its fit left out because no machine could be told for
+    them (``path`` and ``error`` each); each machine's own skipped files are in its summary.
     """
 
     def __init__(
@@ -60,12 +62,14 @@ class FleetDetector:
         categories: Categories,
         source: str,
         rows: dict[str, Row] | None = None,
+        skipped_files: list[dict[str, str]] | None = None,
     ):
         self.detectors = detectors
         self.categories = categories
         self.source = source
         #: Each machine's categories (its operating-condition columns, when constant).
         self.rows = rows or {machine: {MACHINE: machine} for machine in detectors}
+        self.skipped_files = skipped_files or []
 
     @property
     def machines(self) -> list[str]:
@@ -173,6 +177,8 @@ class FleetDetector:
             "rows": self.rows,
             "machines": machines,
         }
+        if self.skipped_files:
+            fleet["skipped_files"] = self.skipped_files
         if aliases:
             fleet["aliases"] = aliases
         manifest = {
@@ -220,7 +226,12 @@ class FleetDetector:
         source = fleet.get("source")
         if not isinstance(source, str):
             raise DetectorFileError(f"{path}: the fleet's machines source is not text")
-        return cls(detectors, categories, source, fleet.get("rows"))
+        skipped = fleet.get("skipped_files", [])
+        if not isinstance(skipped, list) or not all(
+            isinstance(entry, dict) and {"path", "error"} <= entry.keys() for entry in skipped
+        ):
+            raise DetectorFileError(f"{path}: the fleet's skipped files are malformed")
+        return cls(detectors, categories, source, fleet.get("rows"), skipped)
 
     def machine_groups(self) -> list[list[str]]:
         """The machines grouped by the detector that judges them: machines with too few
@@ -237,12 +248,14 @@ class FleetDetector:
 
     def summary(self, output: str | Path | None = None) -> dict[str, Any]:
         """``aetk fit --json`` of a fleet: the categories, whether one network judges every
-        machine, and each machine's detector summary."""
+        machine, the recordings left out for want of a machine, and each machine's detector
+        summary."""
         return {
             "detector": None if output is None else str(output),
             "source": self.source,
             "categories": self.categories.as_dict(),
             "one_network": self.one_network,
+            "skipped_files": self.skipped_files,
             "machines": {name: d.summary() for name, d in self.detectors.items()},
         }
 
@@ -286,7 +299,10 @@ def fit_fleet(
         detectors = fit_shared(by_machine, categories, config, observer)
     else:
         detectors = _fit_each(by_machine, list(rows), lambda fs: fit_config(fs, config, observer))
-    return FleetDetector(detectors, categories, _stored_source(source), _machine_rows(rows))
+    skipped = [{"path": str(path), "error": reason} for path, reason in unrouted.items()]
+    return FleetDetector(
+        detectors, categories, _stored_source(source), _machine_rows(rows), skipped
+    )
 
 
 def _fit_each(
