@@ -170,8 +170,33 @@ def test_third_party_detector_round_trip_names_missing_plugin(install, machine_s
     assert [r.score for r in aetk.Detector.load(path).score(machine_sounds["test"])] == expected
     # Without the plugin, loading names the plugin to install.
     aetk.plugin.host.set_host(PluginHost(only=[]))
-    with pytest.raises(aetk.DetectorFileError, match=f"scorer 'loudest' from plugin '{name}'"):
+    with pytest.raises(aetk.MissingPluginError, match=f"scorer 'loudest' from plugin '{name}'"):
         aetk.Detector.load(path)
+
+
+def test_info_says_what_it_can_of_a_detector_whose_plugin_is_missing(
+    install, machine_sounds, tmp_path, cli
+):
+    name = install(SCORER_PLUGIN)
+    detector = aetk.fit(machine_sounds["train"][0].parent, scorer="loudest", **TINY)
+    path = detector.save(tmp_path / "d.aetk")
+    aetk.plugin.host.set_host(PluginHost(only=[]))
+    described = cli("info", path)
+    # Who wrote it and which plugins fitted it come from the file itself; then the error.
+    assert described.code == 2
+    assert f"written by aetk {aetk.__version__}" in described.stdout
+    assert f"scorer loudest: {name}" in described.stdout
+    assert described.stderr.strip().startswith("error: ")
+    assert f"pip install {name}" in described.stderr
+    as_json = json.loads(cli("info", path, "--json").stdout)
+    assert as_json["plugins"]["scorer"] == {
+        "name": "loudest",
+        "plugin": name,
+        "distribution": name,
+        "version": "1.0",
+    }
+    assert as_json["aetk_version"] == aetk.__version__ and as_json["schema_version"] == 2
+    assert f"scorer 'loudest' from plugin '{name}'" in as_json["error"]
 
 
 def test_plugin_that_fails_to_import_warns_and_the_rest_work(install):

@@ -34,6 +34,7 @@ from aetk.errors import (
     AudioError,
     ConfigError,
     DetectorFileError,
+    MissingPluginError,
     NotFittedError,
     PluginError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "Featurizer",
     "FitObserver",
     "Localization",
+    "MissingPluginError",
     "Model",
     "NotFittedError",
     "PluginError",

@@ -14,6 +14,7 @@ __all__ = [
     "AudioError",
     "ConfigError",
     "DetectorFileError",
+    "MissingPluginError",
     "NotFittedError",
     "PluginError",
 ]
@@ -25,6 +26,11 @@ class PluginError(AetkError):
 
 class DetectorFileError(AetkError):
     """A detector file is missing, corrupt, edited, or from an incompatible version."""
+
+
+class MissingPluginError(DetectorFileError):
+    """A detector file names a component whose plugin is not installed here; the message names
+    the ``pip install`` that would bring it."""
 
 
 class NotFittedError(AetkError):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from aetk.cli import console, options
+from aetk.cli.status import EXIT_USAGE
 
 
 def register(app: typer.Typer) -> None:
@@ -36,16 +37,21 @@ def info_command(
 
     from aetk.cli.describe import fleet_lines, print_described
     from aetk.detect.detector_file import read_detector
+    from aetk.errors import MissingPluginError
     from aetk.fleet.detector import FleetDetector, from_any_manifest, machine_of
 
     manifest, tensors = read_detector(detector_path)
-    loaded = from_any_manifest(detector_path, manifest, tensors)
     written = {
         "aetk_version": manifest.get("aetk_version"),
         "created": manifest.get("created"),
         # The file's own schema: an older one is migrated as it is read.
         "schema_version": manifest.get("migrated_from_schema", manifest["schema_version"]),
     }
+    try:
+        loaded = from_any_manifest(detector_path, manifest, tensors)
+    except MissingPluginError as exc:
+        _describe_without_plugin(detector_path, manifest, written, exc, json_output)
+        raise typer.Exit(EXIT_USAGE) from None
     if machine is None and isinstance(loaded, FleetDetector):
         summary = loaded.summary(detector_path)
         lines = fleet_lines(summary, loaded.machine_groups())
@@ -66,6 +72,29 @@ def info_command(
     headline = str(detector_path) + ("" if machine is None else f" (machine {machine})")
     provenance = _provenance(written, read_as=manifest["schema_version"])
     print_described(console.stdout, headline, [provenance, *lines])
+
+
+def _describe_without_plugin(
+    detector_path: Path,
+    manifest: dict[str, Any],
+    written: dict[str, Any],
+    missing: Exception,
+    json_output: bool,
+) -> None:
+    """What the file itself says when a plugin it needs is missing here: who wrote it, when, and
+    which plugins fitted it; then the one-line error naming the plugin to install."""
+    from aetk.cli.describe import print_described
+
+    fleet = manifest.get("fleet")
+    entry = next(iter(fleet["machines"].values())) if fleet else manifest
+    plugins = _plugins(entry["components"])
+    if json_output:
+        described = {"detector": str(detector_path), **written, "plugins": plugins}
+        print(json.dumps({**described, "error": str(missing)}))
+    else:
+        provenance = _provenance(written, read_as=manifest["schema_version"])
+        print_described(console.stdout, str(detector_path), [provenance, _plugins_line(plugins)])
+    console.error(str(missing))
 
 
 def _plugins(components: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from aetk.components.base import Component, Model
-from aetk.errors import AetkError, ConfigError, DetectorFileError
+from aetk.errors import AetkError, ConfigError, DetectorFileError, MissingPluginError
 from aetk.plugin.host import get_host
 
 _STATE_KEY = re.compile(r"^[a-z][a-z0-9_]*_$")
@@ -34,7 +34,7 @@ def build_component(path: str | Path, role: str, entry: dict[str, Any]) -> Compo
                 f"{path}: the manifest names {elsewhere[0]} '{name}' as its {role}"
             )
         distribution = entry.get("distribution") or entry.get("plugin") or "the plugin"
-        raise DetectorFileError(
+        raise MissingPluginError(
             f"{path}: this detector uses {role} '{name}' from plugin '{entry.get('plugin')}', "
             f"which is not installed (pip install {distribution})"
         )
