@@ -11,6 +11,7 @@ import typer
 
 from aetk.cli import console, options
 from aetk.cli.status import EXIT_USAGE
+from aetk.errors import MissingPluginError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,6 @@ def info_command(
 
     from aetk.cli.describe import fleet_lines, print_described
     from aetk.detect.detector_file import read_detector
-    from aetk.errors import MissingPluginError
     from aetk.fleet.detector import FleetDetector, from_any_manifest, machine_of
 
     manifest, tensors = read_detector(detector_path)
@@ -78,7 +78,7 @@ def _describe_without_plugin(
     detector_path: Path,
     manifest: dict[str, Any],
     written: dict[str, Any],
-    missing: Exception,
+    missing: MissingPluginError,
     json_output: bool,
 ) -> None:
     """What the file itself says when a plugin it needs is missing here: who wrote it, when, and

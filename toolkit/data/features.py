@@ -143,8 +143,8 @@ def map_files(
 
     An :class:`AudioError` is returned as the path's result rather than raised, so one bad file
     does not stop the others. Decoding (libsndfile) and torch release the GIL, so threads use
-    every core; torch itself runs one thread per worker meanwhile, and in the calling thread,
-    rather than oversubscribing the cores.
+    every core; meanwhile torch runs one thread in each worker and in the calling thread, rather
+    than oversubscribing the cores.
     """
 
     def call(path: Path) -> tuple[Path, Any]:
