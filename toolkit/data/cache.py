@@ -242,13 +242,16 @@ def _files(root: Path) -> list[Path]:
 def usage(root: Path) -> tuple[int, int, int]:
     """How many entries the cache holds, the size in bytes of all its files, and how many of
     those bytes are files of an earlier cache format (never read again; evicted first)."""
-    size = earlier = 0
+    count = size = earlier = 0
     for path in _files(root):
         with contextlib.suppress(OSError):
             file_size = path.stat().st_size
             size += file_size
-            earlier += 0 if path.suffix == _SUFFIX else file_size
-    return len(entries(root)), size, earlier
+            if path.suffix == _SUFFIX:
+                count += 1
+            else:
+                earlier += file_size
+    return count, size, earlier
 
 
 def evict(root: Path, limit: int) -> int:
