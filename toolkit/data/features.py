@@ -159,10 +159,12 @@ def map_files(
         # torch.set_num_threads holds for the thread that calls it: in a new thread, MKL's
         # products (the mel bank's) ran on every core, two workers' teams sharing two cores
         # (featurizing on two threads: 8 % faster with one thread each).
-        yield from map_in_order(call, paths, workers, ahead, initializer=_torch_one_thread)
+        yield from map_in_order(
+            call, paths, workers, ahead, initializer=_worker_uses_one_torch_thread
+        )
 
 
-def _torch_one_thread() -> None:
+def _worker_uses_one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
