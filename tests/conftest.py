@@ -153,6 +153,7 @@ RATE = 16000
 def chain(tmp_path_factory):
     """A detector fitted on 12 clean 16-kHz mono clips of machine ``id_00`` (by name), and
     one test recording per way of not matching it: ``<name>.wav`` for each recording check,
+    ``low-passed.wav`` for a spectrum that ends at 5 kHz (``band-limit`` at the training rate),
     ``normal_id_02_0000.wav`` for the machine check."""
     from scipy.signal import resample_poly
 
@@ -178,6 +179,9 @@ def chain(tmp_path_factory):
         "duration": (clean[: RATE // 2], RATE),
         "dropout": (np.concatenate([clean[:RATE], np.zeros(RATE // 10), clean[RATE:]]), RATE),
     }
+    spectrum = np.fft.rfft(clean)
+    spectrum[np.fft.rfftfreq(len(clean), 1 / RATE) > 5000] = 0
+    recordings["low-passed"] = (np.fft.irfft(spectrum, len(clean)), RATE)
     for name, (samples, rate) in recordings.items():
         soundfile.write(tests / f"{name}.wav", samples, rate)
     soundfile.write(tests / "normal_id_02_0000.wav", clean, RATE)

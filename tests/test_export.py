@@ -438,6 +438,7 @@ def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
     named = {name for row in rows.values() for name in (w["name"] for w in row["warnings"])}
     assert named == set(NAMES)  # the fixture holds a recording for every check
     assert rows[str(tests / "clean.wav")]["warnings"] == []
+    assert "its sound ends near" in rows[str(tests / "low-passed.wav")]["warnings"][0]["message"]
     assert f"warning: {tests / 'dropout.wav'}: dropout: 0.1 s of digital silence" in ran.stderr
 
     script = str(Path(runtime_python).parent / "aetk-runtime")

@@ -6,6 +6,7 @@ localization never names a band above a recording's Nyquist frequency."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -35,6 +36,15 @@ def test_each_recording_fault_is_named_on_its_row(chain, fault):
     assert all(warning["message"] for warning in result.warnings)
     (clean,) = detector.score(tests / "clean.wav")
     assert clean.warnings == [] and clean.error is None
+
+
+def test_a_recording_whose_spectrum_ends_at_the_training_rate_is_band_limited(chain, cli):
+    detector, path, tests = chain
+    (result,) = detector.score(tests / "low-passed.wav")
+    assert names(result) == {"band-limit"}
+    assert "its sound ends near 5" in result.warnings[0]["message"]
+    ran = cli("score", tests / "low-passed.wav", "-d", path, "--strict")
+    assert ran.code == 1 and "band-limit: its sound ends near" in ran.stdout + ran.stderr
 
 
 def test_a_band_limited_recording_never_names_bands_above_its_nyquist(chain):
@@ -202,6 +212,15 @@ def test_measured_profile_of_known_signals():
     assert (measured.dropout_seconds, measured.dropout_start) == (0.1, 0.5)
     live[:, 4000:4800] = 0.1
     assert RecordingProfile.measure(live, 8000).dropout_seconds == 0.0
+    # The spectrum's bands add up to the level (the DC bin aside), and survive a round trip.
+    noise = RecordingProfile.measure(live, 8000)
+    assert len(noise.band_levels_db) == 32
+    total = 10 * np.log10(np.sum(np.power(10.0, np.array(noise.band_levels_db) / 10)))
+    assert total == pytest.approx(noise.level_db, abs=0.5)
+    assert RecordingProfile.from_dict(noise.as_dict()).band_levels_db == pytest.approx(
+        noise.band_levels_db, abs=0.01
+    )
+    assert RecordingProfile.measure(live[:, :100], 8000).band_levels_db is None
 
 
 def test_training_warnings_compare_each_file_with_the_others():
@@ -217,6 +236,74 @@ def test_training_warnings_compare_each_file_with_the_others():
     ]
     dropped = training_warnings([profile(), profile(dropout_seconds=0.2)], 8000.0)
     assert [[w.name for w in f] for f in dropped] == [[], ["dropout"]]
+
+
+def low_passed(samples: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Everything above ``cutoff_hz`` removed, as a codec or a steep filter would."""
+    spectrum = np.fft.rfft(samples)
+    spectrum[np.fft.rfftfreq(len(samples), 1 / RATE) > cutoff_hz] = 0
+    return np.fft.irfft(spectrum, len(samples)).astype(np.float32)
+
+
+def measured(samples: np.ndarray) -> RecordingProfile:
+    return RecordingProfile.measure(samples[None].astype(np.float32), RATE)
+
+
+def test_a_spectrum_that_ends_below_the_recording_s_nyquist_is_a_band_limit():
+    """A codec, a low-pass filter or a pass through a lower rate leaves a recording at the
+    training rate with nothing above some frequency; a gain change, a loud tone (a fault adds
+    sound) and another normal clip do not."""
+    rng = np.random.default_rng(2)
+    norms = RecordingNorms.learn([measured(synth.normal_clip(rng, 1.0)) for _ in range(6)], 8000.0)
+    assert norms.band_shape_hz == RATE / 2 and len(norms.band_shape_db) == 32
+    clip = synth.normal_clip(rng, 1.0)
+    (cut,) = norms.check(measured(low_passed(clip, 5000.0)))
+    assert cut.name == "band-limit"
+    ends = re.search(r"ends near (\d+) Hz", cut.message)
+    assert ends and 5000 <= int(ends.group(1)) <= 5500  # a band of 250 Hz: the window's leakage
+    halved = resample_poly(resample_poly(clip, 1, 2), 2, 1)
+    assert [w.name for w in norms.check(measured(halved))] == ["band-limit"]
+    assert norms.check(measured(clip)) == []
+    assert [w.name for w in norms.check(measured(clip * 0.01))] == ["gain"]
+    tone = clip + 0.5 * np.sin(2 * np.pi * 500 * np.arange(len(clip)) / RATE)
+    assert "band-limit" not in {w.name for w in norms.check(measured(tone))}
+    # Only what the detector hears counts: a detector of 0–4 kHz hears no end at 5 kHz.
+    narrow = RecordingNorms.learn([measured(synth.normal_clip(rng, 1.0))], 4000.0)
+    assert narrow.check(measured(low_passed(clip, 5000.0))) == []
+    # Kept in the detector file; a file from before the shapes were kept checks none.
+    restored = RecordingNorms.from_dict(json.loads(json.dumps(norms.as_dict())), None)
+    assert restored.check(measured(low_passed(clip, 5000.0)))[0].name == "band-limit"
+    older = {k: v for k, v in norms.as_dict().items() if not k.startswith("band_shape")}
+    assert RecordingNorms.from_dict(older, None).check(measured(low_passed(clip, 5000.0))) == []
+    # Training recordings at several rates are compared up to the slowest one's Nyquist
+    # frequency: a 16-kHz recording that ends at 2 kHz is named against 8-kHz ones.
+    slower = [
+        RecordingProfile.measure(resample_poly(synth.normal_clip(rng, 1.0), 1, 2)[None], RATE // 2)
+        for _ in range(3)
+    ]
+    mixed = RecordingNorms.learn([*slower, measured(clip)], 8000.0)
+    assert mixed.band_shape_hz == RATE / 4
+    assert mixed.check(measured(clip)) == []
+    assert "ends near" in mixed.check(measured(low_passed(clip, 2000.0)))[0].message
+
+
+def test_fit_names_a_training_file_whose_spectrum_ends_early_and_only_that_one():
+    rng = np.random.default_rng(3)
+    profiles = [measured(synth.normal_clip(rng, 1.0)) for _ in range(5)]
+    profiles.append(measured(low_passed(synth.normal_clip(rng, 1.0), 3000.0)))
+    found = training_warnings(profiles, 8000.0)
+    assert [[w.name for w in file] for file in found] == [[]] * 5 + [["band-limit"]]
+    assert "other training recordings'" in found[-1][0].message
+
+
+def test_an_mp3_of_a_normal_clip_is_named_band_limited(chain, tmp_path):
+    if "MP3" not in soundfile.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    detector, _, _ = chain
+    soundfile.write(tmp_path / "clip.mp3", synth.normal_clip(np.random.default_rng(5), 2.0), RATE)
+    (result,) = detector.score(tmp_path / "clip.mp3")
+    assert names(result) == {"band-limit"}
+    assert "its sound ends near" in result.warnings[0]["message"]
 
 
 def test_the_report_names_a_recording_s_warnings(chain, cli, tmp_path):

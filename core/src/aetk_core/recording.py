@@ -13,7 +13,12 @@ for what it is:
   hears (an 8-kHz recording scored by a detector of 16-kHz recordings); the bands above it are
   empty. The band it hears is the analysed band, or less when every training recording was
   sampled slower than the featurizer analyses: then a recording sampled faster is heard through
-  the training recordings' band (:func:`aetk_core.features.within_band`).
+  the training recordings' band (:func:`aetk_core.features.within_band`). Or its spectrum ends
+  short of its Nyquist frequency: from some band up, most bands lie :data:`EMPTY_BAND_DB` or
+  more below the quietest training recording's, each spectrum taken relative to its own
+  upper-quartile band (a codec, a low-pass filter, a recording resampled from a lower rate). A
+  machine's sound does not end at a frequency, and a fault adds sound; a spectrum that ends is
+  the recording chain's.
 - ``gain``: the recording is more than :data:`GAIN_MARGIN_DB` quieter or louder than every
   training recording.
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
@@ -70,6 +75,17 @@ SHORT_SHARE = 0.5
 #: The shortest stretch of digital silence named as a dropout (800 samples at 16 kHz: a live
 #: microphone's noise never holds exactly zero that long).
 DROPOUT_SECONDS = 0.05
+#: A recording's spectrum is measured in this many equal bands from 0 Hz to its Nyquist frequency
+#: (250 Hz wide at 16 kHz), from up to :data:`SPECTRUM_FRAMES` frames of :data:`SPECTRUM_FRAME`
+#: samples spread evenly over it: a coarse shape, enough to see where a spectrum ends.
+SPECTRUM_BANDS = 32
+SPECTRUM_FRAME = 256
+SPECTRUM_FRAMES = 32
+#: How far (dB) below the quietest training recording's a band must lie to count as empty. On
+#: the shared real sets no test recording, normal or faulty, had a band more than 25 dB below
+#: (the lathe's near-silent top bands); an MP3 encoding or a pass through half the rate puts
+#: them 40–65 dB below.
+EMPTY_BAND_DB = 30.0
 NAMES = (
     "band-limit",
     "gain",
@@ -109,6 +125,9 @@ class RecordingProfile:
     #: where that starts (seconds).
     dropout_seconds: float = 0.0
     dropout_start: float = 0.0
+    #: The level (dBFS) of :data:`SPECTRUM_BANDS` equal bands from 0 Hz to its Nyquist
+    #: frequency (None: shorter than one frame, or not measured).
+    band_levels_db: tuple[float, ...] | None = None
 
     @classmethod
     def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
@@ -137,6 +156,7 @@ class RecordingProfile:
             float(np.abs(means).max()),
             seconds,
             *_longest_silence(samples, sample_rate),
+            _band_levels(samples),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,13 +169,16 @@ class RecordingProfile:
             "seconds": self.seconds,
             "dropout_seconds": self.dropout_seconds,
             "dropout_start": self.dropout_start,
+            "band_levels_db": None
+            if self.band_levels_db is None
+            else [round(level, 2) for level in self.band_levels_db],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
         """A profile as :meth:`as_dict` wrote it (a ``KeyError`` for one written before the
-        length and dropouts were measured: the feature cache measures those again)."""
-        seconds = data["seconds"]
+        length, dropouts and spectrum were measured: the feature cache measures those again)."""
+        seconds, levels = data["seconds"], data["band_levels_db"]
         return cls(
             int(data["sample_rate"]),
             int(data["channels"]),
@@ -165,6 +188,7 @@ class RecordingProfile:
             None if seconds is None else float(seconds),
             float(data["dropout_seconds"]),
             float(data["dropout_start"]),
+            None if levels is None else tuple(float(level) for level in levels),
         )
 
     def nyquist_hz(self) -> float:
@@ -188,6 +212,55 @@ def _longest_silence(samples: np.ndarray, sample_rate: int) -> tuple[float, floa
     return float(lengths[longest]) / sample_rate, float(starts[longest]) / sample_rate
 
 
+def _band_levels(samples: np.ndarray) -> tuple[float, ...] | None:
+    """The recording's coarse spectrum (:attr:`RecordingProfile.band_levels_db`): the mean power
+    of Hann-windowed frames spread evenly over it, summed into bands."""
+    length = samples.shape[1]
+    count = min(SPECTRUM_FRAMES, length // SPECTRUM_FRAME)
+    if count < 1:
+        return None
+    starts = np.linspace(0, length - SPECTRUM_FRAME, count).astype(np.int64)
+    frames = samples[:, starts[:, None] + np.arange(SPECTRUM_FRAME)]
+    window = np.hanning(SPECTRUM_FRAME).astype(np.float32)
+    spectra = np.fft.rfft(frames * window, axis=-1)
+    power = (np.square(spectra.real) + np.square(spectra.imag)).mean(axis=(0, 1))
+    # Bins 1 … SPECTRUM_FRAME/2 (the DC bin left out), SPECTRUM_BANDS equal bands of them; one
+    # side of the spectrum and the window's power undone, so that the bands add up to the level.
+    scale = 2 / (SPECTRUM_FRAME * float(np.square(window).sum()))
+    bands = power[1:].reshape(SPECTRUM_BANDS, -1).sum(axis=1) * scale
+    levels = 10 * np.log10(np.maximum(bands, 10 ** (SILENCE_DB / 10)))
+    return tuple(float(level) for level in levels)
+
+
+def band_shape(profile: RecordingProfile, top_hz: float) -> np.ndarray | None:
+    """The profile's spectrum on :data:`SPECTRUM_BANDS` equal bands from 0 Hz to ``top_hz``
+    (read off its own bands), in dB above their upper quartile: neither the gain nor a loud tone
+    in a few bands moves the others, and a spectrum that ends a quarter of the way up keeps its
+    reference. None: not measured, or recorded narrower than ``top_hz``."""
+    levels = profile.band_levels_db
+    if levels is None or profile.nyquist_hz() < 0.99 * top_hz:
+        return None
+    centres = (np.arange(len(levels)) + 0.5) / len(levels)
+    on_grid = np.interp(centres * top_hz, centres * profile.nyquist_hz(), levels)
+    return on_grid - np.percentile(on_grid, 75)
+
+
+def spectrum_end(
+    shape: Sequence[float] | np.ndarray, quietest: Sequence[float]
+) -> tuple[int, float] | None:
+    """Where a spectrum ends short of its Nyquist frequency, against the quietest normal shape
+    per band: the lowest band from which, up to the top, the band itself and at least half of
+    those above it lie :data:`EMPTY_BAND_DB` below ``quietest`` (two bands at least: one
+    band is no edge); that band and the median depth of the bands from it up. None: no end."""
+    below = np.asarray(quietest) - np.asarray(shape)
+    empty = below > EMPTY_BAND_DB
+    end = None
+    for band in range(len(below) - 2, -1, -1):
+        if empty[band] and 2 * np.count_nonzero(empty[band:]) >= len(below) - band:
+            end = band
+    return None if end is None else (end, float(np.median(below[end:])))
+
+
 @dataclass(frozen=True)
 class RecordingNorms:
     """What a detector's training recordings were like, kept in its file, for the checks at
@@ -206,6 +279,11 @@ class RecordingNorms:
     seconds: float | None = None
     #: The training recordings' longest dropout in seconds.
     dropout_seconds: float = 0.0
+    #: The quietest training recording's level in each band of its spectrum's shape up to
+    #: ``band_shape_hz``, the slowest one's Nyquist frequency (:func:`band_shape`; None: a
+    #: detector fitted before spectra were measured).
+    band_shape_db: tuple[float, ...] | None = None
+    band_shape_hz: float | None = None
 
     @classmethod
     def learn(
@@ -226,6 +304,7 @@ class RecordingNorms:
             fastest.sample_rate if narrower else None,
             median_seconds(profiles),
             max(profile.dropout_seconds for profile in profiles),
+            *_quietest_shape(profiles),
         )
 
     @property
@@ -244,6 +323,10 @@ class RecordingNorms:
             "band_rate": self.band_rate,
             "seconds": None if self.seconds is None else round(self.seconds, 6),
             "dropout_seconds": self.dropout_seconds,
+            "band_shape_db": None
+            if self.band_shape_db is None
+            else [round(level, 2) for level in self.band_shape_db],
+            "band_shape_hz": self.band_shape_hz,
         }
 
     @classmethod
@@ -251,7 +334,11 @@ class RecordingNorms:
         """Norms stored in a detector file; ``analysed_hz`` when the file did not keep it."""
         channels, levels = data.get("channels"), data.get("level_db")
         stored_hz, band_rate = data.get("analysed_hz"), data.get("band_rate")
-        seconds = data.get("seconds")
+        seconds, shape, shape_hz = (
+            data.get("seconds"),
+            data.get("band_shape_db"),
+            data.get("band_shape_hz"),
+        )
         return cls(
             float(stored_hz) if stored_hz is not None else analysed_hz,
             None if channels is None else tuple(int(c) for c in channels),
@@ -261,12 +348,15 @@ class RecordingNorms:
             None if band_rate is None else int(band_rate),
             None if seconds is None else float(seconds),
             float(data.get("dropout_seconds", 0.0)),
+            None if shape is None else tuple(float(level) for level in shape),
+            None if shape_hz is None else float(shape_hz),
         )
 
     def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
         """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order."""
         found = [
-            band_limit(profile, self.heard_hz),
+            band_limit(profile, self.heard_hz)
+            or spectrum_limit(profile, self.band_shape_db, self.band_shape_hz, self.heard_hz),
             self._gain(profile),
             clipping(profile, 2 * self.clipped_share),
             dropout(profile, 2 * self.dropout_seconds),
@@ -312,6 +402,58 @@ def band_limit(profile: RecordingProfile, heard_hz: float | None) -> RecordingWa
         f"recorded at {profile.sample_rate} Hz: nothing above {profile.nyquist_hz():.0f} Hz, but "
         f"the detector hears up to {heard_hz:.0f} Hz (the empty bands raise the score)",
     )
+
+
+def spectrum_limit(
+    profile: RecordingProfile,
+    quietest: Sequence[float] | None,
+    top_hz: float | None,
+    heard_hz: float | None,
+    whose: str = "the training recordings'",
+) -> RecordingWarning | None:
+    """A recording whose spectrum ends below the band the detector hears (:func:`spectrum_end`
+    against the ``quietest`` training shape up to ``top_hz``: ``whose``, in words)."""
+    if quietest is None or top_hz is None:
+        return None
+    shape = band_shape(profile, top_hz)
+    if shape is None or len(shape) != len(quietest):
+        return None
+    end = spectrum_end(shape, quietest)
+    if end is None:
+        return None
+    end_hz = end[0] * top_hz / len(shape)
+    if heard_hz is not None and end_hz >= 0.99 * heard_hz:
+        return None  # it ends above what the detector hears
+    return RecordingWarning(
+        "band-limit",
+        f"its sound ends near {end_hz:.0f} Hz: above, it lies {end[1]:.0f} dB below {whose} "
+        "(a codec, a low-pass filter or a recording resampled from a lower rate?)",
+    )
+
+
+def _training_shapes(
+    profiles: Sequence[RecordingProfile],
+) -> tuple[np.ndarray, float] | None:
+    """Every training recording's spectrum shape up to the slowest one's Nyquist frequency, and
+    that frequency (None: one of them was not measured)."""
+    if not profiles:
+        return None
+    top_hz = min(profile.nyquist_hz() for profile in profiles)
+    shapes = [band_shape(profile, top_hz) for profile in profiles]
+    if any(shape is None for shape in shapes):
+        return None
+    return np.array(shapes), top_hz
+
+
+def _quietest_shape(
+    profiles: Sequence[RecordingProfile],
+) -> tuple[tuple[float, ...] | None, float | None]:
+    """The quietest level of each band of the recordings' shapes, and the shapes' top."""
+    found = _training_shapes(profiles)
+    if found is None:
+        return None, None
+    shapes, top_hz = found
+    return tuple(float(level) for level in shapes.min(axis=0)), top_hz
 
 
 def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWarning | None:
@@ -395,10 +537,14 @@ def training_warnings(
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
     usual_seconds = median_seconds(profiles)
+    quietest_others, top_hz = _quietest_of_the_others(profiles)
     found = []
-    for profile in profiles:
+    for profile, quietest in zip(profiles, quietest_others, strict=True):
         warnings = [
-            band_limit(profile, heard_hz),
+            band_limit(profile, heard_hz)
+            or spectrum_limit(
+                profile, quietest, top_hz, heard_hz, "the other training recordings'"
+            ),
             _level_outlier(profile, median_level),
             clipping(profile),
             dropout(profile),
@@ -408,6 +554,22 @@ def training_warnings(
         ]
         found.append([warning for warning in warnings if warning is not None])
     return found
+
+
+def _quietest_of_the_others(
+    profiles: Sequence[RecordingProfile],
+) -> tuple[list[tuple[float, ...] | None], float | None]:
+    """For each recording, the quietest level of each band of the other recordings' shapes
+    (the smallest, or where it is its own, the second smallest), and the shapes' top."""
+    found = _training_shapes(profiles)
+    if found is None or len(profiles) < 2:
+        return [None] * len(profiles), None
+    shapes, top_hz = found
+    order = np.argsort(shapes, axis=0)
+    smallest = np.take_along_axis(shapes, order[:2], axis=0)
+    own = order[0][None, :] == np.arange(len(profiles))[:, None]
+    others = np.where(own, smallest[1], smallest[0])
+    return [tuple(row) for row in others.tolist()], top_hz
 
 
 def _level_outlier(profile: RecordingProfile, median_db: float) -> RecordingWarning | None:
