@@ -82,9 +82,9 @@ SPECTRUM_BANDS = 32
 SPECTRUM_FRAME = 256
 SPECTRUM_FRAMES = 32
 #: How far (dB) below the quietest training recording's a band must lie to count as empty. On
-#: the shared real sets no test recording, normal or faulty, had a band more than 25 dB below
-#: (the lathe's near-silent top bands); an MP3 encoding or a pass through half the rate puts
-#: them 40–65 dB below.
+#: the shared real sets no test recording, normal or faulty, had a band more than 18 dB below
+#: (a lathe clip's near-silent top); an MP3 of a fan or valve clip, or one through half or a
+#: quarter of its rate, lay 39–67 dB below from where its sound ends (docs/reliability.md).
 EMPTY_BAND_DB = 30.0
 NAMES = (
     "band-limit",
