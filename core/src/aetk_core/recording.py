@@ -45,6 +45,7 @@ median).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -80,11 +81,11 @@ DROPOUT_SECONDS = 0.05
 #: samples spread evenly over it: a coarse shape, enough to see where a spectrum ends.
 SPECTRUM_BANDS = 32
 SPECTRUM_FRAME = 256
-SPECTRUM_FRAMES = 32
+SPECTRUM_FRAMES = 16
 #: How far (dB) below the quietest training recording's a band must lie to count as empty. On
-#: the shared real sets no test recording, normal or faulty, had a band more than 18 dB below
+#: the shared real sets no test recording, normal or faulty, had a band more than 19 dB below
 #: (a lathe clip's near-silent top); an MP3 of a fan or valve clip, or one through half or a
-#: quarter of its rate, lay 39–67 dB below from where its sound ends (docs/reliability.md).
+#: quarter of its rate, lay 38–66 dB below from where its sound ends (docs/reliability.md).
 EMPTY_BAND_DB = 30.0
 NAMES = (
     "band-limit",
@@ -214,22 +215,29 @@ def _longest_silence(samples: np.ndarray, sample_rate: int) -> tuple[float, floa
 
 def _band_levels(samples: np.ndarray) -> tuple[float, ...] | None:
     """The recording's coarse spectrum (:attr:`RecordingProfile.band_levels_db`): the mean power
-    of Hann-windowed frames spread evenly over it, summed into bands."""
+    of Hann-windowed frames spread evenly over it, summed into bands. In few numpy calls: a call
+    on small arrays holds the GIL, and every featurizing thread measures every clip."""
     length = samples.shape[1]
     count = min(SPECTRUM_FRAMES, length // SPECTRUM_FRAME)
     if count < 1:
         return None
+    indices, window, scale = _spectrum_plan(length, count)
+    spectra = np.fft.rfft(samples[:, indices] * window, axis=-1)
+    parts = np.ascontiguousarray(spectra).view(np.float32)  # real and imaginary parts
+    power = np.einsum("cfk,cfk->k", parts, parts)[2:].reshape(SPECTRUM_BANDS, -1).sum(axis=1)
+    power *= scale / samples.shape[0]  # the mean over channels
+    return tuple((10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))).tolist())
+
+
+@functools.lru_cache(maxsize=16)
+def _spectrum_plan(length: int, count: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Where ``count`` frames spread evenly over ``length`` samples lie, the Hann window, and
+    the factor that makes the bands (bins 1 … SPECTRUM_FRAME/2, the DC bin left out) add up to
+    the level: one side of the spectrum, the window's power and the frames' count undone."""
     starts = np.linspace(0, length - SPECTRUM_FRAME, count).astype(np.int64)
-    frames = samples[:, starts[:, None] + np.arange(SPECTRUM_FRAME)]
     window = np.hanning(SPECTRUM_FRAME).astype(np.float32)
-    spectra = np.fft.rfft(frames * window, axis=-1)
-    power = (np.square(spectra.real) + np.square(spectra.imag)).mean(axis=(0, 1))
-    # Bins 1 … SPECTRUM_FRAME/2 (the DC bin left out), SPECTRUM_BANDS equal bands of them; one
-    # side of the spectrum and the window's power undone, so that the bands add up to the level.
-    scale = 2 / (SPECTRUM_FRAME * float(np.square(window).sum()))
-    bands = power[1:].reshape(SPECTRUM_BANDS, -1).sum(axis=1) * scale
-    levels = 10 * np.log10(np.maximum(bands, 10 ** (SILENCE_DB / 10)))
-    return tuple(float(level) for level in levels)
+    scale = 2 / (SPECTRUM_FRAME * float(np.square(window).sum()) * count)
+    return starts[:, None] + np.arange(SPECTRUM_FRAME), window, scale
 
 
 def band_shape(profile: RecordingProfile, top_hz: float) -> np.ndarray | None:
