@@ -111,6 +111,14 @@ def test_a_description_leaves_out_the_figures_an_older_file_lacks(fitted):
     older = detector_lines({**summary, "train_files": None, "seconds": None})
     assert not any(" training and " in line or "fitted in" in line for line in older)
     assert len(older) == len(full) - 1
+    # What the training recordings were like, which the recording checks compare with.
+    recordings = summary["recordings"]
+    assert recordings["channels"] == [1] and recordings["seconds"] == 0.5  # machine_sounds' clips
+    low, high = recordings["level_db"]
+    assert f"its training recordings: mono, 0.5 s long (median), {low:.1f} to {high:.1f} dBFS" in (
+        "\n".join(full)
+    )
+    assert len(detector_lines({**summary, "recordings": None})) == len(full) - 1
 
 
 def test_info_refuses_what_score_refuses(fitted, tmp_path, cli):

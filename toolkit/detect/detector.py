@@ -325,6 +325,13 @@ class Detector:
             "parameters": sum(p.numel() for p in self.model.module_.parameters()),
             "seed": training.get("seed"),
             "seconds": training.get("seconds"),
+            "recordings": {
+                "channels": None if norms.channels is None else list(norms.channels),
+                "level_db": None
+                if norms.level_db is None
+                else [round(v, 1) for v in norms.level_db],
+                "seconds": norms.seconds,
+            },
         }
 
 

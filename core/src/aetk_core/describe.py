@@ -58,7 +58,29 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
             f"hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
             "recording held more, so faster recordings are heard through that band"
         )
+    recordings = _recordings(summary.get("recordings"))
+    if recordings:
+        lines.append(f"its training recordings: {recordings}; one unlike them gets a named warning")
     return lines
+
+
+def _recordings(recordings: dict[str, Any] | None) -> str:
+    """What the training recordings were like, in words (``mono, 10 s long (median), -32.1
+    to -20.3 dBFS``): empty for a detector written before they were kept."""
+    if not recordings:
+        return ""
+    parts = []
+    channels = recordings.get("channels")
+    if channels:
+        parts.append(
+            "mono" if channels == [1] else f"of {' or '.join(map(str, channels))} channels"
+        )
+    if recordings.get("seconds") is not None:
+        parts.append(f"{recordings['seconds']:.3g} s long (median)")
+    if recordings.get("level_db") is not None:
+        low, high = recordings["level_db"]
+        parts.append(f"{low:.1f} to {high:.1f} dBFS")
+    return ", ".join(parts)
 
 
 def _training(summary: dict[str, Any]) -> str:
