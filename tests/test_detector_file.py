@@ -115,9 +115,12 @@ def test_a_description_leaves_out_the_figures_an_older_file_lacks(fitted):
     recordings = summary["recordings"]
     assert recordings["channels"] == [1] and recordings["seconds"] == 0.5  # machine_sounds' clips
     low, high = recordings["level_db"]
+    assert low < high
     assert f"its training recordings: mono, 0.5 s long (median), {low:.1f} to {high:.1f} dBFS" in (
         "\n".join(full)
     )
+    same = detector_lines({**summary, "recordings": {**recordings, "level_db": [low, low]}})
+    assert f"(median), {low:.1f} dBFS (what the recording checks expect)" in "\n".join(same)
     assert len(detector_lines({**summary, "recordings": None})) == len(full) - 1
 
 

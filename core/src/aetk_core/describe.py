@@ -60,7 +60,7 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
         )
     recordings = _recordings(summary.get("recordings"))
     if recordings:
-        lines.append(f"its training recordings: {recordings}; one unlike them gets a named warning")
+        lines.append(f"its training recordings: {recordings} (what the recording checks expect)")
     return lines
 
 
@@ -78,8 +78,8 @@ def _recordings(recordings: dict[str, Any] | None) -> str:
     if recordings.get("seconds") is not None:
         parts.append(f"{recordings['seconds']:.3g} s long (median)")
     if recordings.get("level_db") is not None:
-        low, high = recordings["level_db"]
-        parts.append(f"{low:.1f} to {high:.1f} dBFS")
+        low, high = (f"{level:.1f}" for level in recordings["level_db"])
+        parts.append(f"{low} dBFS" if low == high else f"{low} to {high} dBFS")
     return ", ".join(parts)
 
 
