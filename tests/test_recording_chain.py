@@ -312,6 +312,8 @@ def test_the_report_names_a_recording_s_warnings(chain, cli, tmp_path):
     ran = cli("report", tests / "band-limit.wav", tests / "clean.wav", "-d", path, "-o", page)
     assert ran.code == 0, ran.stderr
     assert "recording band-limit: recorded at 8000 Hz" in page.read_text()
+    # Beside them, what the training recordings were like (the chain's clips: mono, 2 s).
+    assert "its training recordings: mono, 2 s long (median)" in page.read_text()
 
 
 def test_the_band_a_detector_hears_is_its_training_recordings_when_all_were_narrower():

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from aetk_core.describe import describe_threshold, describe_views
+from aetk_core.describe import describe_recordings, describe_threshold, describe_views
 from aetk_core.results import describe_view
 
 from aetk._version import __version__
@@ -366,6 +366,8 @@ def _detector_section(detector: Detector) -> str:
         f"({summary['skipped_files']} skipped), {summary['train_vectors']} training vectors",
         f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
     ]
+    recordings = describe_recordings(summary["recordings"])
+    facts += [_e(recordings)] if recordings else []
     history = training.get("train_loss") or []
     if history:
         facts.append(f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}")

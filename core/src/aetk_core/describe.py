@@ -58,15 +58,16 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
             f"hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
             "recording held more, so faster recordings are heard through that band"
         )
-    recordings = _recordings(summary.get("recordings"))
+    recordings = describe_recordings(summary.get("recordings"))
     if recordings:
-        lines.append(f"its training recordings: {recordings} (what the recording checks expect)")
+        lines.append(recordings)
     return lines
 
 
-def _recordings(recordings: dict[str, Any] | None) -> str:
-    """What the training recordings were like, in words (``mono, 10 s long (median), -32.1
-    to -20.3 dBFS``): empty for a detector written before they were kept."""
+def describe_recordings(recordings: dict[str, Any] | None) -> str:
+    """What the training recordings were like (the summary's ``recordings``), in words: ``its
+    training recordings: mono, 10 s long (median), -32.1 to -20.3 dBFS (what the recording
+    checks expect)``; empty for a detector written before they were kept."""
     if not recordings:
         return ""
     parts = []
@@ -80,7 +81,9 @@ def _recordings(recordings: dict[str, Any] | None) -> str:
     if recordings.get("level_db") is not None:
         low, high = (f"{level:.1f}" for level in recordings["level_db"])
         parts.append(f"{low} dBFS" if low == high else f"{low} to {high} dBFS")
-    return ", ".join(parts)
+    if not parts:
+        return ""
+    return f"its training recordings: {', '.join(parts)} (what the recording checks expect)"
 
 
 def _training(summary: dict[str, Any]) -> str:
