@@ -241,32 +241,43 @@ def _spectrum_plan(length: int, count: int) -> tuple[np.ndarray, np.ndarray, flo
 
 
 def band_shape(profile: RecordingProfile, top_hz: float) -> np.ndarray | None:
-    """The profile's spectrum on :data:`SPECTRUM_BANDS` equal bands from 0 Hz to ``top_hz``
-    (read off its own bands), in dB above their upper quartile: neither the gain nor a loud tone
-    in a few bands moves the others, and a spectrum that ends a quarter of the way up keeps its
-    reference. None: not measured, or recorded narrower than ``top_hz``."""
-    levels = profile.band_levels_db
-    if levels is None or profile.nyquist_hz() < 0.99 * top_hz:
+    """One profile's spectrum shape (:func:`band_shapes`)."""
+    shapes = band_shapes([profile], top_hz)
+    return None if shapes is None else shapes[0]
+
+
+def band_shapes(profiles: Sequence[RecordingProfile], top_hz: float) -> np.ndarray | None:
+    """The profiles' spectra on :data:`SPECTRUM_BANDS` equal bands from 0 Hz to ``top_hz``
+    (read off their own bands), each in dB above its upper quartile: neither the gain nor a
+    loud tone in a few bands moves the others, and a spectrum that ends a quarter of the way up
+    keeps its reference. ``[profiles, bands]``; None: one of them was not measured, or was
+    recorded narrower than ``top_hz``."""
+    if any(p.band_levels_db is None or p.nyquist_hz() < 0.99 * top_hz for p in profiles):
         return None
-    centres = (np.arange(len(levels)) + 0.5) / len(levels)
-    on_grid = np.interp(centres * top_hz, centres * profile.nyquist_hz(), levels)
-    return on_grid - np.percentile(on_grid, 75)
+    on_grid = np.array([profile.band_levels_db for profile in profiles], dtype=np.float64)
+    centres = (np.arange(on_grid.shape[1]) + 0.5) / on_grid.shape[1]
+    for row, profile in enumerate(profiles):
+        if profile.nyquist_hz() != top_hz:  # a faster recording's bands, read at the grid's
+            on_grid[row] = np.interp(centres * top_hz, centres * profile.nyquist_hz(), on_grid[row])
+    return on_grid - np.percentile(on_grid, 75, axis=1, keepdims=True)
 
 
-def spectrum_end(
-    shape: Sequence[float] | np.ndarray, quietest: Sequence[float]
-) -> tuple[int, float] | None:
-    """Where a spectrum ends short of its Nyquist frequency, against the quietest normal shape
-    per band: the lowest band from which, up to the top, the band itself and at least half of
-    those above it lie :data:`EMPTY_BAND_DB` below ``quietest`` (two bands at least: one
-    band is no edge); that band and the median depth of the bands from it up. None: no end."""
-    below = np.asarray(quietest) - np.asarray(shape)
+def spectrum_ends(shapes: np.ndarray, quietest: np.ndarray) -> list[tuple[int, float] | None]:
+    """Where each spectrum (a row of ``shapes``) ends short of its Nyquist frequency, against
+    the quietest normal shape per band (the same row of ``quietest``): the lowest band from
+    which, up to the top, the band itself and at least half of those above it lie
+    :data:`EMPTY_BAND_DB` below it (two bands at least: one band is no edge); that band and the
+    median depth of the bands from it up. None: no end."""
+    below = quietest - shapes
     empty = below > EMPTY_BAND_DB
-    end = None
-    for band in range(len(below) - 2, -1, -1):
-        if empty[band] and 2 * np.count_nonzero(empty[band:]) >= len(below) - band:
-            end = band
-    return None if end is None else (end, float(np.median(below[end:])))
+    bands = below.shape[1]
+    from_here_up = np.cumsum(empty[:, ::-1], axis=1)[:, ::-1]
+    ends = empty & (2 * from_here_up >= bands - np.arange(bands))
+    ends[:, -1] = False
+    return [
+        (int(row.argmax()), float(np.median(depths[row.argmax() :]))) if row.any() else None
+        for row, depths in zip(ends, below, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -417,19 +428,35 @@ def spectrum_limit(
     quietest: Sequence[float] | None,
     top_hz: float | None,
     heard_hz: float | None,
-    whose: str = "the training recordings'",
 ) -> RecordingWarning | None:
-    """A recording whose spectrum ends below the band the detector hears (:func:`spectrum_end`
-    against the ``quietest`` training shape up to ``top_hz``: ``whose``, in words)."""
+    """A recording whose spectrum ends below the band the detector hears (:func:`spectrum_ends`
+    against the ``quietest`` training shape up to ``top_hz``)."""
     if quietest is None or top_hz is None:
         return None
     shape = band_shape(profile, top_hz)
     if shape is None or len(shape) != len(quietest):
         return None
-    end = spectrum_end(shape, quietest)
+    (found,) = _spectrum_warnings(
+        shape[None], np.asarray(quietest)[None], top_hz, heard_hz, "the training recordings'"
+    )
+    return found
+
+
+def _spectrum_warnings(
+    shapes: np.ndarray, quietest: np.ndarray, top_hz: float, heard_hz: float | None, whose: str
+) -> list[RecordingWarning | None]:
+    """For each row of ``shapes``, a ``band-limit`` when its spectrum ends below the band the
+    detector hears (``whose``: the quietest shapes', in words)."""
+    band_hz = top_hz / shapes.shape[1]
+    return [_end_warning(end, band_hz, heard_hz, whose) for end in spectrum_ends(shapes, quietest)]
+
+
+def _end_warning(
+    end: tuple[int, float] | None, band_hz: float, heard_hz: float | None, whose: str
+) -> RecordingWarning | None:
     if end is None:
         return None
-    end_hz = end[0] * top_hz / len(shape)
+    end_hz = end[0] * band_hz
     if heard_hz is not None and end_hz >= 0.99 * heard_hz:
         return None  # it ends above what the detector hears
     return RecordingWarning(
@@ -447,10 +474,8 @@ def _training_shapes(
     if not profiles:
         return None
     top_hz = min(profile.nyquist_hz() for profile in profiles)
-    shapes = [band_shape(profile, top_hz) for profile in profiles]
-    if any(shape is None for shape in shapes):
-        return None
-    return np.array(shapes), top_hz
+    shapes = band_shapes(profiles, top_hz)
+    return None if shapes is None else (shapes, top_hz)
 
 
 def _quietest_shape(
@@ -545,14 +570,11 @@ def training_warnings(
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
     usual_seconds = median_seconds(profiles)
-    quietest_others, top_hz = _quietest_of_the_others(profiles)
+    spectra = _spectra_unlike_the_others(profiles, heard_hz)
     found = []
-    for profile, quietest in zip(profiles, quietest_others, strict=True):
+    for profile, spectrum in zip(profiles, spectra, strict=True):
         warnings = [
-            band_limit(profile, heard_hz)
-            or spectrum_limit(
-                profile, quietest, top_hz, heard_hz, "the other training recordings'"
-            ),
+            band_limit(profile, heard_hz) or spectrum,
             _level_outlier(profile, median_level),
             clipping(profile),
             dropout(profile),
@@ -564,20 +586,21 @@ def training_warnings(
     return found
 
 
-def _quietest_of_the_others(
-    profiles: Sequence[RecordingProfile],
-) -> tuple[list[tuple[float, ...] | None], float | None]:
-    """For each recording, the quietest level of each band of the other recordings' shapes
-    (the smallest, or where it is its own, the second smallest), and the shapes' top."""
+def _spectra_unlike_the_others(
+    profiles: Sequence[RecordingProfile], heard_hz: float | None
+) -> list[RecordingWarning | None]:
+    """For each recording, a ``band-limit`` when its spectrum ends against the quietest level
+    of each band of the other recordings' shapes (the smallest, or where it is its own, the
+    second smallest)."""
     found = _training_shapes(profiles)
     if found is None or len(profiles) < 2:
-        return [None] * len(profiles), None
+        return [None] * len(profiles)
     shapes, top_hz = found
     order = np.argsort(shapes, axis=0)
     smallest = np.take_along_axis(shapes, order[:2], axis=0)
     own = order[0][None, :] == np.arange(len(profiles))[:, None]
     others = np.where(own, smallest[1], smallest[0])
-    return [tuple(row) for row in others.tolist()], top_hz
+    return _spectrum_warnings(shapes, others, top_hz, heard_hz, "the other training recordings'")
 
 
 def _level_outlier(profile: RecordingProfile, median_db: float) -> RecordingWarning | None:
