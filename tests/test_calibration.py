@@ -35,7 +35,7 @@ def test_too_few_normal_scores_for_the_rate_say_so():
     assert threshold == 6.0  # the largest, since no rank supports 10 %
     assert warning == (
         "6 held-out normal clips cannot support a 10% false-alarm rate: record at least 3 more, "
-        "or set --threshold"
+        "or give a threshold when scoring (--threshold)"
     )
     # 9 scores are enough for 10 % (n ≥ 1/F − 1).
     assert conformal_threshold(np.arange(9.0), 0.1) == (8.0, None)
@@ -99,7 +99,7 @@ def test_fit_json_has_the_calibration_and_score_recomputes_it(cli, machine_sound
     warning = json.loads(strict.stdout)["calibration"]["warning"]
     assert warning == (
         "12 held-out normal clips cannot support a 5% false-alarm rate: record at least 7 more, "
-        "or set --threshold"
+        "or give a threshold when scoring (--threshold)"
     )
     assert f"warning: {warning}" in strict.stderr
     # Scoring at another rate recomputes the threshold from the stored scores, no refit.

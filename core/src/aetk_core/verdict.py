@@ -61,7 +61,8 @@ def conformal_threshold(scores: np.ndarray, false_alarm_rate: float) -> tuple[fl
     needed = math.ceil(1 / false_alarm_rate - 1 - 1e-9)
     warning = (
         f"{count} held-out normal clips cannot support a {false_alarm_rate:.0%} false-alarm "
-        f"rate: record at least {needed - count} more, or set --threshold"
+        f"rate: record at least {needed - count} more, or give a threshold when scoring "
+        "(--threshold)"
     )
     return float(values[-1]), warning
 
