@@ -210,3 +210,63 @@ def test_dashboard_address_and_a_taken_port():
         port = taken.getsockname()[1]
         with pytest.raises(aetk.ConfigError, match="cannot serve the page"):
             Dashboard(("127.0.0.1", port), "mic", 1.0, lambda *drawn: None, [])
+
+
+def test_a_page_closed_mid_answer_and_a_failed_request_print_no_traceback(tmp_path, capfd):
+    """A plant's browser closed while a spectrogram is sent is no fault and says nothing; a
+    request that fails for another reason is one line on stderr, and the page goes on."""
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, np.zeros(RATE, dtype=np.float32), RATE)
+    pictures = {1: b"\x89PNG" + bytes(8 << 20)}
+
+    def draw(path: Path, machine: str | None, threshold: float | None) -> bytes:
+        time.sleep(0.3)  # the browser is gone before the answer
+        if len(pictures) > 1:
+            raise RuntimeError("the drawing broke")
+        return pictures[1]
+
+    board = Dashboard(("127.0.0.1", 0), "folder", 1.0, draw, [tmp_path])
+    port = board.server.server_address[1]
+    try:
+        for _ in range(2):
+            board.record({"event": "anomaly_start", "source": str(audio), "at": "t", "score": 2})
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"GET /api/alerts/1/spectrogram.png HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        wait_for(lambda: board._find(1).spectrogram is not None)
+        time.sleep(0.5)  # past the answer's send, which meets the closed connection
+        pictures[2] = b""
+        assert get(f"http://127.0.0.1:{port}/api/alerts/2/spectrogram.png")[0] == 500
+        assert get(f"http://127.0.0.1:{port}/api/status")[0] == 200
+    finally:
+        board.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        "dashboard: a request from 127.0.0.1 failed (RuntimeError: the drawing broke); "
+        "the page goes on"
+    ]
+
+
+def test_a_drawing_process_that_dies_is_replaced(watched, tmp_path):
+    """The spectrograms are drawn in a process of their own; if it dies (killed for memory,
+    say), the next alert's picture comes from a new one, and a stopping watch gets none."""
+    import os
+    import signal
+
+    from aetk.watch.dashboard import BackgroundDrawing
+
+    _, path = watched
+    audio = tmp_path / "bad.wav"
+    rng = np.random.default_rng(0)
+    soundfile.write(audio, synth.anomalous_clip(rng, "bearing", 2.0, severity=3.0), RATE)
+    drawing = BackgroundDrawing(path)
+    try:
+        assert drawing(audio, None, None)[:4] == b"\x89PNG"
+        (process,) = drawing.pool._processes.values()
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(30)
+        assert drawing(audio, None, None)[:4] == b"\x89PNG"
+    finally:
+        drawing.close()
+    assert drawing(audio, None, None) is None

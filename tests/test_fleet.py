@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from aetk_core.machines import dcase_row, machine_rows
 from conftest import FLEET_MACHINES as MACHINES
-from conftest import free_port, write_uneven_fleet
+from conftest import browser, free_port, write_uneven_fleet
 
 import aetk
 from aetk import synth
@@ -391,13 +391,12 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
     assert "not inside a machine's folder" in errors["loose.wav"]
 
 
-def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(fitted_fleet, tmp_path):
-    """``aetk watch incoming/ -d fleet.aetk --dashboard``: a source per machine with its own
-    threshold, each alert with its machine, and its spectrogram drawn by that machine's
-    detector."""
+@pytest.fixture
+def fleet_page(fitted_fleet, tmp_path):
+    """``aetk watch incoming/ -d fleet.aetk --dashboard --confirm 1`` with one loud clip played
+    backwards in each machine's folder, every file scored; yields the page's base URL."""
     import threading
     import time
-    import urllib.request
 
     from aetk.watch.monitor import Monitor, WatchOptions
 
@@ -419,24 +418,59 @@ def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(fitted_fle
         while monitor.scored < len(MACHINES):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
-        status = json.loads(urllib.request.urlopen(base + "/api/status").read())
-        alerts = json.loads(urllib.request.urlopen(base + "/api/alerts").read())["alerts"]
-        assert status["threshold"] is None
-        thresholds = {source["source"]: source["threshold"] for source in status["sources"]}
-        assert thresholds == {
-            name: detector.threshold for name, detector in fleet.detectors.items()
-        }
-        assert alerts, "a clip played backwards at three times the level raises an alert"
-        for alert in alerts:
-            assert alert["source"] == alert["machine"] in MACHINES
-            assert alert["threshold"] == fleet.detectors[alert["machine"]].threshold
-        picture = urllib.request.urlopen(base + alerts[0]["spectrogram"], timeout=120).read()
-        assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+        yield f"http://127.0.0.1:{port}"
     finally:
         monitor.stopping = True
         runner.join(30)
         monitor.close()
+
+
+def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(fitted_fleet, fleet_page):
+    """A source per machine with its own threshold, each alert with its machine, and its
+    spectrogram drawn by that machine's detector."""
+    import urllib.request
+
+    fleet, _ = fitted_fleet
+    status = json.loads(urllib.request.urlopen(fleet_page + "/api/status").read())
+    alerts = json.loads(urllib.request.urlopen(fleet_page + "/api/alerts").read())["alerts"]
+    assert status["threshold"] is None
+    thresholds = {source["source"]: source["threshold"] for source in status["sources"]}
+    assert thresholds == {name: detector.threshold for name, detector in fleet.detectors.items()}
+    assert alerts, "a clip played backwards at three times the level raises an alert"
+    for alert in alerts:
+        assert alert["source"] == alert["machine"] in MACHINES
+        assert alert["threshold"] == fleet.detectors[alert["machine"]].threshold
+    picture = urllib.request.urlopen(fleet_page + alerts[0]["spectrogram"], timeout=120).read()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_live_page_of_a_fleet_names_the_machine_of_each_alert_in_chromium(fleet_page):
+    """What the plant's people read: a card per machine, and each alert headed by its machine
+    beside the file that raised it."""
+    import time
+    import urllib.request
+
+    driver, reason = browser()
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    alerts = json.loads(urllib.request.urlopen(fleet_page + "/api/alerts").read())["alerts"]
+    try:
+        driver.get(fleet_page + "/")
+        deadline = time.monotonic() + 30
+        while len(driver.find_elements("css selector", "li.alert")) < len(alerts):
+            assert time.monotonic() < deadline, "the page never drew the alerts"
+            time.sleep(0.2)
+        cards = driver.find_elements("css selector", ".source .source-name")
+        assert sorted(card.text for card in cards) == sorted(MACHINES)
+        heads = {
+            item.get_attribute("data-alert"): item.find_element("css selector", ".machine").text
+            for item in driver.find_elements("css selector", "li.alert")
+        }
+        assert heads == {str(alert["id"]): alert["machine"] for alert in alerts}
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
 
 
 def test_a_fleet_watches_folders_only(fitted_fleet, fitted, fleet_folders, cli):

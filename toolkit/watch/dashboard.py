@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -133,7 +134,7 @@ class Dashboard:
         self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
         self.next_id = 1
         try:
-            self.server = ThreadingHTTPServer(address, _handler(self))
+            self.server = _PageServer(address, _handler(self))
         except OSError as exc:
             raise ConfigError(
                 f"--dashboard {address[0]}:{address[1]}: cannot serve the page "
@@ -266,6 +267,24 @@ class Dashboard:
         return cached
 
 
+class _PageServer(ThreadingHTTPServer):
+    """The page's server, which never prints a traceback into the watch's output: a page closed
+    while it was being answered is no fault, and any other failure of a request is one line."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            _say_failed(client_address[0], error)
+
+
+def _say_failed(client: str, error: BaseException | None) -> None:
+    print(
+        f"dashboard: a request from {client} failed ({type(error).__name__}: {error}); "
+        "the page goes on",
+        file=sys.stderr,
+    )
+
+
 def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -289,6 +308,9 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                         return self._send(200, "image/png", dashboard.spectrogram(alert_id))
             except (KeyError, ValueError, OSError):
                 pass
+            except Exception as error:  # a fault of the page's own, never of the watch
+                _say_failed(self.client_address[0], error)
+                return self._send(500, "text/plain; charset=utf-8", b"the page failed\n")
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
 
         def do_POST(self) -> None:
@@ -325,18 +347,39 @@ class BackgroundDrawing:
     does not wait for imports."""
 
     def __init__(self, detector_file: Path):
+        self.detector_file = detector_file
+        self.lock = threading.Lock()
+        self.pool = self._start()
+
+    def _start(self) -> Any:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.detector_file = detector_file
-        self.pool = ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             1, multiprocessing.get_context("spawn"), initializer=_lowest_priority
         )
-        self.pool.submit(_load, detector_file)
+        pool.submit(_load, self.detector_file)
+        return pool
 
     def __call__(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:
-        future = self.pool.submit(draw_alert, self.detector_file, machine, threshold, audio)
-        return future.result(timeout=300)
+        """The picture, or None when there is none to be had: the watch is stopping, or the
+        drawing process died twice in a row (killed for memory, say: a new one is started for
+        the next alert)."""
+        from concurrent.futures import CancelledError
+        from concurrent.futures.process import BrokenProcessPool
+
+        for _ in range(2):
+            pool = self.pool
+            try:
+                future = pool.submit(draw_alert, self.detector_file, machine, threshold, audio)
+                return future.result(timeout=300)
+            except BrokenProcessPool:
+                with self.lock:
+                    if self.pool is pool:
+                        self.pool = self._start()
+            except (CancelledError, RuntimeError):  # shut down as the watch stops
+                return None
+        return None
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -113,6 +113,8 @@ function alertItem(alert) {
   head.append(
     element("strong", {}, `Alert ${alert.id}`),
     element("span", {}, when),
+    // A fleet's alert names its machine first: the people on the floor go to the machine.
+    element("span", { class: "machine" }, alert.machine || ""),
     element("span", { class: "source-name" }, alert.file || alert.source),
     element("span", { class: "score" }, alert.score === null ? "" : `score ${alert.score.toPrecision(4)}`),
     // Which view of a several-view scorer raised it: the clip's average, or a moment, and when.
