@@ -285,58 +285,70 @@ def _say_failed(client: str, error: BaseException | None) -> None:
     )
 
 
-def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            try:
-                if path in ASSETS:
-                    name, kind = ASSETS[path]
-                    asset = resources.files("aetk.watch") / "page" / name
-                    return self._send(200, kind, asset.read_bytes())
-                if path == "/api/status":
-                    return self._json(dashboard.status())
-                if path == "/api/alerts":
-                    return self._json(dashboard.alert_list())
-                parts = path.strip("/").split("/")
-                if len(parts) == 4 and parts[:2] == ["api", "alerts"]:
-                    alert_id = int(parts[2])
-                    if parts[3] == "audio":
-                        audio = dashboard.audio(alert_id)
-                        return self._send(200, _audio_type(audio), audio.read_bytes())
-                    if parts[3] == "spectrogram.png":
-                        return self._send(200, "image/png", dashboard.spectrogram(alert_id))
-            except (KeyError, ValueError, OSError):
-                pass
-            except Exception as error:  # a fault of the page's own, never of the watch
-                _say_failed(self.client_address[0], error)
-                return self._send(500, "text/plain; charset=utf-8", b"the page failed\n")
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+NOT_FOUND = (404, "text/plain; charset=utf-8", b"not found\n")
 
-        def do_POST(self) -> None:
-            parts = self.path.split("?", 1)[0].strip("/").split("/")
-            try:
-                if len(parts) == 4 and parts[:2] == ["api", "alerts"] and parts[3] == "ack":
-                    return self._json(dashboard.acknowledge(int(parts[2])))
-            except (KeyError, ValueError):
-                pass
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
 
-        def _json(self, value: Any) -> None:
-            self._send(200, "application/json", json.dumps(value).encode())
+class _PageHandler(BaseHTTPRequestHandler):
+    """Answers the page's requests from :attr:`dashboard` (set per server by :func:`_handler`)."""
 
-        def _send(self, status: int, kind: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    dashboard: Dashboard
 
-        def log_message(self, *args: Any) -> None:
+    def do_GET(self) -> None:
+        try:
+            answer = self._get(self.path.split("?", 1)[0])
+        except (KeyError, ValueError, OSError):
+            answer = NOT_FOUND
+        except Exception as error:  # a fault of the page's own, never of the watch
+            _say_failed(self.client_address[0], error)
+            answer = (500, "text/plain; charset=utf-8", b"the page failed\n")
+        self._send(*answer)
+
+    def _get(self, path: str) -> tuple[int, str, bytes]:
+        if path in ASSETS:
+            name, kind = ASSETS[path]
+            return 200, kind, (resources.files("aetk.watch") / "page" / name).read_bytes()
+        if path == "/api/status":
+            return self._json(self.dashboard.status())
+        if path == "/api/alerts":
+            return self._json(self.dashboard.alert_list())
+        parts = path.strip("/").split("/")
+        if len(parts) == 4 and parts[:2] == ["api", "alerts"]:
+            alert_id = int(parts[2])
+            if parts[3] == "audio":
+                audio = self.dashboard.audio(alert_id)
+                return 200, _audio_type(audio), audio.read_bytes()
+            if parts[3] == "spectrogram.png":
+                return 200, "image/png", self.dashboard.spectrogram(alert_id)
+        return NOT_FOUND
+
+    def do_POST(self) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        answer = NOT_FOUND
+        try:
+            if len(parts) == 4 and parts[:2] == ["api", "alerts"] and parts[3] == "ack":
+                answer = self._json(self.dashboard.acknowledge(int(parts[2])))
+        except (KeyError, ValueError):
             pass
+        self._send(*answer)
 
-    return Handler
+    @staticmethod
+    def _json(value: Any) -> tuple[int, str, bytes]:
+        return 200, "application/json", json.dumps(value).encode()
+
+    def _send(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_PageHandler,), {"dashboard": dashboard})
 
 
 class BackgroundDrawing:
