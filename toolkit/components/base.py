@@ -320,8 +320,10 @@ class Scorer(Component):
         """Scores of normal clips as a new normal recording would get them, for the threshold.
 
         The default scores the validation clips (which the scorer and model did not learn
-        from); with none, the training clips, with a warning that the threshold will be too
-        lenient. A scorer that learns from every clip overrides it with leave-one-out scores.
+        from); with none, the training clips, with a warning: clips the scorer learned from
+        score lower than new normal ones, so the threshold stands too low and raises more false
+        alarms than asked for. A scorer that learns from every clip overrides it with
+        leave-one-out scores.
         """
         if len(validation):
             return self.score(model, validation)
@@ -331,7 +333,8 @@ class Scorer(Component):
 
         warnings.warn(
             f"{self.name}: no validation clips, so the threshold is calibrated on the training "
-            "clips and will raise fewer alarms than intended",
+            "clips, which score lower than new normal ones: expect more false alarms than "
+            "asked for (fit on more recordings)",
             AetkWarning,
             stacklevel=3,
         )
