@@ -14,6 +14,8 @@ from conftest import TINY, TINY_ARGS, run_aetk, write_wav
 import aetk
 from aetk import metrics, synth
 
+RATE = 16000
+
 
 def labels_and_scores(results):
     labels = [int("anomaly" in r.path) for r in results]
@@ -96,6 +98,36 @@ def test_fit_with_no_usable_file_is_a_clear_error(tmp_path):
         pytest.raises(aetk.AetkError, match="none of the 1 training files could be used"),
     ):
         aetk.fit(tmp_path, **TINY)
+
+
+def test_one_long_recording_is_fitted_cut_into_clips_and_the_detector_scores_in_such_windows(
+    tmp_path,
+):
+    """A maintenance engineer's one long recording of the healthy machine: fitted whole, it
+    leaves nothing to compare it with or to set the threshold on, and the error says how long
+    to cut its clips; cut, its clips make the detector, which scores in windows of that length."""
+    rng = np.random.default_rng(0)
+    session = synth.normal_clip(rng, 18.0)
+    healthy = tmp_path / "healthy.wav"
+    write_wav(healthy, session[: 12 * RATE])
+    with pytest.raises(aetk.ConfigError, match=r"one recording \(12.0 s\).*--segment 1.2"):
+        aetk.fit(healthy)
+    detector = aetk.fit(healthy, segment_seconds=2.0)
+    summary = detector.summary()
+    assert summary["segment_seconds"] == 2.0
+    assert summary["calibration"]["normal_scores"] == 6  # each 2-s clip held out in turn
+    later = write_wav(tmp_path / "later.wav", session[12 * RATE :])  # the next 6 s
+    knocks = session[12 * RATE :].copy()  # the same, knocking in its last 2 s
+    burst = np.exp(-np.arange(480) / 80) * rng.normal(size=480)
+    for start in (4.1, 4.6, 5.1, 5.6):
+        knocks[round(start * RATE) : round(start * RATE) + 480] += 0.5 * burst
+    knocking = write_wav(tmp_path / "knocking.wav", np.clip(knocks, -1, 1))
+    as_before, knocked = detector.score([later, knocking])
+    # Scored in 2-s windows: the knocks raise one window, whose score is the file's.
+    assert knocked.anomalous and knocked.score > 2 * as_before.score
+    assert knocked.score == max(event["score"] for event in knocked.segments)
+    (whole,) = detector.score([knocking], segment=0)  # scored whole, it is localized
+    assert whole.segments and all(4.0 <= event["start"] < 6.0 for event in whole.segments)
 
 
 # -- the CLI ----------------------------------------------------------------------------------
@@ -360,3 +392,17 @@ def test_a_terminal_table_shows_files_from_their_common_folder(paths, folder, sh
     common, kept = from_common_folder(rows)
     assert common == folder and kept[0] == rows[0]
     assert [row[0] for row in kept[1:]] == shown and kept[1][1:] == rows[1][1:]
+
+
+def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tmp_path):
+    healthy = write_wav(tmp_path / "healthy.wav", synth.normal_clip(np.random.default_rng(1), 8.0))
+    output = tmp_path / "d.aetk"
+    refused = cli("fit", healthy, "-o", output)
+    assert refused.code == 2 and not output.exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {healthy}: one recording (8.0 s) leaves no normal clip to compare it with or to "
+        "set the threshold on: record more, or cut it into clips: --segment 0.8"
+    ]
+    fitted = cli("fit", healthy, "-o", output, "--segment", "2", "--json")
+    assert fitted.code == 0 and json.loads(fitted.stdout)["segment_seconds"] == 2.0
+    assert "cut into clips of 2 s (and scored in such windows)" in cli("info", output).stdout

@@ -56,6 +56,14 @@ def fit_command(
     val_fraction: options.ValFraction = None,
     device: options.Device = None,
     false_alarm_rate: options.FalseAlarmRate = None,
+    segment: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Cut each recording into clips of this many seconds (a few long recordings "
+            "of the healthy machine); the detector then scores in windows of this length.",
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -94,6 +102,7 @@ def fit_command(
         seed=seed,
         val_fraction=val_fraction,
         device=device,
+        segment_seconds=segment,
     )
     missing = [path for path in normal_dirs if not path.exists()]
     if missing:

@@ -314,6 +314,7 @@ class Detector:
             "validation_files": training.get("validation_files"),
             "skipped_files": len(training.get("skipped_files", [])),
             "train_vectors": training.get("train_vectors"),
+            "segment_seconds": self.segment_seconds or None,
             "epochs": len(train_losses),
             "best_epoch": training.get("best_epoch"),
             "train_loss": train_losses[-1] if train_losses else None,

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile
 import torch
+from aetk_core.audio import check_regular_file
 from aetk_core.machines import named_machines
 from aetk_core.recording import (
     RecordingNorms,
@@ -64,6 +66,7 @@ def fit(
     val_fraction: float | None = None,
     device: str | None = None,
     false_alarm_rate: float | None = None,
+    segment_seconds: float | None = None,
     observer: FitObserver | None = None,
 ) -> Detector:
     """Fit a detector on recordings of a healthy machine; mirrors ``aetk fit``.
@@ -72,6 +75,9 @@ def fit(
     :param set: ``"section.key=value"`` overrides, as ``--set`` takes them.
     :param false_alarm_rate: calibrate the threshold for this share of false alarms on normal
         recordings (the conformal rule), as ``--false-alarm-rate`` does.
+    :param segment_seconds: cut each recording into clips of this many seconds, as
+        ``--segment`` does (a few long recordings); the detector then scores in windows of
+        this length.
     :return: the fitted :class:`aetk.Detector`; call ``.save(path)`` to keep it.
     """
     config = options_config(
@@ -88,6 +94,7 @@ def fit(
         val_fraction=val_fraction,
         device=device,
         false_alarm_rate=false_alarm_rate,
+        segment_seconds=segment_seconds,
     )
     detector = fit_config(
         [paths] if isinstance(paths, (str, Path)) else list(paths), config, observer
@@ -97,7 +104,15 @@ def fit(
 
 
 #: The keyword options of :func:`fit` that set ``[training]``.
-TRAINING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "val_fraction", "device")
+TRAINING_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "val_fraction",
+    "device",
+    "segment_seconds",
+)
 #: Every keyword option of :func:`fit` that describes the configuration.
 FIT_OPTIONS = (
     "preset",
@@ -193,6 +208,9 @@ def fit_config(
     refuse_fleet_model(config)
     build_components(at_recordings_rate(config, {}))  # its errors before any file's
     files = require_audio_files(paths)
+    refusal = one_recording(files[0]) if len(files) == 1 else None
+    if refusal and not config.training.segment_seconds:
+        raise ConfigError(refusal)
     config, rates = for_recordings(config, files)
     parts = build_components(config)
     train_files, validation_files = split_files(
@@ -224,6 +242,26 @@ def fit_config(
     summary = training_summary(config, parts, sets, processes, started)
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
+    )
+
+
+def one_recording(path: Path) -> str | None:
+    """Why one whole recording cannot be fitted on, and the clip length that would make about
+    ten clips of it: a threshold needs normal clips that the fit held out. None when it cannot
+    be read (the fit names it as it reads it)."""
+    try:
+        check_regular_file(path)  # a FIFO would block the header's read
+        seconds = soundfile.info(str(path)).duration
+    except (AudioError, RuntimeError, OSError):
+        return None
+    cut = (
+        f", or cut it into clips: --segment {max(0.5, min(10.0, round(seconds / 10, 1))):g}"
+        if seconds >= 5
+        else ""
+    )
+    return (
+        f"{path}: one recording ({seconds:.1f} s) leaves no normal clip to compare it with or "
+        f"to set the threshold on: record more{cut}"
     )
 
 

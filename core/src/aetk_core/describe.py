@@ -43,7 +43,7 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
     if summary["train_files"] is not None:
         lines.append(
             f"{summary['train_files']} training and {summary['validation_files']} validation "
-            f"files ({summary['skipped_files']} skipped), {_training(summary)}"
+            f"files ({summary['skipped_files']} skipped), {_cut(summary)}{_training(summary)}"
         )
     fitted = "" if summary["seconds"] is None else f", fitted in {summary['seconds']:.1f} s"
     lines.append(
@@ -62,6 +62,11 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
     if recordings:
         lines.append(recordings)
     return lines
+
+
+def _cut(summary: dict[str, Any]) -> str:
+    segment = summary.get("segment_seconds")
+    return f"cut into clips of {segment:g} s (and scored in such windows), " if segment else ""
 
 
 def describe_recordings(recordings: dict[str, Any] | None) -> str:
