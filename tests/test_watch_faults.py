@@ -221,3 +221,34 @@ def test_a_stereo_stream_for_a_mono_detector_is_scored_with_a_channels_warning(w
     assert scored and all(
         [w["name"] for w in e.get("warnings", [])] == ["channels"] for e in scored
     )
+
+
+def test_a_stream_that_ends_before_its_first_window_says_so(watched):
+    _, path = watched
+    events = watch("-", "-d", path, input=wav_bytes(stream(1, None, 0)))
+    assert [(e["event"], e["error"]) for e in events] == [
+        (
+            "error",
+            "the stream ended after 1.0 s, before its first window of 2 s: nothing was scored "
+            "(--window sets the length)",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda wav: wav[:30], "format chunk is cut short"),
+        (lambda wav: wav[:12] + b"LIST" + (1 << 30).to_bytes(4, "little"), "claims 1,073,741,824"),
+        (lambda wav: wav[:22] + (0).to_bytes(2, "little") + wav[24:], "0 channels at 16000 Hz"),
+        (lambda wav: wav[:24] + (7).to_bytes(4, "little") + wav[28:], "1 channels at 7 Hz"),
+    ],
+)
+def test_a_wav_stream_whose_header_lies_is_one_line(cut, message):
+    """A WAV header cut short, or one that claims a gigabyte before its data or an impossible
+    format, on standard input: one line, and nothing read into memory that it claims."""
+    from aetk.errors import ConfigError
+    from aetk.watch.sources import wav_header
+
+    with pytest.raises(ConfigError, match=message):
+        wav_header(io.BytesIO(cut(wav_bytes(np.zeros(RATE, np.float32)))))

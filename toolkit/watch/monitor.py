@@ -336,30 +336,48 @@ class Monitor:
                     self.event("recorded", end_time, path=str(path))
             while next_start + window <= consumed + buffer.shape[1]:
                 offset = next_start - consumed
-                start_time = next_start / form.rate
-                result = self.score_window(buffer[:, offset : offset + window], form.rate)
                 lag = max(0.0, time.monotonic() - started - (next_start + window) / form.rate)
-                if result is not None and result.score is not None:
-                    change = self.judge(
-                        start_time,
-                        result.score,
-                        lag=lag,
-                        warnings=result.warnings,
-                        view=_in_stream(result.view, start_time),
-                    )
-                    if change == "anomaly_start" and recorder:
-                        recorder.start(start_time)
-                if self.metrics:
-                    self.metrics.windows.inc()
+                self._stream_window(
+                    buffer[:, offset : offset + window], next_start / form.rate, form, lag, recorder
+                )
                 next_start += hop
             # Bounded memory: only what the next window still needs stays.
             keep_from = min(next_start, consumed + buffer.shape[1]) - consumed
             buffer, consumed = buffer[:, keep_from:], consumed + keep_from
             if self.stopping:
                 break
+        if not next_start and not self.stopping:
+            self.error(
+                f"the stream ended after {consumed / form.rate + buffer.shape[1] / form.rate:.1f}"
+                f" s, before its first window of {window_seconds:g} s: nothing was scored "
+                "(--window sets the length)"
+            )
         if recorder:
             for path in recorder.flush():
                 self.event("recorded", None, path=str(path))
+
+    def _stream_window(
+        self,
+        samples: np.ndarray,
+        start: float,
+        form: StreamFormat,
+        lag: float,
+        recorder: Recorder | None,
+    ) -> None:
+        """Score and judge one window of a stream that begins ``start`` seconds in."""
+        result = self.score_window(samples, form.rate)
+        if result is not None and result.score is not None:
+            change = self.judge(
+                start,
+                result.score,
+                lag=lag,
+                warnings=result.warnings,
+                view=_in_stream(result.view, start),
+            )
+            if change == "anomaly_start" and recorder:
+                recorder.start(start)
+        if self.metrics:
+            self.metrics.windows.inc()
 
     # -- folders --------------------------------------------------------------------------------
 

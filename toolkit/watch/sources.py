@@ -36,6 +36,10 @@ class StreamFormat:
         return np.dtype(self.dtype).itemsize * self.channels
 
 
+#: The largest chunk before a WAV stream's data that is read (format, LIST tags, ...).
+MAX_CHUNK_BYTES = 1 << 20
+
+
 def read_exactly(stream: BinaryIO, count: int) -> bytes:
     data = b""
     while len(data) < count:
@@ -59,8 +63,14 @@ def wav_header(stream: BinaryIO) -> StreamFormat:
         name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         if name == b"data":
             break
+        if size > MAX_CHUNK_BYTES:  # held in memory whole: a stream that lies is refused
+            raise ConfigError(
+                f"the WAV stream's {name!r} chunk before its data claims {size:,} bytes"
+            )
         body = read_exactly(stream, size + (size & 1))
         if name == b"fmt ":
+            if len(body) < 16:
+                raise ConfigError("the WAV stream's format chunk is cut short")
             tag, channels, rate = struct.unpack("<HHI", body[:8])
             bits = struct.unpack("<H", body[14:16])[0]
             if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag follows
@@ -69,6 +79,10 @@ def wav_header(stream: BinaryIO) -> StreamFormat:
     if layout is None:
         raise ConfigError("the WAV stream has no format chunk")
     tag, channels, rate, bits = layout
+    if not (1 <= channels <= 256 and 1000 <= rate <= 1_000_000):
+        raise ConfigError(
+            f"the WAV stream claims an implausible format ({channels} channels at {rate} Hz)"
+        )
     formats = {(1, 16): ("<i2", 32768.0), (1, 32): ("<i4", 2147483648.0), (3, 32): ("<f4", 1.0)}
     if (tag, bits) not in formats:
         raise ConfigError(f"WAV streams of format {tag} with {bits} bits are not supported")
