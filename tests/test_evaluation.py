@@ -67,6 +67,13 @@ def test_labels_csv_with_header_relative_paths_and_groups(tmp_path):
     csv.write_text("a.wav,broken\n")
     with pytest.raises(aetk.ConfigError, match="label 'broken' is not normal or anomaly"):
         evaluation.read_labels_csv(csv)
+    # Bytes that are no text, and a NUL in a path, are one line each, not a traceback.
+    csv.write_bytes(b"\xff\xfe\x00path,label\n")
+    with pytest.raises(aetk.ConfigError, match=r"labels\.csv: cannot read labels \(not UTF-8"):
+        evaluation.read_labels_csv(csv)
+    csv.write_bytes(b"path,label\na\x00.wav,normal\n")
+    with pytest.raises(aetk.ConfigError, match=r"labels\.csv:2: the path holds a NUL character"):
+        evaluation.read_labels_csv(csv)
 
 
 def test_perfect_separation_gives_auc_and_pauc_1():

@@ -77,6 +77,9 @@ def test_a_table_names_machines_and_conditions(fleet_folders, tmp_path):
     table.write_text("file,machine\n" + f"{files[0]},fan-01\n")
     with pytest.raises(aetk.ConfigError, match="not listed in"):
         machine_rows(files, str(table))
+    table.write_bytes(b"file,machine\na\x00.wav,fan-01\n")  # was a ValueError traceback
+    with pytest.raises(aetk.ConfigError, match="line 2: the file's name holds a NUL character"):
+        machine_rows(files, str(table))
 
 
 def test_every_row_carries_the_machine_and_its_conditions(fleet_folders, tmp_path, cli):

@@ -117,6 +117,8 @@ def read_labels_csv(path: str | Path) -> dict[Path, Labelled]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read labels ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read labels (not UTF-8 text)") from None
     labels: dict[Path, Labelled] = {}
     for number, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or not "".join(row).strip():
@@ -129,6 +131,8 @@ def read_labels_csv(path: str | Path) -> dict[Path, Labelled]:
         label = {"0": NORMAL, "1": ANOMALY}.get(value, LABEL_TOKENS.get(value))
         if label is None:
             raise ConfigError(f"{path}:{number}: label {row[1]!r} is not normal or anomaly")
+        if "\0" in row[0]:
+            raise ConfigError(f"{path}:{number}: the path holds a NUL character")
         file = Path(row[0].strip())
         file = file if file.is_absolute() else path.parent / file
         group = row[2].strip() if len(row) > 2 and row[2].strip() else group_from_path(file)

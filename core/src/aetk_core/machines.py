@@ -219,6 +219,8 @@ def read_table(path: Path) -> dict[Path, Row]:
         file, machine = (entry.get("file") or "").strip(), (entry.get(MACHINE) or "").strip()
         if not file or not machine:
             raise ConfigError(f"{path}, line {number}: 'file' and 'machine' must not be empty")
+        if "\0" in file:
+            raise ConfigError(f"{path}, line {number}: the file's name holds a NUL character")
         location = Path(file) if Path(file).is_absolute() else path.parent / file
         row = {MACHINE: machine}
         row.update(
