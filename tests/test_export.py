@@ -339,6 +339,8 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
         (e["start"], e["end"]) for e in local.segments
     ]
     assert local.segments  # the knock: windows above the threshold, in the table too
+    # The view that raised it: its worst window's, in seconds of the file, as aetk gives it.
+    assert local.view and row["view"] == local.view
     printed = subprocess.run(
         [script, "score", clip, "-d", str(onnx_path), "--segment", "0.3"],
         capture_output=True,
@@ -347,7 +349,8 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
     header, line = printed.stdout.splitlines()
     expected_header, expected_row = table([local])
     assert header.split("\t") == list(expected_header) and "events" in expected_header
-    assert line.split("\t")[4] == expected_row[4]  # the events cell: 0.30–0.60 s, …
+    # Raised by (an event at 0.41–0.54 s, …) and the events cell (0.30–0.60 s, …).
+    assert "raised by" in expected_header and line.split("\t")[4:] == list(expected_row[4:])
     # AETK_WORKERS is read as aetk reads it: a bad value is a usage error, not a traceback.
     workers = subprocess.run(
         [script, "score", clip, "-d", str(onnx_path)],

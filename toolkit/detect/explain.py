@@ -82,7 +82,7 @@ def error_map(
         anomalous,
         band_limit_hz,
     )
-    view = _view(localization, contributions.shape[-1], layout)
+    view = localized_view(layout, localization)
     return ErrorMap(
         layout, found.grid, normal_bands, found.spans, scores, threshold, found.events, view
     )
@@ -94,10 +94,12 @@ def normal_band_contributions(normal: torch.Tensor) -> np.ndarray:
     return normal.sum(0).mean(-1).double().numpy()
 
 
-def _view(localization: Localization, frames: int, layout: FeatureLayout) -> dict[str, Any] | None:
-    """The localization's view, its moment (vector indices) turned into seconds."""
+def localized_view(layout: FeatureLayout, localization: Localization) -> dict[str, Any] | None:
+    """The view that gave a localized clip its score, its moment (vector indices) turned into
+    seconds of the clip; None for a scorer of one view."""
     if localization.view is None:
         return None
+    frames = localization.contributions.shape[-1]
     step = layout.vector_step
     return view_of(localization.view, localization.view_vectors, frames, layout.frame_seconds, step)
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from aetk_core.localization import check_localize
 from aetk_core.recording import RecordingWarning, machine_warnings, merged, mismatch_error
-from aetk_core.results import ScoreResult
+from aetk_core.results import ScoreResult, view_from
 from aetk_core.verdict import is_anomalous, window_events
 
 from aetk.components.base import Localization
 from aetk.data.features import FileClips, check_vector_shape
-from aetk.detect.explain import ErrorMap, error_map
+from aetk.detect.explain import ErrorMap, error_map, localized_view
 from aetk.errors import AudioError
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class _FileScores:
     located: list[dict[str, Any]] | None = None
     #: The view that gave a file scored whole its score (several-view scorers, localized).
     view: dict[str, Any] | None = None
+    #: The same for each window of a windowed file, in seconds of the file (None: not localized).
+    window_views: list[dict[str, Any] | None] = field(default_factory=list)
     #: Ways its recording does not match the training recordings, and its Nyquist frequency.
     warnings: list[RecordingWarning] = field(default_factory=list)
     band_limit_hz: float | None = None
@@ -122,23 +124,28 @@ def _score_batch(
     vectors = list(
         detector.normalizer.transform(torch.cat([clip for _, clip in batch])).split(lengths)
     )
-    whole = [index for index, (entry, _) in enumerate(batch) if not entry.windowed]
     scorer, model = detector.scorer, detector.model
     localizations: dict[int, Localization | None] = {}
     if localize == "anomalous":
         scores = scorer.score(model, vectors)
-        flagged = [index for index in whole if is_anomalous(float(scores[index]), threshold)]
+        flagged = [i for i in range(len(batch)) if is_anomalous(float(scores[i]), threshold)]
         if flagged:
             found = scorer.score_and_localize(model, [vectors[index] for index in flagged])[1]
             localizations = dict(zip(flagged, found, strict=True))
-    elif localize and whole:
+    elif localize:
         scores, found = scorer.score_and_localize(model, vectors)
         localizations = dict(enumerate(found))
     else:
         scores = scorer.score(model, vectors)
+    layout = detector.featurizer.layout()
     for index, ((entry, _), score) in enumerate(zip(batch, scores, strict=True)):
         entry.scores.append(float(score))
-        if index in localizations and not entry.windowed:
+        if entry.windowed:
+            # A window's view, in seconds of the file: the file's is its worst window's.
+            found_in = localizations.get(index)
+            view = localized_view(layout, found_in) if layout and found_in else None
+            entry.window_views.append(view_from(view, entry.windows[len(entry.scores) - 1][0]))
+        elif index in localizations:
             errors = error_map(
                 detector,
                 localizations[index],
@@ -167,11 +174,12 @@ def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Ite
             )
         else:
             score = max(entry.scores)
-            segments = (
-                window_events(entry.windows, entry.scores, threshold)
-                if entry.windowed
-                else entry.located
-            )
+            segments: list[dict[str, Any]] | None
+            if entry.windowed:
+                segments = window_events(entry.windows, entry.scores, threshold)
+                view = entry.window_views[entry.scores.index(score)]
+            else:
+                segments, view = entry.located, entry.view
             yield ScoreResult(
                 entry.path,
                 score,
@@ -179,7 +187,7 @@ def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Ite
                 is_anomalous(score, threshold),
                 None,
                 segments,
-                entry.view,
+                view,
                 warnings,
             )
 

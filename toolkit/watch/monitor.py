@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from aetk_core.results import view_from
 from aetk_core.verdict import is_anomalous
 
 from aetk.data.audio import Audio
@@ -372,7 +373,7 @@ class Monitor:
                 result.score,
                 lag=lag,
                 warnings=result.warnings,
-                view=_in_stream(result.view, start),
+                view=view_from(result.view, start),
             )
             if change == "anomaly_start" and recorder:
                 recorder.start(start)
@@ -571,14 +572,3 @@ def state_lock(path: Path | None) -> Iterator[None]:
 def finite(value: float | None, name: str) -> None:
     if value is not None and (not math.isfinite(value) or value <= 0):
         raise ConfigError(f"--{name} must be a positive number of seconds, not {value}")
-
-
-def _in_stream(view: dict[str, Any] | None, window_start: float) -> dict[str, Any] | None:
-    """A window's ``view`` with its moment in seconds of the stream rather than of the window."""
-    if not view or "start" not in view:
-        return view
-    return {
-        **view,
-        "start": round(window_start + view["start"], 3),
-        "end": round(window_start + view["end"], 3),
-    }

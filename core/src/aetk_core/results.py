@@ -22,7 +22,8 @@ class ScoreResult:
 
     ``view``: for a scorer that judges clips through several views, the one that gave the score:
     ``{"view": "clip"}`` (the whole clip's average) or ``{"view": "event", "start", "end"}``
-    (its most unusual moment, in seconds); ``None`` otherwise, or when not localized.
+    (its most unusual moment, in seconds); scored in windows, the view of its worst window, its
+    moment in seconds of the file; ``None`` otherwise, or when not localized.
 
     ``warnings``: each way the recording does not match the detector's training recordings
     (``{"name", "message"}``, names in :data:`aetk_core.recording.NAMES`); ``[]``: none found;
@@ -89,6 +90,18 @@ def view_of(
         "view": name,
         "start": round(vector_span(first, frames, frame_seconds, vector_step)[0], 3),
         "end": round(vector_span(max(first, last - 1), frames, frame_seconds, vector_step)[1], 3),
+    }
+
+
+def view_from(view: dict[str, Any] | None, start: float) -> dict[str, Any] | None:
+    """A window's ``view`` with its moment in seconds of the file or stream the window begins
+    ``start`` seconds into, rather than of the window."""
+    if not view or "start" not in view:
+        return view
+    return {
+        **view,
+        "start": round(start + view["start"], 3),
+        "end": round(start + view["end"], 3),
     }
 
 

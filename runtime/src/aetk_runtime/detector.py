@@ -23,7 +23,7 @@ from aetk_core.recording import (
     merged,
     mismatch_error,
 )
-from aetk_core.results import ScoreResult, view_of
+from aetk_core.results import ScoreResult, view_from, view_of
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
 from aetk_runtime.errors import DetectorError, RuntimeUsageError
@@ -143,16 +143,21 @@ class ExportedDetector:
             threshold=limit,
             seconds=seconds,
             strict=strict,
-            outputs=self._wanted(whole=not seconds, localize=localize is True),
+            outputs=self._wanted(
+                whole=not seconds, localize=localize is True, views=bool(localize)
+            ),
             # A graph that cannot localize has nothing more to give on a second run.
             anomalies_localized=localize == "anomalous" and self.localization is not None,
+            localized=localize is True,
         )
         yield from map_in_order(score_file, files, default_workers())
 
-    def _wanted(self, whole: bool, localize: bool) -> list[str]:
-        """The graph outputs a scoring run reads: windows need only their scores."""
+    def _wanted(self, whole: bool, localize: bool, views: bool = True) -> list[str]:
+        """The graph outputs a scoring run reads: windows need only their scores, and the views
+        that gave them (``views``: a localized run)."""
         if not whole:
-            return self.outputs[:1]
+            wanted = ("score", "winning_view") if views else ("score",)
+            return [name for name in self.outputs if name in wanted]
         if localize and self.localization is not None:
             return self.outputs
         return [name for name in self.outputs if name in ("score", "winning_view")]
@@ -165,25 +170,32 @@ class ExportedDetector:
         strict: bool,
         outputs: list[str],
         anomalies_localized: bool = False,
+        localized: bool = False,
     ) -> ScoreResult:
         """The file scored whole or in windows, each clip's recording checked as aetk checks it;
         ``anomalies_localized``: a file scored whole and found anomalous is run through the graph
-        again for all its outputs (its events and bands)."""
+        again for all its outputs (its events and bands); ``localized``: every file is (a
+        windowed file's view is then given even when it is normal)."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
-        spans, scores = [], []
+        spans, scores, views = [], [], []
         try:
             for start, audio in read_clips(path, seconds, self.featurizer.frames_to_read):
                 found = merged([*found, *self._mismatches(audio)])
                 spans.append((start, start + audio.seconds))
                 graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
                 scores.append(graph["score"])
+                views.append(view_from(self._view(graph.get("winning_view")), start))
         except AudioError as exc:
             return self._result(str(path), None, threshold, found, exc.reason)
         if strict and found:
             return self._result(str(path), None, threshold, found, mismatch_error(found))
         if seconds:
-            events = window_events(spans, scores, threshold)
-            return self._result(str(path), max(scores), threshold, found, segments=events)
+            events, worst = window_events(spans, scores, threshold), max(scores)
+            # As aetk gives it: the worst window's view, where that window was localized.
+            view = (
+                views[scores.index(worst)] if localized or is_anomalous(worst, threshold) else None
+            )
+            return self._result(str(path), worst, threshold, found, segments=events, view=view)
         if anomalies_localized and is_anomalous(scores[0], threshold):
             graph = self._score_clip(audio.samples, audio.sample_rate, self._wanted(True, True))
         return self._result(
