@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from aetk_core.describe import describe_recordings, describe_threshold, describe_views
+from aetk_core.describe import (
+    describe_cut,
+    describe_recordings,
+    describe_threshold,
+    describe_views,
+)
 from aetk_core.results import describe_view
 
 from aetk._version import __version__
@@ -363,7 +368,8 @@ def _detector_section(detector: Detector) -> str:
         f"threshold <b>{summary['threshold']:.5g}</b> ({_e(describe_threshold(calibration))}; "
         "a score above it is anomalous)",
         f"{summary['train_files']} training and {summary['validation_files']} validation files "
-        f"({summary['skipped_files']} skipped), {summary['train_vectors']} training vectors",
+        f"({summary['skipped_files']} skipped), {_e(describe_cut(summary))}"
+        f"{summary['train_vectors']} training vectors",
         f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
     ]
     recordings = describe_recordings(summary["recordings"])

@@ -43,7 +43,8 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
     if summary["train_files"] is not None:
         lines.append(
             f"{summary['train_files']} training and {summary['validation_files']} validation "
-            f"files ({summary['skipped_files']} skipped), {_cut(summary)}{_training(summary)}"
+            f"files ({summary['skipped_files']} skipped), "
+            f"{describe_cut(summary)}{_training(summary)}"
         )
     fitted = "" if summary["seconds"] is None else f", fitted in {summary['seconds']:.1f} s"
     lines.append(
@@ -64,7 +65,9 @@ def detector_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cut(summary: dict[str, Any]) -> str:
+def describe_cut(summary: dict[str, Any]) -> str:
+    """How the training recordings were cut (``--segment``), followed by a comma: ``cut into
+    clips of 10 s (and scored in such windows), ``; empty for whole files."""
     segment = summary.get("segment_seconds")
     return f"cut into clips of {segment:g} s (and scored in such windows), " if segment else ""
 
