@@ -252,3 +252,16 @@ def test_a_wav_stream_whose_header_lies_is_one_line(cut, message):
 
     with pytest.raises(ConfigError, match=message):
         wav_header(io.BytesIO(cut(wav_bytes(np.zeros(RATE, np.float32)))))
+
+
+def test_a_state_file_that_cannot_be_kept_is_one_line(watched, tmp_path, cli):
+    _, path = watched
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "a-file").write_text("")
+    state = tmp_path / "a-file" / "state.json"
+    refused = cli("watch", tmp_path / "incoming", "-d", path, "--state", state)
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: --state {state}: cannot keep the watch's state there (a file stands where its "
+        "folder would be)"
+    ]
