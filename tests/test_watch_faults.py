@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -254,7 +255,9 @@ def test_a_wav_stream_whose_header_lies_is_one_line(cut, message):
         wav_header(io.BytesIO(cut(wav_bytes(np.zeros(RATE, np.float32)))))
 
 
-def test_a_state_file_that_cannot_be_kept_is_one_line(watched, tmp_path, cli):
+def test_a_state_or_recordings_folder_that_cannot_be_made_is_one_line(
+    watched, tmp_path, cli, monkeypatch
+):
     _, path = watched
     (tmp_path / "incoming").mkdir()
     (tmp_path / "a-file").write_text("")
@@ -262,6 +265,13 @@ def test_a_state_file_that_cannot_be_kept_is_one_line(watched, tmp_path, cli):
     refused = cli("watch", tmp_path / "incoming", "-d", path, "--state", state)
     assert refused.code == 2
     assert refused.stderr.strip().splitlines() == [
-        f"error: --state {state}: cannot keep the watch's state there (a file stands where its "
-        "folder would be)"
+        f"error: --state {state}: cannot create the folder {state.parent} (a file stands where "
+        "a folder would be)"
+    ]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(wav_bytes(stream(3, None, 0)))))
+    refused = cli("watch", "-", "-d", path, "--record", state.parent / "alerts")
+    assert refused.code == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: --record: cannot create the folder {state.parent / 'alerts'} (a file stands "
+        "where a folder would be)"
     ]

@@ -26,7 +26,7 @@ from aetk.detect.detector import Detector
 from aetk.detect.scoring import ScoreResult
 from aetk.errors import AudioError, ConfigError
 from aetk.watch.alerts import AlertTracker
-from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
+from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook, ensure_folder
 from aetk.watch.sources import FolderWatch, StreamFormat
 
 if TYPE_CHECKING:
@@ -548,15 +548,12 @@ def state_lock(path: Path | None) -> Iterator[None]:
     import fcntl
 
     lock = path.with_name(path.name + ".lock")
+    ensure_folder(path.parent, f"--state {path}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock, "a+")  # noqa: SIM115 (closed below, also on a refusal)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            reason = "a file stands where its folder would be"
         raise ConfigError(
-            f"--state {path}: cannot keep the watch's state there ({reason})"
+            f"--state {path}: cannot keep the watch's state there ({exc.strerror or exc})"
         ) from None
     with handle:
         try:

@@ -158,12 +158,24 @@ class Mqtt:
         self.client.loop_stop()
 
 
+def ensure_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` (and its parents) for ``option``'s files, or say in one line why it
+    cannot be, as the watch starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = "a file stands where a folder would be"
+        raise ConfigError(f"{option}: cannot create the folder {folder} ({reason})") from None
+
+
 class Recorder:
     """Keeps the last ``pre`` + window seconds of audio; after an alert starts, writes them and
     the next ``post`` seconds to a WAV file in ``folder``."""
 
     def __init__(self, folder: Path, rate: int, pre: float, post: float, window: float):
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder, "--record")
         self.folder, self.rate, self.post = folder, rate, post
         self.history: deque[np.ndarray] = deque()
         self.kept = 0
