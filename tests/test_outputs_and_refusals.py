@@ -62,6 +62,11 @@ def test_outputs_of_another_kind_are_refused_unless_forced(cli, fitted, machine_
         "report", machine_sounds["test"][0], "-d", detector, "-o", tmp_path / "nowhere" / "r.html"
     )
     assert missing.code == 2 and "does not exist" in missing.stderr
+    under_a_file = cli(
+        "report", machine_sounds["test"][0], "-d", detector, "-o", notes / "x" / "r.html"
+    )
+    assert under_a_file.code == 2
+    assert under_a_file.stderr.strip().endswith(f"{notes.resolve()} is a file, not a folder")
 
 
 def test_fit_checks_its_output_before_any_work(cli, train_folder, tmp_path):

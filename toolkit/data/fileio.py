@@ -99,6 +99,9 @@ def check_output(path: Path, kind: str, inputs: Iterable[Path] = (), force: bool
         )
     folder = target.parent
     if not folder.is_dir():
+        existing = next(part for part in (folder, *folder.parents) if part.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"{path}: {existing} is a file, not a folder")
         raise ConfigError(f"{path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{path}: cannot write in {folder} (permission denied)")
