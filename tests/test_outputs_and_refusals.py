@@ -387,6 +387,12 @@ def test_cache_info_clear_and_least_recently_used_eviction(
     assert not oldest.exists() and len(entries(cache)) == 11
     cleared = cli("cache", "clear")
     assert cleared.code == 0 and entries(cache) == []
+    monkeypatch.setenv("AETK_CACHE_MAX_MB", "inf")  # no cap
+    assert "no cap (AETK_CACHE_MAX_MB=inf)" in cli("cache", "info").stdout
+    for value in ("abc", "nan", "-1"):  # was a fallback, or an OverflowError traceback
+        monkeypatch.setenv("AETK_CACHE_MAX_MB", value)
+        with pytest.raises(aetk.ConfigError, match=f"AETK_CACHE_MAX_MB must be .* not '{value}'"):
+            aetk.fit(train_folder, preset="default")
 
 
 def test_a_plugin_version_change_is_warned_on_load(fitted, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import typer
 
 from aetk.cli import console
@@ -22,11 +24,14 @@ def info_command() -> None:
     if folder is None:
         print("feature cache: off (AETK_CACHE=0)")
         return
+    limit = max_bytes()
     count, size, earlier = usage(folder)
-    print(
-        f"feature cache: {folder}\n{count} entries, {console.size(size)} "
-        f"(cap {max_bytes() / 1e6:.0f} MB, AETK_CACHE_MAX_MB; least recently used go first)"
+    cap = (
+        "no cap (AETK_CACHE_MAX_MB=inf)"
+        if math.isinf(limit)
+        else f"cap {limit / 1e6:.0f} MB, AETK_CACHE_MAX_MB; least recently used go first"
     )
+    print(f"feature cache: {folder}\n{count} entries, {console.size(size)} ({cap})")
     if earlier:
         print(
             f"{console.size(earlier)} of it are an earlier aetk's entries, which this one does not "

@@ -38,7 +38,7 @@ from aetk.components.base import Featurizer
 from aetk.data.audio import check_regular_file, read_audio
 from aetk.data.features import featurize_audio
 from aetk.data.fileio import atomic_file
-from aetk.errors import AetkWarning, AudioError
+from aetk.errors import AetkWarning, AudioError, ConfigError
 
 #: Bump when the layout of cache entries changes (2: a checksum file beside each entry; 3: the
 #: checksum and the recording in the entry's header, one file per entry).
@@ -68,6 +68,8 @@ class FeatureCache:
 
     def __init__(self, folder: str | Path | None):
         self.persistent = folder is not None
+        # Read as the cache opens: a bad AETK_CACHE_MAX_MB is said before any work.
+        self.limit = max_bytes() if self.persistent else math.inf
         self.root = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aetk-"))
         self._made: set[Path] = set()
 
@@ -95,7 +97,7 @@ class FeatureCache:
         if not self.persistent:
             shutil.rmtree(self.root, ignore_errors=True)
             return
-        evict(self.root, max_bytes())
+        evict(self.root, self.limit)
 
     def __enter__(self) -> FeatureCache:
         return self
@@ -218,12 +220,19 @@ def _array_digest(array: np.ndarray) -> str:
 DEFAULT_MAX_MB = 2048
 
 
-def max_bytes() -> int:
-    text = os.environ.get("AETK_CACHE_MAX_MB", str(DEFAULT_MAX_MB))
+def max_bytes() -> float:
+    """The cache's cap in bytes: ``AETK_CACHE_MAX_MB`` (``inf``: none) or
+    :data:`DEFAULT_MAX_MB`."""
+    text = os.environ.get("AETK_CACHE_MAX_MB")
+    if text is None:
+        return DEFAULT_MAX_MB * 1e6
     try:
-        return max(0, int(float(text) * 1e6))
+        value = float(text)
     except ValueError:
-        return int(DEFAULT_MAX_MB * 1e6)
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"AETK_CACHE_MAX_MB must be a number of megabytes ≥ 0, not {text!r}")
+    return value * 1e6
 
 
 def entries(root: Path) -> list[Path]:
@@ -254,7 +263,7 @@ def usage(root: Path) -> tuple[int, int, int]:
     return count, size, earlier
 
 
-def evict(root: Path, limit: int) -> int:
+def evict(root: Path, limit: float) -> int:
     """Remove the least recently used files until the cache holds at most ``limit`` bytes;
     returns how many entries were removed."""
     sized = []
