@@ -375,6 +375,13 @@ def test_the_quickstart_demo_runs_the_whole_job_and_hears_every_fault(cli, tmp_p
     assert figures["false_alarms"] <= figures["normal_clips"] // 4
     kept = aetk.Detector.load(tmp_path / "demo" / "detector.aetk")
     assert kept.threshold == pytest.approx(figures["threshold"])
+    (tmp_path / "notes.txt").write_text("mine")  # --out naming a file: one line, before work
+    refused = cli("demo", "--out", tmp_path / "notes.txt")
+    assert refused.code == 2 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert refused.stderr.strip().splitlines() == [
+        f"error: --out: cannot create the folder {tmp_path / 'notes.txt'} (a file stands where "
+        "a folder would be)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import typer
 
 from aetk.cli import console
 from aetk.cli.fit import ProgressObserver
+from aetk.data.fileio import ensure_folder
 
 if TYPE_CHECKING:
     from aetk.detect.scoring import ScoreResult
@@ -33,7 +34,7 @@ def demo_command(
     """Generate a synthetic motor-hum set with four kinds of fault, fit, score and report AUC."""
     config = _demo_config(preset, seed)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_folder(out, "--out")
         _demo(out, config, json_output, keep=True)
         return
     with tempfile.TemporaryDirectory(prefix="aetk-demo-") as folder:

@@ -136,3 +136,17 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def ensure_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` (and its parents) for ``option``'s files, or say in one line why it
+    cannot be, before any work."""
+    from aetk.errors import ConfigError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = "a file stands where a folder would be"
+        raise ConfigError(f"{option}: cannot create the folder {folder} ({reason})") from None

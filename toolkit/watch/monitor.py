@@ -22,11 +22,12 @@ from aetk_core.verdict import is_anomalous
 
 from aetk.data.audio import Audio
 from aetk.data.features import FileClips, audio_clip
+from aetk.data.fileio import ensure_folder
 from aetk.detect.detector import Detector
 from aetk.detect.scoring import ScoreResult
 from aetk.errors import AudioError, ConfigError
 from aetk.watch.alerts import AlertTracker
-from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook, ensure_folder
+from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk.watch.sources import FolderWatch, StreamFormat
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aetk.data.fileio import ensure_folder
 from aetk.errors import ConfigError
 from aetk.watch.sources import WATCH_EXTRA
 
@@ -156,18 +157,6 @@ class Mqtt:
 
     def close(self) -> None:
         self.client.loop_stop()
-
-
-def ensure_folder(folder: Path, option: str) -> None:
-    """Create ``folder`` (and its parents) for ``option``'s files, or say in one line why it
-    cannot be, as the watch starts."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            reason = "a file stands where a folder would be"
-        raise ConfigError(f"{option}: cannot create the folder {folder} ({reason})") from None
 
 
 class Recorder:
