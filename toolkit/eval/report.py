@@ -18,7 +18,7 @@ import html
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aetk_core.describe import (
     describe_cut,
@@ -362,18 +362,7 @@ def _detector_section(detector: Detector) -> str:
             f"<td><code>{_e(params)}</code></td></tr>"
         )
     calibration = summary["calibration"]
-    facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
-    facts += [_e(describe_views(summary["views"]))] if summary["views"] else []
-    facts += [
-        f"threshold <b>{summary['threshold']:.5g}</b> ({_e(describe_threshold(calibration))}; "
-        "a score above it is anomalous)",
-        f"{summary['train_files']} training and {summary['validation_files']} validation files "
-        f"({summary['skipped_files']} skipped), {_e(describe_cut(summary))}"
-        f"{summary['train_vectors']} training vectors",
-        f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
-    ]
-    recordings = describe_recordings(summary["recordings"])
-    facts += [_e(recordings)] if recordings else []
+    facts = _detector_facts(summary)
     history = training.get("train_loss") or []
     if history:
         facts.append(f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}")
@@ -403,6 +392,23 @@ def _detector_section(detector: Detector) -> str:
         + "".join(f"<li>{fact}</li>" for fact in facts)
         + f"</ul>{curves}"
     )
+
+
+def _detector_facts(summary: dict[str, Any]) -> list[str]:
+    """The detector section's list, as HTML: its method, views, threshold, training files and
+    recordings."""
+    facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
+    facts += [_e(describe_views(summary["views"]))] if summary["views"] else []
+    facts += [
+        f"threshold <b>{summary['threshold']:.5g}</b> "
+        f"({_e(describe_threshold(summary['calibration']))}; a score above it is anomalous)",
+        f"{summary['train_files']} training and {summary['validation_files']} validation files "
+        f"({summary['skipped_files']} skipped), {_e(describe_cut(summary))}"
+        f"{summary['train_vectors']} training vectors",
+        f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
+    ]
+    recordings = describe_recordings(summary["recordings"])
+    return facts + ([_e(recordings)] if recordings else [])
 
 
 def _verdicts_section(
