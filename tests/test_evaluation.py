@@ -220,6 +220,11 @@ def test_folds_split_evenly_with_array_split():
     assert again == lockbox
     with pytest.raises(aetk.ConfigError, match="into 50 folds"):
         lockbox_and_folds(files[:10], folds=50, test_ratio=0.2, seed=42)
+    # A lockbox that would take every file (it was scikit-learn's ValueError traceback).
+    for count, ratio in ((1, 0.2), (3, 0.7), (10, 0.95)):
+        with pytest.raises(aetk.ConfigError, match=f"of {count} file.s. aside as a lockbox"):
+            lockbox_and_folds(files[:count], folds=2, test_ratio=ratio, seed=42)
+    assert len(lockbox_and_folds(files[:5], folds=2, test_ratio=0.6, seed=42)[0]) == 3
 
 
 def test_cross_validation_never_reads_the_lockbox(machine_sounds, monkeypatch):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +71,11 @@ def lockbox_and_folds(
     files = list(files)
     if not 0 <= test_ratio < 1:
         raise ConfigError(f"test ratio must lie in [0, 1), not {test_ratio}")
+    if test_ratio > 0 and len(files) - math.ceil(test_ratio * len(files)) < 1:
+        raise ConfigError(
+            f"cannot set {test_ratio:.0%} of {len(files)} file(s) aside as a lockbox and keep "
+            "files to cross-validate on: record more, or lower --test-ratio"
+        )
     if test_ratio > 0:
         rest, lockbox = train_test_split(
             files, test_size=test_ratio, shuffle=True, random_state=seed
