@@ -580,3 +580,17 @@ def test_a_plugin_featurizer_with_a_torch_free_twin_exports_and_runs_without_tor
     with pytest.raises(AssertionError, match="mono: the torch-free twin differs by up to"):
         check_featurizer_twin_matches(featurizer)
     sys.modules.pop("quarter_energy_twin", None)
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused_not_replaced(exported, tmp_path):
+    """The exporter falls back to an opset of its own where it cannot convert the graph: asked
+    for 99 (or 17, below what it writes) it had written opset 18 and said nothing."""
+    from aetk.export.onnx import export
+
+    detector, _, _ = exported["default"]
+    for opset in (17, 99):
+        with pytest.raises(aetk.ConfigError, match=f"--opset {opset}: .*would write opset 18"):
+            export(detector, tmp_path / "d.onnx", opset=opset)
+    assert not (tmp_path / "d.onnx").exists()
+    written = onnx.load(export(detector, tmp_path / "d.onnx", opset=21))
+    assert [entry.version for entry in written.opset_import if entry.domain == ""] == [21]

@@ -28,7 +28,7 @@ def export_command(
             "-o", "--output", help="ONNX file to write (a fleet: a folder, one file per machine)."
         ),
     ] = Path("detector.onnx"),
-    opset: Annotated[int, typer.Option(min=17, help="ONNX opset version.")] = 18,
+    opset: Annotated[int, typer.Option(min=1, help="ONNX opset version.")] = 18,
     force: options.Force = False,
     machine: options.Machine = None,
 ) -> None:

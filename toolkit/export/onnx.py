@@ -206,6 +206,12 @@ def export(
     if program is None:
         raise ConfigError("the ONNX exporter produced no program")
     model = program.model_proto
+    written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    if written != opset:  # the exporter falls back to its own opset where it cannot convert
+        raise ConfigError(
+            f"--opset {opset}: the exporter cannot write this detector's graph at that opset "
+            f"(it would write opset {written}); choose another, e.g. {DEFAULT_OPSET}"
+        )
     onnx.checker.check_model(model)
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
