@@ -222,9 +222,18 @@ def test_folds_split_evenly_with_array_split():
         lockbox_and_folds(files[:10], folds=50, test_ratio=0.2, seed=42)
     # A lockbox that would take every file (it was scikit-learn's ValueError traceback).
     for count, ratio in ((1, 0.2), (3, 0.7), (10, 0.95)):
-        with pytest.raises(aetk.ConfigError, match=f"of {count} file.s. aside as a lockbox"):
+        with pytest.raises(aetk.ConfigError, match=rf"of {count} file\(s\) aside as a lockbox"):
             lockbox_and_folds(files[:count], folds=2, test_ratio=ratio, seed=42)
     assert len(lockbox_and_folds(files[:5], folds=2, test_ratio=0.6, seed=42)[0]) == 3
+
+
+def test_cross_validation_refuses_folds_that_would_fit_on_one_recording(machine_sounds):
+    from aetk.fitting.config import resolve_config
+
+    two = machine_sounds["train"][:2]
+    refused = r"2 folds of 2 file\(s\) leave a fold one recording"
+    with pytest.raises(aetk.ConfigError, match=refused):
+        cross_validate(two, resolve_config(), folds=2, test_ratio=0.0)
 
 
 def test_cross_validation_never_reads_the_lockbox(machine_sounds, monkeypatch):

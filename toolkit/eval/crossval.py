@@ -118,6 +118,12 @@ def cross_validate(
     files = require_audio_files(paths)
     anomaly_files = anomalous_files(anomalies) if anomalies else []
     lockbox, parts = lockbox_and_folds(files, folds=folds, test_ratio=test_ratio, seed=seed)
+    rest = sum(len(part) for part in parts)
+    if rest - max(len(part) for part in parts) < 2 and not config.training.segment_seconds:
+        raise ConfigError(
+            f"{folds} folds of {rest} file(s) leave a fold one recording to fit on, and each "
+            "fold must fit on at least 2: record more, or cut smaller folds (--folds)"
+        )
     if on_split is not None:
         on_split(lockbox, parts)
     result = CrossValidation([str(path) for path in lockbox], [len(part) for part in parts])
