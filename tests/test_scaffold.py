@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,29 @@ def test_existing_folder_is_never_overwritten(cli, tmp_path):
     result = cli("plugins", "new", "mine", "--dir", tmp_path)
     assert result.code == 2 and "already exists" in result.stderr
     assert (tmp_path / "aetk-mine" / "keep.txt").read_text() == "mine"
+
+
+def test_a_dir_that_is_a_file_or_a_full_disk_is_one_line_and_leaves_nothing(
+    cli, tmp_path, monkeypatch
+):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = cli("plugins", "new", "mine", "--dir", tmp_path / "notes.txt")
+    assert result.code == 2 and "a file stands where a folder would be" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    written = []
+
+    def full_disk(self, text, *args, **kwargs):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(self)
+        return original(self, text, *args, **kwargs)
+
+    original = Path.write_text
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    result = cli("plugins", "new", "mine", "--dir", tmp_path / "plugins")
+    assert result.code == 2 and written  # one file was written before the disk filled up
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'plugins' / 'aetk-mine'}: cannot write the package (No space left "
+        "on device)"
+    ]
+    assert list((tmp_path / "plugins").iterdir()) == []

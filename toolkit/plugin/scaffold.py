@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from importlib import resources
 from pathlib import Path
 from string import Template
 
 from aetk._version import __version__
+from aetk.data.fileio import ensure_folder
 from aetk.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -47,9 +49,17 @@ def new_plugin(name: str, folder: str | Path = ".") -> Path:
     root = Path(folder) / dist
     if root.exists():
         raise ConfigError(f"{root} already exists; choose another name or folder")
+    ensure_folder(Path(folder), "--dir")
     templates = resources.files("aetk.plugin").joinpath("templates")
-    for template, target in _FILES.items():
-        path = root / Template(target).substitute(values)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(Template(templates.joinpath(template).read_text()).substitute(values))
+    try:
+        for template, target in _FILES.items():
+            path = root / Template(target).substitute(values)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Template(templates.joinpath(template).read_text()).substitute(values))
+    except OSError as exc:  # a full disk: no half-made package is left behind
+        shutil.rmtree(root, ignore_errors=True)
+        raise ConfigError(f"{root}: cannot write the package ({exc.strerror or exc})") from None
+    except BaseException:  # Ctrl-C, likewise
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return root
