@@ -208,8 +208,10 @@ def test_dashboard_address_and_a_taken_port():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(aetk.ConfigError, match="cannot serve the page"):
+        with pytest.raises(aetk.ConfigError, match=r"cannot serve the page .*another watch"):
             Dashboard(("127.0.0.1", port), "mic", 1.0, lambda *drawn: None, [])
+    with pytest.raises(aetk.ConfigError, match=r"cannot serve the page \([^)]*\)$"):
+        Dashboard(("999.1.1.1", 0), "mic", 1.0, lambda *drawn: None, [])  # no port to blame
 
 
 def test_a_page_closed_mid_answer_and_a_failed_request_print_no_traceback(tmp_path, capfd):

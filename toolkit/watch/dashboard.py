@@ -22,6 +22,7 @@ is drawn once per alert, in a process of its own at the lowest CPU priority
 from __future__ import annotations
 
 import datetime
+import errno
 import functools
 import json
 import sys
@@ -136,9 +137,10 @@ class Dashboard:
         try:
             self.server = _PageServer(address, _handler(self))
         except OSError as exc:
+            taken = "; is another watch using the port?" if exc.errno == errno.EADDRINUSE else ""
             raise ConfigError(
                 f"--dashboard {address[0]}:{address[1]}: cannot serve the page "
-                f"({exc.strerror or exc}); is another watch using the port?"
+                f"({exc.strerror or exc}){taken}"
             ) from None
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
