@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -220,8 +221,10 @@ def test_a_page_closed_mid_answer_and_a_failed_request_print_no_traceback(tmp_pa
     audio = tmp_path / "a.wav"
     soundfile.write(audio, np.zeros(RATE, dtype=np.float32), RATE)
     pictures = {1: b"\x89PNG" + bytes(8 << 20)}
+    asked = threading.Event()
 
     def draw(path: Path, machine: str | None, threshold: float | None) -> bytes:
+        asked.set()
         time.sleep(0.3)  # the browser is gone before the answer
         if len(pictures) > 1:
             raise RuntimeError("the drawing broke")
@@ -234,6 +237,7 @@ def test_a_page_closed_mid_answer_and_a_failed_request_print_no_traceback(tmp_pa
             board.record({"event": "anomaly_start", "source": str(audio), "at": "t", "score": 2})
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(b"GET /api/alerts/1/spectrogram.png HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert asked.wait(30)  # the request is read: now the page goes away (a reset)
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
         wait_for(lambda: board._find(1).spectrogram is not None)
         time.sleep(0.5)  # past the answer's send, which meets the closed connection

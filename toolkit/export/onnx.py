@@ -119,6 +119,17 @@ def metadata(
     }
 
 
+def check_opset(model: Any, opset: int) -> None:
+    """A :class:`ConfigError` unless ``model`` (an ``onnx.ModelProto``) is at ``opset``: the
+    exporter falls back to an opset of its own where it cannot convert the graph."""
+    written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+    if written != opset:
+        raise ConfigError(
+            f"--opset {opset}: the exporter cannot write this detector's graph at that opset "
+            f"(it would write opset {written}); choose another, e.g. {DEFAULT_OPSET}"
+        )
+
+
 def reported_views(detector: Detector) -> dict[str, Any] | None:
     """What turns the graph's ``winning_view`` output into a row's ``view`` as aetk reports it: the
     scorer's views and where its vectors lie in time; None where aetk reports no view (a
@@ -206,12 +217,7 @@ def export(
     if program is None:
         raise ConfigError("the ONNX exporter produced no program")
     model = program.model_proto
-    written = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
-    if written != opset:  # the exporter falls back to its own opset where it cannot convert
-        raise ConfigError(
-            f"--opset {opset}: the exporter cannot write this detector's graph at that opset "
-            f"(it would write opset {written}); choose another, e.g. {DEFAULT_OPSET}"
-        )
+    check_opset(model, opset)
     onnx.checker.check_model(model)
     digest = hashlib.sha256(model.graph.SerializeToString()).hexdigest()
     entry = model.metadata_props.add()
