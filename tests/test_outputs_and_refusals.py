@@ -349,6 +349,22 @@ def test_unstorable_learned_state_is_named_at_fit_time(train_folder):
     scorer.forest_ = object()
     with pytest.raises(aetk.ConfigError, match="learned attribute forest_ holds a object"):
         check_storable("scorer", scorer)
+    scorer.forest_ = float("nan")  # a float it can keep, were it finite
+    with pytest.raises(aetk.ConfigError, match=r"forest_ is nan, .*did the fit diverge"):
+        check_storable("scorer", scorer)
+
+
+def test_a_training_that_diverges_stops_and_says_so(cli, train_folder, tmp_path):
+    """A learning rate far too high: the loss becomes NaN. It had trained on and ended in a
+    message about storing a float; now the fit stops at the epoch and names the learning rate,
+    and nothing is written."""
+    output = tmp_path / "d.aetk"
+    result = cli("fit", train_folder, *TINY_ARGS, "--epochs", "3", "--lr", "1e9", "-o", output)
+    assert result.code == 1 and not output.exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: training diverged: the training loss is nan after epoch 1; lower the learning "
+        "rate (--lr, now 1e+09) or check the recordings"
+    )
 
 
 def test_a_featurizer_cache_version_changes_the_cache_key():

@@ -7,6 +7,7 @@ component by its registered name (never an import path) and sets only such attri
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ def check_storable(role: str, component: Component) -> None:
     for key, value in component.learned_state().items():
         if isinstance(value, (torch.nn.Module, torch.Tensor, np.ndarray)):
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"{role} '{component.name}': learned attribute {key} is {value}, a number a "
+                "detector file cannot keep (did the fit diverge?)"
+            )
         try:
             json.dumps(jsonable(value), allow_nan=False)
         except (TypeError, ValueError):

@@ -9,6 +9,7 @@ decide whether gradients are shared across processes.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aetk.errors import ConfigError
+from aetk.errors import AetkError, ConfigError
 from aetk.fitting.config import EpochReport, TrainingConfig
 from aetk.fitting.distributed import SINGLE, Processes
 
@@ -140,6 +141,11 @@ def _epochs(
         history.append(report)
         if on_epoch is not None:
             on_epoch(report)
+        if not math.isfinite(train_loss):  # nothing after it can be trusted, nor saved
+            raise AetkError(
+                f"training diverged: the training loss is {train_loss} after epoch {epoch}; "
+                f"lower the learning rate (--lr, now {config.lr:g}) or check the recordings"
+            )
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
