@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 from aetk.errors import ConfigError
 
@@ -65,7 +66,8 @@ def wav_header(stream: BinaryIO) -> StreamFormat:
             break
         if size > MAX_CHUNK_BYTES:  # held in memory whole: a stream that lies is refused
             raise ConfigError(
-                f"the WAV stream's {name!r} chunk before its data claims {size:,} bytes"
+                f"the WAV stream's '{name.decode('latin-1')}' chunk before its data claims "
+                f"{size:,} bytes"
             )
         body = read_exactly(stream, size + (size & 1))
         if name == b"fmt ":
@@ -79,7 +81,7 @@ def wav_header(stream: BinaryIO) -> StreamFormat:
     if layout is None:
         raise ConfigError("the WAV stream has no format chunk")
     tag, channels, rate, bits = layout
-    if not (1 <= channels <= 256 and 1000 <= rate <= 1_000_000):
+    if not (0 < channels <= MAX_CHANNELS and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
         raise ConfigError(
             f"the WAV stream claims an implausible format ({channels} channels at {rate} Hz)"
         )
