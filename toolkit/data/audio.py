@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import soundfile
 from aetk_core.audio import (
@@ -66,17 +67,25 @@ def require_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+def read_header(path: Path) -> Any | None:
+    """The file's header as libsndfile reads it (``samplerate``, ``channels``, ``duration``), or
+    None when it cannot be read (decoding reports why); a FIFO is never opened."""
+    try:
+        check_regular_file(path)
+        return soundfile.info(str(path))
+    except (AudioError, RuntimeError, OSError, TypeError, ValueError):
+        return None
+
+
 def sample_rates(files: Sequence[Path], most: int = 500) -> dict[int, int]:
     """How many of (at most ``most`` of) ``files`` are at each sample rate, from their headers;
     files that cannot be read are left out (decoding reports them)."""
     counts: dict[int, int] = {}
     for path in files[:most]:
-        try:
-            check_regular_file(path)
-            rate = int(soundfile.info(str(path)).samplerate)
-        except (AudioError, RuntimeError, OSError, TypeError, ValueError):
-            continue
-        counts[rate] = counts.get(rate, 0) + 1
+        header = read_header(path)
+        if header is not None:
+            rate = int(header.samplerate)
+            counts[rate] = counts.get(rate, 0) + 1
     return dict(sorted(counts.items()))
 
 

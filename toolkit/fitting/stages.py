@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 import torch
-from aetk_core.audio import check_regular_file
 from aetk_core.machines import named_machines
 from aetk_core.recording import (
     RecordingNorms,
@@ -35,7 +33,7 @@ from aetk_core.recording import (
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import check_storable
-from aetk.data.audio import require_audio_files, sample_rates
+from aetk.data.audio import read_header, require_audio_files, sample_rates
 from aetk.data.cache import FeatureCache, file_digest, load_entry
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths, select
 from aetk.data.features import check_vector_shape, iter_clips, map_files
@@ -208,9 +206,10 @@ def fit_config(
     refuse_fleet_model(config)
     build_components(at_recordings_rate(config, {}))  # its errors before any file's
     files = require_audio_files(paths)
-    refusal = one_recording(files[0]) if len(files) == 1 else None
-    if refusal and not config.training.segment_seconds:
-        raise ConfigError(refusal)
+    if len(files) == 1 and not config.training.segment_seconds:
+        refusal = one_recording(files[0])
+        if refusal:
+            raise ConfigError(refusal)
     config, rates = for_recordings(config, files)
     parts = build_components(config)
     train_files, validation_files = split_files(
@@ -249,11 +248,10 @@ def one_recording(path: Path) -> str | None:
     """Why one whole recording cannot be fitted on, and the clip length that would make about
     ten clips of it: a threshold needs normal clips that the fit held out. None when it cannot
     be read (the fit names it as it reads it)."""
-    try:
-        check_regular_file(path)  # a FIFO would block the header's read
-        seconds = soundfile.info(str(path)).duration
-    except (AudioError, RuntimeError, OSError):
+    header = read_header(path)
+    if header is None:
         return None
+    seconds = header.duration
     cut = (
         f", or cut it into clips: --segment {max(0.5, min(10.0, round(seconds / 10, 1))):g}"
         if seconds >= 5
