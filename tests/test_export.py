@@ -574,6 +574,29 @@ def test_a_plugin_featurizer_with_a_torch_free_twin_exports_and_runs_without_tor
     runtime_scores = [json.loads(line)["score"] for line in ran.stdout.splitlines()]
     assert runtime_scores == pytest.approx([r.score for r in detector.score(recordings)], rel=1e-4)
 
+    # A twin that fails on one recording (a bug of its own) costs that recording alone.
+    failing = textwrap.dedent(QUARTER_ENERGY_TWIN).replace(
+        "    def featurize(self, samples, rate):\n",
+        "    def featurize(self, samples, rate):\n"
+        "        if next(CALLS) == 1:\n"
+        "            raise ValueError('a bug of its own')\n",
+    )
+    twin_module.write_text(failing + "import itertools\nCALLS = itertools.count()\n")
+    ran = subprocess.run(
+        [script, "score", *recordings, "-d", str(onnx_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    errors = [json.loads(line)["error"] for line in ran.stdout.splitlines()]
+    assert sorted(errors, key=str) == sorted(
+        [None] * (len(recordings) - 1)
+        + ["the featurizer 'quarter-energy' raised ValueError: a bug of its own"],
+        key=str,
+    )
+
     # A twin that hears otherwise is caught by the contract kit.
     twin_module.write_text(textwrap.dedent(QUARTER_ENERGY_TWIN).replace("= 1.0", "= 1.01"))
     sys.modules.pop("quarter_energy_twin", None)

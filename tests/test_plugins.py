@@ -6,8 +6,9 @@ import itertools
 import json
 import sys
 
+import numpy as np
 import pytest
-from conftest import TINY, make_distribution, run_aetk
+from conftest import TINY, TINY_ARGS, make_distribution, run_aetk, write_wav
 
 import aetk
 from aetk.plugin.host import PluginHost
@@ -361,3 +362,101 @@ def test_cli_reports_plugin_problem_in_one_line(tmp_path):
         "error: plugin 'broken' failed to import: ModuleNotFoundError: "
         "No module named 'no_such_module_anywhere'"
     ]
+
+
+#: A featurizer with a bug of its own on recordings under a second, and a model whose network
+#: cannot be built: what a third party's code does wrong is named, not a traceback.
+FAULTY_PLUGIN = """
+    import aetk
+
+    class Fussy(aetk.Featurizer):
+        '''Log energy of 400-sample frames, as 4 equal numbers.'''
+        name = "fussy"
+
+        def featurize(self, waveform, sample_rate):
+            if waveform.shape[-1] < sample_rate:
+                raise ValueError("this recording is too short for me")
+            mono = waveform.mean(0)
+            frames = mono[: mono.shape[-1] // 400 * 400].reshape(-1, 1, 400)
+            return frames.square().mean(-1, keepdim=True).log1p().repeat(1, 1, 4)
+
+    class Brittle(aetk.Model):
+        '''An autoencoder whose network cannot be built.'''
+        name = "brittle"
+
+        def __init__(self, hidden=(16,), bottleneck=4):
+            self.hidden = hidden
+            self.bottleneck = bottleneck
+
+        def build(self, input_shape):
+            raise RuntimeError("no room for the network")
+
+    @aetk.hookimpl
+    def register_featurizers(register):
+        register(Fussy)
+
+    @aetk.hookimpl
+    def register_models(register):
+        register(Brittle)
+"""
+
+
+def faulty_recordings(folder):
+    """Six 1.2-s recordings of a hum and one of 0.6 s (which the fussy featurizer fails on)."""
+    rng = np.random.default_rng(0)
+    time = np.arange(int(1.2 * 16000)) / 16000
+    for index in range(6):
+        hum = 0.3 * np.sin(2 * np.pi * 120 * time) + 0.01 * rng.standard_normal(time.size)
+        write_wav(folder / f"hum_{index}.wav", hum.astype(np.float32))
+    return write_wav(folder / "short.wav", hum[: hum.size // 2].astype(np.float32))
+
+
+def test_a_featurizer_that_raises_on_one_recording_costs_that_recording_alone(
+    install, cli, tmp_path
+):
+    install(FAULTY_PLUGIN)
+    short = faulty_recordings(tmp_path / "normal")
+    reason = "the featurizer 'fussy' raised ValueError: this recording is too short for me"
+    fitted = cli("fit", tmp_path / "normal", "-o", tmp_path / "d.aetk", "--featurizer", "fussy")
+    assert fitted.code == 0, fitted.stderr
+    assert f"warning: skipped {short}: {reason}" in fitted.stderr.splitlines()
+    scored = cli("score", tmp_path / "normal", "-d", tmp_path / "d.aetk", "--json")
+    assert scored.code == 1 and "Traceback" not in scored.stderr
+    rows = {row["path"]: row for row in map(json.loads, scored.stdout.splitlines())}
+    assert rows.pop(str(short))["error"] == reason
+    assert len(rows) == 6 and all(row["score"] is not None for row in rows.values())
+
+
+def test_a_plugin_component_that_raises_is_named_in_one_line(install, cli, tmp_path, monkeypatch):
+    name = install(FAULTY_PLUGIN)
+    faulty_recordings(tmp_path / "normal")
+    args = ["fit", tmp_path / "normal", "-o", tmp_path / "d.aetk", *TINY_ARGS, "--model", "brittle"]
+    result = cli(*args)
+    assert result.code == 2
+    line = 1 + FAULTY_PLUGIN.splitlines().index(
+        '            raise RuntimeError("no room for the network")'
+    )
+    module = name.replace("-", "_")
+    assert result.stderr.splitlines()[-1] == (
+        f"error: plugin '{name}' ({name} 1.0) raised RuntimeError in build ({module}.py, line "
+        f"{line}): no room for the network (AETK_TRACE_PLUGINS=1 shows the traceback)"
+    )
+    assert not (tmp_path / "d.aetk").exists()
+    monkeypatch.setenv("AETK_TRACE_PLUGINS", "1")
+    aetk.plugin.host.set_host(None)
+    with pytest.raises(RuntimeError, match="no room for the network"):
+        cli(*args)
+
+
+def test_an_error_of_aetk_itself_keeps_its_traceback(install, cli, tmp_path, monkeypatch):
+    """Only a plugin's code is blamed in one line: aetk's own fault is a bug to report whole."""
+    install(FAULTY_PLUGIN)
+    faulty_recordings(tmp_path / "normal")
+    from aetk.fitting import stages
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug of aetk's")
+
+    monkeypatch.setattr(stages, "train_model", broken)
+    with pytest.raises(RuntimeError, match="a bug of aetk's"):
+        cli("fit", tmp_path / "normal", "-o", tmp_path / "d.aetk", *TINY_ARGS)

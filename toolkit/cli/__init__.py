@@ -113,4 +113,19 @@ def run(argv: list[str] | None = None) -> int:
     except AetkError as exc:
         console.error(str(exc))
         return EXIT_FAILED
+    except Exception as exc:
+        return _plugin_failed(exc)
     return EXIT_OK
+
+
+def _plugin_failed(error: Exception) -> int:
+    """A third-party plugin's code raised ``error``: one line naming the plugin (exit 2), its
+    traceback with ``AETK_TRACE_PLUGINS=1``; anything else is aetk's own fault, and its
+    traceback is the report to file."""
+    from aetk.plugin.host import blame, get_host
+
+    culprit = blame(error)
+    if culprit is None or get_host().trace:
+        raise error
+    console.error(f"{culprit} (AETK_TRACE_PLUGINS=1 shows the traceback)")
+    return EXIT_USAGE

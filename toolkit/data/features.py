@@ -6,6 +6,8 @@ time (bounded memory for recordings of any length). Each whole file or window is
 
 from __future__ import annotations
 
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -13,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.errors import featurizer_raised
 from aetk_core.features import within_band
 from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
 from aetk.data.audio import Audio, default_workers, map_in_order, read_audio, read_clips
-from aetk.errors import AudioError
+from aetk.errors import AetkError, AudioError
 
 
 @dataclass
@@ -80,11 +83,25 @@ def featurize_audio(
         features = featurizer.featurize(torch.from_numpy(samples), rate)
     except AudioError as exc:
         raise exc.with_path(path) from None
+    except (AetkError, MemoryError):
+        raise
+    except Exception as exc:  # a featurizer that fails on one recording: the batch goes on
+        raise featurizer_failed(featurizer, exc, path) from exc
     if features.dim() < 2 or len(features) == 0:
         raise AudioError("yields no feature vectors", path)
     if not torch.isfinite(features).all():
         raise AudioError("yields NaN or infinite features", path)
     return features.to(torch.float32)
+
+
+def featurizer_failed(featurizer: Featurizer, error: Exception, path: str | Path) -> AudioError:
+    """:func:`aetk_core.errors.featurizer_raised`, naming ``path``; with
+    ``AETK_TRACE_PLUGINS=1`` the traceback is printed too, for the featurizer's author."""
+    from aetk.plugin.host import get_host
+
+    if get_host().trace:
+        traceback.print_exception(error, file=sys.stderr)
+    return featurizer_raised(featurizer.name, error).with_path(path)
 
 
 def featurize_file(featurizer: Featurizer, path: str | Path) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -321,6 +322,37 @@ class PluginHost:
         self.load()
         return list(self.plugins.values())
 
+    def blame(self, error: BaseException) -> str | None:
+        """One line naming the third-party plugin in whose code ``error`` was raised (its
+        innermost frame there), or None when no such plugin's code raised it (aetk's own)."""
+        modules = [
+            (getattr(plugin, "__name__", ""), self.plugins.get(name))
+            for name, plugin in self.manager.list_name_plugin()
+        ]
+        modules += [
+            (registration.cls.__module__, self.plugins.get(registration.plugin))
+            for registrations in self.registry.values()
+            for registration in registrations.values()
+        ]
+        homes = {
+            home: record
+            for module, record in modules
+            if record is not None
+            and not record.builtin
+            and (home := _package_home(module)) is not None
+        }
+        frames = traceback.extract_tb(error.__traceback__)
+        for frame in reversed(frames):
+            for home, record in homes.items():
+                if frame.filename.startswith(home):
+                    source = f"{os.path.basename(frame.filename)}, line {frame.lineno}"
+                    release = " ".join(filter(None, (record.distribution, record.version)))
+                    return (
+                        f"plugin '{record.name}'{f' ({release})' if release else ''} raised "
+                        f"{type(error).__name__} in {frame.name} ({source}): {error}"
+                    )
+        return None
+
 
 def _command_names(app: Any) -> list[str]:
     names = []
@@ -330,6 +362,17 @@ def _command_names(app: Any) -> list[str]:
         if name:
             names.append(name)
     return names
+
+
+def _package_home(module_name: str) -> str | None:
+    """The folder of a module's top-level package (or its file, for a single module)."""
+    top = sys.modules.get(module_name.partition(".")[0])
+    path = getattr(top, "__file__", None)
+    if not path:
+        return None
+    if os.path.basename(path) == "__init__.py":
+        return os.path.dirname(path) + os.sep
+    return path
 
 
 def _distribution(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -361,6 +404,13 @@ def get_host() -> PluginHost:
     if _host is None:
         _host = PluginHost()
     return _host.load()
+
+
+def blame(error: BaseException) -> str | None:
+    """:meth:`PluginHost.blame` of the process-wide host; None before plugins have loaded."""
+    if _host is None or not _host._loaded:
+        return None
+    return _host.blame(error)
 
 
 def set_host(host: PluginHost | None) -> PluginHost | None:

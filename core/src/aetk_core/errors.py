@@ -27,3 +27,9 @@ class AudioError(AetkError):
 
     def with_path(self, path: str | Path) -> AudioError:
         return AudioError(self.reason, path)
+
+
+def featurizer_raised(name: str, error: Exception) -> AudioError:
+    """A recording's error when its featurizer (a plugin's, most likely) raised something else
+    than an :class:`AudioError` on it: named, so that a batch goes on with the other files."""
+    return AudioError(f"the featurizer '{name}' raised {type(error).__name__}: {error}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from aetk_core.audio import Audio, default_workers, find_audio_files, map_in_order, read_clips
-from aetk_core.errors import AudioError, ConfigError
+from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.localization import check_localize, event_map
 from aetk_core.recording import (
@@ -241,7 +241,12 @@ class ExportedDetector:
     def _score_clip(self, samples: np.ndarray, rate: int, outputs: list[str]) -> dict[str, Any]:
         """The graph's ``outputs`` for the clip, by name, its ``score`` a finite number."""
         samples, rate = within_band(samples, rate, self.meta.get("band_rate"))
-        features = self.featurizer.featurize(samples, rate)
+        try:
+            features = self.featurizer.featurize(samples, rate)
+        except (AetkError, MemoryError):
+            raise
+        except Exception as exc:  # a plugin's twin that fails on one recording
+            raise featurizer_raised(self.featurizer.name, exc) from exc
         if not np.isfinite(features).all():
             raise AudioError("yields NaN or infinite features")
         if tuple(features.shape[1:]) != self.vector_shape:
