@@ -242,6 +242,40 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
     assert bad.returncode == 2 and "finite" in bad.stderr
 
 
+RUNTIME_SCORES_AUDIO = """
+import json, sys
+import soundfile
+from aetk_runtime.detector import load
+
+detector = load(sys.argv[1])
+for path in sys.argv[2:]:
+    samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+    for segment in (None, 0.25):
+        in_memory = detector.score_audio(samples.T, rate, name=path, segment=segment)
+        (from_file,) = detector.score(path, segment=segment)
+        print(json.dumps([in_memory.as_dict(), from_file.as_dict()]))
+print(json.dumps([detector.score_audio([[0.0, float("nan")] * 800], 16000).as_dict()]))
+"""
+
+
+def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, runtime_python):
+    """``score_audio`` of aetk-runtime's Python API: the rows of the files holding the samples,
+    whole and in windows; audio no file could hold is the row's error."""
+    _, _, onnx_path = exported["default"]
+    ran = subprocess.run(
+        [str(runtime_python), "-c", RUNTIME_SCORES_AUDIO, str(onnx_path), *map(str, sounds[1][:3])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    *pairs, (refused,) = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert len(pairs) == 6
+    for in_memory, from_file in pairs:
+        assert in_memory == from_file
+    assert refused["score"] is None and refused["error"] == "holds NaN or infinite samples"
+
+
 def assert_same_events(mine: list[dict] | None, theirs: list[dict] | None) -> None:
     """The same events, at the same times, naming the same bands (scores and ratios within the
     featurizers' rounding)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -63,6 +64,51 @@ def test_threshold_override(fitted, machine_sounds):
     detector, _ = fitted
     assert all(r.anomalous for r in detector.score(machine_sounds["test"], threshold=-1.0))
     assert not any(r.anomalous for r in detector.score(machine_sounds["test"], threshold=1e9))
+
+
+def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_sounds):
+    """``score_audio``: a recording in memory (a DAQ's, a service's) scores as its file does,
+    whole and in windows, as 16-bit integers or floats, mono or ``[channels, samples]``."""
+    import soundfile
+
+    detector, _ = fitted
+    path = machine_sounds["test"][-1]
+    as_integers, rate = soundfile.read(path, dtype="int16")
+    assert as_integers.ndim == 1
+    for segment in (None, 0.2):
+        (expected,) = detector.score(path, segment=segment)
+        for samples in (as_integers, as_integers / 32768, [(as_integers / 32768).tolist()]):
+            found = detector.score_audio(samples, rate, name=str(path), segment=segment)
+            assert found.as_dict() == expected.as_dict()
+        stereo = detector.score_audio(np.stack([as_integers] * 2), rate, segment=segment)
+        assert stereo.score == pytest.approx(expected.score, rel=1e-5)
+        names = {warning["name"] for warning in expected.warnings}
+        assert {warning["name"] for warning in stereo.warnings} == names | {"channels"}
+    assert detector.score_audio(as_integers, rate).path == "<audio>"
+
+
+@pytest.mark.parametrize(
+    ("samples", "rate", "reason"),
+    [
+        (
+            np.zeros((8000, 2), np.float32),
+            16000,
+            r"channel count \(8000\): give \[channels, samples\]",
+        ),
+        (np.zeros((1, 1, 8000), np.float32), 16000, "has 3 dimensions"),
+        (np.array([0.0, np.nan] * 4000), 16000, "holds NaN or infinite samples"),
+        (np.zeros(8000, np.float32), 10, r"implausible sample rate \(10 Hz\)"),
+        (np.zeros(0, np.float32), 16000, "holds no audio samples"),
+        (np.array(["hum"] * 8000), 16000, "holds samples of type <U3"),
+    ],
+)
+def test_audio_in_memory_that_no_file_could_hold_is_its_results_error(
+    fitted, samples, rate, reason
+):
+    detector, _ = fitted
+    result = detector.score_audio(samples, rate)
+    assert result.score is None and result.anomalous is None
+    assert re.search(reason, result.error)
 
 
 def test_silence_is_scored_finite_and_anomalous(fitted, tmp_path):

@@ -19,8 +19,15 @@ from aetk_core.verdict import chosen_threshold
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
-from aetk.data.audio import find_audio_files
-from aetk.data.features import Clip, FileClips, check_vector_shape, featurized_files, iter_clips
+from aetk.data.audio import as_audio, audio_clips, find_audio_files
+from aetk.data.features import (
+    Clip,
+    FileClips,
+    audio_clip,
+    check_vector_shape,
+    featurized_files,
+    iter_clips,
+)
 from aetk.data.recording import analysed_hz
 from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
@@ -192,6 +199,40 @@ class Detector:
             localize,
             strict=strict,
         )
+
+    def score_audio(
+        self,
+        samples: Any,
+        sample_rate: int,
+        *,
+        name: str = "<audio>",
+        threshold: float | None = None,
+        false_alarm_rate: float | None = None,
+        segment: float | None = None,
+        localize: Localize = True,
+        strict: bool = False,
+    ) -> ScoreResult:
+        """Score a recording held in memory, as :meth:`score` scores a file of it.
+
+        :param samples: ``[samples]`` (mono) or ``[channels, samples]`` (a numpy array, or
+            anything numpy turns into one), floats in [-1, 1] or 16- or 32-bit integers.
+        :param name: the result's ``path``.
+        Audio that a file could not hold (no samples, NaN, an implausible rate or layout) gives
+        a result with ``error`` set; the other parameters are :meth:`score`'s.
+        """
+        segment = self.segment_seconds if segment is None else float(segment)
+        band_rate = self.recording_norms().band_rate
+
+        def clips() -> Iterator[Clip]:  # its AudioError is the result's error, as for a file
+            audio = as_audio(samples, sample_rate)
+            for start, piece in audio_clips(audio, segment, self.featurizer.frames_to_read):
+                yield audio_clip(self.featurizer, piece, name, start, band_rate)
+
+        files = [FileClips(name, clips(), windowed=bool(segment))]
+        (result,) = score_clips(
+            self, files, self.threshold_for(threshold, false_alarm_rate), localize, strict=strict
+        )
+        return result
 
     def score_clips(
         self,

@@ -20,12 +20,10 @@ import numpy as np
 from aetk_core.results import view_from
 from aetk_core.verdict import is_anomalous
 
-from aetk.data.audio import Audio
-from aetk.data.features import FileClips, audio_clip
 from aetk.data.fileio import ensure_folder
 from aetk.detect.detector import Detector
 from aetk.detect.scoring import ScoreResult
-from aetk.errors import AudioError, ConfigError
+from aetk.errors import ConfigError
 from aetk.watch.alerts import AlertTracker
 from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk.watch.sources import FolderWatch, StreamFormat
@@ -291,22 +289,13 @@ class Monitor:
     def score_window(self, samples: np.ndarray, rate: int) -> ScoreResult | None:
         """One window through the detector's scoring path; None (and an error event) if it
         cannot be scored."""
-        audio = Audio(samples, rate)
         judge = self._single()
-        try:
-            clip = audio_clip(
-                judge.detector.featurizer,
-                audio,
-                self.source,
-                band_rate=judge.detector.recording_norms().band_rate,
-            )
-        except AudioError as exc:
-            self.error(exc.reason)
-            return None
-        (result,) = judge.detector.score_clips(
-            [FileClips(self.source, [clip])],
+        result = judge.detector.score_audio(
+            samples,
+            rate,
+            name=self.source,
             threshold=judge.threshold,
-            localize=True,
+            segment=0,
             strict=self.options.strict,
         )
         if result.error is not None or result.score is None:

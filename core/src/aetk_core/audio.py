@@ -209,10 +209,75 @@ def read_clips(
     if not segment_seconds:
         yield 0.0, read_audio(path, frames)
         return
-    for start, audio in read_windows(path, segment_seconds):
-        if start > 0 and audio.seconds < segment_seconds / 2:
+    yield from _whole_windows(read_windows(path, segment_seconds), segment_seconds)
+
+
+def audio_clips(
+    audio: Audio, segment_seconds: float = 0.0, frames: FrameLimit = None
+) -> Iterator[tuple[float, Audio]]:
+    """Audio held in memory as :func:`read_clips` cuts a file: whole (``segment_seconds`` 0, at
+    most ``frames`` of it, as :func:`read_audio` decodes) or in consecutive windows, a last one
+    shorter than half the segment length dropped."""
+    if not segment_seconds:
+        limit = frames(audio.sample_rate) if callable(frames) else frames
+        yield 0.0, audio if limit is None else Audio(audio.samples[:, :limit], audio.sample_rate)
+        return
+    if not segment_seconds > 0:
+        raise ConfigError(
+            f"segment length must be a positive number of seconds, not {segment_seconds}"
+        )
+    window = max(1, round(segment_seconds * audio.sample_rate))
+    pieces = (
+        (
+            first / audio.sample_rate,
+            Audio(audio.samples[:, first : first + window], audio.sample_rate),
+        )
+        for first in range(0, audio.samples.shape[1], window)
+    )
+    yield from _whole_windows(pieces, segment_seconds)
+
+
+def _whole_windows(
+    windows: Iterable[tuple[float, Audio]], seconds: float
+) -> Iterator[tuple[float, Audio]]:
+    for start, audio in windows:
+        if start > 0 and audio.seconds < seconds / 2:
             return
         yield start, audio
+
+
+def as_audio(samples: object, sample_rate: int) -> Audio:
+    """Samples held in memory as :class:`Audio`: ``[samples]`` (mono) or ``[channels, samples]``,
+    floats in [-1, 1] or 16- or 32-bit integers (scaled as a decoder scales them).
+
+    :raises AudioError: (without a path) what a file holding them would be refused for, or an
+        array that is not audio of that layout.
+    """
+    array = np.asarray(samples)
+    if array.dtype in (np.int16, np.int32):
+        array = array / np.float32(2 ** (8 * array.itemsize - 1))
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise AudioError(
+            f"holds samples of type {array.dtype}: give floats in [-1, 1] or 16- or 32-bit integers"
+        )
+    if array.ndim == 1:
+        array = array[np.newaxis]
+    if array.ndim != 2:
+        raise AudioError(f"has {array.ndim} dimensions: give [samples] or [channels, samples]")
+    if not isinstance(sample_rate, (int, np.integer)) or not (
+        MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
+    ):
+        raise AudioError(f"has an implausible sample rate ({sample_rate!r} Hz)")
+    if array.shape[0] > MAX_CHANNELS:
+        raise AudioError(
+            f"has an implausible channel count ({array.shape[0]}): give [channels, samples] "
+            "(soundfile.read returns [samples, channels]: transpose it)"
+        )
+    if array.shape[1] == 0:
+        raise AudioError("holds no audio samples")
+    if not np.isfinite(array).all():
+        raise AudioError("holds NaN or infinite samples")
+    return Audio(np.ascontiguousarray(array, dtype=np.float32), int(sample_rate))
 
 
 @contextmanager

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aetk_core.audio import Audio, default_workers, find_audio_files, map_in_order, read_clips
+from aetk_core.audio import (
+    Audio,
+    as_audio,
+    audio_clips,
+    default_workers,
+    find_audio_files,
+    map_in_order,
+    read_clips,
+)
 from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.localization import check_localize, event_map
@@ -129,18 +137,58 @@ class ExportedDetector:
         ``localize``: files scored whole get their events and bands (``segments``) where the
         exported scorer localizes (``"anomalous"``: the files found anomalous alone, each run
         through the graph once more for them, as aetk score's table has them)."""
+        score_clips, seconds = self._clip_scorer(
+            threshold, false_alarm_rate, segment, strict, localize
+        )
+        frames = self.featurizer.frames_to_read
+
+        def score_file(path: Path) -> ScoreResult:
+            return score_clips(str(path), lambda: read_clips(path, seconds, frames))
+
+        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
+        # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
+        # ahead so that memory stays flat.
+        yield from map_in_order(score_file, files, default_workers())
+
+    def score_audio(
+        self,
+        samples: Any,
+        sample_rate: int,
+        *,
+        name: str = "<audio>",
+        threshold: float | None = None,
+        false_alarm_rate: float | None = None,
+        segment: float | None = None,
+        strict: bool = False,
+        localize: bool | str = True,
+    ) -> ScoreResult:
+        """A recording held in memory (``[samples]`` or ``[channels, samples]``, floats in
+        [-1, 1] or 16- or 32-bit integers), scored as its file would be; ``name`` is the row's
+        path. Audio no file could hold is the row's error."""
+        score_clips, seconds = self._clip_scorer(
+            threshold, false_alarm_rate, segment, strict, localize
+        )
+        frames = self.featurizer.frames_to_read
+        return score_clips(
+            name, lambda: audio_clips(as_audio(samples, sample_rate), seconds, frames)
+        )
+
+    def _clip_scorer(
+        self,
+        threshold: float | None,
+        false_alarm_rate: float | None,
+        segment: float | None,
+        strict: bool,
+        localize: bool | str,
+    ) -> tuple[Callable[[str, Callable[[], Iterable[tuple[float, Audio]]]], ScoreResult], float]:
+        """:meth:`_score_clips` with a scoring run's options bound, and its segment length."""
         check_localize(localize)
-        limit = self.threshold_for(threshold, false_alarm_rate)
         seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
         if not math.isfinite(seconds) or seconds < 0:
             raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
-        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-
-        # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
-        # ahead so that memory stays flat.
-        score_file = partial(
-            self._score_file,
-            threshold=limit,
+        scorer = partial(
+            self._score_clips,
+            threshold=self.threshold_for(threshold, false_alarm_rate),
             seconds=seconds,
             strict=strict,
             outputs=self._wanted(
@@ -150,7 +198,7 @@ class ExportedDetector:
             anomalies_localized=localize == "anomalous" and self.localization is not None,
             localized=localize is True,
         )
-        yield from map_in_order(score_file, files, default_workers())
+        return scorer, seconds
 
     def _wanted(self, whole: bool, localize: bool, views: bool = True) -> list[str]:
         """The graph outputs a scoring run reads: windows need only their scores, and the views
@@ -162,9 +210,10 @@ class ExportedDetector:
             return self.outputs
         return [name for name in self.outputs if name in ("score", "winning_view")]
 
-    def _score_file(
+    def _score_clips(
         self,
-        path: Path,
+        path: str,
+        clips: Callable[[], Iterable[tuple[float, Audio]]],
         threshold: float,
         seconds: float,
         strict: bool,
@@ -172,34 +221,35 @@ class ExportedDetector:
         anomalies_localized: bool = False,
         localized: bool = False,
     ) -> ScoreResult:
-        """The file scored whole or in windows, each clip's recording checked as aetk checks it;
+        """The recording ``path`` names, whole or in windows (``clips()``, whose AudioError is
+        the row's error), each clip's recording checked as aetk checks it;
         ``anomalies_localized``: a file scored whole and found anomalous is run through the graph
         again for all its outputs (its events and bands); ``localized``: every file is (a
         windowed file's view is then given even when it is normal)."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
         spans, scores, views = [], [], []
         try:
-            for start, audio in read_clips(path, seconds, self.featurizer.frames_to_read):
+            for start, audio in clips():
                 found = merged([*found, *self._mismatches(audio)])
                 spans.append((start, start + audio.seconds))
                 graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
                 scores.append(graph["score"])
                 views.append(view_from(self._view(graph.get("winning_view")), start))
         except AudioError as exc:
-            return self._result(str(path), None, threshold, found, exc.reason)
+            return self._result(path, None, threshold, found, exc.reason)
         if strict and found:
-            return self._result(str(path), None, threshold, found, mismatch_error(found))
+            return self._result(path, None, threshold, found, mismatch_error(found))
         if seconds:
             events, worst = window_events(spans, scores, threshold), max(scores)
             # As aetk gives it: the worst window's view, where that window was localized.
             view = (
                 views[scores.index(worst)] if localized or is_anomalous(worst, threshold) else None
             )
-            return self._result(str(path), worst, threshold, found, segments=events, view=view)
+            return self._result(path, worst, threshold, found, segments=events, view=view)
         if anomalies_localized and is_anomalous(scores[0], threshold):
             graph = self._score_clip(audio.samples, audio.sample_rate, self._wanted(True, True))
         return self._result(
-            str(path),
+            path,
             scores[0],
             threshold,
             found,
