@@ -166,6 +166,23 @@ def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, 
     assert len(set(thresholds.values())) == 3  # each machine its own threshold
 
 
+def test_audio_held_in_memory_is_judged_as_the_machine_named(fitted_fleet, fleet_folders):
+    import soundfile
+
+    fleet, _ = fitted_fleet
+    path = sorted((fleet_folders / "test" / "pump-02").glob("*.wav"))[0]
+    samples, rate = soundfile.read(path, dtype="int16")
+    (expected,) = fleet.score([path], machine="pump-02")
+    found = fleet.score_audio(samples, rate, machine="pump-02", name=str(path))
+    assert (found.score, found.threshold, found.machine) == (
+        expected.score,
+        expected.threshold,
+        "pump-02",
+    )
+    with pytest.raises(aetk.ConfigError, match="pump-99"):
+        fleet.score_audio(samples, rate, machine="pump-99")
+
+
 def unroutable_batch(fleet_folders: Path, folder: Path) -> Path:
     """A batch of the fleet's test recordings of two machines, and two that cannot be routed:
     one in the folder of a machine the fleet does not know, one loose beside the machines."""

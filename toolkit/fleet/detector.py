@@ -156,6 +156,16 @@ class FleetDetector:
     def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
         return list(self.iter_scores(paths, **options))
 
+    def score_audio(
+        self, samples: Any, sample_rate: int, *, machine: str, **options: Any
+    ) -> ScoreResult:
+        """A recording held in memory judged as ``machine``'s (:meth:`aetk.Detector.score_audio`,
+        ``options``: its keywords); an unknown machine is a :class:`ConfigError`. No table
+        names its conditions: they are empty."""
+        result = self.detector(machine).score_audio(samples, sample_rate, **options)
+        result.machine, result.conditions = machine, {}
+        return result
+
     # -- the file -------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
