@@ -28,6 +28,18 @@ def clips_folder(tmp_path):
     return tmp_path / "clips"
 
 
+#: The autoencoder preset at a size that fits in a second (a trained model reads its clips'
+#: features several times: for training, for the scorer, for the threshold).
+SMALL_AE = [
+    "featurizer.n_mels=16",
+    "featurizer.n_fft=256",
+    "featurizer.hop_length=128",
+    "model.hidden=[8]",
+    "model.bottleneck=2",
+    "training.epochs=2",
+]
+
+
 def count_decodes(monkeypatch) -> list:
     from aetk.data import cache as cache_module
 
@@ -152,6 +164,67 @@ def test_entries_of_an_earlier_cache_format_are_evicted_first(
     assert "2 entries" in said and "3.0 kB of it are an earlier aetk's entries" in said
     assert evict(root, size - 3000) == 0  # only the earlier format's files went
     assert not any(old.iterdir()) and entries(root) == current
+
+
+def test_a_fit_survives_another_process_emptying_the_cache_under_it(
+    clips_folder, tmp_path, monkeypatch
+):
+    """A fit reads its clips' cached features again and again, minutes apart: another fit's
+    eviction or an ``aetk cache clear`` in between had ended it in a FileNotFoundError. Its
+    entries are pinned in a folder of its own, which neither touches."""
+    from aetk.data.cache import clear, evict
+    from aetk.fitting import stages
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("AETK_CACHE_DIR", str(root))
+    undisturbed = aetk.fit(clips_folder, preset="autoencoder", set=SMALL_AE)
+    real = stages.fit_scorer
+
+    def emptied_first(*args, **kwargs):
+        evict(root, 0)
+        assert clear(root) == 0  # evicted already; the fit's own pins stay
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "fit_scorer", emptied_first)
+    disturbed = aetk.fit(clips_folder, preset="autoencoder", set=SMALL_AE)
+    np.testing.assert_array_equal(
+        disturbed.calibration.normal_scores, undisturbed.calibration.normal_scores
+    )
+    assert not any((root / "work").iterdir())  # the fit's own folder went with it
+
+
+def test_work_folders_of_killed_processes_are_removed_and_no_others(tmp_path):
+    import socket
+
+    from aetk.data.cache import clear
+
+    root = tmp_path / "cache"
+    cache = FeatureCache(root)
+    mine = cache.scratch
+    dead = subprocess_pid_that_ended()
+    host = socket.gethostname()
+    killed = root / "work" / f"{dead}+{host}+abc"
+    elsewhere = root / "work" / f"{dead}+another-host+abc"
+    for folder in (killed, elsewhere):
+        folder.mkdir()
+    clear(root)
+    assert not killed.exists()
+    assert elsewhere.exists() and mine.exists()
+    cache.close()
+    assert not mine.exists()
+
+
+def subprocess_pid_that_ended() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)
 
 
 def test_cache_off_leaves_nothing_behind(clips_folder, monkeypatch, tmp_path):

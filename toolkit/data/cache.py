@@ -13,7 +13,8 @@ recorded) and the raw array, opened memory-mapped: a training set does not have 
 ``AETK_CACHE=0`` turns caching off (features then go to a temporary folder removed after use).
 ``AETK_CACHE_MAX_MB`` caps its size (2,048 MB by default): after each fit the least recently
 used entries are removed until it fits. ``aetk cache info`` and ``aetk cache clear`` show and
-empty it.
+empty it. A fit pins the entries it reads (hard links in a ``work`` folder of its own), so that
+another process's eviction or clear cannot remove them while it still reads them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -71,7 +74,8 @@ class FeatureCache:
         # Read as the cache opens: a bad AETK_CACHE_MAX_MB is said before any work.
         self.limit = max_bytes() if self.persistent else math.inf
         self.root = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aetk-"))
-        self._made: set[Path] = set()
+        self._scratch: Path | None = None
+        self._scratch_made = threading.Lock()
 
     @classmethod
     def from_environment(cls) -> FeatureCache:
@@ -93,7 +97,21 @@ class FeatureCache:
                 folder = None
         return cls(folder)
 
+    @property
+    def scratch(self) -> Path:
+        """A folder of this process's alone, removed by :meth:`close`: its pinned entries and
+        temporary files. Another process's eviction or ``aetk cache clear`` leaves it alone."""
+        with self._scratch_made:  # featurizing threads pin at once
+            if self._scratch is None:
+                work = self.root / "work"
+                work.mkdir(parents=True, exist_ok=True)
+                self._scratch = Path(tempfile.mkdtemp(prefix=_owner_prefix(), dir=work))
+            return self._scratch
+
     def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
         if not self.persistent:
             shutil.rmtree(self.root, ignore_errors=True)
             return
@@ -106,10 +124,14 @@ class FeatureCache:
         self.close()
 
     def store(
-        self, featurizer: Featurizer, path: str | Path
+        self, featurizer: Featurizer, path: str | Path, pin: bool = False
     ) -> tuple[Path, int, str, RecordingProfile]:
         """Make sure the features of the whole file ``path`` are cached; returns the entry, its
         number of vectors, the SHA-256 of the file's contents, and how it was recorded.
+
+        ``pin``: the entry returned is a hard link in :attr:`scratch`, which stays readable until
+        :meth:`close` whatever another process evicts or clears meanwhile (a fit reads its
+        clips' features again and again, minutes apart).
 
         :raises AudioError: the file cannot be read or featurized (nothing is stored).
         """
@@ -117,36 +139,72 @@ class FeatureCache:
         entry = (
             self.root / "features" / featurizer_key(featurizer) / digest[:2] / f"{digest}{_SUFFIX}"
         )
-        if entry.exists():
-            try:
-                array, recording = checked_entry(entry)
-                with contextlib.suppress(OSError):
-                    os.utime(entry)  # recently used: the last to be evicted
-                return entry, len(array), digest, recording
-            except (OSError, ValueError):
-                pass  # unreadable (a 0-byte entry, a foreign file): computed again below
-            except CorruptEntry:
-                warnings.warn(
-                    f"feature cache entry {entry} does not match its checksum: featurized again",
-                    AetkWarning,
-                    stacklevel=2,
-                )
+        found = _reusable(entry) if entry.exists() else None
+        if found is not None:
+            held = self._pin(entry) if pin else entry
+            if held is not None:
+                return held, found[0], digest, found[1]
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
         recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
-        self._make_folder(entry.parent)
-        _write_entry(entry, np.ascontiguousarray(features.numpy()), recording)
-        return entry, len(features), digest, recording
+        array = np.ascontiguousarray(features.numpy())
+        return self._keep(entry, array, recording, pin), len(features), digest, recording
+
+    def _keep(self, entry: Path, array: np.ndarray, recording: RecordingProfile, pin: bool) -> Path:
+        """Write the entry (pinned, with ``pin``); where another process evicts or clears it
+        meanwhile, the features are kept in :attr:`scratch` instead."""
+        with contextlib.suppress(FileNotFoundError):
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            _write_entry(entry, array, recording)
+            held = self._pin(entry) if pin else entry
+            if held is not None:
+                return held
+        own = self._pinned_name(entry)
+        _write_entry(own, array, recording)
+        return own
+
+    def _pin(self, entry: Path) -> Path | None:
+        """A hard link to ``entry`` in :attr:`scratch` (None: the entry is gone)."""
+        if not self.persistent:
+            return entry  # the whole cache is this process's own
+        pinned = self._pinned_name(entry)
+        try:
+            os.link(entry, pinned)
+        except FileExistsError:
+            pass  # the same recording, pinned earlier
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return entry  # a file system without hard links: read where it is, unpinned
+        return pinned
+
+    def _pinned_name(self, entry: Path) -> Path:
+        return self.scratch / f"{entry.parent.parent.name}-{entry.name}"
 
     def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
         """The features of the whole file ``path`` (memory-mapped) and its content SHA-256."""
         entry, _, digest, _ = self.store(featurizer, path)
         return load_entry(entry), digest
 
-    def _make_folder(self, folder: Path) -> None:
-        if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._made.add(folder)
+
+def _reusable(entry: Path) -> tuple[int, RecordingProfile] | None:
+    """A cached entry's vector count and recording, or None when it must be computed again
+    (unreadable, damaged: with a warning, gone meanwhile); a reused entry is marked recently
+    used, so that it is the last to be evicted."""
+    try:
+        array, recording = checked_entry(entry)
+    except (OSError, ValueError):
+        return None
+    except CorruptEntry:
+        warnings.warn(
+            f"feature cache entry {entry} does not match its checksum: featurized again",
+            AetkWarning,
+            stacklevel=3,
+        )
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry)
+    return len(array), recording
 
 
 class CorruptEntry(Exception):
@@ -266,6 +324,7 @@ def usage(root: Path) -> tuple[int, int, int]:
 def evict(root: Path, limit: float) -> int:
     """Remove the least recently used files until the cache holds at most ``limit`` bytes;
     returns how many entries were removed."""
+    _remove_abandoned(root)
     sized = []
     for path in _files(root):
         with contextlib.suppress(OSError):
@@ -283,10 +342,42 @@ def evict(root: Path, limit: float) -> int:
 
 
 def clear(root: Path) -> int:
+    """Remove every entry; a running fit keeps reading those it pinned (its ``work`` folder)."""
     count = len(entries(root))
     shutil.rmtree(root / "features", ignore_errors=True)
-    shutil.rmtree(root / "tmp", ignore_errors=True)
+    shutil.rmtree(root / "tmp", ignore_errors=True)  # where an earlier aetk kept its files
+    _remove_abandoned(root)
     return count
+
+
+def _owner_prefix(pid: int | None = None) -> str:
+    """A ``work`` folder's name begins with its process and host: a cache shared between hosts
+    (or containers) never judges another host's processes."""
+    return f"{os.getpid() if pid is None else pid}+{socket.gethostname()}+"
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Remove the ``work`` folders of this host's processes that ended without removing theirs
+    (killed)."""
+    with contextlib.suppress(OSError):
+        for folder in (root / "work").iterdir():
+            pid = folder.name.partition("+")[0]
+            if (
+                pid.isdigit()
+                and folder.name.startswith(_owner_prefix(int(pid)))
+                and not _running(int(pid))
+            ):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
 
 
 def load_entry(entry: Path) -> torch.Tensor:

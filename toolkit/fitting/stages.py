@@ -230,14 +230,14 @@ def fit_config(
             (processes.shard(train_files), processes.shard(validation_files)), observer
         )
         parts.normalizer.fit(shard.train, reduce=processes.all_reduce_sum)
-        train_model(parts, shard, config, cache.root / "tmp", observer, processes)
+        train_model(parts, shard, config, cache.scratch, observer, processes)
         sets = processes.on_all_data(
             lambda: featurize_all((train_files, validation_files), FitObserver()), shard
         )
         if sets is None:  # not the main process: it writes nothing
             return None
         observer.on_stage(f"Fitting scorer {parts.scorer.name} and calibrating the threshold")
-        calibration = fit_scorer(parts, sets, config, cache.root / "tmp", observer)
+        calibration = fit_scorer(parts, sets, config, cache.scratch, observer)
     summary = training_summary(config, parts, sets, processes, started)
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
@@ -343,7 +343,7 @@ def featurize(
 
     def clips_of(path: Path) -> tuple[list[Any], str, list[RecordingProfile]]:
         if not segment_seconds:
-            entry, length, digest, recording = cache.store(featurizer, path)
+            entry, length, digest, recording = cache.store(featurizer, path, pin=True)
             return [(entry, length)], digest, [recording]
         windows = list(iter_clips(featurizer, path, segment_seconds))
         recordings = [clip.recording for clip in windows if clip.recording is not None]

@@ -84,7 +84,7 @@ def fit_shared(
             role: _vector_codes(machines, [machine_of[path] for path in sets.sources[role]], clips)
             for role, clips in (("train", sets.train), ("validation", sets.validation))
         }
-        with vector_sets(sets, parts.normalizer, cache.root / "tmp") as vectors:
+        with vector_sets(sets, parts.normalizer, cache.scratch) as vectors:
             train(
                 parts.model,
                 *vectors,
