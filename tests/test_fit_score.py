@@ -464,3 +464,19 @@ def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tm
     page = tmp_path / "report.html"
     assert cli("report", healthy, "-d", output, "-o", page).code == 0
     assert "cut into clips of 2 s (and scored in such windows)" in page.read_text()
+
+
+def test_files_skipped_for_one_reason_are_said_once(cli, machine_sounds, tmp_path):
+    """A --segment shorter than the featurizer's shortest clip skips every file: one warning
+    for them all and the reason in the error, not a line per file."""
+    folder = machine_sounds["train"][0].parent
+    result = cli("fit", folder, "--segment", "0.01", "-o", tmp_path / "d.aetk")
+    assert result.code == 1
+    reason = "is too short: 0.010 s, the featurizer needs at least 0.064 s"
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    count = len(machine_sounds["train"])
+    (line,) = skipped
+    example = line.split(", e.g. ")[1].split(": ")[0]
+    assert line == f"warning: skipped {count} of {count} files, e.g. {example}: {reason}"
+    assert example in map(str, machine_sounds["train"])
+    assert result.stderr.splitlines()[-1].endswith(f"could be used (all of them: {reason})")

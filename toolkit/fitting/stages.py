@@ -364,7 +364,6 @@ def featurize(
                 shape = shape or tuple(vectors.shape[1:])
                 check_vector_shape(vectors, shape, path)
         except AudioError as exc:
-            warnings.warn(f"skipped {exc}", AetkWarning, stacklevel=2)
             sets.skipped.append({"path": str(path), "error": exc.reason, "role": role})
         else:
             clips[role].extend(file_clips)
@@ -373,15 +372,32 @@ def featurize(
             sets.digests[role].append(digest)
             sets.recordings[str(path)] = recordings
         observer.on_featurized(done, len(roles))
+    reasons = _warn_skipped(sets.skipped, len(roles))
     _check_recordings(sets, analysed_hz(featurizer))
     sets.train, sets.validation = _as_clips(clips["train"]), _as_clips(clips["validation"])
     if not sets.train and train_files:
-        raise AetkError(f"none of the {len(train_files)} training files could be used")
+        shared = f" (all of them: {next(iter(reasons))})" if len(reasons) == 1 else ""
+        raise AetkError(f"none of the {len(train_files)} training files could be used{shared}")
     return sets
 
 
 #: Training files warned about one by one; more that share a warning get one line.
 MAX_WARNED_FILES = 3
+
+
+def _warn_skipped(skipped: list[dict[str, str]], total: int) -> dict[str, list[str]]:
+    """Warn of each skipped file, or once for a reason more than :data:`MAX_WARNED_FILES`
+    share (a ``--segment`` too short, a featurizer that fails on every file); returns the
+    skipped files by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for skip in skipped:
+        by_reason.setdefault(skip["error"], []).append(skip["path"])
+    for reason, paths in by_reason.items():
+        if len(paths) > MAX_WARNED_FILES:
+            paths = [f"{len(paths)} of {total} files, e.g. {paths[0]}"]
+        for where in paths:
+            warnings.warn(f"skipped {where}: {reason}", AetkWarning, stacklevel=4)
+    return by_reason
 
 
 def _check_recordings(sets: FeaturizedSets, band_hz: float | None) -> None:
