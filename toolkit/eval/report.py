@@ -20,12 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aetk_core.describe import (
-    describe_cut,
-    describe_recordings,
-    describe_threshold,
-    describe_views,
-)
+from aetk_core.describe import describe_views, detector_facts
 from aetk_core.results import describe_view
 
 from aetk._version import __version__
@@ -364,17 +359,16 @@ def _detector_section(detector: Detector) -> str:
     calibration = summary["calibration"]
     facts = _detector_facts(summary)
     history = training.get("train_loss") or []
-    if history:
-        facts.append(f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}")
-        curves = _image(
+    curves = (
+        _image(
             plots.loss_curves(
                 history, training.get("val_loss") or [], "training and validation loss"
             ),
             "loss curves",
         )
-    else:
-        facts.append("no training: the model has no parameters")
-        curves = ""
+        if history
+        else ""
+    )
     warning = (
         f"<p class=warning><b>Threshold warning:</b> {_e(calibration['warning'])}</p>"
         if calibration["warning"]
@@ -395,20 +389,11 @@ def _detector_section(detector: Detector) -> str:
 
 
 def _detector_facts(summary: dict[str, Any]) -> list[str]:
-    """The detector section's list, as HTML: its method, views, threshold, training files and
-    recordings."""
+    """The detector section's list, as HTML: its method, the facts ``aetk info`` gives
+    (:func:`aetk_core.describe.detector_facts`), and what only a report keeps."""
     facts = [f"method: {_e(summary['method'])}"] if summary["method"] else []
-    facts += [_e(describe_views(summary["views"]))] if summary["views"] else []
-    facts += [
-        f"threshold <b>{summary['threshold']:.5g}</b> "
-        f"({_e(describe_threshold(summary['calibration']))}; a score above it is anomalous)",
-        f"{summary['train_files']} training and {summary['validation_files']} validation files "
-        f"({summary['skipped_files']} skipped), {_e(describe_cut(summary))}"
-        f"{summary['train_vectors']} training vectors",
-        f"seed {summary['seed']}, fitted in {summary['seconds'] or 0:.1f} s",
-    ]
-    recordings = describe_recordings(summary["recordings"])
-    return facts + ([_e(recordings)] if recordings else [])
+    facts += [_e(fact) for fact in detector_facts(summary)]
+    return [*facts, f"seed {summary['seed']}, {summary['train_vectors']:,} training vectors"]
 
 
 def _verdicts_section(

@@ -34,12 +34,20 @@ def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> s
 
 
 def detector_lines(summary: dict[str, Any]) -> list[str]:
-    """Its pipeline, what it learned from, its threshold and its views: one line each. A detector
-    written by an older aetk may lack a figure; its line then leaves it out."""
-    lines = [
+    """Its pipeline, then :func:`detector_facts`: one line each (``aetk fit``, ``aetk info``,
+    ``aetk-runtime info``)."""
+    pipeline = (
         f"{summary['featurizer']} → {summary['model']} → {summary['scorer']} "
         f"(preset {summary['preset']}, {summary['parameters']:,} parameters)"
-    ]
+    )
+    return [pipeline, *detector_facts(summary)]
+
+
+def detector_facts(summary: dict[str, Any]) -> list[str]:
+    """What it learned from, its threshold, its views, the band it hears and the recordings it
+    expects: one line each (the report lists them under its table of components). A detector
+    written by an older aetk may lack a figure; its line then leaves it out."""
+    lines = []
     if summary["train_files"] is not None:
         lines.append(
             f"{summary['train_files']} training and {summary['validation_files']} validation "
