@@ -101,6 +101,6 @@ def window_length_warning(segment: float | None, clip_seconds: float | None) -> 
     )
     return (
         f"windows of {segment:g} s are compared with a threshold calibrated on clips of about "
-        f"{clip_seconds:g} s: {effect}; fit with --set training.segment_seconds={segment:g} for "
-        "a threshold of such windows"
+        f"{clip_seconds:g} s: {effect}; fit with --segment {segment:g} for a threshold of such "
+        "windows"
     )
