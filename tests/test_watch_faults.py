@@ -137,8 +137,9 @@ def test_a_corrupt_state_is_kept_and_the_last_good_copy_is_not_alerted_again(wat
     rng = np.random.default_rng(2)
     for name in ("old.wav", "new.wav"):
         soundfile.write(folder / name, synth.normal_clip(rng, 2.0), RATE)
-    _write_state(state, {str((folder / "old.wav").resolve())}, False)
-    _write_state(state, {str((folder / "old.wav").resolve())}, False)  # a previous copy exists
+    # As an earlier aetk kept it: the files scored, without their stamps.
+    _write_state(state, {str((folder / "old.wav").resolve()): None}, False)
+    _write_state(state, {str((folder / "old.wav").resolve()): None}, False)  # a previous copy
     state.write_text('{"scored": ["trunc')  # a crash mid-write
     process = watch_folder(folder, path, state, "0.2")
     time.sleep(6)
@@ -194,6 +195,43 @@ def test_a_thousand_files_at_once_are_each_scored_once(watched, tmp_path):
     scored = [e["source"] for e in events if e["event"] == "scored"]
     assert len(scored) == len(set(scored)) == 1000
     assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 1000
+
+
+def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(watched, tmp_path):
+    """A recorder that reuses its names (latest.wav, a ring of rec_00…rec_59) writes a new
+    recording each time: each is scored, not only the first, and a restart does not score a
+    file again that has not changed since."""
+    detector, _ = watched
+    folder, state = tmp_path / "ring", tmp_path / "state.json"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+
+    def scored_events(until: int, write=None, patience: float = 60) -> list[dict]:
+        events: list[dict] = []
+        options = WatchOptions(settle=0.0, interval=0.05, state=state)
+        monitor = Monitor(detector, str(folder), options, events.append)
+        runner = threading.Thread(target=monitor.run_folder, args=(folder,))
+        runner.start()
+        deadline = time.monotonic() + patience
+        while monitor.scored < until and time.monotonic() < deadline:
+            if write is not None and monitor.scored == 1:
+                write, written = None, write
+                written()
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything more it would score
+        monitor.stopping = True
+        runner.join(30)
+        return [event for event in events if event["event"] == "scored"]
+
+    soundfile.write(folder / "latest.wav", synth.normal_clip(rng, 1.0), RATE)
+    faulty = synth.normal_clip(rng, 1.0) + 0.5 * np.sin(2 * np.pi * 3000 * np.arange(RATE) / RATE)
+    first = scored_events(2, lambda: soundfile.write(folder / "latest.wav", faulty / 2, RATE))
+    assert [Path(event["source"]).name for event in first] == ["latest.wav"] * 2
+    assert first[1]["score"] > first[0]["score"]  # the second recording, not the first again
+    # Unchanged since: not scored again after a restart (30 polls).
+    assert scored_events(1, patience=1.5) == []
+    kept = json.loads(state.read_text())
+    assert list(kept["stamps"]) == kept["scored"] == [str((folder / "latest.wav").resolve())]
 
 
 def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):

@@ -378,17 +378,19 @@ class Monitor:
 
     def _run_folder(self, folder: Path, progress: Callable[[int, int], None] | None) -> None:
         state = _read_state(self.options.state)
-        seen = set(state.get("scored", []))
+        kept = state.get("stamps")
+        stamps: dict[str, Any] = kept if isinstance(kept, dict) else {}
+        scored = {str(path): stamps.get(path) for path in state.get("scored", [])}
         self._restore_alerts(state.get("active", False))
-        watcher = FolderWatch(folder, seen, self.options.settle, self.options.interval)
+        watcher = FolderWatch(folder, scored, self.options.settle, self.options.interval)
         first = True
         try:
             while not self.stopping:
                 ready = watcher.ready()
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
-                    seen.add(str(path.resolve()))
-                    _write_state(self.options.state, seen, self._active_alerts())
+                    watcher.mark_scored(path)
+                    _write_state(self.options.state, scored, self._active_alerts())
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
@@ -397,7 +399,7 @@ class Monitor:
                 watcher.wait()
         finally:
             watcher.close()
-            _write_state(self.options.state, seen, self._active_alerts())
+            _write_state(self.options.state, scored, self._active_alerts())
 
     def _active_alerts(self) -> bool | dict[str, bool]:
         """Whether an alert is on, as the state keeps it: for each machine of a fleet."""
@@ -512,8 +514,12 @@ def _read_state(path: Path | None) -> dict[str, Any]:
     return {}
 
 
-def _write_state(path: Path | None, seen: set[str], active: bool | dict[str, bool]) -> None:
-    """Write the state atomically, keeping the one before as ``*.previous``."""
+def _write_state(
+    path: Path | None, scored: dict[str, list[int] | None], active: bool | dict[str, bool]
+) -> None:
+    """Write the state atomically, keeping the one before as ``*.previous``: the files scored,
+    each one's ``[mtime_ns, size]`` when scored (``stamps``, beside the list an earlier aetk
+    reads), and the alerts open."""
     if path is None:
         return
     from aetk.data.fileio import atomic_write_text
@@ -521,7 +527,9 @@ def _write_state(path: Path | None, seen: set[str], active: bool | dict[str, boo
     if path.exists():
         with suppress(OSError):
             os.replace(path, _previous(path))
-    atomic_write_text(path, json.dumps({"scored": sorted(seen), "active": active}) + "\n")
+    stamps = {key: stamp for key, stamp in sorted(scored.items()) if stamp is not None}
+    state = {"scored": sorted(scored), "stamps": stamps, "active": active}
+    atomic_write_text(path, json.dumps(state) + "\n")
 
 
 def _previous(path: Path) -> Path:

@@ -125,15 +125,26 @@ def list_devices() -> str:
 
 class FolderWatch:
     """New files in a folder (recursively), each returned once, and only when complete: its size
-    unchanged for ``settle`` seconds. Polls (network filesystems tell no one); watchdog, when
-    installed, only wakes the poll early."""
+    and modification time unchanged for ``settle`` seconds. A file rewritten since it was scored
+    (a recorder that reuses its names) is new again. Polls (network filesystems tell no one);
+    watchdog, when installed, only wakes the poll early.
 
-    def __init__(self, folder: Path, seen: set[str], settle: float = 1.0, interval: float = 1.0):
+    ``scored``: each file scored, by resolved path, and its ``[mtime_ns, size]`` when scored
+    (None: scored by an aetk that did not keep it, taken as scored as the file now is).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        scored: dict[str, list[int] | None],
+        settle: float = 1.0,
+        interval: float = 1.0,
+    ):
         from aetk.data.audio import AUDIO_SUFFIXES
 
-        self.folder, self.seen, self.settle, self.interval = folder, seen, settle, interval
+        self.folder, self.scored, self.settle, self.interval = folder, scored, settle, interval
         self.suffixes = AUDIO_SUFFIXES
-        self._sizes: dict[str, tuple[int, float]] = {}
+        self._stamps: dict[str, tuple[tuple[int, int], float]] = {}
         self._wake = None
         self._observer: Any = None
         try:
@@ -161,25 +172,35 @@ class FolderWatch:
             self._observer.join(timeout=2)
 
     def ready(self) -> list[Path]:
-        """Files complete and not seen yet, in name order."""
+        """Files complete and not scored as they now are, in name order."""
         now = time.monotonic()
         found = []
         for root, _, names in os.walk(self.folder):
             for name in sorted(names):
                 path = Path(root, name)
-                key = str(path.resolve())
-                if path.suffix.lower() not in self.suffixes or key in self.seen:
+                if path.suffix.lower() not in self.suffixes:
                     continue
+                key = str(path.resolve())
                 try:
-                    size = path.stat().st_size
+                    status = path.stat()
                 except OSError:
                     continue
-                last = self._sizes.get(key)
-                if last is None or last[0] != size:
-                    self._sizes[key] = (size, now)
+                stamp = (status.st_mtime_ns, status.st_size)
+                if key in self.scored and self.scored[key] is None:
+                    self.scored[key] = list(stamp)
+                if self.scored.get(key) == list(stamp):
+                    continue
+                last = self._stamps.get(key)
+                if last is None or last[0] != stamp:
+                    self._stamps[key] = (stamp, now)
                 elif now - last[1] >= self.settle:
                     found.append(path)
         return sorted(found)
+
+    def mark_scored(self, path: Path) -> None:
+        """``path`` is scored as it was when :meth:`ready` returned it."""
+        key = str(path.resolve())
+        self.scored[key] = list(self._stamps.pop(key)[0])
 
     def wait(self) -> None:
         if self._wake is not None:
