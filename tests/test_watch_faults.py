@@ -234,6 +234,33 @@ def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(wat
     assert list(kept["stamps"]) == kept["scored"] == [str((folder / "latest.wav").resolve())]
 
 
+def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_away(
+    watched, tmp_path
+):
+    """A recorder that rotates its files would grow the state without end; a folder unmounted
+    for a while must not make its files new again (every one would be scored and alerted
+    twice)."""
+    from aetk.watch.sources import FolderWatch
+
+    folder = tmp_path / "rotating"
+    folder.mkdir()
+    clip = synth.normal_clip(np.random.default_rng(6), 0.5)
+    for name in ("a.wav", "b.wav", "c.wav"):
+        soundfile.write(folder / name, clip, RATE)
+    scored: dict[str, list[int] | None] = {}
+    watcher = FolderWatch(folder, scored, settle=0.0)
+    watcher.ready()  # first seen
+    for path in watcher.ready():
+        watcher.mark_scored(path)
+    assert len(scored) == 3
+    (folder / "a.wav").unlink()
+    assert watcher.ready() == [] and sorted(Path(key).name for key in scored) == ["b.wav", "c.wav"]
+    for path in folder.iterdir():  # unmounted: an empty mount point
+        path.unlink()
+    assert watcher.ready() == [] and len(scored) == 2
+    watcher.close()
+
+
 def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):
     _, path = watched
 

@@ -172,10 +172,15 @@ class FolderWatch:
             self._observer.join(timeout=2)
 
     def ready(self) -> list[Path]:
-        """Files complete and not scored as they now are, in name order."""
+        """Files complete and not scored as they now are, in name order. Files scored and since
+        removed are forgotten (a recorder that rotates its files would otherwise grow the state
+        without end), but only after a walk that read every folder and found files: a folder
+        unmounted or unreadable for a while forgets nothing."""
         now = time.monotonic()
-        found = []
-        for root, _, names in os.walk(self.folder):
+        found: list[Path] = []
+        present: set[str] = set()
+        failed: list[object] = []  # folders os.walk could not read, files that vanished
+        for root, _, names in os.walk(self.folder, onerror=failed.append):
             for name in sorted(names):
                 path = Path(root, name)
                 if path.suffix.lower() not in self.suffixes:
@@ -184,7 +189,9 @@ class FolderWatch:
                 try:
                     status = path.stat()
                 except OSError:
+                    failed.append(key)
                     continue
+                present.add(key)
                 stamp = (status.st_mtime_ns, status.st_size)
                 if key in self.scored and self.scored[key] is None:
                     self.scored[key] = list(stamp)
@@ -195,6 +202,9 @@ class FolderWatch:
                     self._stamps[key] = (stamp, now)
                 elif now - last[1] >= self.settle:
                     found.append(path)
+        if present and not failed:
+            for key in self.scored.keys() - present:
+                del self.scored[key]
         return sorted(found)
 
     def mark_scored(self, path: Path) -> None:
