@@ -274,6 +274,18 @@ def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, 
     for in_memory, from_file in pairs:
         assert in_memory == from_file
     assert refused["score"] is None and refused["error"] == "holds NaN or infinite samples"
+    # aetk-runtime score -: a recording on standard input, a row of its own, "-".
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    path = sounds[1][0]
+    piped = subprocess.run(
+        [script, "score", "-", "-d", str(onnx_path), "--json"],
+        input=Path(path).read_bytes(),
+        capture_output=True,
+        timeout=300,
+    )
+    assert piped.returncode == 0, piped.stderr
+    (from_file,) = runtime_score(runtime_python, [str(path)], onnx_path).stdout.splitlines()
+    assert json.loads(piped.stdout) == {**json.loads(from_file), "path": "-"}
 
 
 def assert_same_events(mine: list[dict] | None, theirs: list[dict] | None) -> None:
@@ -597,13 +609,17 @@ def test_a_plugin_featurizer_with_a_torch_free_twin_exports_and_runs_without_tor
     onnx_path = export(detector, tmp_path / "energy.onnx")
     recordings = [str(path) for path in sounds[1]]
     script = str(Path(runtime_python).parent / "aetk-runtime")
-    ran = subprocess.run(
-        [script, "score", *recordings, "-d", str(onnx_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(site)},
-    )
+
+    def runtime_rows() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [script, "score", *recordings, "-d", str(onnx_path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(site)},
+        )
+
+    ran = runtime_rows()
     assert ran.returncode == 0, ran.stderr
     runtime_scores = [json.loads(line)["score"] for line in ran.stdout.splitlines()]
     assert runtime_scores == pytest.approx([r.score for r in detector.score(recordings)], rel=1e-4)
@@ -616,13 +632,7 @@ def test_a_plugin_featurizer_with_a_torch_free_twin_exports_and_runs_without_tor
         "            raise ValueError('a bug of its own')\n",
     )
     twin_module.write_text(failing + "import itertools\nCALLS = itertools.count()\n")
-    ran = subprocess.run(
-        [script, "score", *recordings, "-d", str(onnx_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(site)},
-    )
+    ran = runtime_rows()
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
     errors = [json.loads(line)["error"] for line in ran.stdout.splitlines()]
     assert sorted(errors, key=str) == sorted(

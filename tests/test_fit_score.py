@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_soun
         names = {warning["name"] for warning in expected.warnings}
         assert {warning["name"] for warning in stereo.warnings} == names | {"channels"}
     assert detector.score_audio(as_integers, rate).path == "<audio>"
+
+
+def test_a_recording_on_standard_input_scores_as_its_file(cli, fitted, machine_sounds, monkeypatch):
+    """``aetk score -``: a recording piped in (sox, curl, arecord -d 10) is one row, ``-``."""
+    _, detector_path = fitted
+    path = machine_sounds["test"][-1]
+
+    def piped(data: bytes, *args: str):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        return cli("score", "-", "-d", detector_path, *args)
+
+    result = piped(path.read_bytes(), "--json")
+    assert result.code == 0, result.stderr
+    from_file = cli("score", path, "-d", detector_path, "--json")
+    assert json.loads(result.stdout) == {**json.loads(from_file.stdout), "path": "-"}
+    garbage = piped(b"not audio at all")
+    assert garbage.code == 1 and "-: not a readable audio file" in garbage.stderr
+    mixed = cli("score", "-", path, "-d", detector_path)
+    assert mixed.code == 2 and "is scored alone" in mixed.stderr
 
 
 @pytest.mark.parametrize(

@@ -166,10 +166,15 @@ def test_each_machine_is_judged_as_a_detector_fitted_for_it_alone(fitted_fleet, 
     assert len(set(thresholds.values())) == 3  # each machine its own threshold
 
 
-def test_audio_held_in_memory_is_judged_as_the_machine_named(fitted_fleet, fleet_folders):
+def test_audio_held_in_memory_is_judged_as_the_machine_named(
+    fitted_fleet, fleet_folders, cli, monkeypatch
+):
+    import io
+    import sys
+
     import soundfile
 
-    fleet, _ = fitted_fleet
+    fleet, fleet_path = fitted_fleet
     path = sorted((fleet_folders / "test" / "pump-02").glob("*.wav"))[0]
     samples, rate = soundfile.read(path, dtype="int16")
     (expected,) = fleet.score([path], machine="pump-02")
@@ -181,6 +186,15 @@ def test_audio_held_in_memory_is_judged_as_the_machine_named(fitted_fleet, fleet
     )
     with pytest.raises(aetk.ConfigError, match="pump-99"):
         fleet.score_audio(samples, rate, machine="pump-99")
+    # aetk score - of a fleet: judged as --machine's, which it needs.
+    for machine in (["--machine", "pump-02"], []):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+        piped = cli("score", "-", "-d", fleet_path, "--json", *machine)
+        if machine:
+            row = json.loads(piped.stdout)
+            assert (row["path"], row["machine"], row["score"]) == ("-", "pump-02", expected.score)
+        else:
+            assert piped.code == 2 and "needs --machine NAME" in piped.stderr
 
 
 def unroutable_batch(fleet_folders: Path, folder: Path) -> Path:

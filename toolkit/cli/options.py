@@ -62,6 +62,14 @@ Recordings = Annotated[
     list[Path],
     typer.Argument(metavar="PATH", help="Recordings, folders of recordings, or manifests."),
 ]
+ScoredRecordings = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="PATH",
+        help="Recordings, folders of recordings, or manifests; - alone: one recording on "
+        "standard input.",
+    ),
+]
 DetectorFile = Annotated[
     Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
 ]

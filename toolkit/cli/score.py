@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from aetk.cli import console, options
 from aetk.cli.status import EXIT_ANOMALY, EXIT_FAILED
 from aetk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aetk_core.results import ScoreResult
+
+    from aetk.detect.detector import Detector
+    from aetk.fleet.detector import FleetDetector
 
 
 class Engine(str, Enum):
@@ -27,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 def score_command(
-    paths: options.Recordings,
+    paths: options.ScoredRecordings,
     detector_path: options.DetectorFile = Path("detector.aetk"),
     threshold: options.Threshold = None,
     false_alarm_rate: options.ScoringFalseAlarmRate = None,
@@ -84,7 +91,8 @@ def score_command(
     from aetk.data.audio import require_audio_files, select_shard
 
     options.check_detector_among_recordings(detector_path, paths)
-    files = require_audio_files(paths)
+    stdin = _reads_standard_input(paths, engine, shard)
+    files = [] if stdin else require_audio_files(paths)
     if shard is not None:
         total = len(files)
         files = select_shard(files, shard)
@@ -119,13 +127,42 @@ def score_command(
         "strict": strict,
     }
     routing = (machine, machines)
-    results = _score_locally(detector_path, paths, files, routing, settings, json_output)
+    results = _score_locally(detector_path, paths, files, routing, settings, json_output, stdin)
     if not json_output:
         _print_table(results)
     if any(result.error for result in results):
         raise typer.Exit(EXIT_FAILED)
     if fail_on_anomaly and any(result.anomalous for result in results):
         raise typer.Exit(EXIT_ANOMALY)
+
+
+def _score_input(
+    detector: Detector | FleetDetector, machine: str | None, settings: dict[str, Any]
+) -> ScoreResult:
+    """The recording on standard input scored, as ``-`` (a fleet's as ``--machine``'s)."""
+    from aetk_core.audio import read_input
+
+    from aetk.fleet.detector import FleetDetector
+
+    if isinstance(detector, FleetDetector):
+        if machine is None:
+            raise ConfigError("a recording on standard input needs --machine NAME of the fleet")
+        return detector.score_audio(
+            read_input(sys.stdin.buffer), machine=machine, name="-", **settings
+        )
+    return detector.score_audio(read_input(sys.stdin.buffer), name="-", **settings)
+
+
+def _reads_standard_input(paths: list[Path], engine: Engine, shard: str | None) -> bool:
+    """Whether the recording to score is on standard input (``-``), which is scored alone."""
+    if not any(str(path) == "-" for path in paths):
+        return False
+    if len(paths) > 1 or engine is Engine.ray or shard is not None:
+        raise ConfigError(
+            "'-' (a recording on standard input) is scored alone: not beside other recordings, "
+            "--shard or --engine ray"
+        )
+    return True
 
 
 def _score_locally(
@@ -135,10 +172,12 @@ def _score_locally(
     routing: tuple[str | None, str | None],
     settings: dict[str, Any],
     json_output: bool,
+    stdin: bool = False,
 ) -> list:
-    """Score ``files`` in this process, each line printed as it comes (``--json``) and each
-    error and recording warning said on stderr; a fleet routes each file to its machine
-    (``routing``: ``--machine``, ``--machines``)."""
+    """Score ``files`` (or, with ``stdin``, the recording on standard input) in this process,
+    each line printed as it comes (``--json``) and each error and recording warning said on
+    stderr; a fleet routes each file to its machine (``routing``: ``--machine``,
+    ``--machines``)."""
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
@@ -146,15 +185,17 @@ def _score_locally(
 
     detector = load_any(detector_path)
     machine, machines = routing
-    if isinstance(detector, FleetDetector):
-        unrouted: dict[Path, str] = {}  # files of this shard whose machine cannot be told
-        routed = detector.route(paths, machine, machines, files=files, unrouted=unrouted)
-        scored = detector.iter_routed(routed, unrouted, **settings)
-    elif machine is not None or machines is not None:
+    if not isinstance(detector, FleetDetector) and (machine is not None or machines is not None):
         raise ConfigError(
             f"{detector_path}: --machine and --machines need a fleet detector "
             "(fitted with --machines)"
         )
+    if stdin:
+        scored, files = iter([_score_input(detector, machine, settings)]), [Path("-")]
+    elif isinstance(detector, FleetDetector):
+        unrouted: dict[Path, str] = {}  # files of this shard whose machine cannot be told
+        routed = detector.route(paths, machine, machines, files=files, unrouted=unrouted)
+        scored = detector.iter_routed(routed, unrouted, **settings)
     else:
         scored = detector.iter_scores(files, **settings)
     mismatch = window_length_warning(settings["segment"], detector.clip_seconds)

@@ -203,7 +203,7 @@ class Detector:
     def score_audio(
         self,
         samples: Any,
-        sample_rate: int,
+        sample_rate: int | None = None,
         *,
         name: str = "<audio>",
         threshold: float | None = None,
@@ -215,10 +215,13 @@ class Detector:
         """Score a recording held in memory, as :meth:`score` scores a file of it.
 
         :param samples: ``[samples]`` (mono) or ``[channels, samples]`` (a numpy array, or
-            anything numpy turns into one), floats in [-1, 1] or 16- or 32-bit integers.
+            anything numpy turns into one), floats in [-1, 1] or 16- or 32-bit integers, at
+            ``sample_rate``; or the bytes of an audio file (a request's body, standard input),
+            which give their own rate.
         :param name: the result's ``path``.
-        Audio that a file could not hold (no samples, NaN, an implausible rate or layout) gives
-        a result with ``error`` set; the other parameters are :meth:`score`'s.
+        Audio that a file could not hold (no samples, NaN, an implausible rate or layout), or
+        bytes that are no audio file, give a result with ``error`` set; the other parameters are
+        :meth:`score`'s.
         """
         segment = self.segment_seconds if segment is None else float(segment)
         band_rate = self.recording_norms().band_rate

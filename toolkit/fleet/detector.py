@@ -157,13 +157,14 @@ class FleetDetector:
         return list(self.iter_scores(paths, **options))
 
     def score_audio(
-        self, samples: Any, sample_rate: int, *, machine: str, **options: Any
+        self, samples: Any, sample_rate: int | None = None, *, machine: str, **options: Any
     ) -> ScoreResult:
         """A recording held in memory judged as ``machine``'s (:meth:`aetk.Detector.score_audio`,
-        ``options``: its keywords); an unknown machine is a :class:`ConfigError`. No table
-        names its conditions: they are empty."""
+        ``options``: its keywords), with the conditions :meth:`score` gives ``machine``'s
+        recordings; an unknown machine is a :class:`ConfigError`."""
         result = self.detector(machine).score_audio(samples, sample_rate, **options)
-        result.machine, result.conditions = machine, {}
+        result.machine = machine
+        result.conditions = conditions(self.rows.get(machine, {MACHINE: machine}))
         return result
 
     # -- the file -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import soundfile
@@ -246,13 +246,40 @@ def _whole_windows(
         yield start, audio
 
 
-def as_audio(samples: object, sample_rate: int) -> Audio:
-    """Samples held in memory as :class:`Audio`: ``[samples]`` (mono) or ``[channels, samples]``,
-    floats in [-1, 1] or 16- or 32-bit integers (scaled as a decoder scales them).
+#: Standard input given as a recording (``score -``) is read up to this: a recording, not a
+#: stream that never ends.
+MAX_INPUT_BYTES = 1 << 30
+
+
+def read_input(stream: BinaryIO, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of the one recording on ``stream`` (standard input), for :func:`as_audio`.
+
+    :raises ConfigError: it holds more than ``limit`` bytes.
+    """
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(
+            f"standard input holds more than {limit >> 20:,} MB: '-' reads one recording, not a "
+            "stream"
+        )
+    return data
+
+
+def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
+    """Audio held in memory as :class:`Audio`: ``[samples]`` (mono) or ``[channels, samples]``,
+    floats in [-1, 1] or 16- or 32-bit integers (scaled as a decoder scales them), at
+    ``sample_rate``; or the bytes of an audio file (WAV, FLAC, ...), which give their own rate.
 
     :raises AudioError: (without a path) what a file holding them would be refused for, or an
         array that is not audio of that layout.
+    :raises ConfigError: an array without its rate, or a file's bytes with one.
     """
+    if isinstance(samples, (bytes, bytearray, memoryview)):
+        if sample_rate is not None:
+            raise ConfigError("a file's bytes give their own sample rate: leave sample_rate out")
+        return read_audio("-", data=bytes(samples))
+    if sample_rate is None:
+        raise ConfigError("samples in an array need their sample_rate")
     array = np.asarray(samples)
     if array.dtype in (np.int16, np.int32):
         array = array / np.float32(2 ** (8 * array.itemsize - 1))

@@ -28,7 +28,12 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="store_true", help="print the version and exit")
     commands = root.add_subparsers(dest="command")
     score = commands.add_parser("score", help="score recordings; higher is more anomalous")
-    score.add_argument("paths", nargs="+", metavar="PATH", help="recordings or folders")
+    score.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="recordings or folders; - alone: one recording on standard input",
+    )
     score.add_argument(
         "-d",
         "--detector",
@@ -115,7 +120,14 @@ def score(arguments: argparse.Namespace) -> int:
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
-    files = find_audio_files(arguments.paths)
+    if "-" in arguments.paths:
+        if len(arguments.paths) > 1:
+            raise RuntimeUsageError(
+                "'-' (a recording on standard input) is scored alone, not beside other recordings"
+            )
+        files = [Path("-")]
+    else:
+        files = find_audio_files(arguments.paths)
     if not files:
         raise RuntimeUsageError(f"no audio files found in {', '.join(arguments.paths)}")
     scored, clip_seconds = _scoring(arguments, files)
@@ -190,6 +202,8 @@ def info(arguments: argparse.Namespace) -> int:
 def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator, float | None]:
     """The rows of ``files`` as they come, from one exported detector or a fleet's folder of
     them, and the length of the clips that calibrated its threshold."""
+    from aetk_core.audio import read_input
+
     from aetk_runtime.detector import load
     from aetk_runtime.fleet import load_fleet
 
@@ -202,8 +216,17 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
         # the table.
         "localize": True if arguments.json else "anomalous",
     }
+    stdin = files == [Path("-")]
     if Path(arguments.detector).is_dir():
         fleet = load_fleet(arguments.detector)
+        if stdin:
+            if arguments.machine is None:
+                raise RuntimeUsageError(
+                    "a recording on standard input needs --machine NAME of the fleet"
+                )
+            data = read_input(sys.stdin.buffer)
+            one = fleet.score_audio(data, machine=arguments.machine, name="-", **settings)
+            return iter([one]), fleet.clip_seconds
         routing = {"machine": arguments.machine, "source": arguments.machines, "files": files}
         return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
     if arguments.machine is not None or arguments.machines is not None:
@@ -212,6 +235,9 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
             "detectors (aetk export fleet.aetk -o FOLDER)"
         )
     detector = load(arguments.detector)
+    if stdin:
+        one = detector.score_audio(read_input(sys.stdin.buffer), name="-", **settings)
+        return iter([one]), detector.meta.get("clip_seconds")
     return detector.iter_scores(files, **settings), detector.meta.get("clip_seconds")
 
 

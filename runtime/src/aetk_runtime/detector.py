@@ -153,7 +153,7 @@ class ExportedDetector:
     def score_audio(
         self,
         samples: Any,
-        sample_rate: int,
+        sample_rate: int | None = None,
         *,
         name: str = "<audio>",
         threshold: float | None = None,
@@ -163,8 +163,9 @@ class ExportedDetector:
         localize: bool | str = True,
     ) -> ScoreResult:
         """A recording held in memory (``[samples]`` or ``[channels, samples]``, floats in
-        [-1, 1] or 16- or 32-bit integers), scored as its file would be; ``name`` is the row's
-        path. Audio no file could hold is the row's error."""
+        [-1, 1] or 16- or 32-bit integers, at ``sample_rate``; or an audio file's bytes), scored
+        as its file would be; ``name`` is the row's path. Audio no file could hold is the row's
+        error."""
         score_clips, seconds = self._clip_scorer(
             threshold, false_alarm_rate, segment, strict, localize
         )

@@ -104,6 +104,17 @@ class ExportedFleet:
             routed, lambda name, found: self.detector(name).iter_scores(found, **options), unrouted
         )
 
+    def score_audio(
+        self, samples: Any, sample_rate: int | None = None, *, machine: str, **options: Any
+    ) -> ScoreResult:
+        """A recording held in memory judged as ``machine``'s
+        (:meth:`ExportedDetector.score_audio`, ``options``: its keywords), with the conditions
+        :meth:`iter_scores` gives ``machine``'s recordings."""
+        result = self.detector(machine).score_audio(samples, sample_rate, **options)
+        result.machine = machine
+        result.conditions = dict(self.detector(machine).meta.get("conditions") or {})
+        return result
+
     def _unknown(self, machine: str) -> str | None:
         if machine in self.files:
             return None
