@@ -86,6 +86,13 @@ def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_soun
         names = {warning["name"] for warning in expected.warnings}
         assert {warning["name"] for warning in stereo.warnings} == names | {"channels"}
     assert detector.score_audio(as_integers, rate).path == "<audio>"
+    # A file's bytes (a request's body) give their own rate.
+    (expected,) = detector.score(path)
+    assert detector.score_audio(path.read_bytes(), name=str(path)).as_dict() == expected.as_dict()
+    with pytest.raises(aetk.ConfigError, match="leave sample_rate out"):
+        detector.score_audio(path.read_bytes(), rate)
+    with pytest.raises(aetk.ConfigError, match="need their sample_rate"):
+        detector.score_audio(as_integers)
 
 
 def test_a_recording_on_standard_input_scores_as_its_file(cli, fitted, machine_sounds, monkeypatch):
