@@ -193,6 +193,40 @@ def test_a_fit_survives_another_process_emptying_the_cache_under_it(
     assert not any((root / "work").iterdir())  # the fit's own folder went with it
 
 
+def test_a_full_disk_under_the_cache_and_the_training_vectors_costs_nothing_but_memory(
+    clips_folder, tmp_path, monkeypatch
+):
+    """The feature cache and the training vectors' file are conveniences: on a full disk a fit
+    had ended in an OSError traceback (and a write into a mapped file on a full disk kills the
+    process). It now says so once for each and fits the same detector in memory."""
+    import errno
+    import warnings
+
+    from aetk.data import cache as cache_module
+    from aetk.data import clips as clips_module
+
+    monkeypatch.setenv("AETK_CACHE_DIR", str(tmp_path / "cache"))
+    expected = aetk.fit(clips_folder, preset="autoencoder", set=SMALL_AE)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setenv("AETK_CACHE_DIR", str(tmp_path / "another"))
+    monkeypatch.setattr(cache_module, "_write_entry", full)
+    monkeypatch.setattr(clips_module.os, "posix_fallocate", full, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # as the command line shows them: each said once
+        found = aetk.fit(clips_folder, preset="autoencoder", set=SMALL_AE)
+    said = [str(w.message) for w in caught if "No space left on device" in str(w.message)]
+    assert len(said) == 2, said
+    assert "this run keeps its features in memory" in said[0]
+    assert "they are held in memory" in said[1]
+    np.testing.assert_array_equal(
+        found.calibration.normal_scores, expected.calibration.normal_scores
+    )
+    assert not list((tmp_path / "another").rglob("*.features"))
+
+
 def test_work_folders_of_killed_processes_are_removed_and_no_others(tmp_path):
     import socket
 

@@ -75,7 +75,9 @@ class FeatureCache:
         self.limit = max_bytes() if self.persistent else math.inf
         self.root = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="aetk-"))
         self._scratch: Path | None = None
-        self._scratch_made = threading.Lock()
+        self._lock = threading.Lock()
+        #: Whether a write failed (a full disk): the rest of this run keeps features in memory.
+        self.unwritable = False
 
     @classmethod
     def from_environment(cls) -> FeatureCache:
@@ -101,7 +103,7 @@ class FeatureCache:
     def scratch(self) -> Path:
         """A folder of this process's alone, removed by :meth:`close`: its pinned entries and
         temporary files. Another process's eviction or ``aetk cache clear`` leaves it alone."""
-        with self._scratch_made:  # featurizing threads pin at once
+        with self._lock:  # featurizing threads pin at once
             if self._scratch is None:
                 work = self.root / "work"
                 work.mkdir(parents=True, exist_ok=True)
@@ -125,9 +127,11 @@ class FeatureCache:
 
     def store(
         self, featurizer: Featurizer, path: str | Path, pin: bool = False
-    ) -> tuple[Path, int, str, RecordingProfile]:
-        """Make sure the features of the whole file ``path`` are cached; returns the entry, its
-        number of vectors, the SHA-256 of the file's contents, and how it was recorded.
+    ) -> tuple[Path | torch.Tensor, int, str, RecordingProfile]:
+        """Make sure the features of the whole file ``path`` are cached; returns the entry (or,
+        where the cache cannot be written, a full disk, the features themselves: this run goes
+        on with them in memory, after one warning), its number of vectors, the SHA-256 of the
+        file's contents, and how it was recorded.
 
         ``pin``: the entry returned is a hard link in :attr:`scratch`, which stays readable until
         :meth:`close` whatever another process evicts or clears meanwhile (a fit reads its
@@ -147,28 +151,45 @@ class FeatureCache:
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
         recording = RecordingProfile.measure(audio.samples, audio.sample_rate)
-        array = np.ascontiguousarray(features.numpy())
-        return self._keep(entry, array, recording, pin), len(features), digest, recording
+        kept = None if self.unwritable else self._keep(entry, features, recording, pin)
+        return features if kept is None else kept, len(features), digest, recording
 
-    def _keep(self, entry: Path, array: np.ndarray, recording: RecordingProfile, pin: bool) -> Path:
+    def _keep(
+        self, entry: Path, features: torch.Tensor, recording: RecordingProfile, pin: bool
+    ) -> Path | None:
         """Write the entry (pinned, with ``pin``); where another process evicts or clears it
-        meanwhile, the features are kept in :attr:`scratch` instead."""
-        with contextlib.suppress(FileNotFoundError):
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            _write_entry(entry, array, recording)
-            held = self._pin(entry) if pin else entry
-            if held is not None:
-                return held
-        own = self._pinned_name(entry)
-        _write_entry(own, array, recording)
-        return own
+        meanwhile, the features are kept in :attr:`scratch` instead. None: the cache cannot be
+        written (said once)."""
+        array = np.ascontiguousarray(features.numpy())
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                entry.parent.mkdir(parents=True, exist_ok=True)
+                _write_entry(entry, array, recording)
+                held = self._pin(entry) if pin else entry
+                if held is not None:
+                    return held
+            own = self._pinned_name(entry)
+            _write_entry(own, array, recording)
+            return own
+        except OSError as exc:
+            with self._lock:
+                said, self.unwritable = self.unwritable, True
+            if not said:
+                warnings.warn(
+                    f"feature cache {self.root} cannot be written ({exc.strerror or exc}): this "
+                    "run keeps its features in memory (free space there, or set AETK_CACHE_DIR "
+                    "elsewhere)",
+                    AetkWarning,
+                    stacklevel=4,
+                )
+            return None
 
     def _pin(self, entry: Path) -> Path | None:
         """A hard link to ``entry`` in :attr:`scratch` (None: the entry is gone)."""
         if not self.persistent:
             return entry  # the whole cache is this process's own
-        pinned = self._pinned_name(entry)
         try:
+            pinned = self._pinned_name(entry)
             os.link(entry, pinned)
         except FileExistsError:
             pass  # the same recording, pinned earlier
@@ -183,8 +204,8 @@ class FeatureCache:
 
     def features(self, featurizer: Featurizer, path: str | Path) -> tuple[torch.Tensor, str]:
         """The features of the whole file ``path`` (memory-mapped) and its content SHA-256."""
-        entry, _, digest, _ = self.store(featurizer, path)
-        return load_entry(entry), digest
+        held, _, digest, _ = self.store(featurizer, path)
+        return held_vectors(held), digest
 
 
 def _reusable(entry: Path) -> tuple[int, RecordingProfile] | None:
@@ -383,6 +404,12 @@ def _running(pid: int) -> bool:
 def load_entry(entry: Path) -> torch.Tensor:
     """A cache entry, memory-mapped copy-on-write: the file is never changed through it."""
     return torch.from_numpy(_read_entry(entry)[0])
+
+
+def held_vectors(held: Path | torch.Tensor) -> torch.Tensor:
+    """The features :meth:`FeatureCache.store` returned where they are: an entry's, read, or
+    those it kept in memory."""
+    return held if isinstance(held, torch.Tensor) else load_entry(held)
 
 
 def featurizer_key(featurizer: Featurizer) -> str:

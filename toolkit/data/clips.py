@@ -7,8 +7,10 @@ A fit sees its training clips twice: the model samples random batches of vectors
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,13 +19,15 @@ import torch
 
 from aetk.components.base import Normalizer
 from aetk.data.memory import trimmed
+from aetk.errors import AetkWarning
 
 
 class ClipFiles(Sequence):
-    """Clips stored as ``.npy`` files (feature-cache entries), memory-mapped only while read, so
-    that pages of clips already used do not stay in the process's memory."""
+    """Clips stored as feature-cache entries, memory-mapped only while read, so that pages of
+    clips already used do not stay in the process's memory (or, where the cache could not be
+    written, held in memory)."""
 
-    def __init__(self, files: Sequence[Path], lengths: Sequence[int]):
+    def __init__(self, files: Sequence[Path | torch.Tensor], lengths: Sequence[int]):
         self.files = list(files)
         self.lengths = list(lengths)
 
@@ -31,11 +35,11 @@ class ClipFiles(Sequence):
         return len(self.files)
 
     def __getitem__(self, index):
-        from aetk.data.cache import load_entry
+        from aetk.data.cache import held_vectors
 
         if isinstance(index, slice):
             return ClipFiles(self.files[index], self.lengths[index])
-        return load_entry(self.files[index])
+        return held_vectors(self.files[index])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return trimmed(self[index] for index in range(len(self)))
@@ -71,6 +75,10 @@ class StandardizedClips(Sequence):
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return trimmed(self._normalizer.transform(clip) for clip in self._clips)
+
+
+#: Folders found to have no room for a set's vectors (a full disk).
+_NO_ROOM: set[Path] = set()
 
 
 class VectorSet:
@@ -109,17 +117,47 @@ class VectorSet:
 
     def _materialize(self) -> np.ndarray:
         if self._array is None:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(dir=self._folder, prefix="vectors-", suffix=".npy")
-            os.close(handle)
-            self._file = Path(name)
-            array = np.lib.format.open_memmap(
-                self._file, mode="w+", dtype=np.float32, shape=self.shape
-            )
+            array = self._mapped()
+            if array is None:
+                array = np.empty(self.shape, np.float32)
             start = 0
             for clip in self._clips:
                 array[start : start + len(clip)] = clip.numpy()
                 start += len(clip)
-            array.flush()
+            if isinstance(array, np.memmap):
+                array.flush()
             self._array = array
         return self._array
+
+    def _mapped(self) -> np.ndarray | None:
+        """An array mapped from a file in ``folder``, its room on disk claimed first (a write
+        into a mapped file that finds the disk full kills the process); None, after a
+        warning, where there is no room: the vectors are then held in memory."""
+        if self._folder in _NO_ROOM:
+            return None
+        handle = None
+        try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(dir=self._folder, prefix="vectors-", suffix=".f32")
+            self._file = Path(name)
+            size = 4 * math.prod(self.shape)
+            if not size:
+                return None
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(handle, 0, size)
+            else:  # no way to claim the room: a sparse file, as before
+                os.ftruncate(handle, size)
+            return np.memmap(self._file, dtype=np.float32, mode="r+", shape=self.shape)
+        except OSError as exc:
+            self.close()
+            _NO_ROOM.add(self._folder)  # said once: a fit makes several such sets
+            warnings.warn(
+                f"{self._folder} cannot hold the training vectors ({exc.strerror or exc}): they "
+                "are held in memory",
+                AetkWarning,
+                stacklevel=4,
+            )
+            return None
+        finally:
+            if handle is not None:
+                os.close(handle)

@@ -34,7 +34,7 @@ from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import check_storable
 from aetk.data.audio import read_header, require_audio_files, sample_rates
-from aetk.data.cache import FeatureCache, file_digest, load_entry
+from aetk.data.cache import FeatureCache, file_digest, held_vectors
 from aetk.data.clips import ClipFiles, StandardizedClips, VectorSet, clip_lengths, select
 from aetk.data.features import check_vector_shape, iter_clips, map_files
 from aetk.data.recording import analysed_hz, analysis_rate
@@ -360,7 +360,7 @@ def featurize(
                 raise result
             file_clips, digest, recordings = result
             for clip in file_clips:
-                vectors = load_entry(clip[0]) if isinstance(clip, tuple) else clip
+                vectors = held_vectors(clip[0]) if isinstance(clip, tuple) else clip
                 shape = shape or tuple(vectors.shape[1:])
                 check_vector_shape(vectors, shape, path)
         except AudioError as exc:
