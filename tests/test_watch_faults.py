@@ -261,6 +261,40 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     watcher.close()
 
 
+def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
+    watched, tmp_path, monkeypatch
+):
+    """A full disk under --state had ended the watch's thread in an OSError traceback."""
+    import errno
+
+    from aetk.data import fileio
+
+    detector, _ = watched
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clip = synth.normal_clip(np.random.default_rng(7), 0.5)
+    for index in range(3):
+        soundfile.write(folder / f"f{index}.wav", clip, RATE)
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio, "atomic_write_text", full)
+    events: list[dict] = []
+    options = WatchOptions(settle=0.0, interval=0.05, state=tmp_path / "state.json")
+    monitor = Monitor(detector, str(folder), options, events.append)
+    runner = threading.Thread(target=monitor.run_folder, args=(folder,))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while monitor.scored < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    monitor.stopping = True
+    runner.join(30)
+    assert [event["event"] for event in events if event["event"] == "scored"] == ["scored"] * 3
+    (error,) = [event["error"] for event in events if event["event"] == "error"]
+    assert error.startswith(f"cannot write the watch state {tmp_path / 'state.json'} (No space")
+
+
 def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):
     _, path = watched
 

@@ -130,6 +130,7 @@ class Monitor:
         self.dashboard = self._dashboard() if options.dashboard else None
         self.stopping = False
         self.scored = 0
+        self._state_unwritten = False  # the last write of --state failed (said once)
 
     def _judge_for(
         self, detector: Detector, machine: str | None, conditions: dict[str, str] | None
@@ -390,7 +391,7 @@ class Monitor:
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
                     watcher.mark_scored(path)
-                    _write_state(self.options.state, scored, self._active_alerts())
+                    self._keep_state(scored)
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
@@ -399,7 +400,23 @@ class Monitor:
                 watcher.wait()
         finally:
             watcher.close()
+            self._keep_state(scored)
+
+    def _keep_state(self, scored: dict[str, list[int] | None]) -> None:
+        """Write the state; where it cannot be written (a full disk), the watch goes on and says
+        so in one ``error`` event, until a write succeeds again."""
+        try:
             _write_state(self.options.state, scored, self._active_alerts())
+        except OSError as exc:
+            if not self._state_unwritten:
+                self.error(
+                    f"cannot write the watch state {self.options.state} ({exc.strerror or exc}): "
+                    "scoring goes on, and the files scored since may be scored again after a "
+                    "restart"
+                )
+            self._state_unwritten = True
+        else:
+            self._state_unwritten = False
 
     def _active_alerts(self) -> bool | dict[str, bool]:
         """Whether an alert is on, as the state keeps it: for each machine of a fleet."""
