@@ -295,6 +295,39 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     assert error.startswith(f"cannot write the watch state {tmp_path / 'state.json'} (No space")
 
 
+def test_an_alerts_recording_that_cannot_be_written_is_an_error_event_and_the_watch_goes_on(
+    watched, tmp_path, monkeypatch
+):
+    import errno
+
+    from aetk.data import fileio
+    from aetk.watch.sources import StreamFormat
+
+    detector, _ = watched
+    fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 3.0, severity=3.0)
+    samples = stream(10, fault, 7).astype(np.float32)
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio, "atomic_path", full)
+    events: list[dict] = []
+    options = WatchOptions(record=tmp_path / "record", pre=1.0, post=1.0)
+    monitor = Monitor(detector, "-", options, events.append)
+    blocks = (
+        samples[np.newaxis, start : start + RATE // 10]
+        for start in range(0, len(samples), RATE // 10)
+    )
+    monitor.run_stream(StreamFormat(RATE, 1, "float32", 1.0), blocks)
+    kinds = [event["event"] for event in events]
+    assert "anomaly_start" in kinds and "anomaly_end" in kinds and "recorded" not in kinds
+    (error,) = [event["error"] for event in events if event["event"] == "error"]
+    assert (
+        error.startswith(f"cannot write the recording {tmp_path / 'record'}")
+        and "No space" in error
+    )
+
+
 def test_a_stream_at_another_rate_is_scored_with_a_band_limit_warning(watched):
     _, path = watched
 

@@ -311,7 +311,12 @@ class Monitor:
         window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
         recorder = (
             Recorder(
-                self.options.record, form.rate, self.options.pre, self.options.post, window_seconds
+                self.options.record,
+                form.rate,
+                self.options.pre,
+                self.options.post,
+                window_seconds,
+                on_failure=self.error,
             )
             if self.options.record
             else None

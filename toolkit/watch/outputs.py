@@ -163,9 +163,19 @@ class Recorder:
     """Keeps the last ``pre`` + window seconds of audio; after an alert starts, writes them and
     the next ``post`` seconds to a WAV file in ``folder``."""
 
-    def __init__(self, folder: Path, rate: int, pre: float, post: float, window: float):
+    def __init__(
+        self,
+        folder: Path,
+        rate: int,
+        pre: float,
+        post: float,
+        window: float,
+        on_failure: Callable[[str], None] | None = None,
+    ):
         ensure_folder(folder, "--record")
         self.folder, self.rate, self.post = folder, rate, post
+        #: Told why a recording could not be written (a full disk); the watch goes on.
+        self.on_failure = on_failure
         self.history: deque[np.ndarray] = deque()
         self.kept = 0
         self.keep = int((pre + window) * rate)
@@ -181,22 +191,32 @@ class Recorder:
             record["blocks"].append(block)
         done = [record for record in self.pending if end_time >= record["until"]]
         self.pending = [record for record in self.pending if end_time < record["until"]]
-        return [self._write(record) for record in done]
+        return self._written(done)
 
     def start(self, at: float) -> None:
         self.pending.append({"at": at, "until": at + self.post, "blocks": list(self.history)})
 
     def flush(self) -> list[Path]:
         done, self.pending = self.pending, []
-        return [self._write(record) for record in done]
+        return self._written(done)
 
-    def _write(self, record: dict[str, Any]) -> Path:
+    def _written(self, records: list[dict[str, Any]]) -> list[Path]:
+        """Write each record; one that cannot be written is told to ``on_failure``."""
         import soundfile
 
         from aetk.data.fileio import atomic_path
 
-        path = self.folder / f"anomaly_{record['at']:09.2f}s.wav"
-        with atomic_path(path) as temporary:
-            audio = np.concatenate(record["blocks"], axis=1).T
-            soundfile.write(temporary, audio, self.rate, subtype="PCM_16", format="WAV")
-        return path
+        written = []
+        for record in records:
+            path = self.folder / f"anomaly_{record['at']:09.2f}s.wav"
+            try:
+                with atomic_path(path) as temporary:
+                    audio = np.concatenate(record["blocks"], axis=1).T
+                    soundfile.write(temporary, audio, self.rate, subtype="PCM_16", format="WAV")
+            except (OSError, RuntimeError) as exc:  # libsndfile's errors are RuntimeErrors
+                if self.on_failure is not None:
+                    reason = getattr(exc, "strerror", None) or exc
+                    self.on_failure(f"cannot write the recording {path} ({reason})")
+                continue
+            written.append(path)
+        return written
