@@ -28,12 +28,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="store_true", help="print the version and exit")
     commands = root.add_subparsers(dest="command")
     score = commands.add_parser("score", help="score recordings; higher is more anomalous")
-    score.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="recordings or folders; - alone: one recording on standard input",
-    )
+    score.add_argument("paths", nargs="+", metavar="PATH", help="recordings, folders, or - (stdin)")
     score.add_argument(
         "-d",
         "--detector",
