@@ -2,6 +2,7 @@
 
 import aetk_runtime
 results = aetk_runtime.load("detector.onnx").score(["new.wav"])
+row = aetk_runtime.load("detector.onnx").score_audio(samples, 16000)  # a recording in memory
 rows = list(aetk_runtime.load_fleet("models/").iter_scores(["incoming/"]))  # a fleet's folder
 """
 
