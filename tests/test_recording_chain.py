@@ -373,3 +373,16 @@ def test_a_machine_recorded_at_8_khz_is_heard_through_that_band_when_recorded_fa
     assert rows["wide.wav"].score == pytest.approx(phone, rel=0.05)
     assert rows["studio.wav"].score == pytest.approx(phone, rel=0.05)
     assert rows["faulty.wav"].score > 2 * max(phone, detector.threshold)
+
+
+def test_the_spectra_are_shaped_against_numpys_own_upper_quartile():
+    """The band shapes' reference level, computed without ``np.percentile`` (a tenth of a
+    millisecond for every recording scored), is numpy's to the bit, in either rounding."""
+    from aetk_core.recording import _upper_quartiles
+
+    rng = np.random.default_rng(0)
+    for bands in (1, 2, 3, 5, 8, 31, 32, 33):
+        rows = rng.standard_normal((3, bands)) * 40
+        np.testing.assert_array_equal(
+            _upper_quartiles(rows), np.percentile(rows, 75, axis=1, keepdims=True)
+        )

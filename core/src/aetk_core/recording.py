@@ -259,7 +259,20 @@ def band_shapes(profiles: Sequence[RecordingProfile], top_hz: float) -> np.ndarr
     for row, profile in enumerate(profiles):
         if profile.nyquist_hz() != top_hz:  # a faster recording's bands, read at the grid's
             on_grid[row] = np.interp(centres * top_hz, centres * profile.nyquist_hz(), on_grid[row])
-    return on_grid - np.percentile(on_grid, 75, axis=1, keepdims=True)
+    return on_grid - _upper_quartiles(on_grid)
+
+
+def _upper_quartiles(rows: np.ndarray) -> np.ndarray:
+    """``np.percentile(rows, 75, axis=1, keepdims=True)``, the same numbers, without its
+    tenth of a millisecond a call (every recording scored is checked)."""
+    ordered = np.sort(rows, axis=1)
+    position = 0.75 * (rows.shape[1] - 1)
+    low = math.floor(position)
+    high, fraction = min(low + 1, rows.shape[1] - 1), position - low
+    below, above = ordered[:, low : low + 1], ordered[:, high : high + 1]
+    step = above - below
+    # numpy's interpolation, from the nearer end: the same rounding.
+    return below + step * fraction if fraction < 0.5 else above - step * (1 - fraction)
 
 
 def spectrum_ends(shapes: np.ndarray, quietest: np.ndarray) -> list[tuple[int, float] | None]:
