@@ -127,3 +127,15 @@ def test_find_audio_files_sorted_recursive_and_keeps_explicit_files(tmp_path):
         explicit,
         tmp_path / "missing.wav",
     ]
+
+
+def test_hidden_files_and_folders_under_a_folder_are_left_out(tmp_path):
+    """macOS writes ``._name.wav`` beside each file it copies to a foreign disk (not audio: an
+    error row each, and exit status 1); a NAS's ``.snapshot`` holds copies of everything. Named
+    explicitly, or as the folder given, a hidden path is read."""
+    for name in ["a/1.wav", "a/._1.wav", ".snapshot/a/1.wav", "b/.partial.wav"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert find_audio_files([tmp_path]) == [tmp_path / "a" / "1.wav"]
+    assert find_audio_files([tmp_path / "a" / "._1.wav"]) == [tmp_path / "a" / "._1.wav"]
+    assert find_audio_files([tmp_path / ".snapshot"]) == [tmp_path / ".snapshot" / "a" / "1.wav"]

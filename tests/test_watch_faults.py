@@ -247,6 +247,7 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     clip = synth.normal_clip(np.random.default_rng(6), 0.5)
     for name in ("a.wav", "b.wav", "c.wav"):
         soundfile.write(folder / name, clip, RATE)
+    (folder / "._a.wav").write_bytes(b"resource fork")  # hidden: never a recording to score
     scored: dict[str, list[int] | None] = {}
     watcher = FolderWatch(folder, scored, settle=0.0)
     watcher.ready()  # first seen

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walked_audio
 
 from aetk.errors import ConfigError
 
@@ -140,10 +139,7 @@ class FolderWatch:
         settle: float = 1.0,
         interval: float = 1.0,
     ):
-        from aetk.data.audio import AUDIO_SUFFIXES
-
         self.folder, self.scored, self.settle, self.interval = folder, scored, settle, interval
-        self.suffixes = AUDIO_SUFFIXES
         self._stamps: dict[str, tuple[tuple[int, int], float]] = {}
         self._wake = None
         self._observer: Any = None
@@ -172,36 +168,33 @@ class FolderWatch:
             self._observer.join(timeout=2)
 
     def ready(self) -> list[Path]:
-        """Files complete and not scored as they now are, in name order. Files scored and since
-        removed are forgotten (a recorder that rotates its files would otherwise grow the state
-        without end), but only after a walk that read every folder and found files: a folder
-        unmounted or unreadable for a while forgets nothing."""
+        """Files complete and not scored as they now are, in name order (hidden ones left out,
+        as :func:`aetk_core.audio.walked_audio` leaves them). Files scored and since removed are
+        forgotten (a recorder that rotates its files would otherwise grow the state without
+        end), but only after a walk that read every folder and found files: a folder unmounted
+        or unreadable for a while forgets nothing."""
         now = time.monotonic()
         found: list[Path] = []
         present: set[str] = set()
         failed: list[object] = []  # folders os.walk could not read, files that vanished
-        for root, _, names in os.walk(self.folder, onerror=failed.append):
-            for name in sorted(names):
-                path = Path(root, name)
-                if path.suffix.lower() not in self.suffixes:
-                    continue
-                key = str(path.resolve())
-                try:
-                    status = path.stat()
-                except OSError:
-                    failed.append(key)
-                    continue
-                present.add(key)
-                stamp = (status.st_mtime_ns, status.st_size)
-                if key in self.scored and self.scored[key] is None:
-                    self.scored[key] = list(stamp)
-                if self.scored.get(key) == list(stamp):
-                    continue
-                last = self._stamps.get(key)
-                if last is None or last[0] != stamp:
-                    self._stamps[key] = (stamp, now)
-                elif now - last[1] >= self.settle:
-                    found.append(path)
+        for path in walked_audio(self.folder, onerror=failed.append):
+            key = str(path.resolve())
+            try:
+                status = path.stat()
+            except OSError:
+                failed.append(key)
+                continue
+            present.add(key)
+            stamp = (status.st_mtime_ns, status.st_size)
+            if key in self.scored and self.scored[key] is None:
+                self.scored[key] = list(stamp)
+            if self.scored.get(key) == list(stamp):
+                continue
+            last = self._stamps.get(key)
+            if last is None or last[0] != stamp:
+                self._stamps[key] = (stamp, now)
+            elif now - last[1] >= self.settle:
+                found.append(path)
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]

@@ -62,7 +62,8 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
     A manifest (``.txt``, ``.csv`` or ``.lst``) lists one recording per line (a CSV's ``path``
     column, or its first one); relative paths are relative to the manifest's folder. A path that
     does not exist is kept, so that the caller reports it like any unreadable file. Symbolic links
-    to folders are not followed, so a link loop cannot trap the walk.
+    to folders are not followed, so a link loop cannot trap the walk. Hidden files and folders
+    under a folder are left out (:func:`walked_audio`).
     """
     found: list[Path] = []
     for path in map(Path, paths):
@@ -72,13 +73,20 @@ def find_audio_files(paths: Iterable[str | Path]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        in_folder: list[Path] = []
-        for folder, _, names in os.walk(path):
-            in_folder.extend(
-                Path(folder, name) for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES
-            )
-        found.extend(sorted(in_folder))
+        found.extend(sorted(walked_audio(path)))
     return found
+
+
+def walked_audio(folder: Path, onerror: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    """The audio files under ``folder`` (by suffix), hidden ones left out as a walk of files
+    usually leaves them: a name that starts with a dot is no recording of the machine's (the
+    ``._name.wav`` that macOS writes beside each file on a foreign disk, a ``.snapshot`` folder
+    of copies, a file being copied). ``onerror``: :func:`os.walk`'s."""
+    for root, folders, names in os.walk(folder, onerror=onerror):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                yield Path(root, name)
 
 
 def read_manifest(path: Path) -> list[Path]:
