@@ -507,3 +507,35 @@ def test_files_skipped_for_one_reason_are_said_once(cli, machine_sounds, tmp_pat
     assert line == f"warning: skipped {count} of {count} files, e.g. {example}: {reason}"
     assert example in map(str, machine_sounds["train"])
     assert result.stderr.splitlines()[-1].endswith(f"could be used (all of them: {reason})")
+
+
+def test_copies_of_a_training_file_count_once_and_copies_of_one_are_one_recording(
+    cli, machine_sounds, tmp_path
+):
+    """A copy counted twice weighs double, and a copy held out for the threshold scores as if
+    it were new; copies of one recording alone had fitted a detector that flagged everything."""
+    import shutil
+
+    folder = tmp_path / "normal"
+    folder.mkdir()
+    originals = sorted(machine_sounds["train"])[:6]
+    for source in originals:
+        shutil.copy(source, folder / source.name)
+        shutil.copy(source, folder / f"copy_of_{source.name}")
+    fitted = cli("fit", folder, "-o", tmp_path / "d.aetk", "--json")
+    assert fitted.code == 0, fitted.stderr
+    copy = "holds the same bytes as another training file (a copy counts once)"
+    assert "warning: skipped 6 of 12 files, e.g. " in fitted.stderr and copy in fitted.stderr
+    summary = json.loads(fitted.stdout)
+    assert summary["train_files"] + summary["validation_files"] == 6
+    assert summary["skipped_files"] == 6
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for index in range(5):
+        shutil.copy(originals[0], alone / f"take_{index}.wav")
+    refused = cli("fit", alone, "-o", tmp_path / "e.aetk")
+    assert refused.code == 2
+    assert refused.stderr.splitlines()[-1].startswith(
+        "error: the 5 training files are copies of one recording; "
+    )
+    assert "one recording (0.5 s) leaves no normal clip" in refused.stderr

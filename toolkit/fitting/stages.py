@@ -339,7 +339,9 @@ def featurize(
     observer: FitObserver,
 ) -> FeaturizedSets:
     """Clips of every file, computed in parallel (whole files through the cache); an unreadable
-    file is skipped, whole, with a warning."""
+    file is skipped, whole, with a warning, and so is a byte-for-byte copy of a file before it
+    (counted twice, a recording would weigh double, and a copy held out for the threshold would
+    score as if it were new)."""
 
     def clips_of(path: Path) -> tuple[list[Any], str, list[RecordingProfile]]:
         if not segment_seconds:
@@ -359,6 +361,8 @@ def featurize(
             if isinstance(result, AudioError):
                 raise result
             file_clips, digest, recordings = result
+            if digest in sets.digests["train"] or digest in sets.digests["validation"]:
+                raise AudioError(COPY)
             for clip in file_clips:
                 vectors = held_vectors(clip[0]) if isinstance(clip, tuple) else clip
                 shape = shape or tuple(vectors.shape[1:])
@@ -378,7 +382,27 @@ def featurize(
     if not sets.train and train_files:
         shared = f" (all of them: {next(iter(reasons))})" if len(reasons) == 1 else ""
         raise AetkError(f"none of the {len(train_files)} training files could be used{shared}")
+    _check_not_copies_of_one(sets, reasons, segment_seconds)
     return sets
+
+
+#: Why a training file is skipped that holds the same bytes as one before it.
+COPY = "holds the same bytes as another training file (a copy counts once)"
+
+
+def _check_not_copies_of_one(
+    sets: FeaturizedSets, reasons: dict[str, list[str]], segment_seconds: float
+) -> None:
+    """Training files that are all copies of one recording leave one recording: refused as
+    one recording is (:func:`one_recording`), unless it is cut into clips."""
+    kept = [*sets.files["train"], *sets.files["validation"]]
+    if segment_seconds or len(kept) != 1 or COPY not in reasons:
+        return
+    refusal = one_recording(kept[0])
+    if refusal:
+        raise ConfigError(
+            f"the {len(reasons[COPY]) + 1} training files are copies of one recording; {refusal}"
+        )
 
 
 #: Training files warned about one by one; more that share a warning get one line.
