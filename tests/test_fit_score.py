@@ -539,3 +539,26 @@ def test_copies_of_a_training_file_count_once_and_copies_of_one_are_one_recordin
         "error: the 5 training files are copies of one recording; "
     )
     assert "one recording (0.5 s) leaves no normal clip" in refused.stderr
+
+
+def test_training_files_named_as_faulty_are_warned_of(cli, machine_sounds, tmp_path):
+    """``aetk fit test/`` where ``train/`` was meant: the faults would be learned as normal. A
+    file's own name tells; a folder's does not (a project may be called anomaly_detection)."""
+    import shutil
+
+    project = tmp_path / "anomaly_detection" / "pump"
+    project.mkdir(parents=True)
+    for source in sorted(machine_sounds["train"])[:6]:
+        shutil.copy(source, project / source.name)
+    quiet = cli("fit", project, "-o", tmp_path / "d.aetk")
+    assert quiet.code == 0 and "named as faulty" not in quiet.stderr
+    faulty = sorted(machine_sounds["test"])
+    for source in faulty:
+        shutil.copy(source, project / source.name)
+    named = [path for path in faulty if path.name.startswith("anomaly")]
+    warned, total = cli("fit", project, "-o", tmp_path / "e.aetk"), len(list(project.iterdir()))
+    assert (
+        f"warning: {len(named)} of {total} training files are named as faulty "
+        f"recordings (e.g. {project / named[0].name}): fitted on, their faults are learned as "
+        "normal; fit on recordings of the healthy machine"
+    ) in warned.stderr.splitlines()

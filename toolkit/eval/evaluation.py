@@ -18,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aetk_core.names import named_domain, named_machine, names_only_a_machine
+from aetk_core.names import (
+    ANOMALY,
+    LABEL_TOKENS,
+    NORMAL,
+    labels_said,
+    named_domain,
+    named_machine,
+    names_only_a_machine,
+)
 from aetk_core.verdict import is_anomalous
 
 from aetk.errors import ConfigError
 
-NORMAL, ANOMALY = 0, 1
-LABEL_TOKENS = {"normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY, "anomalous": ANOMALY}
 SPLIT_FOLDERS = {
     "train",
     "test",
@@ -38,7 +44,6 @@ SPLIT_FOLDERS = {
     "validation",
     "val",
 }
-_TOKEN = re.compile(r"[^A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ def label_from_path(path: str | Path) -> int | None:
     then at the folders from the nearest up; ``None`` when no part says, or one part says both."""
     path = Path(path)
     for part in (path.stem, *(parent.name for parent in path.parents)):
-        found = {LABEL_TOKENS[token] for token in _tokens(part) if token in LABEL_TOKENS}
+        found = labels_said(part)
         if len(found) == 1:
             return found.pop()
         if found:
@@ -243,10 +248,6 @@ def format_metric(value: float | None) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value))
         else f"{value:.3f}"
     )
-
-
-def _tokens(name: str) -> list[str]:
-    return [token.lower() for token in _TOKEN.split(name) if token]
 
 
 def _key(path: Path) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from aetk_core.machines import named_machines
+from aetk_core.names import named_anomaly
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -206,6 +207,7 @@ def fit_config(
     refuse_fleet_model(config)
     build_components(at_recordings_rate(config, {}))  # its errors before any file's
     files = require_audio_files(paths)
+    _warn_named_anomalies(files)
     if len(files) == 1 and not config.training.segment_seconds:
         refusal = one_recording(files[0])
         if refusal:
@@ -242,6 +244,20 @@ def fit_config(
     return Detector(
         parts.featurizer, parts.normalizer, parts.model, parts.scorer, calibration, summary
     )
+
+
+def _warn_named_anomalies(files: Sequence[Path]) -> None:
+    """Training files whose names say they are faulty (``aetk fit test/`` for ``train/``): a
+    detector fitted on them learns their faults as normal."""
+    named = [path for path in files if named_anomaly(path)]
+    if named:
+        warnings.warn(
+            f"{len(named)} of {len(files)} training files are named as faulty recordings (e.g. "
+            f"{named[0]}): fitted on, their faults are learned as normal; fit on recordings of "
+            "the healthy machine",
+            AetkWarning,
+            stacklevel=3,
+        )
 
 
 def one_recording(path: Path) -> str | None:
