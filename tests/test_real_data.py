@@ -41,7 +41,8 @@ def test_mimii_fan_clips_all_fit_and_score():
 
 def _lathe_events(scorer: str):
     """A lathe 'DEF' clip scored by the autoencoder preset with ``scorer``: the error per
-    frame inside and outside its events, and the normal error per frame."""
+    frame inside and outside its events (None: the events cover the whole clip), and the normal
+    error per frame."""
     from aetk.detect.explanation import explain
 
     detector = aetk.fit(SHARED_DATA / "lathe" / "train", preset="autoencoder", scorer=scorer)
@@ -57,22 +58,30 @@ def _lathe_events(scorer: str):
         inside |= (times >= event["start"]) & (times < event["end"])
     per_frame = explained.errors.contributions.sum(0)
     normal = explained.errors.normal_band_contributions.sum()
-    return per_frame[inside].mean(), per_frame[~inside].mean(), normal
+    outside = per_frame[~inside].mean() if not inside.all() else None
+    return per_frame[inside].mean(), outside, normal
+
+
+# How far the events stand out depends on the trained network: the margins below hold for each
+# of six fits measured (seeds 42, 1 and 2; the lathe's 12 byte-for-byte copies of training
+# files counted twice, as aetk once did, or once, as it does), the figures in each docstring.
 
 
 def test_real_anomaly_is_localized_where_its_error_concentrates():
     """With the mean squared error, the events in aetk score's JSON are the error map's events,
-    and the error inside them is above the error elsewhere in the clip and well above normal.
-    (Measured: 101 inside, 67 outside, 30.2 for normal frames.)"""
+    and the error inside them is above the error elsewhere in the clip (where they leave any of
+    it) and well above normal. (Measured: inside 1.41–1.73 times outside, the events covering 23 %
+    of the clip to all of it; inside 2.2–3.6 times the normal error.)"""
     inside, outside, normal = _lathe_events("mse")
-    assert inside > 1.5 * outside
-    assert inside > 3 * normal
+    assert outside is None or inside > 1.25 * outside
+    assert inside > 2 * normal
 
 
 def test_real_anomaly_is_localized_by_whitened_residuals():
     """The preset's own scorer localizes in the metric it scores in: the clip departs from normal
-    almost throughout (events cover 83 % of it), more inside its events than outside, and well
-    above the normal whitened error. (Measured: 251 inside, 197 outside, 139 for normal frames.)"""
+    for much of its length, more inside its events than outside, and well above the normal
+    whitened error. (Measured: the events covering 27 % of the clip to all of it, inside 1.08–1.39
+    times outside, 1.68–2.21 times the normal error.)"""
     inside, outside, normal = _lathe_events("clip-mahalanobis")
-    assert inside > outside > normal
+    assert outside is None or inside > outside > normal
     assert inside > 1.5 * normal
