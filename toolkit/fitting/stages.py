@@ -371,13 +371,14 @@ def featurize(
     clips: dict[str, list[Any]] = {"train": [], "validation": []}
     sets = FeaturizedSets([], [])
     shape = None
+    kept_digests: set[str] = set()
     results = map_files(clips_of, [*train_files, *validation_files])
     for done, (role, (path, result)) in enumerate(zip(roles, results, strict=True), start=1):
         try:
             if isinstance(result, AudioError):
                 raise result
             file_clips, digest, recordings = result
-            if digest in sets.digests["train"] or digest in sets.digests["validation"]:
+            if digest in kept_digests:
                 raise AudioError(COPY)
             for clip in file_clips:
                 vectors = held_vectors(clip[0]) if isinstance(clip, tuple) else clip
@@ -390,6 +391,7 @@ def featurize(
             sets.sources[role].extend([path] * len(file_clips))
             sets.files[role].append(path)
             sets.digests[role].append(digest)
+            kept_digests.add(digest)
             sets.recordings[str(path)] = recordings
         observer.on_featurized(done, len(roles))
     reasons = _warn_skipped(sets.skipped, len(roles))
