@@ -139,3 +139,19 @@ def test_hidden_files_and_folders_under_a_folder_are_left_out(tmp_path):
     assert find_audio_files([tmp_path]) == [tmp_path / "a" / "1.wav"]
     assert find_audio_files([tmp_path / "a" / "._1.wav"]) == [tmp_path / "a" / "._1.wav"]
     assert find_audio_files([tmp_path / ".snapshot"]) == [tmp_path / ".snapshot" / "a" / "1.wav"]
+
+
+def test_standard_input_is_read_as_one_recording_never_a_terminal_or_a_stream():
+    import io
+
+    from aetk_core.audio import read_input
+
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+    with pytest.raises(aetk.ConfigError, match="a terminal here: pipe one in"):
+        read_input(Terminal(b"RIFF"))
+    with pytest.raises(aetk.ConfigError, match="more than 0 MB: '-' reads one recording"):
+        read_input(io.BytesIO(b"x" * 11), limit=10)
+    assert read_input(io.BytesIO(b"x" * 10), limit=10) == b"x" * 10

@@ -262,8 +262,14 @@ MAX_INPUT_BYTES = 1 << 30
 def read_input(stream: BinaryIO, limit: int = MAX_INPUT_BYTES) -> bytes:
     """The bytes of the one recording on ``stream`` (standard input), for :func:`as_audio`.
 
-    :raises ConfigError: it holds more than ``limit`` bytes.
+    :raises ConfigError: it is a terminal (nothing was piped in), or holds more than ``limit``
+        bytes.
     """
+    if stream.isatty():
+        raise ConfigError(
+            "'-' reads one recording from standard input, a terminal here: pipe one in "
+            "(cat recording.wav | … score -)"
+        )
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise ConfigError(
