@@ -174,24 +174,41 @@ def test_a_folder_deleted_and_recreated_is_watched_again(watched, tmp_path):
     assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["back.wav"]
 
 
-def test_a_thousand_files_at_once_are_each_scored_once(watched, tmp_path):
-    detector, _ = watched
-    folder = tmp_path / "burst"
+def folder_of_clips(folder: Path, count: int, seed: int) -> Path:
+    """``folder`` holding ``count`` copies of one half-second normal clip."""
     folder.mkdir()
-    clip = synth.normal_clip(np.random.default_rng(4), 0.5)
-    for index in range(1000):
+    clip = synth.normal_clip(np.random.default_rng(seed), 0.5)
+    for index in range(count):
         soundfile.write(folder / f"f{index:04d}.wav", clip, RATE)
+    return folder
+
+
+def folder_watch_events(
+    detector, folder: Path, state: Path, until: int, patience: float = 60, on_poll=None
+) -> list[dict]:
+    """``aetk watch FOLDER --state STATE`` in this process (a thread, polling every 0.05 s) until
+    ``until`` files are scored or ``patience`` seconds pass, and half a second more; its events.
+    ``on_poll(monitor)`` runs between polls."""
     events: list[dict] = []
-    options = WatchOptions(settle=0.0, interval=0.05, state=tmp_path / "state.json")
+    options = WatchOptions(settle=0.0, interval=0.05, state=state)
     monitor = Monitor(detector, str(folder), options, events.append)
     runner = threading.Thread(target=monitor.run_folder, args=(folder,))
     runner.start()
-    deadline = time.monotonic() + 240
-    while monitor.scored < 1000 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)
+    deadline = time.monotonic() + patience
+    while monitor.scored < until and time.monotonic() < deadline:
+        if on_poll is not None:
+            on_poll(monitor)
+        time.sleep(0.05)
+    time.sleep(0.5)  # anything more it would score
     monitor.stopping = True
     runner.join(30)
+    return events
+
+
+def test_a_thousand_files_at_once_are_each_scored_once(watched, tmp_path):
+    detector, _ = watched
+    folder = folder_of_clips(tmp_path / "burst", 1000, seed=4)
+    events = folder_watch_events(detector, folder, tmp_path / "state.json", 1000, patience=240)
     scored = [e["source"] for e in events if e["event"] == "scored"]
     assert len(scored) == len(set(scored)) == 1000
     assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 1000
@@ -207,20 +224,13 @@ def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(wat
     rng = np.random.default_rng(5)
 
     def scored_events(until: int, write=None, patience: float = 60) -> list[dict]:
-        events: list[dict] = []
-        options = WatchOptions(settle=0.0, interval=0.05, state=state)
-        monitor = Monitor(detector, str(folder), options, events.append)
-        runner = threading.Thread(target=monitor.run_folder, args=(folder,))
-        runner.start()
-        deadline = time.monotonic() + patience
-        while monitor.scored < until and time.monotonic() < deadline:
+        def once_one_is_scored(monitor: Monitor) -> None:
+            nonlocal write
             if write is not None and monitor.scored == 1:
                 write, written = None, write
                 written()
-            time.sleep(0.05)
-        time.sleep(0.5)  # anything more it would score
-        monitor.stopping = True
-        runner.join(30)
+
+        events = folder_watch_events(detector, folder, state, until, patience, once_one_is_scored)
         return [event for event in events if event["event"] == "scored"]
 
     soundfile.write(folder / "latest.wav", synth.normal_clip(rng, 1.0), RATE)
@@ -271,26 +281,13 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     from aetk.data import fileio
 
     detector, _ = watched
-    folder = tmp_path / "in"
-    folder.mkdir()
-    clip = synth.normal_clip(np.random.default_rng(7), 0.5)
-    for index in range(3):
-        soundfile.write(folder / f"f{index}.wav", clip, RATE)
+    folder = folder_of_clips(tmp_path / "in", 3, seed=7)
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(fileio, "atomic_write_text", full)
-    events: list[dict] = []
-    options = WatchOptions(settle=0.0, interval=0.05, state=tmp_path / "state.json")
-    monitor = Monitor(detector, str(folder), options, events.append)
-    runner = threading.Thread(target=monitor.run_folder, args=(folder,))
-    runner.start()
-    deadline = time.monotonic() + 60
-    while monitor.scored < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    monitor.stopping = True
-    runner.join(30)
+    events = folder_watch_events(detector, folder, tmp_path / "state.json", 3)
     assert [event["event"] for event in events if event["event"] == "scored"] == ["scored"] * 3
     (error,) = [event["error"] for event in events if event["event"] == "error"]
     assert error.startswith(f"cannot write the watch state {tmp_path / 'state.json'} (No space")
