@@ -93,6 +93,8 @@ def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_soun
         detector.score_audio(path.read_bytes(), rate)
     with pytest.raises(aetk.ConfigError, match="need their sample_rate"):
         detector.score_audio(as_integers)
+    with pytest.raises(aetk.ConfigError, match=r"a whole number of samples a second, not 16000\.0"):
+        detector.score_audio(as_integers, 16000.0)
 
 
 def test_a_recording_on_standard_input_scores_as_its_file(cli, fitted, machine_sounds, monkeypatch):

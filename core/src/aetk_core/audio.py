@@ -294,6 +294,10 @@ def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
         return read_audio("-", data=bytes(samples))
     if sample_rate is None:
         raise ConfigError("samples in an array need their sample_rate")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise ConfigError(
+            f"sample_rate must be a whole number of samples a second, not {sample_rate!r}"
+        )
     array = np.asarray(samples)
     if array.dtype in (np.int16, np.int32):
         array = array / np.float32(2 ** (8 * array.itemsize - 1))
@@ -305,10 +309,8 @@ def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
         array = array[np.newaxis]
     if array.ndim != 2:
         raise AudioError(f"has {array.ndim} dimensions: give [samples] or [channels, samples]")
-    if not isinstance(sample_rate, (int, np.integer)) or not (
-        MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE
-    ):
-        raise AudioError(f"has an implausible sample rate ({sample_rate!r} Hz)")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"has an implausible sample rate ({sample_rate} Hz)")
     if array.shape[0] > MAX_CHANNELS:
         raise AudioError(
             f"has an implausible channel count ({array.shape[0]}): give [channels, samples] "
