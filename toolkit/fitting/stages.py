@@ -207,7 +207,8 @@ def fit_config(
     refuse_fleet_model(config)
     build_components(at_recordings_rate(config, {}))  # its errors before any file's
     files = require_audio_files(paths)
-    _warn_named_anomalies(files)
+    with _warnings_shown(processes.is_main):
+        _warn_named_anomalies(files)
     if len(files) == 1 and not config.training.segment_seconds:
         refusal = one_recording(files[0])
         if refusal:
