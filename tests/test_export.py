@@ -243,7 +243,7 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
 
 
 RUNTIME_SCORES_AUDIO = """
-import json, sys
+import json, os, sys
 import soundfile
 from aetk_runtime.detector import load
 
@@ -254,6 +254,11 @@ for path in sys.argv[2:]:
         in_memory = detector.score_audio(samples.T, rate, name=path, segment=segment)
         (from_file,) = detector.score(path, segment=segment)
         print(json.dumps([in_memory.as_dict(), from_file.as_dict()]))
+# A file's bytes in windows, past the length decoded at once.
+os.environ["AETK_MAX_SECONDS"] = "0.3"
+with open(sys.argv[2], "rb") as recording:
+    in_windows = detector.score_audio(recording.read(), name=sys.argv[2], segment=0.25)
+print(json.dumps([in_windows.as_dict(), detector.score(sys.argv[2], segment=0.25)[0].as_dict()]))
 print(json.dumps([detector.score_audio([[0.0, float("nan")] * 800], 16000).as_dict()]))
 """
 
@@ -270,9 +275,9 @@ def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, 
     )
     assert ran.returncode == 0, ran.stderr
     *pairs, (refused,) = [json.loads(line) for line in ran.stdout.splitlines()]
-    assert len(pairs) == 6
+    assert len(pairs) == 7
     for in_memory, from_file in pairs:
-        assert in_memory == from_file
+        assert in_memory == from_file and in_memory["error"] is None
     assert refused["score"] is None and refused["error"] == "holds NaN or infinite samples"
     # aetk-runtime score -: a recording on standard input, a row of its own, "-".
     script = str(Path(runtime_python).parent / "aetk-runtime")

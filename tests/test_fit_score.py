@@ -67,7 +67,7 @@ def test_threshold_override(fitted, machine_sounds):
     assert not any(r.anomalous for r in detector.score(machine_sounds["test"], threshold=1e9))
 
 
-def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_sounds):
+def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_sounds, monkeypatch):
     """``score_audio``: a recording in memory (a DAQ's, a service's) scores as its file does,
     whole and in windows, as 16-bit integers or floats, mono or ``[channels, samples]``."""
     import soundfile
@@ -89,6 +89,14 @@ def test_audio_held_in_memory_scores_as_the_file_holding_it(fitted, machine_soun
     # A file's bytes (a request's body) give their own rate.
     (expected,) = detector.score(path)
     assert detector.score_audio(path.read_bytes(), name=str(path)).as_dict() == expected.as_dict()
+    # In windows, a file's bytes are decoded a window at a time, as its file is: a recording
+    # longer than aetk decodes at once is scored (it was refused, naming --segment).
+    monkeypatch.setenv("AETK_MAX_SECONDS", "0.3")
+    (windows,) = detector.score(path, segment=0.2)
+    in_windows = detector.score_audio(path.read_bytes(), name=str(path), segment=0.2)
+    assert windows.error is None and in_windows.as_dict() == windows.as_dict()
+    assert "decodes at once" in (detector.score_audio(path.read_bytes()).error or "")
+    monkeypatch.delenv("AETK_MAX_SECONDS")
     with pytest.raises(aetk.ConfigError, match="leave sample_rate out"):
         detector.score_audio(path.read_bytes(), rate)
     with pytest.raises(aetk.ConfigError, match="need their sample_rate"):

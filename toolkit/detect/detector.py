@@ -19,7 +19,7 @@ from aetk_core.verdict import chosen_threshold
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
-from aetk.data.audio import as_audio, audio_clips, find_audio_files
+from aetk.data.audio import audio_clips, find_audio_files
 from aetk.data.features import (
     Clip,
     FileClips,
@@ -227,11 +227,11 @@ class Detector:
         band_rate = self.recording_norms().band_rate
 
         def clips() -> Iterator[Clip]:  # its AudioError is the result's error, as for a file
-            audio = as_audio(samples, sample_rate)
-            for start, piece in audio_clips(audio, segment, self.featurizer.frames_to_read):
+            pieces = audio_clips(samples, sample_rate, segment, self.featurizer.frames_to_read)
+            for start, piece in pieces:
                 yield audio_clip(self.featurizer, piece, name, start, band_rate)
 
-        files = [FileClips(name, clips(), windowed=bool(segment))]
+        files = [FileClips(name, clips(), segment_seconds=segment)]
         (result,) = score_clips(
             self, files, self.threshold_for(threshold, false_alarm_rate), localize, strict=strict
         )

@@ -187,45 +187,62 @@ def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None =
         return Audio(np.ascontiguousarray(samples.T), int(sound.samplerate))
 
 
-def read_windows(path: str | Path, seconds: float) -> Iterator[tuple[float, Audio]]:
-    """Consecutive windows of ``seconds`` as ``(start_seconds, Audio)``, decoded one at a time.
+def read_windows(
+    path: str | Path, seconds: float, data: bytes | None = None
+) -> Iterator[tuple[float, Audio]]:
+    """Consecutive windows of ``seconds`` as ``(start_seconds, Audio)``, decoded one at a time
+    (from ``data``, the file's bytes, if given).
 
     The last window may be shorter. Raises :class:`AudioError` like :func:`read_audio`.
     """
     if not seconds > 0:
         raise ConfigError(f"segment length must be a positive number of seconds, not {seconds}")
-    with _open(path) as sound:
+    with _open(path, data) as sound:
         window = max(1, round(seconds * sound.samplerate))
         start = 0
         while True:
-            data = _read(sound, path, window, allow_empty=start > 0)
-            if len(data) == 0:
+            samples = _read(sound, path, window, allow_empty=start > 0)
+            if len(samples) == 0:
                 return
-            yield start / sound.samplerate, Audio(np.ascontiguousarray(data.T), sound.samplerate)
-            start += len(data)
+            yield start / sound.samplerate, Audio(np.ascontiguousarray(samples.T), sound.samplerate)
+            start += len(samples)
 
 
 def read_clips(
-    path: str | Path, segment_seconds: float = 0.0, frames: FrameLimit = None
+    path: str | Path,
+    segment_seconds: float = 0.0,
+    frames: FrameLimit = None,
+    data: bytes | None = None,
 ) -> Iterator[tuple[float, Audio]]:
     """The file as one clip (``segment_seconds`` 0; ``frames`` as :func:`read_audio` takes it)
-    or as consecutive windows of ``segment_seconds``, each ``(start_seconds, Audio)``.
+    or as consecutive windows of ``segment_seconds``, each ``(start_seconds, Audio)``; ``data``:
+    the file's bytes, if already read.
 
     A last window shorter than half the segment length is dropped: it would be scored on less
     sound than the others.
     """
     if not segment_seconds:
-        yield 0.0, read_audio(path, frames)
+        yield 0.0, read_audio(path, frames, data)
         return
-    yield from _whole_windows(read_windows(path, segment_seconds), segment_seconds)
+    yield from _whole_windows(read_windows(path, segment_seconds, data), segment_seconds)
 
 
 def audio_clips(
-    audio: Audio, segment_seconds: float = 0.0, frames: FrameLimit = None
+    samples: object,
+    sample_rate: int | None = None,
+    segment_seconds: float = 0.0,
+    frames: FrameLimit = None,
 ) -> Iterator[tuple[float, Audio]]:
-    """Audio held in memory as :func:`read_clips` cuts a file: whole (``segment_seconds`` 0, at
-    most ``frames`` of it, as :func:`read_audio` decodes) or in consecutive windows, a last one
-    shorter than half the segment length dropped."""
+    """A recording held in memory (what :func:`as_audio` takes) as :func:`read_clips` cuts a
+    file: whole (``segment_seconds`` 0, at most ``frames`` of it, as :func:`read_audio`
+    decodes) or in consecutive windows, a last one shorter than half the segment length
+    dropped. An audio file's bytes are decoded as its file would be: in windows, one at a time,
+    so that a recording longer than :func:`max_seconds` can be scored in windows."""
+    data = _file_bytes(samples, sample_rate)
+    if data is not None:
+        yield from read_clips("-", segment_seconds, frames, data)
+        return
+    audio = as_audio(samples, sample_rate)
     if not segment_seconds:
         limit = frames(audio.sample_rate) if callable(frames) else frames
         yield 0.0, audio if limit is None else Audio(audio.samples[:, :limit], audio.sample_rate)
@@ -288,10 +305,9 @@ def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
         array that is not audio of that layout.
     :raises ConfigError: an array without its rate, or a file's bytes with one.
     """
-    if isinstance(samples, (bytes, bytearray, memoryview)):
-        if sample_rate is not None:
-            raise ConfigError("a file's bytes give their own sample rate: leave sample_rate out")
-        return read_audio("-", data=bytes(samples))
+    data = _file_bytes(samples, sample_rate)
+    if data is not None:
+        return read_audio("-", data=data)
     if sample_rate is None:
         raise ConfigError("samples in an array need their sample_rate")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
@@ -321,6 +337,15 @@ def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
     if not np.isfinite(array).all():
         raise AudioError("holds NaN or infinite samples")
     return Audio(np.ascontiguousarray(array, dtype=np.float32), int(sample_rate))
+
+
+def _file_bytes(samples: object, sample_rate: int | None) -> bytes | None:
+    """``samples`` as an audio file's bytes, or None when they are not bytes."""
+    if not isinstance(samples, (bytes, bytearray, memoryview)):
+        return None
+    if sample_rate is not None:
+        raise ConfigError("a file's bytes give their own sample rate: leave sample_rate out")
+    return bytes(samples)
 
 
 @contextmanager

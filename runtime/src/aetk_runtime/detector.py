@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from aetk_core.audio import (
     Audio,
-    as_audio,
     audio_clips,
     default_workers,
     find_audio_files,
@@ -170,9 +169,7 @@ class ExportedDetector:
             threshold, false_alarm_rate, segment, strict, localize
         )
         frames = self.featurizer.frames_to_read
-        return score_clips(
-            name, lambda: audio_clips(as_audio(samples, sample_rate), seconds, frames)
-        )
+        return score_clips(name, lambda: audio_clips(samples, sample_rate, seconds, frames))
 
     def _clip_scorer(
         self,
@@ -231,7 +228,7 @@ class ExportedDetector:
         spans, scores, views = [], [], []
         try:
             for start, audio in clips():
-                found = merged([*found, *self._mismatches(audio)])
+                found = merged([*found, *self._mismatches(audio, seconds)])
                 spans.append((start, start + audio.seconds))
                 graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
                 scores.append(graph["score"])
@@ -258,10 +255,11 @@ class ExportedDetector:
             view=self._view(graph.get("winning_view")),
         )
 
-    def _mismatches(self, audio: Audio) -> list[RecordingWarning]:
+    def _mismatches(self, audio: Audio, window_seconds: float) -> list[RecordingWarning]:
         if self.norms is None:
             return []
-        return self.norms.check(RecordingProfile.measure(audio.samples, audio.sample_rate))
+        profile = RecordingProfile.measure(audio.samples, audio.sample_rate)
+        return self.norms.check(profile, window_seconds)
 
     def _result(
         self,
