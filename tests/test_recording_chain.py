@@ -101,15 +101,18 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     chain, tmp_path
 ):
     """Fitted on 2-s clips: 0.9 s is short, 1.1 s is not; a 5-s recording in windows of 2 s
-    (the last of 1 s kept) is not, in windows of 0.5 s it is. Before the rule a detector of
-    10-s clips flagged 39 of 40 normal 2-s recordings with no word of why."""
+    (the last of 1 s kept) is not. Windows shorter than the training clips are measured
+    against the windows asked for: their length against the training clips' is said once, by
+    ``aetk score``'s window-length warning, not on every row (each row had named ``duration``,
+    and ``--strict`` refused every file). Before the rule a detector of 10-s clips flagged 39
+    of 40 normal 2-s recordings with no word of why."""
     detector, _, _ = chain
     assert detector.recording_norms().seconds == pytest.approx(2.0)
     # Watch windows and --segment's warning take the same measured length (the feature vector
     # counts alone say 1.952 s: frames without the last partial one).
     assert detector.clip_seconds == detector.recording_norms().seconds
     rng = np.random.default_rng(4)
-    for seconds in (0.9, 1.1, 5.0):
+    for seconds in (0.2, 0.9, 1.1, 5.0):
         soundfile.write(tmp_path / f"{seconds}.wav", synth.normal_clip(rng, seconds), RATE)
     (brief,), (long_enough,) = (
         detector.score(tmp_path / "0.9.wav"),
@@ -119,8 +122,14 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     assert names(long_enough) == set()
     (windows,) = detector.score(tmp_path / "5.0.wav", segment=2.0)
     assert names(windows) == set()
-    (short_windows,) = detector.score(tmp_path / "5.0.wav", segment=0.5)
-    assert names(short_windows) == {"duration"}
+    (short_windows,) = detector.score(tmp_path / "5.0.wav", segment=0.5, strict=True)
+    assert names(short_windows) == set() and short_windows.error is None
+    (shorter_than_its_windows,) = detector.score(tmp_path / "0.2.wav", segment=0.5)
+    assert names(shorter_than_its_windows) == {"duration"}
+    assert (
+        "less than half the windows asked for (0.5 s)"
+        in (shorter_than_its_windows.warnings[0]["message"])
+    )
 
 
 def test_a_detector_without_recording_norms_checks_the_band_limit_and_dropouts_only(chain):
@@ -181,6 +190,12 @@ def test_norms_are_relative_to_the_training_recordings():
     assert lengths.seconds == 10.0
     assert [w.name for w in lengths.check(profile(seconds=4.0))] == ["duration"]
     assert lengths.check(profile(seconds=5.0)) == lengths.check(profile()) == []
+    # A window of a file scored in windows: against the windows where they are shorter.
+    assert lengths.check(profile(seconds=2.0), window_seconds=2.0) == []
+    assert [w.name for w in lengths.check(profile(seconds=0.9), window_seconds=2.0)] == ["duration"]
+    assert [w.name for w in lengths.check(profile(seconds=4.0), window_seconds=20.0)] == [
+        "duration"
+    ]
     older = {key: value for key, value in lengths.as_dict().items() if key != "seconds"}
     assert RecordingNorms.from_dict(older, None).check(profile(seconds=1.0)) == []
     # Dropouts: a machine whose recordings held some digital silence is warned only about more

@@ -37,14 +37,18 @@ class Clip:
 
 @dataclass
 class FileClips:
-    """The clips of one file as a scorer will see them: decoded lazily when ``windowed`` (one
-    window at a time, whatever the recording's length), or the one whole-file clip; ``error`` says
-    why the file could not be featurized."""
+    """The clips of one file as a scorer will see them: windows of ``segment_seconds``, decoded
+    lazily (one window at a time, whatever the recording's length), or the one whole-file clip
+    (``segment_seconds`` 0); ``error`` says why the file could not be featurized."""
 
     path: str
     clips: Iterable[Clip] = ()
     error: str | None = None
-    windowed: bool = False
+    segment_seconds: float = 0.0
+
+    @property
+    def windowed(self) -> bool:
+        return bool(self.segment_seconds)
 
 
 def featurized_files(
@@ -60,7 +64,7 @@ def featurized_files(
     if segment_seconds:
         for path in paths:
             clips = iter_clips(featurizer, path, segment_seconds, band_rate)
-            yield FileClips(str(path), clips, windowed=True)
+            yield FileClips(str(path), clips, segment_seconds=segment_seconds)
         return
     whole = map_files(
         lambda path: list(iter_clips(featurizer, path, band_rate=band_rate)), paths, ahead=ahead

@@ -95,7 +95,8 @@ def score_clips(
             for clip in file.clips:
                 check_vector_shape(clip.vectors, detector.model.input_shape_, file.path)
                 if clip.recording is not None:
-                    entry.warnings = merged([*entry.warnings, *norms.check(clip.recording)])
+                    found = norms.check(clip.recording, file.segment_seconds)
+                    entry.warnings = merged([*entry.warnings, *found])
                     entry.band_limit_hz = clip.recording.nyquist_hz()
                 entry.windows.append((clip.start, clip.end))
                 batch.append((entry, clip.vectors))

@@ -264,7 +264,7 @@ def _featurize(batch, featurizer: dict):
             f"clip{index}": clip.vectors.numpy() for index, clip in enumerate(clips)
         }
         arrays["spans"] = np.array([[clip.start, clip.end] for clip in clips], dtype=np.float64)
-        arrays["windowed"] = np.array(bool(featurizer["segment"]))
+        arrays["segment"] = np.array(float(featurizer["segment"] or 0.0))
         arrays["recordings"] = np.array(
             json.dumps([clip.recording and clip.recording.as_dict() for clip in clips])
         )
@@ -297,7 +297,7 @@ def _file_clips(path: str, blob: bytes | None, error: str | None):
             zip(stored["spans"], recordings, strict=True)
         )
     ]
-    return FileClips(path, clips, windowed=bool(stored["windowed"]))
+    return FileClips(path, clips, segment_seconds=float(stored["segment"]))
 
 
 def _load(detector_bytes):

@@ -384,8 +384,17 @@ class RecordingNorms:
             None if shape_hz is None else float(shape_hz),
         )
 
-    def check(self, profile: RecordingProfile) -> list[RecordingWarning]:
-        """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order."""
+    def check(
+        self, profile: RecordingProfile, window_seconds: float = 0.0
+    ) -> list[RecordingWarning]:
+        """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order.
+        ``window_seconds``: the recording is a window of a file scored in windows of that length;
+        its ``duration`` is then measured against the windows where they are the shorter (their
+        length against the training recordings' is said once, not for every window:
+        :func:`aetk_core.verdict.window_length_warning`)."""
+        typical, whose = self.seconds, "the training recordings' length"
+        if window_seconds and typical is not None and window_seconds < typical:
+            typical, whose = window_seconds, "the windows asked for"
         found = [
             band_limit(profile, self.heard_hz)
             or spectrum_limit(profile, self.band_shape_db, self.band_shape_hz, self.heard_hz),
@@ -394,7 +403,7 @@ class RecordingNorms:
             dropout(profile, 2 * self.dropout_seconds),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
-            duration(profile, self.seconds, "the training recordings' length"),
+            duration(profile, typical, whose),
         ]
         return [warning for warning in found if warning is not None]
 
