@@ -405,3 +405,55 @@ def test_a_state_or_recordings_folder_that_cannot_be_made_is_one_line(
         f"error: --record: cannot create the folder {state.parent / 'alerts'} (a file stands "
         "where a folder would be)"
     ]
+
+
+def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(watched, tmp_path):
+    """A watch of months outlives its detector: a refit written over the detector's file (here:
+    one whose threshold no window reaches) judges every window after it, and the alert open
+    under the old one ends under the new one, as its windows clear it. A file that cannot be
+    read (copied in half) is an error event, and the detector read before goes on judging.
+    Before, the watch judged with the detector of its start until restarted."""
+    import dataclasses
+    import os
+    import shutil
+
+    import aetk
+    from aetk.watch.sources import StreamFormat
+
+    detector, path = watched
+    live = tmp_path / "live.aetk"
+    shutil.copy(path, live)
+    refit = aetk.Detector.load(path)
+    refit.calibration = dataclasses.replace(refit.calibration, threshold=1e6)
+    refit.save(tmp_path / "refit.aetk")
+    (tmp_path / "half.aetk").write_bytes(path.read_bytes()[:2000])
+    fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 6.0, severity=3.0)
+    samples = stream(4, fault, 2).astype(np.float32)
+    replaced_at = {20: "half.aetk", 90: "refit.aetk"}  # blocks of 0.1 s: at 2 s and 9 s
+
+    def blocks():
+        for index, start in enumerate(range(0, len(samples), RATE // 10)):
+            if index in replaced_at:
+                shutil.copy(tmp_path / replaced_at[index], tmp_path / "next.aetk")
+                os.replace(tmp_path / "next.aetk", live)
+            if any(0 < index - at <= 3 for at in replaced_at):
+                time.sleep(0.06)  # two looks at the file, a poll interval apart
+            yield samples[np.newaxis, start : start + RATE // 10]
+
+    events: list[dict] = []
+    options = WatchOptions(interval=0.05, detector_file=live)
+    Monitor(detector, "-", options, events.append).run_stream(
+        StreamFormat(RATE, 1, "float32", 1.0), blocks()
+    )
+    kinds = [event["event"] for event in events]
+    (error,) = [event["error"] for event in events if event["event"] == "error"]
+    assert error.startswith(f"{live} was replaced and cannot be judged with (")
+    assert error.endswith("still judging with the detector read before")
+    reloaded = kinds.index("detector_reloaded")
+    assert events[reloaded]["path"] == str(live) and events[reloaded]["threshold"] == 1e6
+    assert kinds.index("error") < kinds.index("anomaly_start") < reloaded
+    assert "anomaly_end" in kinds[reloaded:]  # the alert open before ends under the refit
+    thresholds = [event["threshold"] for event in events if event["event"] == "scored"]
+    before = kinds[:reloaded].count("scored")
+    assert set(thresholds[:before]) == {detector.threshold} and set(thresholds[before:]) == {1e6}
+    assert len(thresholds) > before + 2

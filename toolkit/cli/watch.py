@@ -62,7 +62,12 @@ def watch_command(
     settle: Annotated[
         float, typer.Option(min=0.0, help="A new file is read once its size is stable this long.")
     ] = 1.0,
-    interval: Annotated[float, typer.Option(min=0.05, help="Folder poll interval (s).")] = 1.0,
+    interval: Annotated[
+        float,
+        typer.Option(
+            min=0.05, help="Folder poll interval (s); the detector file is looked at as often."
+        ),
+    ] = 1.0,
     strict: options.Strict = False,
     machine: options.Machine = None,
     machines: options.Machines = None,
@@ -83,7 +88,8 @@ def watch_command(
     Files are scored as they arrive; a live device or standard input (arecord, ffmpeg, sox) in
     sliding windows. Alerts start after --confirm windows above the threshold and end after
     --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet detector watches a
-    folder, each file judged by its machine's detector.
+    folder, each file judged by its machine's detector. A refit written over the detector file
+    judges from then on, without a restart.
     """
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_judging
@@ -204,6 +210,8 @@ class _View:
             "error": f"[yellow]error[/yellow] {event['source']}: {event.get('error')}",
             "recorded": f"recorded {event.get('path')}",
             "webhook_failed": f"[yellow]webhook failed[/yellow]: {event.get('error')}",
+            "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
+            + (f" (threshold {event['threshold']:.4g})" if event.get("threshold") else ""),
         }.get(name, name)
         console.stdout.print(f"{event['at']}  {text}", highlight=False)
 

@@ -23,9 +23,10 @@ from aetk_core.verdict import is_anomalous
 from aetk.data.fileio import ensure_folder
 from aetk.detect.detector import Detector
 from aetk.detect.scoring import ScoreResult
-from aetk.errors import ConfigError
+from aetk.errors import AetkError, ConfigError
 from aetk.watch.alerts import AlertTracker
 from aetk.watch.outputs import Metrics, Mqtt, Recorder, Webhook
+from aetk.watch.refit import DetectorFileWatch
 from aetk.watch.sources import FolderWatch, StreamFormat
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class WatchOptions:
     #: ``dcase`` or a table; None: the way the fleet was fitted).
     machines: str | None = None
     #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
-    #: page's drawing process loads.
+    #: page's drawing process loads and the watch reads again when a refit replaces it (looked
+    #: at every ``interval`` seconds).
     dashboard: str | None = None
     detector_file: Path | None = None
 
@@ -91,25 +93,16 @@ class Monitor:
         options: WatchOptions,
         emit: Callable[[dict[str, Any]], None],
     ):
-        from aetk_core.machines import conditions
-
-        from aetk.fleet.detector import FleetDetector
-
         self.source, self.options, self.emit = source, options, emit
         self.fleet: FleetDetector | None = None
         self.judges: dict[str, Judge] = {}
         self.main: Judge | None = None
-        if isinstance(detector, FleetDetector):
-            _check_fleet_watch(detector, source, options)
-            self.fleet = detector
-            self.judges = {
-                name: self._judge_for(
-                    machine_detector, name, conditions(detector.rows.get(name, {}))
-                )
-                for name, machine_detector in detector.detectors.items()
-            }
-        else:
-            self.main = self._judge_for(detector, options.machine, options.conditions)
+        self._judge_with(detector, options.conditions)
+        self.detector_file = (
+            DetectorFileWatch(options.detector_file, options.interval)
+            if options.detector_file
+            else None
+        )
         self.metrics = (
             Metrics(options.metrics_port, options.metrics_host, per_machine=bool(self.fleet))
             if options.metrics_port is not None
@@ -117,7 +110,6 @@ class Monitor:
         )
         if self.metrics:
             for judge in self._every_judge():
-                self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
                 self.metrics.gauge("anomalous", judge.machine).set(0)
         self.senders: list[Webhook | Mqtt] = [
             *(
@@ -128,9 +120,68 @@ class Monitor:
             *([Mqtt(options.mqtt)] if options.mqtt else []),
         ]
         self.dashboard = self._dashboard() if options.dashboard else None
+        self._show_thresholds()
         self.stopping = False
         self.scored = 0
         self._state_unwritten = False  # the last write of --state failed (said once)
+
+    def _judge_with(
+        self, detector: Detector | FleetDetector, conditions: dict[str, str] | None
+    ) -> None:
+        """Judge with ``detector`` (each machine's, for a fleet; ``conditions``: the one
+        detector's machine's), keeping the alerts of the machines judged before: an alert open
+        under one detector stays open under its refit until windows below the new threshold
+        clear it."""
+        from aetk_core.machines import conditions as conditions_of
+
+        from aetk.fleet.detector import FleetDetector
+
+        trackers = {judge.machine: judge.tracker for judge in self._every_judge()}
+        if isinstance(detector, FleetDetector):
+            _check_fleet_watch(detector, self.source, self.options)
+            self.fleet = detector
+            self.judges = {
+                name: self._judge_for(
+                    machine_detector, name, conditions_of(detector.rows.get(name, {}))
+                )
+                for name, machine_detector in detector.detectors.items()
+            }
+        else:
+            self.main = self._judge_for(detector, self.options.machine, conditions)
+        for judge in self._every_judge():
+            judge.tracker = trackers.get(judge.machine, judge.tracker)
+
+    def _show_thresholds(self) -> None:
+        if self.metrics:
+            for judge in self._every_judge():
+                self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
+        if self.dashboard and self.main:
+            self.dashboard.threshold = self.main.threshold
+
+    def reload_if_refitted(self) -> None:
+        """Judge with the detector file again once a refit has replaced it (an ``error`` event,
+        and the detector read before, when the new file cannot be read or is of another kind:
+        a fleet for one detector, or the other way round)."""
+        if self.detector_file is None or not self.detector_file.replaced():
+            return
+        from aetk.fleet.detector import FleetDetector, load_judging
+
+        path, options = self.detector_file.path, self.options
+        try:
+            detector, conditions = load_judging(path, options.machine, options.machines)
+            if isinstance(detector, FleetDetector) != (self.fleet is not None):
+                kind = "a fleet detector" if self.fleet is None else "one machine's detector"
+                raise ConfigError(f"it is now {kind}: restart the watch to judge with it")
+            self._judge_with(detector, conditions)
+        except (AetkError, OSError) as exc:
+            self.error(
+                f"{path} was replaced and cannot be judged with ({exc}): still judging with the "
+                "detector read before"
+            )
+            return
+        self._show_thresholds()
+        machines: dict[str, Any] = {"machines": sorted(self.judges)} if self.fleet else {}
+        self.event("detector_reloaded", None, path=str(path), **machines)
 
     def _judge_for(
         self, detector: Detector, machine: str | None, conditions: dict[str, str] | None
@@ -326,6 +377,7 @@ class Monitor:
         next_start = 0
         started = time.monotonic()
         for block in blocks:
+            self.reload_if_refitted()
             buffer = np.concatenate([buffer, block], axis=1)
             end_time = (consumed + buffer.shape[1]) / form.rate
             if recorder:
@@ -392,6 +444,7 @@ class Monitor:
         first = True
         try:
             while not self.stopping:
+                self.reload_if_refitted()
                 ready = watcher.ready()
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
