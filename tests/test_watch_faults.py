@@ -457,3 +457,24 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
     before = kinds[:reloaded].count("scored")
     assert set(thresholds[:before]) == {detector.threshold} and set(thresholds[before:]) == {1e6}
     assert len(thresholds) > before + 2
+
+
+def test_windows_shorter_than_the_training_clips_are_said_once_not_in_every_window(watched):
+    """``--window 0.5`` on a detector of 2-s clips: every window's row had named ``duration``
+    (a warning line each second, the recording-warnings metric climbing for ever) and
+    ``--strict`` refused every window, so the watch scored nothing. The windows are now
+    checked as windows of the length asked for, and the length said once as the watch starts."""
+    import subprocess
+
+    _, path = watched
+    samples = stream(4, None, 0)
+    command = [sys.executable, "-m", "aetk", "watch", "-", "-d", str(path), "--window", "0.5"]
+    ran = subprocess.run(
+        [*command, "--json", "--strict"], input=wav_bytes(samples), capture_output=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert [event["event"] for event in events] == ["scored"] * 15  # hop 0.25 s over 4 s
+    assert all("warnings" not in event for event in events)
+    (said,) = ran.stderr.decode().splitlines()
+    assert said.startswith("warning: windows of 0.5 s are compared with a threshold calibrated")

@@ -91,6 +91,9 @@ def watch_command(
     folder, each file judged by its machine's detector. A refit written over the detector file
     judges from then on, without a restart.
     """
+    from aetk_core.verdict import window_length_warning
+
+    from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_judging
     from aetk.watch import sources
@@ -106,6 +109,10 @@ def watch_command(
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
     detector, conditions = load_judging(detector_path, machine, machines)
+    if window and isinstance(detector, Detector) and not Path(source).is_dir():
+        mismatch = window_length_warning(window, detector.clip_seconds)
+        if mismatch:
+            console.warn(mismatch)
     settings = WatchOptions(
         window=window,
         hop=hop,

@@ -342,12 +342,14 @@ class Monitor:
         """One window through the detector's scoring path; None (and an error event) if it
         cannot be scored."""
         judge = self._single()
+        # A window of the length asked for: its recording is checked as such a window, not
+        # against the training clips' length (said once as the watch starts, not every window).
         result = judge.detector.score_audio(
             samples,
             rate,
             name=self.source,
             threshold=judge.threshold,
-            segment=0,
+            segment=samples.shape[-1] / rate,
             strict=self.options.strict,
         )
         if result.error is not None or result.score is None:
