@@ -194,9 +194,14 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
             view.show({**event, "score": 2.0, **({"machine": "pump-07"} if time_in == 0 else {})})
         moment = {"view": "event", "start": 12.56, "end": 12.69}
         view.show({**event, "score": 3.0, "view": moment})
+        reloaded = {"event": "detector_reloaded", "time": None, "source": "incoming", "at": "T"}
+        view.show({**reloaded, "path": "d.aetk", "threshold": 1.5})
+        view.show({**reloaded, "path": "fleet.aetk", "threshold": None})
     finally:
         view.close()
     out = capsys.readouterr().out
+    assert "judging with the detector refitted in d.aetk (threshold 1.5)" in out
+    assert "judging with the detector refitted in fleet.aetk\n" in out
     assert "anomaly started at incoming/pump-07/a.wav (machine pump-07) (score 2)" in out
     assert "anomaly started at 12.50 s (score 2)" in out
     assert "anomaly started at 12.50 s (score 3, event at 12.56–12.69 s)" in out

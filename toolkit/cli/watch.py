@@ -210,6 +210,7 @@ class _View:
                 )
             return
         raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
+        threshold = event.get("threshold")
         text = {
             "anomaly_start": f"[bold red]anomaly started[/bold red] at {where} "
             f"(score {event.get('score', 0):.4g}{raised_by})",
@@ -218,7 +219,7 @@ class _View:
             "recorded": f"recorded {event.get('path')}",
             "webhook_failed": f"[yellow]webhook failed[/yellow]: {event.get('error')}",
             "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
-            + (f" (threshold {event['threshold']:.4g})" if event.get("threshold") else ""),
+            + (f" (threshold {threshold:.4g})" if threshold is not None else ""),
         }.get(name, name)
         console.stdout.print(f"{event['at']}  {text}", highlight=False)
 
