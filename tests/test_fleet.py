@@ -425,6 +425,46 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
     assert "not inside a machine's folder" in errors["loose.wav"]
 
 
+def test_a_watched_fleet_refitted_judges_each_machine_by_its_refit(fitted_fleet, tmp_path):
+    """A fleet refitted over its file while a watch runs: each machine judged at its new
+    threshold, the alert open on one machine kept open; a file that is now one machine's
+    detector is an error event, and the fleet read before goes on judging."""
+    import dataclasses
+    import os
+    import time
+
+    from aetk.watch.monitor import Monitor, WatchOptions
+
+    fleet, path = fitted_fleet
+    live = tmp_path / "fleet.aetk"
+    live.write_bytes(path.read_bytes())
+    events: list[dict] = []
+    options = WatchOptions(interval=0.05, detector_file=live)
+    monitor = Monitor(fleet, str(tmp_path), options, events.append)
+    monitor.judges[MACHINES[0]].tracker.active = True
+
+    def replace_with(detector) -> None:
+        detector.save(tmp_path / "next.aetk")
+        os.replace(tmp_path / "next.aetk", live)
+        for _ in range(3):  # a look that sees it, and one a poll later that finds it settled
+            time.sleep(0.06)
+            monitor.reload_if_refitted()
+
+    refit = load_any(path)
+    changed = refit.detectors[MACHINES[1]]
+    changed.calibration = dataclasses.replace(changed.calibration, threshold=1e6)
+    replace_with(refit)
+    ((name, reloaded),) = [(e["event"], e) for e in events]
+    assert name == "detector_reloaded" and reloaded["machines"] == sorted(MACHINES)
+    assert monitor.judges[MACHINES[1]].threshold == 1e6
+    assert monitor.judges[MACHINES[0]].threshold == fleet.detectors[MACHINES[0]].threshold
+    assert monitor.judges[MACHINES[0]].tracker.active
+    replace_with(fleet.detectors[MACHINES[0]])
+    assert events[-1]["event"] == "error"
+    assert "it is now one machine's detector: restart the watch" in events[-1]["error"]
+    assert monitor.judges[MACHINES[1]].threshold == 1e6
+
+
 @pytest.fixture
 def fleet_page(fitted_fleet, tmp_path):
     """``aetk watch incoming/ -d fleet.aetk --dashboard --confirm 1`` with one loud clip played
