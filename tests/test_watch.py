@@ -265,3 +265,16 @@ def test_a_live_device_through_sounddevice_replaced_at_its_boundary(watched, cli
         "anomaly_end",
     ]
     assert all(e["source"] == "mic:0" for e in events)
+
+
+def test_a_hop_longer_than_the_window_is_said_once_as_the_watch_starts():
+    """``--window 2 --hop 5``: 3 s of every 5 s were never heard, without a word."""
+    from aetk.cli.watch import _window_warnings
+
+    (gap,) = _window_warnings(None, 15.0, clip_seconds=10.0)
+    assert gap.startswith("--hop 15 is longer than the windows (10 s): 5 s of every 15 s")
+    short, gap = _window_warnings(2.0, 5.0, clip_seconds=10.0)
+    assert short.startswith("windows of 2 s are compared with a threshold calibrated on clips")
+    assert "3 s of every 5 s are never heard" in gap
+    assert _window_warnings(10.0, 10.0, clip_seconds=10.0) == []
+    assert _window_warnings(None, None, clip_seconds=10.0) == []

@@ -91,8 +91,6 @@ def watch_command(
     folder, each file judged by its machine's detector. A refit written over the detector file
     judges from then on, without a restart.
     """
-    from aetk_core.verdict import window_length_warning
-
     from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_judging
@@ -109,10 +107,9 @@ def watch_command(
     if pcm_format not in sources.RAW_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
     detector, conditions = load_judging(detector_path, machine, machines)
-    if window and isinstance(detector, Detector) and not Path(source).is_dir():
-        mismatch = window_length_warning(window, detector.clip_seconds)
-        if mismatch:
-            console.warn(mismatch)
+    if isinstance(detector, Detector) and not Path(source).is_dir():
+        for warning in _window_warnings(window, hop, detector.clip_seconds):
+            console.warn(warning)
     settings = WatchOptions(
         window=window,
         hop=hop,
@@ -139,6 +136,22 @@ def watch_command(
         detector_file=detector_path,
     )
     _run(detector, source, settings, json_output, (rate, channels, pcm_format))
+
+
+def _window_warnings(window: float | None, hop: float | None, clip_seconds: float) -> list[str]:
+    """What a stream's ``--window`` and ``--hop`` misread, said once as the watch starts: windows
+    far from the length the threshold was calibrated on, and a hop longer than the window (the
+    sound between two windows is never heard)."""
+    from aetk_core.verdict import window_length_warning
+
+    said = [window_length_warning(window, clip_seconds)] if window else []
+    length = window or clip_seconds
+    if hop and hop > length:
+        said.append(
+            f"--hop {hop:g} is longer than the windows ({length:g} s): {hop - length:g} s of "
+            f"every {hop:g} s are never heard; a fault there goes unseen"
+        )
+    return [warning for warning in said if warning]
 
 
 def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None:
