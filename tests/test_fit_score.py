@@ -244,12 +244,39 @@ def test_cli_fit_then_score_just_works_in_the_current_folder(
     assert summary["detector"] == "detector.aetk"
     assert summary["train_files"] + summary["validation_files"] == 12
     assert "epoch   3/3" in fit.stderr
+    assert summary["previous"] is None  # nothing was replaced
     scored = cli("score", machine_sounds["test"][0], "--json")
     assert scored.code == 0
     (line,) = scored.json_lines()
     assert line["path"] == str(machine_sounds["test"][0])
     assert line["threshold"] == pytest.approx(summary["threshold"])
     assert line["error"] is None
+
+
+def test_a_refit_over_a_detector_keeps_the_one_it_replaced(cli, machine_sounds, tmp_path):
+    """A refit that a running watch takes up at once can be rolled back: the detector it
+    replaced is kept beside it, once (the copy before is replaced)."""
+    train = machine_sounds["train"][0].parent
+    output = tmp_path / "line-3.aetk"
+    assert cli("fit", train, "-o", output).code == 0
+    first = output.read_bytes()
+    refit = cli("fit", train, "-o", output, "--false-alarm-rate", "0.3", "--json")
+    assert refit.code == 0, refit.stderr
+    kept = tmp_path / "line-3.previous.aetk"
+    assert json.loads(refit.stdout)["previous"] == str(kept)
+    assert kept.read_bytes() == first != output.read_bytes()
+    table = cli("fit", train, "-o", output)
+    assert f"Wrote {output} (the detector it replaced kept as {kept})" in table.stderr
+    assert kept.read_bytes() != first
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "line-3.aetk",
+        "line-3.previous.aetk",
+    ]
+    # A file of another kind replaced with --force is not a detector to keep.
+    other = tmp_path / "notes.aetk"
+    other.write_text("not a detector")
+    forced = cli("fit", train, "-o", other, "--force", "--json")
+    assert forced.code == 0 and json.loads(forced.stdout)["previous"] is None
 
 
 def test_cli_score_table_and_fail_on_anomaly(cli, fitted, machine_sounds):

@@ -121,14 +121,19 @@ def fit_command(
         with distributed.session(), ProgressObserver() as observer:
             return fit_config(files or normal_dirs, fit_config_, observer)
 
-    detector = _fit_and_save(fit_one, output)
+    detector, previous = _fit_and_save(fit_one, output)
     if detector is None:  # a rank other than 0 of a distributed fit: rank 0 writes
         return
-    summary = detector.summary(output)
+    summary = {**detector.summary(output), "previous": previous and str(previous)}
     if json_output:
         print(json.dumps(summary))
     else:
-        print_described(console.stderr, f"Wrote {output}", detector_lines(summary))
+        print_described(console.stderr, _wrote(output, previous), detector_lines(summary))
+
+
+def _wrote(output: Path, previous: Path | None) -> str:
+    kept = f" (the detector it replaced kept as {previous})" if previous else ""
+    return f"Wrote {output}{kept}"
 
 
 def _name_the_machines(files: Sequence[Path]) -> None:
@@ -150,17 +155,22 @@ def _name_the_machines(files: Sequence[Path]) -> None:
         )
 
 
-def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:
-    """What ``fit()`` returns, saved to ``output`` (None: nothing to save); an interruption or a
-    failure to write is one line, and ``output`` is left as it was."""
+def _fit_and_save(fit: Callable[[], Any], output: Path) -> tuple[Any, Path | None]:
+    """What ``fit()`` returns, saved to ``output`` (None: nothing to save), and where the
+    detector it replaced is kept (``detector.previous.aetk``: a refit that a running watch takes
+    up at once can be rolled back by copying it over; None: there was none). An interruption or
+    a failure to write is one line, and ``output`` is left as it was."""
     try:
         fitted = fit()
     except KeyboardInterrupt:
         console.error(f"interrupted: fitting stopped, nothing written to {output}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if fitted is None:
-        return None
+        return None, None
+    from aetk.data.fileio import is_kind, keep_previous
+
     try:
+        previous = keep_previous(output) if is_kind(output, "detector") else None
         fitted.save(output)
     except KeyboardInterrupt:
         console.error(f"interrupted while saving: {output} left as it was")
@@ -168,7 +178,7 @@ def _fit_and_save(fit: Callable[[], Any], output: Path) -> Any:
     except OSError as exc:
         console.error(f"{output}: cannot write detector ({exc.strerror or exc})")
         raise typer.Exit(EXIT_FAILED) from None
-    return fitted
+    return fitted, previous
 
 
 def _fit_fleet(
@@ -185,12 +195,13 @@ def _fit_fleet(
         with ProgressObserver() as observer:
             return fit_fleet(normal_dirs, source, config=config, observer=observer, files=files)
 
-    fleet = _fit_and_save(fit, output)
-    summary = fleet.summary(output)
+    fleet, previous = _fit_and_save(fit, output)
+    summary = {**fleet.summary(output), "previous": previous and str(previous)}
     if json_output:
         print(json.dumps(summary))
         return
-    print_described(console.stderr, f"Wrote {output}", fleet_lines(summary, fleet.machine_groups()))
+    lines = fleet_lines(summary, fleet.machine_groups())
+    print_described(console.stderr, _wrote(output, previous), lines)
 
 
 class ProgressObserver(FitObserver):

@@ -93,7 +93,7 @@ def check_output(path: Path, kind: str, inputs: Iterable[Path] = (), force: bool
         raise ConfigError(f"{path}: is one of the inputs; choose another output path")
     if target.is_dir():
         raise ConfigError(f"{path}: is a folder; name the file to write")
-    if target.exists() and not force and not _is_kind(target, kind):
+    if target.exists() and not force and not is_kind(target, kind):
         raise ConfigError(
             f"{path}: exists and is not {OUTPUT_KINDS[kind]}; use --force to replace it"
         )
@@ -107,7 +107,8 @@ def check_output(path: Path, kind: str, inputs: Iterable[Path] = (), force: bool
         raise ConfigError(f"{path}: cannot write in {folder} (permission denied)")
 
 
-def _is_kind(path: Path, kind: str) -> bool:
+def is_kind(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a file of ``kind`` (:data:`OUTPUT_KINDS`) that aetk wrote."""
     if not path.is_file():
         return False
     try:
@@ -122,6 +123,17 @@ def _is_kind(path: Path, kind: str) -> bool:
             return 0 < size <= 64_000_000 and b"aetk-detector" in handle.read(size)
     except OSError:
         return False
+
+
+def keep_previous(path: Path) -> Path:
+    """Copy the file at ``path`` beside it as ``<name>.previous<suffix>`` (replacing the copy
+    kept before, atomically), before ``path`` is written again; the copy's path."""
+    import shutil
+
+    kept = path.with_name(f"{path.stem}.previous{path.suffix}")
+    with atomic_path(kept) as temporary:
+        shutil.copyfile(path, temporary)
+    return kept
 
 
 def _fsync_folder(folder: Path) -> None:
