@@ -131,7 +131,8 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
         assert driver.find_element("css selector", "li.alert audio").get_attribute("src")
         assert "raised by: " in driver.find_element("css selector", "li.alert .view").text
         assert "ANOMALY" in driver.find_element("css selector", ".source").text
-        assert driver.find_elements("css selector", "svg.chart polyline")
+        assert driver.find_elements("css selector", "svg.chart polyline.scores")
+        assert driver.find_elements("css selector", "svg.chart polyline.threshold")
         # The chart's scale: its top is above the threshold (half as much again, or the highest
         # score), written in its corner.
         top = driver.find_element("css selector", "svg.chart text.scale").text
@@ -155,6 +156,21 @@ def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+def test_each_score_keeps_the_threshold_it_was_judged_at():
+    """After a refit the page draws each score against its own threshold (the dashed line
+    steps), not the old scores against the new threshold."""
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])
+    try:
+        for score, threshold in ((1.5, 1.0), (1.5, 2.0)):
+            event = {"event": "scored", "source": "mic", "score": score, "threshold": threshold}
+            board.record({**event, "anomalous": score > threshold})
+        (source,) = board.status()["sources"]
+        assert [point[2:] for point in source["history"]] == [[True, 1.0], [False, 2.0]]
+        assert source["threshold"] == 2.0
+    finally:
+        board.close()
 
 
 def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):

@@ -128,7 +128,9 @@ class Dashboard:
         self.draw = draw
         self.allowed = [folder.resolve() for folder in allowed]
         self.lock = threading.Lock()
-        self.history: dict[str, deque[tuple[float, float, bool]]] = {}
+        #: Each source's scores: ``(at, score, anomalous, threshold)``, the threshold it was
+        #: judged at (a refit moves it).
+        self.history: dict[str, deque[tuple[float, float, bool, float | None]]] = {}
         self.thresholds: dict[str, float | None] = {}
         self.warnings: dict[str, list[dict[str, str]]] = {}
         self.open: dict[str, int] = {}
@@ -174,9 +176,10 @@ class Dashboard:
     def _add_score(self, key: str, event: dict[str, Any]) -> None:
         points = self.history.setdefault(key, deque(maxlen=HISTORY_POINTS))
         now = time.time()
-        points.append((now, float(event["score"]), bool(event.get("anomalous"))))
+        threshold = event.get("threshold", self.threshold)
+        points.append((now, float(event["score"]), bool(event.get("anomalous")), threshold))
         self.warnings[key] = list(event.get("warnings") or [])
-        self.thresholds[key] = event.get("threshold", self.threshold)
+        self.thresholds[key] = threshold
         while points and points[0][0] < now - HISTORY_SECONDS:
             points.popleft()
 
@@ -230,7 +233,10 @@ class Dashboard:
                         }
                         if points
                         else None,
-                        "history": [[round(at, 3), score, flag] for at, score, flag in points],
+                        "history": [
+                            [round(at, 3), score, flag, threshold]
+                            for at, score, flag, threshold in points
+                        ],
                         "open_alert": self._find(open_id).as_dict() if open_id else None,
                     }
                 )

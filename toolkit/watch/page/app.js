@@ -26,6 +26,21 @@ function label(svg, x, y, text, anchor, kind = "axis") {
   svg.appendChild(node);
 }
 
+// The threshold each score was judged at, as the points of a dashed line that steps where a
+// refit of the detector moved it; flat at the source's threshold before the first score.
+function thresholdSteps(points, current, x, y, width) {
+  const steps = [];
+  let level = points.length && points[0][3] != null ? points[0][3] : current;
+  steps.push([0, level]);
+  for (const [at, , , threshold] of points) {
+    if (threshold == null || threshold === level) continue;
+    steps.push([x(at), level], [x(at), threshold]);
+    level = threshold;
+  }
+  steps.push([width, level]);
+  return steps.map(([px, t]) => `${px.toFixed(1)},${y(t).toFixed(1)}`).join(" ");
+}
+
 // The scores of the last hour (or since the watch started) as a line, the threshold dashed,
 // scores above it as red dots, the score at the chart's top written in its corner.
 function chart(source, now) {
@@ -35,21 +50,23 @@ function chart(source, now) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
   const points = source.history;
-  const top = Math.max(source.threshold * 1.5, ...points.map((p) => p[1])) || 1;
+  const judged = points.map((p) => p[3]).filter((t) => t != null);
+  const top = Math.max(source.threshold * 1.5, ...judged.map((t) => t * 1.5), ...points.map((p) => p[1])) || 1;
   const start = Math.max(now - 3600, points.length ? points[0][0] : now - 60);
   const span = Math.max(now - start, 1);
   const x = (at) => pad + ((at - start) / span) * (width - 2 * pad);
   const y = (score) => height - bottom - (Math.max(0, score) / top) * (height - bottom - pad);
   const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("class", "scores");
   line.setAttribute("points", points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "));
   line.setAttribute("fill", "none");
   line.setAttribute("stroke", "#3465a4");
   line.setAttribute("stroke-width", "2");
   svg.appendChild(line);
-  const limit = document.createElementNS(SVG, "line");
-  for (const [key, value] of Object.entries({ x1: 0, x2: width, y1: y(source.threshold), y2: y(source.threshold) })) {
-    limit.setAttribute(key, value);
-  }
+  const limit = document.createElementNS(SVG, "polyline");
+  limit.setAttribute("class", "threshold");
+  limit.setAttribute("points", thresholdSteps(points, source.threshold, x, y, width));
+  limit.setAttribute("fill", "none");
   limit.setAttribute("stroke", "#c62828");
   limit.setAttribute("stroke-dasharray", "8 6");
   svg.appendChild(limit);
