@@ -197,9 +197,12 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
         reloaded = {"event": "detector_reloaded", "time": None, "source": "incoming", "at": "T"}
         view.show({**reloaded, "path": "d.aetk", "threshold": 1.5})
         view.show({**reloaded, "path": "fleet.aetk", "threshold": None})
+        view.show({**reloaded, "path": "d.aetk", "threshold": 1.5, "warning": "windows of 2 s"})
     finally:
         view.close()
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
+    out = said.out
+    assert "warning: incoming: windows of 2 s" in said.err
     assert "judging with the detector refitted in d.aetk (threshold 1.5)" in out
     assert "judging with the detector refitted in fleet.aetk\n" in out
     assert "anomaly started at incoming/pump-07/a.wav (machine pump-07) (score 2)" in out

@@ -427,9 +427,12 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
     refit.calibration = dataclasses.replace(refit.calibration, threshold=1e6)
     refit.save(tmp_path / "refit.aetk")
     (tmp_path / "half.aetk").write_bytes(path.read_bytes()[:2000])
+    refit.training["config"]["training"]["segment_seconds"] = 0.5  # fitted on 0.5-s clips
+    refit.save(tmp_path / "shorter.aetk")
     fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 6.0, severity=3.0)
     samples = stream(4, fault, 2).astype(np.float32)
-    replaced_at = {20: "half.aetk", 90: "refit.aetk"}  # blocks of 0.1 s: at 2 s and 9 s
+    # Blocks of 0.1 s: at 2 s, 9 s and 10.5 s.
+    replaced_at = {20: "half.aetk", 90: "refit.aetk", 105: "shorter.aetk"}
 
     def blocks():
         for index, start in enumerate(range(0, len(samples), RATE // 10)):
@@ -451,6 +454,12 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
     assert error.endswith("still judging with the detector read before")
     reloaded = kinds.index("detector_reloaded")
     assert events[reloaded]["path"] == str(live) and events[reloaded]["threshold"] == 1e6
+    assert "warning" not in events[reloaded]
+    # A refit of another clip length: the stream's windows (2 s, the detector's at the start)
+    # keep their length, and the event says what that misreads.
+    shorter = [event for event in events if event["event"] == "detector_reloaded"][1]
+    assert shorter["warning"].startswith("windows of 2 s are compared with a threshold calibrated")
+    assert shorter["warning"].endswith("keep the length they started with until a restart")
     assert kinds.index("error") < kinds.index("anomaly_start") < reloaded
     assert "anomaly_end" in kinds[reloaded:]  # the alert open before ends under the refit
     thresholds = [event["threshold"] for event in events if event["event"] == "scored"]

@@ -210,6 +210,8 @@ class _View:
         where = f"{when:.2f} s" if streamed else event["source"]
         if event.get("machine"):
             where += f" (machine {event['machine']})"
+        if event.get("warning"):
+            console.warn(f"{event['source']}: {event['warning']}")
         if name == "scored":
             if event.get("warnings"):
                 from aetk_core.recording import describe_warnings

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aetk_core.results import view_from
-from aetk_core.verdict import is_anomalous
+from aetk_core.verdict import is_anomalous, window_length_warning
 
 from aetk.data.fileio import ensure_folder
 from aetk.detect.detector import Detector
@@ -123,6 +123,8 @@ class Monitor:
         self._show_thresholds()
         self.stopping = False
         self.scored = 0
+        #: A stream's window length (None: a folder's files are scored whole).
+        self.window_seconds: float | None = None
         self._state_unwritten = False  # the last write of --state failed (said once)
 
     def _judge_with(
@@ -180,8 +182,21 @@ class Monitor:
             )
             return
         self._show_thresholds()
-        machines: dict[str, Any] = {"machines": sorted(self.judges)} if self.fleet else {}
-        self.event("detector_reloaded", None, path=str(path), **machines)
+        said: dict[str, Any] = {"machines": sorted(self.judges)} if self.fleet else {}
+        mismatch = self._window_mismatch()
+        if mismatch:
+            said["warning"] = mismatch
+        self.event("detector_reloaded", None, path=str(path), **said)
+
+    def _window_mismatch(self) -> str | None:
+        """Why a stream's windows, whose length was set as the watch started, misread the
+        threshold of a refit calibrated on clips of another length (None: they do not)."""
+        if self.main is None or self.window_seconds is None:
+            return None
+        mismatch = window_length_warning(self.window_seconds, self.main.detector.clip_seconds)
+        if mismatch is None or self.options.window:
+            return mismatch
+        return f"{mismatch}; the windows keep the length they started with until a restart"
 
     def _judge_for(
         self, detector: Detector, machine: str | None, conditions: dict[str, str] | None
@@ -360,6 +375,7 @@ class Monitor:
     def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
         # By default, windows as long as the clips the threshold was calibrated on.
         window_seconds = self.options.window or self._single().detector.clip_seconds
+        self.window_seconds = window_seconds
         hop_seconds = self.options.hop or window_seconds / 2
         window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
         recorder = (
