@@ -487,3 +487,36 @@ def test_windows_shorter_than_the_training_clips_are_said_once_not_in_every_wind
     assert all("warnings" not in event for event in events)
     (said,) = ran.stderr.decode().splitlines()
     assert said.startswith("warning: windows of 0.5 s are compared with a threshold calibrated")
+
+
+def test_a_detector_file_counts_as_replaced_once_it_has_settled_and_through_its_link(tmp_path):
+    """A copy in place is not read while it grows; a symbolic link pointed at another file is a
+    refit; a file removed (between the two steps of a copy) is no version to read."""
+    import os
+
+    from aetk.watch.refit import DetectorFileWatch
+
+    def looks(watch: DetectorFileWatch, count: int) -> list[bool]:
+        said = []
+        for _ in range(count):
+            time.sleep(0.03)
+            said.append(watch.replaced())
+        return said
+
+    (tmp_path / "spring.aetk").write_bytes(b"a" * 100)
+    (tmp_path / "summer.aetk").write_bytes(b"b" * 200)
+    link = tmp_path / "detector.aetk"
+    link.symlink_to("spring.aetk")
+    watch = DetectorFileWatch(link, every=0.02)
+    assert looks(watch, 3) == [False] * 3
+    with open(tmp_path / "spring.aetk", "ab") as growing:  # copied in place, a chunk a look
+        for _ in range(3):
+            growing.write(b"a" * 50)
+            growing.flush()
+            assert looks(watch, 1) == [False]
+    assert looks(watch, 2) == [True, False]  # settled: one version, said once
+    (tmp_path / "next").symlink_to("summer.aetk")
+    os.replace(tmp_path / "next", link)
+    assert looks(watch, 3) == [False, True, False]
+    link.unlink()
+    assert looks(watch, 3) == [False] * 3
