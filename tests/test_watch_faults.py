@@ -520,3 +520,18 @@ def test_a_detector_file_counts_as_replaced_once_it_has_settled_and_through_its_
     assert looks(watch, 3) == [False, True, False]
     link.unlink()
     assert looks(watch, 3) == [False] * 3
+
+
+def test_windows_too_short_to_score_are_refused_as_the_stream_starts(watched):
+    """``--window 0.01``: every window (two a window, for as long as the stream ran) had been
+    an error event; now one line before the first."""
+    from aetk.errors import ConfigError
+    from aetk.watch.sources import StreamFormat
+
+    detector, _ = watched
+    events: list[dict] = []
+    monitor = Monitor(detector, "-", WatchOptions(window=0.01), events.append)
+    blocks = iter([np.zeros((1, RATE), np.float32)])
+    with pytest.raises(ConfigError, match=r"--window 0\.01: no window of that length can be"):
+        monitor.run_stream(StreamFormat(RATE, 1, "float32", 1.0), blocks)
+    assert events == []

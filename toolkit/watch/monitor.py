@@ -378,6 +378,7 @@ class Monitor:
         self.window_seconds = window_seconds
         hop_seconds = self.options.hop or window_seconds / 2
         window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
+        self._check_window(form, window)
         recorder = (
             Recorder(
                 self.options.record,
@@ -422,6 +423,22 @@ class Monitor:
         if recorder:
             for path in recorder.flush():
                 self.event("recorded", None, path=str(path))
+
+    def _check_window(self, form: StreamFormat, window: int) -> None:
+        """Refuse, as the stream starts, windows that no sound could be scored in (shorter than
+        the featurizer needs): a window of faint noise is scored first, rather than every window
+        of the stream becoming an error event, twice a window for as long as it runs. Noise, not
+        digital silence, which a featurizer may rightly refuse."""
+        judge = self._single()
+        faint = 1e-3 * np.random.default_rng(0).standard_normal((form.channels, max(1, window)))
+        result = judge.detector.score_audio(
+            faint.astype(np.float32), form.rate, segment=window / form.rate
+        )
+        if result.error is not None:
+            raise ConfigError(
+                f"--window {window / form.rate:g}: no window of that length can be scored "
+                f"({result.error})"
+            )
 
     def _stream_window(
         self,
