@@ -432,6 +432,7 @@ def test_a_watched_fleet_refitted_judges_each_machine_by_its_refit(fitted_fleet,
     import dataclasses
     import os
     import time
+    import urllib.request
 
     from aetk.watch.monitor import Monitor, WatchOptions
 
@@ -439,7 +440,8 @@ def test_a_watched_fleet_refitted_judges_each_machine_by_its_refit(fitted_fleet,
     live = tmp_path / "fleet.aetk"
     live.write_bytes(path.read_bytes())
     events: list[dict] = []
-    options = WatchOptions(interval=0.05, detector_file=live)
+    port = free_port()
+    options = WatchOptions(interval=0.05, detector_file=live, metrics_port=port)
     monitor = Monitor(fleet, str(tmp_path), options, events.append)
     monitor.judges[MACHINES[0]].tracker.active = True
 
@@ -459,10 +461,13 @@ def test_a_watched_fleet_refitted_judges_each_machine_by_its_refit(fitted_fleet,
     assert monitor.judges[MACHINES[1]].threshold == 1e6
     assert monitor.judges[MACHINES[0]].threshold == fleet.detectors[MACHINES[0]].threshold
     assert monitor.judges[MACHINES[0]].tracker.active
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    assert f'aetk_threshold{{machine="{MACHINES[1]}"}} 1e+06' in metrics
     replace_with(fleet.detectors[MACHINES[0]])
     assert events[-1]["event"] == "error"
     assert "it is now one machine's detector: restart the watch" in events[-1]["error"]
     assert monitor.judges[MACHINES[1]].threshold == 1e6
+    monitor.close()
 
 
 @pytest.fixture
