@@ -281,3 +281,19 @@ def test_a_hop_longer_than_the_window_is_said_once_as_the_watch_starts():
     assert "3 s of every 5 s are never heard" in gap
     assert _window_warnings(10.0, 10.0, clip_seconds=10.0) == []
     assert _window_warnings(None, None, clip_seconds=10.0) == []
+
+
+def test_the_live_status_returns_to_the_last_score_once_the_files_already_there_are_scored():
+    """It had stayed on ``scoring the 3 files already there: 3/3`` while the watch waited."""
+    from aetk.cli.watch import _View
+
+    view = _View(False, "incoming")
+    try:
+        event = {"event": "scored", "time": 0.0, "source": "incoming/a.wav", "at": "T"}
+        for done in (1, 2):
+            view.show({**event, "score": 0.5, "threshold": 1.0, "lag": 0.0})
+            view.progress(done, 2)
+        assert view.status is not None
+        assert view.status.status == "incoming/a.wav: score 0.5 (threshold 1)"
+    finally:
+        view.close()

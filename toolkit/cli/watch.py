@@ -199,6 +199,8 @@ class _View:
         if self.status is not None:
             self.status.start()
         self.bar = None
+        #: The live status of the last score, shown again once the files already there are.
+        self.last_score = "watching"
 
     def show(self, event: dict) -> None:
         if self.json_output:
@@ -219,10 +221,11 @@ class _View:
                 console.warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
             if self.status is not None:
                 behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
-                self.status.update(
+                self.last_score = (
                     f"{where}: score {event['score']:.4g} (threshold {event['threshold']:.4g})"
                     f"{behind}"
                 )
+                self.status.update(self.last_score)
             return
         raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
         threshold = event.get("threshold")
@@ -242,7 +245,12 @@ class _View:
         if self.json_output or total < 2:
             return
         if self.status is not None:
-            self.status.update(f"scoring the {total} files already there: {done}/{total}")
+            # Once they are all scored, the watch waits for new files: the last score stands.
+            self.status.update(
+                f"scoring the {total} files already there: {done}/{total}"
+                if done < total
+                else self.last_score
+            )
 
     def close(self) -> None:
         if self.status is not None:
