@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from aetk.cli import console, options
 from aetk.cli.status import EXIT_ANOMALY, EXIT_FAILED
 from aetk.errors import ConfigError
-
-if TYPE_CHECKING:
-    from aetk_core.results import ScoreResult
-
-    from aetk.detect.detector import Detector
-    from aetk.fleet.detector import FleetDetector
 
 
 class Engine(str, Enum):
@@ -136,23 +129,6 @@ def score_command(
         raise typer.Exit(EXIT_ANOMALY)
 
 
-def _score_input(
-    detector: Detector | FleetDetector, machine: str | None, settings: dict[str, Any]
-) -> ScoreResult:
-    """The recording on standard input scored, as ``-`` (a fleet's as ``--machine``'s)."""
-    from aetk_core.audio import read_input
-
-    from aetk.fleet.detector import FleetDetector
-
-    if isinstance(detector, FleetDetector):
-        if machine is None:
-            raise ConfigError("a recording on standard input needs --machine NAME of the fleet")
-        return detector.score_audio(
-            read_input(sys.stdin.buffer), machine=machine, name="-", **settings
-        )
-    return detector.score_audio(read_input(sys.stdin.buffer), name="-", **settings)
-
-
 def _reads_standard_input(paths: list[Path], engine: Engine, shard: str | None) -> bool:
     """Whether the recording to score is on standard input (``-``), which is scored alone."""
     if not any(str(path) == "-" for path in paths):
@@ -178,6 +154,7 @@ def _score_locally(
     each line printed as it comes (``--json``) and each error and recording warning said on
     stderr; a fleet routes each file to its machine (``routing``: ``--machine``,
     ``--machines``)."""
+    from aetk_core.audio import score_input
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
@@ -191,7 +168,9 @@ def _score_locally(
             "(fitted with --machines)"
         )
     if stdin:
-        scored, files = iter([_score_input(detector, machine, settings)]), [Path("-")]
+        fleet = isinstance(detector, FleetDetector)
+        one = score_input(detector.score_audio, fleet, machine, **settings)
+        scored, files = iter([one]), [Path("-")]
     elif isinstance(detector, FleetDetector):
         unrouted: dict[Path, str] = {}  # files of this shard whose machine cannot be told
         routed = detector.route(paths, machine, machines, files=files, unrouted=unrouted)

@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import stat
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -294,6 +295,23 @@ def read_input(stream: BinaryIO, limit: int = MAX_INPUT_BYTES) -> bytes:
             "stream"
         )
     return data
+
+
+Scored = TypeVar("Scored")
+
+
+def score_input(
+    score_audio: Callable[..., Scored], fleet: bool, machine: str | None, **settings: object
+) -> Scored:
+    """The one recording on standard input (:func:`read_input`) scored by a detector's
+    ``score_audio`` as ``-``; a fleet's (``fleet``) as ``machine``'s, which it needs.
+
+    :raises ConfigError: a fleet without ``machine``, or :func:`read_input`'s.
+    """
+    if fleet and machine is None:
+        raise ConfigError("a recording on standard input needs --machine NAME of the fleet")
+    judged_as = {"machine": machine} if fleet else {}
+    return score_audio(read_input(sys.stdin.buffer), name="-", **judged_as, **settings)
 
 
 def as_audio(samples: object, sample_rate: int | None = None) -> Audio:

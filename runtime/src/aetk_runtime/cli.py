@@ -197,7 +197,7 @@ def info(arguments: argparse.Namespace) -> int:
 def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator, float | None]:
     """The rows of ``files`` as they come, from one exported detector or a fleet's folder of
     them, and the length of the clips that calibrated its threshold."""
-    from aetk_core.audio import read_input
+    from aetk_core.audio import score_input
 
     from aetk_runtime.detector import load
     from aetk_runtime.fleet import load_fleet
@@ -215,12 +215,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
     if Path(arguments.detector).is_dir():
         fleet = load_fleet(arguments.detector)
         if stdin:
-            if arguments.machine is None:
-                raise RuntimeUsageError(
-                    "a recording on standard input needs --machine NAME of the fleet"
-                )
-            data = read_input(sys.stdin.buffer)
-            one = fleet.score_audio(data, machine=arguments.machine, name="-", **settings)
+            one = score_input(fleet.score_audio, True, arguments.machine, **settings)
             return iter([one]), fleet.clip_seconds
         routing = {"machine": arguments.machine, "source": arguments.machines, "files": files}
         return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
@@ -231,7 +226,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
         )
     detector = load(arguments.detector)
     if stdin:
-        one = detector.score_audio(read_input(sys.stdin.buffer), name="-", **settings)
+        one = score_input(detector.score_audio, False, None, **settings)
         return iter([one]), detector.meta.get("clip_seconds")
     return detector.iter_scores(files, **settings), detector.meta.get("clip_seconds")
 
