@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from aetk_core.watch.monitor import WatchOptions
+from aetk_core.watch.sources import StreamFormat
 
 import aetk
 from aetk import synth
-from aetk.watch.monitor import Monitor, WatchOptions
-from aetk.watch.sources import StreamFormat
+from aetk.watch.monitor import Monitor
 
 HERE = Path(__file__).resolve().parent
 RATE = 16000

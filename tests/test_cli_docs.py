@@ -48,9 +48,10 @@ def test_every_option_of_the_command_is_documented(name):
     assert missing == [], f"aetk {name}: {missing} not in docs/cli.md"
 
 
-def test_every_option_of_the_runtime_is_documented():
-    """``aetk-runtime score``'s options, read from its parser (argparse and aetk-core only, so
-    it imports here without installing the runtime), each in docs/deploy.md."""
+@pytest.mark.parametrize("command", ["score", "watch"])
+def test_every_option_of_the_runtime_is_documented(command):
+    """``aetk-runtime score``'s and ``watch``'s options, read from its parser (argparse and
+    aetk-core only, so it imports here without installing the runtime), each in docs/deploy.md."""
     import argparse
     import sys
 
@@ -60,13 +61,15 @@ def test_every_option_of_the_runtime_is_documented():
     finally:
         sys.path.pop(0)
     (commands,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    score = commands.choices["score"]
-    options = [action.option_strings for action in score._actions if action.option_strings]
+    chosen = commands.choices[command]
+    options = [action.option_strings for action in chosen._actions if action.option_strings]
     text = (DOCS / "deploy.md").read_text()
     missing = [
-        opts for opts in options if "--help" not in opts and not any(o in text for o in opts)
+        opts
+        for opts in options
+        if "--help" not in opts and not any(f"`{o}" in text or f"{o} " in text for o in opts)
     ]
-    assert missing == [], f"aetk-runtime score: {missing} not in docs/deploy.md"
+    assert missing == [], f"aetk-runtime {command}: {missing} not in docs/deploy.md"
 
 
 def _help(*args: str) -> str:

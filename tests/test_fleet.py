@@ -349,8 +349,10 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
     import time
     import urllib.request
 
-    from aetk.watch.alerts import AlertTracker
-    from aetk.watch.monitor import Monitor, WatchOptions
+    from aetk_core.watch.alerts import AlertTracker
+    from aetk_core.watch.monitor import WatchOptions
+
+    from aetk.watch.monitor import Monitor
 
     fleet, _ = fitted_fleet
     incoming = tmp_path / "incoming"
@@ -434,7 +436,9 @@ def test_a_watched_fleet_refitted_judges_each_machine_by_its_refit(fitted_fleet,
     import time
     import urllib.request
 
-    from aetk.watch.monitor import Monitor, WatchOptions
+    from aetk_core.watch.monitor import WatchOptions
+
+    from aetk.watch.monitor import Monitor
 
     fleet, path = fitted_fleet
     live = tmp_path / "fleet.aetk"
@@ -477,7 +481,9 @@ def fleet_page(fitted_fleet, tmp_path):
     import threading
     import time
 
-    from aetk.watch.monitor import Monitor, WatchOptions
+    from aetk_core.watch.monitor import WatchOptions
+
+    from aetk.watch.monitor import Monitor
 
     fleet, path = fitted_fleet
     incoming = tmp_path / "incoming"

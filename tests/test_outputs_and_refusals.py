@@ -466,7 +466,7 @@ def wav_bytes(samples: np.ndarray) -> bytes:
 def test_a_full_disk_while_writing_an_evaluation_or_report_is_one_line(
     cli, fitted, machine_sounds, tmp_path, monkeypatch
 ):
-    from aetk.data import fileio
+    from aetk_core import fileio
 
     _, detector = fitted
 

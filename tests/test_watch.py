@@ -272,15 +272,19 @@ def test_a_live_device_through_sounddevice_replaced_at_its_boundary(watched, cli
 
 def test_a_hop_longer_than_the_window_is_said_once_as_the_watch_starts():
     """``--window 2 --hop 5``: 3 s of every 5 s were never heard, without a word."""
-    from aetk.cli.watch import _window_warnings
+    from aetk_core.watch.events import window_warnings
 
-    (gap,) = _window_warnings(None, 15.0, clip_seconds=10.0)
+    (gap,) = window_warnings(None, 15.0, clip_seconds=10.0)
     assert gap.startswith("--hop 15 is longer than the windows (10 s): 5 s of every 15 s")
-    short, gap = _window_warnings(2.0, 5.0, clip_seconds=10.0)
+    short, gap = window_warnings(2.0, 5.0, clip_seconds=10.0)
     assert short.startswith("windows of 2 s are compared with a threshold calibrated on clips")
     assert "3 s of every 5 s are never heard" in gap
-    assert _window_warnings(10.0, 10.0, clip_seconds=10.0) == []
-    assert _window_warnings(None, None, clip_seconds=10.0) == []
+    assert window_warnings(10.0, 10.0, clip_seconds=10.0) == []
+    assert window_warnings(None, None, clip_seconds=10.0) == []
+    # An export that does not say its clips' length: only what the options themselves say.
+    (gap,) = window_warnings(2.0, 5.0, clip_seconds=None)
+    assert gap.startswith("--hop 5 is longer than the windows (2 s)")
+    assert window_warnings(None, 5.0, clip_seconds=None) == []
 
 
 def test_the_live_status_returns_to_the_last_score_once_the_files_already_there_are_scored():

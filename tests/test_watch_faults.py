@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from aetk_core.watch.monitor import WatchOptions, _write_state
+from aetk_core.watch.outputs import Webhook
 from scipy.signal import resample_poly
 from test_watch import RATE, stream, watch, watch_folder, wav_bytes
 
 from aetk import synth
-from aetk.watch.monitor import Monitor, WatchOptions, _write_state
-from aetk.watch.outputs import Webhook
+from aetk.watch.monitor import Monitor
 
 pytest.importorskip("prometheus_client", reason="aetk watch's extra: pip install 'aetk[watch]'")
 
@@ -250,7 +251,7 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     """A recorder that rotates its files would grow the state without end; a folder unmounted
     for a while must not make its files new again (every one would be scored and alerted
     twice)."""
-    from aetk.watch.sources import FolderWatch
+    from aetk_core.watch.sources import FolderWatch
 
     folder = tmp_path / "rotating"
     folder.mkdir()
@@ -278,7 +279,7 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     """A full disk under --state had ended the watch's thread in an OSError traceback."""
     import errno
 
-    from aetk.data import fileio
+    from aetk_core.watch import monitor
 
     detector, _ = watched
     folder = folder_of_clips(tmp_path / "in", 3, seed=7)
@@ -286,7 +287,7 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fileio, "atomic_write_text", full)
+    monkeypatch.setattr(monitor, "atomic_write_text", full)
     events = folder_watch_events(detector, folder, tmp_path / "state.json", 3)
     assert [event["event"] for event in events if event["event"] == "scored"] == ["scored"] * 3
     (error,) = [event["error"] for event in events if event["event"] == "error"]
@@ -298,8 +299,8 @@ def test_an_alerts_recording_that_cannot_be_written_is_an_error_event_and_the_wa
 ):
     import errno
 
-    from aetk.data import fileio
-    from aetk.watch.sources import StreamFormat
+    from aetk_core import fileio
+    from aetk_core.watch.sources import StreamFormat
 
     detector, _ = watched
     fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 3.0, severity=3.0)
@@ -378,8 +379,9 @@ def test_a_stream_that_ends_before_its_first_window_says_so(watched):
 def test_a_wav_stream_whose_header_lies_is_one_line(cut, message):
     """A WAV header cut short, or one that claims a gigabyte before its data or an impossible
     format, on standard input: one line, and nothing read into memory that it claims."""
+    from aetk_core.watch.sources import wav_header
+
     from aetk.errors import ConfigError
-    from aetk.watch.sources import wav_header
 
     with pytest.raises(ConfigError, match=message):
         wav_header(io.BytesIO(cut(wav_bytes(np.zeros(RATE, np.float32)))))
@@ -417,8 +419,9 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
     import os
     import shutil
 
+    from aetk_core.watch.sources import StreamFormat
+
     import aetk
-    from aetk.watch.sources import StreamFormat
 
     detector, path = watched
     live = tmp_path / "live.aetk"
@@ -494,7 +497,7 @@ def test_a_detector_file_counts_as_replaced_once_it_has_settled_and_through_its_
     refit; a file removed (between the two steps of a copy) is no version to read."""
     import os
 
-    from aetk.watch.refit import DetectorFileWatch
+    from aetk_core.watch.refit import DetectorFileWatch
 
     def looks(watch: DetectorFileWatch, count: int) -> list[bool]:
         said = []
@@ -525,8 +528,9 @@ def test_a_detector_file_counts_as_replaced_once_it_has_settled_and_through_its_
 def test_windows_too_short_to_score_are_refused_as_the_stream_starts(watched):
     """``--window 0.01``: every window (two a window, for as long as the stream ran) had been
     an error event; now one line before the first."""
+    from aetk_core.watch.sources import StreamFormat
+
     from aetk.errors import ConfigError
-    from aetk.watch.sources import StreamFormat
 
     detector, _ = watched
     events: list[dict] = []

@@ -41,6 +41,8 @@ from aetk.errors import (
 from aetk.plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from aetk_core.watch.sources import StreamFormat
+
     from aetk import testing
     from aetk.components import networks
     from aetk.components import pooling as scoring
@@ -53,7 +55,6 @@ if TYPE_CHECKING:
     from aetk.fitting.progress import FitObserver
     from aetk.fitting.stages import fit
     from aetk.plugin import host as plugins
-    from aetk.watch.sources import StreamFormat
 
 _LAZY = {
     "fit": "aetk.fitting.stages",
@@ -66,7 +67,7 @@ _LAZY = {
     "tractable_rate": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
-    "StreamFormat": "aetk.watch.sources",
+    "StreamFormat": "aetk_core.watch.sources",
 }
 #: Helper modules for plugins, by their public name: each lives with the job it serves.
 _MODULES = {

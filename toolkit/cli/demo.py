@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from aetk_core.fileio import ensure_folder
 
 from aetk.cli import console
 from aetk.cli.fit import ProgressObserver
-from aetk.data.fileio import ensure_folder
 
 if TYPE_CHECKING:
     from aetk.detect.scoring import ScoreResult

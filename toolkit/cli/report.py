@@ -35,8 +35,10 @@ def report_command(
     time and frequency they depart from normal. With a fleet detector, each recording is judged
     by its machine's detector.
     """
+    from aetk_core.fileio import atomic_write_text
+
     from aetk.data.audio import require_audio_files
-    from aetk.data.fileio import atomic_write_text, check_output
+    from aetk.data.fileio import check_output
     from aetk.eval.report import build_report
     from aetk.fleet.detector import load_judging
 

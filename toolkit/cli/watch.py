@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from aetk_core.results import describe_view
+from rich.text import Text
 
 from aetk.cli import console, options
 
@@ -91,11 +91,13 @@ def watch_command(
     folder, each file judged by its machine's detector. A refit written over the detector file
     judges from then on, without a restart.
     """
+    from aetk_core.watch import sources
+    from aetk_core.watch.events import window_warnings
+    from aetk_core.watch.monitor import WatchOptions, finite
+
     from aetk.detect.detector import Detector
     from aetk.errors import ConfigError
     from aetk.fleet.detector import load_judging
-    from aetk.watch import sources
-    from aetk.watch.monitor import WatchOptions, finite
 
     if list_devices:
         print(sources.list_devices())
@@ -108,7 +110,7 @@ def watch_command(
         raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
     detector, conditions = load_judging(detector_path, machine, machines)
     if isinstance(detector, Detector) and not Path(source).is_dir():
-        for warning in _window_warnings(window, hop, detector.clip_seconds):
+        for warning in window_warnings(window, hop, detector.clip_seconds):
             console.warn(warning)
     settings = WatchOptions(
         window=window,
@@ -138,29 +140,15 @@ def watch_command(
     _run(detector, source, settings, json_output, (rate, channels, pcm_format))
 
 
-def _window_warnings(window: float | None, hop: float | None, clip_seconds: float) -> list[str]:
-    """What a stream's ``--window`` and ``--hop`` misread, said once as the watch starts: windows
-    far from the length the threshold was calibrated on, and a hop longer than the window (the
-    sound between two windows is never heard)."""
-    from aetk_core.verdict import window_length_warning
-
-    said = [window_length_warning(window, clip_seconds)] if window else []
-    length = window or clip_seconds
-    if hop and hop > length:
-        said.append(
-            f"--hop {hop:g} is longer than the windows ({length:g} s): {hop - length:g} s of "
-            f"every {hop:g} s are never heard; a fault there goes unseen"
-        )
-    return [warning for warning in said if warning]
-
-
 def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None:
     """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate, channels and
     sample format of raw PCM on standard input (or of a device)."""
+    from aetk_core.watch import sources
+    from aetk_core.watch.monitor import stop_on_signals
+
     from aetk.errors import ConfigError
     from aetk.plugin.host import get_host
-    from aetk.watch import sources
-    from aetk.watch.monitor import Monitor, stop_on_signals
+    from aetk.watch.monitor import Monitor
 
     rate, channels, pcm_format = raw
     view = _View(json_output, source)
@@ -190,6 +178,15 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
         view.close()
 
 
+#: How the lines of alerts and failures stand out on a terminal.
+_STYLES = {
+    "anomaly_start": "bold red",
+    "anomaly_end": "green",
+    "error": "yellow",
+    "webhook_failed": "yellow",
+}
+
+
 class _View:
     """JSON Lines on stdout, or readable lines and a live status on stderr."""
 
@@ -203,15 +200,12 @@ class _View:
         self.last_score = "watching"
 
     def show(self, event: dict) -> None:
+        from aetk_core.watch.events import describe_event, describe_score
+
         if self.json_output:
             print(json.dumps(event), flush=True)
             return
-        name, when = event["event"], event["time"]
-        # A stream's events are moments of it; a folder's, its files.
-        streamed = when is not None and event["source"] == self.source
-        where = f"{when:.2f} s" if streamed else event["source"]
-        if event.get("machine"):
-            where += f" (machine {event['machine']})"
+        name = event["event"]
         if event.get("warning"):
             console.warn(f"{event['source']}: {event['warning']}")
         if name == "scored":
@@ -220,26 +214,11 @@ class _View:
 
                 console.warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
             if self.status is not None:
-                behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
-                self.last_score = (
-                    f"{where}: score {event['score']:.4g} (threshold {event['threshold']:.4g})"
-                    f"{behind}"
-                )
+                self.last_score = describe_score(event, self.source)
                 self.status.update(self.last_score)
             return
-        raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
-        threshold = event.get("threshold")
-        text = {
-            "anomaly_start": f"[bold red]anomaly started[/bold red] at {where} "
-            f"(score {event.get('score', 0):.4g}{raised_by})",
-            "anomaly_end": f"[green]anomaly ended[/green] at {where}",
-            "error": f"[yellow]error[/yellow] {event['source']}: {event.get('error')}",
-            "recorded": f"recorded {event.get('path')}",
-            "webhook_failed": f"[yellow]webhook failed[/yellow]: {event.get('error')}",
-            "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
-            + (f" (threshold {threshold:.4g})" if threshold is not None else ""),
-        }.get(name, name)
-        console.stdout.print(f"{event['at']}  {text}", highlight=False)
+        text = Text(describe_event(event, self.source), style=_STYLES.get(name, ""))
+        console.stdout.print(f"{event['at']}  ", text, sep="", highlight=False)
 
     def progress(self, done: int, total: int) -> None:
         if self.json_output or total < 2:

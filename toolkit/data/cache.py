@@ -35,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from aetk_core.fileio import atomic_file
 from aetk_core.recording import RecordingProfile
 
 from aetk.components.base import Featurizer
 from aetk.data.audio import check_regular_file, read_audio
 from aetk.data.features import featurize_audio
-from aetk.data.fileio import atomic_file
 from aetk.errors import AetkWarning, AudioError, ConfigError
 
 #: Bump when the layout of cache entries changes (2: a checksum file beside each entry; 3: the

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.fileio import atomic_file
 
-from aetk.data.fileio import atomic_file
 from aetk.detect.manifest import migrate_v1
 from aetk.errors import DetectorFileError
 

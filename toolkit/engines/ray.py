@@ -171,7 +171,7 @@ def run_file(out: Path) -> Path:
 
 
 def write_run(out: Path, run: dict[str, Any]) -> None:
-    from aetk.data.fileio import atomic_write_text
+    from aetk_core.fileio import atomic_write_text
 
     atomic_write_text(run_file(out), json.dumps(run) + "\n")
 
@@ -206,7 +206,7 @@ def read_results(out: Path, run: dict[str, Any] | None = None):
 
 def write_results(table, out: Path) -> None:
     """Write the DataFrame ``table`` to ``out`` (Parquet or CSV by suffix) atomically."""
-    from aetk.data.fileio import atomic_path
+    from aetk_core.fileio import atomic_path
 
     with atomic_path(out) as temporary:
         if out.suffix == ".parquet":

@@ -356,7 +356,8 @@ def write_outputs(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     """
     import json
 
-    from aetk.data.fileio import atomic_write_text
+    from aetk_core.fileio import atomic_write_text
+
     from aetk.eval import plots
 
     folder = Path(folder)

@@ -24,7 +24,7 @@ def pyplot():
 
 def save(figure: Any, path: str | Path) -> Path:
     """Write ``figure`` as a PNG file and close it."""
-    from aetk.data.fileio import atomic_write_bytes
+    from aetk_core.fileio import atomic_write_bytes
 
     return atomic_write_bytes(path, png(figure))
 

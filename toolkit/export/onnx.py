@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 from aetk_core.features import featurizer_for
+from aetk_core.fileio import atomic_file
 
 from aetk._version import __version__
-from aetk.data.fileio import atomic_file
 from aetk.detect.detector import Detector
 from aetk.detect.explain import normal_band_contributions
 from aetk.errors import ConfigError

@@ -86,6 +86,14 @@ class FleetDetector:
         self.categories.column(MACHINE).index(machine)
         return self.detectors[machine]
 
+    def machine_detectors(self) -> dict[str, tuple[Detector, dict[str, str]]]:
+        """Each machine's detector and its conditions in the fleet (the columns that are the
+        same in all its training recordings), as a watch judges with them."""
+        return {
+            name: (detector, conditions(self.rows.get(name, {})))
+            for name, detector in self.detectors.items()
+        }
+
     # -- scoring --------------------------------------------------------------------------------
 
     def route(

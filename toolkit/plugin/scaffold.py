@@ -8,8 +8,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from aetk_core.fileio import ensure_folder
+
 from aetk._version import __version__
-from aetk.data.fileio import ensure_folder
 from aetk.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

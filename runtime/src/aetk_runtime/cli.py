@@ -1,5 +1,6 @@
 """``aetk-runtime score``: the same table, JSON Lines and exit statuses as ``aetk score``;
-``aetk-runtime info``: what an exported detector holds, in the words of ``aetk info``.
+``aetk-runtime info``: what an exported detector holds, in the words of ``aetk info``;
+``aetk-runtime watch``: ``aetk watch`` of a folder or standard input, with the same events.
 
 Exit status: 0 all scored, 1 some file could not be scored, 2 usage error, 3 ``--fail-on-anomaly``
 found an anomaly (and none failed), 130 interrupted.
@@ -11,8 +12,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from aetk_core.errors import ConfigError
 
@@ -29,34 +31,11 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command")
     score = commands.add_parser("score", help="score recordings; higher is more anomalous")
     score.add_argument("paths", nargs="+", metavar="PATH", help="recordings, folders, or - (stdin)")
-    score.add_argument(
-        "-d",
-        "--detector",
-        default="detector.onnx",
-        help="file from aetk export (a fleet: the folder of its files, one per machine)",
-    )
+    _judging_options(score, "score every recording as NAME's")
     score.add_argument("--json", action="store_true", help="JSON Lines on stdout")
-    score.add_argument("--threshold", type=float, help="override the detector's threshold")
-    score.add_argument(
-        "--false-alarm-rate", type=float, help="recompute the threshold for this rate"
-    )
     score.add_argument("--segment", type=float, help="score in windows of this many seconds")
     score.add_argument(
         "--fail-on-anomaly", action="store_true", help="exit with status 3 if any is anomalous"
-    )
-    score.add_argument(
-        "--machine", metavar="NAME", help="a fleet's folder: score every recording as NAME's"
-    )
-    score.add_argument(
-        "--machines",
-        metavar="SOURCE",
-        help="a fleet's folder: tell each recording's machine by 'folders', 'dcase' or a "
-        "TABLE.csv (default: as the fleet was fitted)",
-    )
-    score.add_argument(
-        "--strict",
-        action="store_true",
-        help="a recording that does not match the training recordings is an error, not a warning",
     )
     info = commands.add_parser(
         "info", help="describe an exported detector, or each of a fleet's folder"
@@ -69,7 +48,122 @@ def parser() -> argparse.ArgumentParser:
         help="file from aetk export (a fleet: the folder of its files)",
     )
     info.add_argument("--json", action="store_true", help="one JSON object per detector")
+    _watch_parser(commands)
     return root
+
+
+def _judging_options(command: argparse.ArgumentParser, machine_help: str) -> None:
+    """What ``score`` and ``watch`` judge with: the exported detector (or a fleet's folder), its
+    threshold, which machine, and how strictly recordings must match the training ones."""
+    command.add_argument(
+        "-d",
+        "--detector",
+        default="detector.onnx",
+        help="file from aetk export (a fleet: the folder of its files, one per machine)",
+    )
+    command.add_argument("--threshold", type=float, help="override the detector's threshold")
+    command.add_argument(
+        "--false-alarm-rate", type=float, help="recompute the threshold for this rate"
+    )
+    command.add_argument("--machine", metavar="NAME", help=f"a fleet's folder: {machine_help}")
+    command.add_argument(
+        "--machines",
+        metavar="SOURCE",
+        help="a fleet's folder: tell each recording's machine by 'folders', 'dcase' or a "
+        "TABLE.csv (default: as the fleet was fitted)",
+    )
+    command.add_argument(
+        "--strict",
+        action="store_true",
+        help="a recording that does not match the training recordings is an error, not a warning",
+    )
+
+
+def _watch_parser(commands: Any) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="score new files in a folder, or standard input in windows, and raise alerts",
+        description="Files are scored as they arrive; standard input (arecord, ffmpeg, sox) in "
+        "sliding windows. Alerts start after --confirm windows above the threshold and end "
+        "after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet's folder "
+        "watches a folder, each file judged by its machine's detector. A new export written "
+        "over the detector judges from then on, without a restart.",
+    )
+    watch.add_argument("source", metavar="SOURCE", help="a folder, or - (standard input)")
+    _judging_options(watch, "watch NAME's detector alone")
+    watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
+    watch.add_argument(
+        "--window", type=float, help="window length in seconds (default: the detector's)"
+    )
+    watch.add_argument("--hop", type=float, help="hop between windows (default: window/2)")
+    watch.add_argument(
+        "--confirm", type=_within(int, 1), default=2, help="windows above threshold to start"
+    )
+    watch.add_argument(
+        "--clear", type=_within(int, 1), default=2, help="windows below threshold to end"
+    )
+    watch.add_argument(
+        "--cooldown", type=_within(float, 0), default=0.0, help="seconds between two alerts"
+    )
+    _watch_outputs(watch)
+
+
+def _watch_outputs(watch: argparse.ArgumentParser) -> None:
+    """``watch``'s options for where events go, the stream's format and the folder's polling."""
+    watch.add_argument("--record", type=Path, help="keep the audio around each alert here, as WAV")
+    watch.add_argument(
+        "--pre", type=_within(float, 0), default=2.0, help="seconds recorded before an alert"
+    )
+    watch.add_argument(
+        "--post", type=_within(float, 0), default=2.0, help="seconds recorded after it starts"
+    )
+    watch.add_argument(
+        "--metrics-port",
+        type=_within(int, 1, 65535),
+        help="serve Prometheus metrics on this port (prometheus-client)",
+    )
+    watch.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
+    watch.add_argument("--webhook", help="POST start/end events here")
+    watch.add_argument("--mqtt", help="HOST[:PORT]/TOPIC (needs paho-mqtt)")
+    watch.add_argument("--state", type=Path, help="remember scored files here, across restarts")
+    watch.add_argument(
+        "--rate", type=_within(int, 1000), help="raw PCM on stdin at this rate (else WAV)"
+    )
+    watch.add_argument(
+        "--channels", type=_within(int, 1, 256), default=1, help="channels of raw PCM"
+    )
+    watch.add_argument(
+        "--format", default="s16le", help="raw PCM sample format: s16le, s32le or f32le"
+    )
+    watch.add_argument(
+        "--settle",
+        type=_within(float, 0),
+        default=1.0,
+        help="a new file is read once its size is stable this long",
+    )
+    watch.add_argument(
+        "--interval",
+        type=_within(float, 0.05),
+        default=1.0,
+        help="folder poll interval (s); the detector is looked at as often",
+    )
+
+
+def _within(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` from ``low`` to ``high`` (as aetk watch's options
+    are bounded), refused in one line naming the bound."""
+
+    def number(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        return value
+
+    return number
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,11 +188,12 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"aetk-runtime {__version__}")
         return EXIT_OK
-    if arguments.command not in ("score", "info"):
+    commands = {"score": score, "info": info, "watch": watch}
+    if arguments.command not in commands:
         parser().print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return score(arguments) if arguments.command == "score" else info(arguments)
+        return commands[arguments.command](arguments)
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
@@ -199,8 +294,9 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
     them, and the length of the clips that calibrated its threshold."""
     from aetk_core.audio import score_input
 
-    from aetk_runtime.detector import load
+    from aetk_runtime.detector import ExportedDetector
     from aetk_runtime.fleet import load_fleet
+    from aetk_runtime.watch import load_judging
 
     settings = {
         "threshold": arguments.threshold,
@@ -219,16 +315,77 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
             return iter([one]), fleet.clip_seconds
         routing = {"machine": arguments.machine, "source": arguments.machines, "files": files}
         return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
-    if arguments.machine is not None or arguments.machines is not None:
-        raise RuntimeUsageError(
-            f"{arguments.detector}: --machine and --machines need a fleet's folder of exported "
-            "detectors (aetk export fleet.aetk -o FOLDER)"
-        )
-    detector = load(arguments.detector)
+    detector, _ = load_judging(arguments.detector, arguments.machine, arguments.machines)
+    assert isinstance(detector, ExportedDetector)  # not a folder: one exported detector
     if stdin:
         one = score_input(detector.score_audio, False, None, **settings)
-        return iter([one]), detector.meta.get("clip_seconds")
-    return detector.iter_scores(files, **settings), detector.meta.get("clip_seconds")
+        return iter([one]), detector.clip_seconds
+    return detector.iter_scores(files, **settings), detector.clip_seconds
+
+
+def watch(arguments: argparse.Namespace) -> int:
+    """Watch a folder or standard input until it ends or a signal stops it."""
+    from aetk_core.watch import sources
+    from aetk_core.watch.events import window_warnings
+    from aetk_core.watch.monitor import Fleet, WatchOptions, finite, stop_on_signals
+
+    from aetk_runtime.watch import Monitor, load_judging
+
+    finite(arguments.window, "window")
+    finite(arguments.hop, "hop")
+    if arguments.format not in sources.RAW_FORMATS:
+        raise RuntimeUsageError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
+    source, folder = arguments.source, Path(arguments.source)
+    if source != "-" and not folder.is_dir():
+        raise RuntimeUsageError(f"{source}: not a folder or '-' (standard input)")
+    detector, conditions = load_judging(arguments.detector, arguments.machine, arguments.machines)
+    if not isinstance(detector, Fleet) and source == "-":
+        for warning in window_warnings(arguments.window, arguments.hop, detector.clip_seconds):
+            warn(warning)
+    names = ["window", "hop", "confirm", "clear", "cooldown", "threshold", "false_alarm_rate"]
+    names += ["record", "pre", "post", "metrics_port", "metrics_host", "webhook", "mqtt"]
+    names += ["state", "settle", "interval", "strict", "machine", "machines"]
+    settings = WatchOptions(
+        **{name: getattr(arguments, name) for name in names},
+        conditions=conditions,
+        detector_file=Path(arguments.detector),
+    )
+    monitor = Monitor(detector, source, settings, _show_event(arguments.json, source))
+    try:
+        with stop_on_signals(monitor):
+            if source == "-":
+                dtype, scale = sources.RAW_FORMATS[arguments.format]
+                raw = arguments.rate and sources.StreamFormat(
+                    arguments.rate, arguments.channels, dtype, scale
+                )
+                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw or None))
+            else:
+                monitor.run_folder(folder)
+    finally:
+        monitor.close()
+    return EXIT_OK
+
+
+def _show_event(json_output: bool, source: str) -> Callable[[dict[str, Any]], None]:
+    """A watch's events as JSON Lines, or each in words on a line (warnings on stderr)."""
+    from aetk_core.recording import describe_warnings
+    from aetk_core.watch.events import describe_event, describe_score
+
+    def show(event: dict[str, Any]) -> None:
+        if json_output:
+            print(json.dumps(event), flush=True)
+            return
+        if event.get("warning"):
+            warn(f"{event['source']}: {event['warning']}")
+        if event["event"] == "scored":
+            if event.get("warnings"):
+                warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
+            text = describe_score(event, source)
+        else:
+            text = describe_event(event, source)
+        print(f"{event['at']}  {text}", flush=True)
+
+    return show
 
 
 def print_table(results) -> None:

@@ -110,6 +110,13 @@ class ExportedDetector:
     def threshold(self) -> float:
         return float(self.meta["threshold"])
 
+    @property
+    def clip_seconds(self) -> float | None:
+        """How long the clips were whose scores calibrated the threshold (None: exported before
+        it was carried)."""
+        seconds = self.meta.get("clip_seconds")
+        return float(seconds) if isinstance(seconds, (int, float)) else None
+
     def threshold_for(
         self, threshold: float | None = None, false_alarm_rate: float | None = None
     ) -> float:

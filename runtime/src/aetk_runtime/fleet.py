@@ -8,9 +8,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from aetk_core.errors import ConfigError
 from aetk_core.machines import (
     MACHINE,
     SOURCES,
+    Row,
     check_source,
     routable_rows,
     routed_rows,
@@ -61,20 +63,52 @@ class ExportedFleet:
             self._loaded[machine] = detector
         return self._loaded[machine]
 
+    def machine_detectors(self) -> dict[str, tuple[ExportedDetector, dict[str, str]]]:
+        """Each machine's detector (all loaded) and its conditions in the fleet, as a watch
+        judges with them."""
+        return {name: (self.detector(name), self.conditions(name)) for name in self.machines}
+
+    def conditions(self, machine: str) -> dict[str, str]:
+        """``machine``'s conditions in the fleet (the columns that were the same in all its
+        training recordings)."""
+        return dict(self.detector(machine).meta.get("conditions") or {})
+
     @property
     def clip_seconds(self) -> float | None:
         """The calibrated clips' length, as every machine of a fleet shares it."""
-        return self.detector(self.machines[0]).meta.get("clip_seconds")
+        return self.detector(self.machines[0]).clip_seconds
 
     def _machines_from(self) -> str:
         told_by = self.detector(self.machines[0]).meta.get("machines_from")
         if told_by in SOURCES:
             return told_by
         fitted = " (the fleet was told its machines by a table)" if told_by == "table" else ""
-        raise RuntimeUsageError(
+        raise ConfigError(
             f"{self.folder}: give --machines folders, dcase or TABLE.csv{fitted}, or --machine "
             "NAME, to say which machine each recording comes from"
         )
+
+    def route(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        machine: str | None = None,
+        source: str | None = None,
+        files: Sequence[Path] | None = None,
+        unrouted: dict[Path, str] | None = None,
+    ) -> dict[Path, Row]:
+        """Each recording under ``paths`` with its machine and conditions: ``machine``'s for all
+        of them, or told by ``source`` (default: as the fleet told its recordings apart when it
+        was fitted). ``files``: the recordings under ``paths``, when they were found already. A
+        recording whose machine cannot be told, or is not one of the fleet's, is an error naming
+        it; with ``unrouted``, it is put there with the reason instead."""
+        if machine is not None:
+            named = {MACHINE: machine, **self.conditions(machine)}
+            return routed_rows(paths, files, named=named)
+        problems: dict[Path, str] = {}
+        source = check_source(source or self._machines_from())
+        routed = routed_rows(paths, files, source=source, unrouted=problems)
+        return routable_rows(routed, problems, unrouted, self._unknown)
 
     def iter_scores(
         self,
@@ -86,20 +120,11 @@ class ExportedFleet:
         **options: Any,
     ) -> Iterator[ScoreResult]:
         """As ``aetk score`` scores a fleet: each recording under ``paths`` by its machine's
-        detector, the machine told by ``source`` (default: as the fleet told its recordings apart
-        when it was fitted), or ``machine`` for all of them; machine by machine, in the order each
-        machine first appears, the recordings in their order within it; each row with its machine
-        and its conditions. ``files``: the recordings under ``paths``, when they were found
-        already; ``options``: :meth:`ExportedDetector.iter_scores`'s keywords."""
+        detector (routed by :meth:`route`), machine by machine, in the order each machine first
+        appears, the recordings in their order within it; each row with its machine and its
+        conditions. ``options``: :meth:`ExportedDetector.iter_scores`'s keywords."""
         unrouted: dict[Path, str] = {}
-        if machine is None:
-            problems: dict[Path, str] = {}
-            source = check_source(source or self._machines_from())
-            routed = routed_rows(paths, files, source=source, unrouted=problems)
-            routed = routable_rows(routed, problems, unrouted, self._unknown)
-        else:
-            named = {MACHINE: machine, **(self.detector(machine).meta.get("conditions") or {})}
-            routed = routed_rows(paths, files, named=named)
+        routed = self.route(paths, machine=machine, source=source, files=files, unrouted=unrouted)
         yield from score_by_machine(
             routed, lambda name, found: self.detector(name).iter_scores(found, **options), unrouted
         )
@@ -112,7 +137,7 @@ class ExportedFleet:
         :meth:`iter_scores` gives ``machine``'s recordings."""
         result = self.detector(machine).score_audio(samples, sample_rate, **options)
         result.machine = machine
-        result.conditions = dict(self.detector(machine).meta.get("conditions") or {})
+        result.conditions = self.conditions(machine)
         return result
 
     def _unknown(self, machine: str) -> str | None:

@@ -1,5 +1,5 @@
-"""Where ``aetk watch`` listens: standard input (a WAV stream or raw PCM), a live input device
-(the built-in plugin ``microphone`` opens it), or a folder whose new files are scored once each."""
+"""Where a watch listens: standard input (a WAV stream or raw PCM), a live input device (aetk's
+built-in plugin ``microphone`` opens it), or a folder whose new files are scored once each."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walked_audio
+from aetk_core.errors import ConfigError
 
-from aetk.errors import ConfigError
-
-WATCH_EXTRA = "pip install 'aetk[watch]'"
+WATCH_EXTRA = "pip install 'aetk[watch]', or 'aetk-runtime[watch]' beside aetk-runtime"
 RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from aetk.data.fileio import ensure_folder
-from aetk.errors import ConfigError
-from aetk.watch.sources import WATCH_EXTRA
+from aetk_core.errors import ConfigError
+from aetk_core.fileio import ensure_folder
+from aetk_core.watch.sources import WATCH_EXTRA
 
 
 class Metrics:
@@ -204,7 +204,7 @@ class Recorder:
         """Write each record; one that cannot be written is told to ``on_failure``."""
         import soundfile
 
-        from aetk.data.fileio import atomic_path
+        from aetk_core.fileio import atomic_path
 
         written = []
         for record in records:

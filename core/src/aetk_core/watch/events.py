@@ -1,0 +1,62 @@
+"""A watch's events in words, as ``aetk watch`` and ``aetk-runtime watch`` print them when not
+asked for JSON Lines, and what a stream's windows misread, said once as a watch starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aetk_core.results import describe_view
+from aetk_core.verdict import window_length_warning
+
+
+def where(event: dict[str, Any], source: str) -> str:
+    """Where an event happened: a moment of the watched stream, or a file of the folder (and
+    the machine of a fleet that judged it)."""
+    when = event["time"]
+    streamed = when is not None and event["source"] == source
+    said = f"{when:.2f} s" if streamed else str(event["source"])
+    if event.get("machine"):
+        said += f" (machine {event['machine']})"
+    return said
+
+
+def describe_score(event: dict[str, Any], source: str) -> str:
+    """A ``scored`` event: where, the score and threshold, and how far behind real time."""
+    behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
+    return (
+        f"{where(event, source)}: score {event['score']:.4g} "
+        f"(threshold {event['threshold']:.4g}){behind}"
+    )
+
+
+def describe_event(event: dict[str, Any], source: str) -> str:
+    """Any other event in one line (its name, for an event of a kind this does not know)."""
+    name, threshold = event["event"], event.get("threshold")
+    raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
+    said = {
+        "anomaly_start": f"anomaly started at {where(event, source)} "
+        f"(score {event.get('score', 0):.4g}{raised_by})",
+        "anomaly_end": f"anomaly ended at {where(event, source)}",
+        "error": f"error {event['source']}: {event.get('error')}",
+        "recorded": f"recorded {event.get('path')}",
+        "webhook_failed": f"webhook failed: {event.get('error')}",
+        "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
+        + (f" (threshold {threshold:.4g})" if threshold is not None else ""),
+    }
+    return said.get(name, name)
+
+
+def window_warnings(
+    window: float | None, hop: float | None, clip_seconds: float | None
+) -> list[str]:
+    """What a stream's ``--window`` and ``--hop`` misread, said once as the watch starts: windows
+    far from the length the threshold was calibrated on (``clip_seconds``; None: not known), and
+    a hop longer than the window (the sound between two windows is never heard)."""
+    said = [window_length_warning(window, clip_seconds)] if window else []
+    length = window or clip_seconds
+    if hop and length and hop > length:
+        said.append(
+            f"--hop {hop:g} is longer than the windows ({length:g} s): {hop - length:g} s of "
+            f"every {hop:g} s are never heard; a fault there goes unseen"
+        )
+    return [warning for warning in said if warning]

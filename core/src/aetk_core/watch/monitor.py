@@ -1,0 +1,695 @@
+"""Continuous scoring of a stream or a folder, with alerts, in bounded memory however long it
+runs: ``aetk watch`` with aetk's detectors, ``aetk-runtime watch`` with exported ones.
+
+A detector here is anything that scores as both do: ``score(paths, threshold=, localize=,
+strict=)``, ``score_audio(samples, rate, name=, threshold=, segment=, strict=)``,
+``threshold_for(threshold, false_alarm_rate)`` and ``clip_seconds``. A fleet (:class:`Fleet`)
+also gives each machine's detector and routes a recording to its machine."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from aetk_core.errors import AetkError, ConfigError
+from aetk_core.fileio import atomic_write_text, ensure_folder
+from aetk_core.machines import MACHINE
+from aetk_core.results import ScoreResult, view_from
+from aetk_core.verdict import is_anomalous, window_length_warning
+from aetk_core.watch.alerts import AlertTracker
+from aetk_core.watch.outputs import Metrics, Mqtt, Recorder, Webhook
+from aetk_core.watch.refit import DetectorFileWatch
+from aetk_core.watch.sources import FolderWatch, StreamFormat
+
+
+@runtime_checkable
+class Fleet(Protocol):
+    """A fleet's detectors as a watch judges with them."""
+
+    def machine_detectors(self) -> dict[str, tuple[Any, dict[str, str]]]:
+        """Each machine's detector and its conditions in the fleet."""
+
+    def route(
+        self, paths: Sequence[str | Path], *, source: str | None, files: Sequence[Path] | None
+    ) -> dict[Path, dict[str, str]]:
+        """Each recording under ``paths`` with its machine, told by ``source`` (None: as the
+        fleet was fitted); ``files``: those recordings, known already. A :class:`ConfigError`
+        names one whose machine cannot be told."""
+
+
+@dataclass
+class WatchOptions:
+    window: float | None = None
+    hop: float | None = None
+    confirm: int = 2
+    clear: int = 2
+    cooldown: float = 0.0
+    threshold: float | None = None
+    false_alarm_rate: float | None = None
+    record: Path | None = None
+    pre: float = 2.0
+    post: float = 2.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    webhook: str | None = None
+    mqtt: str | None = None
+    state: Path | None = None
+    settle: float = 1.0
+    interval: float = 1.0
+    strict: bool = False
+    #: The fleet machine watched (its detector is the one given), carried on every event, with
+    #: its conditions in the fleet.
+    machine: str | None = None
+    conditions: dict[str, str] | None = None
+    #: With a fleet detector watching a folder: how each file's machine is told (``folders``,
+    #: ``dcase`` or a table; None: the way the fleet was fitted).
+    machines: str | None = None
+    #: ``[HOST:]PORT`` of the live page (``--dashboard``; aetk's), and the detector's file, which
+    #: the page's drawing process loads and the watch reads again when a refit replaces it
+    #: (looked at every ``interval`` seconds).
+    dashboard: str | None = None
+    detector_file: Path | None = None
+
+
+@dataclass
+class Judge:
+    """What judges one machine's recordings: its detector, the threshold it is held to, its
+    alerts, and the machine and conditions its events carry (None: a single detector)."""
+
+    detector: Any
+    threshold: float
+    tracker: AlertTracker
+    machine: str | None = None
+    conditions: dict[str, str] | None = None
+
+
+class Monitor:
+    """Scores windows or files, tracks alerts and sends every event where it is asked to go.
+
+    With a fleet detector it watches a folder: each file is judged by its machine's detector,
+    at its machine's threshold, and each machine's alerts start and end on their own.
+
+    A subclass says how its detector file is read again after a refit (:meth:`load`), and may
+    serve a live page (:meth:`open_dashboard`)."""
+
+    def __init__(
+        self,
+        detector: Any,
+        source: str,
+        options: WatchOptions,
+        emit: Callable[[dict[str, Any]], None],
+    ):
+        self.source, self.options, self.emit = source, options, emit
+        self.fleet: Fleet | None = None
+        self.judges: dict[str, Judge] = {}
+        self.main: Judge | None = None
+        self._judge_with(detector, options.conditions)
+        self.detector_file = (
+            DetectorFileWatch(options.detector_file, options.interval)
+            if options.detector_file
+            else None
+        )
+        self.metrics = (
+            Metrics(options.metrics_port, options.metrics_host, per_machine=bool(self.fleet))
+            if options.metrics_port is not None
+            else None
+        )
+        if self.metrics:
+            for judge in self._every_judge():
+                self.metrics.gauge("anomalous", judge.machine).set(0)
+        self.senders: list[Webhook | Mqtt] = [
+            *(
+                [Webhook(options.webhook, on_failure=self._webhook_failed)]
+                if options.webhook
+                else []
+            ),
+            *([Mqtt(options.mqtt)] if options.mqtt else []),
+        ]
+        self.dashboard = self.open_dashboard() if options.dashboard else None
+        self._show_thresholds()
+        self.stopping = False
+        self.scored = 0
+        #: A stream's window length (None: a folder's files are scored whole).
+        self.window_seconds: float | None = None
+        self._state_unwritten = False  # the last write of --state failed (said once)
+
+    def load(self) -> tuple[Any, dict[str, str] | None]:
+        """The detector file read again (``options.detector_file``, for ``options.machine``
+        and ``options.machines``), and the conditions of the one machine judged."""
+        raise NotImplementedError("a watch of a detector file says how to read it")
+
+    def open_dashboard(self) -> Any:
+        """The live page for ``options.dashboard``: anything with ``record(event)``, a
+        ``threshold`` and ``close()``."""
+        raise ConfigError("--dashboard: this watch has no live page (aetk watch serves one)")
+
+    def _judge_with(self, detector: Any, conditions: dict[str, str] | None) -> None:
+        """Judge with ``detector`` (each machine's, for a fleet; ``conditions``: the one
+        detector's machine's), keeping the alerts of the machines judged before: an alert open
+        under one detector stays open under its refit until windows below the new threshold
+        clear it."""
+        trackers = {judge.machine: judge.tracker for judge in self._every_judge()}
+        if isinstance(detector, Fleet):
+            _check_fleet_watch(detector, self.source, self.options)
+            self.fleet = detector
+            self.judges = {
+                name: self._judge_for(machine_detector, name, machine_conditions)
+                for name, (machine_detector, machine_conditions) in (
+                    detector.machine_detectors().items()
+                )
+            }
+        else:
+            self.main = self._judge_for(detector, self.options.machine, conditions)
+        for judge in self._every_judge():
+            judge.tracker = trackers.get(judge.machine, judge.tracker)
+
+    def _show_thresholds(self) -> None:
+        if self.metrics:
+            for judge in self._every_judge():
+                self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
+        if self.dashboard and self.main:
+            self.dashboard.threshold = self.main.threshold
+
+    def reload_if_refitted(self) -> None:
+        """Judge with the detector file again once a refit has replaced it (an ``error`` event,
+        and the detector read before, when the new file cannot be read or is of another kind:
+        a fleet for one detector, or the other way round)."""
+        if self.detector_file is None or not self.detector_file.replaced():
+            return
+        path = self.detector_file.path
+        try:
+            detector, conditions = self.load()
+            if isinstance(detector, Fleet) != (self.fleet is not None):
+                kind = "a fleet detector" if self.fleet is None else "one machine's detector"
+                raise ConfigError(f"it is now {kind}: restart the watch to judge with it")
+            self._judge_with(detector, conditions)
+        except (AetkError, OSError) as exc:
+            self.error(
+                f"{path} was replaced and cannot be judged with ({exc}): still judging with the "
+                "detector read before"
+            )
+            return
+        self._show_thresholds()
+        said: dict[str, Any] = {"machines": sorted(self.judges)} if self.fleet else {}
+        mismatch = self._window_mismatch()
+        if mismatch:
+            said["warning"] = mismatch
+        self.event("detector_reloaded", None, path=str(path), **said)
+
+    def _window_mismatch(self) -> str | None:
+        """Why a stream's windows, whose length was set as the watch started, misread the
+        threshold of a refit calibrated on clips of another length (None: they do not)."""
+        if self.main is None or self.window_seconds is None:
+            return None
+        mismatch = window_length_warning(self.window_seconds, self.main.detector.clip_seconds)
+        if mismatch is None or self.options.window:
+            return mismatch
+        return f"{mismatch}; the windows keep the length they started with until a restart"
+
+    def _judge_for(
+        self, detector: Any, machine: str | None, conditions: dict[str, str] | None
+    ) -> Judge:
+        options = self.options
+        return Judge(
+            detector,
+            detector.threshold_for(options.threshold, options.false_alarm_rate),
+            AlertTracker(options.confirm, options.clear, options.cooldown),
+            machine,
+            conditions,
+        )
+
+    def _every_judge(self) -> list[Judge]:
+        return [self.main] if self.main else list(self.judges.values())
+
+    def _single(self) -> Judge:
+        """The one detector's judge (a stream is one machine's)."""
+        if self.main is None:
+            raise ConfigError("a fleet detector watches a folder: give --machine NAME")
+        return self.main
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def event(
+        self,
+        name: str,
+        time: float | None,
+        source: str | None = None,
+        judge: Judge | None = None,
+        **fields: Any,
+    ):
+        """Emit one event, with the threshold, machine and conditions of ``judge`` (default:
+        the one detector's; a fleet's file that reached no machine has none)."""
+        judge = judge or self.main
+        event = {
+            "event": name,
+            "source": source or self.source,
+            "time": None if time is None else round(time, 3),
+            "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "threshold": judge.threshold if judge else None,
+            **(
+                {"machine": judge.machine, "conditions": judge.conditions or {}}
+                if judge and judge.machine
+                else {}
+            ),
+            **fields,
+        }
+        self.emit(event)
+        if self.dashboard:
+            self.dashboard.record(event)
+        if name in ("anomaly_start", "anomaly_end"):
+            for sender in self.senders:
+                sender.send(event)
+        return event
+
+    def judge(
+        self,
+        start: float,
+        score: float,
+        source: str | None = None,
+        lag: float = 0.0,
+        warnings: list[dict[str, str]] | None = None,
+        judge: Judge | None = None,
+        view: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Track one scored window or file (scored ``lag`` seconds behind real time, recorded
+        with the recording ``warnings``, by ``judge``: default the one detector's; ``view``:
+        which of the scorer's views gave the score, and when); emits ``scored`` and any alert it
+        completes, the alert with the view of the score that completed it."""
+        judge = judge or self._single()
+        self.scored += 1
+        anomalous = is_anomalous(score, judge.threshold)
+        raised_by = {"view": view} if view else {}
+        extra = {"warnings": warnings} if warnings else {}
+        self.event(
+            "scored",
+            start,
+            source,
+            judge,
+            score=score,
+            anomalous=anomalous,
+            lag=round(lag, 3),
+            **raised_by,
+            **extra,
+        )
+        if self.metrics:
+            self.metrics.gauge("score", judge.machine).set(score)
+            self.metrics.lag.set(lag)
+            for warning in warnings or []:
+                self.metrics.recording_warnings.labels(warning["name"]).inc()
+        change, since = judge.tracker.update(start, score, judge.threshold)
+        if change is not None:
+            started = raised_by if change == "anomaly_start" else {}
+            self.event(change, since, source, judge, score=score, **started)
+            if self.metrics:
+                self.metrics.gauge("anomalous", judge.machine).set(int(judge.tracker.active))
+                if change == "anomaly_start":
+                    self.metrics.anomalies.inc()
+        return change
+
+    def error(
+        self,
+        reason: str,
+        time: float | None = None,
+        source: str | None = None,
+        judge: Judge | None = None,
+    ) -> None:
+        self.event("error", time, source, judge, error=reason)
+        if self.metrics:
+            self.metrics.errors.inc()
+
+    def _webhook_failed(self, reason: str, event: dict[str, Any]) -> None:
+        """A webhook event not delivered: said on the event stream (from the sender's thread)."""
+        self.emit(
+            {
+                "event": "webhook_failed",
+                "source": event.get("source", self.source),
+                "time": event.get("time"),
+                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="milliseconds"
+                ),
+                "error": reason,
+                "undelivered": event.get("event"),
+            }
+        )
+        if self.metrics:
+            self.metrics.errors.inc()
+
+    def close(self) -> None:
+        if self.dashboard:
+            self.dashboard.close()
+        for sender in self.senders:
+            sender.close()
+        if self.metrics:
+            self.metrics.close()
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def score_window(self, samples: np.ndarray, rate: int) -> ScoreResult | None:
+        """One window through the detector's scoring path; None (and an error event) if it
+        cannot be scored."""
+        judge = self._single()
+        # A window of the length asked for: its recording is checked as such a window, not
+        # against the training clips' length (said once as the watch starts, not every window).
+        result = judge.detector.score_audio(
+            samples,
+            rate,
+            name=self.source,
+            threshold=judge.threshold,
+            segment=samples.shape[-1] / rate,
+            strict=self.options.strict,
+        )
+        if result.error is not None or result.score is None:
+            self.error(result.error or "not scored")
+            return None
+        return result
+
+    def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
+        window_seconds = self.window_seconds = self._window_length()
+        hop_seconds = self.options.hop or window_seconds / 2
+        window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
+        self._check_window(form, window)
+        recorder = (
+            Recorder(
+                self.options.record,
+                form.rate,
+                self.options.pre,
+                self.options.post,
+                window_seconds,
+                on_failure=self.error,
+            )
+            if self.options.record
+            else None
+        )
+        buffer = np.zeros((form.channels, 0), np.float32)
+        consumed = 0  # samples before the buffer's first
+        next_start = 0
+        started = time.monotonic()
+        for block in blocks:
+            self.reload_if_refitted()
+            buffer = np.concatenate([buffer, block], axis=1)
+            end_time = (consumed + buffer.shape[1]) / form.rate
+            if recorder:
+                for path in recorder.add(block, end_time):
+                    self.event("recorded", end_time, path=str(path))
+            while next_start + window <= consumed + buffer.shape[1]:
+                offset = next_start - consumed
+                lag = max(0.0, time.monotonic() - started - (next_start + window) / form.rate)
+                self._stream_window(
+                    buffer[:, offset : offset + window], next_start / form.rate, form, lag, recorder
+                )
+                next_start += hop
+            # Bounded memory: only what the next window still needs stays.
+            keep_from = min(next_start, consumed + buffer.shape[1]) - consumed
+            buffer, consumed = buffer[:, keep_from:], consumed + keep_from
+            if self.stopping:
+                break
+        if not next_start and not self.stopping:
+            self.error(
+                f"the stream ended after {consumed / form.rate + buffer.shape[1] / form.rate:.1f}"
+                f" s, before its first window of {window_seconds:g} s: nothing was scored "
+                "(--window sets the length)"
+            )
+        if recorder:
+            for path in recorder.flush():
+                self.event("recorded", None, path=str(path))
+
+    def _window_length(self) -> float:
+        """``--window``, or by default the length of the clips the threshold was calibrated on."""
+        seconds = self.options.window or self._single().detector.clip_seconds
+        if not seconds:
+            raise ConfigError(
+                "give --window: the detector does not say how long the clips were that its "
+                "threshold was calibrated on"
+            )
+        return float(seconds)
+
+    def _check_window(self, form: StreamFormat, window: int) -> None:
+        """Refuse, as the stream starts, windows that no sound could be scored in (shorter than
+        the featurizer needs): a window of faint noise is scored first, rather than every window
+        of the stream becoming an error event, twice a window for as long as it runs. Noise, not
+        digital silence, which a featurizer may rightly refuse."""
+        judge = self._single()
+        faint = 1e-3 * np.random.default_rng(0).standard_normal((form.channels, max(1, window)))
+        result = judge.detector.score_audio(
+            faint.astype(np.float32), form.rate, segment=window / form.rate
+        )
+        if result.error is not None:
+            raise ConfigError(
+                f"--window {window / form.rate:g}: no window of that length can be scored "
+                f"({result.error})"
+            )
+
+    def _stream_window(
+        self,
+        samples: np.ndarray,
+        start: float,
+        form: StreamFormat,
+        lag: float,
+        recorder: Recorder | None,
+    ) -> None:
+        """Score and judge one window of a stream that begins ``start`` seconds in."""
+        result = self.score_window(samples, form.rate)
+        if result is not None and result.score is not None:
+            change = self.judge(
+                start,
+                result.score,
+                lag=lag,
+                warnings=result.warnings,
+                view=view_from(result.view, start),
+            )
+            if change == "anomaly_start" and recorder:
+                recorder.start(start)
+        if self.metrics:
+            self.metrics.windows.inc()
+
+    # -- folders --------------------------------------------------------------------------------
+
+    def run_folder(self, folder: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        with state_lock(self.options.state):
+            self._run_folder(folder, progress)
+
+    def _run_folder(self, folder: Path, progress: Callable[[int, int], None] | None) -> None:
+        state = _read_state(self.options.state)
+        kept = state.get("stamps")
+        stamps: dict[str, Any] = kept if isinstance(kept, dict) else {}
+        scored = {str(path): stamps.get(path) for path in state.get("scored", [])}
+        self._restore_alerts(state.get("active", False))
+        watcher = FolderWatch(folder, scored, self.options.settle, self.options.interval)
+        first = True
+        try:
+            while not self.stopping:
+                self.reload_if_refitted()
+                ready = watcher.ready()
+                for done, path in enumerate(ready, start=1):
+                    self._score_file(folder, path)
+                    watcher.mark_scored(path)
+                    self._keep_state(scored)
+                    if first and progress is not None:
+                        progress(done, len(ready))
+                    if self.stopping:
+                        break
+                first = first and not ready
+                watcher.wait()
+        finally:
+            watcher.close()
+            self._keep_state(scored)
+
+    def _keep_state(self, scored: dict[str, list[int] | None]) -> None:
+        """Write the state; where it cannot be written (a full disk), the watch goes on and says
+        so in one ``error`` event, until a write succeeds again."""
+        try:
+            _write_state(self.options.state, scored, self._active_alerts())
+        except OSError as exc:
+            if not self._state_unwritten:
+                self.error(
+                    f"cannot write the watch state {self.options.state} ({exc.strerror or exc}): "
+                    "scoring goes on, and the files scored since may be scored again after a "
+                    "restart"
+                )
+            self._state_unwritten = True
+        else:
+            self._state_unwritten = False
+
+    def _active_alerts(self) -> bool | dict[str, bool]:
+        """Whether an alert is on, as the state keeps it: for each machine of a fleet."""
+        if self.main:
+            return self.main.tracker.active
+        return {name: judge.tracker.active for name, judge in self.judges.items()}
+
+    def _restore_alerts(self, active: object) -> None:
+        """Open the alerts the state says were open (a state of another kind opens none)."""
+        if self.main:
+            self.main.tracker.active = active is True
+        for name, judge in self.judges.items():
+            judge.tracker.active = isinstance(active, dict) and active.get(name) is True
+        if self.metrics:
+            for judge in self._every_judge():
+                self.metrics.gauge("anomalous", judge.machine).set(int(judge.tracker.active))
+
+    def _score_file(self, folder: Path, path: Path) -> None:
+        judge = self._judge_of(folder, path)
+        if judge is None:
+            return
+        # Localized for its view: which view raised the score, and when.
+        (result,) = judge.detector.score(
+            [path], threshold=judge.threshold, localize=True, strict=self.options.strict
+        )
+        lag = 0.0
+        with suppress(OSError):
+            lag = max(0.0, time.time() - path.stat().st_mtime)
+        if self.metrics:
+            self.metrics.files.inc()
+        if result.error is not None or result.score is None:
+            self.error(result.error or "not scored", None, str(path), judge)
+            return
+        self.judge(
+            0.0,
+            result.score,
+            str(path),
+            lag=lag,
+            warnings=result.warnings,
+            judge=judge,
+            view=result.view,
+        )
+
+    def _judge_of(self, folder: Path, path: Path) -> Judge | None:
+        """The judge of a file in the watched ``folder``: the one detector's, or its machine's
+        in a fleet (None, with an error event, when its machine cannot be told or is not one
+        of the fleet's)."""
+        if self.fleet is None:
+            return self._single()
+        try:
+            (row,) = self.fleet.route([folder], source=self.options.machines, files=[path]).values()
+        except ConfigError as exc:
+            self.error(str(exc).removeprefix(f"{path}: "), None, str(path))
+            return None
+        return self.judges[row[MACHINE]]
+
+
+def _check_fleet_watch(fleet: Fleet, source: str, options: WatchOptions) -> None:
+    """What a fleet detector can watch: a folder of its machines' recordings (a stream is one
+    machine's), whose files' machines it can tell (a fleet fitted with a table needs one)."""
+    if not Path(source).is_dir():
+        raise ConfigError(
+            f"{source}: a fleet detector watches a folder of its machines' recordings; a stream "
+            "is one machine: give --machine NAME"
+        )
+    fleet.route([source], source=options.machines, files=[])
+
+
+@contextmanager
+def stop_on_signals(monitor: Monitor) -> Iterator[None]:
+    """SIGINT and SIGTERM finish the current window, write the state and end the watch."""
+
+    def stop(signum, frame) -> None:
+        monitor.stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _read_state(path: Path | None) -> dict[str, Any]:
+    """The last state written, or the copy before it when the state is unreadable (a crash or
+    a full disk mid-write); an unreadable state is kept beside as ``*.corrupt``, never lost."""
+    if path is None:
+        return {}
+    for candidate in (path, _previous(path)):
+        if not candidate.exists():
+            continue
+        try:
+            state = json.loads(candidate.read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("scored", []), list):
+                raise ValueError("not a watch state")
+        except (OSError, ValueError) as exc:
+            kept = candidate.with_name(candidate.name + ".corrupt")
+            with suppress(OSError):
+                os.replace(candidate, kept)
+            print(
+                f"warning: {candidate}: unreadable watch state ({exc}); kept as {kept}",
+                file=sys.stderr,
+            )
+            continue
+        if candidate != path:
+            print(
+                f"warning: {path}: resuming from the copy before it, {candidate}", file=sys.stderr
+            )
+        return state
+    return {}
+
+
+def _write_state(
+    path: Path | None, scored: dict[str, list[int] | None], active: bool | dict[str, bool]
+) -> None:
+    """Write the state atomically, keeping the one before as ``*.previous``: the files scored,
+    each one's ``[mtime_ns, size]`` when scored (``stamps``, beside the list an earlier aetk
+    reads), and the alerts open."""
+    if path is None:
+        return
+    if path.exists():
+        with suppress(OSError):
+            os.replace(path, _previous(path))
+    stamps = {key: stamp for key, stamp in sorted(scored.items()) if stamp is not None}
+    state = {"scored": sorted(scored), "stamps": stamps, "active": active}
+    atomic_write_text(path, json.dumps(state) + "\n")
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+@contextmanager
+def state_lock(path: Path | None) -> Iterator[None]:
+    """Hold ``*.lock`` beside the state file while watching: a second watcher on the same state
+    is refused rather than letting two processes overwrite each other's state."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = path.with_name(path.name + ".lock")
+    ensure_folder(path.parent, f"--state {path}")
+    try:
+        handle = open(lock, "a+")  # noqa: SIM115 (closed below, also on a refusal)
+    except OSError as exc:
+        raise ConfigError(
+            f"--state {path}: cannot keep the watch's state there ({exc.strerror or exc})"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{path}: already used by another aetk watch (pid {owner}); give each watch its "
+                "own --state"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def finite(value: float | None, name: str) -> None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise ConfigError(f"--{name} must be a positive number of seconds, not {value}")

@@ -1,0 +1,308 @@
+"""aetk-runtime watch: an edge box watches a stream or a folder with an exported detector and no
+PyTorch, and says what aetk watch says: the same events, scores and alerts, a folder's files
+scored once each across restarts, a fleet's files each judged by its machine, and a new export
+taken up while it runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from aetk_core.watch.events import describe_event, describe_score
+from aetk_core.watch.monitor import WatchOptions
+from aetk_core.watch.sources import stdin_blocks
+
+from aetk import synth
+
+pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+pytest.importorskip("onnxruntime", reason="aetk-runtime needs onnxruntime")
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def exported(watched, tmp_path_factory):
+    """The watch tests' detector (2-s synthetic clips), saved and exported."""
+    from aetk.export.onnx import export
+
+    detector, path = watched
+    return detector, path, export(detector, tmp_path_factory.mktemp("edge") / "d.onnx")
+
+
+def a_stream_with_a_fault() -> bytes:
+    """Ten seconds of the normal hum, three of a bearing fault, seven of the hum, as WAV."""
+    rng = np.random.default_rng(9)
+    normal = np.concatenate([synth.normal_clip(rng, 2.0) for _ in range(10)])
+    fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
+    samples = np.concatenate([normal[: 10 * RATE], fault, normal[10 * RATE : 17 * RATE]])
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def runtime(runtime_python: Path, *args: object, **run: object) -> subprocess.CompletedProcess:
+    script = Path(runtime_python).parent / "aetk-runtime"
+    return subprocess.run([str(script), *map(str, args)], capture_output=True, timeout=300, **run)
+
+
+def test_a_stream_gives_aetk_watchs_events_without_torch(exported, runtime_python):
+    from aetk.watch.monitor import Monitor
+
+    detector, _, onnx_path = exported
+    audio = a_stream_with_a_fault()
+    ran = runtime(runtime_python, "watch", "-", "-d", onnx_path, "--json", input=audio)
+    assert ran.returncode == 0, ran.stderr.decode()[-2000:]
+    theirs = [json.loads(line) for line in ran.stdout.splitlines()]
+    mine: list[dict] = []
+    Monitor(detector, "-", WatchOptions(), mine.append).run_stream(
+        *stdin_blocks(io.BytesIO(audio), None)
+    )
+    assert [(e["event"], e["time"]) for e in theirs] == [(e["event"], e["time"]) for e in mine]
+    assert [e["event"] for e in theirs if e["event"] != "scored"] == [
+        "anomaly_start",
+        "anomaly_end",
+    ]
+    for edge, here in zip(theirs, mine, strict=True):
+        assert edge["threshold"] == pytest.approx(here["threshold"], rel=1e-6)
+        if "score" in here:
+            assert edge["score"] == pytest.approx(here["score"], rel=1e-4)
+            assert edge.get("anomalous") == here.get("anomalous")
+            assert (edge.get("view") or {}).get("view") == (here.get("view") or {}).get("view")
+    # Without --json, each event in the words aetk watch uses.
+    said = runtime(runtime_python, "watch", "-", "-d", onnx_path, input=audio, text=False)
+    lines = [line.split("  ", 1)[1] for line in said.stdout.decode().splitlines()]
+    assert lines == [
+        describe_score(e, "-") if e["event"] == "scored" else describe_event(e, "-") for e in theirs
+    ]
+    (started,) = [line for line in lines if line.startswith("anomaly started at ")]
+    assert started.endswith(", clip average)") or ", event at " in started
+
+
+def test_a_folders_files_are_scored_once_across_restarts_without_torch(
+    exported, runtime_python, tmp_path
+):
+    detector, _, onnx_path = exported
+    folder, state = tmp_path / "incoming", tmp_path / "state.json"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    soundfile.write(folder / "first.wav", synth.normal_clip(rng, 2.0), RATE)
+    soundfile.write(folder / "second.wav", synth.normal_clip(rng, 2.0), RATE)
+    command = [str(Path(runtime_python).parent / "aetk-runtime"), "watch", str(folder)]
+    command += ["-d", str(onnx_path), "--json", "--state", str(state)]
+    command += ["--settle", "0.2", "--interval", "0.1"]
+
+    def scored_in_state() -> int:
+        try:
+            return len(json.loads(state.read_text())["scored"])
+        except (OSError, ValueError):
+            return 0
+
+    def watch(until) -> list[dict]:
+        watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            until(watching)
+        finally:
+            watching.send_signal(signal.SIGTERM)
+            out, err = watching.communicate(timeout=30)
+        assert watching.returncode == 0, err.decode()[-2000:]
+        return [json.loads(line) for line in out.splitlines()]
+
+    def two_then_a_late_file(watching: subprocess.Popen) -> None:
+        deadline = time.monotonic() + 60
+        for wanted in (2, 3):
+            while scored_in_state() < wanted:
+                assert time.monotonic() < deadline and watching.poll() is None
+                time.sleep(0.1)
+            if wanted == 2:
+                late = synth.anomalous_clip(np.random.default_rng(5), "bearing", 2.0, severity=3)
+                soundfile.write(folder / "late.wav", late, RATE)
+        time.sleep(0.5)  # a few polls more: nothing is scored twice
+
+    events = watch(two_then_a_late_file)
+    names = [Path(e["source"]).name for e in events if e["event"] == "scored"]
+    assert names == ["first.wav", "second.wav", "late.wav"]
+    for event, result in zip(
+        events, detector.score([folder / name for name in names]), strict=True
+    ):
+        assert event["score"] == pytest.approx(result.score, rel=1e-4)
+        assert event["anomalous"] == result.anomalous
+    # Restarted on the state: nothing new, nothing scored again.
+    assert watch(lambda watching: time.sleep(3)) == []
+
+
+#: Run by the runtime's Python (no torch): watch the folder argv[2] with the exported detector or
+#: fleet's folder argv[1] until argv[3] events have come, then print them as JSON Lines.
+WATCH_A_FOLDER = """
+import sys, threading, time, json
+from pathlib import Path
+from aetk_core.watch.monitor import WatchOptions
+from aetk_runtime.watch import Monitor, load_judging
+
+models, folder, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+events = []
+loaded, _ = load_judging(models, None)
+options = WatchOptions(settle=0.0, interval=0.05, detector_file=models)
+monitor = Monitor(loaded, str(folder), options, events.append)
+runner = threading.Thread(target=monitor.run_folder, args=(folder,))
+runner.start()
+deadline = time.monotonic() + 120
+while len(events) < count and time.monotonic() < deadline:
+    time.sleep(0.05)
+monitor.stopping = True
+runner.join(30)
+monitor.close()
+print("\\n".join(json.dumps(event) for event in events))
+"""
+
+#: Run by the runtime's Python: a stream of argv[2] seconds of noise watched with the exported
+#: detector argv[1], replaced in the middle by argv[3] (copied in half), then by argv[4].
+WATCH_A_REPLACED_DETECTOR = """
+import sys, os, shutil, time, json
+from pathlib import Path
+import numpy as np
+from aetk_core.watch.monitor import WatchOptions
+from aetk_core.watch.sources import StreamFormat
+from aetk_runtime.watch import Monitor, load_judging
+
+live, seconds, half, refit = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+rate = 16000
+samples = np.random.default_rng(0).standard_normal(int(seconds * rate)).astype(np.float32) * 0.05
+replaced_at = {20: half, 60: refit}  # blocks of 0.1 s: at 2 s and 6 s
+
+def blocks():
+    for index, start in enumerate(range(0, len(samples), rate // 10)):
+        if index in replaced_at:
+            shutil.copy(replaced_at[index], live + ".next")
+            os.replace(live + ".next", live)
+        if any(0 < index - at <= 3 for at in replaced_at):
+            time.sleep(0.06)  # two looks at the file, a poll interval apart
+        yield samples[np.newaxis, start : start + rate // 10]
+
+events = []
+loaded, _ = load_judging(live, None)
+options = WatchOptions(interval=0.05, detector_file=Path(live))
+form = StreamFormat(rate, 1, "float32", 1.0)
+Monitor(loaded, "-", options, events.append).run_stream(form, blocks())
+print("\\n".join(json.dumps(event) for event in events))
+"""
+
+
+def in_runtime(runtime_python: Path, script: str, *args: object) -> list[dict]:
+    ran = subprocess.run(
+        [str(runtime_python), "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return [json.loads(line) for line in ran.stdout.splitlines() if line.strip()]
+
+
+def test_a_fleets_folder_judges_each_file_by_its_machine(
+    fleet_folders, runtime_python, tmp_path, cli
+):
+    from aetk_core.machines import conditions
+
+    from aetk.fleet.detector import fit_fleet
+
+    fleet = fit_fleet([fleet_folders / "train"], "folders")
+    fleet_path = fleet.save(tmp_path / "fleet.aetk")
+    assert cli("export", fleet_path, "-o", tmp_path / "models").code == 0
+    incoming = tmp_path / "incoming"
+    copied = []
+    for machine in fleet.machines:
+        (incoming / machine).mkdir(parents=True)
+        for path in sorted((fleet_folders / "test" / machine).glob("*.wav"))[:3]:
+            copied.append(Path(shutil.copy(path, incoming / machine / path.name)))
+    (incoming / "pump-99").mkdir()
+    shutil.copy(copied[0], incoming / "pump-99" / "stray.wav")
+    events = in_runtime(
+        runtime_python, WATCH_A_FOLDER, tmp_path / "models", incoming, len(copied) + 1
+    )
+    scored = {Path(e["source"]): e for e in events if e["event"] == "scored"}
+    assert sorted(scored) == sorted(copied)
+    for machine in fleet.machines:
+        theirs = [path for path in copied if path.parent.name == machine]
+        for result in fleet.detectors[machine].score(theirs):
+            event = scored[Path(result.path)]
+            assert event["machine"] == machine
+            assert event["conditions"] == conditions(fleet.rows[machine])
+            assert event["threshold"] == pytest.approx(fleet.detectors[machine].threshold)
+            assert event["score"] == pytest.approx(result.score, rel=1e-4)
+    (error,) = [e for e in events if e["event"] == "error"]
+    assert Path(error["source"]).name == "stray.wav"
+    assert "unknown machine 'pump-99'" in error["error"]
+
+
+def test_a_new_export_judges_from_then_on_and_a_half_file_is_an_error(
+    exported, runtime_python, tmp_path
+):
+    """A new export copied over the watched file judges every window after it; one copied in
+    half is an error event, and the detector read before goes on judging."""
+    import dataclasses
+
+    from aetk.export.onnx import export
+
+    detector, path, onnx_path = exported
+    live = tmp_path / "live.onnx"
+    shutil.copy(onnx_path, live)
+    refit = type(detector).load(path)
+    refit.calibration = dataclasses.replace(refit.calibration, threshold=1e6)
+    export(refit, tmp_path / "refit.onnx")
+    (tmp_path / "half.onnx").write_bytes(onnx_path.read_bytes()[:2000])
+    events = in_runtime(
+        runtime_python,
+        WATCH_A_REPLACED_DETECTOR,
+        live,
+        12,
+        tmp_path / "half.onnx",
+        tmp_path / "refit.onnx",
+    )
+    kinds = [event["event"] for event in events]
+    (error,) = [event["error"] for event in events if event["event"] == "error"]
+    assert error.startswith(f"{live} was replaced and cannot be judged with (")
+    assert error.endswith("still judging with the detector read before")
+    reloaded = kinds.index("detector_reloaded")
+    assert kinds.index("error") < reloaded and events[reloaded]["threshold"] == 1e6
+    thresholds = [event["threshold"] for event in events if event["event"] == "scored"]
+    before = kinds[:reloaded].count("scored")
+    assert before >= 2 and len(thresholds) > before
+    assert thresholds[:before] == [pytest.approx(detector.threshold)] * before
+    assert set(thresholds[before:]) == {1e6}
+
+
+def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python, tmp_path):
+    _, _, onnx_path = exported
+    missing = runtime(runtime_python, "watch", tmp_path / "nowhere", "-d", onnx_path, text=True)
+    assert missing.returncode == 2
+    assert (
+        missing.stderr == f"error: {tmp_path / 'nowhere'}: not a folder or '-' (standard input)\n"
+    )
+    machine = runtime(
+        runtime_python, "watch", tmp_path, "-d", onnx_path, "--machine", "a", text=True
+    )
+    assert machine.returncode == 2 and "--machine and --machines need a fleet's folder" in (
+        machine.stderr
+    )
+    audio = a_stream_with_a_fault()
+    short = runtime(runtime_python, "watch", "-", "-d", onnx_path, "--window", "0.01", input=audio)
+    assert short.returncode == 2 and short.stdout == b""
+    assert (
+        short.stderr.decode()
+        .splitlines()[-1]
+        .startswith("error: --window 0.01: no window of that length can be scored (is too short")
+    )
+    noise = runtime(runtime_python, "watch", "-", "-d", onnx_path, input=b"not a wav stream")
+    assert noise.returncode == 2
+    assert (
+        noise.stderr.decode()
+        == "error: standard input is not a WAV stream (give --rate for raw PCM)\n"
+    )
