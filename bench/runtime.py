@@ -1,7 +1,9 @@
 """The torch-free runtime against aetk, measured in one run on the same machine: size on disk of
 an environment with only ./runtime installed, cold start-up of one-file scoring (median of 5
-fresh processes each, and their ratio), and folder throughput on 10-second clips, as a table
-and as JSON Lines (``--json``: each file's events and bands localized too).
+fresh processes each, and their ratio), folder throughput on 10-second clips, as a table and as
+JSON Lines (``--json``: each file's events and bands localized too), and a watch of half an hour
+of those clips as one WAV stream on standard input (``watch -``: windows scored per second, start-up
+included, and each process's peak resident memory).
 
     ./dev python bench/runtime.py            # makes bench/.runtime-venv once (about a minute)
 
@@ -11,12 +13,16 @@ Writes bench/results/runtime.json.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 import venv
 from pathlib import Path
+
+import numpy as np
+import soundfile
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -73,6 +79,29 @@ def median_seconds(command: list[str], runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def write_stream(files: list[Path], stream: Path) -> None:
+    """The clips one after another, as one 16-bit WAV recording."""
+    parts = [soundfile.read(str(path), dtype="int16")[0] for path in files]
+    soundfile.write(str(stream), np.concatenate(parts), 16000, subtype="PCM_16")
+
+
+def watched(command: list[str], stream: Path) -> tuple[int, float, float]:
+    """``command`` watching ``stream`` on its standard input to the end: the windows it scored,
+    its wall time (start-up included) and its peak resident memory in MB."""
+    started = time.perf_counter()
+    with open(stream, "rb") as audio:
+        running = subprocess.Popen(command, stdin=audio, stdout=subprocess.PIPE)
+        assert running.stdout is not None
+        events = [json.loads(line) for line in running.stdout]
+        _, status, usage = os.wait4(running.pid, 0)
+    seconds = time.perf_counter() - started
+    running.returncode = os.waitstatus_to_exitcode(status)
+    if running.returncode != 0:
+        raise SystemExit(f"{command[0]} watch ended with status {running.returncode}")
+    windows = sum(event["event"] == "scored" for event in events)
+    return windows, seconds, usage.ru_maxrss / 1024
+
+
 def main() -> int:
     bin_folder = runtime_env()
     work = HERE / ".data" / "runtime"
@@ -103,6 +132,20 @@ def main() -> int:
         ("runtime_json", [*runtime, str(folder), "-d", str(exported), "--json"]),
     ):
         figures[f"folder_{name}_clips_per_s"] = 1000 / median_seconds(command, runs=3)
+    stream = work / "stream.wav"
+    write_stream(sorted(folder.iterdir())[:180], stream)
+    for name, command in (
+        ("aetk", [*aetk, "watch", "-", "-d", str(detector), "--json"]),
+        (
+            "runtime",
+            [str(bin_folder / "aetk-runtime"), "watch", "-", "-d", str(exported), "--json"],
+        ),
+    ):
+        windows, seconds, peak_mb = watched(command, stream)
+        figures[f"watch_{name}_windows_per_s"] = windows / seconds
+        figures[f"watch_{name}_peak_mb"] = peak_mb
+    figures["watch_stream_seconds"] = soundfile.info(str(stream)).duration
+    figures["watch_windows"] = windows
     out = HERE / "results" / "runtime.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

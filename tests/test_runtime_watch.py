@@ -144,7 +144,8 @@ WATCH_A_FOLDER = """
 import sys, threading, time, json
 from pathlib import Path
 from aetk_core.watch.monitor import WatchOptions
-from aetk_runtime.watch import Monitor, load_judging
+from aetk_runtime.fleet import load_judging
+from aetk_runtime.watch import Monitor
 
 models, folder, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 events = []
@@ -170,7 +171,8 @@ from pathlib import Path
 import numpy as np
 from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.sources import StreamFormat
-from aetk_runtime.watch import Monitor, load_judging
+from aetk_runtime.fleet import load_judging
+from aetk_runtime.watch import Monitor
 
 live, seconds, half, refit = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 rate = 16000

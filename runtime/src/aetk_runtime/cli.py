@@ -295,8 +295,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
     from aetk_core.audio import score_input
 
     from aetk_runtime.detector import ExportedDetector
-    from aetk_runtime.fleet import load_fleet
-    from aetk_runtime.watch import load_judging
+    from aetk_runtime.fleet import load_fleet, load_judging
 
     settings = {
         "threshold": arguments.threshold,
@@ -329,7 +328,8 @@ def watch(arguments: argparse.Namespace) -> int:
     from aetk_core.watch.events import window_warnings
     from aetk_core.watch.monitor import Fleet, WatchOptions, finite, stop_on_signals
 
-    from aetk_runtime.watch import Monitor, load_judging
+    from aetk_runtime.fleet import load_judging
+    from aetk_runtime.watch import Monitor
 
     finite(arguments.window, "window")
     finite(arguments.hop, "hop")

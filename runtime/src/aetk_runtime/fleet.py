@@ -145,3 +145,29 @@ class ExportedFleet:
             return None
         known = ", ".join(self.machines[:20]) + (", ..." if len(self.files) > 20 else "")
         return f"unknown machine {machine!r}: {self.folder} holds {known}"
+
+
+def load_judging(
+    path: str | Path, machine: str | None, machines: str | None = None
+) -> tuple[ExportedDetector | ExportedFleet, dict[str, str] | None]:
+    """What ``aetk-runtime score`` and ``watch`` judge with, and its conditions: an exported
+    detector; a fleet's folder of them whole; or, with ``machine``, that machine's detector of
+    the folder and its conditions. ``machines`` (how a fleet's recordings are told apart) needs
+    a whole fleet."""
+    path = Path(path)
+    if not path.is_dir():
+        if machine is not None or machines is not None:
+            raise RuntimeUsageError(
+                f"{path}: --machine and --machines need a fleet's folder of exported detectors "
+                "(aetk export fleet.aetk -o FOLDER)"
+            )
+        return load(path), None
+    fleet = load_fleet(path)
+    if machine is None:
+        return fleet, None
+    if machines is not None:
+        raise RuntimeUsageError(
+            f"{path}: --machines tells a fleet's recordings apart; with --machine NAME all are "
+            "NAME's: give one of them"
+        )
+    return fleet.detector(machine), fleet.conditions(machine)
