@@ -666,6 +666,37 @@ def test_export_of_a_fleet_writes_one_file_per_machine(fitted_fleet, cli, tmp_pa
     assert len(thresholds) == len(MACHINES)
 
 
+def test_a_fleet_export_that_fails_part_way_leaves_the_folder_as_it_was(
+    fitted_fleet, cli, tmp_path, monkeypatch
+):
+    """Every machine's file is written before any replaces the one before: an export that fails
+    on its second machine (a full disk) replaces none of them and leaves no partial file; a
+    watch of the folder never sees a fleet exported half new, half old."""
+    pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
+    import errno
+
+    from aetk.export import onnx as exporter
+
+    _, path = fitted_fleet
+    models = tmp_path / "models"
+    assert cli("export", path, "-o", models).code == 0
+    before = {file.name: file.read_bytes() for file in models.iterdir()}
+    written = []
+    export = exporter.export
+
+    def full_on_the_second(detector, out, **options):
+        written.append(out)
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return export(detector, out, **options)
+
+    monkeypatch.setattr(exporter, "export", full_on_the_second)
+    failed = cli("export", path, "-o", models)
+    assert failed.code == 1 and "No space left on device" in failed.stderr
+    assert {file.name: file.read_bytes() for file in models.iterdir()} == before
+    assert len(written) == 2 and not written[0].exists()  # the first machine's, written aside
+
+
 def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
     fitted_fleet, fleet_folders, cli, runtime_python, tmp_path
 ):

@@ -525,6 +525,37 @@ def test_a_detector_file_counts_as_replaced_once_it_has_settled_and_through_its_
     assert looks(watch, 3) == [False] * 3
 
 
+def test_a_folder_of_detectors_counts_as_replaced_by_its_files_not_its_writers_temporaries(
+    tmp_path,
+):
+    """A fleet's folder of exported files (aetk-runtime watch -d models/): files being written
+    under hidden names (aetk export's ``.pump-01.onnx.partial``) are no new version; the new
+    files moved into place are one, said once."""
+    import os
+
+    from aetk_core.watch.refit import DetectorFileWatch
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("fan-01", "pump-01"):
+        (models / f"{name}.onnx").write_bytes(b"old " + name.encode())
+    watch = DetectorFileWatch(models, every=0.02)
+    said = []
+    for name in ("fan-01", "pump-01"):  # each machine's file written aside, a look apart
+        (models / f".{name}.onnx.partial").write_bytes(b"new " + name.encode())
+        for _ in range(3):
+            time.sleep(0.03)
+            said.append(watch.replaced())
+    assert said == [False] * 6
+    for name in ("fan-01", "pump-01"):
+        os.replace(models / f".{name}.onnx.partial", models / f"{name}.onnx")
+    said = []
+    for _ in range(4):
+        time.sleep(0.03)
+        said.append(watch.replaced())
+    assert said == [False, True, False, False]
+
+
 def test_windows_too_short_to_score_are_refused_as_the_stream_starts(watched):
     """``--window 0.01``: every window (two a window, for as long as the stream ran) had been
     an error event; now one line before the first."""

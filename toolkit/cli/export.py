@@ -58,10 +58,10 @@ def _export_fleet(
     fleet: FleetDetector, detector_path: Path, folder: Path, opset: int, force: bool
 ) -> None:
     """Each machine of ``fleet`` as ``folder/MACHINE.onnx``, every path checked before any is
-    written."""
-    from aetk_core.machines import SOURCES, conditions
-
-    from aetk.data.fileio import check_output
+    written, and every file written (as a hidden ``.MACHINE.onnx.partial``) before any replaces
+    the one before: a failed export leaves the folder's files as they were, and a watch of the
+    folder (``aetk-runtime watch -d folder``) takes the new export up in one piece, not machine
+    by machine as each file is written."""
     from aetk.errors import ConfigError
 
     if folder.suffix.lower() == ".onnx":
@@ -82,22 +82,13 @@ def _export_fleet(
     except OSError as exc:
         raise ConfigError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     paths = {name: folder / f"{name}.onnx" for name in fleet.machines}
+    partial = {name: folder / f".{name}.onnx.partial" for name in fleet.machines}
     try:
-        for path in paths.values():
-            check_output(path, "onnx", [detector_path], force)
-        # The runtime routes a folder of these files as the fleet routed its recordings; a
-        # table's path would not travel with them, so it is named only as a table.
-        told_by = fleet.source if fleet.source in SOURCES else "table"
-        for name, path in paths.items():
-            row = conditions(fleet.rows.get(name, {}))
-            _write(
-                fleet.detector(name),
-                path,
-                opset,
-                machine=name,
-                conditions=row,
-                machines_from=told_by,
-            )
+        try:
+            _write_fleet(fleet, paths, partial, detector_path, opset, force)
+        finally:
+            for written in partial.values():
+                written.unlink(missing_ok=True)
     except (ConfigError, typer.Exit):
         if created and not any(folder.iterdir()):
             folder.rmdir()  # a refused export leaves no trace
@@ -107,6 +98,40 @@ def _export_fleet(
         f"{', …' if len(paths) > 4 else ''}), for aetk-runtime",
         highlight=False,
     )
+
+
+def _write_fleet(
+    fleet: FleetDetector,
+    paths: dict[str, Path],
+    partial: dict[str, Path],
+    detector_path: Path,
+    opset: int,
+    force: bool,
+) -> None:
+    """Each machine's file written at its ``partial`` path, then all moved to their ``paths``."""
+    import os
+
+    from aetk_core.machines import SOURCES, conditions
+
+    from aetk.data.fileio import check_output
+
+    for path in paths.values():
+        check_output(path, "onnx", [detector_path], force)
+    # The runtime routes a folder of these files as the fleet routed its recordings; a table's
+    # path would not travel with them, so it is named only as a table.
+    told_by = fleet.source if fleet.source in SOURCES else "table"
+    for name in paths:
+        row = conditions(fleet.rows.get(name, {}))
+        _write(
+            fleet.detector(name),
+            partial[name],
+            opset,
+            machine=name,
+            conditions=row,
+            machines_from=told_by,
+        )
+    for name, path in paths.items():
+        os.replace(partial[name], path)
 
 
 def _write(detector, path: Path, opset: int, **fleet_place: Any) -> None:

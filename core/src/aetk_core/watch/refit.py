@@ -7,23 +7,32 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-#: What tells one version of a file from another: its inode, modification time and size.
-Stamp = tuple[int, int, int]
+#: What tells one version of a file from another: its inode, modification time and size; of a
+#: folder of files (a fleet's exported detectors), those of each file in it, by name.
+Stamp = tuple[object, ...]
 
 
 def stamp_of(path: Path) -> Stamp | None:
-    """The file's stamp; None while there is no file to read (removed, or between the two
-    steps of a copy)."""
+    """The file's or folder's stamp; None while there is nothing to read (removed, or between
+    the two steps of a copy). A folder's hidden files (a writer's temporary files, whose names
+    start with a dot) do not count: only what a reader of the folder would load."""
     try:
-        found = path.stat()
+        if not path.is_dir():
+            found = path.stat()
+            return found.st_ino, found.st_mtime_ns, found.st_size
+        files = []
+        for entry in sorted(path.iterdir()):
+            if not entry.name.startswith(".") and entry.is_file():
+                found = entry.stat()
+                files.append((entry.name, found.st_ino, found.st_mtime_ns, found.st_size))
+        return tuple(files)
     except OSError:
         return None
-    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 class DetectorFileWatch:
-    """Says when the file at ``path`` has been replaced since it was last read, looking at most
-    once every ``every`` seconds.
+    """Says when the file at ``path`` (or the files of the folder at ``path``) has been replaced
+    since it was last read, looking at most once every ``every`` seconds.
 
     A new version counts once it has kept its stamp from one look to the next: a file copied in
     place (scp, a network share) is not read half-written. Once said, it counts as read: a
