@@ -302,6 +302,11 @@ def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python
         .splitlines()[-1]
         .startswith("error: --window 0.01: no window of that length can be scored (is too short")
     )
+    # The runtime's environment holds no prometheus-client: its metrics are one line away.
+    metrics = runtime(runtime_python, "watch", tmp_path, "-d", onnx_path, "--metrics-port", "9")
+    assert metrics.returncode == 2 and metrics.stderr.decode().endswith(
+        "beside aetk-runtime: pip install prometheus-client)\n"
+    )
     noise = runtime(runtime_python, "watch", "-", "-d", onnx_path, input=b"not a wav stream")
     assert noise.returncode == 2
     assert (

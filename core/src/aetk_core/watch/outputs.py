@@ -31,7 +31,10 @@ class Metrics:
         try:
             import prometheus_client as prometheus
         except ImportError:
-            raise ConfigError(f"--metrics-port needs prometheus-client ({WATCH_EXTRA})") from None
+            raise ConfigError(
+                f"--metrics-port needs prometheus-client ({WATCH_EXTRA}; beside aetk-runtime: "
+                "pip install prometheus-client)"
+            ) from None
         registry = prometheus.CollectorRegistry()
         self.windows = prometheus.Counter(
             "aetk_windows_scored", "Windows of a stream scored", registry=registry

@@ -16,7 +16,7 @@ import numpy as np
 from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walked_audio
 from aetk_core.errors import ConfigError
 
-WATCH_EXTRA = "pip install 'aetk[watch]', or 'aetk-runtime[watch]' beside aetk-runtime"
+WATCH_EXTRA = "pip install 'aetk[watch]'"
 RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
