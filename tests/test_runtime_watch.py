@@ -76,6 +76,17 @@ def test_a_stream_gives_aetk_watchs_events_without_torch(exported, runtime_pytho
             assert edge["score"] == pytest.approx(here["score"], rel=1e-4)
             assert edge.get("anomalous") == here.get("anomalous")
             assert (edge.get("view") or {}).get("view") == (here.get("view") or {}).get("view")
+    # The same stream as raw PCM (--rate, --format): the same events.
+    samples = soundfile.read(io.BytesIO(audio), dtype="int16")[0]
+    raw = runtime(
+        runtime_python, "watch", "-", "-d", onnx_path, "--json", "--rate", RATE,
+        "--format", "s16le", input=samples.astype("<i2").tobytes(),
+    )  # fmt: skip
+    assert raw.returncode == 0, raw.stderr.decode()[-2000:]
+    pcm = [json.loads(line) for line in raw.stdout.splitlines()]
+    assert [(e["event"], e["time"], e.get("score")) for e in pcm] == [
+        (e["event"], e["time"], e.get("score")) for e in theirs
+    ]
     # Without --json, each event in the words aetk watch uses.
     said = runtime(runtime_python, "watch", "-", "-d", onnx_path, input=audio, text=False)
     lines = [line.split("  ", 1)[1] for line in said.stdout.decode().splitlines()]

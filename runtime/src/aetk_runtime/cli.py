@@ -355,10 +355,12 @@ def watch(arguments: argparse.Namespace) -> int:
         with stop_on_signals(monitor):
             if source == "-":
                 dtype, scale = sources.RAW_FORMATS[arguments.format]
-                raw = arguments.rate and sources.StreamFormat(
-                    arguments.rate, arguments.channels, dtype, scale
+                raw = (
+                    sources.StreamFormat(arguments.rate, arguments.channels, dtype, scale)
+                    if arguments.rate
+                    else None
                 )
-                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw or None))
+                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
             else:
                 monitor.run_folder(folder)
     finally:
