@@ -67,11 +67,15 @@ def clips(count: int) -> Path:
 # -- measuring -----------------------------------------------------------------------------------
 
 
-def timed(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run a command; returns its wall time (s), peak resident memory (MB) and stdout."""
-    with tempfile.NamedTemporaryFile("r") as report:
+def timed(
+    command: list[str], env: dict | None = None, stdin: Path | None = None
+) -> tuple[float, float, str]:
+    """Run a command (``stdin``: a file on its standard input); returns its wall time (s), peak
+    resident memory (MB) and stdout."""
+    with tempfile.NamedTemporaryFile("r") as report, open(stdin or os.devnull, "rb") as given:
         completed = subprocess.run(
             ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+            stdin=given,
             capture_output=True,
             text=True,
             env={**os.environ, **(env or {})},

@@ -13,7 +13,6 @@ Writes bench/results/runtime.json.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ REPO = HERE.parent
 VENV = HERE / ".runtime-venv"
 sys.path.insert(0, str(HERE))
 
-from performance import clips  # noqa: E402
+from performance import clips, timed  # noqa: E402
 
 
 def runtime_env() -> Path:
@@ -87,19 +86,11 @@ def write_stream(files: list[Path], stream: Path) -> None:
 
 def watched(command: list[str], stream: Path) -> tuple[int, float, float]:
     """``command`` watching ``stream`` on its standard input to the end: the windows it scored,
-    its wall time (start-up included) and its peak resident memory in MB."""
-    started = time.perf_counter()
-    with open(stream, "rb") as audio:
-        running = subprocess.Popen(command, stdin=audio, stdout=subprocess.PIPE)
-        assert running.stdout is not None
-        events = [json.loads(line) for line in running.stdout]
-        _, status, usage = os.wait4(running.pid, 0)
-    seconds = time.perf_counter() - started
-    running.returncode = os.waitstatus_to_exitcode(status)
-    if running.returncode != 0:
-        raise SystemExit(f"{command[0]} watch ended with status {running.returncode}")
-    windows = sum(event["event"] == "scored" for event in events)
-    return windows, seconds, usage.ru_maxrss / 1024
+    its wall time (start-up included) and its peak resident memory in MB (``/usr/bin/time``'s,
+    so that it is the process's own and not the benchmark's, which it was forked from)."""
+    seconds, peak_mb, out = timed(command, stdin=stream)
+    windows = sum(json.loads(line)["event"] == "scored" for line in out.splitlines())
+    return windows, seconds, peak_mb
 
 
 def main() -> int:
