@@ -5,6 +5,7 @@ at once, a stream at another rate."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import socket
 import sys
@@ -409,12 +410,39 @@ def test_a_state_or_recordings_folder_that_cannot_be_made_is_one_line(
     ]
 
 
-def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(watched, tmp_path):
+def test_an_alerts_recording_holds_pre_seconds_and_a_window_of_the_length_now_scored(tmp_path):
+    """The audio kept for an alert's recording is --pre seconds and one window; when a refit
+    changes the windows' length, the next recording follows it."""
+    from aetk_core.watch.outputs import Recorder
+
+    recorder = Recorder(tmp_path / "alerts", 100, pre=1.0, post=0.5, window=2.0)
+    block = np.ones((1, 10), np.float32)  # 0.1 s at 100 Hz
+
+    def recorded_seconds(at: float) -> float:
+        for index in range(60):
+            recorder.add(block, at - 6.0 + (index + 1) / 10)
+        recorder.start(at)
+        written = []
+        for index in range(6):
+            written += recorder.add(block, at + (index + 1) / 10)
+        (path,) = written
+        return soundfile.info(str(path)).duration
+
+    assert recorded_seconds(10.0) == pytest.approx(3.0 + 0.5, abs=0.11)
+    recorder.resize(0.5)  # a refit of 0.5-s windows
+    assert recorded_seconds(20.0) == pytest.approx(1.5 + 0.5, abs=0.11)
+
+
+@pytest.mark.parametrize("window", [None, 2.0])
+def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
+    watched, tmp_path, window
+):
     """A watch of months outlives its detector: a refit written over the detector's file (here:
     one whose threshold no window reaches) judges every window after it, and the alert open
     under the old one ends under the new one, as its windows clear it. A file that cannot be
     read (copied in half) is an error event, and the detector read before goes on judging.
-    Before, the watch judged with the detector of its start until restarted."""
+    Before, the watch judged with the detector of its start until restarted. A refit fitted on
+    shorter clips shortens the stream's windows from then on, unless --window set them."""
     import dataclasses
     import os
     import shutil
@@ -447,7 +475,7 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
             yield samples[np.newaxis, start : start + RATE // 10]
 
     events: list[dict] = []
-    options = WatchOptions(interval=0.05, detector_file=live)
+    options = WatchOptions(window=window, interval=0.05, detector_file=live)
     Monitor(detector, "-", options, events.append).run_stream(
         StreamFormat(RATE, 1, "float32", 1.0), blocks()
     )
@@ -458,11 +486,19 @@ def test_a_detector_replaced_by_a_refit_judges_from_then_on_and_keeps_the_alert(
     reloaded = kinds.index("detector_reloaded")
     assert events[reloaded]["path"] == str(live) and events[reloaded]["threshold"] == 1e6
     assert "warning" not in events[reloaded]
-    # A refit of another clip length: the stream's windows (2 s, the detector's at the start)
-    # keep their length, and the event says what that misreads.
-    shorter = [event for event in events if event["event"] == "detector_reloaded"][1]
-    assert shorter["warning"].startswith("windows of 2 s are compared with a threshold calibrated")
-    assert shorter["warning"].endswith("keep the length they started with until a restart")
+    # A refit of 0.5-s clips: the stream's windows (2 s, the detector's at the start) take its
+    # length from the next window on; with --window 2 they keep it, and the event says what
+    # that misreads.
+    shorter = events.index([e for e in events if e["event"] == "detector_reloaded"][1])
+    times = [e["time"] for e in events[shorter:] if e["event"] == "scored"]
+    hops = {round(later - earlier, 3) for earlier, later in itertools.pairwise(times)}
+    if window is None:
+        assert events[shorter]["window"] == 0.5 and "warning" not in events[shorter]
+        assert len(times) >= 3 and hops == {0.25}
+    else:
+        assert "window" not in events[shorter] and hops <= {1.0}
+        warning = events[shorter]["warning"]
+        assert warning.startswith("windows of 2 s are compared with a threshold calibrated")
     assert kinds.index("error") < kinds.index("anomaly_start") < reloaded
     assert "anomaly_end" in kinds[reloaded:]  # the alert open before ends under the refit
     thresholds = [event["threshold"] for event in events if event["event"] == "scored"]

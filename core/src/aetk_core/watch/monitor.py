@@ -182,12 +182,12 @@ class Monitor:
         if self.dashboard and self.main:
             self.dashboard.threshold = self.main.threshold
 
-    def reload_if_refitted(self) -> None:
+    def reload_if_refitted(self) -> bool:
         """Judge with the detector file again once a refit has replaced it (an ``error`` event,
         and the detector read before, when the new file cannot be read or is of another kind:
-        a fleet for one detector, or the other way round)."""
+        a fleet for one detector, or the other way round); whether it did."""
         if self.detector_file is None or not self.detector_file.replaced():
-            return
+            return False
         path = self.detector_file.path
         try:
             detector, conditions = self.load()
@@ -200,23 +200,28 @@ class Monitor:
                 f"{path} was replaced and cannot be judged with ({exc}): still judging with the "
                 "detector read before"
             )
-            return
+            return False
         self._show_thresholds()
         said: dict[str, Any] = {"machines": sorted(self.judges)} if self.fleet else {}
-        mismatch = self._window_mismatch()
-        if mismatch:
-            said["warning"] = mismatch
-        self.event("detector_reloaded", None, path=str(path), **said)
+        self.event("detector_reloaded", None, path=str(path), **said, **self._rewindowed())
+        return True
 
-    def _window_mismatch(self) -> str | None:
-        """Why a stream's windows, whose length was set as the watch started, misread the
-        threshold of a refit calibrated on clips of another length (None: they do not)."""
+    def _rewindowed(self) -> dict[str, Any]:
+        """A stream's windows under a refit: of the refit's calibrated clip length from the next
+        window on (the event's ``window``, when it changed), unless ``--window`` sets their
+        length, which the event's ``warning`` then says misreads the refit's threshold when the
+        refit was calibrated on clips of another length."""
         if self.main is None or self.window_seconds is None:
-            return None
-        mismatch = window_length_warning(self.window_seconds, self.main.detector.clip_seconds)
-        if mismatch is None or self.options.window:
-            return mismatch
-        return f"{mismatch}; the windows keep the length they started with until a restart"
+            return {}
+        if self.options.window:
+            mismatch = window_length_warning(self.options.window, self.main.detector.clip_seconds)
+            return {"warning": mismatch} if mismatch else {}
+        # An export that does not say its clips' length leaves the windows as they were.
+        seconds = float(self.main.detector.clip_seconds or self.window_seconds)
+        if seconds == self.window_seconds:
+            return {}
+        self.window_seconds = seconds
+        return {"window": seconds}
 
     def _judge_for(
         self, detector: Any, machine: str | None, conditions: dict[str, str] | None
@@ -377,8 +382,7 @@ class Monitor:
 
     def run_stream(self, form: StreamFormat, blocks: Iterator[np.ndarray]) -> None:
         window_seconds = self.window_seconds = self._window_length()
-        hop_seconds = self.options.hop or window_seconds / 2
-        window, hop = round(window_seconds * form.rate), max(1, round(hop_seconds * form.rate))
+        window, hop = self._in_samples(form.rate)
         self._check_window(form, window)
         recorder = (
             Recorder(
@@ -397,7 +401,10 @@ class Monitor:
         next_start = 0
         started = time.monotonic()
         for block in blocks:
-            self.reload_if_refitted()
+            if self.reload_if_refitted():
+                window, hop = self._in_samples(form.rate)
+                if recorder:
+                    recorder.resize(self.window_seconds or window_seconds)
             buffer = np.concatenate([buffer, block], axis=1)
             end_time = (consumed + buffer.shape[1]) / form.rate
             if recorder:
@@ -424,6 +431,12 @@ class Monitor:
         if recorder:
             for path in recorder.flush():
                 self.event("recorded", None, path=str(path))
+
+    def _in_samples(self, rate: int) -> tuple[int, int]:
+        """The stream's window and hop (``--hop``, or half a window) in samples at ``rate``."""
+        seconds = self.window_seconds or self._window_length()
+        hop_seconds = self.options.hop or seconds / 2
+        return round(seconds * rate), max(1, round(hop_seconds * rate))
 
     def _window_length(self) -> float:
         """``--window``, or by default the length of the clips the threshold was calibrated on."""

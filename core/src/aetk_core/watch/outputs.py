@@ -181,8 +181,14 @@ class Recorder:
         self.on_failure = on_failure
         self.history: deque[np.ndarray] = deque()
         self.kept = 0
-        self.keep = int((pre + window) * rate)
+        self.pre = pre
+        self.resize(window)
         self.pending: list[dict[str, Any]] = []
+
+    def resize(self, window: float) -> None:
+        """Keep ``pre`` seconds and a window of ``window`` seconds (a refit's windows may be
+        longer or shorter than the stream's first)."""
+        self.keep = int((self.pre + window) * self.rate)
 
     def add(self, block: np.ndarray, end_time: float) -> list[Path]:
         """Add a block ending at stream time ``end_time``; the recordings completed by it."""
