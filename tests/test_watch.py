@@ -198,6 +198,7 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
         view.show({**reloaded, "path": "d.aetk", "threshold": 1.5})
         view.show({**reloaded, "path": "fleet.aetk", "threshold": None})
         view.show({**reloaded, "path": "d.aetk", "threshold": 1.5, "warning": "windows of 2 s"})
+        view.show({**reloaded, "path": "short.aetk", "threshold": 2.5, "window": 0.5})
     finally:
         view.close()
     said = capsys.readouterr()
@@ -205,6 +206,7 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
     assert "warning: incoming: windows of 2 s" in said.err
     assert "judging with the detector refitted in d.aetk (threshold 1.5)" in out
     assert "judging with the detector refitted in fleet.aetk\n" in out
+    assert "refitted in short.aetk (threshold 2.5), in windows of 0.5 s\n" in out
     assert "anomaly started at incoming/pump-07/a.wav (machine pump-07) (score 2)" in out
     assert "anomaly started at 12.50 s (score 2)" in out
     assert "anomaly started at 12.50 s (score 3, event at 12.56–12.69 s)" in out

@@ -41,7 +41,8 @@ def describe_event(event: dict[str, Any], source: str) -> str:
         "recorded": f"recorded {event.get('path')}",
         "webhook_failed": f"webhook failed: {event.get('error')}",
         "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
-        + (f" (threshold {threshold:.4g})" if threshold is not None else ""),
+        + (f" (threshold {threshold:.4g})" if threshold is not None else "")
+        + (f", in windows of {event['window']:g} s" if event.get("window") else ""),
     }
     return said.get(name, name)
 
