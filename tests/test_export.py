@@ -411,6 +411,15 @@ def test_aetk_runtime_windows_and_refusals(exported, sounds, runtime_python, tmp
     )
     assert workers.returncode == 2
     assert workers.stderr == "error: AETK_WORKERS must be a positive integer, not 'abc'\n"
+    # Windows too short for the featurizer: one line before any file, as aetk score says it.
+    short = subprocess.run(
+        [script, "score", clip, clip, "-d", str(onnx_path), "--segment", "0.01"],
+        capture_output=True,
+        text=True,
+    )
+    assert short.returncode == 2 and short.stdout == ""
+    (said,) = short.stderr.splitlines()
+    assert said.startswith("error: --segment 0.01: no window of that length can be scored (is")
     foreign = tmp_path / "foreign.onnx"
     foreign.write_bytes(b"\x08\x07")
     refused = subprocess.run(

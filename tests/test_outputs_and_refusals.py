@@ -216,6 +216,14 @@ def test_segment_inf_and_cv_missing_anomalies_are_refused(
     _, detector = fitted
     result = cli("score", machine_sounds["test"][0], "-d", detector, "--segment", "inf")
     assert result.code == 2 and "finite" in result.stderr
+    # Windows too short for the featurizer: one line before any file, not an error on each row.
+    short = cli("score", *machine_sounds["test"][:3], "-d", detector, "--segment", "0.01")
+    assert short.code == 2 and short.stdout == ""
+    (said,) = short.stderr.strip().splitlines()
+    assert said.startswith(
+        "error: --segment 0.01: no window of that length can be scored (is too short: 0.010 s, "
+        "the featurizer needs at least "
+    )
     cv = cli("cv", train_folder, "--folds", "2", "--anomalies", "/nonexistent", *TINY_ARGS)
     assert cv.code == 2 and "no such file or folder" in cv.stderr
 

@@ -154,7 +154,7 @@ def _score_locally(
     each line printed as it comes (``--json``) and each error and recording warning said on
     stderr; a fleet routes each file to its machine (``routing``: ``--machine``,
     ``--machines``)."""
-    from aetk_core.audio import score_input
+    from aetk_core.audio import check_segment, score_input
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
@@ -167,6 +167,9 @@ def _score_locally(
             f"{detector_path}: --machine and --machines need a fleet detector "
             "(fitted with --machines)"
         )
+    # Windows too short for the featurizer, refused once rather than on every file's row.
+    judged = detector.detectors if isinstance(detector, FleetDetector) else {"": detector}
+    check_segment(next(iter(judged.values())).score_audio, settings["segment"], files)
     if stdin:
         fleet = isinstance(detector, FleetDetector)
         one = score_input(detector.score_audio, fleet, machine, **settings)

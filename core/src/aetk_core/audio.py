@@ -314,6 +314,39 @@ def score_input(
     return score_audio(read_input(sys.stdin.buffer), name="-", **judged_as, **settings)
 
 
+def check_window(
+    score_audio: Callable[..., object], seconds: float, rate: int, channels: int, option: str
+) -> None:
+    """Refuse windows of ``seconds`` that no sound could be scored in (shorter than the
+    featurizer needs), before any is: a window of faint noise at ``rate`` with ``channels`` is
+    scored by ``score_audio`` first, rather than every window or file giving the same error.
+    Noise, not digital silence, which a featurizer may rightly refuse.
+
+    :raises ConfigError: naming ``option`` and the featurizer's reason.
+    """
+    samples = max(1, round(seconds * rate))
+    faint = 1e-3 * np.random.default_rng(0).standard_normal((channels, samples))
+    result = score_audio(faint.astype(np.float32), rate, segment=samples / rate)
+    error = getattr(result, "error", None)
+    if error is not None:
+        raise ConfigError(f"{option} {seconds:g}: no window of that length can be scored ({error})")
+
+
+def check_segment(
+    score_audio: Callable[..., object], segment: float | None, files: Sequence[Path]
+) -> None:
+    """``--segment`` windows too short for the featurizer refused once (:func:`check_window`,
+    at the first recording's rate and channels) rather than on every file's row; nothing is
+    checked when the first recording cannot be read (its row says why)."""
+    if not segment or not files:
+        return
+    try:
+        info = soundfile.info(str(files[0]))
+    except (RuntimeError, OSError):
+        return
+    check_window(score_audio, segment, info.samplerate, info.channels, "--segment")
+
+
 def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
     """Audio held in memory as :class:`Audio`: ``[samples]`` (mono) or ``[channels, samples]``,
     floats in [-1, 1] or 16- or 32-bit integers (scaled as a decoder scales them), at

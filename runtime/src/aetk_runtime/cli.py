@@ -292,7 +292,7 @@ def info(arguments: argparse.Namespace) -> int:
 def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator, float | None]:
     """The rows of ``files`` as they come, from one exported detector or a fleet's folder of
     them, and the length of the clips that calibrated its threshold."""
-    from aetk_core.audio import score_input
+    from aetk_core.audio import check_segment, score_input
 
     from aetk_runtime.detector import ExportedDetector
     from aetk_runtime.fleet import load_fleet, load_judging
@@ -309,6 +309,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
     stdin = files == [Path("-")]
     if Path(arguments.detector).is_dir():
         fleet = load_fleet(arguments.detector)
+        check_segment(fleet.detector(fleet.machines[0]).score_audio, arguments.segment, files)
         if stdin:
             one = score_input(fleet.score_audio, True, arguments.machine, **settings)
             return iter([one]), fleet.clip_seconds
@@ -316,6 +317,7 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
         return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
     detector, _ = load_judging(arguments.detector, arguments.machine, arguments.machines)
     assert isinstance(detector, ExportedDetector)  # not a folder: one exported detector
+    check_segment(detector.score_audio, arguments.segment, files)
     if stdin:
         one = score_input(detector.score_audio, False, None, **settings)
         return iter([one]), detector.clip_seconds

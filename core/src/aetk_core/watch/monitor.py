@@ -449,20 +449,13 @@ class Monitor:
         return float(seconds)
 
     def _check_window(self, form: StreamFormat, window: int) -> None:
-        """Refuse, as the stream starts, windows that no sound could be scored in (shorter than
-        the featurizer needs): a window of faint noise is scored first, rather than every window
-        of the stream becoming an error event, twice a window for as long as it runs. Noise, not
-        digital silence, which a featurizer may rightly refuse."""
-        judge = self._single()
-        faint = 1e-3 * np.random.default_rng(0).standard_normal((form.channels, max(1, window)))
-        result = judge.detector.score_audio(
-            faint.astype(np.float32), form.rate, segment=window / form.rate
-        )
-        if result.error is not None:
-            raise ConfigError(
-                f"--window {window / form.rate:g}: no window of that length can be scored "
-                f"({result.error})"
-            )
+        """Refuse, as the stream starts, windows that no sound could be scored in, rather than
+        every window of the stream becoming an error event, twice a window for as long as it
+        runs (:func:`aetk_core.audio.check_window`)."""
+        from aetk_core.audio import check_window
+
+        score_audio = self._single().detector.score_audio
+        check_window(score_audio, window / form.rate, form.rate, form.channels, "--window")
 
     def _stream_window(
         self,
