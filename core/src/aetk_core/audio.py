@@ -337,12 +337,16 @@ def check_segment(
 ) -> None:
     """``--segment`` windows too short for the featurizer refused once (:func:`check_window`,
     at the first recording's rate and channels) rather than on every file's row; nothing is
-    checked when the first recording cannot be read (its row says why)."""
+    checked when the first recording cannot be read, or is of a rate or channel count no
+    recording may have (its row says why)."""
     if not segment or not files:
         return
     try:
         info = soundfile.info(str(files[0]))
     except (RuntimeError, OSError):
+        return
+    plausible = MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE
+    if not plausible or not 0 < info.channels <= MAX_CHANNELS:
         return
     check_window(score_audio, segment, info.samplerate, info.channels, "--segment")
 
