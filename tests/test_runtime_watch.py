@@ -208,6 +208,29 @@ print("\\n".join(json.dumps(event) for event in events))
 """
 
 
+#: Run by the runtime's Python: a watch of the fleet's folder argv[1] whose machine argv[2]'s
+#: file is replaced by one that cannot be read; prints its events.
+REPLACE_ONE_MACHINE_OF_A_FLEET = """
+import sys, time, json
+from pathlib import Path
+from aetk_core.watch.monitor import WatchOptions
+from aetk_runtime.fleet import load_judging
+from aetk_runtime.watch import Monitor
+
+models, machine = Path(sys.argv[1]), sys.argv[2]
+events = []
+loaded, _ = load_judging(models, None)
+options = WatchOptions(interval=0.02, detector_file=models)
+monitor = Monitor(loaded, str(models), options, events.append)
+(models / f"{machine}.onnx").write_bytes(b"cut short")
+for _ in range(10):
+    time.sleep(0.03)
+    monitor.reload_if_refitted()
+monitor.close()
+print("\\n".join(json.dumps(event) for event in events))
+"""
+
+
 def in_runtime(runtime_python: Path, script: str, *args: object) -> list[dict]:
     ran = subprocess.run(
         [str(runtime_python), "-c", script, *map(str, args)],
@@ -253,6 +276,15 @@ def test_a_fleets_folder_judges_each_file_by_its_machine(
     (error,) = [e for e in events if e["event"] == "error"]
     assert Path(error["source"]).name == "stray.wav"
     assert "unknown machine 'pump-99'" in error["error"]
+    # One machine's file replaced by one that cannot be read: an error event, and the fleet
+    # read before goes on judging (the watch does not end).
+    events = in_runtime(
+        runtime_python, REPLACE_ONE_MACHINE_OF_A_FLEET, tmp_path / "models", fleet.machines[1]
+    )
+    (replaced,) = events
+    assert replaced["event"] == "error"
+    assert replaced["error"].startswith(f"{tmp_path / 'models'} was replaced and cannot be")
+    assert replaced["error"].endswith("still judging with the detector read before")
 
 
 def test_a_new_export_judges_from_then_on_and_a_half_file_is_an_error(

@@ -9,7 +9,7 @@ from aetk_core.errors import ConfigError
 from aetk_core.watch.monitor import Monitor as CoreMonitor
 
 from aetk_runtime.errors import RuntimeUsageError
-from aetk_runtime.fleet import load_judging
+from aetk_runtime.fleet import ExportedFleet, load_judging
 
 
 class Monitor(CoreMonitor):
@@ -20,6 +20,12 @@ class Monitor(CoreMonitor):
         if options.detector_file is None:
             raise ConfigError("a watch reads its detector again from WatchOptions.detector_file")
         try:
-            return load_judging(options.detector_file, options.machine, options.machines)
+            loaded, conditions = load_judging(
+                options.detector_file, options.machine, options.machines
+            )
+            if isinstance(loaded, ExportedFleet):
+                # Every machine's file read now: one that cannot be is this refit's error.
+                loaded.machine_detectors()
         except RuntimeUsageError as exc:
             raise ConfigError(str(exc)) from None
+        return loaded, conditions
