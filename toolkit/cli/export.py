@@ -82,13 +82,12 @@ def _export_fleet(
     except OSError as exc:
         raise ConfigError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     paths = {name: folder / f"{name}.onnx" for name in fleet.machines}
-    partial = {name: folder / f".{name}.onnx.partial" for name in fleet.machines}
     try:
         try:
-            _write_fleet(fleet, paths, partial, detector_path, opset, force)
+            _write_fleet(fleet, paths, detector_path, opset, force)
         finally:
-            for written in partial.values():
-                written.unlink(missing_ok=True)
+            for path in paths.values():
+                _partial(path).unlink(missing_ok=True)
     except (ConfigError, typer.Exit):
         if created and not any(folder.iterdir()):
             folder.rmdir()  # a refused export leaves no trace
@@ -100,15 +99,15 @@ def _export_fleet(
     )
 
 
+def _partial(path: Path) -> Path:
+    """Where a fleet's export writes ``path`` before moving it into place (hidden)."""
+    return path.with_name(f".{path.name}.partial")
+
+
 def _write_fleet(
-    fleet: FleetDetector,
-    paths: dict[str, Path],
-    partial: dict[str, Path],
-    detector_path: Path,
-    opset: int,
-    force: bool,
+    fleet: FleetDetector, paths: dict[str, Path], detector_path: Path, opset: int, force: bool
 ) -> None:
-    """Each machine's file written at its ``partial`` path, then all moved to their ``paths``."""
+    """Each machine's file written aside (:func:`_partial`), then all moved to their ``paths``."""
     import os
 
     from aetk_core.machines import SOURCES, conditions
@@ -124,14 +123,14 @@ def _write_fleet(
         row = conditions(fleet.rows.get(name, {}))
         _write(
             fleet.detector(name),
-            partial[name],
+            _partial(paths[name]),
             opset,
             machine=name,
             conditions=row,
             machines_from=told_by,
         )
-    for name, path in paths.items():
-        os.replace(partial[name], path)
+    for path in paths.values():
+        os.replace(_partial(path), path)
 
 
 def _write(detector, path: Path, opset: int, **fleet_place: Any) -> None:
