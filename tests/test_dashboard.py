@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import soundfile
 from aetk_core.results import describe_view
+from aetk_core.watch import dashboard as dashboards
+from aetk_core.watch.dashboard import Dashboard, parse_address
 from conftest import browser, free_port
 
 from aetk import synth
-from aetk.watch import dashboard as dashboards
-from aetk.watch.dashboard import Dashboard, parse_address
 
 RATE = 16000
 
@@ -276,7 +276,7 @@ def test_a_drawing_process_that_dies_is_replaced(watched, tmp_path):
     import os
     import signal
 
-    from aetk.watch.dashboard import BackgroundDrawing
+    from aetk.watch.drawing import BackgroundDrawing
 
     _, path = watched
     audio = tmp_path / "bad.wav"

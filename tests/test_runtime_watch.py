@@ -356,3 +356,57 @@ def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python
         noise.stderr.decode()
         == "error: standard input is not a WAV stream (give --rate for raw PCM)\n"
     )
+
+
+def test_the_runtime_serves_the_live_page_without_pictures(exported, runtime_python, tmp_path):
+    """``aetk-runtime watch FOLDER --dashboard PORT``: the page and its API as aetk watch serves
+    them, each alert with its audio and no spectrogram (the runtime draws none); in Chromium,
+    the alert shows and nothing on the page fails."""
+    from conftest import browser, free_port
+    from test_dashboard import drop, get, wait_for
+
+    _, _, onnx_path = exported
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    port = free_port()
+    command = [str(Path(runtime_python).parent / "aetk-runtime"), "watch", str(folder)]
+    command += ["-d", str(onnx_path), "--json", "--dashboard", str(port), "--confirm", "1"]
+    command += ["--settle", "0.2", "--interval", "0.2"]
+    watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    driver, reason = browser()
+    try:
+
+        def up() -> bool:
+            try:
+                return get(base + "/api/status")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(up)
+        status, kind, page = get(base + "/")
+        assert (status, kind) == (200, "text/html; charset=utf-8") and b"app.js" in page
+        drop(folder, "quiet.wav", None)
+        drop(folder, "bad.wav", "bearing")
+        (alert,) = wait_for(lambda: json.loads(get(base + "/api/alerts")[2])["alerts"])
+        assert alert["file"] == "bad.wav" and alert["spectrogram"] is None
+        assert get(f"{base}/api/alerts/{alert['id']}/spectrogram.png")[0] == 404
+        status, kind, body = get(base + alert["audio"])
+        assert (status, kind) == (200, "audio/wav") and body == (folder / "bad.wav").read_bytes()
+        if driver is not None:
+            driver.set_window_size(1100, 900)
+            driver.get(base + "/")
+            wait_for(lambda: driver.find_elements("css selector", "li.alert audio"))
+            assert "ANOMALY" in driver.find_element("css selector", ".source").text
+            assert not driver.find_elements("css selector", "li.alert img")
+            errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+            assert errors == [], errors
+    finally:
+        if driver is not None:
+            driver.quit()
+        watching.send_signal(signal.SIGTERM)
+        _, err = watching.communicate(timeout=30)
+    assert watching.returncode == 0, err.decode()[-2000:]
+    assert f"Dashboard: {base}/" in err.decode()
+    if driver is None:
+        pytest.skip(f"the page itself not checked in a browser: {reason}")

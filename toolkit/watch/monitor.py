@@ -1,9 +1,9 @@
 """``aetk watch``'s monitor: the watch of aetk-core (:mod:`aetk_core.watch.monitor`), judging
-with aetk's detectors, reading a refit as aetk reads a detector file, and serving the live page."""
+with aetk's detectors, reading a refit as aetk reads a detector file, and drawing the live page's
+pictures (:mod:`aetk.watch.drawing`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aetk_core.watch.monitor import Monitor as CoreMonitor
@@ -11,7 +11,7 @@ from aetk_core.watch.monitor import Monitor as CoreMonitor
 from aetk.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aetk.watch.dashboard import Dashboard
+    from aetk_core.watch.dashboard import Dashboard
 
 
 class Monitor(CoreMonitor):
@@ -24,20 +24,13 @@ class Monitor(CoreMonitor):
         return load_judging(options.detector_file, options.machine, options.machines)
 
     def open_dashboard(self) -> Dashboard:
-        from aetk.watch.dashboard import BackgroundDrawing, Dashboard, parse_address
+        """The live page, with each alert's spectrogram drawn in a process of its own."""
+        from aetk.watch.drawing import BackgroundDrawing
 
         if self.options.detector_file is None:
             raise ConfigError("--dashboard needs the detector's file (WatchOptions.detector_file)")
-        allowed = [Path(self.source)] if Path(self.source).is_dir() else []
-        allowed += [self.options.record] if self.options.record else []
         self.drawing = BackgroundDrawing(self.options.detector_file)
-        return Dashboard(
-            parse_address(self.options.dashboard or ""),
-            self.options.machine or self.source,
-            self.main.threshold if self.main else None,
-            self.drawing,
-            allowed,
-        )
+        return self.dashboard_drawing(self.drawing)
 
     def close(self) -> None:
         super().close()

@@ -123,6 +123,12 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
         help="serve Prometheus metrics on this port (prometheus-client)",
     )
     watch.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics server")
+    watch.add_argument(
+        "--dashboard",
+        metavar="[HOST:]PORT",
+        help="serve a live page (scores, alerts with audio, acknowledge) on this port "
+        "(127.0.0.1 unless HOST is given)",
+    )
     watch.add_argument("--webhook", help="POST start/end events here")
     watch.add_argument("--mqtt", help="HOST[:PORT]/TOPIC (needs paho-mqtt)")
     watch.add_argument("--state", type=Path, help="remember scored files here, across restarts")
@@ -346,13 +352,15 @@ def watch(arguments: argparse.Namespace) -> int:
             warn(warning)
     names = ["window", "hop", "confirm", "clear", "cooldown", "threshold", "false_alarm_rate"]
     names += ["record", "pre", "post", "metrics_port", "metrics_host", "webhook", "mqtt"]
-    names += ["state", "settle", "interval", "strict", "machine", "machines"]
+    names += ["state", "settle", "interval", "strict", "machine", "machines", "dashboard"]
     settings = WatchOptions(
         **{name: getattr(arguments, name) for name in names},
         conditions=conditions,
         detector_file=Path(arguments.detector),
     )
     monitor = Monitor(detector, source, settings, _show_event(arguments.json, source))
+    if monitor.dashboard is not None:
+        print(f"Dashboard: {monitor.dashboard.url}", file=sys.stderr, flush=True)
     try:
         with stop_on_signals(monitor):
             if source == "-":

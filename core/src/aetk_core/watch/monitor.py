@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from aetk_core.watch.alerts import AlertTracker
 from aetk_core.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk_core.watch.refit import DetectorFileWatch
 from aetk_core.watch.sources import FolderWatch, StreamFormat
+
+if TYPE_CHECKING:
+    from aetk_core.watch.dashboard import Dashboard
 
 
 @runtime_checkable
@@ -150,10 +153,27 @@ class Monitor:
         and ``options.machines``), and the conditions of the one machine judged."""
         raise NotImplementedError("a watch of a detector file says how to read it")
 
-    def open_dashboard(self) -> Any:
-        """The live page for ``options.dashboard``: anything with ``record(event)``, a
-        ``threshold`` and ``close()``."""
-        raise ConfigError("--dashboard: this watch has no live page (aetk watch serves one)")
+    def open_dashboard(self) -> Dashboard:
+        """The live page for ``options.dashboard``, without pictures (a subclass that draws
+        alerts' spectrograms gives :meth:`dashboard_drawing` its ``draw``)."""
+        return self.dashboard_drawing(None)
+
+    def dashboard_drawing(
+        self, draw: Callable[[Path, str | None, float | None], bytes | None] | None
+    ) -> Dashboard:
+        """The live page, its pictures drawn by ``draw``; it plays files of the watched folder
+        and of ``--record``."""
+        from aetk_core.watch.dashboard import Dashboard, parse_address
+
+        allowed = [Path(self.source)] if Path(self.source).is_dir() else []
+        allowed += [self.options.record] if self.options.record else []
+        return Dashboard(
+            parse_address(self.options.dashboard or ""),
+            self.options.machine or self.source,
+            self.main.threshold if self.main else None,
+            draw,
+            allowed,
+        )
 
     def _judge_with(self, detector: Any, conditions: dict[str, str] | None) -> None:
         """Judge with ``detector`` (each machine's, for a fleet; ``conditions``: the one

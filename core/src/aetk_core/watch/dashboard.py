@@ -1,4 +1,5 @@
-"""``aetk watch --dashboard``: a live page for the people who act on the alerts.
+"""``aetk watch --dashboard`` and ``aetk-runtime watch --dashboard``: a live page for the
+people who act on the alerts.
 
 Served from the watch process by a small HTTP server on a thread of its own, with no build step
 and nothing fetched from elsewhere (the page, its script and style are files of this package):
@@ -8,22 +9,22 @@ and nothing fetched from elsewhere (the page, its script and style are files of 
   detector's (a dropout, a gain change: a fault of the recording chain, not of the machine); the
   recent alerts, each with its time, score and such recording warnings,
   its audio (the recording ``--record`` kept, or the file that raised it), its spectrogram with
-  the localized seconds and bands marked, and an acknowledge button.
+  the localized seconds and bands marked where the watch draws them (aetk's does; the runtime's
+  has no pictures), and an acknowledge button.
 - ``/api/status`` and ``/api/alerts`` (JSON, documented in docs/monitoring.md);
   ``POST /api/alerts/<id>/ack``; ``/api/alerts/<id>/audio``; ``/api/alerts/<id>/spectrogram.png``.
 
 Memory is bounded however long the watch runs: at most :data:`HISTORY_POINTS` scores per source,
 none older than :data:`HISTORY_SECONDS`, and the last :data:`MAX_ALERTS` alerts. The server only
 reads what the monitor records under a lock held for a few dictionary operations; a spectrogram
-is drawn once per alert, in a process of its own at the lowest CPU priority
-(:class:`BackgroundDrawing`), so open pages never hold up the scoring.
+is drawn once per alert (aetk draws it in a process of its own at the lowest CPU priority,
+:class:`aetk.watch.drawing.BackgroundDrawing`), so open pages never hold up the scoring.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
-import functools
 import json
 import sys
 import threading
@@ -36,9 +37,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aetk_core.errors import ConfigError
 from aetk_core.results import describe_view
-
-from aetk.errors import ConfigError
 
 HISTORY_SECONDS = 3600.0
 HISTORY_POINTS = 3600
@@ -83,7 +83,8 @@ class Alert:
     acknowledged: str | None = None
     spectrogram: bytes | None = field(default=None, repr=False)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, pictures: bool = True) -> dict[str, Any]:
+        """The alert as the page reads it (``pictures``: whether its spectrogram can be drawn)."""
         return {
             "id": self.id,
             "source": self.source,
@@ -99,7 +100,9 @@ class Alert:
             "acknowledged": self.acknowledged,
             "file": Path(self.audio).name if self.audio else None,
             "audio": f"/api/alerts/{self.id}/audio" if self.audio else None,
-            "spectrogram": f"/api/alerts/{self.id}/spectrogram.png" if self.audio else None,
+            "spectrogram": (
+                f"/api/alerts/{self.id}/spectrogram.png" if self.audio and pictures else None
+            ),
         }
 
 
@@ -111,7 +114,8 @@ class Dashboard:
     :param threshold: the detector's threshold; each source shows the threshold its events
         carry (a fleet's machines each their own).
     :param draw: ``(audio path, machine, threshold) → PNG bytes`` of its spectrogram with the
-        anomaly marked (None: no picture); ``machine`` is the fleet machine that raised it.
+        anomaly marked (None from it: no picture); ``machine`` is the fleet machine that raised
+        it. None: the page shows no pictures.
     :param allowed: folders whose files the page may play (the watched folder, ``--record``).
     """
 
@@ -120,7 +124,7 @@ class Dashboard:
         address: tuple[str, int],
         name: str,
         threshold: float | None,
-        draw: Callable[[Path, str | None, float | None], bytes | None],
+        draw: Callable[[Path, str | None, float | None], bytes | None] | None,
         allowed: list[Path],
     ):
         self.name = name
@@ -237,14 +241,17 @@ class Dashboard:
                             [round(at, 3), score, flag, threshold]
                             for at, score, flag, threshold in points
                         ],
-                        "open_alert": self._find(open_id).as_dict() if open_id else None,
+                        "open_alert": (
+                            self._find(open_id).as_dict(self.draw is not None) if open_id else None
+                        ),
                     }
                 )
             return {"now": time.time(), "threshold": self.threshold, "sources": sources}
 
     def alert_list(self) -> dict[str, Any]:
         with self.lock:
-            return {"alerts": [alert.as_dict() for alert in reversed(self.alerts)]}
+            pictures = self.draw is not None
+            return {"alerts": [alert.as_dict(pictures) for alert in reversed(self.alerts)]}
 
     def acknowledge(self, alert_id: int) -> dict[str, Any]:
         with self.lock:
@@ -252,7 +259,7 @@ class Dashboard:
             alert.acknowledged = alert.acknowledged or datetime.datetime.now(
                 datetime.timezone.utc
             ).isoformat(timespec="seconds")
-            return alert.as_dict()
+            return alert.as_dict(self.draw is not None)
 
     def audio(self, alert_id: int) -> Path:
         with self.lock:
@@ -267,6 +274,8 @@ class Dashboard:
             alert = self._find(alert_id)
             cached = alert.spectrogram
         if cached is None:
+            if self.draw is None:  # a watch without pictures
+                raise KeyError(alert_id)
             cached = self.draw(self.audio(alert_id), alert.machine, alert.threshold) or b""
             with self.lock:
                 alert.spectrogram = cached
@@ -314,7 +323,7 @@ class _PageHandler(BaseHTTPRequestHandler):
     def _get(self, path: str) -> tuple[int, str, bytes]:
         if path in ASSETS:
             name, kind = ASSETS[path]
-            return 200, kind, (resources.files("aetk.watch") / "page" / name).read_bytes()
+            return 200, kind, (resources.files("aetk_core.watch") / "page" / name).read_bytes()
         if path == "/api/status":
             return self._json(self.dashboard.status())
         if path == "/api/alerts":
@@ -357,89 +366,6 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
     return type("Handler", (_PageHandler,), {"dashboard": dashboard})
-
-
-class BackgroundDrawing:
-    """Draws alerts' spectrograms (the recording explained by the detector in ``detector_file``,
-    or by its machine's in a fleet, its anomaly marked) in one worker process at the lowest CPU
-    priority, which loads the detector file as the watch starts: on a machine whose cores the
-    scoring uses, the drawing takes only what the scoring leaves, and the first alert's picture
-    does not wait for imports."""
-
-    def __init__(self, detector_file: Path):
-        self.detector_file = detector_file
-        self.lock = threading.Lock()
-        self.pool = self._start()
-
-    def _start(self) -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(
-            1, multiprocessing.get_context("spawn"), initializer=_lowest_priority
-        )
-        pool.submit(_load, self.detector_file)
-        return pool
-
-    def __call__(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:
-        """The picture, or None when there is none to be had: the watch is stopping, or the
-        drawing process died twice in a row (killed for memory, say: a new one is started for
-        the next alert)."""
-        from concurrent.futures import CancelledError
-        from concurrent.futures.process import BrokenProcessPool
-
-        for _ in range(2):
-            pool = self.pool
-            try:
-                future = pool.submit(draw_alert, self.detector_file, machine, threshold, audio)
-                return future.result(timeout=300)
-            except BrokenProcessPool:
-                with self.lock:
-                    if self.pool is pool:
-                        self.pool = self._start()
-            except (CancelledError, RuntimeError):  # shut down as the watch stops
-                return None
-        return None
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _lowest_priority() -> None:
-    import os
-
-    os.nice(19)
-
-
-@functools.cache
-def _load(detector_file: Path) -> Any:
-    from aetk.fleet.detector import load_any
-
-    return load_any(detector_file)
-
-
-def draw_alert(
-    detector_file: Path, machine: str | None, threshold: float | None, audio: Path
-) -> bytes | None:
-    """PNG of ``audio``'s log-mel spectrogram with its localized seconds and bands marked, as
-    the detector of ``detector_file`` (a fleet: ``machine``'s) explains it; None when it cannot
-    be read or localized."""
-    from aetk.detect.explanation import explain
-    from aetk.errors import AetkError
-    from aetk.eval import plots
-    from aetk.fleet.detector import FleetDetector
-
-    try:
-        loaded = _load(detector_file)
-        detector = loaded.detector(str(machine)) if isinstance(loaded, FleetDetector) else loaded
-        explained = explain(detector, audio)
-    except AetkError:
-        return None
-    if explained is None:
-        return None
-    passed = explained.threshold if threshold is None else threshold
-    title = f"{audio.name}: score {explained.score:.4g} (threshold {passed:.4g})"
-    return plots.png(plots.alert_spectrogram(explained, title))
 
 
 def _audio_type(path: Path) -> str:
