@@ -79,9 +79,9 @@ class WatchOptions:
     #: With a fleet detector watching a folder: how each file's machine is told (``folders``,
     #: ``dcase`` or a table; None: the way the fleet was fitted).
     machines: str | None = None
-    #: ``[HOST:]PORT`` of the live page (``--dashboard``; aetk's), and the detector's file, which
-    #: the page's drawing process loads and the watch reads again when a refit replaces it
-    #: (looked at every ``interval`` seconds).
+    #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
+    #: watch reads again when a refit replaces it (looked at every ``interval`` seconds) and
+    #: aetk's drawing of the page's pictures loads.
     dashboard: str | None = None
     detector_file: Path | None = None
 
@@ -105,7 +105,7 @@ class Monitor:
     at its machine's threshold, and each machine's alerts start and end on their own.
 
     A subclass says how its detector file is read again after a refit (:meth:`load`), and may
-    serve a live page (:meth:`open_dashboard`)."""
+    draw the live page's pictures (:meth:`open_dashboard`)."""
 
     def __init__(
         self,
