@@ -85,9 +85,9 @@ def _watch_parser(commands: Any) -> None:
         help="score new files in a folder, or standard input in windows, and raise alerts",
         description="Files are scored as they arrive; standard input (arecord, ffmpeg, sox) in "
         "sliding windows. Alerts start after --confirm windows above the threshold and end "
-        "after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. A fleet's folder "
-        "watches a folder, each file judged by its machine's detector. A new export written "
-        "over the detector judges from then on, without a restart.",
+        "after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. With a fleet's "
+        "folder of exported detectors (-d models/), each file is judged by its machine's. A "
+        "new export written over the detector judges from then on, without a restart.",
     )
     watch.add_argument("source", metavar="SOURCE", help="a folder, or - (standard input)")
     _judging_options(watch, "watch NAME's detector alone")
