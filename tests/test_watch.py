@@ -199,11 +199,16 @@ def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
         view.show({**reloaded, "path": "fleet.aetk", "threshold": None})
         view.show({**reloaded, "path": "d.aetk", "threshold": 1.5, "warning": "windows of 2 s"})
         view.show({**reloaded, "path": "short.aetk", "threshold": 2.5, "window": 0.5})
+        dropout = {"name": "dropout", "message": "0.5 s of digital silence"}
+        scored = {"event": "scored", "time": 3.0, "source": "incoming", "at": "T", "lag": 0}
+        view.show({**scored, "score": 0.5, "threshold": 1.0, "warnings": [dropout]})
     finally:
         view.close()
     said = capsys.readouterr()
     out = said.out
     assert "warning: incoming: windows of 2 s" in said.err
+    # A scored window's recording warnings: one line on stderr, naming the source.
+    assert "warning: incoming: dropout" in said.err
     assert "judging with the detector refitted in d.aetk (threshold 1.5)" in out
     assert "judging with the detector refitted in fleet.aetk\n" in out
     assert "refitted in short.aetk (threshold 2.5), in windows of 0.5 s\n" in out

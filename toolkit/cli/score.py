@@ -167,9 +167,12 @@ def _score_locally(
             f"{detector_path}: --machine and --machines need a fleet detector "
             "(fitted with --machines)"
         )
-    # Windows too short for the featurizer, refused once rather than on every file's row.
-    judged = detector.detectors if isinstance(detector, FleetDetector) else {"": detector}
-    check_segment(next(iter(judged.values())).score_audio, settings["segment"], files)
+    # Windows too short for the featurizer, refused once rather than on every file's row (a
+    # fleet's machines share one featurizer: its first machine's detector tells).
+    checked = (
+        detector.detector(detector.machines[0]) if isinstance(detector, FleetDetector) else detector
+    )
+    check_segment(checked.score_audio, settings["segment"], files)
     if stdin:
         fleet = isinstance(detector, FleetDetector)
         one = score_input(detector.score_audio, fleet, machine, **settings)

@@ -106,8 +106,7 @@ def watch_command(
         raise ConfigError("aetk watch needs a SOURCE: a folder, 'mic[:NAME|INDEX]' or '-'")
     finite(window, "window")
     finite(hop, "hop")
-    if pcm_format not in sources.RAW_FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
+    raw = sources.raw_format(rate, channels, pcm_format)
     detector, conditions = load_judging(detector_path, machine, machines)
     if isinstance(detector, Detector) and not Path(source).is_dir():
         for warning in window_warnings(window, hop, detector.clip_seconds):
@@ -137,12 +136,12 @@ def watch_command(
         dashboard=dashboard,
         detector_file=detector_path,
     )
-    _run(detector, source, settings, json_output, (rate, channels, pcm_format))
+    _run(detector, source, settings, json_output, (rate, channels, raw))
 
 
 def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None:
-    """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate, channels and
-    sample format of raw PCM on standard input (or of a device)."""
+    """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate and channels asked
+    of a device, and the format of raw PCM on standard input (None: a WAV stream)."""
     from aetk_core.watch import sources
     from aetk_core.watch.monitor import stop_on_signals
 
@@ -150,7 +149,7 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
     from aetk.plugin.host import get_host
     from aetk.watch.monitor import Monitor
 
-    rate, channels, pcm_format = raw
+    rate, channels, form = raw
     view = _View(json_output, source)
     monitor = Monitor(detector, source, settings, view.show)
     if monitor.dashboard is not None:
@@ -162,8 +161,6 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
                 opener, address = plugin_source
                 monitor.run_stream(*opener(address, rate, channels, lambda: monitor.stopping))
             elif source == "-":
-                dtype, scale = sources.RAW_FORMATS[pcm_format]
-                form = sources.StreamFormat(rate, channels, dtype, scale) if rate else None
                 monitor.run_stream(*sources.stdin_blocks(sources.stdin(), form))
             else:
                 folder = Path(source)
@@ -200,19 +197,15 @@ class _View:
         self.last_score = "watching"
 
     def show(self, event: dict) -> None:
-        from aetk_core.watch.events import describe_event, describe_score
+        from aetk_core.watch.events import describe_event, describe_score, warning_lines
 
         if self.json_output:
             print(json.dumps(event), flush=True)
             return
         name = event["event"]
-        if event.get("warning"):
-            console.warn(f"{event['source']}: {event['warning']}")
+        for line in warning_lines(event):
+            console.warn(line)
         if name == "scored":
-            if event.get("warnings"):
-                from aetk_core.recording import describe_warnings
-
-                console.warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
             if self.status is not None:
                 self.last_score = describe_score(event, self.source)
                 self.status.update(self.last_score)

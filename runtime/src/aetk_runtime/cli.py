@@ -341,8 +341,7 @@ def watch(arguments: argparse.Namespace) -> int:
 
     finite(arguments.window, "window")
     finite(arguments.hop, "hop")
-    if arguments.format not in sources.RAW_FORMATS:
-        raise RuntimeUsageError(f"--format must be one of {', '.join(sources.RAW_FORMATS)}")
+    raw = sources.raw_format(arguments.rate, arguments.channels, arguments.format)
     source, folder = arguments.source, Path(arguments.source)
     if source != "-" and not folder.is_dir():
         raise RuntimeUsageError(f"{source}: not a folder or '-' (standard input)")
@@ -364,12 +363,6 @@ def watch(arguments: argparse.Namespace) -> int:
     try:
         with stop_on_signals(monitor):
             if source == "-":
-                dtype, scale = sources.RAW_FORMATS[arguments.format]
-                raw = (
-                    sources.StreamFormat(arguments.rate, arguments.channels, dtype, scale)
-                    if arguments.rate
-                    else None
-                )
                 monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
             else:
                 monitor.run_folder(folder)
@@ -380,22 +373,16 @@ def watch(arguments: argparse.Namespace) -> int:
 
 def _show_event(json_output: bool, source: str) -> Callable[[dict[str, Any]], None]:
     """A watch's events as JSON Lines, or each in words on a line (warnings on stderr)."""
-    from aetk_core.recording import describe_warnings
-    from aetk_core.watch.events import describe_event, describe_score
+    from aetk_core.watch.events import describe_event, describe_score, warning_lines
 
     def show(event: dict[str, Any]) -> None:
         if json_output:
             print(json.dumps(event), flush=True)
             return
-        if event.get("warning"):
-            warn(f"{event['source']}: {event['warning']}")
-        if event["event"] == "scored":
-            if event.get("warnings"):
-                warn(f"{event['source']}: {describe_warnings(event['warnings'])}")
-            text = describe_score(event, source)
-        else:
-            text = describe_event(event, source)
-        print(f"{event['at']}  {text}", flush=True)
+        for line in warning_lines(event):
+            warn(line)
+        describe = describe_score if event["event"] == "scored" else describe_event
+        print(f"{event['at']}  {describe(event, source)}", flush=True)
 
     return show
 

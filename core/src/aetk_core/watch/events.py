@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aetk_core.recording import describe_warnings
 from aetk_core.results import describe_view
 from aetk_core.verdict import window_length_warning
 
@@ -18,6 +19,16 @@ def where(event: dict[str, Any], source: str) -> str:
     if event.get("machine"):
         said += f" (machine {event['machine']})"
     return said
+
+
+def warning_lines(event: dict[str, Any]) -> list[str]:
+    """The warnings an event carries, each a line naming its source: what a refit's windows
+    misread (``warning``), and the ways a scored recording does not match the detector's
+    training recordings (``warnings``)."""
+    said = [event["warning"]] if event.get("warning") else []
+    if event["event"] == "scored" and event.get("warnings"):
+        said.append(describe_warnings(event["warnings"]))
+    return [f"{event['source']}: {text}" for text in said]
 
 
 def describe_score(event: dict[str, Any], source: str) -> str:

@@ -36,6 +36,18 @@ class StreamFormat:
         return np.dtype(self.dtype).itemsize * self.channels
 
 
+def raw_format(rate: int | None, channels: int, name: str) -> StreamFormat | None:
+    """What ``--rate``, ``--channels`` and ``--format`` say of raw PCM on standard input (None
+    without ``--rate``: the stream is WAV and its header says).
+
+    :raises ConfigError: a ``--format`` that is not one of :data:`RAW_FORMATS`.
+    """
+    if name not in RAW_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(RAW_FORMATS)}")
+    dtype, scale = RAW_FORMATS[name]
+    return StreamFormat(rate, channels, dtype, scale) if rate else None
+
+
 #: The largest chunk before a WAV stream's data that is read (format, LIST tags, ...).
 MAX_CHUNK_BYTES = 1 << 20
 
