@@ -292,3 +292,26 @@ def test_a_drawing_process_that_dies_is_replaced(watched, tmp_path):
     finally:
         drawing.close()
     assert drawing(audio, None, None) is None
+
+
+def test_an_alert_after_a_refit_is_drawn_by_the_refitted_detector(watched, tmp_path):
+    """The drawing keeps its detector loaded between alerts, and reads the file again once a
+    refit has replaced it: the picture (its title says the threshold) is the new detector's."""
+    import aetk
+    from aetk.watch.drawing import draw_alert
+
+    detector, _ = watched
+    path = detector.save(tmp_path / "d.aetk")
+    audio = tmp_path / "bad.wav"
+    rng = np.random.default_rng(0)
+    soundfile.write(audio, synth.anomalous_clip(rng, "bearing", 2.0, severity=3.0), RATE)
+    before = draw_alert(path, None, None, audio)
+    sounds = synth.write_dataset(
+        tmp_path / "season", train=8, test_normal=0, test_per_anomaly=0, seconds=2.0, seed=11
+    )
+    refitted = aetk.fit(sounds["train"])
+    assert refitted.threshold != detector.threshold
+    expected = draw_alert(refitted.save(tmp_path / "elsewhere.aetk"), None, None, audio)
+    refitted.save(tmp_path / "new.aetk").replace(path)
+    after = draw_alert(path, None, None, audio)
+    assert after == expected != before

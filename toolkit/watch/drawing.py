@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from aetk_core.watch.refit import Stamp, stamp_of
+
 
 class BackgroundDrawing:
     """Draws alerts' spectrograms (the recording explained by the detector in ``detector_file``,
@@ -61,8 +63,14 @@ def _lowest_priority() -> None:
     os.nice(19)
 
 
-@functools.cache
 def _load(detector_file: Path) -> Any:
+    """The detector of ``detector_file`` as it is now: read again once a refit has replaced it,
+    so that an alert after the refit is explained by the detector that raised it."""
+    return _load_version(detector_file, stamp_of(detector_file))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_version(detector_file: Path, stamp: Stamp | None) -> Any:
     from aetk.fleet.detector import load_any
 
     return load_any(detector_file)
