@@ -358,11 +358,12 @@ def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python
     )
 
 
-def test_the_runtime_serves_the_live_page_without_pictures(exported, runtime_python, tmp_path):
+def test_the_runtime_serves_the_live_page_with_its_pictures(exported, runtime_python, tmp_path):
     """``aetk-runtime watch FOLDER --dashboard PORT``: the page and its API as aetk watch serves
-    them, each alert with its audio and no spectrogram (the runtime draws none); in Chromium,
-    the alert shows and nothing on the page fails."""
+    them, each alert with its audio and its spectrogram drawn without a plotting library; in
+    Chromium, the alert and its picture show and nothing on the page fails."""
     from conftest import browser, free_port
+    from PIL import Image
     from test_dashboard import drop, get, wait_for
 
     _, _, onnx_path = exported
@@ -389,8 +390,11 @@ def test_the_runtime_serves_the_live_page_without_pictures(exported, runtime_pyt
         drop(folder, "quiet.wav", None)
         drop(folder, "bad.wav", "bearing")
         (alert,) = wait_for(lambda: json.loads(get(base + "/api/alerts")[2])["alerts"])
-        assert alert["file"] == "bad.wav" and alert["spectrogram"] is None
-        assert get(f"{base}/api/alerts/{alert['id']}/spectrogram.png")[0] == 404
+        assert alert["file"] == "bad.wav"
+        assert alert["spectrogram"] == f"/api/alerts/{alert['id']}/spectrogram.png"
+        status, kind, picture = get(base + alert["spectrogram"])
+        assert (status, kind) == (200, "image/png")
+        assert Image.open(io.BytesIO(picture)).size[0] > 600
         status, kind, body = get(base + alert["audio"])
         assert (status, kind) == (200, "audio/wav") and body == (folder / "bad.wav").read_bytes()
         if driver is not None:
@@ -398,7 +402,8 @@ def test_the_runtime_serves_the_live_page_without_pictures(exported, runtime_pyt
             driver.get(base + "/")
             wait_for(lambda: driver.find_elements("css selector", "li.alert audio"))
             assert "ANOMALY" in driver.find_element("css selector", ".source").text
-            assert not driver.find_elements("css selector", "li.alert img")
+            image = driver.find_element("css selector", "li.alert img.spectrogram")
+            wait_for(lambda: driver.execute_script("return arguments[0].naturalWidth", image))
             errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
             assert errors == [], errors
     finally:
@@ -410,3 +415,85 @@ def test_the_runtime_serves_the_live_page_without_pictures(exported, runtime_pyt
     assert f"Dashboard: {base}/" in err.decode()
     if driver is None:
         pytest.skip(f"the page itself not checked in a browser: {reason}")
+
+
+EXPLAIN = """
+import json, sys
+from aetk_runtime.detector import load
+
+explained = load(sys.argv[1]).explain(sys.argv[2])
+print(json.dumps({
+    "score": explained.score,
+    "events": [[event.start, event.end, event.whole_clip, [band.low_hz for band in event.bands]]
+               for event in explained.events],
+    "spectrogram": explained.spectrogram.tolist(),
+}))
+"""
+
+
+def test_the_runtime_explains_an_alert_as_aetk_does(exported, runtime_python, tmp_path):
+    """What the runtime's live page draws (the spectrogram and the events with their bands) is
+    what aetk's explanation of the same recording holds."""
+    from aetk.detect.explanation import explain
+
+    detector, _, onnx_path = exported
+    path = tmp_path / "knock.wav"
+    samples = synth.anomalous_clip(np.random.default_rng(5), "knock", 2.0, severity=3.0)
+    soundfile.write(path, samples, RATE)
+    expected = explain(detector, path)
+    assert expected is not None and expected.errors.events
+    (found,) = in_runtime(runtime_python, EXPLAIN, onnx_path, path)
+    assert found["score"] == pytest.approx(expected.score, rel=1e-4)
+    assert found["events"] == [
+        [event.start, event.end, event.whole_clip, [band.low_hz for band in event.bands]]
+        for event in expected.errors.events
+    ]
+    assert np.allclose(found["spectrogram"], expected.spectrogram, atol=1e-3)
+
+
+DRAW_FLEET = """
+import json, sys
+from pathlib import Path
+from aetk_core.watch.monitor import WatchOptions
+from aetk_runtime.fleet import load_judging
+from aetk_runtime.watch import Monitor
+
+models, incoming, machine, recording = map(Path, sys.argv[1:])
+loaded, conditions = load_judging(models, None, None)
+options = WatchOptions(machines="folders", detector_file=models, dashboard="0")
+monitor = Monitor(loaded, str(incoming), options, lambda event: None)
+try:
+    for name in (*sorted(loaded.machine_detectors()), "not-a-machine"):
+        picture = monitor.draw_alert(recording, name, None)
+        print(json.dumps({"machine": name, "png": None if picture is None else picture.hex()}))
+finally:
+    monitor.close()
+"""
+
+
+def test_a_fleets_alert_is_drawn_by_its_machines_detector(
+    fleet_folders, runtime_python, tmp_path, cli
+):
+    from aetk.fleet.detector import fit_fleet
+
+    fleet = fit_fleet([fleet_folders / "train"], "folders")
+    assert cli("export", fleet.save(tmp_path / "fleet.aetk"), "-o", tmp_path / "models").code == 0
+    machine = fleet.machines[1]
+    (tmp_path / "incoming" / machine).mkdir(parents=True)
+    recording = sorted((fleet_folders / "test" / machine).glob("anomaly_*.wav"))[0]
+    drawn = {
+        row["machine"]: row["png"]
+        for row in in_runtime(
+            runtime_python,
+            DRAW_FLEET,
+            tmp_path / "models",
+            tmp_path / "incoming",
+            machine,
+            recording,
+        )
+    }
+    assert list(drawn) == [*sorted(fleet.machines), "not-a-machine"]
+    assert drawn.pop("not-a-machine") is None
+    assert all(picture.startswith(b"\x89PNG\r\n\x1a\n".hex()) for picture in drawn.values())
+    # Each machine's detector marks the recording its own way.
+    assert len(set(drawn.values())) == len(fleet.machines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from aetk_core.audio import (
 )
 from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
-from aetk_core.localization import check_localize, event_map
+from aetk_core.localization import Event, EventMap, check_localize, event_map, to_grid
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -77,6 +78,18 @@ def load(path: str | Path) -> ExportedDetector:
     except ConfigError as exc:
         raise DetectorError(f"{path}: {exc}") from None
     return ExportedDetector(path, session, featurizer, meta)
+
+
+@dataclass
+class Explained:
+    """One recording scored whole, as the live page draws it."""
+
+    score: float
+    threshold: float
+    spectrogram: np.ndarray  # [bands, frames], the input features (dB), channels averaged
+    events: list[Event]
+    band_edges_hz: list[list[float]]
+    frame_seconds: float
 
 
 class ExportedDetector:
@@ -294,8 +307,36 @@ class ExportedDetector:
             conditions=self.meta.get("conditions"),
         )
 
+    def explain(self, path: str | Path, threshold: float | None = None) -> Explained | None:
+        """The recording at ``path`` scored whole, with its spectrogram and its events as the
+        live page draws them (None: the graph does not localize). ``threshold``: the one it was
+        judged at, if not the detector's.
+
+        :raises AudioError: the file cannot be read or scored.
+        """
+        layout = self.localization
+        if layout is None:
+            return None
+        ((_, audio),) = read_clips(path, 0.0, self.featurizer.frames_to_read)
+        features = self._features(audio.samples, audio.sample_rate)
+        graph = self._run(features, self.outputs)
+        threshold = self.threshold if threshold is None else threshold
+        found = self._event_map(graph, graph["score"], threshold, audio.sample_rate / 2)
+        return Explained(
+            graph["score"],
+            threshold,
+            to_grid(features, layout["vector_step"], average_channels=True),
+            [] if found is None else found.events,
+            layout["band_edges_hz"],
+            layout["frame_seconds"],
+        )
+
     def _score_clip(self, samples: np.ndarray, rate: int, outputs: list[str]) -> dict[str, Any]:
         """The graph's ``outputs`` for the clip, by name, its ``score`` a finite number."""
+        return self._run(self._features(samples, rate), outputs)
+
+    def _features(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """The clip's feature vectors, as the graph takes them."""
         samples, rate = within_band(samples, rate, self.meta.get("band_rate"))
         try:
             features = self.featurizer.featurize(samples, rate)
@@ -310,6 +351,11 @@ class ExportedDetector:
                 f"yields feature vectors of shape {list(features.shape[1:])}, but the detector "
                 f"expects {list(self.vector_shape)} (clips of another length or channel count?)"
             )
+        return features
+
+    def _run(self, features: np.ndarray, outputs: list[str]) -> dict[str, Any]:
+        """The graph's ``outputs`` for a clip's features, by name, its ``score`` a finite
+        number."""
         found = self.session.run(outputs, {"features": features.astype(np.float32)})
         graph = dict(zip(outputs, found, strict=True))
         graph["score"] = float(np.asarray(graph["score"]).reshape(-1)[0])
@@ -322,10 +368,16 @@ class ExportedDetector:
     ) -> list[dict[str, Any]] | None:
         """A file scored whole: its events and their bands from the graph's localization, by
         aetk's rule (:func:`aetk_core.localization.event_map`); None where there is none."""
+        found = self._event_map(graph, score, threshold, band_limit_hz)
+        return None if found is None else [event.as_dict() for event in found.events]
+
+    def _event_map(
+        self, graph: dict[str, Any], score: float, threshold: float, band_limit_hz: float
+    ) -> EventMap | None:
         layout = self.localization
         if layout is None or "contributions" not in graph:
             return None
-        found = event_map(
+        return event_map(
             graph["vector_scores"],
             graph["contributions"],
             layout["event_threshold"],
@@ -336,7 +388,6 @@ class ExportedDetector:
             is_anomalous(score, threshold),
             band_limit_hz,
         )
-        return [event.as_dict() for event in found.events]
 
     def _view(self, raw: Any) -> dict[str, Any] | None:
         """The graph's ``winning_view`` output (the view's index and its moment's vectors ``[first,
