@@ -53,7 +53,7 @@ INK = np.array([51, 51, 51], dtype=np.uint8)
 PAPER = 255
 #: Margins around the spectrogram (pixels): the hertz labels at the left and their unit above,
 #: the seconds below and their unit at the right.
-LEFT, TOP, RIGHT, BOTTOM = 44, 16, 14, 20
+LEFT, TOP, RIGHT, BOTTOM = 44, 20, 14, 20
 
 
 def alert_picture(
