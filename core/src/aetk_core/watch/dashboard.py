@@ -19,7 +19,7 @@ none older than :data:`HISTORY_SECONDS`, and the last :data:`MAX_ALERTS` alerts.
 reads what the monitor records under a lock held for a few dictionary operations; a spectrogram
 is drawn once per alert (aetk draws it in a process of its own at the lowest CPU priority,
 :class:`aetk.watch.drawing.BackgroundDrawing`; the runtime's numpy picture of a ten-second
-clip takes about 30 ms), so open pages never hold up the scoring.
+clip takes about 10 ms), so open pages never hold up the scoring.
 """
 
 from __future__ import annotations

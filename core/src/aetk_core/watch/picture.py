@@ -21,6 +21,18 @@ SCALE = np.array(
     [[0, 0, 0], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 252, 196]],
     dtype=np.float64,
 )
+#: The scale in 256 steps.
+COLOURS = (
+    np.stack(
+        [
+            np.interp(np.linspace(0, len(SCALE) - 1, 256), np.arange(len(SCALE)), SCALE[:, channel])
+            for channel in range(3)
+        ],
+        axis=1,
+    )
+    .round()
+    .astype(np.uint8)
+)
 #: The outline of a band an event names (light blue: it stands out on every colour of the scale).
 OUTLINE = np.array([79, 195, 247], dtype=np.uint8)
 #: An event's seconds are mixed with this share of white.
@@ -66,21 +78,23 @@ def alert_picture(
     and their bands by where they start in ``band_edges_hz``)."""
     levels = np.asarray(spectrogram, dtype=np.float64)
     bands, frames = levels.shape
-    levels, width = _columns(levels)
-    rows = max(1, HEIGHT // bands)
+    levels, repeat = _columns(levels)
     image = _coloured(levels)
+    width, rows = image.shape[1] * repeat, max(1, HEIGHT // bands)
 
     def column(seconds: float) -> int:
         return int(np.clip(round(seconds / frame_seconds * width / frames), 0, width))
 
+    image = np.repeat(image, repeat, axis=1)
     marks = []
     for event in events:
         first = column(event.start)
         last = max(first + 1, column(event.end))
         if not event.whole_clip:
-            image[:, first:last] = image[:, first:last] * (1 - SHADE) + 255 * SHADE
+            lighter = np.rint(image[:, first:last] * (1 - SHADE) + 255 * SHADE)
+            image[:, first:last] = lighter.astype(np.uint8)
         marks += [(first, last, _band_index(band.low_hz, band_edges_hz)) for band in event.bands]
-    image = np.repeat(image.round().astype(np.uint8), rows, axis=0)[::-1].copy()
+    image = np.repeat(image, rows, axis=0)[::-1].copy()
     for first, last, band in marks:
         _outline(
             image, image.shape[0] - (band + 1) * rows, image.shape[0] - band * rows, first, last
@@ -102,26 +116,27 @@ def png(image: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
+        # The fastest level: a ten-second clip's picture in about 3 ms, 10 % larger than at the
+        # default level, which takes four times as long.
+        + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1))
         + chunk(b"IEND", b"")
     )
 
 
 def _columns(levels: np.ndarray) -> tuple[np.ndarray, int]:
-    """The spectrogram's frames as the picture's columns (each frame repeated, or runs of frames
-    reduced to their loudest so that a short event stays in sight), and the picture's width."""
+    """The spectrogram's frames as the picture's columns, and how many pixels wide each is drawn:
+    runs of frames reduced to their loudest (so that a short event stays in sight) where there
+    are more than :data:`MAX_WIDTH`."""
     frames = levels.shape[1]
     if frames > MAX_WIDTH:
         run = -(-frames // MAX_WIDTH)
-        reduced = np.maximum.reduceat(levels, np.arange(0, frames, run), axis=1)
-        return reduced, reduced.shape[1]
-    repeat = max(1, WIDTH // frames)
-    return np.repeat(levels, repeat, axis=1), frames * repeat
+        return np.maximum.reduceat(levels, np.arange(0, frames, run), axis=1), 1
+    return levels, max(1, WIDTH // frames)
 
 
 def _coloured(levels: np.ndarray) -> np.ndarray:
-    """``[rows, columns, 3]`` colours of the scale, the quietest level its first, the loudest its
-    last (all the first where every level is the same)."""
+    """``[rows, columns, 3]`` colours of the scale (8 bits), the quietest level its first, the
+    loudest its last (all the first where every level is the same)."""
     finite = levels[np.isfinite(levels)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     where = (
@@ -129,10 +144,7 @@ def _coloured(levels: np.ndarray) -> np.ndarray:
         if high > low
         else np.zeros_like(levels)
     )
-    where = np.clip(where, 0.0, 1.0) * (len(SCALE) - 1)
-    below = np.minimum(where.astype(int), len(SCALE) - 2)
-    part = (where - below)[..., None]
-    return SCALE[below] * (1 - part) + SCALE[below + 1] * part
+    return COLOURS[np.rint(np.clip(where, 0.0, 1.0) * 255).astype(np.uint8)]
 
 
 def _band_index(low_hz: float, band_edges_hz: Sequence[Sequence[float]]) -> int:
