@@ -406,6 +406,17 @@ def test_the_runtime_serves_the_live_page_with_its_pictures(exported, runtime_py
             wait_for(lambda: driver.execute_script("return arguments[0].naturalWidth", image))
             errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
             assert errors == [], errors
+            # An alert whose recording is gone before its picture is drawn: said in words.
+            drop(folder, "quiet-1.wav", None)
+            drop(folder, "quiet-2.wav", None)
+            wait_for(lambda: json.loads(get(base + "/api/alerts")[2])["alerts"][0]["ended"])
+            drop(folder, "gone.wav", "bearing")
+            wait_for(lambda: len(json.loads(get(base + "/api/alerts")[2])["alerts"]) == 2)
+            (folder / "gone.wav").unlink()
+            driver.get(base + "/")
+            note = wait_for(lambda: driver.find_elements("css selector", "li.alert p.no-picture"))
+            assert len(note) == 1 and "no spectrogram" in note[0].text
+            assert len(driver.find_elements("css selector", "li.alert img.spectrogram")) == 1
     finally:
         if driver is not None:
             driver.quit()

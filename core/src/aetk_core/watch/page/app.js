@@ -146,7 +146,13 @@ function alertItem(alert) {
   if (warned) item.append(warned);
   if (alert.audio) item.append(element("audio", { controls: "", preload: "none", src: alert.audio }));
   if (alert.spectrogram) {
-    item.append(element("img", { class: "spectrogram", alt: `spectrogram of alert ${alert.id}`, src: alert.spectrogram }));
+    const picture = element("img", { class: "spectrogram", alt: `spectrogram of alert ${alert.id}`, src: alert.spectrogram });
+    // A picture that cannot be drawn (its recording gone since, or a detector that does not
+    // localize) is said in words rather than shown as a broken image.
+    picture.addEventListener("error", () => {
+      picture.replaceWith(element("p", { class: "no-picture muted" }, "no spectrogram: the recording can no longer be read or explained"));
+    });
+    item.append(picture);
   }
   return item;
 }
