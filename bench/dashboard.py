@@ -86,7 +86,7 @@ def run(
             break
         except OSError:
             time.sleep(0.2)
-    time.sleep(5)  # a watch that has been running: its drawing process has loaded the detector
+    time.sleep(5)  # a watch that has been running
     stop, counts = threading.Event(), [0]
     pollers = [threading.Thread(target=poll, args=(base, stop, counts)) for _ in range(pages)]
     for poller in pollers:

@@ -270,48 +270,42 @@ def test_a_page_closed_mid_answer_and_a_failed_request_print_no_traceback(tmp_pa
     ]
 
 
-def test_a_drawing_process_that_dies_is_replaced(watched, tmp_path):
-    """The spectrograms are drawn in a process of their own; if it dies (killed for memory,
-    say), the next alert's picture comes from a new one, and a stopping watch gets none."""
-    import os
-    import signal
+def test_an_alert_is_drawn_by_the_detector_judging_now(watched, tmp_path):
+    """The picture is the one scoring path's explanation by the detector the watch judges with:
+    after a refit replaces the detector file, by the refitted detector."""
+    from aetk_core.watch.monitor import WatchOptions
+    from aetk_core.watch.picture import alert_picture
 
-    from aetk.watch.drawing import BackgroundDrawing
-
-    _, path = watched
-    audio = tmp_path / "bad.wav"
-    rng = np.random.default_rng(0)
-    soundfile.write(audio, synth.anomalous_clip(rng, "bearing", 2.0, severity=3.0), RATE)
-    drawing = BackgroundDrawing(path)
-    try:
-        assert drawing(audio, None, None)[:4] == b"\x89PNG"
-        (process,) = drawing.pool._processes.values()
-        os.kill(process.pid, signal.SIGKILL)
-        process.join(30)
-        assert drawing(audio, None, None)[:4] == b"\x89PNG"
-    finally:
-        drawing.close()
-    assert drawing(audio, None, None) is None
-
-
-def test_an_alert_after_a_refit_is_drawn_by_the_refitted_detector(watched, tmp_path):
-    """The drawing keeps its detector loaded between alerts, and reads the file again once a
-    refit has replaced it: the picture (its title says the threshold) is the new detector's."""
     import aetk
-    from aetk.watch.drawing import draw_alert
+    from aetk.watch.monitor import Monitor
 
     detector, _ = watched
     path = detector.save(tmp_path / "d.aetk")
     audio = tmp_path / "bad.wav"
     rng = np.random.default_rng(0)
     soundfile.write(audio, synth.anomalous_clip(rng, "bearing", 2.0, severity=3.0), RATE)
-    before = draw_alert(path, None, None, audio)
     sounds = synth.write_dataset(
         tmp_path / "season", train=8, test_normal=0, test_per_anomaly=0, seconds=2.0, seed=11
     )
     refitted = aetk.fit(sounds["train"])
-    assert refitted.threshold != detector.threshold
-    expected = draw_alert(refitted.save(tmp_path / "elsewhere.aetk"), None, None, audio)
-    refitted.save(tmp_path / "new.aetk").replace(path)
-    after = draw_alert(path, None, None, audio)
-    assert after == expected != before
+
+    def picture_of(judging) -> bytes:
+        explained = judging.explain(audio)
+        return alert_picture(
+            explained.spectrogram,
+            explained.events,
+            explained.band_edges_hz,
+            explained.frame_seconds,
+        )
+
+    assert picture_of(refitted) != picture_of(detector)
+    options = WatchOptions(detector_file=path, interval=0.0)
+    monitor = Monitor(detector, str(tmp_path), options, lambda event: None)
+    try:
+        assert monitor.draw_alert(audio, None, None) == picture_of(detector)
+        refitted.save(tmp_path / "new.aetk").replace(path)
+        assert not monitor.reload_if_refitted() and monitor.reload_if_refitted()  # settled
+        assert monitor.draw_alert(audio, None, None) == picture_of(refitted)
+        assert monitor.draw_alert(tmp_path / "gone.wav", None, None) is None
+    finally:
+        monitor.close()

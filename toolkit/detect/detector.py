@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from aetk_core.recording import RecordingNorms
@@ -35,6 +35,9 @@ from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.detect.scoring import BATCH_WINDOWS, Localize, ScoreResult, score_clips
 from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
+
+if TYPE_CHECKING:
+    from aetk.detect.explanation import Explanation
 
 DEFAULT_DETECTOR = "detector.aetk"
 
@@ -250,6 +253,14 @@ class Detector:
         return list(
             score_clips(self, files, self.threshold_for(threshold), localize, strict=strict)
         )
+
+    def explain(self, path: str | Path, threshold: float | None = None) -> Explanation | None:
+        """One whole recording explained through the scoring path (:func:`aetk.detect.explanation.
+        explain`): its spectrogram and where it departs from normal, judged at ``threshold``
+        (the detector's unless given); None where the scorer does not localize."""
+        from aetk.detect.explanation import explain
+
+        return explain(self, path, threshold)
 
     # -- the detector file ----------------------------------------------------------------------
 

@@ -4,12 +4,13 @@ scoring path (:func:`aetk.detect.scoring.score_clips`), so that what is shown is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from aetk_core.localization import to_grid
+from aetk_core.localization import Event, to_grid
 from aetk_core.verdict import is_anomalous
 
 from aetk.data.features import FileClips
@@ -36,17 +37,34 @@ class Explanation:
     def anomalous(self) -> bool:
         return is_anomalous(self.score, self.threshold)
 
+    # What the live page's picture draws (aetk_core.watch.picture), as aetk-runtime's
+    # explanations give it.
+    @property
+    def events(self) -> list[Event]:
+        return self.errors.events
 
-def explain(detector: Detector, path: str | Path) -> Explanation | None:
-    """Score one whole recording through the scoring path and lay out where its anomaly is;
-    ``None`` if it cannot be localized.
+    @property
+    def band_edges_hz(self) -> Sequence[tuple[float, float]]:
+        return self.errors.layout.band_edges_hz
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.errors.layout.frame_seconds
+
+
+def explain(
+    detector: Detector, path: str | Path, threshold: float | None = None
+) -> Explanation | None:
+    """Score one whole recording through the scoring path and lay out where its anomaly is,
+    judged at ``threshold`` (the detector's unless given); ``None`` if it cannot be localized.
 
     :raises AudioError: the file cannot be read.
     """
     clip = detector.clip(path)
     maps: dict[str, ErrorMap] = {}
+    threshold = detector.threshold if threshold is None else threshold
     (result,) = score_clips(
-        detector, [FileClips(str(path), [clip])], detector.threshold, localize=True, maps=maps
+        detector, [FileClips(str(path), [clip])], threshold, localize=True, maps=maps
     )
     if result.error is not None or result.score is None:
         raise AudioError(result.error or "not scored", path)
@@ -67,7 +85,7 @@ def explain(detector: Detector, path: str | Path) -> Explanation | None:
     return Explanation(
         str(path),
         score,
-        detector.threshold,
+        threshold,
         to_grid(features.numpy(), step, average_channels=True),
         reconstruction,
         errors,

@@ -159,37 +159,3 @@ def _score_curve(curve, errors, duration: float) -> None:
 
 def _khz(hertz: float) -> str:
     return f"{hertz / 1000:.1f}k" if hertz >= 1000 else f"{hertz:.0f}"
-
-
-def alert_spectrogram(explained: Explanation, title: str):
-    """The recording's log-mel spectrogram with the anomaly marked: each event's seconds shaded,
-    the bands it names outlined; for the dashboard's alerts."""
-    plt = pyplot()
-    errors = explained.errors
-    edges = errors.layout.band_edges_hz
-    duration = errors.contributions.shape[1] * errors.layout.frame_seconds
-    figure, axis = plt.subplots(figsize=(8, 2.6), dpi=90)
-    axis.imshow(
-        explained.spectrogram,
-        origin="lower",
-        aspect="auto",
-        extent=(0.0, duration, 0.0, len(edges)),
-        cmap="magma",
-        interpolation="nearest",
-    )
-    ticks = np.linspace(0, len(edges) - 1, 5).astype(int)
-    axis.set_yticks(ticks + 0.5, [_khz(edges[t][0]) for t in ticks])
-    for event in errors.events:
-        if not event.whole_clip:
-            axis.axvspan(event.start, event.end, color="white", alpha=0.25, lw=0)
-        for band in event.bands:
-            index = next(b for b, (low, _) in enumerate(edges) if low >= band.low_hz - 1e-6)
-            axis.add_patch(_band_outline(event.start, index, event.end - event.start))
-    axis.set(xlabel="time (s)", ylabel="Hz", title=title, xlim=(0, duration))
-    return figure
-
-
-def _band_outline(x: float, y: float, width: float):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x, y), width, 1.0, fill=False, edgecolor="#4fc3f7", lw=1.5)

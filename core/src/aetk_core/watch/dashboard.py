@@ -9,17 +9,16 @@ and nothing fetched from elsewhere (the page, its script and style are files of 
   detector's (a dropout, a gain change: a fault of the recording chain, not of the machine); the
   recent alerts, each with its time, score and such recording warnings,
   its audio (the recording ``--record`` kept, or the file that raised it), its spectrogram with
-  the localized seconds and bands marked where the watch draws them (aetk's with matplotlib, the
-  runtime's with numpy: :mod:`aetk_core.watch.picture`), and an acknowledge button.
+  the localized seconds and bands marked (:mod:`aetk_core.watch.picture`), and an acknowledge
+  button.
 - ``/api/status`` and ``/api/alerts`` (JSON, documented in docs/monitoring.md);
   ``POST /api/alerts/<id>/ack``; ``/api/alerts/<id>/audio``; ``/api/alerts/<id>/spectrogram.png``.
 
 Memory is bounded however long the watch runs: at most :data:`HISTORY_POINTS` scores per source,
 none older than :data:`HISTORY_SECONDS`, and the last :data:`MAX_ALERTS` alerts. The server only
 reads what the monitor records under a lock held for a few dictionary operations; a spectrogram
-is drawn once per alert (aetk draws it in a process of its own at the lowest CPU priority,
-:class:`aetk.watch.drawing.BackgroundDrawing`; the runtime's numpy picture of a ten-second
-clip takes about 10 ms), so open pages never hold up the scoring.
+is drawn once per alert (explaining and drawing a ten-second clip takes about 10 ms), so open
+pages never hold up the scoring.
 """
 
 from __future__ import annotations

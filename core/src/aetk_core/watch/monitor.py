@@ -80,8 +80,7 @@ class WatchOptions:
     #: ``dcase`` or a table; None: the way the fleet was fitted).
     machines: str | None = None
     #: ``[HOST:]PORT`` of the live page (``--dashboard``), and the detector's file, which the
-    #: watch reads again when a refit replaces it (looked at every ``interval`` seconds) and
-    #: aetk's drawing of the page's pictures loads.
+    #: watch reads again when a refit replaces it (looked at every ``interval`` seconds).
     dashboard: str | None = None
     detector_file: Path | None = None
 
@@ -104,8 +103,7 @@ class Monitor:
     With a fleet detector it watches a folder: each file is judged by its machine's detector,
     at its machine's threshold, and each machine's alerts start and end on their own.
 
-    A subclass says how its detector file is read again after a refit (:meth:`load`), and may
-    draw the live page's pictures (:meth:`open_dashboard`)."""
+    A subclass says how its detector file is read again after a refit (:meth:`load`)."""
 
     def __init__(
         self,
@@ -154,15 +152,8 @@ class Monitor:
         raise NotImplementedError("a watch of a detector file says how to read it")
 
     def open_dashboard(self) -> Dashboard:
-        """The live page for ``options.dashboard``, without pictures (a subclass that draws
-        alerts' spectrograms gives :meth:`dashboard_drawing` its ``draw``)."""
-        return self.dashboard_drawing(None)
-
-    def dashboard_drawing(
-        self, draw: Callable[[Path, str | None, float | None], bytes | None] | None
-    ) -> Dashboard:
-        """The live page, its pictures drawn by ``draw``; it plays files of the watched folder
-        and of ``--record``."""
+        """The live page for ``options.dashboard``, its pictures drawn by :meth:`draw_alert`;
+        it plays files of the watched folder and of ``--record``."""
         from aetk_core.watch.dashboard import Dashboard, parse_address
 
         allowed = [Path(self.source)] if Path(self.source).is_dir() else []
@@ -171,8 +162,32 @@ class Monitor:
             parse_address(self.options.dashboard or ""),
             self.options.machine or self.source,
             self.main.threshold if self.main else None,
-            draw,
+            self.draw_alert,
             allowed,
+        )
+
+    def draw_alert(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:
+        """PNG of ``audio``'s spectrogram with its events marked (:mod:`aetk_core.watch.picture`),
+        as the detector judging it now (a fleet's: ``machine``'s) explains it at ``threshold``
+        (its ``explain(path, threshold)``: the one scoring path, localized); None when it cannot
+        be read or localized, or the detector does not explain."""
+        from aetk_core.watch.picture import alert_picture
+
+        judge = self.judges.get(str(machine)) if self.fleet else self.main
+        explain = getattr(judge.detector, "explain", None) if judge else None
+        if explain is None:
+            return None
+        try:
+            explained = explain(audio, threshold)
+        except AetkError:
+            return None
+        if explained is None:
+            return None
+        return alert_picture(
+            explained.spectrogram,
+            explained.events,
+            explained.band_edges_hz,
+            explained.frame_seconds,
         )
 
     def _judge_with(self, detector: Any, conditions: dict[str, str] | None) -> None:

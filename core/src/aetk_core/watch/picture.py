@@ -1,7 +1,7 @@
 """An alert's picture for the live page, drawn with numpy and zlib alone: the recording's log-mel
 spectrogram, low bands at the bottom, with each event's seconds lightened and the bands it names
-outlined, on axes of seconds and hertz. ``aetk-runtime watch`` draws its alerts so, having no
-plotting library; aetk draws its own with matplotlib (:func:`aetk.eval.plots.alert_spectrogram`).
+outlined, on axes of seconds and hertz: the same picture in ``aetk watch`` and ``aetk-runtime
+watch``, without a plotting library. The page shows the alert's file, score and threshold beside it.
 """
 
 from __future__ import annotations
