@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -307,5 +308,8 @@ def test_an_alert_is_drawn_by_the_detector_judging_now(watched, tmp_path):
         assert not monitor.reload_if_refitted() and monitor.reload_if_refitted()  # settled
         assert monitor.draw_alert(audio, None, None) == picture_of(refitted)
         assert monitor.draw_alert(tmp_path / "gone.wav", None, None) is None
+        # A scorer that does not localize explains nothing, and there is no picture.
+        monitor.main.detector = SimpleNamespace(explain=lambda path, threshold: None)
+        assert monitor.draw_alert(audio, None, None) is None
     finally:
         monitor.close()
