@@ -510,10 +510,14 @@ def fleet_page(fitted_fleet, tmp_path):
         monitor.close()
 
 
-def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(fitted_fleet, fleet_page):
+def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(
+    fitted_fleet, fleet_page, tmp_path
+):
     """A source per machine with its own threshold, each alert with its machine, and its
     spectrogram drawn by that machine's detector."""
     import urllib.request
+
+    from aetk_core.watch.picture import alert_picture
 
     fleet, _ = fitted_fleet
     status = json.loads(urllib.request.urlopen(fleet_page + "/api/status").read())
@@ -525,8 +529,16 @@ def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(fitted_fle
     for alert in alerts:
         assert alert["source"] == alert["machine"] in MACHINES
         assert alert["threshold"] == fleet.detectors[alert["machine"]].threshold
-    picture = urllib.request.urlopen(fleet_page + alerts[0]["spectrogram"], timeout=120).read()
-    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+    for alert in alerts:
+        picture = urllib.request.urlopen(fleet_page + alert["spectrogram"], timeout=120).read()
+        machine = fleet.detectors[alert["machine"]]
+        explained = machine.explain(tmp_path / "incoming" / alert["machine"] / "a.wav")
+        assert picture == alert_picture(
+            explained.spectrogram,
+            explained.events,
+            explained.band_edges_hz,
+            explained.frame_seconds,
+        )
 
 
 def test_the_live_page_of_a_fleet_names_the_machine_of_each_alert_in_chromium(fleet_page):
