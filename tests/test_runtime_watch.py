@@ -328,8 +328,14 @@ def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python
     _, _, onnx_path = exported
     missing = runtime(runtime_python, "watch", tmp_path / "nowhere", "-d", onnx_path, text=True)
     assert missing.returncode == 2
-    assert (
-        missing.stderr == f"error: {tmp_path / 'nowhere'}: not a folder or '-' (standard input)\n"
+    assert missing.stderr == (
+        f"error: {tmp_path / 'nowhere'}: not a folder, 'mic[:NAME|INDEX]' (an input device) or "
+        "'-' (standard input)\n"
+    )
+    nothing = runtime(runtime_python, "watch", "-d", onnx_path, text=True)
+    assert (nothing.returncode, nothing.stderr) == (
+        2,
+        "error: watch needs a SOURCE: a folder, 'mic[:NAME|INDEX]' or '-'\n",
     )
     machine = runtime(
         runtime_python, "watch", tmp_path, "-d", onnx_path, "--machine", "a", text=True
@@ -508,3 +514,68 @@ def test_a_fleets_alert_is_drawn_by_its_machines_detector(
     assert all(picture.startswith(b"\x89PNG\r\n\x1a\n".hex()) for picture in drawn.values())
     # Each machine's detector marks the recording its own way.
     assert len(set(drawn.values())) == len(fleet.machines)
+
+
+LISTEN = """
+import json, os, signal, sys, threading, types
+
+import soundfile
+
+samples, rate = soundfile.read(sys.argv[2], dtype="float32")
+
+
+class InputStream:  # sounddevice's, replaced at its boundary: CI has no microphone
+    def __init__(self, *, device, channels, samplerate, dtype, callback):
+        print(json.dumps({"device": device, "format": [channels, samplerate, dtype]}))
+        self.callback = callback
+
+    def __enter__(self):
+        for start in range(0, len(samples), 1600):
+            block = samples[start : start + 1600, None]
+            self.callback(block, len(block), None, None)
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def query_devices(device=None, kind=None):
+    return "> 0 the line-in, ALSA (2 in, 0 out)" if kind is None else {"default_samplerate": rate}
+
+
+sys.modules["sounddevice"] = types.SimpleNamespace(
+    InputStream=InputStream, query_devices=query_devices
+)
+import contextlib, io
+
+from aetk_runtime.cli import run
+
+with contextlib.redirect_stdout(io.StringIO()) as listing:
+    code = run(["watch", "--list-devices"])
+print(json.dumps({"listed": code, "devices": listing.getvalue()}))
+sys.exit(run(["watch", "mic:0", "-d", sys.argv[1], "--json"]))
+"""
+
+
+def test_a_live_device_gives_aetk_watchs_events(exported, runtime_python, tmp_path):
+    """``aetk-runtime watch mic:0``: an input device (sounddevice's stream replaced at its
+    boundary) heard in windows with aetk watch's alerts; ``--list-devices`` names the devices;
+    without sounddevice, one line saying what to install."""
+    _, _, onnx_path = exported
+    recording = tmp_path / "stream.wav"
+    recording.write_bytes(a_stream_with_a_fault())
+    lines = in_runtime(runtime_python, LISTEN, onnx_path, recording)
+    assert lines[0] == {"listed": 0, "devices": "> 0 the line-in, ALSA (2 in, 0 out)\n"}
+    assert lines[1] == {"device": 0, "format": [1, RATE, "float32"]}
+    events = lines[2:]
+    assert [e["event"] for e in events if e["event"].startswith("anomaly")] == [
+        "anomaly_start",
+        "anomaly_end",
+    ]
+    assert all(e["source"] == "mic:0" for e in events)
+    (start,) = [e for e in events if e["event"] == "anomaly_start"]
+    assert 8.0 <= start["time"] <= 13.0  # the fault plays from 10 s to 13 s
+    missing = runtime(runtime_python, "watch", "mic", "-d", onnx_path)
+    assert missing.returncode == 2
+    assert missing.stderr.decode().startswith("error: listening to a device needs sounddevice (")

@@ -41,7 +41,7 @@ from aetk.errors import (
 from aetk.plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from aetk_core.watch.sources import StreamFormat
+    from aetk_core.watch.sources import StreamFormat, open_input_device
 
     from aetk import testing
     from aetk.components import networks
@@ -68,6 +68,7 @@ _LAZY = {
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
     "StreamFormat": "aetk_core.watch.sources",
+    "open_input_device": "aetk_core.watch.sources",
 }
 #: Helper modules for plugins, by their public name: each lives with the job it serves.
 _MODULES = {
@@ -117,6 +118,7 @@ __all__ = [
     "hookimpl",
     "metrics",
     "networks",
+    "open_input_device",
     "plugins",
     "read_audio",
     "scoring",

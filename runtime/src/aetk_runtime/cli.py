@@ -1,6 +1,7 @@
 """``aetk-runtime score``: the same table, JSON Lines and exit statuses as ``aetk score``;
 ``aetk-runtime info``: what an exported detector holds, in the words of ``aetk info``;
-``aetk-runtime watch``: ``aetk watch`` of a folder or standard input, with the same events.
+``aetk-runtime watch``: ``aetk watch`` of a folder, an input device or standard input, with the
+same events.
 
 Exit status: 0 all scored, 1 some file could not be scored, 2 usage error, 3 ``--fail-on-anomaly``
 found an anomaly (and none failed), 130 interrupted.
@@ -82,14 +83,25 @@ def _judging_options(command: argparse.ArgumentParser, machine_help: str) -> Non
 def _watch_parser(commands: Any) -> None:
     watch = commands.add_parser(
         "watch",
-        help="score new files in a folder, or standard input in windows, and raise alerts",
-        description="Files are scored as they arrive; standard input (arecord, ffmpeg, sox) in "
-        "sliding windows. Alerts start after --confirm windows above the threshold and end "
-        "after --clear windows below it. Ctrl-C or SIGTERM stops cleanly. With a fleet's "
-        "folder of exported detectors (-d models/), each file is judged by its machine's. A "
-        "new export written over the detector judges from then on, without a restart.",
+        help="score new files in a folder, or an input device or standard input in windows, and "
+        "raise alerts",
+        description="Files are scored as they arrive; an input device (mic) or standard input "
+        "(arecord, ffmpeg, sox) in sliding windows. Alerts start after --confirm windows above "
+        "the threshold and end after --clear windows below it. Ctrl-C or SIGTERM stops "
+        "cleanly. With a fleet's folder of exported detectors (-d models/), each file is judged "
+        "by its machine's. A new export written over the detector judges from then on, without "
+        "a restart.",
     )
-    watch.add_argument("source", metavar="SOURCE", help="a folder, or - (standard input)")
+    watch.add_argument(
+        "source",
+        metavar="SOURCE",
+        nargs="?",
+        help="a folder, mic[:NAME|INDEX] (an input device: the default one, or one that "
+        "--list-devices names), or - (standard input)",
+    )
+    watch.add_argument(
+        "--list-devices", action="store_true", help="list input devices and exit (sounddevice)"
+    )
     _judging_options(watch, "watch NAME's detector alone")
     watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
     watch.add_argument(
@@ -133,10 +145,15 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
     watch.add_argument("--mqtt", help="HOST[:PORT]/TOPIC (needs paho-mqtt)")
     watch.add_argument("--state", type=Path, help="remember scored files here, across restarts")
     watch.add_argument(
-        "--rate", type=_within(int, 1000), help="raw PCM on stdin at this rate (else WAV)"
+        "--rate",
+        type=_within(int, 1000),
+        help="raw PCM on stdin at this rate (else WAV); the rate asked of a device",
     )
     watch.add_argument(
-        "--channels", type=_within(int, 1, 256), default=1, help="channels of raw PCM"
+        "--channels",
+        type=_within(int, 1, 256),
+        default=1,
+        help="channels of raw PCM; the channels asked of a device",
     )
     watch.add_argument(
         "--format", default="s16le", help="raw PCM sample format: s16le, s32le or f32le"
@@ -339,14 +356,22 @@ def watch(arguments: argparse.Namespace) -> int:
     from aetk_runtime.fleet import load_judging
     from aetk_runtime.watch import Monitor
 
+    if arguments.list_devices:
+        print(sources.list_devices())
+        return EXIT_OK
+    source = arguments.source
+    if source is None:
+        raise RuntimeUsageError("watch needs a SOURCE: a folder, 'mic[:NAME|INDEX]' or '-'")
     finite(arguments.window, "window")
     finite(arguments.hop, "hop")
     raw = sources.raw_format(arguments.rate, arguments.channels, arguments.format)
-    source, folder = arguments.source, Path(arguments.source)
-    if source != "-" and not folder.is_dir():
-        raise RuntimeUsageError(f"{source}: not a folder or '-' (standard input)")
+    folder = Path(source)
+    if source != "-" and not folder.is_dir() and source.partition(":")[0] != "mic":
+        raise RuntimeUsageError(
+            f"{source}: not a folder, 'mic[:NAME|INDEX]' (an input device) or '-' (standard input)"
+        )
     detector, conditions = load_judging(arguments.detector, arguments.machine, arguments.machines)
-    if not isinstance(detector, Fleet) and source == "-":
+    if not isinstance(detector, Fleet) and not folder.is_dir():
         for warning in window_warnings(arguments.window, arguments.hop, detector.clip_seconds):
             warn(warning)
     names = ["window", "hop", "confirm", "clear", "cooldown", "threshold", "false_alarm_rate"]
@@ -362,13 +387,26 @@ def watch(arguments: argparse.Namespace) -> int:
         print(f"Dashboard: {monitor.dashboard.url}", file=sys.stderr, flush=True)
     try:
         with stop_on_signals(monitor):
-            if source == "-":
-                monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
-            else:
-                monitor.run_folder(folder)
+            _listen(monitor, arguments, raw)
     finally:
         monitor.close()
     return EXIT_OK
+
+
+def _listen(monitor: Any, arguments: argparse.Namespace, raw: Any) -> None:
+    """Watch the folder, standard input (``raw``: its raw PCM's format, None for WAV) or input
+    device that ``arguments.source`` names, until it ends or the watch stops."""
+    from aetk_core.watch import sources
+
+    source = arguments.source
+    if Path(source).is_dir():
+        monitor.run_folder(Path(source))
+    elif source == "-":
+        monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
+    else:
+        address, rate, channels = source.partition(":")[2], arguments.rate, arguments.channels
+        stream = sources.open_input_device(address, rate, channels, lambda: monitor.stopping)
+        monitor.run_stream(*stream)
 
 
 def _show_event(json_output: bool, source: str) -> Callable[[dict[str, Any]], None]:

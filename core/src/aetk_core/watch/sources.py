@@ -1,12 +1,14 @@
-"""Where a watch listens: standard input (a WAV stream or raw PCM), a live input device (aetk's
-built-in plugin ``microphone`` opens it), or a folder whose new files are scored once each."""
+"""Where a watch listens: standard input (a WAV stream or raw PCM), a live input device
+(``mic[:NAME|INDEX]``: aetk's built-in plugin ``microphone`` registers it, aetk-runtime opens it
+itself), or a folder whose new files are scored once each."""
 
 from __future__ import annotations
 
+import queue
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,6 +19,11 @@ from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walk
 from aetk_core.errors import ConfigError
 
 WATCH_EXTRA = "pip install 'aetk[watch]'"
+#: What a device needs, for aetk and for aetk-runtime.
+DEVICE_EXTRA = f"{WATCH_EXTRA}, or beside aetk-runtime: pip install sounddevice"
+#: A device's blocks waiting for the monitor (0.1-s blocks: 100 s of sound) before the device's
+#: thread waits.
+QUEUED_BLOCKS = 1000
 RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
@@ -127,11 +134,48 @@ def stdin_blocks(
 
 
 def list_devices() -> str:
+    return str(_sounddevice("listing devices").query_devices())
+
+
+def open_input_device(
+    address: str, rate: int | None, channels: int, stopping: Callable[[], bool]
+) -> tuple[StreamFormat, Iterator[np.ndarray]]:
+    """Blocks from the input device named or numbered by ``address`` (the default one when
+    empty), through sounddevice's input stream, at ``rate`` (the device's default when None),
+    until ``stopping()``."""
+    sounddevice = _sounddevice("listening to a device")
+    chosen: int | str | None = int(address) if address.isdigit() else address or None
+    try:
+        info = sounddevice.query_devices(chosen, "input")
+    except Exception as exc:  # sounddevice raises ValueError or its PortAudioError
+        raise ConfigError(f"no input device {address!r} ({exc})") from None
+    rate = rate or int(info["default_samplerate"])
+    blocks: queue.Queue = queue.Queue(maxsize=QUEUED_BLOCKS)
+
+    def callback(data, frames, timing, status) -> None:
+        blocks.put(np.ascontiguousarray(data.T, dtype=np.float32).copy())
+
+    stream = sounddevice.InputStream(
+        device=chosen, channels=channels, samplerate=rate, dtype="float32", callback=callback
+    )
+
+    def generate() -> Iterator[np.ndarray]:
+        with stream:
+            while not stopping():
+                try:
+                    yield blocks.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+
+    return StreamFormat(rate, channels, "<f4", 1.0), generate()
+
+
+def _sounddevice(doing: str) -> Any:
     try:
         import sounddevice
-    except (ImportError, OSError) as exc:
-        raise ConfigError(f"listing devices needs sounddevice ({WATCH_EXTRA}): {exc}") from None
-    return str(sounddevice.query_devices())
+    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
+        raise ConfigError(f"{doing} needs sounddevice ({DEVICE_EXTRA}): {exc}") from None
+    return sounddevice
 
 
 class FolderWatch:
