@@ -517,44 +517,24 @@ def test_a_fleets_alert_is_drawn_by_its_machines_detector(
 
 
 LISTEN = """
-import json, os, signal, sys, threading, types
+import contextlib, io, json, sys
 
 import soundfile
 
+sys.path.insert(0, sys.argv[3])
+import fake_sounddevice
+
 samples, rate = soundfile.read(sys.argv[2], dtype="float32")
-
-
-class InputStream:  # sounddevice's, replaced at its boundary: CI has no microphone
-    def __init__(self, *, device, channels, samplerate, dtype, callback):
-        print(json.dumps({"device": device, "format": [channels, samplerate, dtype]}))
-        self.callback = callback
-
-    def __enter__(self):
-        for start in range(0, len(samples), 1600):
-            block = samples[start : start + 1600, None]
-            self.callback(block, len(block), None, None)
-        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        return False
-
-
-def query_devices(device=None, kind=None):
-    return "> 0 the line-in, ALSA (2 in, 0 out)" if kind is None else {"default_samplerate": rate}
-
-
-sys.modules["sounddevice"] = types.SimpleNamespace(
-    InputStream=InputStream, query_devices=query_devices
-)
-import contextlib, io
-
+device = fake_sounddevice.playing(samples, rate)
+sys.modules["sounddevice"] = device
 from aetk_runtime.cli import run
 
 with contextlib.redirect_stdout(io.StringIO()) as listing:
     code = run(["watch", "--list-devices"])
 print(json.dumps({"listed": code, "devices": listing.getvalue()}))
-sys.exit(run(["watch", "mic:0", "-d", sys.argv[1], "--json"]))
+watched = run(["watch", "mic:0", "-d", sys.argv[1], "--json"])
+print(json.dumps({"opened": device.opened}))
+sys.exit(watched)
 """
 
 
@@ -562,13 +542,15 @@ def test_a_live_device_gives_aetk_watchs_events(exported, runtime_python, tmp_pa
     """``aetk-runtime watch mic:0``: an input device (sounddevice's stream replaced at its
     boundary) heard in windows with aetk watch's alerts; ``--list-devices`` names the devices;
     without sounddevice, one line saying what to install."""
+    import fake_sounddevice
+
     _, _, onnx_path = exported
     recording = tmp_path / "stream.wav"
     recording.write_bytes(a_stream_with_a_fault())
-    lines = in_runtime(runtime_python, LISTEN, onnx_path, recording)
-    assert lines[0] == {"listed": 0, "devices": "> 0 the line-in, ALSA (2 in, 0 out)\n"}
-    assert lines[1] == {"device": 0, "format": [1, RATE, "float32"]}
-    events = lines[2:]
+    lines = in_runtime(runtime_python, LISTEN, onnx_path, recording, Path(__file__).parent)
+    assert lines[0] == {"listed": 0, "devices": fake_sounddevice.DEVICES + "\n"}
+    assert lines[-1] == {"opened": [{"device": 0, "format": [1, RATE, "float32"]}]}
+    events = lines[1:-1]
     assert [e["event"] for e in events if e["event"].startswith("anomaly")] == [
         "anomaly_start",
         "anomaly_end",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -240,41 +239,22 @@ def test_a_webhook_gets_the_alerts_after_retries(watched):
 
 
 def test_a_live_device_through_sounddevice_replaced_at_its_boundary(watched, cli, monkeypatch):
-    try:
-        import sounddevice
-    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
-        pytest.skip(f"needs sounddevice and PortAudio (Debian libportaudio2): {exc}")
+    import fake_sounddevice
+
     _, path = watched
     fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
-    samples = stream(10, fault, 7).astype(np.float32)
-
-    class FakeInputStream:
-        def __init__(self, *, device, channels, samplerate, dtype, callback):
-            assert (channels, samplerate, dtype) == (1, RATE, "float32")
-            self.callback = callback
-
-        def __enter__(self):
-            for start in range(0, len(samples), 1600):
-                block = samples[start : start + 1600, None]
-                self.callback(block, len(block), None, None)
-            threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
-            return self
-
-        def __exit__(self, *exc_info):
-            return False
-
-    monkeypatch.setattr(sounddevice, "InputStream", FakeInputStream)
-    monkeypatch.setattr(
-        sounddevice, "query_devices", lambda device=None, kind=None: {"default_samplerate": RATE}
-    )
+    device = fake_sounddevice.playing(stream(10, fault, 7), RATE)
+    monkeypatch.setitem(sys.modules, "sounddevice", device)
     result = cli("watch", "mic:0", "-d", path, "--json")
     assert result.code == 0, result.stderr
+    assert device.opened == [{"device": 0, "format": [1, RATE, "float32"]}]
     events = result.json_lines()
     assert [e["event"] for e in events if e["event"].startswith("anomaly")] == [
         "anomaly_start",
         "anomaly_end",
     ]
     assert all(e["source"] == "mic:0" for e in events)
+    assert cli("watch", "--list-devices").stdout == fake_sounddevice.DEVICES + "\n"
 
 
 def test_a_hop_longer_than_the_window_is_said_once_as_the_watch_starts():
