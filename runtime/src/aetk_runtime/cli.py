@@ -138,8 +138,8 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
     watch.add_argument(
         "--dashboard",
         metavar="[HOST:]PORT",
-        help="serve a live page (scores, alerts with audio, acknowledge) on this port "
-        "(127.0.0.1 unless HOST is given)",
+        help="serve a live page (scores, alerts with audio and spectrogram, acknowledge) on "
+        "this port (127.0.0.1 unless HOST is given)",
     )
     watch.add_argument("--webhook", help="POST start/end events here")
     watch.add_argument("--mqtt", help="HOST[:PORT]/TOPIC (needs paho-mqtt)")
