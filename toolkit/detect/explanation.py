@@ -62,7 +62,7 @@ def explain(
     """
     clip = detector.clip(path)
     maps: dict[str, ErrorMap] = {}
-    threshold = detector.threshold if threshold is None else threshold
+    threshold = detector.threshold_for(threshold)
     (result,) = score_clips(
         detector, [FileClips(str(path), [clip])], threshold, localize=True, maps=maps
     )
