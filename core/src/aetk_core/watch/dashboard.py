@@ -83,8 +83,8 @@ class Alert:
     acknowledged: str | None = None
     spectrogram: bytes | None = field(default=None, repr=False)
 
-    def as_dict(self, pictures: bool = True) -> dict[str, Any]:
-        """The alert as the page reads it (``pictures``: whether its spectrogram can be drawn)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The alert as the page reads it."""
         return {
             "id": self.id,
             "source": self.source,
@@ -100,9 +100,7 @@ class Alert:
             "acknowledged": self.acknowledged,
             "file": Path(self.audio).name if self.audio else None,
             "audio": f"/api/alerts/{self.id}/audio" if self.audio else None,
-            "spectrogram": (
-                f"/api/alerts/{self.id}/spectrogram.png" if self.audio and pictures else None
-            ),
+            "spectrogram": f"/api/alerts/{self.id}/spectrogram.png" if self.audio else None,
         }
 
 
@@ -115,7 +113,7 @@ class Dashboard:
         carry (a fleet's machines each their own).
     :param draw: ``(audio path, machine, threshold) → PNG bytes`` of its spectrogram with the
         anomaly marked (None from it: no picture); ``machine`` is the fleet machine that raised
-        it. None: the page shows no pictures.
+        it.
     :param allowed: folders whose files the page may play (the watched folder, ``--record``).
     """
 
@@ -124,7 +122,7 @@ class Dashboard:
         address: tuple[str, int],
         name: str,
         threshold: float | None,
-        draw: Callable[[Path, str | None, float | None], bytes | None] | None,
+        draw: Callable[[Path, str | None, float | None], bytes | None],
         allowed: list[Path],
     ):
         self.name = name
@@ -241,17 +239,14 @@ class Dashboard:
                             [round(at, 3), score, flag, threshold]
                             for at, score, flag, threshold in points
                         ],
-                        "open_alert": (
-                            self._find(open_id).as_dict(self.draw is not None) if open_id else None
-                        ),
+                        "open_alert": self._find(open_id).as_dict() if open_id else None,
                     }
                 )
             return {"now": time.time(), "threshold": self.threshold, "sources": sources}
 
     def alert_list(self) -> dict[str, Any]:
         with self.lock:
-            pictures = self.draw is not None
-            return {"alerts": [alert.as_dict(pictures) for alert in reversed(self.alerts)]}
+            return {"alerts": [alert.as_dict() for alert in reversed(self.alerts)]}
 
     def acknowledge(self, alert_id: int) -> dict[str, Any]:
         with self.lock:
@@ -259,7 +254,7 @@ class Dashboard:
             alert.acknowledged = alert.acknowledged or datetime.datetime.now(
                 datetime.timezone.utc
             ).isoformat(timespec="seconds")
-            return alert.as_dict(self.draw is not None)
+            return alert.as_dict()
 
     def audio(self, alert_id: int) -> Path:
         with self.lock:
@@ -274,8 +269,6 @@ class Dashboard:
             alert = self._find(alert_id)
             cached = alert.spectrogram
         if cached is None:
-            if self.draw is None:  # a watch without pictures
-                raise KeyError(alert_id)
             cached = self.draw(self.audio(alert_id), alert.machine, alert.threshold) or b""
             with self.lock:
                 alert.spectrogram = cached
