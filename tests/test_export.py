@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from aetk_core.results import ScoreResult
 from aetk_core.results import table as results_table
 from conftest import make_distribution
@@ -198,17 +199,21 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
     detector, detector_path, onnx_path = exported[preset]
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio")
-    inputs = [*map(str, sounds[1]), str(broken)]
+    # Decoded, then too short to featurize: an error row, as aetk gives it (its checks too).
+    too_short = tmp_path / "too_short.wav"
+    soundfile.write(too_short, np.full(160, 0.1), 16000, subtype="PCM_16")
+    inputs = [*map(str, sounds[1]), str(broken), str(too_short)]
     script = str(Path(runtime_python).parent / "aetk-runtime")
     ran = runtime_score(runtime_python, inputs, onnx_path)
-    assert ran.returncode == 1, ran.stderr  # the broken file
+    assert ran.returncode == 1, ran.stderr  # the broken and the too-short file
     runtime_rows = [json.loads(line) for line in ran.stdout.splitlines()]
     aetk_rows = [r.as_dict() for r in aetk.Detector.load(detector_path).score(inputs)]
     assert [row["path"] for row in runtime_rows] == [row["path"] for row in aetk_rows]
     for mine, theirs in zip(runtime_rows, aetk_rows, strict=True):
         assert set(mine) == set(theirs)
         if theirs["error"]:
-            assert mine["error"] and mine["score"] is None
+            assert mine["error"] == theirs["error"] and mine["score"] is None
+            assert mine["warnings"] == theirs["warnings"]
             continue
         assert mine["score"] == pytest.approx(theirs["score"], rel=1e-4)
         assert mine["view"] == theirs["view"]  # which view gave the score, and when

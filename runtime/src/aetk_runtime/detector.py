@@ -248,9 +248,11 @@ class ExportedDetector:
         spans, scores, views = [], [], []
         try:
             for start, audio in clips():
+                # Checked once scored, as aetk checks a clip once featurized: a clip that
+                # cannot be scored gives its row an error, not warnings besides it.
+                graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
                 found = merged([*found, *self._mismatches(audio, seconds)])
                 spans.append((start, start + audio.seconds))
-                graph = self._score_clip(audio.samples, audio.sample_rate, outputs)
                 scores.append(graph["score"])
                 views.append(view_from(self._view(graph.get("winning_view")), start))
         except AudioError as exc:
