@@ -73,6 +73,8 @@ CANDIDATES: dict[str, dict] = {
         "set": ["scorer.pooling=clip+event+contrast"],
     },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
+    "default, 2 frames of context": {"preset": "default", "set": ["featurizer.frames=2"]},
+    "default, 3 frames of context": {"preset": "default", "set": ["featurizer.frames=3"]},
     "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},
     "default, moments of 2 frames (64 ms)": {"preset": "default", "set": ["scorer.event_window=2"]},
     "default, moments of 1 frame (32 ms)": {"preset": "default", "set": ["scorer.event_window=1"]},
