@@ -193,3 +193,12 @@ def test_report_on_silence_explains_the_whole_clip(cli, fitted, tmp_path):
     assert cli("report", tmp_path, "-d", detector, "-o", tmp_path / "r.html").code == 0
     page = (tmp_path / "r.html").read_text()
     assert "<h3>silence.wav</h3>" in page
+
+
+def test_the_score_histogram_counts_whole_clips():
+    """A few clips make bars of one or two: the count axis is marked in whole clips."""
+    from aetk.eval import plots
+
+    figure = plots.score_histogram([0.7, 0.8, 0.8, 1.1], [1.3, 2.2], 1.0, "scores")
+    ticks = figure.axes[0].get_yticks()
+    assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))

@@ -67,6 +67,8 @@ def score_histogram(
     normal: Sequence[float], anomalous: Sequence[float], threshold: float, title: str
 ):
     """Histograms of normal and anomalous scores with the threshold as a vertical line."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     values = np.concatenate([np.asarray(normal, float), np.asarray(anomalous, float), [threshold]])
     bins = np.linspace(values.min(), values.max(), 31) if np.ptp(values) > 0 else 10
@@ -79,6 +81,7 @@ def score_histogram(
         )
     axes.axvline(threshold, color="k", ls="--", lw=1.5, label=f"threshold {threshold:.4g}")
     axes.set(xlabel="anomaly score (higher is more anomalous)", ylabel="clips", title=title)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.25 of a clip
     axes.legend(fontsize=8)
     return figure
 
