@@ -8,7 +8,9 @@ standard deviation over seeds. The synthetic set ``synthetic_events`` (aetk.synt
 machine with one knock, valve chatter or brief rub per faulty 10-s clip, at −10…0 dB under the
 hum) is written afresh for each seed, so its figures average three different machines' worth of
 clips; its AUC per kind of event is reported too. ``mimii_fan_00@6`` fits on 6 of the fan's
-training clips (one minute of sound), drawn afresh with each seed, and tests on all its test clips.
+training clips (one minute of sound), drawn afresh with each seed, and tests on all its test clips;
+``lathe@66`` likewise fits on 66 of the lathe's (a machine whose faults are short events, recorded
+for about a minute).
 
     ./dev python bench/quality.py                       # every candidate, 3 seeds
     ./dev python bench/quality.py --candidates "default;dcase" --seeds 1,2,3,4,5
@@ -160,9 +162,9 @@ SINGLE_SEED = {"seed (1 channel)", "seed (1 channel) + baseline-ae"}
 
 SYNTHETIC = "synthetic_events"
 #: Real sets fitted on a few of their training clips, drawn afresh with each seed (set name →
-#: the set and how many clips): a machine recorded for one minute, where every view has the
-#: least normal sound to learn from. Tested on all of the set's test clips.
-FEW_CLIPS = {"mimii_fan_00@6": ("mimii_fan_00", 6)}
+#: the set and how many clips): a machine recorded for about a minute, where every view has
+#: little normal sound to learn from. Tested on all of the set's test clips.
+FEW_CLIPS = {"mimii_fan_00@6": ("mimii_fan_00", 6), "lathe@66": ("lathe", 66)}
 
 
 def data_sets(root: Path) -> list[Path]:
