@@ -319,10 +319,10 @@ class ExportedDetector:
         layout = self.localization
         if layout is None:
             return None
+        threshold = self.threshold_for(threshold)
         ((_, audio),) = read_clips(path, 0.0, self.featurizer.frames_to_read)
         features = self._features(audio.samples, audio.sample_rate)
         graph = self._run(features, self.outputs)
-        threshold = self.threshold_for(threshold)
         found = self._event_map(graph, graph["score"], threshold, audio.sample_rate / 2)
         return Explained(
             graph["score"],
