@@ -365,13 +365,13 @@ def watch(arguments: argparse.Namespace) -> int:
     finite(arguments.window, "window")
     finite(arguments.hop, "hop")
     raw = sources.raw_format(arguments.rate, arguments.channels, arguments.format)
-    folder = Path(source)
-    if source != "-" and not folder.is_dir() and source.partition(":")[0] != "mic":
+    is_folder = Path(source).is_dir()
+    if source != "-" and not is_folder and source.partition(":")[0] != "mic":
         raise RuntimeUsageError(
             f"{source}: not a folder, 'mic[:NAME|INDEX]' (an input device) or '-' (standard input)"
         )
     detector, conditions = load_judging(arguments.detector, arguments.machine, arguments.machines)
-    if not isinstance(detector, Fleet) and not folder.is_dir():
+    if not isinstance(detector, Fleet) and not is_folder:
         for warning in window_warnings(arguments.window, arguments.hop, detector.clip_seconds):
             warn(warning)
     names = ["window", "hop", "confirm", "clear", "cooldown", "threshold", "false_alarm_rate"]
@@ -387,19 +387,19 @@ def watch(arguments: argparse.Namespace) -> int:
         print(f"Dashboard: {monitor.dashboard.url}", file=sys.stderr, flush=True)
     try:
         with stop_on_signals(monitor):
-            _listen(monitor, arguments, raw)
+            _listen(monitor, arguments, raw, is_folder)
     finally:
         monitor.close()
     return EXIT_OK
 
 
-def _listen(monitor: Any, arguments: argparse.Namespace, raw: Any) -> None:
-    """Watch the folder, standard input (``raw``: its raw PCM's format, None for WAV) or input
-    device that ``arguments.source`` names, until it ends or the watch stops."""
+def _listen(monitor: Any, arguments: argparse.Namespace, raw: Any, is_folder: bool) -> None:
+    """Watch the folder (``is_folder``), standard input (``raw``: its raw PCM's format, None for
+    WAV) or input device that ``arguments.source`` names, until it ends or the watch stops."""
     from aetk_core.watch import sources
 
     source = arguments.source
-    if Path(source).is_dir():
+    if is_folder:
         monitor.run_folder(Path(source))
     elif source == "-":
         monitor.run_stream(*sources.stdin_blocks(sources.stdin(), raw))
