@@ -174,6 +174,64 @@ def test_each_score_keeps_the_threshold_it_was_judged_at():
         board.close()
 
 
+def scored(board: Dashboard, score: float) -> None:
+    event = {"event": "scored", "source": "mic", "score": score, "threshold": 1.0}
+    board.record({**event, "anomalous": score > 1.0})
+
+
+def test_status_counts_the_scores_above_the_threshold_in_a_row():
+    """What the page needs to say "above threshold, 2 of 3 in a row" rather than "normal" beside
+    a score above the threshold that has not started an alert yet (``--confirm 3``)."""
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3)
+    try:
+        assert board.status()["confirm"] == 3
+        runs = []
+        for score in (0.5, 2.0, 2.5, 0.7, 3.0):
+            scored(board, score)
+            runs.append(board.status()["sources"][0]["above_in_a_row"])
+        assert runs == [0, 1, 2, 0, 1]
+    finally:
+        board.close()
+
+
+def test_the_page_says_a_score_above_the_threshold_before_its_alert(tmp_path):
+    driver, reason = browser()
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3)
+
+    def badge() -> tuple[str, str]:
+        """The source's state and its whole line ("" before the page has drawn it), read in one
+        script: the page redraws the line every 2 s."""
+        read = (
+            "const head = document.querySelector('.source .source-head');"
+            "return head ? [head.querySelector('.state').textContent, head.textContent] : ['', ''];"
+        )
+        state, line = driver.execute_script(read)
+        return state, line
+
+    try:
+        driver.get(board.url)
+        scored(board, 0.5)
+        wait_for(lambda: badge()[0] == "normal")
+        scored(board, 2.0)
+        scored(board, 2.5)
+        state, head = wait_for(lambda: badge()[0] not in ("", "normal") and badge())
+        assert state == "above threshold"
+        assert "2 of 3 in a row: an alert starts at 3" in head
+        board.record({"event": "anomaly_start", "source": "mic", "at": "t", "score": 2.5})
+        state, head = wait_for(lambda: badge()[0] == "ANOMALY" and badge())
+        assert "in a row" not in head
+        scored(board, 0.5)  # below again, and the alert still open until it clears
+        wait_for(lambda: "score 0.5000" in badge()[1])
+        assert badge()[0] == "ANOMALY"
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
+        board.close()
+
+
 def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
     monkeypatch.setattr(dashboards, "MAX_ALERTS", 5)
     board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])

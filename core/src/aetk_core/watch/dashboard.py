@@ -50,6 +50,16 @@ ASSETS = {
 }
 
 
+def _run_above(points: deque[tuple[float, float, bool, float | None]]) -> int:
+    """How many of the latest scores in a row were above their threshold."""
+    run = 0
+    for _, _, above, _ in reversed(points):
+        if not above:
+            break
+        run += 1
+    return run
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """``PORT`` or ``HOST:PORT`` (127.0.0.1 by default) for ``--dashboard``."""
     host, _, port = text.rpartition(":")
@@ -115,6 +125,9 @@ class Dashboard:
         anomaly marked (None from it: no picture); ``machine`` is the fleet machine that raised
         it.
     :param allowed: folders whose files the page may play (the watched folder, ``--record``).
+    :param confirm: windows (or files) in a row above the threshold that start an alert
+        (``--confirm``): a score above the threshold that has not started one yet is said as
+        such, with how many in a row it has been.
     """
 
     def __init__(
@@ -124,9 +137,11 @@ class Dashboard:
         threshold: float | None,
         draw: Callable[[Path, str | None, float | None], bytes | None],
         allowed: list[Path],
+        confirm: int = 1,
     ):
         self.name = name
         self.threshold = threshold
+        self.confirm = confirm
         self.draw = draw
         self.allowed = [folder.resolve() for folder in allowed]
         self.lock = threading.Lock()
@@ -240,9 +255,15 @@ class Dashboard:
                             for at, score, flag, threshold in points
                         ],
                         "open_alert": self._find(open_id).as_dict() if open_id else None,
+                        "above_in_a_row": _run_above(points),
                     }
                 )
-            return {"now": time.time(), "threshold": self.threshold, "sources": sources}
+            return {
+                "now": time.time(),
+                "threshold": self.threshold,
+                "confirm": self.confirm,
+                "sources": sources,
+            }
 
     def alert_list(self) -> dict[str, Any]:
         with self.lock:

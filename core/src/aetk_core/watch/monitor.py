@@ -164,6 +164,7 @@ class Monitor:
             self.main.threshold if self.main else None,
             self.draw_alert,
             allowed,
+            confirm=self.options.confirm,
         )
 
     def draw_alert(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:

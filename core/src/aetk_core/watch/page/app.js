@@ -95,6 +95,14 @@ function recording(warnings) {
   return element("div", { class: "recording" }, text);
 }
 
+// An open alert; or the latest score above the threshold without one yet (fewer than --confirm
+// in a row, or within --cooldown of the last alert), which "normal" beside it would belie.
+function state(open, aboveInARow, confirm) {
+  if (open) return element("span", { class: "state anomaly" }, "ANOMALY");
+  if (aboveInARow > 0) return element("span", { class: "state pending" }, "above threshold");
+  return element("span", { class: "state normal" }, "normal");
+}
+
 function drawSources(status) {
   const box = document.getElementById("sources");
   if (!status.sources.length) return;
@@ -104,10 +112,14 @@ function drawSources(status) {
     const head = element("div", { class: "source-head" });
     head.append(
       element("span", { class: "source-name" }, source.source),
-      element("span", { class: "state " + (open ? "anomaly" : "normal") }, open ? "ANOMALY" : "normal"),
+      state(open, source.above_in_a_row, status.confirm),
       element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
       element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
     );
+    if (!open && source.above_in_a_row > 0 && source.above_in_a_row < status.confirm) {
+      head.append(element("span", { class: "muted pending-count" },
+        `${source.above_in_a_row} of ${status.confirm} in a row: an alert starts at ${status.confirm}`));
+    }
     const warned = recording(source.last && source.last.warnings);
     card.append(head, ...(warned ? [warned] : []), chart(source, status.now));
     return card;
