@@ -179,26 +179,28 @@ def scored(board: Dashboard, score: float) -> None:
     board.record({**event, "anomalous": score > 1.0})
 
 
-def test_status_counts_the_scores_above_the_threshold_in_a_row():
+def test_status_counts_the_scores_above_and_below_the_threshold_in_a_row():
     """What the page needs to say "above threshold, 2 of 3 in a row" rather than "normal" beside
-    a score above the threshold that has not started an alert yet (``--confirm 3``)."""
-    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3)
+    a score above the threshold that has not started an alert yet (``--confirm 3``), and how
+    near an open alert is to its end (``--clear 2``)."""
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3, clear=2)
     try:
-        assert board.status()["confirm"] == 3
+        assert (board.status()["confirm"], board.status()["clear"]) == (3, 2)
         runs = []
-        for score in (0.5, 2.0, 2.5, 0.7, 3.0):
+        for score in (0.5, 2.0, 2.5, 0.7, 0.6, 3.0):
             scored(board, score)
-            runs.append(board.status()["sources"][0]["above_in_a_row"])
-        assert runs == [0, 1, 2, 0, 1]
+            (source,) = board.status()["sources"]
+            runs.append((source["above_in_a_row"], source["below_in_a_row"]))
+        assert runs == [(0, 1), (1, 0), (2, 0), (0, 1), (0, 2), (1, 0)]
     finally:
         board.close()
 
 
-def test_the_page_says_a_score_above_the_threshold_before_its_alert(tmp_path):
+def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end(tmp_path):
     driver, reason = browser()
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
-    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3)
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3, clear=2)
 
     def badge() -> tuple[str, str]:
         """The source's state and its whole line ("" before the page has drawn it), read in one
@@ -222,9 +224,10 @@ def test_the_page_says_a_score_above_the_threshold_before_its_alert(tmp_path):
         board.record({"event": "anomaly_start", "source": "mic", "at": "t", "score": 2.5})
         state, head = wait_for(lambda: badge()[0] == "ANOMALY" and badge())
         assert "in a row" not in head
-        scored(board, 0.5)  # below again, and the alert still open until it clears
-        wait_for(lambda: "score 0.5000" in badge()[1])
-        assert badge()[0] == "ANOMALY"
+        scored(board, 0.5)  # below again, and the alert open until it clears
+        state, head = wait_for(lambda: "score 0.5000" in badge()[1] and badge())
+        assert state == "ANOMALY"
+        assert "1 of 2 below the threshold: the alert ends at 2" in head
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
     finally:

@@ -50,11 +50,11 @@ ASSETS = {
 }
 
 
-def _run_above(points: deque[tuple[float, float, bool, float | None]]) -> int:
-    """How many of the latest scores in a row were above their threshold."""
+def _latest_run(points: deque[tuple[float, float, bool, float | None]], above: bool) -> int:
+    """How many of the latest scores in a row were above their threshold (``above``), or not."""
     run = 0
-    for _, _, above, _ in reversed(points):
-        if not above:
+    for _, _, was_above, _ in reversed(points):
+        if was_above != above:
             break
         run += 1
     return run
@@ -128,6 +128,8 @@ class Dashboard:
     :param confirm: windows (or files) in a row above the threshold that start an alert
         (``--confirm``): a score above the threshold that has not started one yet is said as
         such, with how many in a row it has been.
+    :param clear: windows (or files) in a row below the threshold that end one (``--clear``):
+        an open alert's scores below the threshold say how many more it takes.
     """
 
     def __init__(
@@ -138,10 +140,12 @@ class Dashboard:
         draw: Callable[[Path, str | None, float | None], bytes | None],
         allowed: list[Path],
         confirm: int = 1,
+        clear: int = 1,
     ):
         self.name = name
         self.threshold = threshold
         self.confirm = confirm
+        self.clear = clear
         self.draw = draw
         self.allowed = [folder.resolve() for folder in allowed]
         self.lock = threading.Lock()
@@ -255,13 +259,15 @@ class Dashboard:
                             for at, score, flag, threshold in points
                         ],
                         "open_alert": self._find(open_id).as_dict() if open_id else None,
-                        "above_in_a_row": _run_above(points),
+                        "above_in_a_row": _latest_run(points, above=True),
+                        "below_in_a_row": _latest_run(points, above=False),
                     }
                 )
             return {
                 "now": time.time(),
                 "threshold": self.threshold,
                 "confirm": self.confirm,
+                "clear": self.clear,
                 "sources": sources,
             }
 

@@ -165,6 +165,7 @@ class Monitor:
             self.draw_alert,
             allowed,
             confirm=self.options.confirm,
+            clear=self.options.clear,
         )
 
     def draw_alert(self, audio: Path, machine: str | None, threshold: float | None) -> bytes | None:

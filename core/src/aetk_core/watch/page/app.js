@@ -103,6 +103,16 @@ function state(open, aboveInARow, confirm) {
   return element("span", { class: "state normal" }, "normal");
 }
 
+// How far the latest run of scores has gone towards starting an alert (above the threshold,
+// fewer than --confirm in a row) or towards ending the open one (below it, fewer than --clear).
+function runNote(open, source, status) {
+  const [run, needed, ends] = open
+    ? [source.below_in_a_row, status.clear, "below the threshold: the alert ends at"]
+    : [source.above_in_a_row, status.confirm, "in a row: an alert starts at"];
+  if (!(run > 0 && run < needed)) return [];
+  return [element("span", { class: "muted run" }, `${run} of ${needed} ${ends} ${needed}`)];
+}
+
 function drawSources(status) {
   const box = document.getElementById("sources");
   if (!status.sources.length) return;
@@ -116,10 +126,7 @@ function drawSources(status) {
       element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
       element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
     );
-    if (!open && source.above_in_a_row > 0 && source.above_in_a_row < status.confirm) {
-      head.append(element("span", { class: "muted pending-count" },
-        `${source.above_in_a_row} of ${status.confirm} in a row: an alert starts at ${status.confirm}`));
-    }
+    head.append(...runNote(open, source, status));
     const warned = recording(source.last && source.last.warnings);
     card.append(head, ...(warned ? [warned] : []), chart(source, status.now));
     return card;
