@@ -224,10 +224,13 @@ def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end(tmp_path):
         board.record({"event": "anomaly_start", "source": "mic", "at": "t", "score": 2.5})
         state, head = wait_for(lambda: badge()[0] == "ANOMALY" and badge())
         assert "in a row" not in head
+        wait_for(lambda: driver.title == "ANOMALY (1) · aetk watch")  # seen from another tab
         scored(board, 0.5)  # below again, and the alert open until it clears
         state, head = wait_for(lambda: "score 0.5000" in badge()[1] and badge())
         assert state == "ANOMALY"
         assert "1 of 2 below the threshold: the alert ends at 2" in head
+        board.record({"event": "anomaly_end", "source": "mic", "at": "t"})
+        wait_for(lambda: driver.title == "aetk watch")
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
     finally:

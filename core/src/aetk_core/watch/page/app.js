@@ -201,8 +201,12 @@ async function refresh() {
     drawSources(status);
     drawAlerts(alerts);
     document.getElementById("updated").textContent = `updated ${clock(status.now)}`;
+    // Said in the tab's title too, for a page left open behind other work.
+    const open = status.sources.filter((source) => source.open_alert).length;
+    document.title = open ? `ANOMALY (${open}) · aetk watch` : "aetk watch";
   } catch (error) {
     document.getElementById("updated").textContent = "the watch is not answering";
+    document.title = "not answering · aetk watch";
   }
 }
 
