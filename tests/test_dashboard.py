@@ -238,6 +238,32 @@ def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end(tmp_path):
         board.close()
 
 
+def test_a_fleets_machines_share_one_time_axis_in_chromium():
+    """A machine first heard later starts its chart where the others' start, so that what
+    happened at once lines up down the page."""
+    driver, reason = browser()
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    board = Dashboard(("127.0.0.1", 0), "incoming", None, lambda *drawn: None, [])
+    try:
+        for machine in ("pump-1", "pump-2"):
+            event = {"event": "scored", "source": f"{machine}.wav", "machine": machine}
+            board.record({**event, "score": 0.5, "anomalous": False, "threshold": 1.0})
+            time.sleep(1.2)  # the second machine's first score a clock second later
+        driver.get(board.url)
+        read = (
+            "return [...document.querySelectorAll('svg.chart text.since')]"
+            ".map((label) => label.textContent)"
+        )
+        starts = wait_for(
+            lambda: (found := driver.execute_script(read)) and len(found) == 2 and found
+        )
+        assert starts[0] == starts[1]
+    finally:
+        driver.quit()
+        board.close()
+
+
 def test_memory_is_bounded_over_a_day_of_windows(monkeypatch):
     monkeypatch.setattr(dashboards, "MAX_ALERTS", 5)
     board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])

@@ -41,9 +41,10 @@ function thresholdSteps(points, current, x, y, width) {
   return steps.map(([px, t]) => `${px.toFixed(1)},${y(t).toFixed(1)}`).join(" ");
 }
 
-// The scores of the last hour (or since the watch started) as a line, the threshold dashed,
-// scores above it as red dots, the score at the chart's top written in its corner.
-function chart(source, now) {
+// The scores of the last hour (or since the first score of any source: a fleet's machines share
+// one time axis, so that what happened at once lines up) as a line, the threshold dashed, scores
+// above it as red dots, the score at the chart's top written in its corner.
+function chart(source, now, since) {
   const width = 1000, height = 160, pad = 8, bottom = 22;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "chart");
@@ -52,7 +53,7 @@ function chart(source, now) {
   const points = source.history;
   const judged = points.map((p) => p[3]).filter((t) => t != null);
   const top = Math.max(source.threshold * 1.5, ...judged.map((t) => t * 1.5), ...points.map((p) => p[1])) || 1;
-  const start = Math.max(now - 3600, points.length ? points[0][0] : now - 60);
+  const start = Math.max(now - 3600, since);
   const span = Math.max(now - start, 1);
   const x = (at) => pad + ((at - start) / span) * (width - 2 * pad);
   const y = (score) => height - bottom - (Math.max(0, score) / top) * (height - bottom - pad);
@@ -79,7 +80,7 @@ function chart(source, now) {
     dot.setAttribute("fill", "#c62828");
     svg.appendChild(dot);
   }
-  label(svg, pad, height - 5, clock(start), "start");
+  label(svg, pad, height - 5, clock(start), "start", "axis since");
   label(svg, width - pad, height - 5, `now ${clock(now)}`, "end");
   label(svg, width - pad, y(source.threshold) - 5, `threshold ${source.threshold.toPrecision(4)}`, "end");
   // The score at the top of the chart: how far above the threshold the line can go.
@@ -116,6 +117,8 @@ function runNote(open, source, status) {
 function drawSources(status) {
   const box = document.getElementById("sources");
   if (!status.sources.length) return;
+  const firsts = status.sources.filter((source) => source.history.length).map((source) => source.history[0][0]);
+  const since = firsts.length ? Math.min(...firsts) : status.now - 60;
   box.replaceChildren(...status.sources.map((source) => {
     const open = source.open_alert;
     const card = element("div", { class: "source" + (open ? " alarm" : ""), "data-source": source.source });
@@ -128,7 +131,7 @@ function drawSources(status) {
     );
     head.append(...runNote(open, source, status));
     const warned = recording(source.last && source.last.warnings);
-    card.append(head, ...(warned ? [warned] : []), chart(source, status.now));
+    card.append(head, ...(warned ? [warned] : []), chart(source, status.now, since));
     return card;
   }));
 }
