@@ -286,5 +286,7 @@ def test_the_live_status_returns_to_the_last_score_once_the_files_already_there_
             view.progress(done, 2)
         assert view.status is not None
         assert view.status.status == "incoming/a.wav: score 0.5 (threshold 1)"
+        view.show({**event, "score": 1.5, "threshold": 1.0, "lag": 0.0, "anomalous": True})
+        assert view.status.status == "incoming/a.wav: score 1.5 (above the threshold 1)"
     finally:
         view.close()

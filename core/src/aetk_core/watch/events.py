@@ -32,11 +32,13 @@ def warning_lines(event: dict[str, Any]) -> list[str]:
 
 
 def describe_score(event: dict[str, Any], source: str) -> str:
-    """A ``scored`` event: where, the score and threshold, and how far behind real time."""
+    """A ``scored`` event: where, the score and threshold (said to be above it when it is: an
+    alert starts only after ``--confirm`` such in a row), and how far behind real time."""
     behind = f", {event['lag']:.1f} s behind" if event.get("lag", 0) > 1 else ""
+    above = "above the " if event.get("anomalous") else ""
     return (
         f"{where(event, source)}: score {event['score']:.4g} "
-        f"(threshold {event['threshold']:.4g}){behind}"
+        f"({above}threshold {event['threshold']:.4g}){behind}"
     )
 
 
