@@ -98,7 +98,7 @@ function recording(warnings) {
 
 // An open alert; or the latest score above the threshold without one yet (fewer than --confirm
 // in a row, or within --cooldown of the last alert), which "normal" beside it would belie.
-function state(open, aboveInARow, confirm) {
+function state(open, aboveInARow) {
   if (open) return element("span", { class: "state anomaly" }, "ANOMALY");
   if (aboveInARow > 0) return element("span", { class: "state pending" }, "above threshold");
   return element("span", { class: "state normal" }, "normal");
@@ -125,7 +125,7 @@ function drawSources(status) {
     const head = element("div", { class: "source-head" });
     head.append(
       element("span", { class: "source-name" }, source.source),
-      state(open, source.above_in_a_row, status.confirm),
+      state(open, source.above_in_a_row),
       element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
       element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
     );
