@@ -41,6 +41,24 @@ def test_too_few_normal_scores_for_the_rate_say_so():
     assert conformal_threshold(np.arange(9.0), 0.1) == (8.0, None)
 
 
+def test_a_threshold_from_too_few_scores_says_so_where_the_detector_is_described():
+    """``aetk fit``, ``aetk info``, ``aetk-runtime info`` and the report describe the threshold
+    with these words; the fit's warning is said once, the caveat stays with the detector."""
+    from aetk_core.describe import describe_threshold
+
+    few = {"method": "conformal", "target_false_alarm_rate": 0.1, "normal_scores": 8}
+    assert describe_threshold(few) == (
+        "conformal for a 10% false-alarm rate, from 8 held-out normal scores: too few for that "
+        "rate, the largest of them"
+    )
+    enough = {**few, "normal_scores": 9}
+    assert describe_threshold(enough) == (
+        "conformal for a 10% false-alarm rate, from 9 held-out normal scores"
+    )
+    # A gamma fit's percentile is not a rank of the scores: no such caveat.
+    assert "too few" not in describe_threshold({**few, "method": "gamma"})
+
+
 def test_the_conformal_rule_meets_its_rate_on_new_normal_scores():
     rng = np.random.default_rng(1)
     rates = []

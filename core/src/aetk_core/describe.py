@@ -6,15 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from aetk_core.results import VIEW_NAMES
+from aetk_core.verdict import scores_needed
 
 
 def describe_threshold(calibration: dict[str, Any]) -> str:
     """How a threshold was set, from its calibration summary (``normal_scores``: their count):
-    ``conformal for a 10% false-alarm rate, from 12 held-out normal scores``."""
+    ``conformal for a 10% false-alarm rate, from 12 held-out normal scores``; with too few of
+    them for the rate (the fit's warning), that the threshold is the largest of them, which
+    holds no rate."""
     rate = calibration["target_false_alarm_rate"]
     target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
     scores = calibration["normal_scores"]
-    return f"{calibration['method']}{target}, from {scores} held-out normal scores"
+    conformal = calibration["method"] == "conformal" and rate is not None
+    too_few = conformal and scores < scores_needed(rate)
+    largest = ": too few for that rate, the largest of them" if too_few else ""
+    return f"{calibration['method']}{target}, from {scores} held-out normal scores{largest}"
 
 
 def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:

@@ -58,13 +58,18 @@ def conformal_threshold(scores: np.ndarray, false_alarm_rate: float) -> tuple[fl
     rank = math.ceil((count + 1) * (1 - false_alarm_rate) - 1e-9)
     if rank <= count:
         return float(values[rank - 1]), None
-    needed = math.ceil(1 / false_alarm_rate - 1 - 1e-9)
+    needed = scores_needed(false_alarm_rate)
     warning = (
         f"{count} held-out normal clips cannot support a {false_alarm_rate:.0%} false-alarm "
         f"rate: record at least {needed - count} more, or give a threshold when scoring "
         "(--threshold)"
     )
     return float(values[-1]), warning
+
+
+def scores_needed(false_alarm_rate: float) -> int:
+    """How many held-out normal scores :func:`conformal_threshold` needs to hold the rate."""
+    return math.ceil(1 / false_alarm_rate - 1 - 1e-9)
 
 
 def window_events(
