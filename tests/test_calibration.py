@@ -125,6 +125,14 @@ def test_fit_json_has_the_calibration_and_score_recomputes_it(cli, machine_sound
     rescored = cli("score", one, "-d", detector_path, "--false-alarm-rate", "0.5", "--json")
     (row,) = rescored.json_lines()
     assert row["threshold"] == conformal_threshold(normal, 0.5)[0]
+    assert "warning:" not in rescored.stderr
+    # A rate the 12 stored scores cannot hold: the largest of them stands in, and is said once.
+    stricter = cli("score", one, "-d", detector_path, "--false-alarm-rate", "0.05", "--json")
+    (row,) = stricter.json_lines()
+    assert row["threshold"] == max(normal)
+    assert stricter.stderr.count(f"warning: {warning}") == 1
+    with pytest.warns(aetk.AetkWarning, match="cannot support a 5% false-alarm rate"):
+        assert detector.threshold_for(false_alarm_rate=0.05) == max(normal)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])

@@ -239,6 +239,16 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
     )
     expected = detector.threshold_for(false_alarm_rate=0.5)
     assert json.loads(rate.stdout)["threshold"] == pytest.approx(expected)
+    # A rate the stored scores cannot hold: the same threshold and the same warning line.
+    rare = subprocess.run(
+        [script, "score", clean[0], "-d", str(onnx_path), "--json", "--false-alarm-rate", "0.001"],
+        capture_output=True,
+        text=True,
+    )
+    with pytest.warns(aetk.AetkWarning) as said:
+        expected = detector.threshold_for(false_alarm_rate=0.001)
+    assert json.loads(rare.stdout)["threshold"] == pytest.approx(expected)
+    assert rare.stderr == f"warning: {said[0].message}\n"
     bad = subprocess.run(
         [script, "score", clean[0], "-d", str(onnx_path), "--threshold", "nan"],
         capture_output=True,

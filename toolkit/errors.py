@@ -6,7 +6,7 @@ message is one line naming what went wrong; the CLI prints it without a tracebac
 
 from __future__ import annotations
 
-from aetk_core.errors import AetkError, AudioError, ConfigError
+from aetk_core.errors import AetkError, AetkWarning, AudioError, ConfigError
 
 __all__ = [
     "AetkError",
@@ -35,7 +35,3 @@ class MissingPluginError(DetectorFileError):
 
 class NotFittedError(AetkError):
     """A component was used before ``fit``."""
-
-
-class AetkWarning(UserWarning):
-    """A problem aetk worked around: a skipped file, a plugin that failed to load."""

@@ -7,6 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 
+from aetk_core import errors as core_errors
 from rich.console import Console
 
 from aetk.errors import AetkWarning
@@ -72,16 +73,7 @@ def progress(description: str, *, prints: bool = False) -> Iterator[Callable[[in
 
 def show_warnings_as_lines() -> None:
     """aetk's own warnings print as one ``warning:`` line, without file and line numbers."""
-    default = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, AetkWarning):
-            warn(str(message))
-        else:
-            default(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-    warnings.simplefilter("always", AetkWarning)
+    core_errors.show_warnings_as_lines(warn)
 
 
 @contextlib.contextmanager

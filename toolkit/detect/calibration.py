@@ -152,16 +152,6 @@ class Calibration:
     target_false_alarm_rate: float | None
     warning: str | None = None
 
-    @staticmethod
-    def describe(summary: dict[str, Any]) -> str:
-        """How a threshold was set, from its :meth:`as_dict` summary: ``conformal for a 10%
-        false-alarm rate, from 12 held-out normal scores``."""
-        rate = summary["target_false_alarm_rate"]
-        target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
-        return (
-            f"{summary['method']}{target}, from {summary['normal_scores']} held-out normal scores"
-        )
-
     def as_dict(self) -> dict[str, Any]:
         """The summary ``aetk fit --json`` prints (the count of normal scores, not the scores)."""
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aetk_core.results import VIEW_NAMES
-from aetk_core.verdict import scores_needed
+from aetk_core.verdict import percent, scores_needed
 
 
 def describe_threshold(calibration: dict[str, Any]) -> str:
@@ -15,7 +15,7 @@ def describe_threshold(calibration: dict[str, Any]) -> str:
     them for the rate (the fit's warning), that the threshold is the largest of them, which
     holds no rate."""
     rate = calibration["target_false_alarm_rate"]
-    target = f" for a {rate:.0%} false-alarm rate" if rate is not None else ""
+    target = f" for a {percent(rate)} false-alarm rate" if rate is not None else ""
     scores = calibration["normal_scores"]
     conformal = calibration["method"] == "conformal" and rate is not None
     too_few = conformal and scores < scores_needed(rate)

@@ -1,8 +1,10 @@
-"""The errors aetk and aetk-runtime share: every failure a user can cause is an ``AetkError``
-whose message is one line naming what went wrong."""
+"""The errors and the warning aetk and aetk-runtime share: every failure a user can cause is an
+``AetkError`` whose message is one line naming what went wrong."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -12,6 +14,11 @@ class AetkError(Exception):
 
 class ConfigError(AetkError):
     """An option, preset, config file or component parameter is invalid."""
+
+
+class AetkWarning(UserWarning):
+    """A problem worked around: a skipped file, a plugin that failed to load, a threshold that
+    cannot hold the false-alarm rate asked for."""
 
 
 class AudioError(AetkError):
@@ -33,3 +40,19 @@ def featurizer_raised(name: str, error: Exception) -> AudioError:
     """A recording's error when its featurizer (a plugin's, most likely) raised something else
     than an :class:`AudioError` on it: named, so that a batch goes on with the other files."""
     return AudioError(f"the featurizer '{name}' raised {type(error).__name__}: {error}")
+
+
+def show_warnings_as_lines(say: Callable[[str], None]) -> None:
+    """From now on each :class:`AetkWarning` is handed to ``say`` (a command line's one
+    ``warning:`` line, without file and line numbers), every time it is raised; other warnings
+    show as Python shows them."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AetkWarning):
+            say(str(message))
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", AetkWarning)

@@ -5,11 +5,12 @@ it; the warning when windows are not as long as the clips the threshold was cali
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from aetk_core.errors import ConfigError
+from aetk_core.errors import AetkWarning, ConfigError
 
 
 def is_anomalous(score: float, threshold: float) -> bool:
@@ -26,7 +27,8 @@ def chosen_threshold(
 ) -> float:
     """The threshold a scoring run uses: ``threshold`` as given (a finite number), or the
     conformal threshold for ``false_alarm_rate`` from the detector's stored ``normal_scores``
-    (no refit), or the detector's ``own``."""
+    (no refit; an :class:`AetkWarning` when they are too few for that rate), or the detector's
+    ``own``."""
     if threshold is not None and false_alarm_rate is not None:
         raise ConfigError("give --threshold or --false-alarm-rate, not both")
     if threshold is not None:
@@ -40,7 +42,11 @@ def chosen_threshold(
                 f"false_alarm_rate must lie strictly between 0 and 1, not {false_alarm_rate!r}"
             )
         scores = np.asarray(normal_scores, dtype=np.float64)
-        return conformal_threshold(scores, false_alarm_rate)[0]
+        chosen, too_few = conformal_threshold(scores, false_alarm_rate)
+        if too_few:
+            # The largest stored score stands in: said, for a rate the scores cannot hold.
+            warnings.warn(too_few, AetkWarning, stacklevel=2)
+        return chosen
     return own
 
 
@@ -60,11 +66,16 @@ def conformal_threshold(scores: np.ndarray, false_alarm_rate: float) -> tuple[fl
         return float(values[rank - 1]), None
     needed = scores_needed(false_alarm_rate)
     warning = (
-        f"{count} held-out normal clips cannot support a {false_alarm_rate:.0%} false-alarm "
+        f"{count} held-out normal clips cannot support a {percent(false_alarm_rate)} false-alarm "
         f"rate: record at least {needed - count} more, or give a threshold when scoring "
         "(--threshold)"
     )
     return float(values[-1]), warning
+
+
+def percent(rate: float) -> str:
+    """A rate as people write it: ``10%``, ``2.5%``, ``0.1%`` (never a rounded ``0%``)."""
+    return f"{100 * rate:g}%"
 
 
 def scores_needed(false_alarm_rate: float) -> int:

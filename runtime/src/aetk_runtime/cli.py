@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from aetk_core.errors import ConfigError
+from aetk_core.errors import ConfigError, show_warnings_as_lines
 
 from aetk_runtime.errors import RuntimeUsageError
 
@@ -211,6 +211,7 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"aetk-runtime {__version__}")
         return EXIT_OK
+    show_warnings_as_lines(warn)
     commands = {"score": score, "info": info, "watch": watch}
     if arguments.command not in commands:
         parser().print_help(sys.stderr)
