@@ -39,6 +39,10 @@ def test_too_few_normal_scores_for_the_rate_say_so():
     )
     # 9 scores are enough for 10 % (n ≥ 1/F − 1).
     assert conformal_threshold(np.arange(9.0), 0.1) == (8.0, None)
+    # A rate under 1 % is written as such, not rounded to 0 %.
+    assert conformal_threshold(np.arange(9.0), 0.001)[1].startswith(
+        "9 held-out normal clips cannot support a 0.1% false-alarm rate: record at least 990 more"
+    )
 
 
 def test_a_threshold_from_too_few_scores_says_so_where_the_detector_is_described():

@@ -75,7 +75,7 @@ def conformal_threshold(scores: np.ndarray, false_alarm_rate: float) -> tuple[fl
 
 def percent(rate: float) -> str:
     """A rate as people write it: ``10%``, ``2.5%``, ``0.1%`` (never a rounded ``0%``)."""
-    return f"{100 * rate:g}%"
+    return f"{100 * rate:.4g}%"
 
 
 def scores_needed(false_alarm_rate: float) -> int:
