@@ -190,6 +190,7 @@ def _within(kind: type, low: float, high: float | None = None) -> Callable[[str]
 
 
 def main(argv: list[str] | None = None) -> None:
+    show_warnings_as_lines(warn)  # once a process, as aetk's entry point does
     try:
         code = run(argv)
         sys.stdout.flush()
@@ -211,7 +212,6 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"aetk-runtime {__version__}")
         return EXIT_OK
-    show_warnings_as_lines(warn)
     commands = {"score": score, "info": info, "watch": watch}
     if arguments.command not in commands:
         parser().print_help(sys.stderr)
