@@ -17,10 +17,16 @@ def describe_threshold(calibration: dict[str, Any]) -> str:
     rate = calibration["target_false_alarm_rate"]
     target = f" for a {percent(rate)} false-alarm rate" if rate is not None else ""
     scores = calibration["normal_scores"]
-    conformal = calibration["method"] == "conformal" and rate is not None
-    too_few = conformal and scores < scores_needed(rate)
-    largest = ": too few for that rate, the largest of them" if too_few else ""
+    largest = ": too few for that rate, the largest of them" if too_few_scores(calibration) else ""
     return f"{calibration['method']}{target}, from {scores} held-out normal scores{largest}"
+
+
+def too_few_scores(calibration: dict[str, Any]) -> bool:
+    """Whether a conformal threshold rests on fewer held-out normal scores than its false-alarm
+    rate needs, so that it is the largest of them and holds no rate (the fit's warning)."""
+    rate = calibration["target_false_alarm_rate"]
+    conformal = calibration["method"] == "conformal" and rate is not None
+    return conformal and calibration["normal_scores"] < scores_needed(rate)
 
 
 def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:
