@@ -291,6 +291,24 @@ def test_cli_cv_says_each_warning_once_not_once_per_fold(cli, machine_sounds, tm
     assert warned and len(warned) == len(set(warned))
 
 
+def test_cli_cv_says_when_a_folds_threshold_rests_on_too_few_scores(cli, machine_sounds):
+    """A fold fitted on 6 recordings has 6 held-out normal scores: too few for 10 % (9 are
+    needed), enough for 25 % (3). Its false-alarm rate then measures the largest of them."""
+    folder = machine_sounds["train"][0].parent
+    few = cli("cv", folder, "--folds", "3", "--json")
+    assert few.code == 0, few.stderr
+    folds = json.loads(few.stdout)["folds"]
+    assert [fold["calibration"]["normal_scores"] for fold in folds] == [6, 6, 6]
+    assert all(fold["calibration"]["warning"] for fold in folds)
+    lines = [line for line in few.stderr.splitlines() if line.startswith("fold ")]
+    caveat = "(the largest of 6 held-out normal scores: too few for a 10% false-alarm rate)"
+    assert len(lines) == 3 and all(caveat in line for line in lines)
+    enough = cli("cv", folder, "--folds", "3", "--set", "threshold.false_alarm_rate=0.25")
+    assert enough.code == 0, enough.stderr
+    assert "fold 1/3: trained on 6, held out 3: threshold " in enough.stderr
+    assert "too few" not in enough.stderr
+
+
 def test_cli_cv_reports_no_loss_for_a_model_that_does_not_train(cli, machine_sounds):
     """The default preset's identity model reconstructs exactly: a loss of 0 would mislead."""
     result = cli("cv", machine_sounds["train"][0].parent, "--folds", "3", "--json")

@@ -84,12 +84,16 @@ def cv_command(
 
 
 def _report_fold(fold, folds: int) -> None:
+    from aetk_core.describe import threshold_caveat
+
     auc = "" if fold.auc is None else f", AUC {fold.auc:.3f}, pAUC {fold.pauc:.3f}"
     loss = "" if fold.val_loss is None else f"loss {fold.val_loss:.5g}, "
+    caveat = threshold_caveat(fold.calibration)
     console.stderr.print(
         f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
-        f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}, "
-        f"false alarms {fold.false_alarm_rate:.1%}{auc}",
+        f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}"
+        + (f" ({caveat})" if caveat else "")
+        + f", false alarms {fold.false_alarm_rate:.1%}{auc}",
         highlight=False,
     )
 

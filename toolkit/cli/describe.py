@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aetk_core.describe import too_few_scores
-from aetk_core.verdict import percent
+from aetk_core.describe import threshold_caveat
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,17 +38,11 @@ def fleet_lines(summary: dict[str, Any], groups: Sequence[Sequence[str]]) -> lis
     for names in groups:
         machine = machines[names[0]]
         shared = "the whole fleet's detector, " if len(names) > 1 else ""
-        calibration = machine["calibration"]
-        too_few = (
-            f" (the largest of {calibration['normal_scores']} held-out normal scores: too few "
-            f"for a {percent(calibration['target_false_alarm_rate'])} false-alarm rate)"
-            if too_few_scores(calibration)
-            else ""
-        )
+        caveat = threshold_caveat(machine["calibration"])
         lines.append(
             f"{', '.join(names)}: {shared}{machine['train_files']} training and "
             f"{machine['validation_files']} validation files, threshold "
-            f"{machine['threshold']:.6g}{too_few}"
+            f"{machine['threshold']:.6g}" + (f" ({caveat})" if caveat else "")
         )
     if summary["skipped_files"]:
         lines.append(

@@ -35,6 +35,9 @@ class FoldResult:
     false_alarm_rate: float
     auc: float | None = None
     pauc: float | None = None
+    #: The fold detector's threshold and what it was calibrated on, as ``aetk fit --json`` gives
+    #: them: few held-out normal scores cannot hold a small false-alarm rate.
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +142,7 @@ def cross_validate(
             val_loss=_held_out_loss(detector, held_out),
             threshold=detector.threshold,
             false_alarm_rate=float(np.mean([r.anomalous for r in normal])) if normal else 0.0,
+            calibration=detector.calibration.as_dict(),
         )
         if anomaly_files:
             faulty = [r for r in detector.score(anomaly_files, localize=False) if r.error is None]

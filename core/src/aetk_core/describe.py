@@ -29,6 +29,18 @@ def too_few_scores(calibration: dict[str, Any]) -> bool:
     return conformal and calibration["normal_scores"] < scores_needed(rate)
 
 
+def threshold_caveat(calibration: dict[str, Any]) -> str:
+    """``the largest of 8 held-out normal scores: too few for a 10% false-alarm rate`` where
+    :func:`too_few_scores`, else empty: what a line that gives a threshold in a few words (a
+    fleet's machine, a cross-validation fold) adds to it."""
+    if not too_few_scores(calibration):
+        return ""
+    return (
+        f"the largest of {calibration['normal_scores']} held-out normal scores: too few for a "
+        f"{percent(calibration['target_false_alarm_rate'])} false-alarm rate"
+    )
+
+
 def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:
     """A detector's views and their scales (``scales`` False: the views alone, as a fleet's
     machines share them, each with its own scales); empty for a scorer of one view."""
