@@ -88,7 +88,7 @@ def _report_fold(fold, folds: int) -> None:
 
     auc = "" if fold.auc is None else f", AUC {fold.auc:.3f}, pAUC {fold.pauc:.3f}"
     loss = "" if fold.val_loss is None else f"loss {fold.val_loss:.5g}, "
-    caveat = threshold_caveat(fold.calibration)
+    caveat = threshold_caveat(fold.calibration) if fold.calibration else ""
     console.stderr.print(
         f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
         f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}"

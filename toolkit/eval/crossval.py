@@ -37,7 +37,7 @@ class FoldResult:
     pauc: float | None = None
     #: The fold detector's threshold and what it was calibrated on, as ``aetk fit --json`` gives
     #: them: few held-out normal scores cannot hold a small false-alarm rate.
-    calibration: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
 
 @dataclass
