@@ -173,6 +173,29 @@ def test_cli_evaluate_writes_dcase_csvs_metrics_and_plots(cli, fitted, mimii_lay
     assert "harmonic mean" in table.stdout and "fan_id_02" in table.stdout
 
 
+def test_cli_evaluate_says_when_its_threshold_is_the_largest_of_too_few_scores(
+    cli, fitted, machine_sounds, mimii_layout, tmp_path
+):
+    """Precision, recall and F1 are at the detector's threshold: from 6 held-out normal scores
+    it is their largest, not a 10 % false-alarm rate (9 are needed), and the table says so."""
+    few = cli("fit", *machine_sounds["train"][:6], "-o", tmp_path / "few.aetk")
+    assert few.code == 0, few.stderr
+    table = cli("evaluate", mimii_layout, "-d", tmp_path / "few.aetk")
+    assert table.code == 0, table.stderr
+    title = table.stdout.splitlines()[0].strip()
+    assert title.startswith("threshold ") and title.endswith(
+        "(the largest of 6 held-out normal scores: too few for a 10% false-alarm rate)"
+    )
+    # 12 scores hold 10 %; a threshold given (or a rate asked for) is not the detector's own.
+    detector, path = fitted
+    assert len(detector.calibration.normal_scores) == 12
+    for extra in ((), ("--threshold", "1.5")):
+        enough = cli("evaluate", mimii_layout, "-d", path, *extra)
+        assert enough.code == 0 and "too few" not in enough.stdout
+    given = cli("evaluate", mimii_layout, "-d", tmp_path / "few.aetk", "--threshold", "1.5")
+    assert given.stdout.splitlines()[0].strip() == "threshold 1.5"
+
+
 def test_cli_evaluate_shows_its_progress_on_a_terminal(cli, fitted, mimii_layout, monkeypatch):
     import io
 

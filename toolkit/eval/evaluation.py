@@ -265,6 +265,10 @@ class Evaluation:
     scored: list[dict[str, Any]]
     unlabelled: list[str]
     failed: list[dict[str, str]]
+    #: With the detector's own threshold resting on too few held-out normal scores for its rate,
+    #: that (:func:`aetk_core.describe.threshold_caveat`): precision, recall and F1 are at the
+    #: largest of them.
+    threshold_caveat: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -288,12 +292,15 @@ def evaluate(
     """Score ``paths`` with ``detector`` and compute the metrics of every group. A fleet
     detector's groups are its machines, each judged at its own threshold. ``progress`` is
     called with how many files are scored of how many, after each."""
+    from aetk_core.describe import threshold_caveat
+
     from aetk.data.audio import require_audio_files
     from aetk.fleet.detector import FleetDetector
 
     files = require_audio_files(paths)
     labelled = label_files(files, labels_csv)
     fleet = isinstance(detector, FleetDetector)
+    caveat = ""
     if fleet:
         unrouted: dict[Path, str] = {}
         routed = detector.route(paths, files=files, unrouted=unrouted)
@@ -302,6 +309,8 @@ def evaluate(
         )
         threshold = None
     else:
+        if threshold is None and false_alarm_rate is None:
+            caveat = threshold_caveat(detector.calibration.as_dict())
         threshold = detector.threshold_for(threshold, false_alarm_rate)
         results = detector.iter_scores(files, threshold=threshold, localize=False)
     scored, unlabelled, failed = [], [], []
@@ -322,7 +331,7 @@ def evaluate(
         if rows:
             labels, scores = [r["label"] for r in rows], [r["score"] for r in rows]
             groups.append(group_metrics(group, labels, scores, rows[0]["threshold"]))
-    return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed)
+    return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed, caveat)
 
 
 #: The file aetk writes in an ``evaluate --out`` folder, listing the files of its output set.
