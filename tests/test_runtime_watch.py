@@ -95,6 +95,12 @@ def test_a_stream_gives_aetk_watchs_events_without_torch(exported, runtime_pytho
     ]
     (started,) = [line for line in lines if line.startswith("anomaly started at ")]
     assert started.endswith(", clip average)") or ", event at " in started
+    # What it judges, said first on stderr, as aetk watch says it (not among JSON Lines' runs).
+    assert said.stderr.decode().splitlines()[0] == (
+        f"Watching standard input with {onnx_path} (threshold {theirs[0]['threshold']:.4g}): an "
+        "alert starts at 2 scores in a row above the threshold and ends at 2 in a row below it"
+    )
+    assert "Watching " not in ran.stderr.decode()
 
 
 def test_a_folders_files_are_scored_once_across_restarts_without_torch(

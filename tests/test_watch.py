@@ -181,6 +181,33 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def test_a_watch_says_what_it_judges_as_it_starts(watched):
+    """One line on stderr before any event (not with --json): the source, the detector file,
+    its threshold (a fleet's machines: their range) and when alerts start and end."""
+    from aetk_core.watch.events import describe_watch
+
+    _, path = watched
+    command = [sys.executable, "-m", "aetk", "watch", "-", "-d", str(path)]
+    audio = wav_bytes(stream(4, None, 0))
+    said = subprocess.run(
+        [*command, "--threshold", "2.5", "--confirm", "3"], input=audio, capture_output=True
+    )
+    assert said.returncode == 0, said.stderr.decode()[-2000:]
+    assert said.stderr.decode().splitlines()[0] == (
+        f"Watching standard input with {path} (threshold 2.5): an alert starts at 3 scores in a "
+        "row above the threshold and ends at 2 in a row below it"
+    )
+    quiet = subprocess.run([*command, "--json"], input=audio, capture_output=True)
+    assert quiet.returncode == 0 and "Watching " not in quiet.stderr.decode()
+    fleet = describe_watch("incoming", Path("fleet.aetk"), [1.5, 0.75, 2.0], 1, 1)
+    assert fleet == (
+        "Watching incoming with fleet.aetk (3 machines, thresholds 0.75 to 2): an alert starts "
+        "at the first score above the threshold and ends at the first below it"
+    )
+    shared = describe_watch("incoming", Path("fleet.aetk"), [1.5, 1.5], 2, 2)
+    assert "(2 machines, threshold 1.5)" in shared
+
+
 def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):
     """Without --json: a folder's alert names the file (and its machine in a fleet), a
     stream's the moment in it, and each the view that raised it."""

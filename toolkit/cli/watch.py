@@ -151,7 +151,7 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
 
     rate, channels, form = raw
     view = _View(json_output, source)
-    monitor = Monitor(detector, source, settings, view.show)
+    monitor = Monitor(detector, source, settings, view.show, None if json_output else view.say)
     if monitor.dashboard is not None:
         console.stderr.print(f"Dashboard: {monitor.dashboard.url}", highlight=False)
     plugin_source = get_host().watch_source(source)
@@ -212,6 +212,10 @@ class _View:
             return
         text = Text(describe_event(event, self.source), style=_STYLES.get(name, ""))
         console.stdout.print(f"{event['at']}  ", text, sep="", highlight=False)
+
+    def say(self, line: str) -> None:
+        """A line on stderr above the live status (what the watch judges, as it starts)."""
+        console.stderr.print(line, highlight=False)
 
     def progress(self, done: int, total: int) -> None:
         if self.json_output or total < 2:

@@ -383,7 +383,8 @@ def watch(arguments: argparse.Namespace) -> int:
         conditions=conditions,
         detector_file=Path(arguments.detector),
     )
-    monitor = Monitor(detector, source, settings, _show_event(arguments.json, source))
+    said = None if arguments.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    monitor = Monitor(detector, source, settings, _show_event(arguments.json, source), said)
     if monitor.dashboard is not None:
         print(f"Dashboard: {monitor.dashboard.url}", file=sys.stderr, flush=True)
     try:

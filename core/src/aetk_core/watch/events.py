@@ -1,8 +1,11 @@
 """A watch's events in words, as ``aetk watch`` and ``aetk-runtime watch`` print them when not
-asked for JSON Lines, and what a stream's windows misread, said once as a watch starts."""
+asked for JSON Lines, and what a watch judges and what a stream's windows misread, said once as
+it starts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aetk_core.recording import describe_warnings
@@ -74,3 +77,27 @@ def window_warnings(
             f"every {hop:g} s are never heard; a fault there goes unseen"
         )
     return [warning for warning in said if warning]
+
+
+def describe_watch(
+    source: str,
+    detector_file: Path | None,
+    thresholds: Sequence[float],
+    confirm: int,
+    clear: int,
+) -> str:
+    """What a watch judges, said once as it starts: ``Watching incoming with pump.aetk
+    (threshold 1.307): an alert starts at 2 scores in a row above the threshold and ends at 2
+    below it``; a fleet's machines (``thresholds``: one each) with the range of their
+    thresholds."""
+    watched = "standard input" if source == "-" else source
+    low, high = min(thresholds), max(thresholds)
+    level = f"threshold {low:.4g}" if low == high else f"thresholds {low:.4g} to {high:.4g}"
+    judged = f"{len(thresholds)} machines, {level}" if len(thresholds) > 1 else level
+    detector = f" with {detector_file}" if detector_file else ""
+    starts = "the first score" if confirm == 1 else f"{confirm} scores in a row"
+    ends = "the first" if clear == 1 else f"{clear} in a row"
+    return (
+        f"Watching {watched}{detector} ({judged}): an alert starts at {starts} above the "
+        f"threshold and ends at {ends} below it"
+    )

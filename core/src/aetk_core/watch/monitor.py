@@ -111,8 +111,12 @@ class Monitor:
         source: str,
         options: WatchOptions,
         emit: Callable[[dict[str, Any]], None],
+        on_start: Callable[[str], None] | None = None,
     ):
+        """``emit`` gets every event; ``on_start``, once the source is open and the watch about
+        to listen, what it judges in a line (:meth:`describe`)."""
         self.source, self.options, self.emit = source, options, emit
+        self.on_start = on_start
         self.fleet: Fleet | None = None
         self.judges: dict[str, Judge] = {}
         self.main: Judge | None = None
@@ -272,6 +276,20 @@ class Monitor:
             conditions,
         )
 
+    def describe(self) -> str:
+        """What this watch judges, in a line (:func:`aetk_core.watch.events.describe_watch`)."""
+        from aetk_core.watch.events import describe_watch
+
+        thresholds = [judge.threshold for judge in self._every_judge()]
+        options = self.options
+        return describe_watch(
+            self.source, options.detector_file, thresholds, options.confirm, options.clear
+        )
+
+    def _say_start(self) -> None:
+        if self.on_start is not None:
+            self.on_start(self.describe())
+
     def _every_judge(self) -> list[Judge]:
         return [self.main] if self.main else list(self.judges.values())
 
@@ -421,20 +439,10 @@ class Monitor:
         window_seconds = self.window_seconds = self._window_length()
         window, hop = self._in_samples(form.rate)
         self._check_window(form, window)
-        recorder = (
-            Recorder(
-                self.options.record,
-                form.rate,
-                self.options.pre,
-                self.options.post,
-                window_seconds,
-                on_failure=self.error,
-            )
-            if self.options.record
-            else None
-        )
+        recorder = self._recorder(form.rate, window_seconds)
         buffer = np.zeros((form.channels, 0), np.float32)
         consumed = 0  # samples before the buffer's first
+        self._say_start()
         next_start = 0
         started = time.monotonic()
         for block in blocks:
@@ -468,6 +476,15 @@ class Monitor:
         if recorder:
             for path in recorder.flush():
                 self.event("recorded", None, path=str(path))
+
+    def _recorder(self, rate: int, window_seconds: float) -> Recorder | None:
+        """What keeps the audio around each alert (``--record``; None: not asked for)."""
+        options = self.options
+        if options.record is None:
+            return None
+        return Recorder(
+            options.record, rate, options.pre, options.post, window_seconds, on_failure=self.error
+        )
 
     def _in_samples(self, rate: int) -> tuple[int, int]:
         """The stream's window and hop (``--hop``, or half a window) in samples at ``rate``."""
@@ -531,6 +548,7 @@ class Monitor:
         self._restore_alerts(state.get("active", False))
         watcher = FolderWatch(folder, scored, self.options.settle, self.options.interval)
         first = True
+        self._say_start()
         try:
             while not self.stopping:
                 self.reload_if_refitted()
