@@ -88,7 +88,7 @@ def describe_watch(
 ) -> str:
     """What a watch judges, said once as it starts: ``Watching incoming with pump.aetk
     (threshold 1.307): an alert starts at 2 scores in a row above the threshold and ends at 2
-    below it``; a fleet's machines (``thresholds``: one each) with the range of their
+    in a row below it``; a fleet's machines (``thresholds``: one each) with the range of their
     thresholds."""
     watched = "standard input" if source == "-" else source
     low, high = min(thresholds), max(thresholds)

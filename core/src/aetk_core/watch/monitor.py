@@ -29,6 +29,7 @@ from aetk_core.machines import MACHINE
 from aetk_core.results import ScoreResult, view_from
 from aetk_core.verdict import is_anomalous, window_length_warning
 from aetk_core.watch.alerts import AlertTracker
+from aetk_core.watch.events import describe_watch
 from aetk_core.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk_core.watch.refit import DetectorFileWatch
 from aetk_core.watch.sources import FolderWatch, StreamFormat
@@ -278,8 +279,6 @@ class Monitor:
 
     def describe(self) -> str:
         """What this watch judges, in a line (:func:`aetk_core.watch.events.describe_watch`)."""
-        from aetk_core.watch.events import describe_watch
-
         thresholds = [judge.threshold for judge in self._every_judge()]
         options = self.options
         return describe_watch(
