@@ -91,9 +91,8 @@ def _report_fold(fold, folds: int) -> None:
     caveat = threshold_caveat(fold.calibration) if fold.calibration else ""
     console.stderr.print(
         f"fold {fold.fold}/{folds}: trained on {fold.train_files}, held out "
-        f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}"
-        + (f" ({caveat})" if caveat else "")
-        + f", false alarms {fold.false_alarm_rate:.1%}{auc}",
+        f"{fold.held_out_files}: {loss}threshold {fold.threshold:.5g}{caveat}, "
+        f"false alarms {fold.false_alarm_rate:.1%}{auc}",
         highlight=False,
     )
 

@@ -42,7 +42,7 @@ def fleet_lines(summary: dict[str, Any], groups: Sequence[Sequence[str]]) -> lis
         lines.append(
             f"{', '.join(names)}: {shared}{machine['train_files']} training and "
             f"{machine['validation_files']} validation files, threshold "
-            f"{machine['threshold']:.6g}" + (f" ({caveat})" if caveat else "")
+            f"{machine['threshold']:.6g}{caveat}"
         )
     if summary["skipped_files"]:
         lines.append(

@@ -81,11 +81,10 @@ def _print_table(evaluation) -> None:
 
     from aetk.eval.evaluation import METRICS, format_metric
 
-    caveat = evaluation.threshold_caveat
     title = (
         "each machine at its own threshold"
         if evaluation.threshold is None
-        else f"threshold {evaluation.threshold:.5g}" + (f" ({caveat})" if caveat else "")
+        else f"threshold {evaluation.threshold:.5g}{evaluation.threshold_caveat}"
     )
     table = Table(title=title, box=None, pad_edge=False)
     table.add_column("group")

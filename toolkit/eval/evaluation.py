@@ -266,8 +266,8 @@ class Evaluation:
     unlabelled: list[str]
     failed: list[dict[str, str]]
     #: With the detector's own threshold resting on too few held-out normal scores for its rate,
-    #: that (:func:`aetk_core.describe.threshold_caveat`): precision, recall and F1 are at the
-    #: largest of them.
+    #: what the threshold's line appends (:func:`aetk_core.describe.threshold_caveat`):
+    #: precision, recall and F1 are at the largest of them.
     threshold_caveat: str = ""
 
     def as_dict(self) -> dict[str, Any]:
