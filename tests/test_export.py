@@ -275,25 +275,53 @@ with open(sys.argv[2], "rb") as recording:
     in_windows = detector.score_audio(recording.read(), name=sys.argv[2], segment=0.25)
 print(json.dumps([in_windows.as_dict(), detector.score(sys.argv[2], segment=0.25)[0].as_dict()]))
 print(json.dumps([detector.score_audio([[0.0, float("nan")] * 800], 16000).as_dict()]))
+print(json.dumps(refusals(detector, sys.argv[2])))
+"""
+
+REFUSALS = """
+from aetk_core.errors import ConfigError
+
+
+def refusals(detector, path):
+    said = []
+    for options in ({"segment": -1.0}, {"segment": float("nan")}, {"localize": "some"}):
+        for call in (detector.score_audio, detector.score):
+            try:
+                call([0.0] * 1600 if call == detector.score_audio else path, **options)
+                said.append(None)
+            except (ConfigError, ValueError) as exc:
+                said.append(f"{type(exc).__name__}: {exc}")
+    return said
 """
 
 
 def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, runtime_python):
     """``score_audio`` of aetk-runtime's Python API: the rows of the files holding the samples,
-    whole and in windows; audio no file could hold is the row's error."""
+    whole and in windows; audio no file could hold is the row's error; options refused as aetk
+    refuses them."""
     _, _, onnx_path = exported["default"]
+    program = REFUSALS + RUNTIME_SCORES_AUDIO
     ran = subprocess.run(
-        [str(runtime_python), "-c", RUNTIME_SCORES_AUDIO, str(onnx_path), *map(str, sounds[1][:3])],
+        [str(runtime_python), "-c", program, str(onnx_path), *map(str, sounds[1][:3])],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert ran.returncode == 0, ran.stderr
-    *pairs, (refused,) = [json.loads(line) for line in ran.stdout.splitlines()]
+    *pairs, (refused,), runtime_refusals = [json.loads(line) for line in ran.stdout.splitlines()]
     assert len(pairs) == 7
     for in_memory, from_file in pairs:
         assert in_memory == from_file and in_memory["error"] is None
     assert refused["score"] is None and refused["error"] == "holds NaN or infinite samples"
+    # A bad option is refused before any audio is read, in the same words as aetk refuses it.
+    found: dict = {}
+    exec(REFUSALS, found)
+    aetk_refusals = found["refusals"](exported["default"][0], str(sounds[1][0]))
+    assert runtime_refusals == aetk_refusals and None not in aetk_refusals
+    assert (
+        aetk_refusals[0]
+        == "ConfigError: --segment must be a finite number of seconds ≥ 0, not -1.0"
+    )
     # aetk-runtime score -: a recording on standard input, a row of its own, "-".
     script = str(Path(runtime_python).parent / "aetk-runtime")
     path = sounds[1][0]

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from aetk_core.detector import Localize, ScoringDetector, ScoringRun
 from aetk_core.recording import RecordingNorms
 from aetk_core.verdict import chosen_threshold
 
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
-from aetk.data.audio import audio_clips, find_audio_files
+from aetk.data.audio import audio_clips
 from aetk.data.features import (
     Clip,
     FileClips,
@@ -32,7 +33,7 @@ from aetk.data.recording import analysed_hz
 from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
-from aetk.detect.scoring import BATCH_WINDOWS, Localize, ScoreResult, score_clips
+from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
 from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
 
@@ -42,8 +43,10 @@ if TYPE_CHECKING:
 DEFAULT_DETECTOR = "detector.aetk"
 
 
-class Detector:
-    """A fitted anomaly detector. Create one with :func:`aetk.fit` or :meth:`Detector.load`."""
+class Detector(ScoringDetector):
+    """A fitted anomaly detector. Create one with :func:`aetk.fit` or :meth:`Detector.load`;
+    score with :meth:`score`, :meth:`iter_scores` and :meth:`score_audio`
+    (:class:`aetk_core.detector.ScoringDetector`)."""
 
     def __init__(
         self,
@@ -138,106 +141,30 @@ class Detector:
         """The standardised feature vectors of one whole file, as the model sees them."""
         return self.normalizer.transform(self.features(path))
 
-    def score(
-        self,
-        paths: str | Path | Sequence[str | Path],
-        *,
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        localize: Localize = True,
-        strict: bool = False,
-    ) -> list[ScoreResult]:
-        """Score files and folders (searched recursively); one result per file, in order.
-
-        :param threshold: overrides the detector's threshold.
-        :param false_alarm_rate: recompute the threshold for this rate from the normal scores the
-            detector was calibrated on (without refitting).
-        :param segment: score each file in windows of this many seconds, decoded one at a time
-            (default: the detector's own segment length; 0 scores whole files).
-        :param localize: say when and in which bands files scored whole depart from normal,
-            and which view raised the score; ``"anomalous"``: only for the files found
-            anomalous (what ``aetk score``'s table shows, for a fraction of the cost).
-        :param strict: a recording unlike the training recordings (any recording warning:
-            :data:`aetk_core.recording.NAMES`) is an error rather than a warning on its result.
-        """
-        return list(
-            self.iter_scores(
-                paths,
-                threshold=threshold,
-                false_alarm_rate=false_alarm_rate,
-                segment=segment,
-                localize=localize,
-                strict=strict,
-            )
+    def _scored_files(self, files: list[Path], run: ScoringRun) -> Iterator[ScoreResult]:
+        """The local engine: this process decodes and featurizes the files (whole files on a
+        few threads, windows one at a time) and feeds them to the scoring path."""
+        featurized = featurized_files(
+            self.featurizer,
+            files,
+            run.segment,
+            ahead=2 * BATCH_WINDOWS,
+            band_rate=self.recording_norms().band_rate,
         )
+        yield from score_clips(self, featurized, run.threshold, run.localize, strict=run.strict)
 
-    def iter_scores(
-        self,
-        paths: str | Path | Sequence[str | Path],
-        *,
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        localize: Localize = True,
-        strict: bool = False,
-    ) -> Iterator[ScoreResult]:
-        """Like :meth:`score`, yielding each file's result as soon as all its windows are scored.
-
-        This is the local engine: this process decodes and featurizes the files (whole files on a
-        few threads, windows one at a time) and feeds them to the scoring path.
-        """
-        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
-        segment = self.segment_seconds if segment is None else float(segment)
-        yield from score_clips(
-            self,
-            featurized_files(
-                self.featurizer,
-                files,
-                segment,
-                ahead=2 * BATCH_WINDOWS,
-                band_rate=self.recording_norms().band_rate,
-            ),
-            self.threshold_for(threshold, false_alarm_rate),
-            localize,
-            strict=strict,
-        )
-
-    def score_audio(
-        self,
-        samples: Any,
-        sample_rate: int | None = None,
-        *,
-        name: str = "<audio>",
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        localize: Localize = True,
-        strict: bool = False,
+    def _scored_audio(
+        self, samples: Any, sample_rate: int | None, name: str, run: ScoringRun
     ) -> ScoreResult:
-        """Score a recording held in memory, as :meth:`score` scores a file of it.
-
-        :param samples: ``[samples]`` (mono) or ``[channels, samples]`` (a numpy array, or
-            anything numpy turns into one), floats in [-1, 1] or 16- or 32-bit integers, at
-            ``sample_rate``; or the bytes of an audio file (a request's body, standard input),
-            which give their own rate.
-        :param name: the result's ``path``.
-        Audio that a file could not hold (no samples, NaN, an implausible rate or layout), or
-        bytes that are no audio file, give a result with ``error`` set; the other parameters are
-        :meth:`score`'s.
-        """
-        segment = self.segment_seconds if segment is None else float(segment)
         band_rate = self.recording_norms().band_rate
 
         def clips() -> Iterator[Clip]:  # its AudioError is the result's error, as for a file
-            pieces = audio_clips(samples, sample_rate, segment, self.featurizer.frames_to_read)
+            pieces = audio_clips(samples, sample_rate, run.segment, self.featurizer.frames_to_read)
             for start, piece in pieces:
                 yield audio_clip(self.featurizer, piece, name, start, band_rate)
 
-        files = [FileClips(name, clips(), segment_seconds=segment)]
-        (result,) = score_clips(
-            self, files, self.threshold_for(threshold, false_alarm_rate), localize, strict=strict
-        )
+        files = [FileClips(name, clips(), segment_seconds=run.segment)]
+        (result,) = score_clips(self, files, run.threshold, run.localize, strict=run.strict)
         return result
 
     def score_clips(

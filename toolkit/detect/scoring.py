@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
+from aetk_core.detector import Localize
 from aetk_core.localization import check_localize
 from aetk_core.recording import RecordingWarning, machine_warnings, merged, mismatch_error
 from aetk_core.results import ScoreResult, view_from
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 
 #: Windows scored together in one call of the scorer.
 BATCH_WINDOWS = 64
-
-#: Whether to say where files scored whole depart from normal: all of them (True), none
-#: (False), or only those found anomalous ("anomalous": the one pass scores all, and a second
-#: pass over the same vectors localizes the few anomalies, at a small part of the cost).
-Localize = bool | Literal["anomalous"]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,13 +16,13 @@ from aetk_core.audio import (
     Audio,
     audio_clips,
     default_workers,
-    find_audio_files,
     map_in_order,
     read_clips,
 )
+from aetk_core.detector import ScoringDetector, ScoringRun
 from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
-from aetk_core.localization import Event, EventMap, check_localize, event_map, to_grid
+from aetk_core.localization import Event, EventMap, event_map, to_grid
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -34,7 +34,7 @@ from aetk_core.recording import (
 from aetk_core.results import ScoreResult, view_from, view_of
 from aetk_core.verdict import chosen_threshold, is_anomalous, window_events
 
-from aetk_runtime.errors import DetectorError, RuntimeUsageError
+from aetk_runtime.errors import DetectorError
 
 #: Export schemas this runtime reads (2: the graph may also say which view gave the score).
 SCHEMAS = (1, 2)
@@ -92,7 +92,9 @@ class Explained:
     frame_seconds: float
 
 
-class ExportedDetector:
+class ExportedDetector(ScoringDetector):
+    """An exported detector, scored as aetk's are (:class:`aetk_core.detector.ScoringDetector`)."""
+
     def __init__(self, path: Path, session: Any, featurizer: Any, meta: dict[str, Any]):
         self.path = path
         self.session = session
@@ -137,86 +139,45 @@ class ExportedDetector:
             self.threshold, self.meta["calibration"]["normal_scores"], threshold, false_alarm_rate
         )
 
-    def score(self, paths: str | Path | Sequence[str | Path], **options: Any) -> list[ScoreResult]:
-        """:meth:`iter_scores`'s rows as a list (``options``: its keywords)."""
-        return list(self.iter_scores(paths, **options))
+    @property
+    def segment_seconds(self) -> float:
+        """The windows' length the detector was fitted on (0: whole files)."""
+        return float(self.meta.get("segment_seconds") or 0)
 
-    def iter_scores(
-        self,
-        paths: str | Path | Sequence[str | Path],
-        *,
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        strict: bool = False,
-        localize: bool | str = True,
-    ) -> Iterator[ScoreResult]:
-        """One row per file, in order, as ``aetk score`` gives them; ``strict``: a recording
-        that does not match the training recordings is an error rather than a warning;
-        ``localize``: files scored whole get their events and bands (``segments``) where the
-        exported scorer localizes (``"anomalous"``: the files found anomalous alone, each run
-        through the graph once more for them, as aetk score's table has them)."""
-        score_clips, seconds = self._clip_scorer(
-            threshold, false_alarm_rate, segment, strict, localize
-        )
-        frames = self.featurizer.frames_to_read
+    def _scored_files(self, files: list[Path], run: ScoringRun) -> Iterator[ScoreResult]:
+        score_clips, frames = self._clip_scorer(run), self.featurizer.frames_to_read
 
         def score_file(path: Path) -> ScoreResult:
-            return score_clips(str(path), lambda: read_clips(path, seconds, frames))
+            return score_clips(str(path), lambda: read_clips(path, run.segment, frames))
 
-        files = find_audio_files([paths] if isinstance(paths, (str, Path)) else paths)
         # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
         # ahead so that memory stays flat.
         yield from map_in_order(score_file, files, default_workers())
 
-    def score_audio(
-        self,
-        samples: Any,
-        sample_rate: int | None = None,
-        *,
-        name: str = "<audio>",
-        threshold: float | None = None,
-        false_alarm_rate: float | None = None,
-        segment: float | None = None,
-        strict: bool = False,
-        localize: bool | str = True,
+    def _scored_audio(
+        self, samples: Any, sample_rate: int | None, name: str, run: ScoringRun
     ) -> ScoreResult:
-        """A recording held in memory (``[samples]`` or ``[channels, samples]``, floats in
-        [-1, 1] or 16- or 32-bit integers, at ``sample_rate``; or an audio file's bytes), scored
-        as its file would be; ``name`` is the row's path. Audio no file could hold is the row's
-        error."""
-        score_clips, seconds = self._clip_scorer(
-            threshold, false_alarm_rate, segment, strict, localize
-        )
         frames = self.featurizer.frames_to_read
-        return score_clips(name, lambda: audio_clips(samples, sample_rate, seconds, frames))
+        return self._clip_scorer(run)(
+            name, lambda: audio_clips(samples, sample_rate, run.segment, frames)
+        )
 
     def _clip_scorer(
-        self,
-        threshold: float | None,
-        false_alarm_rate: float | None,
-        segment: float | None,
-        strict: bool,
-        localize: bool | str,
-    ) -> tuple[Callable[[str, Callable[[], Iterable[tuple[float, Audio]]]], ScoreResult], float]:
-        """:meth:`_score_clips` with a scoring run's options bound, and its segment length."""
-        check_localize(localize)
-        seconds = float(self.meta.get("segment_seconds") or 0) if segment is None else segment
-        if not math.isfinite(seconds) or seconds < 0:
-            raise RuntimeUsageError(f"--segment must be a finite number ≥ 0, not {seconds}")
-        scorer = partial(
+        self, run: ScoringRun
+    ) -> Callable[[str, Callable[[], Iterable[tuple[float, Audio]]]], ScoreResult]:
+        """:meth:`_score_clips` with a scoring run's options bound."""
+        return partial(
             self._score_clips,
-            threshold=self.threshold_for(threshold, false_alarm_rate),
-            seconds=seconds,
-            strict=strict,
+            threshold=run.threshold,
+            seconds=run.segment,
+            strict=run.strict,
             outputs=self._wanted(
-                whole=not seconds, localize=localize is True, views=bool(localize)
+                whole=not run.segment, localize=run.localize is True, views=bool(run.localize)
             ),
             # A graph that cannot localize has nothing more to give on a second run.
-            anomalies_localized=localize == "anomalous" and self.localization is not None,
-            localized=localize is True,
+            anomalies_localized=run.localize == "anomalous" and self.localization is not None,
+            localized=run.localize is True,
         )
-        return scorer, seconds
 
     def _wanted(self, whole: bool, localize: bool, views: bool = True) -> list[str]:
         """The graph outputs a scoring run reads: windows need only their scores, and the views
