@@ -106,6 +106,12 @@ def test_every_row_carries_the_machine_and_its_conditions(fleet_folders, tmp_pat
     assert told[0]["conditions"] == {"site": "south"}  # what is the same in all its recordings
     single = cli("score", one, "-d", aetk.fit(folders[0]).save(tmp_path / "d.aetk"), "--json")
     assert single.json_lines()[0]["conditions"] is None
+    moved = table.rename(tmp_path / "moved.csv")
+    gone = cli("score", *tests, "-d", output)
+    said = f"fitted with the table {table.resolve()}, which is no longer there: give --machines"
+    assert gone.code == 2 and said in gone.stderr and "Traceback" not in gone.stderr
+    told_again = cli("score", *tests, "-d", output, "--machines", moved, "--json").json_lines()
+    assert [row["conditions"] for row in told_again] == [row["conditions"] for row in rows]
     if importlib.util.find_spec("onnx") is not None:
         import onnx
 

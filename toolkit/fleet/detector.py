@@ -14,22 +14,14 @@ from __future__ import annotations
 import datetime
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from aetk_core.machines import (
-    MACHINE,
-    SOURCES,
-    Row,
-    check_source,
-    conditions,
-    machine_rows,
-    routable_rows,
-    routed_rows,
-    score_by_machine,
-)
+from aetk_core.fleet import Fleet
+from aetk_core.machines import MACHINE, SOURCES, Row, machine_rows, routable_rows
+from aetk_core.machines import conditions as row_conditions
 
 from aetk._version import __version__
 from aetk.components.state import jsonable
@@ -40,15 +32,15 @@ from aetk.detect.detector_file import (
     read_detector,
     write_detector,
 )
-from aetk.detect.scoring import ScoreResult
 from aetk.errors import AetkError, AetkWarning, ConfigError, DetectorFileError
 from aetk.fitting.config import FitConfig
 from aetk.fitting.progress import FitObserver
 from aetk.fleet.categories import MIN_MACHINE_FILES, Categories
 
 
-class FleetDetector:
-    """Detectors of many machines under one file, and the fleet's categories.
+class FleetDetector(Fleet):
+    """Detectors of many machines under one file, and the fleet's categories; scored as every
+    fleet is (:class:`aetk_core.fleet.Fleet`).
 
     ``source`` is how the fleet was told which recording is which machine (``folders``,
     ``dcase`` or the table's file name); scoring uses the same unless told otherwise.
@@ -86,94 +78,23 @@ class FleetDetector:
         self.categories.column(MACHINE).index(machine)
         return self.detectors[machine]
 
-    def machine_detectors(self) -> dict[str, tuple[Detector, dict[str, str]]]:
-        """Each machine's detector and its conditions in the fleet (the columns that are the
-        same in all its training recordings), as a watch judges with them."""
-        return {
-            name: (detector, conditions(self.rows.get(name, {})))
-            for name, detector in self.detectors.items()
-        }
+    def conditions(self, machine: str) -> dict[str, str]:
+        return row_conditions(self.rows.get(machine, {MACHINE: machine}))
 
-    # -- scoring --------------------------------------------------------------------------------
-
-    def route(
-        self,
-        paths: Sequence[str | Path],
-        machine: str | None = None,
-        source: str | None = None,
-        files: Sequence[Path] | None = None,
-        unrouted: dict[Path, str] | None = None,
-    ) -> dict[Path, Row]:
-        """Each recording under ``paths`` with its categories: those of ``machine`` for all of
-        them (the columns that are the same in all its training recordings), or told by
-        ``source`` (default: the fleet's own, ``dcase`` or a table; ``folders``: the sub-folder
-        names). ``files``: the recordings under ``paths`` when they are known already (a file
-        that has just arrived in a watched folder); the folders are then not walked.
-
-        A recording whose machine cannot be told, or is not one of the fleet's, is a
-        :class:`ConfigError` naming it; with ``unrouted``, it is put there with the reason
-        instead, so that a batch goes on with the others (when no recording can be routed,
-        the first one's reason is still the error: nothing would be scored)."""
-        if machine is not None:
-            self.detector(machine)
-            return routed_rows(paths, files, named=self.rows.get(machine, {MACHINE: machine}))
-        source = check_source(source or self.source)
-        if source not in SOURCES and not Path(source).is_file():
-            raise ConfigError(
-                f"this fleet was fitted with the table {source}: give --machines TABLE.csv or "
-                "--machine NAME"
-            )
-        problems: dict[Path, str] = {}
-        routed = routed_rows(paths, files, source=source, unrouted=problems)
-        return routable_rows(routed, problems, unrouted, self._unknown)
-
-    def _unknown(self, machine: str) -> str | None:
+    def unknown(self, machine: str) -> str | None:
         try:
             self.detector(machine)
         except ConfigError as exc:
             return str(exc)
         return None
 
-    def iter_scores(
-        self,
-        paths: Sequence[str | Path],
-        *,
-        machine: str | None = None,
-        source: str | None = None,
-        **options: Any,
-    ) -> Iterator[ScoreResult]:
-        """Like :meth:`aetk.Detector.iter_scores`, each recording scored by its machine's
-        detector (``options``: the same keywords), each result with its ``machine`` and
-        ``conditions`` (see :meth:`iter_routed` for their order); a recording that cannot be
-        routed is an error result (:meth:`route`)."""
-        unrouted: dict[Path, str] = {}
-        routed = self.route(paths, machine, source, unrouted=unrouted)
-        yield from self.iter_routed(routed, unrouted, **options)
-
-    def iter_routed(
-        self, routed: dict[Path, Row], unrouted: dict[Path, str] | None = None, **options: Any
-    ) -> Iterator[ScoreResult]:
-        """Results of recordings already routed (:meth:`route`) to their machines, each as soon
-        as it is scored: machine by machine, in the order each machine first appears, and in the
-        recordings' order within a machine (sub-folders per machine: the recordings' order).
-        The ``unrouted`` ones come first, each an error with its reason."""
-        yield from score_by_machine(
-            routed, lambda name, files: self.detectors[name].iter_scores(files, **options), unrouted
+    def default_source(self) -> str:
+        if self.source in SOURCES or Path(self.source).is_file():
+            return self.source
+        raise ConfigError(
+            f"this fleet was fitted with the table {self.source}, which is no longer there: give "
+            "--machines TABLE.csv or --machine NAME"
         )
-
-    def score(self, paths: Sequence[str | Path], **options: Any) -> list[ScoreResult]:
-        return list(self.iter_scores(paths, **options))
-
-    def score_audio(
-        self, samples: Any, sample_rate: int | None = None, *, machine: str, **options: Any
-    ) -> ScoreResult:
-        """A recording held in memory judged as ``machine``'s (:meth:`aetk.Detector.score_audio`,
-        ``options``: its keywords), with the conditions :meth:`score` gives ``machine``'s
-        recordings; an unknown machine is a :class:`ConfigError`."""
-        result = self.detector(machine).score_audio(samples, sample_rate, **options)
-        result.machine = machine
-        result.conditions = conditions(self.rows.get(machine, {MACHINE: machine}))
-        return result
 
     # -- the file -------------------------------------------------------------------------------
 
@@ -478,8 +399,7 @@ def machine_of(
                 f"({', '.join(loaded.machines[:8])}{', ...' if len(loaded.machines) > 8 else ''})"
                 ": give --machine NAME"
             )
-        detector = loaded.detector(machine)
-        return detector, conditions(loaded.rows.get(machine, {}))
+        return loaded.detector(machine), loaded.conditions(machine)
     if machine is not None:
         raise ConfigError(f"{path}: --machine needs a fleet detector (fitted with --machines)")
     return loaded, None

@@ -1,10 +1,9 @@
 """Continuous scoring of a stream or a folder, with alerts, in bounded memory however long it
 runs: ``aetk watch`` with aetk's detectors, ``aetk-runtime watch`` with exported ones.
 
-A detector here is anything that scores as both do: ``score(paths, threshold=, localize=,
-strict=)``, ``score_audio(samples, rate, name=, threshold=, segment=, strict=)``,
-``threshold_for(threshold, false_alarm_rate)`` and ``clip_seconds``. A fleet (:class:`Fleet`)
-also gives each machine's detector and routes a recording to its machine."""
+A detector here is one that scores as both do (:class:`aetk_core.detector.ScoringDetector`) and
+says its ``clip_seconds``; a fleet (:class:`aetk_core.fleet.Fleet`) also gives each machine's
+detector and routes a recording to its machine."""
 
 from __future__ import annotations
 
@@ -15,16 +14,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aetk_core.errors import AetkError, ConfigError
 from aetk_core.fileio import atomic_write_text, ensure_folder
+from aetk_core.fleet import Fleet
 from aetk_core.machines import MACHINE
 from aetk_core.results import ScoreResult, view_from
 from aetk_core.verdict import is_anomalous, window_length_warning
@@ -36,21 +36,6 @@ from aetk_core.watch.sources import FolderWatch, StreamFormat
 
 if TYPE_CHECKING:
     from aetk_core.watch.dashboard import Dashboard
-
-
-@runtime_checkable
-class Fleet(Protocol):
-    """A fleet's detectors as a watch judges with them."""
-
-    def machine_detectors(self) -> dict[str, tuple[Any, dict[str, str]]]:
-        """Each machine's detector and its conditions in the fleet."""
-
-    def route(
-        self, paths: Sequence[str | Path], *, source: str | None, files: Sequence[Path] | None
-    ) -> dict[Path, dict[str, str]]:
-        """Each recording under ``paths`` with its machine, told by ``source`` (None: as the
-        fleet was fitted); ``files``: those recordings, known already. A :class:`ConfigError`
-        names one whose machine cannot be told."""
 
 
 @dataclass
