@@ -275,6 +275,7 @@ with open(sys.argv[2], "rb") as recording:
     in_windows = detector.score_audio(recording.read(), name=sys.argv[2], segment=0.25)
 print(json.dumps([in_windows.as_dict(), detector.score(sys.argv[2], segment=0.25)[0].as_dict()]))
 print(json.dumps([detector.score_audio([[0.0, float("nan")] * 800], 16000).as_dict()]))
+print(json.dumps([detector.calibration_summary(), detector.threshold_note()]))
 print(json.dumps(refusals(detector, sys.argv[2])))
 """
 
@@ -308,11 +309,14 @@ def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, 
         timeout=300,
     )
     assert ran.returncode == 0, ran.stderr
-    *pairs, (refused,), runtime_refusals = [json.loads(line) for line in ran.stdout.splitlines()]
+    *pairs, (refused,), calibration, runtime_refusals = map(json.loads, ran.stdout.splitlines())
     assert len(pairs) == 7
     for in_memory, from_file in pairs:
         assert in_memory == from_file and in_memory["error"] is None
     assert refused["score"] is None and refused["error"] == "holds NaN or infinite samples"
+    # How its threshold was set, as aetk says it (the watch's start line says the same).
+    detector = exported["default"][0]
+    assert calibration == [detector.calibration_summary(), detector.threshold_note()]
     # A bad option is refused before any audio is read, in the same words as aetk refuses it.
     found: dict = {}
     exec(REFUSALS, found)

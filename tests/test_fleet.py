@@ -384,6 +384,11 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
         settle=0.0, interval=0.05, confirm=1, clear=1, state=state, metrics_port=port
     )
     monitor = Monitor(fleet, str(incoming), options, events.append)
+    # 8 recordings a machine: each threshold is the largest of its held-out scores.
+    assert all(fleet.detector(name).threshold_note() for name in MACHINES)
+    assert "; fan-01, pump-01, pump-02: the largest of too few held-out normal scores" in (
+        monitor.describe()
+    )
     runner = threading.Thread(target=monitor.run_folder, args=(incoming,))
     runner.start()
     deadline = time.monotonic() + 120
@@ -536,6 +541,10 @@ def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(
     assert status["threshold"] is None
     thresholds = {source["source"]: source["threshold"] for source in status["sources"]}
     assert thresholds == {name: detector.threshold for name, detector in fleet.detectors.items()}
+    # 8 recordings a machine: each threshold is the largest of its held-out scores, said so.
+    notes = {source["source"]: source["threshold_note"] for source in status["sources"]}
+    assert notes == {name: detector.threshold_note() for name, detector in fleet.detectors.items()}
+    assert all(note.startswith("the largest of ") for note in notes.values())
     assert alerts, "a clip played backwards at three times the level raises an alert"
     for alert in alerts:
         assert alert["source"] == alert["machine"] in MACHINES
@@ -570,6 +579,9 @@ def test_the_live_page_of_a_fleet_names_the_machine_of_each_alert_in_chromium(fl
             time.sleep(0.2)
         cards = driver.find_elements("css selector", ".source .source-name")
         assert sorted(card.text for card in cards) == sorted(MACHINES)
+        notes = driver.find_elements("css selector", ".source .note")
+        assert len(notes) == len(MACHINES)
+        assert all(note.text.startswith("the threshold is the largest of ") for note in notes)
         heads = {
             item.get_attribute("data-alert"): item.find_element("css selector", ".machine").text
             for item in driver.find_elements("css selector", "li.alert")

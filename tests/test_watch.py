@@ -181,10 +181,13 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_watch_says_what_it_judges_as_it_starts(watched):
+def test_a_watch_says_what_it_judges_as_it_starts(watched, tmp_path):
     """One line on stderr before any event (not with --json): the source, the detector file,
-    its threshold (a fleet's machines: their range) and when alerts start and end."""
+    its threshold (a fleet's machines: their range; a threshold that holds no false-alarm rate,
+    why) and when alerts start and end."""
     from aetk_core.watch.events import describe_watch
+
+    import aetk
 
     _, path = watched
     command = [sys.executable, "-m", "aetk", "watch", "-", "-d", str(path)]
@@ -206,6 +209,28 @@ def test_a_watch_says_what_it_judges_as_it_starts(watched):
     )
     shared = describe_watch("incoming", Path("fleet.aetk"), [1.5, 1.5], 2, 2)
     assert "(2 machines, threshold 1.5)" in shared
+    # Fitted on 6 clips: its threshold is the largest of their held-out scores, no 10% rate.
+    few = synth.write_dataset(tmp_path, train=6, test_normal=0, test_per_anomaly=0, seconds=2.0)
+    small = aetk.fit(few["train"])
+    small_path = small.save(tmp_path / "small.aetk")
+    held_out = small.calibration_summary()["normal_scores"]
+    noted = subprocess.run(
+        [*command[:-1], str(small_path)], input=audio, capture_output=True
+    ).stderr.decode()
+    assert noted.splitlines()[0] == (
+        f"Watching standard input with {small_path} (threshold {small.threshold:.4g}; the "
+        f"largest of {held_out} held-out normal scores: too few for a 10% false-alarm rate): an "
+        "alert starts at 2 scores in a row above the threshold and ends at 2 in a row below it"
+    )
+    given = subprocess.run(
+        [*command[:-1], str(small_path), "--threshold", "3"], input=audio, capture_output=True
+    )
+    assert "(threshold 3):" in given.stderr.decode().splitlines()[0]
+    notes = {f"m{index}": "the largest of 4 held-out normal scores" for index in range(5)}
+    fleet_noted = describe_watch("incoming", Path("fleet.aetk"), [1.0] * 6, 2, 2, notes)
+    assert "(6 machines, threshold 1; m0, m1, m2 and 2 more: the largest of too few held-out " in (
+        fleet_noted
+    )
 
 
 def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):

@@ -78,6 +78,9 @@ class Detector(ScoringDetector):
             self.threshold, self.calibration.normal_scores, threshold, false_alarm_rate
         )
 
+    def calibration_summary(self) -> dict[str, Any]:
+        return self.calibration.as_dict()
+
     @property
     def segment_seconds(self) -> float:
         """Window length the detector was fitted on (0: whole files)."""

@@ -33,11 +33,18 @@ def threshold_caveat(calibration: dict[str, Any]) -> str:
     """`` (the largest of 8 held-out normal scores: too few for a 10% false-alarm rate)`` where
     :func:`too_few_scores`, else empty: what a line that gives a threshold in a few words (a
     fleet's machine, a cross-validation fold, an evaluation) appends to it."""
+    note = too_few_note(calibration)
+    return f" ({note})" if note else ""
+
+
+def too_few_note(calibration: dict[str, Any]) -> str:
+    """``the largest of 8 held-out normal scores: too few for a 10% false-alarm rate`` where
+    :func:`too_few_scores`, else empty."""
     if not too_few_scores(calibration):
         return ""
     return (
-        f" (the largest of {calibration['normal_scores']} held-out normal scores: too few for a "
-        f"{percent(calibration['target_false_alarm_rate'])} false-alarm rate)"
+        f"the largest of {calibration['normal_scores']} held-out normal scores: too few for a "
+        f"{percent(calibration['target_false_alarm_rate'])} false-alarm rate"
     )
 
 

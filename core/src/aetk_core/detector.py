@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aetk_core.audio import find_audio_files
+from aetk_core.describe import too_few_note
 from aetk_core.errors import ConfigError
 from aetk_core.localization import check_localize
 from aetk_core.results import ScoreResult
@@ -53,6 +54,23 @@ class ScoringDetector:
         """The threshold a scoring run uses: ``threshold`` as given, or recomputed from the
         stored normal scores for ``false_alarm_rate``, or the detector's own."""
         raise NotImplementedError
+
+    def calibration_summary(self) -> dict[str, Any]:
+        """How the detector's own threshold was set, as ``aetk fit --json`` says it:
+        ``method``, ``target_false_alarm_rate``, ``threshold``, ``warning`` and the count of
+        held-out ``normal_scores``."""
+        raise NotImplementedError
+
+    def threshold_note(
+        self, threshold: float | None = None, false_alarm_rate: float | None = None
+    ) -> str:
+        """Why the threshold a run judges at holds no false-alarm rate, in words
+        (:func:`aetk_core.describe.too_few_note`; empty where it does). Only the detector's own
+        can be so: a threshold given is the user's, and a rate that the stored scores cannot
+        hold is warned about as its threshold is computed."""
+        if threshold is not None or false_alarm_rate is not None:
+            return ""
+        return too_few_note(self.calibration_summary())
 
     def score(
         self,

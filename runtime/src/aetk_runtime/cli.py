@@ -291,9 +291,7 @@ def info(arguments: argparse.Namespace) -> int:
         if arguments.json:
             print(json.dumps(about), flush=True)
             continue
-        calibration = dict(
-            meta["calibration"], normal_scores=len(meta["calibration"]["normal_scores"])
-        )
+        calibration = detector.calibration_summary()
         lines = (
             detector_lines(about["summary"])
             if about["summary"]

@@ -139,6 +139,10 @@ class ExportedDetector(ScoringDetector):
             self.threshold, self.meta["calibration"]["normal_scores"], threshold, false_alarm_rate
         )
 
+    def calibration_summary(self) -> dict[str, Any]:
+        calibration = self.meta["calibration"]
+        return {**calibration, "normal_scores": len(calibration["normal_scores"])}
+
     @property
     def segment_seconds(self) -> float:
         """The windows' length the detector was fitted on (0: whole files)."""

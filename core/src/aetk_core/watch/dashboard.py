@@ -153,6 +153,8 @@ class Dashboard:
         #: judged at (a refit moves it).
         self.history: dict[str, deque[tuple[float, float, bool, float | None]]] = {}
         self.thresholds: dict[str, float | None] = {}
+        #: Why a source's threshold holds no false-alarm rate (none: it does), set by the watch.
+        self.notes: dict[str, str] = {}
         self.warnings: dict[str, list[dict[str, str]]] = {}
         self.open: dict[str, int] = {}
         self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
@@ -247,6 +249,7 @@ class Dashboard:
                     {
                         "source": key,
                         "threshold": self.thresholds.get(key, self.threshold),
+                        "threshold_note": self.notes.get(key),
                         "last": {
                             "at": points[-1][0],
                             "score": points[-1][1],

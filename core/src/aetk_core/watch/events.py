@@ -4,7 +4,7 @@ it starts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,13 @@ def describe_watch(
     thresholds: Sequence[float],
     confirm: int,
     clear: int,
+    notes: Mapping[str, str] | None = None,
 ) -> str:
     """What a watch judges, said once as it starts: ``Watching incoming with pump.aetk
     (threshold 1.307): an alert starts at 2 scores in a row above the threshold and ends at 2
     in a row below it``; a fleet's machines (``thresholds``: one each) with the range of their
-    thresholds."""
+    thresholds. ``notes``: why a threshold holds no false-alarm rate, by machine (one detector:
+    its one note), said after the thresholds."""
     watched = "standard input" if source == "-" else source
     low, high = min(thresholds), max(thresholds)
     level = f"threshold {low:.4g}" if low == high else f"thresholds {low:.4g} to {high:.4g}"
@@ -98,6 +100,16 @@ def describe_watch(
     starts = "the first score" if confirm == 1 else f"{confirm} scores in a row"
     ends = "the first" if clear == 1 else f"{clear} in a row"
     return (
-        f"Watching {watched}{detector} ({judged}): an alert starts at {starts} above the "
-        f"threshold and ends at {ends} below it"
+        f"Watching {watched}{detector} ({judged}{_noted(notes or {}, len(thresholds))}): an "
+        f"alert starts at {starts} above the threshold and ends at {ends} below it"
     )
+
+
+def _noted(notes: Mapping[str, str], judges: int) -> str:
+    if not notes:
+        return ""
+    if judges == 1:
+        return f"; {next(iter(notes.values()))}"
+    names = sorted(notes)
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"; {listed}: the largest of too few held-out normal scores for the false-alarm rate"

@@ -81,6 +81,8 @@ class Judge:
     tracker: AlertTracker
     machine: str | None = None
     conditions: dict[str, str] | None = None
+    #: Why its threshold holds no false-alarm rate (:meth:`ScoringDetector.threshold_note`).
+    note: str = ""
 
 
 class Monitor:
@@ -206,8 +208,13 @@ class Monitor:
         if self.metrics:
             for judge in self._every_judge():
                 self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
-        if self.dashboard and self.main:
-            self.dashboard.threshold = self.main.threshold
+        if self.dashboard:
+            self.dashboard.threshold = self.main.threshold if self.main else None
+            self.dashboard.notes = {
+                judge.machine or self.dashboard.name: judge.note
+                for judge in self._every_judge()
+                if judge.note
+            }
 
     def reload_if_refitted(self) -> bool:
         """Judge with the detector file again once a refit has replaced it (an ``error`` event,
@@ -260,14 +267,21 @@ class Monitor:
             AlertTracker(options.confirm, options.clear, options.cooldown),
             machine,
             conditions,
+            detector.threshold_note(options.threshold, options.false_alarm_rate),
         )
 
     def describe(self) -> str:
         """What this watch judges, in a line (:func:`aetk_core.watch.events.describe_watch`)."""
-        thresholds = [judge.threshold for judge in self._every_judge()]
+        judges = self._every_judge()
+        notes = {judge.machine or "": judge.note for judge in judges if judge.note}
         options = self.options
         return describe_watch(
-            self.source, options.detector_file, thresholds, options.confirm, options.clear
+            self.source,
+            options.detector_file,
+            [judge.threshold for judge in judges],
+            options.confirm,
+            options.clear,
+            notes,
         )
 
     def _say_start(self) -> None:

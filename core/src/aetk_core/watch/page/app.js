@@ -131,7 +131,11 @@ function drawSources(status) {
     );
     head.append(...runNote(open, source, status));
     const warned = recording(source.last && source.last.warnings);
-    card.append(head, ...(warned ? [warned] : []), chart(source, status.now, since));
+    // A threshold from too few normal recordings holds no false-alarm rate: said where it shows.
+    const noted = source.threshold_note
+      ? [element("div", { class: "note" }, `the threshold is ${source.threshold_note}`)]
+      : [];
+    card.append(head, ...noted, ...(warned ? [warned] : []), chart(source, status.now, since));
     return card;
   }));
 }
