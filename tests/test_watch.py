@@ -226,11 +226,20 @@ def test_a_watch_says_what_it_judges_as_it_starts(watched, tmp_path):
         [*command[:-1], str(small_path), "--threshold", "3"], input=audio, capture_output=True
     )
     assert "(threshold 3):" in given.stderr.decode().splitlines()[0]
-    notes = {f"m{index}": "the largest of 4 held-out normal scores" for index in range(5)}
-    fleet_noted = describe_watch("incoming", Path("fleet.aetk"), [1.0] * 6, 2, 2, notes)
+    # A fleet: the one note all its thresholds share, or which machines' thresholds have one.
+    note = "the largest of 4 held-out normal scores: too few for a 10% false-alarm rate"
+    every = describe_watch("incoming", Path("f.aetk"), [1.0] * 2, 2, 2, {"a": note, "b": note})
+    assert f"(2 machines, threshold 1; {note}): " in every
+    other = {"a": note, "b": note.replace("4", "5")}
+    each = describe_watch("incoming", Path("f.aetk"), [1.0, 2.0], 2, 2, other)
+    assert "thresholds 1 to 2; each the largest of too few held-out normal scores for the " in each
+    some = {f"m{index}": note for index in range(5)}
+    listed = describe_watch("incoming", Path("f.aetk"), [1.0] * 6, 2, 2, some)
     assert "(6 machines, threshold 1; m0, m1, m2 and 2 more: the largest of too few held-out " in (
-        fleet_noted
+        listed
     )
+    two = describe_watch("incoming", Path("f.aetk"), [1.0] * 6, 2, 2, {"a": note, "b": note})
+    assert "; a and b: the largest of too few held-out normal scores for the false-alarm " in two
 
 
 def test_alert_lines_name_a_folders_file_and_a_streams_moment(capsys):

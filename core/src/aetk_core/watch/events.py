@@ -106,10 +106,17 @@ def describe_watch(
 
 
 def _noted(notes: Mapping[str, str], judges: int) -> str:
+    """The thresholds' notes in a few words: the one note where every threshold has it, else
+    which machines' thresholds are the largest of too few held-out scores."""
     if not notes:
         return ""
-    if judges == 1:
+    if len(notes) == judges and len(set(notes.values())) == 1:
         return f"; {next(iter(notes.values()))}"
+    too_few = "the largest of too few held-out normal scores for the false-alarm rate"
+    if len(notes) == judges:
+        return f"; each {too_few}"
     names = sorted(notes)
-    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"; {listed}: the largest of too few held-out normal scores for the false-alarm rate"
+    if len(names) > 4:
+        names = [*names[:3], f"{len(names) - 3} more"]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"; {listed}: {too_few}"
