@@ -124,8 +124,16 @@ def test_fit_json_has_the_calibration_and_score_recomputes_it(cli, machine_sound
         "or give a threshold when scoring (--threshold)"
     )
     assert f"warning: {warning}" in strict.stderr
-    # Scoring at another rate recomputes the threshold from the stored scores, no refit.
+    # Judged at that threshold, the verdicts hold no 5% rate either: said once they are given.
     one = machine_sounds["test"][0]
+    unheld = cli("score", one, "-d", tmp_path / "s.aetk", "--json")
+    assert [line for line in unheld.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: the threshold is the largest of 12 held-out normal scores: too few for a 5% "
+        "false-alarm rate; record more normal recordings and refit, or give --threshold"
+    ]
+    given = cli("score", one, "-d", tmp_path / "s.aetk", "--threshold", "1.5")
+    assert "warning:" not in given.stderr
+    # Scoring at another rate recomputes the threshold from the stored scores, no refit.
     rescored = cli("score", one, "-d", detector_path, "--false-alarm-rate", "0.5", "--json")
     (row,) = rescored.json_lines()
     assert row["threshold"] == conformal_threshold(normal, 0.5)[0]

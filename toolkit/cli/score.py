@@ -155,6 +155,7 @@ def _score_locally(
     stderr; a fleet routes each file to its machine (``routing``: ``--machine``,
     ``--machines``)."""
     from aetk_core.audio import check_segment, score_input
+    from aetk_core.fleet import verdicts_warning
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
@@ -197,6 +198,11 @@ def _score_locally(
                 console.warn(f"{result.path}: {describe_warnings(result.warnings)}")
             if json_output:
                 print(json.dumps(result.as_dict()), flush=True)
+    unheld = verdicts_warning(
+        detector, results, settings["threshold"], settings["false_alarm_rate"]
+    )
+    if unheld:
+        console.warn(unheld)
     return results
 
 

@@ -3,6 +3,7 @@ detector carries too): what ``aetk fit`` and ``aetk info`` print, and ``aetk-run
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aetk_core.results import VIEW_NAMES
@@ -46,6 +47,44 @@ def too_few_note(calibration: dict[str, Any]) -> str:
         f"the largest of {calibration['normal_scores']} held-out normal scores: too few for a "
         f"{percent(calibration['target_false_alarm_rate'])} false-alarm rate"
     )
+
+
+#: What a fleet's thresholds that hold no false-alarm rate, each for its own reason, share.
+TOO_FEW = "the largest of too few held-out normal scores for the false-alarm rate"
+
+
+def notes_in_brief(notes: Mapping[str, str], judges: int) -> str:
+    """The notes of thresholds that hold no false-alarm rate (:func:`too_few_note`, by machine;
+    one detector: its one note), out of ``judges`` thresholds, in a few words: the note itself
+    where every threshold has that one, ``each …`` where every threshold has one, else the
+    machines whose thresholds do."""
+    if len(notes) == judges and len(set(notes.values())) == 1:
+        return next(iter(notes.values()))
+    if len(notes) == judges:
+        return f"each {TOO_FEW}"
+    return f"{_listed(notes)}: {TOO_FEW}"
+
+
+def verdicts_note(notes: Mapping[str, str]) -> str | None:
+    """What ``aetk score`` and ``aetk-runtime score`` warn once they have judged recordings at
+    thresholds that hold no false-alarm rate (``notes``: by the machines judged, ``""`` for one
+    detector; None where there are none): the threshold and why, and what to do about it."""
+    if not notes:
+        return None
+    advice = "; record more normal recordings and refit, or give --threshold"
+    if len(notes) == 1:
+        machine, note = next(iter(notes.items()))
+        return f"the threshold{f' of {machine}' if machine else ''} is {note}{advice}"
+    reason = next(iter(notes.values())) if len(set(notes.values())) == 1 else TOO_FEW
+    return f"the thresholds of {_listed(notes)} are {reason}{advice}"
+
+
+def _listed(machines: Iterable[str]) -> str:
+    """``a, b and c``; four names at the most (``a, b, c and 5 more``)."""
+    names = sorted(machines)
+    if len(names) > 4:
+        names = [*names[:3], f"{len(names) - 3} more"]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def describe_views(views: list[dict[str, Any]] | None, scales: bool = True) -> str:

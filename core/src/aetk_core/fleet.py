@@ -9,10 +9,11 @@ when the user does not say.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from aetk_core.describe import verdicts_note
 from aetk_core.detector import ScoringDetector
 from aetk_core.machines import (
     MACHINE,
@@ -126,3 +127,26 @@ class Fleet:
         result.machine = machine
         result.conditions = self.conditions(machine)
         return result
+
+
+def verdicts_warning(
+    judging: ScoringDetector | Fleet,
+    results: Iterable[ScoreResult],
+    threshold: float | None,
+    false_alarm_rate: float | None,
+) -> str | None:
+    """What ``aetk score`` and ``aetk-runtime score`` warn once they have judged ``results``
+    with ``judging`` at ``threshold`` or for ``false_alarm_rate`` (None each: the detectors' own
+    thresholds), where a threshold that judged one of them holds no false-alarm rate
+    (:func:`aetk_core.describe.verdicts_note`); None where every one does."""
+    judged = [result for result in results if result.score is not None]
+    if isinstance(judging, Fleet):
+        by_machine = {result.machine or "" for result in judged}
+        detectors = {name: judging.detector(name) for name in sorted(by_machine) if name}
+    else:
+        detectors = {"": judging} if judged else {}
+    notes = {
+        name: detector.threshold_note(threshold, false_alarm_rate)
+        for name, detector in detectors.items()
+    }
+    return verdicts_note({name: note for name, note in notes.items() if note})

@@ -15,11 +15,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aetk_core.errors import ConfigError, show_warnings_as_lines
 
 from aetk_runtime.errors import RuntimeUsageError
+
+if TYPE_CHECKING:
+    from aetk_runtime.detector import ExportedDetector
+    from aetk_runtime.fleet import ExportedFleet
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ANOMALY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -231,6 +235,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def score(arguments: argparse.Namespace) -> int:
     from aetk_core.audio import find_audio_files
+    from aetk_core.fleet import verdicts_warning
     from aetk_core.recording import describe_warnings
     from aetk_core.verdict import window_length_warning
 
@@ -244,8 +249,8 @@ def score(arguments: argparse.Namespace) -> int:
         files = find_audio_files(arguments.paths)
     if not files:
         raise RuntimeUsageError(f"no audio files found in {', '.join(arguments.paths)}")
-    scored, clip_seconds = _scoring(arguments, files)
-    mismatch = window_length_warning(arguments.segment, clip_seconds)
+    scored, judging = _scoring(arguments, files)
+    mismatch = window_length_warning(arguments.segment, judging.clip_seconds)
     if mismatch:
         warn(mismatch)
     results = []
@@ -257,6 +262,9 @@ def score(arguments: argparse.Namespace) -> int:
             warn(f"{result.path}: {describe_warnings(result.warnings)}")
         if arguments.json:
             print(json.dumps(result.as_dict()), flush=True)
+    unheld = verdicts_warning(judging, results, arguments.threshold, arguments.false_alarm_rate)
+    if unheld:
+        warn(unheld)
     if not arguments.json:
         print_table(results)
     if any(result.error for result in results):
@@ -311,9 +319,11 @@ def info(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator, float | None]:
-    """The rows of ``files`` as they come, from one exported detector or a fleet's folder of
-    them, and the length of the clips that calibrated its threshold."""
+def _scoring(
+    arguments: argparse.Namespace, files: list[Path]
+) -> tuple[Iterator, ExportedDetector | ExportedFleet]:
+    """The rows of ``files`` as they come, and what judges them: one exported detector or a
+    fleet's folder of them."""
     from aetk_core.audio import check_segment, score_input
 
     from aetk_runtime.detector import ExportedDetector
@@ -334,16 +344,16 @@ def _scoring(arguments: argparse.Namespace, files: list[Path]) -> tuple[Iterator
         check_segment(fleet.detector(fleet.machines[0]).score_audio, arguments.segment, files)
         if stdin:
             one = score_input(fleet.score_audio, True, arguments.machine, **settings)
-            return iter([one]), fleet.clip_seconds
+            return iter([one]), fleet
         routing = {"machine": arguments.machine, "source": arguments.machines, "files": files}
-        return fleet.iter_scores(arguments.paths, **routing, **settings), fleet.clip_seconds
+        return fleet.iter_scores(arguments.paths, **routing, **settings), fleet
     detector, _ = load_judging(arguments.detector, arguments.machine, arguments.machines)
     assert isinstance(detector, ExportedDetector)  # not a folder: one exported detector
     check_segment(detector.score_audio, arguments.segment, files)
     if stdin:
         one = score_input(detector.score_audio, False, None, **settings)
-        return iter([one]), detector.clip_seconds
-    return detector.iter_scores(files, **settings), detector.clip_seconds
+        return iter([one]), detector
+    return detector.iter_scores(files, **settings), detector
 
 
 def watch(arguments: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aetk_core.describe import notes_in_brief
 from aetk_core.recording import describe_warnings
 from aetk_core.results import describe_view
 from aetk_core.verdict import window_length_warning
@@ -99,24 +100,8 @@ def describe_watch(
     detector = f" with {detector_file}" if detector_file else ""
     starts = "the first score" if confirm == 1 else f"{confirm} scores in a row"
     ends = "the first" if clear == 1 else f"{clear} in a row"
+    noted = f"; {notes_in_brief(notes, len(thresholds))}" if notes else ""
     return (
-        f"Watching {watched}{detector} ({judged}{_noted(notes or {}, len(thresholds))}): an "
+        f"Watching {watched}{detector} ({judged}{noted}): an "
         f"alert starts at {starts} above the threshold and ends at {ends} below it"
     )
-
-
-def _noted(notes: Mapping[str, str], judges: int) -> str:
-    """The thresholds' notes in a few words: the one note where every threshold has it, else
-    which machines' thresholds are the largest of too few held-out scores."""
-    if not notes:
-        return ""
-    if len(notes) == judges and len(set(notes.values())) == 1:
-        return f"; {next(iter(notes.values()))}"
-    too_few = "the largest of too few held-out normal scores for the false-alarm rate"
-    if len(notes) == judges:
-        return f"; each {too_few}"
-    names = sorted(notes)
-    if len(names) > 4:
-        names = [*names[:3], f"{len(names) - 3} more"]
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"; {listed}: {too_few}"
