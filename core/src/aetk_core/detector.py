@@ -11,6 +11,7 @@ it scores the files or the recording with them (:meth:`ScoringDetector._scored_f
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,27 +40,28 @@ class ScoringRun:
     strict: bool
 
 
-class ScoringDetector:
+class ScoringDetector(ABC):
     """The scoring methods of a detector. A subclass provides ``segment_seconds`` (its own
-    windows' length, 0: whole files), :meth:`threshold_for`, and how it scores found files and a
-    recording held in memory in a :class:`ScoringRun`."""
+    windows' length, 0: whole files), :meth:`threshold_for`, :meth:`calibration_summary`, and
+    how it scores found files and a recording held in memory in a :class:`ScoringRun`."""
 
     @property
+    @abstractmethod
     def segment_seconds(self) -> float:
-        raise NotImplementedError
+        """The windows' length the detector was fitted on, in seconds (0: whole files)."""
 
+    @abstractmethod
     def threshold_for(
         self, threshold: float | None = None, false_alarm_rate: float | None = None
     ) -> float:
         """The threshold a scoring run uses: ``threshold`` as given, or recomputed from the
         stored normal scores for ``false_alarm_rate``, or the detector's own."""
-        raise NotImplementedError
 
+    @abstractmethod
     def calibration_summary(self) -> dict[str, Any]:
         """How the detector's own threshold was set, as ``aetk fit --json`` says it:
         ``method``, ``target_false_alarm_rate``, ``threshold``, ``warning`` and the count of
         held-out ``normal_scores``."""
-        raise NotImplementedError
 
     def threshold_note(
         self, threshold: float | None = None, false_alarm_rate: float | None = None
@@ -150,16 +152,16 @@ class ScoringDetector:
             self.threshold_for(threshold, false_alarm_rate), seconds, localize, strict
         )
 
+    @abstractmethod
     def _scored_files(self, files: list[Path], run: ScoringRun) -> Iterator[ScoreResult]:
         """Each of ``files``' result, in order, as soon as it is scored."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _scored_audio(
         self, samples: Any, sample_rate: int | None, name: str, run: ScoringRun
     ) -> ScoreResult:
         """The result of a recording held in memory (:meth:`score_audio`'s ``samples``), named
         ``name``."""
-        raise NotImplementedError
 
 
 def _found(paths: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -9,6 +9,7 @@ when the user does not say.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,33 +27,34 @@ from aetk_core.machines import (
 from aetk_core.results import ScoreResult
 
 
-class Fleet:
+class Fleet(ABC):
     """The scoring methods of a fleet. A subclass provides :attr:`machines`, :meth:`detector`
     (an unknown machine is its one-line error), :meth:`conditions`, :meth:`unknown` and
     :meth:`default_source`."""
 
     @property
+    @abstractmethod
     def machines(self) -> list[str]:
-        raise NotImplementedError
+        """The fleet's machines, in the order its detectors are kept."""
 
+    @abstractmethod
     def detector(self, machine: str) -> ScoringDetector:
         """The detector of ``machine``; an unknown machine is an error naming it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def conditions(self, machine: str) -> dict[str, str]:
         """``machine``'s conditions in the fleet: the columns that were the same in all its
         training recordings."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unknown(self, machine: str) -> str | None:
         """Why the fleet cannot judge ``machine`` (None: it can)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def default_source(self) -> str:
         """How recordings are told apart when the user does not say: as the fleet's were when
         it was fitted (``folders``, ``dcase`` or a table); a :class:`ConfigError` where that
         cannot be used again."""
-        raise NotImplementedError
 
     def machine_detectors(self) -> dict[str, tuple[Any, dict[str, str]]]:
         """Each machine's detector and its conditions in the fleet, as a watch judges with
