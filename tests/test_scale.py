@@ -128,6 +128,7 @@ def test_ray_engine_scores_like_the_local_engine_and_resumes(
     (summary_line,) = first.stdout.strip().splitlines()  # stdout holds our summary only
     summary = json.loads(summary_line)
     assert (summary["scored"], summary["failed"], summary["skipped"]) == (14, 1, 0)
+    assert summary["threshold_note"] == aetk.Detector.load(detector).threshold_note()
     table = pandas.read_parquet(out) if suffix == ".parquet" else pandas.read_csv(out)
     local = {r.path: r for r in aetk.Detector.load(detector).score(machine_sounds["test"])}
     # The rows have the columns of aetk score --json, in its order.
@@ -157,6 +158,22 @@ def test_ray_engine_usage_errors(cli, fitted, machine_sounds, tmp_path):
     assert wrong.code == 2 and expected in wrong.stderr
     local = cli("score", one, "-d", detector, "--out", tmp_path / "r.parquet")
     assert local.code == 2 and "use it with --engine ray" in local.stderr
+
+
+def test_a_ray_run_at_a_threshold_that_holds_no_rate_warns_as_the_local_engine(capsys):
+    from aetk.cli.score import _print_ray_run
+    from aetk.engines.ray import RayRun
+
+    note = "the largest of 5 held-out normal scores: too few for a 10% false-alarm rate"
+    _print_ray_run(RayRun(3, 0, 1, 0, 1.0, note), Path("r.parquet"), json_output=True)
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["threshold_note"] == note
+    assert printed.err.splitlines()[0] == (
+        f"warning: the threshold is {note}; record more normal recordings and refit, or give "
+        "--threshold"
+    )
+    _print_ray_run(RayRun(3, 0, 1, 0, 1.0), Path("r.parquet"), json_output=True)
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_distributed_helpers_without_torchrun():

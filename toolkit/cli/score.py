@@ -246,6 +246,11 @@ def _score_with_ray(
 
 
 def _print_ray_run(run, out: Path | None, json_output: bool) -> None:
+    from aetk_core.describe import verdicts_note
+
+    unheld = verdicts_note({"": run.threshold_note} if run.threshold_note else {})
+    if unheld:
+        console.warn(unheld)  # as the local engine warns
     if json_output:
         print(json.dumps({"out": str(out), **vars(run)}))
     else:

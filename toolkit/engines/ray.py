@@ -49,6 +49,9 @@ class RayRun:
     anomalous: int
     skipped: int
     seconds: float
+    #: Why the threshold the run judged at holds no false-alarm rate (empty where it does:
+    #: :meth:`aetk_core.detector.ScoringDetector.threshold_note`).
+    threshold_note: str = ""
 
 
 def score_with_ray(
@@ -103,7 +106,9 @@ def score_with_ray(
                 scored += int(new["error"].isna().sum())
                 failed += int(new["error"].notna().sum())
     anomalous = 0 if table is None else int((table["anomalous"] == True).sum())  # noqa: E712
-    return RayRun(scored, failed, anomalous, len(files) - len(todo), time.perf_counter() - started)
+    note = detector.threshold_note(threshold, false_alarm_rate)
+    skipped, seconds = len(files) - len(todo), time.perf_counter() - started
+    return RayRun(scored, failed, anomalous, skipped, seconds, note)
 
 
 @contextlib.contextmanager
