@@ -25,9 +25,20 @@ def evaluate(detector, folder: Path) -> float:
 
 
 def test_lathe_mixed_sample_rates_rank_anomalies_above_normals():
-    """Normal lathe clips are 44.1 and 48 kHz, anomalies all 48 kHz: resampling must hide that."""
-    detector = aetk.fit(SHARED_DATA / "lathe" / "train", set=["training.epochs=10"])
-    assert evaluate(detector, SHARED_DATA / "lathe" / "test") > 0.9
+    """Normal lathe clips are 44.1 and 48 kHz, anomalies all 48 kHz: resampling must hide that.
+    The default ranks them at 0.978; its event view alone would at 0.954 (docs/quality.md)."""
+    detector = aetk.fit(SHARED_DATA / "lathe" / "train")
+    assert evaluate(detector, SHARED_DATA / "lathe" / "test") > 0.97
+
+
+@pytest.mark.parametrize(("name", "floor"), [("mimii_fan_00", 0.9), ("valve_mixed", 0.55)])
+def test_the_default_hears_a_fans_hum_and_valves_clicks(name, floor):
+    """One default for a steady machine in factory noise (the fan: 0.938; its frames alone,
+    ``--set scorer.pooling=vector``, 0.533) and for valves whose faults are clicks (0.610; the
+    clip's average alone, ``scorer.pooling=clip``, 0.505; every other preset 0.52-0.54,
+    docs/quality.md): each above what the view deaf to it reaches."""
+    detector = aetk.fit(SHARED_DATA / name / "train")
+    assert evaluate(detector, SHARED_DATA / name / "test") > floor
 
 
 def test_mimii_fan_clips_all_fit_and_score():
