@@ -183,9 +183,10 @@ def test_cli_evaluate_says_when_its_threshold_is_the_largest_of_too_few_scores(
     table = cli("evaluate", mimii_layout, "-d", tmp_path / "few.aetk")
     assert table.code == 0, table.stderr
     title = table.stdout.splitlines()[0].strip()
-    assert title.startswith("threshold ") and title.endswith(
-        "(the largest of 6 held-out normal scores: too few for a 10% false-alarm rate)"
-    )
+    note = "the largest of 6 held-out normal scores: too few for a 10% false-alarm rate"
+    assert title.startswith("threshold ") and title.endswith(f"({note})")
+    as_json = cli("evaluate", mimii_layout, "-d", tmp_path / "few.aetk", "--json").stdout
+    assert json.loads(as_json)["threshold_note"] == note
     # 12 scores hold 10 %; a threshold given (or a rate asked for) is not the detector's own.
     detector, path = fitted
     assert len(detector.calibration.normal_scores) == 12
@@ -194,6 +195,10 @@ def test_cli_evaluate_says_when_its_threshold_is_the_largest_of_too_few_scores(
         assert enough.code == 0 and "too few" not in enough.stdout
     given = cli("evaluate", mimii_layout, "-d", tmp_path / "few.aetk", "--threshold", "1.5")
     assert given.stdout.splitlines()[0].strip() == "threshold 1.5"
+    given_json = cli(
+        "evaluate", mimii_layout, "-d", tmp_path / "few.aetk", "--json", "--threshold", "1"
+    )
+    assert json.loads(given_json.stdout)["threshold_note"] is None
 
 
 def test_cli_evaluate_shows_its_progress_on_a_terminal(cli, fitted, mimii_layout, monkeypatch):

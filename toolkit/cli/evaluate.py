@@ -81,10 +81,11 @@ def _print_table(evaluation) -> None:
 
     from aetk.eval.evaluation import METRICS, format_metric
 
+    note = f" ({evaluation.threshold_note})" if evaluation.threshold_note else ""
     title = (
         "each machine at its own threshold"
         if evaluation.threshold is None
-        else f"threshold {evaluation.threshold:.5g}{evaluation.threshold_caveat}"
+        else f"threshold {evaluation.threshold:.5g}{note}"
     )
     table = Table(title=title, box=None, pad_edge=False)
     table.add_column("group")

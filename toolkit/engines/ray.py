@@ -49,9 +49,9 @@ class RayRun:
     anomalous: int
     skipped: int
     seconds: float
-    #: Why the threshold the run judged at holds no false-alarm rate (empty where it does:
+    #: Why the threshold the run judged at holds no false-alarm rate (None where it holds one:
     #: :meth:`aetk_core.detector.ScoringDetector.threshold_note`).
-    threshold_note: str = ""
+    threshold_note: str | None = None
 
 
 def score_with_ray(
@@ -106,7 +106,7 @@ def score_with_ray(
                 scored += int(new["error"].isna().sum())
                 failed += int(new["error"].notna().sum())
     anomalous = 0 if table is None else int((table["anomalous"] == True).sum())  # noqa: E712
-    note = detector.threshold_note(threshold, false_alarm_rate)
+    note = detector.threshold_note(threshold, false_alarm_rate) or None
     skipped, seconds = len(files) - len(todo), time.perf_counter() - started
     return RayRun(scored, failed, anomalous, skipped, seconds, note)
 

@@ -265,14 +265,15 @@ class Evaluation:
     scored: list[dict[str, Any]]
     unlabelled: list[str]
     failed: list[dict[str, str]]
-    #: With the detector's own threshold resting on too few held-out normal scores for its rate,
-    #: what the threshold's line appends (:func:`aetk_core.describe.threshold_caveat`):
-    #: precision, recall and F1 are at the largest of them.
-    threshold_caveat: str = ""
+    #: Why the threshold holds no false-alarm rate (the detector's own, the largest of too few
+    #: held-out normal scores: :meth:`aetk_core.detector.ScoringDetector.threshold_note`), so
+    #: that precision, recall and F1 are read as such; None where it holds one, or for a fleet.
+    threshold_note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
+            "threshold_note": self.threshold_note,
             "groups": [group.as_dict() for group in self.groups],
             **self.means,
             "unlabelled": self.unlabelled,
@@ -292,15 +293,13 @@ def evaluate(
     """Score ``paths`` with ``detector`` and compute the metrics of every group. A fleet
     detector's groups are its machines, each judged at its own threshold. ``progress`` is
     called with how many files are scored of how many, after each."""
-    from aetk_core.describe import threshold_caveat
-
     from aetk.data.audio import require_audio_files
     from aetk.fleet.detector import FleetDetector
 
     files = require_audio_files(paths)
     labelled = label_files(files, labels_csv)
     fleet = isinstance(detector, FleetDetector)
-    caveat = ""
+    note = None
     if fleet:
         unrouted: dict[Path, str] = {}
         routed = detector.route(paths, files=files, unrouted=unrouted)
@@ -309,8 +308,7 @@ def evaluate(
         )
         threshold = None
     else:
-        if threshold is None and false_alarm_rate is None:
-            caveat = threshold_caveat(detector.calibration.as_dict())
+        note = detector.threshold_note(threshold, false_alarm_rate) or None
         threshold = detector.threshold_for(threshold, false_alarm_rate)
         results = detector.iter_scores(files, threshold=threshold, localize=False)
     scored, unlabelled, failed = [], [], []
@@ -331,7 +329,7 @@ def evaluate(
         if rows:
             labels, scores = [r["label"] for r in rows], [r["score"] for r in rows]
             groups.append(group_metrics(group, labels, scores, rows[0]["threshold"]))
-    return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed, caveat)
+    return Evaluation(threshold, groups, means(groups), scored, unlabelled, failed, note)
 
 
 #: The file aetk writes in an ``evaluate --out`` folder, listing the files of its output set.
