@@ -33,7 +33,7 @@ def too_few_scores(calibration: dict[str, Any]) -> bool:
 def threshold_caveat(calibration: dict[str, Any]) -> str:
     """`` (the largest of 8 held-out normal scores: too few for a 10% false-alarm rate)`` where
     :func:`too_few_scores`, else empty: what a line that gives a threshold in a few words (a
-    fleet's machine, a cross-validation fold, an evaluation) appends to it."""
+    fleet's machine, a cross-validation fold) appends to it."""
     note = too_few_note(calibration)
     return f" ({note})" if note else ""
 

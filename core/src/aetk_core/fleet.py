@@ -143,8 +143,8 @@ def verdicts_warning(
     (:func:`aetk_core.describe.verdicts_note`); None where every one does."""
     judged = [result for result in results if result.score is not None]
     if isinstance(judging, Fleet):
-        by_machine = {result.machine or "" for result in judged}
-        detectors = {name: judging.detector(name) for name in sorted(by_machine) if name}
+        machines = sorted({result.machine for result in judged if result.machine})
+        detectors = {name: judging.detector(name) for name in machines}
     else:
         detectors = {"": judging} if judged else {}
     notes = {
