@@ -210,11 +210,7 @@ class Monitor:
                 self.metrics.gauge("threshold", judge.machine).set(judge.threshold)
         if self.dashboard:
             self.dashboard.threshold = self.main.threshold if self.main else None
-            self.dashboard.notes = {
-                judge.machine or self.dashboard.name: judge.note
-                for judge in self._every_judge()
-                if judge.note
-            }
+            self.dashboard.notes = self._notes(unnamed=self.dashboard.name)
 
     def reload_if_refitted(self) -> bool:
         """Judge with the detector file again once a refit has replaced it (an ``error`` event,
@@ -272,17 +268,20 @@ class Monitor:
 
     def describe(self) -> str:
         """What this watch judges, in a line (:func:`aetk_core.watch.events.describe_watch`)."""
-        judges = self._every_judge()
-        notes = {judge.machine or "": judge.note for judge in judges if judge.note}
         options = self.options
         return describe_watch(
             self.source,
             options.detector_file,
-            [judge.threshold for judge in judges],
+            [judge.threshold for judge in self._every_judge()],
             options.confirm,
             options.clear,
-            notes,
+            self._notes(unnamed=""),
         )
+
+    def _notes(self, unnamed: str) -> dict[str, str]:
+        """Each judge's note where its threshold holds no false-alarm rate, by its machine
+        (``unnamed`` for a single detector's)."""
+        return {judge.machine or unnamed: judge.note for judge in self._every_judge() if judge.note}
 
     def _say_start(self) -> None:
         if self.on_start is not None:
