@@ -57,17 +57,21 @@ def featurized_files(
     segment_seconds: float = 0.0,
     ahead: int = 0,
     band_rate: int | None = None,
+    workers: int | None = None,
 ) -> Iterator[FileClips]:
-    """The clips of every file, in order: whole files decoded and featurized in parallel, up to
-    ``ahead`` files ahead (see :func:`map_files`); windows of ``segment_seconds`` decoded one at
-    a time as they are consumed. ``band_rate``: see :func:`featurize_audio`."""
+    """The clips of every file, in order: whole files decoded and featurized on ``workers``
+    threads, up to ``ahead`` files ahead (see :func:`map_files`); windows of ``segment_seconds``
+    decoded one at a time as they are consumed. ``band_rate``: see :func:`featurize_audio`."""
     if segment_seconds:
         for path in paths:
             clips = iter_clips(featurizer, path, segment_seconds, band_rate)
             yield FileClips(str(path), clips, segment_seconds=segment_seconds)
         return
     whole = map_files(
-        lambda path: list(iter_clips(featurizer, path, band_rate=band_rate)), paths, ahead=ahead
+        lambda path: list(iter_clips(featurizer, path, band_rate=band_rate)),
+        paths,
+        workers,
+        ahead=ahead,
     )
     for path, clips in whole:
         if isinstance(clips, AudioError):

@@ -20,7 +20,7 @@ from aetk_core.verdict import chosen_threshold
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
 from aetk.components.state import build_component, decode_state, encode_state, jsonable
-from aetk.data.audio import audio_clips
+from aetk.data.audio import audio_clips, default_workers
 from aetk.data.features import (
     Clip,
     FileClips,
@@ -34,6 +34,7 @@ from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
+from aetk.engines.processes import forking_pays, scored_in_processes
 from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
 
@@ -145,14 +146,29 @@ class Detector(ScoringDetector):
         return self.normalizer.transform(self.features(path))
 
     def _scored_files(self, files: list[Path], run: ScoringRun) -> Iterator[ScoreResult]:
-        """The local engine: this process decodes and featurizes the files (whole files on a
-        few threads, windows one at a time) and feeds them to the scoring path."""
+        """The local engine: many files are scored in forked processes, one per core
+        (:mod:`aetk.engines.processes`); else this process decodes and featurizes them (whole
+        files on a few threads, windows one at a time) and feeds them to the scoring path."""
+        workers = default_workers()
+        if forking_pays(len(files), workers):
+
+            def score_part(part: list[Path]) -> list[ScoreResult]:
+                return list(self._scored_here(part, run, workers=1))
+
+            yield from scored_in_processes(score_part, files, workers)
+        else:
+            yield from self._scored_here(files, run, workers)
+
+    def _scored_here(
+        self, files: list[Path], run: ScoringRun, workers: int
+    ) -> Iterator[ScoreResult]:
         featurized = featurized_files(
             self.featurizer,
             files,
             run.segment,
             ahead=2 * BATCH_WINDOWS,
             band_rate=self.recording_norms().band_rate,
+            workers=workers,
         )
         yield from score_clips(self, featurized, run.threshold, run.localize, strict=run.strict)
 

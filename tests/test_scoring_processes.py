@@ -1,0 +1,171 @@
+"""Folders scored in forked worker processes (aetk.engines.processes): the same results as in
+one process, errors that reach the caller, and no process left behind however the run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ctrl_c_as_in_a_terminal
+
+import aetk
+import aetk.detect.detector as detector_module
+from aetk.engines import processes
+from aetk.engines.processes import forking_pays, scored_in_processes
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="aetk forks workers on Linux only")
+
+
+def _alone() -> None:
+    if threading.active_count() != 1:
+        pytest.skip("another thread runs in this test process: aetk would not fork here")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # a zombie has stopped; only its exit status waits to be read
+
+
+def test_a_folder_scored_in_processes_equals_one_scored_in_this_process(
+    fitted, machine_sounds, tmp_path, monkeypatch
+):
+    _alone()
+    detector, _ = fitted
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    files = [*machine_sounds["test"][:7], broken, *machine_sounds["test"][7:]]
+    monkeypatch.setenv("AETK_WORKERS", "2")
+    assert forking_pays(len(files), 2)
+    forked = []
+
+    def counted(*args, **kwargs):
+        forked.append(len(args[1]))
+        return scored_in_processes(*args, **kwargs)
+
+    monkeypatch.setattr(detector_module, "scored_in_processes", counted)
+    in_processes = detector.score(files, segment=0.25)
+    assert forked == [len(files)]
+    monkeypatch.setattr(detector_module, "forking_pays", lambda files, workers: False)
+    here = detector.score(files, segment=0.25)
+    assert forked == [len(files)]
+    assert [r.as_dict() for r in in_processes] == [r.as_dict() for r in here]
+    assert [r.path for r in in_processes] == [str(f) for f in files]
+    assert in_processes[7].error is not None and in_processes[6].error is None
+
+
+def test_forking_is_left_where_it_is_unsafe_or_does_not_pay():
+    _alone()
+    assert not forking_pays(100, 1)  # AETK_WORKERS=1
+    assert not forking_pays(processes.MIN_FILES - 1, 2)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not forking_pays(100, 2)  # its locks would stay held in the children
+    finally:
+        stop.set()
+        other.join()
+    assert forking_pays(100, 2)
+    inside = list(scored_in_processes(lambda part: [forking_pays(100, 2)], [Path("a")], 2))
+    assert inside == [False]  # a worker never forks workers of its own
+
+
+def test_parts_come_back_in_order_and_an_error_in_a_worker_reaches_the_caller():
+    files = [Path(f"{index:03d}.wav") for index in range(50)]
+
+    def names(part: list[Path]) -> list[str]:
+        time.sleep(0.01 if part[0].name == "000.wav" else 0)  # the first part finishes last
+        return [path.name for path in part]
+
+    assert list(scored_in_processes(names, files, 3)) == [path.name for path in files]
+
+    def refuses(part: list[Path]) -> list[str]:
+        if Path("030.wav") in part:
+            raise aetk.ConfigError("a scorer refused 030.wav")
+        return names(part)
+
+    with pytest.raises(aetk.ConfigError, match=r"a scorer refused 030\.wav"):
+        list(scored_in_processes(refuses, files, 2))
+
+
+def test_a_worker_that_dies_ends_the_run_with_one_line():
+    def dies(part: list[Path]) -> list[str]:
+        if Path("7") in part:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does
+        return [path.name for path in part]
+
+    with pytest.raises(aetk.AetkError, match="a scoring process died before it finished"):
+        list(scored_in_processes(dies, [Path(str(index)) for index in range(40)], 2))
+
+
+_SLOW_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from aetk.engines.processes import scored_in_processes
+
+    def slow(part):
+        print("part", flush=True)
+        time.sleep(float(sys.argv[1]))
+        return part
+
+    print(len(list(scored_in_processes(slow, [Path(str(i)) for i in range(64)], 2))))
+    """
+)
+
+
+def _start_slow_run(seconds: float) -> tuple[subprocess.Popen, list[int]]:
+    run = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_RUN, str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )
+    assert run.stdout is not None and run.stdout.readline() == "part\n"  # a worker is at work
+    workers = _children(run.pid)
+    assert len(workers) == 2
+    return run, workers
+
+
+def test_ctrl_c_stops_the_run_and_its_workers_without_their_tracebacks():
+    run, workers = _start_slow_run(0.3)
+    os.killpg(run.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode != 0
+    assert stderr.count("Traceback") == 1 and stderr.rstrip().endswith("KeyboardInterrupt")
+    assert all(_gone(worker) for worker in workers)
+
+
+def test_workers_of_a_killed_run_do_not_outlive_it():
+    run, workers = _start_slow_run(60)
+    run.kill()
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while not all(_gone(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(worker) for worker in workers)
