@@ -218,10 +218,11 @@ def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> d
     forks), with no model and no scoring (what scoring cannot beat), then scored as ``aetk
     score`` does (table: no localization) and as ``aetk score --json`` does (localized).
     Medians of ``runs`` passes over page-cached files."""
+    from aetk_core.processes import forking_pays, scored_in_processes
+
     import aetk
     from aetk.data.audio import default_workers
     from aetk.data.features import featurized_files
-    from aetk.engines.processes import forking_pays, scored_in_processes
 
     detector = aetk.Detector.load(detector_path)
     files = aetk.find_audio_files([folder])

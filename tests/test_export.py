@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from aetk_core import processes
 from aetk_core.results import ScoreResult
 from aetk_core.results import table as results_table
 from conftest import make_distribution
@@ -203,6 +204,8 @@ def test_aetk_runtime_gives_aetk_scores_rows_without_torch(
     too_short = tmp_path / "too_short.wav"
     soundfile.write(too_short, np.full(160, 0.1), 16000, subtype="PCM_16")
     inputs = [*map(str, sounds[1]), str(broken), str(too_short)]
+    # Enough files that both tools score them in forked processes (aetk_core.processes).
+    assert len(inputs) >= processes.MIN_FILES
     script = str(Path(runtime_python).parent / "aetk-runtime")
     ran = runtime_score(runtime_python, inputs, onnx_path)
     assert ran.returncode == 1, ran.stderr  # the broken and the too-short file

@@ -1,4 +1,4 @@
-"""Folders scored in forked worker processes (aetk.engines.processes): the same results as in
+"""Folders scored in forked worker processes (aetk_core.processes): the same results as in
 one process, errors that reach the caller, and no process left behind however the run ends."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from aetk_core import processes
+from aetk_core.processes import forking_pays, scored_in_processes
 from conftest import ctrl_c_as_in_a_terminal
 
 import aetk
 import aetk.detect.detector as detector_module
-from aetk.engines import processes
-from aetk.engines.processes import forking_pays, scored_in_processes
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="aetk forks workers on Linux only")
 
@@ -125,7 +125,7 @@ _SLOW_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from aetk.engines.processes import scored_in_processes
+    from aetk_core.processes import scored_in_processes
 
     def slow(part):
         print("part", flush=True)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from aetk_core.detector import Localize, ScoringDetector, ScoringRun
+from aetk_core.processes import forking_pays, scored_in_processes
 from aetk_core.recording import RecordingNorms
 from aetk_core.verdict import chosen_threshold
 
@@ -34,7 +36,6 @@ from aetk.detect.calibration import Calibration
 from aetk.detect.detector_file import read_detector, write_detector
 from aetk.detect.manifest import ROLES, check_manifest, read_calibration
 from aetk.detect.scoring import BATCH_WINDOWS, ScoreResult, score_clips
-from aetk.engines.processes import forking_pays, scored_in_processes
 from aetk.errors import DetectorFileError
 from aetk.plugin.host import get_host
 
@@ -146,16 +147,18 @@ class Detector(ScoringDetector):
         return self.normalizer.transform(self.features(path))
 
     def _scored_files(self, files: list[Path], run: ScoringRun) -> Iterator[ScoreResult]:
-        """The local engine: many files are scored in forked processes, one per core
-        (:mod:`aetk.engines.processes`); else this process decodes and featurizes them (whole
-        files on a few threads, windows one at a time) and feeds them to the scoring path."""
+        """The local engine: many files are scored in forked processes, one per core, each on
+        one torch thread (:mod:`aetk_core.processes`); else this process decodes and featurizes
+        them (whole files on a few threads, windows one at a time) and feeds them to the scoring
+        path."""
         workers = default_workers()
         if forking_pays(len(files), workers):
 
             def score_part(part: list[Path]) -> list[ScoreResult]:
                 return list(self._scored_here(part, run, workers=1))
 
-            yield from scored_in_processes(score_part, files, workers)
+            one_thread = partial(torch.set_num_threads, 1)
+            yield from scored_in_processes(score_part, files, workers, one_thread)
         else:
             yield from self._scored_here(files, run, workers)
 

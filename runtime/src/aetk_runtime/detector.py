@@ -23,6 +23,7 @@ from aetk_core.detector import ScoringDetector, ScoringRun
 from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.localization import Event, EventMap, event_map, to_grid
+from aetk_core.processes import forking_pays, scored_in_processes
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -154,9 +155,15 @@ class ExportedDetector(ScoringDetector):
         def score_file(path: Path) -> ScoreResult:
             return score_clips(str(path), lambda: read_clips(path, run.segment, frames))
 
-        # Files on a few threads (AETK_WORKERS, as aetk reads it), in order, a bounded number
-        # ahead so that memory stays flat.
-        yield from map_in_order(score_file, files, default_workers())
+        # Files in order on a few forked processes or threads (AETK_WORKERS, as aetk reads it),
+        # a bounded number ahead so that memory stays flat.
+        workers = default_workers()
+        if forking_pays(len(files), workers):
+            yield from scored_in_processes(
+                lambda part: [score_file(path) for path in part], files, workers
+            )
+        else:
+            yield from map_in_order(score_file, files, workers)
 
     def _scored_audio(
         self, samples: Any, sample_rate: int | None, name: str, run: ScoringRun

@@ -1,6 +1,6 @@
-"""Scoring many files on every core: the local engine forks worker processes, each of which
-scores runs of files through the whole scoring path (decode, featurize, score) on one thread,
-and hands their results back in order.
+"""Scoring many files on every core, in aetk and in aetk-runtime: forked worker processes, each
+of which scores runs of files through the whole scoring path (decode, featurize, score) on one
+thread, and hand their results back in order.
 
 Why processes: in one process, decoding (libsndfile through cffi), the recording checks and the
 scoring's own Python hold the GIL for much of each clip, so two threads scored the benchmark's
@@ -27,9 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from aetk.errors import AetkError
+from aetk_core.errors import AetkError
 
 #: Files a worker scores at a time, at most: enough to pay for the hand-over, few enough that
 #: the workers finish together and the first results come soon.
@@ -56,10 +54,14 @@ def forking_pays(files: int, workers: int) -> bool:
 
 
 def scored_in_processes(
-    score_part: ScorePart, files: Sequence[Path], workers: int
+    score_part: ScorePart,
+    files: Sequence[Path],
+    workers: int,
+    initializer: Callable[[], object] | None = None,
 ) -> Iterator[Any]:
     """``score_part(part)``'s results for consecutive parts of ``files``, in order, computed in
-    ``workers`` forked processes (at most two parts each in flight, so memory stays flat).
+    ``workers`` forked processes (at most two parts each in flight, so memory stays flat);
+    ``initializer`` runs once in each (one thread for a library's own pool, say).
 
     A worker that dies (killed for memory, say) ends the run with an :class:`AetkError`; an
     interrupted or abandoned run lets each worker finish its part and waits for it, so that no
@@ -70,7 +72,7 @@ def scored_in_processes(
         workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
-        initargs=(score_part, os.getpid()),
+        initargs=(score_part, os.getpid(), initializer),
     )
     try:
         in_flight: deque[Future[list[Any]]] = deque()
@@ -94,10 +96,13 @@ def _results(part: Future[list[Any]]) -> list[Any]:
         ) from None
 
 
-def _start_worker(score_part: ScorePart, parent: int) -> None:
+def _start_worker(
+    score_part: ScorePart, parent: int, initializer: Callable[[], object] | None
+) -> None:
     global _score_part
     _score_part = score_part
-    torch.set_num_threads(1)  # one process per core
+    if initializer is not None:
+        initializer()
     # Ctrl-C reaches the whole process group: the parent stops the run, the workers finish
     # their part instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
