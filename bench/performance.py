@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -218,7 +219,7 @@ def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> d
     forks), with no model and no scoring (what scoring cannot beat), then scored as ``aetk
     score`` does (table: no localization) and as ``aetk score --json`` does (localized).
     Medians of ``runs`` passes over page-cached files."""
-    from aetk_core.processes import forking_pays, scored_in_processes
+    from aetk_core.processes import scored_files
 
     import aetk
     from aetk.data.audio import default_workers
@@ -236,16 +237,11 @@ def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> d
             times.append(time.perf_counter() - started)
         return len(files) / statistics.median(times)
 
-    def errors(part: list[Path], workers: int = 1) -> list[str | None]:
+    def errors(part: Sequence[Path], workers: int) -> list[str | None]:
         return [file.error for file in featurized_files(detector.featurizer, part, workers=workers)]
 
     def featurize_only() -> None:
-        workers = default_workers()
-        if forking_pays(len(files), workers):
-            found = list(scored_in_processes(errors, files, workers))
-        else:
-            found = errors(files, workers)
-        assert found == [None] * len(files)
+        assert list(scored_files(files, default_workers(), errors)) == [None] * len(files)
 
     result = {"clips": len(files)}
     result["naive_per_core"] = statistics.median(naive_per_core(files) for _ in range(runs))

@@ -3,29 +3,22 @@ one process, errors that reach the caller, and no process left behind however th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from aetk_core import processes
-from aetk_core.processes import forking_pays, scored_in_processes
+from aetk_core.processes import scored_in_processes
 from conftest import ctrl_c_as_in_a_terminal
 
 import aetk
-import aetk.detect.detector as detector_module
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="aetk forks workers on Linux only")
-
-
-def _alone() -> None:
-    if threading.active_count() != 1:
-        pytest.skip("another thread runs in this test process: aetk would not fork here")
 
 
 def _children(pid: int) -> list[int]:
@@ -49,48 +42,82 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")  # a zombie has stopped; only its exit status waits to be read
 
 
+#: Run in a fresh interpreter: the test process may hold other tests' threads, where aetk
+#: rightly declines to fork.
+_IN_PROCESSES_AND_HERE = textwrap.dedent(
+    """
+    import json, os, sys
+    import aetk
+    from aetk_core import processes
+
+    os.environ["AETK_WORKERS"] = "2"
+    files = sys.argv[2:]
+    assert processes.forking_pays(len(files), 2)
+    forked = []
+    fork = processes.scored_in_processes
+
+    def counted(score_part, part, *args):
+        forked.append(len(part))
+        return fork(score_part, part, *args)
+
+    processes.scored_in_processes = counted
+    detector = aetk.Detector.load(sys.argv[1])
+    in_processes = [r.as_dict() for r in detector.score(files, segment=0.25)]
+    processes.forking_pays = lambda files, workers: False
+    here = [r.as_dict() for r in detector.score(files, segment=0.25)]
+    print(json.dumps({"forked": forked, "in_processes": in_processes, "here": here}))
+    """
+)
+
+
 def test_a_folder_scored_in_processes_equals_one_scored_in_this_process(
-    fitted, machine_sounds, tmp_path, monkeypatch
+    fitted, machine_sounds, tmp_path
 ):
-    _alone()
-    detector, _ = fitted
+    _, detector_path = fitted
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio")
     files = [*machine_sounds["test"][:7], broken, *machine_sounds["test"][7:]]
-    monkeypatch.setenv("AETK_WORKERS", "2")
-    assert forking_pays(len(files), 2)
-    forked = []
-
-    def counted(*args, **kwargs):
-        forked.append(len(args[1]))
-        return scored_in_processes(*args, **kwargs)
-
-    monkeypatch.setattr(detector_module, "scored_in_processes", counted)
-    in_processes = detector.score(files, segment=0.25)
-    assert forked == [len(files)]
-    monkeypatch.setattr(detector_module, "forking_pays", lambda files, workers: False)
-    here = detector.score(files, segment=0.25)
-    assert forked == [len(files)]
-    assert [r.as_dict() for r in in_processes] == [r.as_dict() for r in here]
-    assert [r.path for r in in_processes] == [str(f) for f in files]
-    assert in_processes[7].error is not None and in_processes[6].error is None
+    ran = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESSES_AND_HERE, str(detector_path), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    found = json.loads(ran.stdout)
+    assert found["forked"] == [len(files)]  # forked once, and not when told it does not pay
+    assert found["in_processes"] == found["here"]
+    assert [row["path"] for row in found["here"]] == [str(f) for f in files]
+    assert found["here"][7]["error"] is not None and found["here"][6]["error"] is None
 
 
-def test_forking_is_left_where_it_is_unsafe_or_does_not_pay():
-    _alone()
+_WHERE_FORKING_PAYS = textwrap.dedent(
+    """
+    import threading
+    from pathlib import Path
+    from aetk_core import processes
+    from aetk_core.processes import forking_pays, scored_in_processes
+
+    assert forking_pays(100, 2)
     assert not forking_pays(100, 1)  # AETK_WORKERS=1
     assert not forking_pays(processes.MIN_FILES - 1, 2)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
-    try:
-        assert not forking_pays(100, 2)  # its locks would stay held in the children
-    finally:
-        stop.set()
-        other.join()
-    assert forking_pays(100, 2)
+    assert not forking_pays(100, 2)  # its locks would stay held in the children
+    stop.set()
+    other.join()
     inside = list(scored_in_processes(lambda part: [forking_pays(100, 2)], [Path("a")], 2))
     assert inside == [False]  # a worker never forks workers of its own
+    """
+)
+
+
+def test_forking_is_left_where_it_is_unsafe_or_does_not_pay():
+    ran = subprocess.run(
+        [sys.executable, "-c", _WHERE_FORKING_PAYS], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
 
 
 def test_parts_come_back_in_order_and_an_error_in_a_worker_reaches_the_caller():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from aetk_core.detector import Localize, ScoringDetector, ScoringRun
-from aetk_core.processes import forking_pays, scored_in_processes
+from aetk_core.processes import scored_files
 from aetk_core.recording import RecordingNorms
 from aetk_core.verdict import chosen_threshold
 
@@ -151,19 +151,15 @@ class Detector(ScoringDetector):
         one torch thread (:mod:`aetk_core.processes`); else this process decodes and featurizes
         them (whole files on a few threads, windows one at a time) and feeds them to the scoring
         path."""
-        workers = default_workers()
-        if forking_pays(len(files), workers):
-
-            def score_part(part: list[Path]) -> list[ScoreResult]:
-                return list(self._scored_here(part, run, workers=1))
-
-            one_thread = partial(torch.set_num_threads, 1)
-            yield from scored_in_processes(score_part, files, workers, one_thread)
-        else:
-            yield from self._scored_here(files, run, workers)
+        yield from scored_files(
+            files,
+            default_workers(),
+            lambda part, workers: self._scored_here(part, run, workers),
+            initializer=partial(torch.set_num_threads, 1),
+        )
 
     def _scored_here(
-        self, files: list[Path], run: ScoringRun, workers: int
+        self, files: Sequence[Path], run: ScoringRun, workers: int
     ) -> Iterator[ScoreResult]:
         featurized = featurized_files(
             self.featurizer,

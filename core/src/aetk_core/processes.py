@@ -4,7 +4,7 @@ thread, and hand their results back in order.
 
 Why processes: in one process, decoding (libsndfile through cffi), the recording checks and the
 scoring's own Python hold the GIL for much of each clip, so two threads scored the benchmark's
-folder about 1.3 times as fast as one; forked processes share nothing and score it about 1.8
+folder about 1.3 times as fast as one; two forked processes share nothing and score it 1.6–1.8
 times as fast (docs/performance.md). Forking is only safe where nothing else runs: it is used on
 Linux, from a process with no other Python thread (another thread's locks would stay held in the
 children forever) and never from a worker itself. Elsewhere, and for a few files, the files are
@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -40,6 +40,24 @@ _PR_SET_PDEATHSIG = 1
 ScorePart = Callable[[list[Path]], list[Any]]
 #: What this worker process does with each part (set once, when it starts).
 _score_part: ScorePart | None = None
+
+
+def scored_files(
+    files: Sequence[Path],
+    workers: int,
+    score_here: Callable[[Sequence[Path], int], Iterable[Any]],
+    initializer: Callable[[], object] | None = None,
+) -> Iterator[Any]:
+    """The results of ``files``, in order: ``score_here(files, workers)`` (this process, on
+    ``workers`` threads), or where forking pays, ``score_here(part, 1)`` for parts of them in
+    ``workers`` forked processes (:func:`scored_in_processes`, with ``initializer``)."""
+    if not forking_pays(len(files), workers):
+        return iter(score_here(files, workers))
+
+    def score_part(part: list[Path]) -> list[Any]:
+        return list(score_here(part, 1))
+
+    return scored_in_processes(score_part, files, workers, initializer)
 
 
 def forking_pays(files: int, workers: int) -> bool:

@@ -23,7 +23,7 @@ from aetk_core.detector import ScoringDetector, ScoringRun
 from aetk_core.errors import AetkError, AudioError, ConfigError, featurizer_raised
 from aetk_core.features import featurizer_for, within_band
 from aetk_core.localization import Event, EventMap, event_map, to_grid
-from aetk_core.processes import forking_pays, scored_in_processes
+from aetk_core.processes import scored_files
 from aetk_core.recording import (
     RecordingNorms,
     RecordingProfile,
@@ -157,13 +157,9 @@ class ExportedDetector(ScoringDetector):
 
         # Files in order on a few forked processes or threads (AETK_WORKERS, as aetk reads it),
         # a bounded number ahead so that memory stays flat.
-        workers = default_workers()
-        if forking_pays(len(files), workers):
-            yield from scored_in_processes(
-                lambda part: [score_file(path) for path in part], files, workers
-            )
-        else:
-            yield from map_in_order(score_file, files, workers)
+        yield from scored_files(
+            files, default_workers(), lambda part, workers: map_in_order(score_file, part, workers)
+        )
 
     def _scored_audio(
         self, samples: Any, sample_rate: int | None, name: str, run: ScoringRun
