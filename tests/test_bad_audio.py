@@ -117,6 +117,23 @@ def test_fit_skips_bad_files_with_one_warning_each(tmp_path, machine_sounds):
     assert sum("skipped" in str(w.message) for w in caught) == len(skipped)
 
 
+def test_the_command_line_fits_past_every_bad_case_without_a_traceback(
+    cli, tmp_path, machine_sounds
+):
+    """A folder holding a symbolic link in a loop had ended `aetk fit -o` in a traceback (the
+    output path is compared with every input's resolved path)."""
+    expected = make_cases(tmp_path / "cases")
+    for path in machine_sounds["train"][:6]:
+        (tmp_path / "cases" / f"good_{path.name}").write_bytes(path.read_bytes())
+    result = cli("fit", tmp_path / "cases", "-o", tmp_path / "out.aetk")
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    skipped = aetk.Detector.load(tmp_path / "out.aetk").training["skipped_files"]
+    assert {entry["path"].rsplit("/", 1)[-1] for entry in skipped} == {
+        name for name, outcome in expected.items() if outcome is not None
+    }
+
+
 def test_unreadable_file_is_reported_and_the_batch_goes_on(default_detector, tmp_path):
     folder = tmp_path / "perm"
     write_wav(folder / "readable.wav", clip())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import socket
 import sys
 import threading
@@ -271,6 +272,25 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     for path in folder.iterdir():  # unmounted: an empty mount point
         path.unlink()
     assert watcher.ready() == [] and len(scored) == 2
+    watcher.close()
+
+
+def test_a_symbolic_link_in_a_loop_does_not_end_a_folder_watch(tmp_path):
+    """Resolving such a link raised RuntimeError, and the watch's thread ended in a traceback."""
+    from aetk_core.watch.sources import FolderWatch
+
+    folder = tmp_path / "looped"
+    folder.mkdir()
+    os.symlink("loop_b.wav", folder / "loop_a.wav")
+    os.symlink("loop_a.wav", folder / "loop_b.wav")
+    soundfile.write(folder / "good.wav", synth.normal_clip(np.random.default_rng(7), 0.5), RATE)
+    scored: dict[str, list[int] | None] = {}
+    watcher = FolderWatch(folder, scored, settle=0.0)
+    watcher.ready()  # first seen
+    ready = watcher.ready()
+    assert ready == [folder / "good.wav"]
+    watcher.mark_scored(ready[0])
+    assert list(scored) == [str((folder / "good.wav").resolve())]
     watcher.close()
 
 

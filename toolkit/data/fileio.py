@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from aetk_core.fileio import atomic_path
+from aetk_core.fileio import atomic_path, resolved
 
 #: What each kind of output file starts with, so that aetk replaces only its own kind of file.
 OUTPUT_KINDS = {
@@ -23,8 +23,8 @@ def check_output(path: Path, kind: str, inputs: Iterable[Path] = (), force: bool
     of another kind than ``kind`` (unless ``force``), or whose folder is missing or not writable."""
     from aetk.errors import ConfigError
 
-    target = path.resolve()
-    if any(target == Path(item).resolve() for item in inputs):
+    target = resolved(path)
+    if any(target == resolved(item) for item in inputs):
         raise ConfigError(f"{path}: is one of the inputs; choose another output path")
     if target.is_dir():
         raise ConfigError(f"{path}: is a folder; name the file to write")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.fileio import resolved
 from aetk_core.results import KEYS
 
 from aetk.errors import ConfigError
@@ -326,4 +327,4 @@ def _concat(table, new):
 
 
 def _resolved(path: str | Path) -> str:
-    return str(Path(path).resolve())
+    return str(resolved(path))

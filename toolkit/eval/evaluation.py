@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aetk_core.fileio import resolved
 from aetk_core.names import (
     ANOMALY,
     LABEL_TOKENS,
@@ -251,7 +252,7 @@ def format_metric(value: float | None) -> str:
 
 
 def _key(path: Path) -> Path:
-    return Path(path).absolute().resolve()
+    return resolved(path)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aetk_core.fileio import resolved
 from aetk_core.fleet import Fleet
 from aetk_core.machines import MACHINE, SOURCES, Row, machine_rows, routable_rows
 from aetk_core.machines import conditions as row_conditions
@@ -315,7 +316,7 @@ def _with_aliases(
 
 
 def _stored_source(source: str) -> str:
-    return source if source in ("folders", "dcase") else str(Path(source).resolve())
+    return source if source in ("folders", "dcase") else str(resolved(source))
 
 
 def _machine_rows(rows: dict[Path, Row]) -> dict[str, Row]:

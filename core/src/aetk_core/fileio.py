@@ -35,10 +35,20 @@ def atomic_file(path: str | Path, durable: bool = True) -> Iterator[BinaryIO]:
         yield handle
 
 
+def resolved(path: str | Path) -> Path:
+    """``path`` made absolute, its symbolic links followed. A link in a loop is left as it is:
+    ``Path.resolve`` raises on one (RuntimeError before Python 3.13, OSError since), and a
+    user's folder holding one is no reason for a traceback; reading the file names the loop."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        return Path(path).absolute()
+
+
 @contextmanager
 def _replacing(path: Path, durable: bool) -> Iterator[tuple[int, Path]]:
     # A symbolic link is written through: the file it points to is replaced, the link stays.
-    path = path.resolve() if path.is_symlink() else path
+    path = resolved(path) if path.is_symlink() else path
     descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aetk_core.audio import find_audio_files
 from aetk_core.errors import ConfigError
+from aetk_core.fileio import resolved
 from aetk_core.names import SECTION, named_domain, named_machine
 from aetk_core.results import ScoreResult
 
@@ -84,7 +85,7 @@ def _row_teller(paths: Sequence[str | Path], source: str) -> Callable[[Path], Ro
     table = read_table(Path(source))
 
     def listed(path: Path) -> Row:
-        row = table.get(path.resolve())
+        row = table.get(resolved(path))
         if row is None:
             raise ConfigError(f"{path}: not listed in {source} (its 'file' column)")
         return row
@@ -228,5 +229,5 @@ def read_table(path: Path) -> dict[Path, Row]:
             for key, value in entry.items()
             if key not in ("file", MACHINE) and key is not None
         )
-        rows[location.resolve()] = row
+        rows[resolved(location)] = row
     return rows

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aetk_core.errors import ConfigError
+from aetk_core.fileio import resolved
 from aetk_core.results import describe_view
 
 HISTORY_SECONDS = 3600.0
@@ -289,7 +290,7 @@ class Dashboard:
     def audio(self, alert_id: int) -> Path:
         with self.lock:
             audio = self._find(alert_id).audio
-        path = Path(audio or "").resolve()
+        path = resolved(audio or "")
         if not audio or not any(path.is_relative_to(folder) for folder in self.allowed):
             raise KeyError(alert_id)
         return path

@@ -17,6 +17,7 @@ import numpy as np
 
 from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walked_audio
 from aetk_core.errors import ConfigError
+from aetk_core.fileio import resolved
 
 WATCH_EXTRA = "pip install 'aetk[watch]'"
 #: What a device needs, for aetk and for aetk-runtime.
@@ -234,7 +235,7 @@ class FolderWatch:
         present: set[str] = set()
         failed: list[object] = []  # folders os.walk could not read, files that vanished
         for path in walked_audio(self.folder, onerror=failed.append):
-            key = str(path.resolve())
+            key = str(resolved(path))
             try:
                 status = path.stat()
             except OSError:
@@ -258,7 +259,7 @@ class FolderWatch:
 
     def mark_scored(self, path: Path) -> None:
         """``path`` is scored as it was when :meth:`ready` returned it."""
-        key = str(path.resolve())
+        key = str(resolved(path))
         self.scored[key] = list(self._stamps.pop(key)[0])
 
     def wait(self) -> None:
