@@ -82,10 +82,8 @@ class MelDb(aetk.Featurizer):
         if sample_rate != self.sample_rate:
             waveforms = self._resampler(sample_rate)(waveforms)
         waveforms = self._fix_length(waveforms)
-        spectrogram, mel_scale, to_decibels = self._transforms()
-        spectrum = spectrogram(waveforms)
-        # |z|² as re² + im²: torchaudio's power=2 takes a square root only to square it again.
-        mels = mel_scale(spectrum.real.square() + spectrum.imag.square())
+        spectrogram, mel_power, to_decibels = self._transforms()
+        mels = mel_power(spectrogram(waveforms))
         empty = self.empty_bands(sample_rate)
         if empty:
             # A recording upsampled to the analysis rate holds nothing above its own Nyquist
@@ -188,7 +186,7 @@ class MelDb(aetk.Featurizer):
                 torchaudio.transforms.Spectrogram(
                     n_fft=self.n_fft, hop_length=self.hop_length, center=self.center, power=None
                 ),
-                _mel_scale(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
+                _mel_power(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
                 torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
             )
             self._built = built
@@ -205,18 +203,23 @@ class MelDb(aetk.Featurizer):
         return cache[key]
 
 
-#: Mel bands weighed together in one block of the filter bank (see :func:`_mel_scale`): 16
+#: Mel bands weighed together in one block of the filter bank (see :func:`_mel_power`): 16
 #: measured fastest of 8, 16 and 32 on 10-s clips at 16 kHz.
 MEL_BLOCK = 16
 
 
-def _mel_scale(n_mels: int, sample_rate: int, bins: int):
-    """torchaudio's MelScale (HTK, 0 Hz to Nyquist, unnormalised) as a few dense products: each
-    band spans a few FFT bins, so the bank is a band of non-zero weights (128 bands over 513 bins
-    hold 1,012 of 65,664), and each block of ``MEL_BLOCK`` consecutive bands is the product with
-    only the bins that block spans. The power spectrum comes from the STFT frame by frame (bins
-    contiguous), the layout these products read as it lies: a quarter less featurizing time on
-    one thread than a sparse product, which needs the spectrum copied bin by bin first."""
+def _mel_power(n_mels: int, sample_rate: int, bins: int):
+    """torchaudio's MelScale (HTK, 0 Hz to Nyquist, unnormalised) of a complex spectrum's power
+    ``|z|²``, as a few dense products. Each band spans a few FFT bins, so the bank is a band of
+    non-zero weights (128 bands over 513 bins hold 1,012 of 65,664), and each block of
+    ``MEL_BLOCK`` consecutive bands is the product with only the bins that block spans.
+
+    The products also add ``re²`` and ``im²``: they read each bin's two squares side by side, as
+    the STFT lays them out frame by frame, against each weight taken twice, so the power
+    spectrum is never written. On one thread that takes two thirds of the time of squaring the
+    two parts and adding them first (torchaudio's ``power=2`` also takes a square root only to
+    square it again), and a quarter less than a sparse product."""
+    import torch
     import torchaudio
 
     bank = torchaudio.functional.melscale_fbanks(bins, 0.0, sample_rate / 2, n_mels, sample_rate)
@@ -226,16 +229,20 @@ def _mel_scale(n_mels: int, sample_rate: int, bins: int):
         used = bank[:, first:last].ne(0).any(1).nonzero()[:, 0]
         if len(used):  # bands narrower than a bin hold no weight and stay zero
             low, high = int(used.min()), int(used.max()) + 1
-            blocks.append((first, last, low, high, bank[low:high, first:last].contiguous()))
+            weights = bank[low:high, first:last].repeat_interleave(2, dim=0).contiguous()
+            blocks.append((first, last, 2 * low, 2 * high, weights))
 
-    def mel_scale(power: torch.Tensor) -> torch.Tensor:
-        by_frame = power.transpose(-1, -2)  # [..., frames, bins]
-        mels = power.new_zeros(*by_frame.shape[:-1], n_mels)
+    def mel_power(spectrum: torch.Tensor) -> torch.Tensor:
+        """``[..., bins, frames]`` complex → ``[..., mels, frames]``, laid out frame by frame."""
+        squares = torch.view_as_real(spectrum).square()  # [..., bins, frames, re² and im²]
+        frames = spectrum.shape[-1]
+        by_frame = squares.transpose(-2, -3).reshape(*spectrum.shape[:-2], frames, 2 * bins)
+        mels = by_frame.new_zeros(*by_frame.shape[:-1], n_mels)
         for first, last, low, high, weights in blocks:
             mels[..., first:last] = by_frame[..., low:high] @ weights
-        return mels.transpose(-1, -2)  # [..., mels, frames], laid out frame by frame
+        return mels.transpose(-1, -2)
 
-    return mel_scale
+    return mel_power
 
 
 #: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted

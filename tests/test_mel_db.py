@@ -197,16 +197,18 @@ def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset):
     ids=["default", "44k", "seed", "odd-block", "empty-bands"],
 )
 def test_banded_mel_product_equals_torchaudios_mel_scale(n_mels, sample_rate, n_fft):
-    """The mel bank applied block by block over the bins each block spans equals torchaudio's
-    MelScale, for a spectrum laid out frame by frame (as the STFT gives it) or bin by bin."""
-    from aetk_builtins.mel_db import _mel_scale
+    """The mel bank applied block by block over the bins each block spans, to a complex
+    spectrum's squared parts, equals torchaudio's MelScale of its power, for a spectrum laid out
+    frame by frame (as the STFT gives it) or bin by bin."""
+    from aetk_builtins.mel_db import _mel_power
 
     bins = n_fft // 2 + 1
     generator = torch.Generator().manual_seed(n_mels)
-    by_frame = torch.rand(3, 2, 40, bins, generator=generator).square()
+    by_frame = torch.randn(3, 2, 40, bins, dtype=torch.complex64, generator=generator)
     expected_scale = torchaudio.transforms.MelScale(n_mels, sample_rate, 0.0, None, bins)
-    ours = _mel_scale(n_mels, sample_rate, bins)
-    for power in (by_frame.transpose(-1, -2), by_frame.transpose(-1, -2).contiguous()):
-        got = ours(power)
+    ours = _mel_power(n_mels, sample_rate, bins)
+    for spectrum in (by_frame.transpose(-1, -2), by_frame.transpose(-1, -2).contiguous()):
+        got = ours(spectrum)
         assert got.shape == (3, 2, n_mels, 40)
-        torch.testing.assert_close(got, expected_scale(power), rtol=1e-5, atol=1e-6)
+        expected = expected_scale(spectrum.abs().square())
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -460,3 +460,32 @@ def test_an_error_of_aetk_itself_keeps_its_traceback(install, cli, tmp_path, mon
     monkeypatch.setattr(stages, "train_model", broken)
     with pytest.raises(RuntimeError, match="a bug of aetk's"):
         cli("fit", tmp_path / "normal", "-o", tmp_path / "d.aetk", *TINY_ARGS)
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [(float("nan"), True), (float("inf"), True), (-float("inf"), True), (3e38, False)],
+    ids=["nan", "inf", "-inf", "huge-but-finite"],
+)
+def test_a_featurizer_yielding_non_finite_features_is_named_for_that_file(value, refused):
+    """One non-finite element among finite features is refused for its file; features that
+    are only large are not (their sum may not overflow into a false refusal)."""
+    import torch
+
+    from aetk.data.audio import Audio
+    from aetk.data.features import featurize_audio
+
+    class Spiky:
+        name = "spiky"
+
+        def featurize(self, waveform, sample_rate):
+            features = torch.full((50, 8), 3e38)
+            features[7, 3] = value
+            return features
+
+    audio = Audio(np.zeros((1, 1600), dtype=np.float32), 16000)
+    if refused:
+        with pytest.raises(aetk.AudioError, match=r"x\.wav: yields NaN or infinite features"):
+            featurize_audio(Spiky(), audio, "x.wav")
+    else:
+        assert torch.equal(featurize_audio(Spiky(), audio, "x.wav"), torch.full((50, 8), 3e38))

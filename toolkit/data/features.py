@@ -97,7 +97,9 @@ def featurize_audio(
         raise featurizer_failed(featurizer, exc, path) from exc
     if features.dim() < 2 or len(features) == 0:
         raise AudioError("yields no feature vectors", path)
-    if not torch.isfinite(features).all():
+    # One float64 sum rather than a mask the size of the features: a NaN or an infinity makes
+    # it non-finite, and finite float32 values cannot overflow it.
+    if not torch.isfinite(features.sum(dtype=torch.float64)):
         raise AudioError("yields NaN or infinite features", path)
     return features.to(torch.float32)
 
