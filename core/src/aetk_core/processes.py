@@ -13,21 +13,23 @@ decoded and featurized on threads of this process as before.
 
 from __future__ import annotations
 
-import ctypes
 import math
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aetk_core.errors import AetkError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# multiprocessing, concurrent.futures and ctypes are imported where a run forks: together they
+# cost a cold start (aetk-runtime scoring one file) about 25 ms.
 
 #: Files a worker scores at a time, at most: enough to pay for the hand-over, few enough that
 #: the workers finish together and the first results come soon.
@@ -66,13 +68,11 @@ def scored_files(
 
 def forking_pays(files: int, workers: int) -> bool:
     """Whether ``files`` are scored in ``workers`` forked processes rather than in this one."""
-    return (
-        workers > 1
-        and files >= MIN_FILES
-        and sys.platform == "linux"
-        and threading.active_count() == 1
-        and multiprocessing.parent_process() is None
-    )
+    if workers <= 1 or files < MIN_FILES or sys.platform != "linux":
+        return False
+    import multiprocessing
+
+    return threading.active_count() == 1 and multiprocessing.parent_process() is None
 
 
 def scored_in_processes(
@@ -88,6 +88,9 @@ def scored_in_processes(
     A worker that dies (killed for memory, say) ends the run with an :class:`AetkError`; an
     interrupted or abandoned run lets each worker finish its part and waits for it, so that no
     process outlives the run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     size = max(1, min(MAX_PART_FILES, math.ceil(len(files) / (4 * workers))))
     parts = [list(files[first : first + size]) for first in range(0, len(files), size)]
     pool = ProcessPoolExecutor(
@@ -109,6 +112,8 @@ def scored_in_processes(
 
 
 def _results(part: Future[list[Any]]) -> list[Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return part.result()
     except BrokenProcessPool:
@@ -130,6 +135,8 @@ def _start_worker(
     # their part instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent killed outright cannot stop its workers, and they would wait for parts forever.
+    import ctypes
+
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)
@@ -140,6 +147,8 @@ def _keep_freed_memory() -> None:
     back to the system when freed, so every page is faulted in again at the next clip: a tenth
     of a worker's time (docs/performance.md). A worker is this run's own and ends with it, so it
     keeps such blocks for the next clip; its memory stays within its largest clip's."""
+    import ctypes
+
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc; a no-op elsewhere
     if mallopt is not None:
         mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES)
