@@ -13,7 +13,7 @@ import stat
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,13 +154,23 @@ def map_in_order(
         yield from map(function, items)
         return
     with ThreadPoolExecutor(workers, initializer=initializer) as pool:
-        in_flight: deque[Future[Result]] = deque()
-        for item in items:
-            in_flight.append(pool.submit(function, item))
-            if len(in_flight) >= max(2 * workers, ahead):
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
+        for done in submitted_in_order(pool, function, items, max(2 * workers, ahead)):
+            yield done.result()
+
+
+def submitted_in_order(
+    pool: Executor, function: Callable[[Item], Result], items: Iterable[Item], in_flight: int
+) -> Iterator[Future[Result]]:
+    """``function(item)`` submitted to ``pool`` for every item, each future handed back in the
+    items' order for its result to be taken, with at most ``in_flight`` submitted and not yet
+    handed back (threads or processes)."""
+    waiting: deque[Future[Result]] = deque()
+    for item in items:
+        waiting.append(pool.submit(function, item))
+        if len(waiting) >= in_flight:
+            yield waiting.popleft()
+    while waiting:
+        yield waiting.popleft()
 
 
 def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None = None) -> Audio:

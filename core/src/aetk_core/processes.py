@@ -18,18 +18,18 @@ import os
 import signal
 import sys
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aetk_core.audio import submitted_in_order
 from aetk_core.errors import AetkError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-# multiprocessing, concurrent.futures and ctypes are imported where a run forks: together they
-# cost a cold start (aetk-runtime scoring one file) about 25 ms.
+# multiprocessing, concurrent.futures.process and ctypes are imported where a run forks: together
+# they cost a cold start (aetk-runtime scoring one file) about 25 ms.
 
 #: Files a worker scores at a time, at most: enough to pay for the hand-over, few enough that
 #: the workers finish together and the first results come soon.
@@ -100,13 +100,8 @@ def scored_in_processes(
         initargs=(score_part, os.getpid(), initializer),
     )
     try:
-        in_flight: deque[Future[list[Any]]] = deque()
-        for part in parts:
-            in_flight.append(pool.submit(_score, part))
-            if len(in_flight) >= 2 * workers:
-                yield from _results(in_flight.popleft())
-        while in_flight:
-            yield from _results(in_flight.popleft())
+        for done in submitted_in_order(pool, _score, parts, 2 * workers):
+            yield from _results(done)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -128,28 +123,27 @@ def _start_worker(
 ) -> None:
     global _score_part
     _score_part = score_part
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
     if initializer is not None:
         initializer()
-    _keep_freed_memory()
+    _keep_freed_memory(libc)
     # Ctrl-C reaches the whole process group: the parent stops the run, the workers finish
     # their part instead of printing tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A parent killed outright cannot stop its workers, and they would wait for parts forever.
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)
 
 
-def _keep_freed_memory() -> None:
+def _keep_freed_memory(libc: Any) -> None:
     """By glibc's default, each clip's buffers of a few megabytes are mapped afresh and handed
     back to the system when freed, so every page is faulted in again at the next clip: a tenth
     of a worker's time (docs/performance.md). A worker is this run's own and ends with it, so it
     keeps such blocks for the next clip; its memory stays within its largest clip's."""
-    import ctypes
-
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc; a no-op elsewhere
+    mallopt = getattr(libc, "mallopt", None)  # glibc; a no-op elsewhere
     if mallopt is not None:
         mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES)
         mallopt(_M_MMAP_THRESHOLD, _KEPT_BYTES)
