@@ -142,7 +142,7 @@ def read_labels_csv(path: str | Path) -> dict[Path, Labelled]:
         file = Path(row[0].strip())
         file = file if file.is_absolute() else path.parent / file
         group = row[2].strip() if len(row) > 2 and row[2].strip() else group_from_path(file)
-        labels[_key(file)] = Labelled(label, group)
+        labels[resolved(file)] = Labelled(label, group)
     return labels
 
 
@@ -158,7 +158,7 @@ def label_files(
         if table is None:
             result[str(file)] = Labelled(label_from_path(file), groups[str(file)])
         else:
-            result[str(file)] = table.get(_key(Path(file)), Labelled(None, groups[str(file)]))
+            result[str(file)] = table.get(resolved(file), Labelled(None, groups[str(file)]))
     return result
 
 
@@ -249,10 +249,6 @@ def format_metric(value: float | None) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value))
         else f"{value:.3f}"
     )
-
-
-def _key(path: Path) -> Path:
-    return resolved(path)
 
 
 @dataclass
