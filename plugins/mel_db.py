@@ -82,7 +82,7 @@ class MelDb(aetk.Featurizer):
         if sample_rate != self.sample_rate:
             waveforms = self._resampler(sample_rate)(waveforms)
         waveforms = self._fix_length(waveforms)
-        spectrogram, mel_power, to_decibels = self._transforms()
+        spectrogram, mel_power = self._transforms()
         mels = mel_power(spectrogram(waveforms))
         empty = self.empty_bands(sample_rate)
         if empty:
@@ -90,7 +90,7 @@ class MelDb(aetk.Featurizer):
             # frequency: those bands would carry only the resampler's rounding noise, which
             # standardisation would then magnify. They are silence, exactly.
             mels[..., empty, :] = 0.0
-        decibels = to_decibels(mels)
+        decibels = _to_decibels(mels, self.top_db)
         if self.floor_db is not None:
             decibels = decibels.clamp_min(self.floor_db)
         if not self.frames:
@@ -176,7 +176,7 @@ class MelDb(aetk.Featurizer):
     # featurizing at once never see one without the other.
 
     def _transforms(self):
-        key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.top_db, self.center)
+        key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.center)
         built = getattr(self, "_built", None)
         if built is None or built[0] != key:
             import torchaudio
@@ -187,7 +187,6 @@ class MelDb(aetk.Featurizer):
                     n_fft=self.n_fft, hop_length=self.hop_length, center=self.center, power=None
                 ),
                 _mel_power(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
-                torchaudio.transforms.AmplitudeToDB(top_db=self.top_db or None),
             )
             self._built = built
         return built[1:]
@@ -243,6 +242,24 @@ def _mel_power(n_mels: int, sample_rate: int, bins: int):
         return mels.transpose(-1, -2)
 
     return mel_power
+
+
+#: The power that stands for silence (torchaudio's ``amin``): -100 dB.
+SILENCE_POWER = 1e-10
+
+
+def _to_decibels(power: torch.Tensor, top_db: float | None) -> torch.Tensor:
+    """torchaudio's ``AmplitudeToDB`` (power, reference 1) of ``[batch, channels, mels,
+    frames]``, the same numbers, written over ``power`` (the featurizer's own): one pass in
+    cache where torchaudio makes three new tensors and a fourth pass. ``top_db``: each clip's
+    floor, that far below its loudest value (0 or None: no floor)."""
+    import torch
+
+    decibels = power.clamp_min_(SILENCE_POWER).log10_().mul_(10.0)
+    if top_db:
+        loudest = decibels.amax(dim=(-3, -2, -1), keepdim=True)
+        decibels = torch.maximum(decibels, loudest - top_db)
+    return decibels
 
 
 #: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted

@@ -171,6 +171,23 @@ def test_default_preset_vectors_match_torchaudio_over_a_batch():
     torch.testing.assert_close(vectors, expected, rtol=0, atol=1e-4)
 
 
+def test_top_db_floors_each_clip_of_a_batch_below_its_own_loudest_value():
+    """A quiet clip beside a loud one keeps its own floor, as torchaudio's AmplitudeToDB
+    floors each clip of a batch, and silence sits at it."""
+    waveforms = torch.stack([noise(samples=100_000, seed=seed) for seed in range(2)])
+    waveforms[1] *= 1e-2
+    waveforms[:, :, 50_000:] = 0.0
+    features = seed_featurizer().featurize_batch(waveforms, 16000)[:, 0]
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=1024, hop_length=256, n_mels=32
+    )(waveforms)
+    expected = torchaudio.transforms.AmplitudeToDB(top_db=80)(mel)
+    torch.testing.assert_close(features, expected)
+    floors = features.amin(dim=(1, 2, 3))
+    assert torch.allclose(floors, features.amax(dim=(1, 2, 3)) - 80.0)
+    assert floors[0] - floors[1] > 30.0
+
+
 @pytest.mark.parametrize("preset", preset_names())
 def test_numpy_mel_db_matches_aetk_within_a_thousandth_of_a_db(preset):
     params = at_recordings_rate(resolve_config(preset=preset), {16000: 1}).featurizer.params
