@@ -424,8 +424,7 @@ def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.Sou
                 raise AudioError("is empty (0 bytes)", path)
             sound = soundfile.SoundFile(io.BytesIO(data))
         else:
-            check_regular_file(path)
-            if path.stat().st_size == 0:
+            if check_regular_file(path).st_size == 0:
                 raise AudioError("is empty (0 bytes)", path)
             # libsndfile reports every operating-system failure as "System error"; opening the
             # file here first gives the real reason (permission denied, symlink loop, ...).
@@ -449,17 +448,19 @@ def _open(path: str | Path, data: bytes | None = None) -> Iterator[soundfile.Sou
         yield sound
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path) -> os.stat_result:
     """Only regular files are opened: reading a FIFO or a device named like a recording would
-    block forever (or never end)."""
-    if path.is_dir():
-        raise AudioError("is a folder, not an audio file", path)
+    block forever (or never end). The file's status, from one ``stat`` (every file scored pays
+    for it)."""
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except OSError as exc:
         raise AudioError(exc.strerror or str(exc), path) from None
-    if not stat.S_ISREG(mode):
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioError("is a folder, not an audio file", path)
+    if not stat.S_ISREG(status.st_mode):
         raise AudioError("is not a regular file (a FIFO, socket or device)", path)
+    return status
 
 
 def _read(
