@@ -565,7 +565,7 @@ class KnnScorer(aetk.Scorer):
         # The product with -2 r, then the norms added in place: ``addmm`` would first copy them
         # into every row of the ranking, a tenth of the search's time.
         minus_twice = reference.mul(-2.0).T
-        closest, nearest = [], []
+        closest, nearest, norms = [], [], []
         for chunk in torch.split(queries, QUERY_CHUNK):
             ranking = torch.mm(chunk, minus_twice).add_(squared_norms)
             if exclude is not None:
@@ -573,10 +573,11 @@ class KnnScorer(aetk.Scorer):
             found, index = _row_minima(ranking) if k == 1 else ranking.topk(k, largest=False)
             closest.append(found)
             nearest.append(index[:, 0])
+            norms.append(chunk.square().sum(1, keepdim=True))  # chunk by chunk: bounded memory
         if not closest:
             return torch.empty(0), torch.empty(0, dtype=torch.long)
         # The distances of all the queries at once, in a few operations rather than a few a chunk.
-        squared = torch.cat(closest).add_(queries.square().sum(1, keepdim=True))
+        squared = torch.cat(closest).add_(torch.cat(norms))
         return squared.clamp_min_(0).sqrt_().mean(1), torch.cat(nearest)
 
     def _pool(self, distances: list[torch.Tensor]) -> np.ndarray:
