@@ -229,3 +229,13 @@ def test_implausible_headers_are_refused_before_decoding(tmp_path):
     (tmp_path / "rate.wav").write_bytes(bytes(data))
     with pytest.raises(aetk.AudioError):
         aetk.read_audio(tmp_path / "rate.wav")
+
+
+def test_a_folder_or_a_missing_file_read_as_audio_gets_one_reason_naming_it(tmp_path):
+    """What decoding's one ``stat`` tells apart: a folder named like a recording (listed in a
+    manifest, say) and a file that is not there."""
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(aetk.AudioError, match=r"folder\.wav: is a folder, not an audio file$"):
+        aetk.read_audio(tmp_path / "folder.wav")
+    with pytest.raises(aetk.AudioError, match=r"missing\.wav: No such file or directory$"):
+        aetk.read_audio(tmp_path / "missing.wav")
