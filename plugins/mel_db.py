@@ -179,13 +179,9 @@ class MelDb(aetk.Featurizer):
         key = (self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.center)
         built = getattr(self, "_built", None)
         if built is None or built[0] != key:
-            import torchaudio
-
             built = (
                 key,
-                torchaudio.transforms.Spectrogram(
-                    n_fft=self.n_fft, hop_length=self.hop_length, center=self.center, power=None
-                ),
+                _spectrogram(self.n_fft, self.hop_length, self.center),
                 _mel_power(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
             )
             self._built = built
@@ -200,6 +196,30 @@ class MelDb(aetk.Featurizer):
             source = aetk.tractable_rate(file_sample_rate, self.sample_rate)
             cache[key] = torchaudio.transforms.Resample(source, self.sample_rate)
         return cache[key]
+
+
+def _spectrogram(n_fft: int, hop_length: int, center: bool):
+    """torchaudio's ``Spectrogram`` (``power=None``: complex, periodic Hann window of ``n_fft``,
+    reflection padding when ``center``) of ``[..., samples]``, as the one ``torch.stft`` call it
+    makes, without importing torchaudio."""
+    import torch
+
+    window = torch.hann_window(n_fft)
+
+    def spectrogram(waveforms: torch.Tensor) -> torch.Tensor:
+        """``[..., samples]`` → ``[..., bins, frames]`` complex."""
+        spectrum = torch.stft(
+            waveforms.reshape(-1, waveforms.shape[-1]),
+            n_fft,
+            hop_length,
+            window=window,
+            center=center,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+        return spectrum.reshape(*waveforms.shape[:-1], *spectrum.shape[-2:])
+
+    return spectrogram
 
 
 #: Mel bands weighed together in one block of the filter bank (see :func:`_mel_power`): 16
@@ -219,9 +239,8 @@ def _mel_power(n_mels: int, sample_rate: int, bins: int):
     two parts and adding them first (torchaudio's ``power=2`` also takes a square root only to
     square it again), and a quarter less than a sparse product."""
     import torch
-    import torchaudio
 
-    bank = torchaudio.functional.melscale_fbanks(bins, 0.0, sample_rate / 2, n_mels, sample_rate)
+    bank = aetk.mel_filter_bank(n_mels, sample_rate, bins, torch)
     blocks = []
     for first in range(0, n_mels, MEL_BLOCK):
         last = min(first + MEL_BLOCK, n_mels)
@@ -285,9 +304,7 @@ def _is_number(value: object) -> bool:
 # Asked for once per clip explained: the same few layouts, each worked out once.
 @functools.lru_cache(maxsize=64)
 def _layout(sample_rate: int, n_mels: int, hop_length: int, frames: bool) -> aetk.FeatureLayout:
-    nyquist_mel = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)
-    points = [nyquist_mel * i / (n_mels + 1) for i in range(n_mels + 2)]
-    hertz = [700.0 * (10 ** (mel / 2595.0) - 1.0) for mel in points]
+    hertz = aetk.mel_points_hz(n_mels, sample_rate)
     return aetk.FeatureLayout(
         frame_seconds=hop_length / sample_rate,
         band_edges_hz=tuple((hertz[b], hertz[b + 2]) for b in range(n_mels)),

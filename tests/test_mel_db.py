@@ -229,3 +229,44 @@ def test_banded_mel_product_equals_torchaudios_mel_scale(n_mels, sample_rate, n_
         assert got.shape == (3, 2, n_mels, 40)
         expected = expected_scale(spectrum.abs().square())
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
+@pytest.mark.parametrize(
+    ("n_mels", "sample_rate", "n_fft"),
+    [(128, 16000, 1024), (128, 48000, 2048), (32, 16000, 1024), (17, 22050, 512), (64, 16000, 64)],
+)
+def test_the_shared_mel_filter_bank_in_torch_is_torchaudios_bit_for_bit(n_mels, sample_rate, n_fft):
+    """Both mel-db featurizers take their bank from aetk_core; in torch it is torchaudio's
+    ``melscale_fbanks`` exactly, so the torch featurizer needs no torchaudio to match it."""
+    bins = n_fft // 2 + 1
+    expected = torchaudio.functional.melscale_fbanks(
+        bins, 0.0, sample_rate / 2, n_mels, sample_rate
+    )
+    got = aetk.mel_filter_bank(n_mels, sample_rate, bins, torch)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, expected)
+    in_numpy = aetk.mel_filter_bank(n_mels, sample_rate, bins)
+    assert in_numpy.dtype == np.float32
+    assert np.array_equal(in_numpy > 0, expected.numpy() > 0)  # the same bins in every band
+
+
+def test_featurizing_at_the_analysis_rate_does_not_import_torchaudio():
+    """Importing torchaudio cost each forked scoring worker about 25 ms: recordings at the
+    analysis rate are featurized with torch alone (resampling still uses torchaudio)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from aetk_builtins.mel_db import MelDb\n"
+        "featurizer = MelDb(n_mels=128, hop_length=512, frames=1, center=False, target_length=0)\n"
+        "vectors = featurizer.featurize(torch.rand(1, 16000) - 0.5, 16000)\n"
+        "assert vectors.shape == (30, 1, 128, 1), vectors.shape\n"
+        "assert 'torchaudio' not in sys.modules, 'torchaudio was imported'\n"
+        "featurizer.featurize(torch.rand(1, 8000) - 0.5, 8000)\n"
+        "assert 'torchaudio' in sys.modules, 'resampling without torchaudio?'\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr

@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from aetk.components import networks
     from aetk.components import pooling as scoring
     from aetk.data import synth
-    from aetk.data.audio import Audio, find_audio_files, read_audio, tractable_rate
+    from aetk.data.audio import (
+        Audio,
+        find_audio_files,
+        mel_filter_bank,
+        mel_points_hz,
+        read_audio,
+        tractable_rate,
+    )
     from aetk.detect.calibration import fit_threshold
     from aetk.detect.detector import Detector
     from aetk.detect.scoring import ScoreResult
@@ -65,6 +72,8 @@ _LAZY = {
     "read_audio": "aetk.data.audio",
     "find_audio_files": "aetk.data.audio",
     "tractable_rate": "aetk.data.audio",
+    "mel_filter_bank": "aetk.data.audio",
+    "mel_points_hz": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
     "StreamFormat": "aetk_core.watch.sources",
@@ -116,6 +125,8 @@ __all__ = [
     "fit",
     "fit_threshold",
     "hookimpl",
+    "mel_filter_bank",
+    "mel_points_hz",
     "metrics",
     "networks",
     "open_input_device",

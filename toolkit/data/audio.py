@@ -31,7 +31,7 @@ from aetk_core.audio import (
     read_manifest,
     read_windows,
 )
-from aetk_core.features import tractable_rate
+from aetk_core.features import mel_filter_bank, mel_points_hz, tractable_rate
 
 from aetk.errors import AudioError, ConfigError
 
@@ -51,6 +51,8 @@ __all__ = [
     "find_audio_files",
     "map_in_order",
     "max_seconds",
+    "mel_filter_bank",
+    "mel_points_hz",
     "read_audio",
     "read_clips",
     "read_manifest",
