@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
@@ -212,13 +213,14 @@ def featurization_steps(featurizer, files: list[Path]) -> dict:
     return steps
 
 
-def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> dict:
+def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 5) -> dict:
     """``aetk score``'s throughput beside the naive per-clip pipeline run one process per core
     and beside the decode+featurize bound, measured in the same run: the same files decoded and
     featurized on all workers as the local engine runs them (in forked processes where it
     forks), with no model and no scoring (what scoring cannot beat), then scored as ``aetk
     score`` does (table: no localization) and as ``aetk score --json`` does (localized).
-    Medians of ``runs`` passes over page-cached files."""
+    Medians of ``runs`` rounds over page-cached files, each round every pass in turn, and each
+    round's own ``aetk score`` to naive ratio."""
     import torch
     from aetk_core.processes import scored_files
 
@@ -231,12 +233,9 @@ def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> d
     detector.score(files[:8])
 
     def rate(function) -> float:
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - started)
-        return len(files) / statistics.median(times)
+        started = time.perf_counter()
+        function()
+        return len(files) / (time.perf_counter() - started)
 
     def errors(part: Sequence[Path], workers: int) -> list[str | None]:
         return [file.error for file in featurized_files(detector.featurizer, part, workers=workers)]
@@ -246,15 +245,28 @@ def scoring_against_bound(detector_path: Path, folder: Path, runs: int = 3) -> d
         found = list(scored_files(files, default_workers(), errors, one_thread))
         assert found == [None] * len(files)
 
-    result = {"clips": len(files)}
-    result["naive_per_core"] = statistics.median(naive_per_core(files) for _ in range(runs))
-    result["bound"] = rate(featurize_only)
-    result["score"] = rate(lambda: detector.score(files, localize=False))
-    result["score_localized"] = rate(lambda: detector.score(files, localize=True))
+    passes = {
+        "naive_per_core": lambda: naive_per_core(files),
+        "bound": lambda: rate(featurize_only),
+        "score": lambda: rate(lambda: detector.score(files, localize=False)),
+        "score_localized": lambda: rate(lambda: detector.score(files, localize=True)),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in passes}
+    # Round after round of every pass, not each pass's runs in a row: the machine's speed
+    # drifts, and a slow minute then slows every figure alike rather than one of them.
+    for _ in range(runs):
+        for name, measure in passes.items():
+            rates[name].append(measure())
+    result: dict[str, Any] = {"clips": len(files)}
+    result.update({name: statistics.median(values) for name, values in rates.items()})
     result["ratio"] = result["score"] / result["bound"]
     result["ratio_localized"] = result["score_localized"] / result["bound"]
     result["score_vs_naive"] = result["score"] / result["naive_per_core"]
     result["score_localized_vs_naive"] = result["score_localized"] / result["naive_per_core"]
+    result["score_vs_naive_rounds"] = [
+        round(score / naive, 3)
+        for score, naive in zip(rates["score"], rates["naive_per_core"], strict=True)
+    ]
     return result
 
 
