@@ -169,6 +169,30 @@ def test_workers_keep_freed_buffers_for_the_next_part():
     assert int(ran.stdout) < 10_240
 
 
+def test_workers_see_the_parents_objects_frozen_and_the_parent_gets_its_collector_back():
+    """A worker's garbage collections must not walk (and so copy) the objects it inherited;
+    after the run the parent's objects are collectable again, and a caller's own freeze is
+    left as it was."""
+    import gc
+
+    files = [Path(f"{index:03d}.wav") for index in range(4)]
+
+    def frozen_in_worker(part: list[Path]) -> list[int]:
+        return [gc.get_freeze_count()] * len(part)
+
+    assert gc.get_freeze_count() == 0
+    counts = list(scored_in_processes(frozen_in_worker, files, 2))
+    assert len(counts) == 4 and min(counts) > 1000
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        list(scored_in_processes(frozen_in_worker, files, 2))
+        assert gc.get_freeze_count() == theirs
+    finally:
+        gc.unfreeze()
+
+
 def test_a_worker_that_dies_ends_the_run_with_one_line():
     def dies(part: list[Path]) -> list[str]:
         if Path("7") in part:
