@@ -169,6 +169,20 @@ def test_workers_keep_freed_buffers_for_the_next_part():
     assert int(ran.stdout) < 10_240
 
 
+@pytest.mark.parametrize("count", [1, 9, 40, 1000])
+def test_parts_shrink_towards_the_end_so_the_workers_finish_together(count):
+    from aetk_core.processes import MAX_PART_FILES, _parts
+
+    files = [Path(str(index)) for index in range(count)]
+    sizes = [len(part) for part in _parts(files, 2)]
+    assert [path for part in _parts(files, 2) for path in part] == files
+    assert max(sizes) <= MAX_PART_FILES
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] == 1  # the last part is one file, whatever the first ones were
+    if count == 1000:
+        assert sizes[0] == MAX_PART_FILES and len(sizes) < 100
+
+
 def test_workers_see_the_parents_objects_frozen_and_the_parent_gets_its_collector_back():
     """A worker's garbage collections must not walk (and so copy) the objects it inherited;
     after the run the parent's objects are collectable again, and a caller's own freeze is

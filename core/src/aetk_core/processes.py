@@ -92,8 +92,7 @@ def scored_in_processes(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    size = max(1, min(MAX_PART_FILES, math.ceil(len(files) / (4 * workers))))
-    parts = [list(files[first : first + size]) for first in range(0, len(files), size)]
+    parts = _parts(files, workers)
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
@@ -120,6 +119,19 @@ def _freeze_objects() -> bool:
         return False
     gc.freeze()
     return True
+
+
+def _parts(files: Sequence[Path], workers: int) -> list[list[Path]]:
+    """Consecutive parts of ``files``, each a quarter of a worker's share of the files still
+    left (at most :data:`MAX_PART_FILES`): they shrink towards the end, so that no worker sits
+    idle while another finishes a large last part."""
+    parts: list[list[Path]] = []
+    first = 0
+    while first < len(files):
+        size = max(1, min(MAX_PART_FILES, math.ceil((len(files) - first) / (4 * workers))))
+        parts.append(list(files[first : first + size]))
+        first += size
+    return parts
 
 
 def _results(part: Future[list[Any]]) -> list[Any]:
