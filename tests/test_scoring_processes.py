@@ -201,8 +201,11 @@ def test_workers_see_the_parents_objects_frozen_and_the_parent_gets_its_collecto
     gc.freeze()
     try:
         theirs = gc.get_freeze_count()
+        since = [{} for _ in range(10_000)]  # the caller's objects made after its freeze
         list(scored_in_processes(frozen_in_worker, files, 2))
-        assert gc.get_freeze_count() == theirs
+        # Neither thawed nor frozen further (frozen objects that die leave the count, too).
+        assert theirs - 1000 < gc.get_freeze_count() <= theirs
+        assert len(since) == 10_000
     finally:
         gc.unfreeze()
 
