@@ -183,6 +183,29 @@ def test_parts_shrink_towards_the_end_so_the_workers_finish_together(count):
         assert sizes[0] == MAX_PART_FILES and len(sizes) < 100
 
 
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task"),
+    reason="Linux lists a process's threads in /proc/self/task",
+)
+def test_threads_that_featurized_files_have_ended_when_their_map_returns():
+    """A joined thread can still be running its native thread-local destructors, MKL's among
+    them, under MKL's allocator lock: a worker forked then spun forever in its first FFT. So
+    map_in_order returns only once the operating system no longer lists its threads (right
+    after a join they were still listed about one time in five)."""
+    import threading
+
+    from aetk_core.audio import map_in_order
+
+    def square(value: int) -> tuple[int, int]:
+        return value * value, threading.get_native_id()
+
+    for _ in range(100):
+        results = list(map_in_order(square, range(8), 2))
+        assert [squared for squared, _ in results] == [value * value for value in range(8)]
+        threads = {thread for _, thread in results}
+        assert not any(os.path.exists(f"/proc/self/task/{tid}") for tid in threads)
+
+
 def test_workers_see_the_parents_objects_frozen_and_the_parent_gets_its_collector_back():
     """A worker's garbage collections must not walk (and so copy) the objects it inherited;
     after the run the parent's objects are collectable again, and a caller's own freeze is

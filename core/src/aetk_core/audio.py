@@ -11,6 +11,8 @@ import io
 import os
 import stat
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -153,9 +155,37 @@ def map_in_order(
     if workers <= 1 or len(items) <= 1:
         yield from map(function, items)
         return
-    with ThreadPoolExecutor(workers, initializer=initializer) as pool:
-        for done in submitted_in_order(pool, function, items, max(2 * workers, ahead)):
-            yield done.result()
+    started: list[int] = []
+
+    def start() -> None:
+        started.append(threading.get_native_id())
+        if initializer is not None:
+            initializer()
+
+    try:
+        with ThreadPoolExecutor(workers, initializer=start) as pool:
+            for done in submitted_in_order(pool, function, items, max(2 * workers, ahead)):
+                yield done.result()
+    finally:
+        wait_until_exited(started)
+
+
+def wait_until_exited(threads: Sequence[int], timeout: float = 5.0) -> None:
+    """Return once the operating system's threads ``threads`` (native ids) have ended.
+
+    Joining a Python thread returns before its native thread has run its thread-local
+    destructors, and MKL's free the thread's buffers under MKL's allocator lock: a process
+    forked just then holds that lock forever, and its first FFT spins on it (a forked scoring
+    worker hung so, about one run in five of a test that scores right after featurizing on
+    threads). Linux lists a process's live threads in ``/proc/self/task``; elsewhere, and after
+    ``timeout`` seconds, this returns at once."""
+    if not threads or not os.path.isdir("/proc/self/task"):
+        return
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/self/task/{tid}") for tid in threads):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.0005)
 
 
 def submitted_in_order(

@@ -7,8 +7,9 @@ scoring's own Python hold the GIL for much of each clip, so two threads scored t
 folder about 1.3 times as fast as one; two forked processes share nothing and score it 1.6–1.8
 times as fast (docs/performance.md). Forking is only safe where nothing else runs: it is used on
 Linux, from a process with no other Python thread (another thread's locks would stay held in the
-children forever) and never from a worker itself. Elsewhere, and for a few files, the files are
-decoded and featurized on threads of this process as before.
+children forever; the threads that featurized files here have ended even in the operating
+system, :func:`aetk_core.audio.map_in_order`) and never from a worker itself. Elsewhere, and
+for a few files, the files are decoded and featurized on threads of this process as before.
 """
 
 from __future__ import annotations
