@@ -270,9 +270,29 @@ class KnnScorer(aetk.Scorer):
         """The views after the clip view (:meth:`views`' order) from a clip's vectors' distances
         to the nearest normal ones (:func:`_vector_views`), and where its most unusual moment
         starts."""
-        event, start = aetk.scoring.window_maxima(distances, self.event_window)
-        views = _vector_views(distances, event, self.views())
-        return [float(view) for view in views], int(start)
+        (views,) = self._clips_moment_views([distances])
+        return views
+
+    def _clips_moment_views(
+        self, distances: Sequence[torch.Tensor]
+    ) -> list[tuple[list[float], int]]:
+        """:meth:`_moment_views` of many clips, those of one length at once as the columns of
+        one matrix: for one ten-second clip its dozen small operations cost 0.15 ms, more than
+        their arithmetic."""
+        import torch
+
+        found: list[tuple[list[float], int]] = []
+        by_length: dict[int, list[int]] = {}
+        for index, clip in enumerate(distances):
+            by_length.setdefault(len(clip), []).append(index)
+            found.append(([], 0))
+        for indices in by_length.values():
+            columns = torch.stack([distances[index] for index in indices], 1)
+            event, start = aetk.scoring.window_maxima(columns, self.event_window)
+            views = torch.stack(_vector_views(columns, event, self.views()), 1).tolist()
+            for index, clip_views, clip_start in zip(indices, views, start.tolist(), strict=True):
+                found[index] = (clip_views, clip_start)
+        return found
 
     def held_out_scores(self, model, train, validation) -> np.ndarray:
         """Leave-one-clip-out scores: each normal clip against the other clips' references."""
@@ -381,16 +401,15 @@ class KnnScorer(aetk.Scorer):
             parts = zip(
                 group,
                 codes.split(lengths),
-                distances.split(lengths),
+                self._clips_moment_views(distances.split(lengths)),
                 nearest.split(lengths),
                 strict=True,
             )
-            for clip_score, (clip, clip_codes, clip_distances, clip_nearest) in zip(
+            for clip_score, (clip, clip_codes, (moment_scores, start), clip_nearest) in zip(
                 clip_scores, parts, strict=True
             ):
-                moment_scores, start = self._moment_views(clip_distances)
                 view_scores.append([float(clip_score), *moment_scores])
-                width = min(self.event_window, len(clip_distances))
+                width = min(self.event_window, len(clip_codes))
                 moments.append((start, start + width))
                 localizable = localize and clip_codes.shape[1] == clip[0].numel()
                 localizations.append(
@@ -657,10 +676,10 @@ def _vector_views(
     (``event``): ``frames``, the mean distance of all its vectors (each moment a little unlike
     normal); ``event``, that moment's; ``contrast``, that moment's divided by the median distance
     over the clip (how far it stands out of its own clip). float64 ``[]`` each, in torch
-    operations that export."""
+    operations that export; ``[clips]`` each for the columns of ``[vectors, clips]`` distances."""
     event = event.double()
     computed = {
-        "frames": lambda: distances.double().mean(),
+        "frames": lambda: distances.double().mean(0),
         "event": lambda: event,
         "contrast": lambda: event / aetk.networks.lower_median(distances).clamp_min(1e-12),
     }

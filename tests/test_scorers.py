@@ -239,6 +239,27 @@ def test_window_maxima_finds_the_moment_and_covers_short_clips():
         window_maxima(scores, 0)
 
 
+def test_moment_views_of_many_clips_at_once_equal_each_clip_alone(identity):
+    """Clips of one length are taken as the columns of one matrix: the same views and moments,
+    exactly, as each clip on its own, with clips of other lengths and one shorter than the
+    window among them."""
+    from aetk.components.pooling import window_maxima
+
+    scores = torch.tensor([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [9.0, 2.0], [7.0, 5.0]])
+    value, start = window_maxima(scores, 2)
+    assert value.tolist() == [8.0, 3.5] and start.tolist() == [3, 3]
+    normal = event_clips(12, seed=0)
+    scorer = KnnScorer(pooling="clip+frames+event+contrast", event_window=3).fit(
+        identity, normal, []
+    )
+    clips = [*event_clips(3, seed=5), event_clips(1, seed=6, event_at=20)[0][:40], normal[0][:2]]
+    distances = [scorer._nearest_vectors(clip)[0] for clip in clips]
+    together = scorer._clips_moment_views(distances)
+    assert together == [scorer._moment_views(clip) for clip in distances]
+    assert all(len(views) == 3 for views, _ in together)  # frames, event, contrast
+    assert together[4][1] == 0  # two vectors, fewer than the window: their mean
+
+
 def test_view_scales_and_combination_pick_the_view_furthest_from_its_normal():
     from aetk.components.pooling import combine_views, view_scales
 

@@ -211,19 +211,23 @@ def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 def lower_median(values: torch.Tensor) -> torch.Tensor:
-    """The lower median of ``values`` (``torch.median``'s: the ``(n − 1) // 2``-th smallest), as
-    float64; written with sorting and a mask so that it exports to ONNX with a dynamic ``n``."""
-    ordered = torch.sort(values.double()).values
+    """The lower median of ``values`` ``[n]`` (``torch.median``'s: the ``(n − 1) // 2``-th
+    smallest), or of each column of ``[n, columns]``, as float64; written with sorting and a
+    mask so that it exports to ONNX with a dynamic ``n``."""
+    ordered = torch.sort(values.double(), dim=0).values
     ranks = torch.cumsum(torch.ones_like(ordered), 0) - 1
     middle = torch.floor(ranks.max() / 2)
-    return (ordered * (ranks == middle).double()).sum()
+    return (ordered * (ranks == middle).double()).sum(0)
 
 
 def window_means(values: torch.Tensor, window: int) -> torch.Tensor:
-    """The mean of every ``window`` consecutive ``values`` (all of them, when there are fewer),
-    as float64, at each window's first index; ``-inf`` where no whole window starts."""
-    means, whole = window_vector_means(values[:, None], window)
-    return torch.where(whole, means[:, 0], torch.full_like(means[:, 0], -math.inf))
+    """The mean of every ``window`` consecutive ``values`` ``[n]`` (all of them, when there are
+    fewer), or of each column of ``[n, columns]`` (series of one length, at once), as float64,
+    at each window's first index; ``-inf`` where no whole window starts."""
+    columns = values if values.dim() == 2 else values[:, None]
+    means, whole = window_vector_means(columns, window)
+    means = torch.where(whole[:, None], means, torch.full_like(means, -math.inf))
+    return means if values.dim() == 2 else means[:, 0]
 
 
 def window_vector_means(vectors: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

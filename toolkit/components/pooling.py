@@ -41,12 +41,13 @@ def pool(
 def window_maxima(vector_scores: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A clip's most unusual moment: the highest mean of ``window`` consecutive vector scores
     (the whole clip's mean when it has fewer vectors), and the index of the window's first
-    vector. Short events stand out in it where a clip's average would hide them."""
+    vector. Short events stand out in it where a clip's average would hide them. Scores
+    ``[n, clips]`` give each column's (clips of one length, at once)."""
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ConfigError(f"an event window must hold at least one vector, not {window!r}")
     means = window_means(vector_scores, window)
-    start = means.argmax()
-    return means[start], start
+    start = means.argmax(dim=0, keepdim=True)
+    return means.gather(0, start)[0], start[0]
 
 
 def view_scales(held_out: np.ndarray) -> np.ndarray:
