@@ -250,7 +250,10 @@ _SLOW_RUN = textwrap.dedent(
     from aetk_core.processes import scored_in_processes
 
     def slow(part):
-        print("part", flush=True)
+        # One write of the whole line: two workers' print() calls could interleave their text
+        # and their newlines ("partpart").
+        sys.stdout.write("part\\n")
+        sys.stdout.flush()
         time.sleep(float(sys.argv[1]))
         return part
 
