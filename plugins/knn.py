@@ -661,9 +661,8 @@ def _exported_views(
     whole clip have none: first == last), as :meth:`KnnScorer.score_and_localize` finds them."""
     import torch
 
-    means = aetk.networks.window_means(distances, window)
-    start = means.argmax()
-    scores = torch.stack([clip_view, *_vector_views(distances, means[start], views)])
+    event, start = aetk.scoring.window_maxima(distances, window)
+    scores = torch.stack([clip_view, *_vector_views(distances, event, views)])
     whole = aetk.scoring.whole_clip_views(views)
     return aetk.networks.winning_view(scores, view_scales, start, distances, window, whole)
 
