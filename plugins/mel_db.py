@@ -75,6 +75,8 @@ class MelDb(aetk.Featurizer):
         return self.featurize_batch(waveform.unsqueeze(0), sample_rate)[0]
 
     def featurize_batch(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        import torch
+
         self.validate()
         if waveforms.shape[-1] == 0:
             raise aetk.AudioError("holds no audio samples")
@@ -84,27 +86,17 @@ class MelDb(aetk.Featurizer):
         waveforms = self._fix_length(waveforms)
         spectrogram, mel_power = self._transforms()
         mels = mel_power(spectrogram(waveforms))
-        empty = self.empty_bands(sample_rate)
-        if empty:
-            # A recording upsampled to the analysis rate holds nothing above its own Nyquist
-            # frequency: those bands would carry only the resampler's rounding noise, which
-            # standardisation would then magnify. They are silence, exactly.
-            mels[..., empty, :] = 0.0
-        decibels = _to_decibels(mels, self.top_db)
-        if self.floor_db is not None:
-            decibels = decibels.clamp_min(self.floor_db)
+        mels[..., self.empty_bands(sample_rate), :] = 0.0
+        decibels = aetk.power_to_decibels(mels, self.top_db, self.floor_db, torch)
         if not self.frames:
             return decibels.unsqueeze(1)
         # [batch, channels, mels, time] → [batch, vectors, channels, mels, frames]
         return decibels.unfold(-1, self.frames, 1).permute(0, 3, 1, 2, 4).contiguous()
 
     def empty_bands(self, file_sample_rate: int) -> list[int]:
-        """The mel bands a recording at ``file_sample_rate`` leaves empty: those starting above
-        99 % of its Nyquist frequency (the resampler's roll-off), when it is upsampled."""
-        if file_sample_rate >= self.sample_rate:
-            return []
-        edge = 0.99 * file_sample_rate / 2
-        return [b for b, (low, _) in enumerate(self.layout().band_edges_hz) if low >= edge]
+        """The mel bands a recording at ``file_sample_rate`` leaves empty when it is upsampled
+        (:func:`aetk.empty_mel_bands`): silence, exactly."""
+        return aetk.empty_mel_bands(self.n_mels, self.sample_rate, file_sample_rate)
 
     def layout(self) -> aetk.FeatureLayout:
         """Frames every ``hop_length`` samples; mel bands on torchaudio's HTK scale from 0 Hz to
@@ -261,24 +253,6 @@ def _mel_power(n_mels: int, sample_rate: int, bins: int):
         return mels.transpose(-1, -2)
 
     return mel_power
-
-
-#: The power that stands for silence (torchaudio's ``amin``): -100 dB.
-SILENCE_POWER = 1e-10
-
-
-def _to_decibels(power: torch.Tensor, top_db: float | None) -> torch.Tensor:
-    """torchaudio's ``AmplitudeToDB`` (power, reference 1) of ``[batch, channels, mels,
-    frames]``, the same numbers, written over ``power`` (the featurizer's own): one pass in
-    cache where torchaudio makes three new tensors and a fourth pass. ``top_db``: each clip's
-    floor, that far below its loudest value (0 or None: no floor)."""
-    import torch
-
-    decibels = power.clamp_min_(SILENCE_POWER).log10_().mul_(10.0)
-    if top_db:
-        loudest = decibels.amax(dim=(-3, -2, -1), keepdim=True)
-        decibels = torch.maximum(decibels, loudest - top_db)
-    return decibels
 
 
 #: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted

@@ -251,6 +251,46 @@ def test_the_shared_mel_filter_bank_in_torch_is_torchaudios_bit_for_bit(n_mels, 
     assert np.array_equal(in_numpy > 0, expected.numpy() > 0)  # the same bins in every band
 
 
+@pytest.mark.parametrize(("top_db", "floor_db"), [(0.0, None), (80.0, None), (30.0, -60.0)])
+def test_the_shared_decibels_are_torchaudios_in_torch_and_in_numpy(top_db, floor_db):
+    """Both mel-db featurizers take their dB from ``aetk.power_to_decibels``: in torch it is
+    torchaudio's AmplitudeToDB exactly, each clip of a batch floored below its own loudest
+    value; numpy's is the same to its last float32 unit, silence included."""
+    generator = torch.Generator().manual_seed(3)
+    power = torch.rand(3, 2, 16, 50, generator=generator).pow(8) * 10.0
+    power[1] *= 1e-6  # a quiet clip keeps its own top_db floor
+    power[2, :, :4] = 0.0  # empty bands sit at the silence floor, -100 dB
+    expected = torchaudio.transforms.AmplitudeToDB(top_db=top_db or None)(power)
+    if floor_db is not None:
+        expected = expected.clamp_min(floor_db)
+    in_torch = aetk.power_to_decibels(power.clone(), top_db, floor_db, torch)
+    assert torch.equal(in_torch, expected)
+    in_numpy = aetk.power_to_decibels(power.numpy().copy(), top_db, floor_db)
+    assert in_numpy.dtype == np.float32
+    np.testing.assert_allclose(in_numpy, expected.numpy(), rtol=1e-6, atol=0)
+    assert in_torch[2, :, :4].min() >= max(-100.0, floor_db or -100.0)
+    if not top_db and floor_db is None:
+        assert np.array_equal(in_numpy[2, :, :4], np.full((2, 4, 50), -100.0, np.float32))
+
+
+def test_upsampled_recordings_leave_the_bands_above_their_nyquist_frequency_empty():
+    """The one rule of both mel-db featurizers: bands starting above 99 % of an upsampled
+    recording's Nyquist frequency are silence."""
+    lows = aetk.mel_points_hz(128, 16000)[:128]
+    empty = aetk.empty_mel_bands(128, 16000, 8000)
+    assert empty == [band for band in range(128) if lows[band] >= 3960.0]
+    assert 0 < len(empty) < 128 and empty == list(range(empty[0], 128))
+    assert aetk.empty_mel_bands(128, 16000, 16000) == []
+    assert aetk.empty_mel_bands(128, 16000, 48000) == []
+    noise = np.random.default_rng(0).standard_normal((1, 8000)).astype(np.float32) * 0.1
+    params = {"n_mels": 128, "target_length": 0, "top_db": 0.0}
+    in_numpy = NumpyMelDb(params).featurize(noise, 8000)[0, 0]
+    in_torch = MelDb(**params).featurize(torch.from_numpy(noise), 8000)[0, 0].numpy()
+    for features in (in_numpy, in_torch):
+        assert (features[empty] == -100.0).all()
+        assert (features[: empty[0]] > -90.0).all()
+
+
 def test_featurizing_at_the_analysis_rate_does_not_import_torchaudio():
     """Importing torchaudio cost each forked scoring worker about 25 ms: recordings at the
     analysis rate are featurized with torch alone (resampling still uses torchaudio)."""

@@ -49,9 +49,11 @@ if TYPE_CHECKING:
     from aetk.data import synth
     from aetk.data.audio import (
         Audio,
+        empty_mel_bands,
         find_audio_files,
         mel_filter_bank,
         mel_points_hz,
+        power_to_decibels,
         read_audio,
         tractable_rate,
     )
@@ -74,6 +76,8 @@ _LAZY = {
     "tractable_rate": "aetk.data.audio",
     "mel_filter_bank": "aetk.data.audio",
     "mel_points_hz": "aetk.data.audio",
+    "power_to_decibels": "aetk.data.audio",
+    "empty_mel_bands": "aetk.data.audio",
     "fit_threshold": "aetk.detect.calibration",
     "plugins": "aetk.plugin.host",
     "StreamFormat": "aetk_core.watch.sources",
@@ -121,6 +125,7 @@ __all__ = [
     "Scorer",
     "StreamFormat",
     "__version__",
+    "empty_mel_bands",
     "find_audio_files",
     "fit",
     "fit_threshold",
@@ -131,6 +136,7 @@ __all__ = [
     "networks",
     "open_input_device",
     "plugins",
+    "power_to_decibels",
     "read_audio",
     "scoring",
     "synth",

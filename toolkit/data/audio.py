@@ -31,7 +31,13 @@ from aetk_core.audio import (
     read_manifest,
     read_windows,
 )
-from aetk_core.features import mel_filter_bank, mel_points_hz, tractable_rate
+from aetk_core.features import (
+    empty_mel_bands,
+    mel_filter_bank,
+    mel_points_hz,
+    power_to_decibels,
+    tractable_rate,
+)
 
 from aetk.errors import AudioError, ConfigError
 
@@ -48,11 +54,13 @@ __all__ = [
     "audio_clips",
     "check_regular_file",
     "default_workers",
+    "empty_mel_bands",
     "find_audio_files",
     "map_in_order",
     "max_seconds",
     "mel_filter_bank",
     "mel_points_hz",
+    "power_to_decibels",
     "read_audio",
     "read_clips",
     "read_manifest",

@@ -18,7 +18,8 @@ context as aetk's (PyTorch/torchaudio), to within 1e-3 dB.
 - power spectrum: periodic Hann window of ``n_fft``, reflection padding when ``center``;
 - mel filter bank: HTK mel scale, triangles from 0 Hz to Nyquist, not normalised;
 - bands starting above an upsampled recording's Nyquist frequency are silence, exactly;
-- dB: ``10 log10(max(power, 1e-10))``, floored ``top_db`` below the clip's loudest value.
+- dB: ``10 log10(max(power, 1e-10))``, floored ``top_db`` below the clip's loudest value
+  (:func:`power_to_decibels`, aetk's too).
 """
 
 from __future__ import annotations
@@ -106,16 +107,8 @@ class MelDb:
         samples = self._fix_length(samples)
         bank = mel_filter_bank(self.n_mels, self.sample_rate, self.n_fft // 2 + 1)
         mels = _mel_power(samples, bank, self.n_fft, self.hop_length, self.center)
-        mels[:, self.empty_bands(rate), :] = 0.0  # above an upsampled recording's Nyquist
-        # The logarithm in float64, rounded once to float32, as torch's float32 one is: numpy's
-        # float32 log10 puts the floor at -100.00001 dB, and a band that was constant in training
-        # (silent above the training recordings' band) magnifies any such difference.
-        decibels = 10.0 * np.log10(np.maximum(mels, np.float32(1e-10)).astype(np.float64))
-        if self.top_db:
-            decibels = np.maximum(decibels, decibels.max() - np.float32(self.top_db))
-        if self.floor_db is not None:
-            decibels = np.maximum(decibels, np.float32(self.floor_db))
-        decibels = decibels.astype(np.float32)
+        mels[:, empty_mel_bands(self.n_mels, self.sample_rate, rate), :] = 0.0
+        decibels = power_to_decibels(mels, self.top_db, self.floor_db)
         if not self.frames:
             return decibels[None]
         count = decibels.shape[-1] - self.frames + 1
@@ -123,13 +116,6 @@ class MelDb:
             raise AudioError("yields no feature vectors")
         windows = np.lib.stride_tricks.sliding_window_view(decibels, self.frames, axis=-1)
         return np.ascontiguousarray(windows.transpose(2, 0, 1, 3))  # [vectors, C, mels, frames]
-
-    def empty_bands(self, rate: int) -> list[int]:
-        """Bands starting above 99 % of an upsampled recording's Nyquist frequency."""
-        if rate >= self.sample_rate:
-            return []
-        lows = mel_points_hz(self.n_mels, self.sample_rate)[: self.n_mels]
-        return [band for band, low in enumerate(lows) if low >= 0.99 * rate / 2]
 
     def _channels(self, samples: np.ndarray) -> np.ndarray:
         if self.channels == "mono":
@@ -237,6 +223,47 @@ def _sinc_kernel(down: int, up: int, zeros: int = 6, rolloff: float = 0.99):
         kernel = np.where(t == 0, 1.0, np.sin(t) / t)
     kernel = kernel * window * (base / down)
     return kernel.astype(np.float32).astype(np.float64), width
+
+
+#: The power that stands for silence (torchaudio's ``amin``): -100 dB.
+SILENCE_POWER = 1e-10
+
+
+def power_to_decibels(
+    power: Any, top_db: float | None = None, floor_db: float | None = None, xp: Any = np
+) -> Any:
+    """The decibels of a power spectrogram ``[..., channels, bands, frames]`` (float32), as
+    torchaudio's ``AmplitudeToDB`` (power, reference 1) gives them: ``10 log10(max(power,
+    SILENCE_POWER))``, floored ``top_db`` below each clip's loudest value (0 or None: no such
+    floor) and at ``floor_db`` (None: none). Computed with the array module ``xp`` (numpy, or
+    torch), written over ``power``: the one dB rule of both ``mel-db`` featurizers."""
+    decibels = xp.clip(power, SILENCE_POWER, None, out=power)
+    if xp is np:
+        # numpy's float32 logarithm misses torch's by a unit in the last place for about half
+        # of all values; in float64, rounded once, it gives torch's but for about 1 in 10,000.
+        # A band that was constant in training (silent above the training recordings' band)
+        # magnifies any such difference.
+        decibels[...] = np.log10(decibels.astype(np.float64))
+    else:
+        xp.log10(decibels, out=decibels)
+    xp.multiply(decibels, 10.0, out=decibels)
+    if top_db:
+        loudest = xp.amax(decibels.reshape(*decibels.shape[:-3], -1), -1)
+        decibels = xp.maximum(decibels, (loudest - top_db).reshape(*decibels.shape[:-3], 1, 1, 1))
+    if floor_db is not None:
+        decibels = decibels.clip(min=floor_db)
+    return decibels
+
+
+def empty_mel_bands(n_mels: int, sample_rate: int, file_sample_rate: int) -> list[int]:
+    """The bands of an ``n_mels``-band analysis at ``sample_rate`` that a recording at
+    ``file_sample_rate`` leaves empty when it is upsampled: those starting above 99 % of its
+    Nyquist frequency (the resampler's roll-off). They would carry only the resampler's rounding
+    noise, which standardisation magnifies, so ``mel-db`` makes them silence, exactly."""
+    if file_sample_rate >= sample_rate:
+        return []
+    lows = mel_points_hz(n_mels, sample_rate)[:n_mels]
+    return [band for band, low in enumerate(lows) if low >= 0.99 * file_sample_rate / 2]
 
 
 #: Analysis frames transformed at a time: each step's arrays (about half a megabyte) are
