@@ -173,8 +173,8 @@ class MelDb(aetk.Featurizer):
         if built is None or built[0] != key:
             built = (
                 key,
-                _spectrogram(self.n_fft, self.hop_length, self.center),
-                _mel_power(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
+                _Spectrogram(self.n_fft, self.hop_length, self.center),
+                _MelPower(self.n_mels, self.sample_rate, self.n_fft // 2 + 1),
             )
             self._built = built
         return built[1:]
@@ -190,36 +190,40 @@ class MelDb(aetk.Featurizer):
         return cache[key]
 
 
-def _spectrogram(n_fft: int, hop_length: int, center: bool):
+class _Spectrogram:
     """torchaudio's ``Spectrogram`` (``power=None``: complex, periodic Hann window of ``n_fft``,
     reflection padding when ``center``) of ``[..., samples]``, as the one ``torch.stft`` call it
-    makes, without importing torchaudio."""
-    import torch
+    makes, without importing torchaudio. An object rather than a closure, so that a featurizer
+    that has featurized still pickles."""
 
-    window = torch.hann_window(n_fft)
+    def __init__(self, n_fft: int, hop_length: int, center: bool):
+        import torch
 
-    def spectrogram(waveforms: torch.Tensor) -> torch.Tensor:
+        self.n_fft, self.hop_length, self.center = n_fft, hop_length, center
+        self.window = torch.hann_window(n_fft)
+
+    def __call__(self, waveforms: torch.Tensor) -> torch.Tensor:
         """``[..., samples]`` → ``[..., bins, frames]`` complex."""
+        import torch
+
         spectrum = torch.stft(
             waveforms.reshape(-1, waveforms.shape[-1]),
-            n_fft,
-            hop_length,
-            window=window,
-            center=center,
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=self.center,
             pad_mode="reflect",
             return_complex=True,
         )
         return spectrum.reshape(*waveforms.shape[:-1], *spectrum.shape[-2:])
 
-    return spectrogram
 
-
-#: Mel bands weighed together in one block of the filter bank (see :func:`_mel_power`): 16
+#: Mel bands weighed together in one block of the filter bank (see :class:`_MelPower`): 16
 #: measured fastest of 8, 16 and 32 on 10-s clips at 16 kHz.
 MEL_BLOCK = 16
 
 
-def _mel_power(n_mels: int, sample_rate: int, bins: int):
+class _MelPower:
     """torchaudio's MelScale (HTK, 0 Hz to Nyquist, unnormalised) of a complex spectrum's power
     ``|z|²``, as a few dense products. Each band spans a few FFT bins, so the bank is a band of
     non-zero weights (128 bands over 513 bins hold 1,012 of 65,664), and each block of
@@ -230,29 +234,32 @@ def _mel_power(n_mels: int, sample_rate: int, bins: int):
     spectrum is never written. On one thread that takes two thirds of the time of squaring the
     two parts and adding them first (torchaudio's ``power=2`` also takes a square root only to
     square it again), and a quarter less than a sparse product."""
-    import torch
 
-    bank = aetk.mel_filter_bank(n_mels, sample_rate, bins, torch)
-    blocks = []
-    for first in range(0, n_mels, MEL_BLOCK):
-        last = min(first + MEL_BLOCK, n_mels)
-        used = bank[:, first:last].ne(0).any(1).nonzero()[:, 0]
-        if len(used):  # bands narrower than a bin hold no weight and stay zero
-            low, high = int(used.min()), int(used.max()) + 1
-            weights = bank[low:high, first:last].repeat_interleave(2, dim=0).contiguous()
-            blocks.append((first, last, 2 * low, 2 * high, weights))
+    def __init__(self, n_mels: int, sample_rate: int, bins: int):
+        import torch
 
-    def mel_power(spectrum: torch.Tensor) -> torch.Tensor:
+        self.n_mels, self.bins = n_mels, bins
+        bank = aetk.mel_filter_bank(n_mels, sample_rate, bins, torch)
+        self.blocks = []
+        for first in range(0, n_mels, MEL_BLOCK):
+            last = min(first + MEL_BLOCK, n_mels)
+            used = bank[:, first:last].ne(0).any(1).nonzero()[:, 0]
+            if len(used):  # bands narrower than a bin hold no weight and stay zero
+                low, high = int(used.min()), int(used.max()) + 1
+                weights = bank[low:high, first:last].repeat_interleave(2, dim=0).contiguous()
+                self.blocks.append((first, last, 2 * low, 2 * high, weights))
+
+    def __call__(self, spectrum: torch.Tensor) -> torch.Tensor:
         """``[..., bins, frames]`` complex → ``[..., mels, frames]``, laid out frame by frame."""
+        import torch
+
         squares = torch.view_as_real(spectrum).square()  # [..., bins, frames, re² and im²]
         frames = spectrum.shape[-1]
-        by_frame = squares.transpose(-2, -3).reshape(*spectrum.shape[:-2], frames, 2 * bins)
-        mels = by_frame.new_zeros(*by_frame.shape[:-1], n_mels)
-        for first, last, low, high, weights in blocks:
+        by_frame = squares.transpose(-2, -3).reshape(*spectrum.shape[:-2], frames, 2 * self.bins)
+        mels = by_frame.new_zeros(*by_frame.shape[:-1], self.n_mels)
+        for first, last, low, high, weights in self.blocks:
             mels[..., first:last] = by_frame[..., low:high] @ weights
         return mels.transpose(-1, -2)
-
-    return mel_power
 
 
 #: (parameter, smallest, largest): wide enough for any real recording, narrow enough that a crafted

@@ -61,6 +61,18 @@ def test_results_have_the_documented_fields(fitted, machine_sounds):
     assert result.anomalous == (result.score > result.threshold)
 
 
+def test_a_detector_that_has_scored_pickles_and_scores_the_same(fitted, machine_sounds):
+    """A process pool or a job library ships a detector by pickling it, also one that has
+    already featurized (its transforms are built then)."""
+    import pickle
+
+    detector, _ = fitted
+    files = machine_sounds["test"]
+    scores = [result.score for result in detector.score(files)]
+    copy = pickle.loads(pickle.dumps(detector))
+    assert [result.score for result in copy.score(files)] == scores
+
+
 def test_threshold_override(fitted, machine_sounds):
     detector, _ = fitted
     assert all(r.anomalous for r in detector.score(machine_sounds["test"], threshold=-1.0))

@@ -217,13 +217,13 @@ def test_banded_mel_product_equals_torchaudios_mel_scale(n_mels, sample_rate, n_
     """The mel bank applied block by block over the bins each block spans, to a complex
     spectrum's squared parts, equals torchaudio's MelScale of its power, for a spectrum laid out
     frame by frame (as the STFT gives it) or bin by bin."""
-    from aetk_builtins.mel_db import _mel_power
+    from aetk_builtins.mel_db import _MelPower
 
     bins = n_fft // 2 + 1
     generator = torch.Generator().manual_seed(n_mels)
     by_frame = torch.randn(3, 2, 40, bins, dtype=torch.complex64, generator=generator)
     expected_scale = torchaudio.transforms.MelScale(n_mels, sample_rate, 0.0, None, bins)
-    ours = _mel_power(n_mels, sample_rate, bins)
+    ours = _MelPower(n_mels, sample_rate, bins)
     for spectrum in (by_frame.transpose(-1, -2), by_frame.transpose(-1, -2).contiguous()):
         got = ours(spectrum)
         assert got.shape == (3, 2, n_mels, 40)
