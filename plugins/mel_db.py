@@ -86,7 +86,9 @@ class MelDb(aetk.Featurizer):
         waveforms = self._fix_length(waveforms)
         spectrogram, mel_power = self._transforms()
         mels = mel_power(spectrogram(waveforms))
-        mels[..., self.empty_bands(sample_rate), :] = 0.0
+        empty = self.empty_bands(sample_rate)
+        if empty:
+            mels[..., empty, :] = 0.0
         decibels = aetk.power_to_decibels(mels, self.top_db, self.floor_db, torch)
         if not self.frames:
             return decibels.unsqueeze(1)
