@@ -146,6 +146,10 @@ class ClipMahalanobisScorer(aetk.Scorer):
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         return self.score_and_localize(model, clips, localize=False)[0]
 
+    def localizes_while_scoring(self) -> bool:
+        """Scores come from the whitened residuals that localize: one pass gives both."""
+        return True
+
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's whitened residual length; each element's whitened squared residual."""
         return self.score_and_localize(model, [clip])[1][0]

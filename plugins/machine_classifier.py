@@ -92,6 +92,10 @@ class SurpriseScorer(aetk.Scorer):
         self.machine_ = model.condition_
         return self
 
+    def localizes_while_scoring(self) -> bool:
+        """It does not localize: scoring is all there is."""
+        return True
+
     def score(self, model, clips: Sequence[torch.Tensor]) -> np.ndarray:
         import numpy as np
         import torch

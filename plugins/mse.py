@@ -46,6 +46,10 @@ class MseScorer(aetk.Scorer):
         # Each clip's errors are dropped as soon as its score is taken: memory holds one batch.
         return np.fromiter((score for score, _ in self._walk(model, clips)), dtype=np.float64)
 
+    def localizes_while_scoring(self) -> bool:
+        """Scores come from the squared errors that localize: one pass gives both."""
+        return True
+
     def localize(self, model, clip: torch.Tensor) -> aetk.Localization | None:
         """Each vector's mean squared error; each element's squared error."""
         return self.score_and_localize(model, [clip])[1][0]

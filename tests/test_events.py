@@ -64,9 +64,15 @@ def test_default_hears_a_knock_and_says_when(clicking_machine, cli, tmp_path):
     assert sum(cells[4].startswith("event at ") for cells in lines) == len(knocks)
 
 
-def test_localizing_the_anomalies_alone_changes_no_score(clicking_machine, tmp_path):
-    """``localize="anomalous"`` scores as the others do and says where only for anomalies."""
+@pytest.mark.parametrize("while_scoring", [True, False], ids=["one pass", "anomalies again"])
+def test_localizing_the_anomalies_alone_changes_no_score(
+    clicking_machine, monkeypatch, while_scoring
+):
+    """``localize="anomalous"`` scores as the others do and says where only for anomalies,
+    whether the anomalies are localized from the scoring pass or scored again to be."""
     detector = aetk.fit(clicking_machine / "train")
+    assert detector.scorer.localizes_while_scoring()
+    monkeypatch.setattr(detector.scorer, "localizes_while_scoring", lambda: while_scoring)
     files = sorted((clicking_machine / "test").iterdir())
     scores = sorted(result.score for result in detector.score(files, localize=False))
     between = (scores[3] + scores[4]) / 2  # half the clips above it
@@ -87,6 +93,37 @@ def test_localizing_the_anomalies_alone_changes_no_score(clicking_machine, tmp_p
             assert alone.view is None and alone.segments is None
     with pytest.raises(ValueError, match="localize"):
         detector.score(files, localize="all")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("while_scoring", [True, False], ids=["one pass", "anomalies again"])
+def test_anomalies_are_localized_from_the_scoring_pass_where_that_costs_nothing_more(
+    clicking_machine, monkeypatch, while_scoring
+):
+    """A scorer whose localization falls out of its scoring pass scores each clip once, the
+    anomalies localized from that pass; another scores every clip and then the anomalies
+    again."""
+    monkeypatch.setenv("AETK_WORKERS", "1")  # the calls are counted in this process
+    detector = aetk.fit(clicking_machine / "train")
+    files = sorted((clicking_machine / "test").iterdir())
+    scores = sorted(result.score for result in detector.score(files, localize=False))
+    between = (scores[2] + scores[3]) / 2  # five of the eight clips above it
+    scorer, passes = detector.scorer, []
+    score_and_localize = scorer.score_and_localize
+
+    # knn's views score through score_and_localize, with localize=False for a score alone.
+    def counted_score_and_localize(model, clips, localize=True):
+        passes.append(("score and localize", len(clips)) if localize else ("score", len(clips)))
+        return score_and_localize(model, clips, localize)
+
+    monkeypatch.setattr(scorer, "localizes_while_scoring", lambda: while_scoring)
+    monkeypatch.setattr(scorer, "score_and_localize", counted_score_and_localize)
+    results = detector.score(files, localize="anomalous", threshold=between)
+    assert sum(result.anomalous for result in results) == 5
+    assert all((result.segments is not None) == result.anomalous for result in results)
+    if while_scoring:
+        assert passes == [("score and localize", 8)]
+    else:
+        assert passes == [("score", 8), ("score and localize", 5)]
 
 
 def margin(results) -> float:

@@ -340,9 +340,15 @@ def test_knn_clip_and_event_views_hear_a_short_event_the_clip_average_misses(ide
     # The score, its localization and the view that raised it come from one pass.
     scores, localizations = both.score_and_localize(identity, with_event)
     np.testing.assert_allclose(scores, both_scores[1])
-    for localization in localizations:
+    for clip, localization in zip(with_event, localizations, strict=True):
         assert localization.view == "event" and localization.view_vectors == (10, 12)
         assert int(localization.vector_scores.argmax()) in (10, 11)
+        # Each vector against its nearest normal vector, worked out when first read.
+        nearest = torch.cdist(clip, both.vector_reference_).min(1).values
+        torch.testing.assert_close(localization.vector_scores, nearest)
+        torch.testing.assert_close(
+            localization.contributions.sum(1).sqrt(), localization.vector_scores
+        )
 
 
 def test_knn_clip_and_event_held_out_scores_are_leave_one_out_and_bounded(identity):

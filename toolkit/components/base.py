@@ -314,6 +314,15 @@ class Scorer(Component):
         """One float64 score per clip; each clip is ``[n_vectors, *vector_shape]``."""
         raise NotImplementedError
 
+    def localizes_while_scoring(self) -> bool:
+        """Whether :meth:`score_and_localize` costs about what :meth:`score` costs: the
+        localization falls out of the scoring pass (the reconstruction errors, the nearest
+        references), or the scorer does not localize. Where only the clips found anomalous are
+        localized (``aetk score``'s table), aetk then takes them from that one pass; otherwise
+        (the default, always correct) it scores every clip and then the anomalous ones again
+        with :meth:`score_and_localize`."""
+        return False
+
     def held_out_scores(
         self, model: Model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]
     ) -> np.ndarray:

@@ -123,7 +123,7 @@ def _score_batch(
     )
     scorer, model = detector.scorer, detector.model
     localizations: dict[int, Localization | None] = {}
-    if localize == "anomalous":
+    if localize == "anomalous" and not scorer.localizes_while_scoring():
         scores = scorer.score(model, vectors)
         flagged = [i for i in range(len(batch)) if is_anomalous(float(scores[i]), threshold)]
         if flagged:
@@ -131,7 +131,11 @@ def _score_batch(
             localizations = dict(zip(flagged, found, strict=True))
     elif localize:
         scores, found = scorer.score_and_localize(model, vectors)
-        localizations = dict(enumerate(found))
+        localizations = {
+            index: localization
+            for index, localization in enumerate(found)
+            if localize is True or is_anomalous(float(scores[index]), threshold)
+        }
     else:
         scores = scorer.score(model, vectors)
     layout = detector.featurizer.layout()
