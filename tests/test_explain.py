@@ -158,6 +158,11 @@ def test_grid_averages_overlapping_vectors_and_sums_channels():
     np.testing.assert_allclose(to_grid(values, step=2), [[2.0, 4.0, 6.0, 8.0, 10.0, 12.0]])
     image = np.arange(6.0).reshape(1, 1, 2, 3)
     np.testing.assert_allclose(to_grid(image, step=0), [[0, 1, 2], [3, 4, 5]])
+    # One frame per vector and one channel (the default's layout): each frame is its vector.
+    frames = np.arange(12.0).reshape(4, 1, 3, 1)  # 4 vectors of 3 bands
+    grid = to_grid(frames, step=1)
+    np.testing.assert_array_equal(grid, [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]])
+    np.testing.assert_array_equal(to_grid(frames, step=1, average_channels=True), grid)
 
 
 def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():

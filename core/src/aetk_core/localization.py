@@ -81,12 +81,19 @@ class Event:
 
 def to_grid(values: np.ndarray, step: int, average_channels: bool = False) -> np.ndarray:
     """``[vectors, channels, bands, frames]`` → ``[bands, clip frames]``: channels summed (or
-    averaged), each clip frame the mean over the vectors that cover it."""
+    averaged), each clip frame the mean over the vectors that cover it. Where each vector is
+    one frame of one channel, the grid is a view of ``values`` as float64 (copying the
+    transposition would cost more than the rest of a clip's events)."""
     values = np.asarray(values, dtype=np.float64)
-    per_vector = values.mean(1) if average_channels else values.sum(1)  # [vectors, bands, frames]
+    if values.shape[1] == 1:  # one channel: its sum and its mean are itself
+        per_vector = values[:, 0]  # [vectors, bands, frames]
+    else:
+        per_vector = values.mean(1) if average_channels else values.sum(1)
     count, bands, width = per_vector.shape
     if step == 0:
         return per_vector.mean(0)
+    if width == 1 and step == 1:  # each vector one frame (the default's): no frame shared
+        return per_vector[:, :, 0].T
     frames = (count - 1) * step + width
     sums = np.zeros((bands, frames))
     covered = np.zeros(frames)
