@@ -98,7 +98,10 @@ def main() -> int:
     work = HERE / ".data" / "runtime"
     work.mkdir(parents=True, exist_ok=True)
     folder = clips(1000)
-    one = sorted(folder.iterdir())[0]
+    # Scored: normal clips the detector was not fitted on, a tenth of them found anomalous (and
+    # localized in the table) as in use; its own training clips would almost never be.
+    new = clips(1000, first=1000)
+    one = sorted(new.iterdir())[0]
     detector, exported = work / "default.aetk", work / "default.onnx"
     aetk = [sys.executable, "-m", "aetk"]
     subprocess.run(
@@ -117,14 +120,14 @@ def main() -> int:
     }
     figures["one_file_ratio"] = figures["one_file_runtime_s"] / figures["one_file_aetk_s"]
     for name, command in (
-        ("aetk", [*aetk, "score", str(folder), "-d", str(detector)]),
-        ("runtime", [*runtime, str(folder), "-d", str(exported)]),
-        ("aetk_json", [*aetk, "score", str(folder), "-d", str(detector), "--json"]),
-        ("runtime_json", [*runtime, str(folder), "-d", str(exported), "--json"]),
+        ("aetk", [*aetk, "score", str(new), "-d", str(detector)]),
+        ("runtime", [*runtime, str(new), "-d", str(exported)]),
+        ("aetk_json", [*aetk, "score", str(new), "-d", str(detector), "--json"]),
+        ("runtime_json", [*runtime, str(new), "-d", str(exported), "--json"]),
     ):
         figures[f"folder_{name}_clips_per_s"] = 1000 / median_seconds(command, runs=3)
     stream = work / "stream.wav"
-    write_stream(sorted(folder.iterdir())[:180], stream)
+    write_stream(sorted(new.iterdir())[:180], stream)
     for name, command in (
         ("aetk", [*aetk, "watch", "-", "-d", str(detector), "--json"]),
         (

@@ -343,6 +343,60 @@ def test_aetk_runtime_scores_audio_held_in_memory_as_its_file(exported, sounds, 
     assert json.loads(piped.stdout) == {**json.loads(from_file), "path": "-"}
 
 
+RUNTIME_LOCALIZES_ANOMALIES = """
+import json, os, sys
+from aetk_runtime.detector import load
+
+os.environ["AETK_WORKERS"] = "1"  # the graph's runs are counted in this process
+detector, paths = load(sys.argv[1]), sys.argv[2:]
+scores = sorted(result.score for result in detector.score(paths, localize=False))
+between = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2
+runs = []
+
+
+class Counted:
+    def __init__(self, session):
+        self.session = session
+
+    def run(self, *args, **kwargs):
+        runs.append(1)
+        return self.session.run(*args, **kwargs)
+
+
+detector.session = Counted(detector.session)
+alone = detector.score(paths, localize="anomalous", threshold=between)
+print(json.dumps([len(runs), [row.as_dict() for row in alone]]))
+everywhere = detector.score(paths, localize=True, threshold=between)
+print(json.dumps([row.as_dict() for row in everywhere]))
+"""
+
+
+def test_aetk_runtime_localizes_the_anomalies_from_the_run_that_scores_them(
+    exported, sounds, runtime_python
+):
+    """As aetk's table does: each file's graph runs once, and the anomalies' events and views
+    are those every file gets with --json."""
+    _, _, onnx_path = exported["default"]
+    paths = [str(path) for path in sounds[1]]
+    ran = subprocess.run(
+        [str(runtime_python), "-c", RUNTIME_LOCALIZES_ANOMALIES, str(onnx_path), *paths],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    (runs, alone), everywhere = map(json.loads, ran.stdout.splitlines())
+    assert runs == len(paths)
+    assert 0 < sum(row["anomalous"] for row in alone) < len(paths)
+    for mine, localized in zip(alone, everywhere, strict=True):
+        assert mine["score"] == localized["score"]
+        if mine["anomalous"]:
+            assert (mine["segments"], mine["view"]) == (localized["segments"], localized["view"])
+            assert mine["segments"]
+        else:
+            assert mine["segments"] is None
+
+
 def assert_same_events(mine: list[dict] | None, theirs: list[dict] | None) -> None:
     """The same events, at the same times, naming the same bands (scores and ratios within the
     featurizers' rounding)."""

@@ -178,11 +178,14 @@ class ExportedDetector(ScoringDetector):
             threshold=run.threshold,
             seconds=run.segment,
             strict=run.strict,
+            # The anomalies' localization comes from the one run that scores them: onnxruntime
+            # computes the whole graph whichever outputs are asked for (1.43 against 1.42 ms a
+            # clip for the default's score alone and all its outputs), so a second run for them
+            # would featurize and score them again.
             outputs=self._wanted(
-                whole=not run.segment, localize=run.localize is True, views=bool(run.localize)
+                whole=not run.segment, localize=bool(run.localize), views=bool(run.localize)
             ),
-            # A graph that cannot localize has nothing more to give on a second run.
-            anomalies_localized=run.localize == "anomalous" and self.localization is not None,
+            anomalies_localized=run.localize == "anomalous",
             localized=run.localize is True,
         )
 
@@ -209,9 +212,9 @@ class ExportedDetector(ScoringDetector):
     ) -> ScoreResult:
         """The recording ``path`` names, whole or in windows (``clips()``, whose AudioError is
         the row's error), each clip's recording checked as aetk checks it;
-        ``anomalies_localized``: a file scored whole and found anomalous is run through the graph
-        again for all its outputs (its events and bands); ``localized``: every file is (a
-        windowed file's view is then given even when it is normal)."""
+        ``anomalies_localized``: a file scored whole and found anomalous gets its events and
+        bands from the graph's outputs; ``localized``: every file does (a windowed file's view
+        is then given even when it is normal)."""
         found = [] if self.norms is None else machine_warnings(self.machines, path)
         spans, scores, views = [], [], []
         try:
@@ -234,14 +237,15 @@ class ExportedDetector(ScoringDetector):
                 views[scores.index(worst)] if localized or is_anomalous(worst, threshold) else None
             )
             return self._result(path, worst, threshold, found, segments=events, view=view)
-        if anomalies_localized and is_anomalous(scores[0], threshold):
-            graph = self._score_clip(audio.samples, audio.sample_rate, self._wanted(True, True))
+        located = localized or (anomalies_localized and is_anomalous(scores[0], threshold))
         return self._result(
             path,
             scores[0],
             threshold,
             found,
-            segments=self._segments(graph, scores[0], threshold, audio.sample_rate / 2),
+            segments=self._segments(graph, scores[0], threshold, audio.sample_rate / 2)
+            if located
+            else None,
             view=self._view(graph.get("winning_view")),
         )
 
