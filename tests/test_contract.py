@@ -64,6 +64,23 @@ def test_the_kit_catches_a_scorer_that_cannot_tell_anomalies():
         ranking(Broken())
 
 
+class Inconsistent(MseScorer):
+    """Scores otherwise when it localizes: with ``localizes_while_scoring()``, aetk's table would
+    take those scores."""
+
+    name = "inconsistent"
+
+    def score_and_localize(self, model, clips):
+        scores, localizations = super().score_and_localize(model, clips)
+        return scores + 1.0, localizations
+
+
+def test_the_kit_catches_a_scorer_that_scores_otherwise_when_it_localizes():
+    (scoring,) = [c for c in checks_for(Inconsistent()) if "scores_each_clip" in c.__name__]
+    with pytest.raises(AssertionError, match="the same scores as score"):
+        scoring(Inconsistent())
+
+
 class Unstored(ImprovedAE):
     """Transforms a constructor argument instead of storing it as given."""
 

@@ -449,8 +449,12 @@ def check_scorer_fit_returns_self_and_scores_each_clip(scorer: Scorer) -> None:
     )
     assert np.isfinite(scores).all(), "score returned NaN or infinite values"
     together, localizations = fresh.score_and_localize(model, test_normal)
+    # With localizes_while_scoring(), aetk takes a table's scores from score_and_localize.
     assert np.allclose(np.asarray(together), scores), (
         "score_and_localize must give the same scores as score"
+    )
+    assert isinstance(fresh.localizes_while_scoring(), bool), (
+        "localizes_while_scoring() must return True or False"
     )
     assert len(localizations) == len(test_normal), (
         "score_and_localize must give one localization (or None) per clip"
