@@ -182,22 +182,19 @@ class ExportedDetector(ScoringDetector):
             # computes the whole graph whichever outputs are asked for (1.43 against 1.42 ms a
             # clip for the default's score alone and all its outputs), so a second run for them
             # would featurize and score them again.
-            outputs=self._wanted(
-                whole=not run.segment, localize=bool(run.localize), views=bool(run.localize)
-            ),
+            outputs=self._wanted(whole=not run.segment, localize=bool(run.localize)),
             anomalies_localized=run.localize == "anomalous",
             localized=run.localize is True,
         )
 
-    def _wanted(self, whole: bool, localize: bool, views: bool = True) -> list[str]:
-        """The graph outputs a scoring run reads: windows need only their scores, and the views
-        that gave them (``views``: a localized run)."""
-        if not whole:
-            wanted = ("score", "winning_view") if views else ("score",)
-            return [name for name in self.outputs if name in wanted]
-        if localize and self.localization is not None:
+    def _wanted(self, whole: bool, localize: bool) -> list[str]:
+        """The graph outputs a scoring run reads: every one for files scored whole in a run
+        that localizes (every file, or the anomalies); otherwise the scores and the views that
+        gave them, and for windows the views only in a run that localizes."""
+        if whole and localize and self.localization is not None:
             return self.outputs
-        return [name for name in self.outputs if name in ("score", "winning_view")]
+        wanted = ("score", "winning_view") if whole or localize else ("score",)
+        return [name for name in self.outputs if name in wanted]
 
     def _score_clips(
         self,
