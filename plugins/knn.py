@@ -523,8 +523,7 @@ class KnnScorer(aetk.Scorer):
             if leave_out is not None:
                 distances[:, leave_out] = float("inf")
             nearest = self.reference_[distances.argmin(1)]
-        contributions = (codes - nearest).square()
-        return aetk.Localization(contributions.sum(1).sqrt(), contributions.view(shape))
+        return aetk.Localization(*_nearest_contributions(codes, nearest, shape))
 
     def validate(self) -> None:
         if self.pooling not in POOLINGS:
@@ -704,8 +703,7 @@ class _NearestLocalization(aetk.Localization):
     @functools.cached_property
     def _worked_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         codes, references, nearest, shape = self._parts
-        contributions = (codes - references[nearest]).square()
-        return contributions.sum(1).sqrt(), contributions.view(shape)
+        return _nearest_contributions(codes, references[nearest], shape)
 
     @property
     def vector_scores(self) -> torch.Tensor:  # type: ignore[override]
@@ -714,6 +712,15 @@ class _NearestLocalization(aetk.Localization):
     @property
     def contributions(self) -> torch.Tensor:  # type: ignore[override]
         return self._worked_out[1]
+
+
+def _nearest_contributions(
+    codes: torch.Tensor, nearest: torch.Tensor, shape: torch.Size
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each vector's distance to ``nearest`` (its nearest normal reference, row by row) and each
+    element's squared difference from it, shaped as the clip: a localization's two parts."""
+    contributions = (codes - nearest).square()
+    return contributions.sum(1).sqrt(), contributions.view(shape)
 
 
 def _row_minima(ranking: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
