@@ -163,6 +163,10 @@ CANDIDATES.update(
             "preset": "default",
             "set": _16K,
         },
+        "transient at 44.1 kHz (before: one rate for all recordings)": {
+            "preset": "transient",
+            "set": _44K,
+        },
         "default at 32 kHz": {"preset": "default", "set": _32K},
         "default at 44.1 kHz": {"preset": "default", "set": _44K},
         "transient at 16 kHz": {"preset": "transient", "set": _16K},

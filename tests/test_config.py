@@ -50,8 +50,16 @@ def test_recordings_rate_scales_a_fixed_length_and_leaves_fixed_rates_alone():
     assert config.featurizer.params["target_length"] == 44100  # one second at either rate
     fixed = resolve_config(assignments=["featurizer.sample_rate=16000"])
     assert at_recordings_rate(fixed, {48000: 3}) is fixed
-    transient = resolve_config(preset="transient")  # 44.1 kHz, whatever the recordings
-    assert at_recordings_rate(transient, {16000: 3}) is transient
+
+
+@pytest.mark.parametrize(
+    ("rates", "expected"), [({16000: 3}, (16000, 1024, 512)), ({44100: 3}, (44100, 2048, 1024))]
+)
+def test_transient_analyses_at_the_training_recordings_own_rate(rates, expected):
+    # 16-kHz recordings upsampled to 44.1 kHz would cost nearly three times the frames and
+    # leave every band above 8 kHz empty.
+    params = at_recordings_rate(resolve_config(preset="transient"), rates).featurizer.params
+    assert (params["sample_rate"], params["n_fft"], params["hop_length"]) == expected
 
 
 def test_seed_preset_is_the_text_exactly():

@@ -51,14 +51,7 @@ LOCALIZING = {
     "autoencoder + mse": {"preset": "autoencoder", "scorer": "mse", "set": _SMALL_AUTOENCODER},
     "autoencoder (clip-mahalanobis)": {"preset": "autoencoder", "set": _SMALL_AUTOENCODER},
     "default (knn, clip pooling)": {"preset": "default"},
-    "transient (knn, vector pooling), at the clips' 16 kHz": {
-        "preset": "transient",
-        "set": [
-            "featurizer.sample_rate=16000",
-            "featurizer.n_fft=1024",
-            "featurizer.hop_length=512",
-        ],
-    },
+    "transient (knn, vector pooling)": {"preset": "transient"},
 }
 
 
