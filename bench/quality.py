@@ -167,6 +167,10 @@ CANDIDATES.update(
             "preset": "transient",
             "set": _44K,
         },
+        "autoencoder at 16 kHz (before: one rate for all recordings)": {
+            "preset": "autoencoder",
+            "set": _16K,
+        },
         "default at 32 kHz": {"preset": "default", "set": _32K},
         "default at 44.1 kHz": {"preset": "default", "set": _44K},
         "transient at 16 kHz": {"preset": "transient", "set": _16K},
