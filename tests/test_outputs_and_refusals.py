@@ -566,7 +566,19 @@ def test_fit_says_when_analysis_drops_the_recordings_upper_band(cli, tmp_path):
     assert "recordings at 48000 Hz are analysed at 16000 Hz: what they hold above 8000 Hz" in (
         result.stderr
     )
+    # Only a number raises the rate above the 16 kHz recordings'.
+    assert "(set featurizer.sample_rate=48000 to keep it)" in result.stderr
     assert aetk.Detector.load(tmp_path / "d.aetk").featurizer.get_params()["n_fft"] == 1024
+
+
+def test_fit_at_a_fixed_16_khz_names_the_recordings_own_rate_to_keep_their_band(cli, tmp_path):
+    """Every recording above a fixed 16 kHz: ``recordings`` keeps their band with frames as long
+    as the preset's, where a number would shorten them."""
+    high = _train_folder(tmp_path / "hi", 48000, 3)
+    result = cli("fit", high, "--set", "featurizer.sample_rate=16000", "-o", tmp_path / "d.aetk")
+    assert result.code == 0, result.stderr
+    assert "recordings at 48000 Hz are analysed at 16000 Hz" in result.stderr
+    assert "(set featurizer.sample_rate=recordings to keep it)" in result.stderr
 
 
 def test_export_without_its_extra_is_one_line_naming_the_extra(cli, fitted, tmp_path, monkeypatch):

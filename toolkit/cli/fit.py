@@ -17,6 +17,7 @@ from aetk.cli import console, options
 from aetk.cli.describe import fleet_lines, print_described
 from aetk.cli.status import EXIT_FAILED, EXIT_INTERRUPTED
 from aetk.errors import ConfigError
+from aetk.fitting.config import BASE_RATE, RECORDINGS_RATE
 from aetk.fitting.progress import FitObserver
 
 if TYPE_CHECKING:
@@ -204,6 +205,16 @@ def _fit_fleet(
     print_described(console.stderr, _wrote(output, previous), lines)
 
 
+def _rate_that_keeps_it(sample_rates: dict[int, int], analysis_rate: int) -> str:
+    """The setting that keeps the upper band of recordings above the analysed rate. Where every
+    recording is above a fixed 16 kHz (a preset's, whose lengths in samples are given at
+    16 kHz), ``recordings`` analyses them at their own rate with frames as long as now; where
+    some are at the analysed rate, or the rate was the user's, only a number can raise it."""
+    if analysis_rate == BASE_RATE and min(sample_rates) > analysis_rate:
+        return f"featurizer.sample_rate={RECORDINGS_RATE}"
+    return f"featurizer.sample_rate={max(sample_rates)}"
+
+
 class ProgressObserver(FitObserver):
     """Draws featurizing and training progress on stderr, and one line per epoch."""
 
@@ -260,7 +271,7 @@ class ProgressObserver(FitObserver):
             console.warn(
                 f"recordings at {', '.join(map(str, higher))} Hz are analysed at {analysis_rate} "
                 f"Hz: what they hold above {analysis_rate // 2} Hz is not used (set "
-                f"featurizer.sample_rate={max(higher)} to keep it)"
+                f"{_rate_that_keeps_it(sample_rates, analysis_rate)} to keep it)"
             )
 
     def on_featurized(self, done: int, total: int) -> None:
