@@ -123,21 +123,19 @@ def _score_batch(
     )
     scorer, model = detector.scorer, detector.model
     localizations: dict[int, Localization | None] = {}
-    if localize == "anomalous" and not scorer.localizes_while_scoring():
+    if not localize:
         scores = scorer.score(model, vectors)
-        flagged = [i for i in range(len(batch)) if is_anomalous(float(scores[i]), threshold)]
+    elif localize == "anomalous" and not scorer.localizes_while_scoring():
+        # Scored first, then only the anomalous localized: a second pass over few clips.
+        scores = scorer.score(model, vectors)
+        flagged = _anomalous(scores, threshold)
         if flagged:
             found = scorer.score_and_localize(model, [vectors[index] for index in flagged])[1]
             localizations = dict(zip(flagged, found, strict=True))
-    elif localize:
-        scores, found = scorer.score_and_localize(model, vectors)
-        localizations = {
-            index: localization
-            for index, localization in enumerate(found)
-            if localize is True or is_anomalous(float(scores[index]), threshold)
-        }
     else:
-        scores = scorer.score(model, vectors)
+        scores, found = scorer.score_and_localize(model, vectors)
+        kept = range(len(found)) if localize is True else _anomalous(scores, threshold)
+        localizations = {index: found[index] for index in kept}
     layout = detector.featurizer.layout()
     for index, ((entry, _), score) in enumerate(zip(batch, scores, strict=True)):
         entry.scores.append(float(score))
@@ -158,6 +156,11 @@ def _score_batch(
                 entry.view = errors.view
                 if maps is not None:
                     maps[entry.path] = errors
+
+
+def _anomalous(scores: Any, threshold: float) -> list[int]:
+    """The indices of the scores the verdict rule finds anomalous."""
+    return [index for index, score in enumerate(scores) if is_anomalous(float(score), threshold)]
 
 
 def _finished(pending: list[_FileScores], threshold: float, strict: bool) -> Iterator[ScoreResult]:
