@@ -110,7 +110,19 @@ CANDIDATES: dict[str, dict] = {
         "preset": "default",
         "set": ["scorer.pooling=clip+event+contrast"],
     },
+    "default + contrast view, for clicking machines": {
+        "preset": "default",
+        "set": ["scorer.pooling=clip+frames+event+contrast"],
+    },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
+    "default, views in units of their typical normal score (tail_weight 0)": {
+        "preset": "default",
+        "set": ["scorer.tail_weight=0"],
+    },
+    "default, views in units of their rare normal score (tail_weight 1)": {
+        "preset": "default",
+        "set": ["scorer.tail_weight=1"],
+    },
     "default, 2 frames of context": {"preset": "default", "set": ["featurizer.frames=2"]},
     "default, 3 frames of context": {"preset": "default", "set": ["featurizer.frames=3"]},
     "default, 256 prototypes": {"preset": "default", "set": ["scorer.codebook_size=256"]},

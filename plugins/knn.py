@@ -18,7 +18,10 @@ autoencoder it is the bottleneck code. The ways to compare a clip with normal re
   the median leave-one-clip-out scores of the held-out clips nearest to its mean (a quarter of
   them), never below the medians over all held-out clips (:func:`aetk.scoring.local_view_scales`):
   where normal sound varies more (another operating condition, another machine), a clip is
-  measured against that.
+  measured against that. With ``tail_weight`` (the default preset's 0.5), each view is divided
+  further by its tail factor (:func:`aetk.scoring.view_tails`), so that its unit lies between
+  its typical and its rare normal score: a view whose normal scores spread widely (a noisy
+  machine's average spectrum) does not drown a fault that only a narrow one hears.
 - ``pooling = "clip+frames+event"`` (the default preset's): a view between those two, the
   *frames*: the mean distance of all the clip's vectors to their nearest normal vectors, each
   moment a little unlike normal (the DCASE baseline's and ``transient``'s rule). It hears a
@@ -102,6 +105,9 @@ class KnnScorer(aetk.Scorer):
     :param codebook_size: with the views, the event view's references are this many k-means
         centroids of the normal vectors (when there are more than ``CODEBOOK_MIN_RATIO`` times
         as many); 0 keeps the vectors themselves.
+    :param tail_weight: with the views, how far each view's unit moves from its typical normal
+        score towards its rare one (:func:`aetk.scoring.view_tails`): 0 the typical, 1 the
+        90th percentile, 0.5 (the default preset's) their geometric mean.
     """
 
     name = "knn"
@@ -115,6 +121,7 @@ class KnnScorer(aetk.Scorer):
         event_window: int = 4,
         max_held_out: int = 256,
         codebook_size: int = 0,
+        tail_weight: float = 0.0,
     ):
         self.k = k
         self.pooling = pooling
@@ -123,6 +130,7 @@ class KnnScorer(aetk.Scorer):
         self.event_window = event_window
         self.max_held_out = max_held_out
         self.codebook_size = codebook_size
+        self.tail_weight = tail_weight
 
     def fit(self, model, train: Sequence[torch.Tensor], validation: Sequence[torch.Tensor]):
         import torch
@@ -197,9 +205,10 @@ class KnnScorer(aetk.Scorer):
         self.view_scales_ = aetk.scoring.view_scales(np.array(view_scores))
         self.held_out_index_ = torch.as_tensor(sorted(held_out_references))
         self.held_out_views_ = np.array(view_scores)
+        scales = self._typical_scales(self.reference_[self.held_out_index_], leave_out_self=True)
+        self.view_tails_ = aetk.scoring.view_tails(self.held_out_views_ / scales, self.tail_weight)
         self._held_out = aetk.scoring.combine_views(
-            self.held_out_views_,
-            self._local_scales(self.reference_[self.held_out_index_], leave_out_self=True),
+            self.held_out_views_, scales * self.view_tails_
         )[0]
         if localizations:
             self.fit_localization(localizations)
@@ -243,7 +252,12 @@ class KnnScorer(aetk.Scorer):
         return centroids
 
     def _local_scales(self, clips: torch.Tensor, leave_out_self: bool = False) -> np.ndarray:
-        """The view scales of each of ``clips`` (standardised clip embeddings), drawn from the
+        """The view scales of each of ``clips`` (standardised clip embeddings): their
+        :meth:`_typical_scales` times the views' tail factors."""
+        return self._typical_scales(clips, leave_out_self) * self._view_tails()
+
+    def _typical_scales(self, clips: torch.Tensor, leave_out_self: bool = False) -> np.ndarray:
+        """The typical normal score of each view for each of ``clips``, drawn from the
         held-out clips nearest to it (:func:`aetk.scoring.local_view_scales`); with
         ``leave_out_self`` the clips are the held-out clips themselves, none its own neighbour.
         A detector file written before local scales keeps no held-out scores: every clip then
@@ -261,6 +275,11 @@ class KnnScorer(aetk.Scorer):
             torch.from_numpy(self.view_scales_),
             leave_out_self,
         ).numpy()
+
+    def _view_tails(self) -> np.ndarray | float:
+        """The views' tail factors; 1 in a detector file written before them."""
+        tails = getattr(self, "view_tails_", None)
+        return 1.0 if tails is None else tails
 
     def views(self) -> tuple[str, ...]:
         return tuple(self.pooling.split("+")) if self.pooling.startswith("clip+") else ()
@@ -477,12 +496,15 @@ class KnnScorer(aetk.Scorer):
             "held_out_clips": self.reference_[:1],
             "held_out_views": torch.ones(1, 2, dtype=torch.float64),
         }
+        # The tails fold into the scales the graph draws from: a clip's local scale is a median
+        # and a maximum of them, and both commute with a positive factor.
+        tails = torch.as_tensor(self._view_tails(), dtype=torch.float64)
         if not clip_only:
-            scales = torch.as_tensor(self.view_scales_)
+            scales = torch.as_tensor(self.view_scales_) * tails
             buffers.update(view_scales=scales, held_out_views=scales[None])
         if getattr(self, "held_out_views_", None) is not None:
             buffers["held_out_clips"] = self.reference_[self.held_out_index_]
-            buffers["held_out_views"] = torch.as_tensor(self.held_out_views_)
+            buffers["held_out_views"] = torch.as_tensor(self.held_out_views_) * tails
         return KnnGraph(buffers)
 
     def _nearest_vectors(
@@ -547,6 +569,7 @@ class KnnScorer(aetk.Scorer):
                     f"not {getattr(self, name)!r}"
                 )
         aetk.scoring.check_top_fraction(self.top_fraction)
+        aetk.scoring.check_tail_weight(self.tail_weight)
 
     def _embed(self, model, clip: torch.Tensor) -> torch.Tensor:
         return self._pooled(model.latent(clip))

@@ -288,6 +288,61 @@ def test_local_view_scales_come_from_the_nearest_normal_clips_never_below_the_vi
     assert [local_neighbours(n) for n in (1, 2, 4, 5, 11, 256)] == [1, 1, 1, 2, 3, 64]
 
 
+def test_view_tails_move_each_view_towards_its_rare_normal_score():
+    from aetk.components.pooling import view_tails
+
+    # Held-out ratios 0.1 … 2.0 in one view, all 0.5 in the other: 90th percentiles 1.81 and
+    # 0.5, the second raised to 1 (no view stricter than its typical normal score).
+    ratios = np.stack([np.linspace(0.1, 2.0, 11), np.full(11, 0.5)], axis=1)
+    np.testing.assert_allclose(view_tails(ratios, 0.0), [1.0, 1.0])
+    np.testing.assert_allclose(view_tails(ratios, 1.0), [1.81, 1.0])
+    np.testing.assert_allclose(view_tails(ratios, 0.5), [1.81**0.5, 1.0])
+    for weight in (-0.1, 1.5, True, "half"):
+        with pytest.raises(aetk.ConfigError, match="tail_weight must lie in"):
+            view_tails(ratios, weight)
+    with pytest.raises(aetk.ConfigError, match="tail_weight"):
+        KnnScorer(pooling="clip+event", tail_weight=2).validate()
+
+
+def spread_clips(count, seed, event_height=0.0, vectors=80, dim=6):
+    """Clips of unit noise around means that differ from clip to clip (spread 0.5): the clip
+    view's normal scores spread far wider than a moment's. ``event_height``: two vectors
+    shifted by that much."""
+    generator = torch.Generator().manual_seed(seed)
+    result = []
+    for _ in range(count):
+        clip = 0.5 * torch.randn(dim, generator=generator)
+        clip = clip + torch.randn(vectors, dim, generator=generator)
+        clip[20:22] += event_height
+        result.append(clip)
+    return result
+
+
+def test_view_tails_keep_a_fault_only_a_narrow_view_hears_above_a_wide_views_normals(identity):
+    """A brief event that only the event view hears, in clips whose averages vary widely: in
+    units of each view's typical normal score the normal clips' wide clip view outranks some
+    faults; halfway to each view's rare normal score (the default's ``tail_weight``) they
+    rank higher on every draw. An old detector file (no tails) scores as ``tail_weight = 0``."""
+    by_weight = {0.0: [], 0.5: []}
+    for draw in range(4):
+        normal = spread_clips(24, 1 + 10 * draw)
+        held, faulty = spread_clips(16, 2 + 10 * draw), spread_clips(16, 3 + 10 * draw, 2.0)
+        for weight, aucs in by_weight.items():
+            scorer = KnnScorer(pooling="clip+event", event_window=2, tail_weight=weight)
+            scorer.fit(identity, normal, [])
+            scores = [*scorer.score(identity, held), *scorer.score(identity, faulty)]
+            aucs.append(metrics.auc([0] * 16 + [1] * 16, scores))
+        clip_tail, event_tail = scorer.view_tails_
+        assert clip_tail > event_tail > 1.0  # the clip view spreads wider
+        halfway = scorer.score(identity, held)
+        scorer.view_tails_ = None  # as in a detector file written before the tails
+        plain = KnnScorer(pooling="clip+event", event_window=2).fit(identity, normal, [])
+        np.testing.assert_allclose(scorer.score(identity, held), plain.score(identity, held))
+        assert not np.allclose(halfway, plain.score(identity, held))
+    assert all(h >= t for h, t in zip(by_weight[0.5], by_weight[0.0], strict=True))
+    assert np.mean(by_weight[0.5]) > np.mean(by_weight[0.0]) + 0.01
+
+
 def conditions(count, seed, spread, offset, shift=0.0, vectors=40, dim=6):
     """Clips of one operating condition: each its own mean (``spread`` around ``offset``, moved
     by ``shift`` for a fault) with noise over its vectors."""

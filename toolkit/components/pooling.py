@@ -23,6 +23,11 @@ def check_top_fraction(top_fraction: float) -> None:
         raise ConfigError(f"top_fraction must lie in (0, 1], not {top_fraction!r}")
 
 
+def check_tail_weight(weight: float) -> None:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ConfigError(f"tail_weight must lie in [0, 1], not {weight!r}")
+
+
 def pool(
     vector_scores: torch.Tensor, lengths: Sequence[int], top_fraction: float = 1.0
 ) -> np.ndarray:
@@ -58,6 +63,32 @@ def view_scales(held_out: np.ndarray) -> np.ndarray:
     medians = np.median(held_out, axis=0)
     floor = 1e-9 * max(float(np.abs(held_out).max(initial=0.0)), 1e-12)
     return np.maximum(medians, floor)
+
+
+#: A view's *rare* normal score: the share of held-out normal clips at or below it (the default
+#: threshold's false-alarm rate of 10 % puts it where a normal clip starts to be flagged).
+VIEW_TAIL_QUANTILE = 0.9
+
+
+def view_tails(held_out_ratios: np.ndarray, weight: float) -> np.ndarray:
+    """Each view's tail factor ``[views]``, ``held_out_ratios`` being ``[clips, views]`` held-out
+    normal scores already divided by their (local) scales: the :data:`VIEW_TAIL_QUANTILE` of
+    each view's ratios, never below 1, to the power ``weight``.
+
+    A view whose normal scores spread widely (a noisy machine's average spectrum) passes its
+    typical scale far more often than one whose normal scores barely move (a steady machine's
+    moments), so the largest of the views' ratios is mostly the widest view's, and a fault that
+    only a narrow view hears is drowned. Dividing each view further by its tail factor moves its
+    unit from its typical normal score (``weight`` 0) towards its rare one (1: a normal clip then
+    passes 1 about equally often in every view); 0.5 stops at their geometric mean, and counts
+    half of a tail estimated from few clips. Never below 1: no view becomes stricter than its
+    typical normal score."""
+    check_tail_weight(weight)
+    ratios = np.asarray(held_out_ratios, dtype=np.float64)
+    if weight == 0 or len(ratios) == 0:
+        return np.ones(ratios.shape[1])
+    tails = np.maximum(np.quantile(ratios, VIEW_TAIL_QUANTILE, axis=0), 1.0)
+    return tails**weight
 
 
 def local_neighbours(held_out_clips: int) -> int:

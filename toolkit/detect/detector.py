@@ -276,17 +276,22 @@ class Detector(ScoringDetector):
 
     def views(self) -> list[dict[str, Any]] | None:
         """The views the scorer judges a clip through, each with its scale (the median score of
-        held-out normal clips in that view; a scorer with local scales measures each clip
-        against its nearest normal clips' scores, never below it), or None for a scorer with
-        one view."""
+        held-out normal clips in that view, times its ``tail`` factor where the scorer keeps
+        one in ``view_tails_``; a scorer with local scales measures each clip against its
+        nearest normal clips' scores, never below it), or None for a scorer with one view."""
         names = self.scorer.views()
         if not names:
             return None
         scales = getattr(self.scorer, "view_scales_", [None] * len(names))
-        return [
-            {"view": name, "scale": None if scale is None else float(scale)}
-            for name, scale in zip(names, scales, strict=True)
-        ]
+        tails = getattr(self.scorer, "view_tails_", None)
+        views = []
+        for index, (name, scale) in enumerate(zip(names, scales, strict=True)):
+            tail = 1.0 if tails is None else float(tails[index])
+            view = {"view": name, "scale": None if scale is None else float(scale) * tail}
+            if tails is not None:
+                view["tail"] = tail
+            views.append(view)
+        return views
 
     def summary(self, output: str | Path | None = None) -> dict[str, Any]:
         """What ``aetk fit --json`` prints and the report shows: components, training figures,
