@@ -115,13 +115,13 @@ CANDIDATES: dict[str, dict] = {
         "set": ["scorer.pooling=clip+frames+event+contrast"],
     },
     "default, 512 prototypes": {"preset": "default", "set": ["scorer.codebook_size=512"]},
-    "default, views in units of their typical normal score (tail_weight 0)": {
+    "default, views halfway to their rare normal score (tail_weight 0.5)": {
         "preset": "default",
-        "set": ["scorer.tail_weight=0"],
+        "set": ["scorer.tail_weight=0.5"],
     },
-    "default, views in units of their rare normal score (tail_weight 1)": {
+    "default + contrast view, halfway (tail_weight 0.5)": {
         "preset": "default",
-        "set": ["scorer.tail_weight=1"],
+        "set": ["scorer.pooling=clip+frames+event+contrast", "scorer.tail_weight=0.5"],
     },
     "default, 2 frames of context": {"preset": "default", "set": ["featurizer.frames=2"]},
     "default, 3 frames of context": {"preset": "default", "set": ["featurizer.frames=3"]},

@@ -18,10 +18,10 @@ autoencoder it is the bottleneck code. The ways to compare a clip with normal re
   the median leave-one-clip-out scores of the held-out clips nearest to its mean (a quarter of
   them), never below the medians over all held-out clips (:func:`aetk.scoring.local_view_scales`):
   where normal sound varies more (another operating condition, another machine), a clip is
-  measured against that. With ``tail_weight`` (the default preset's 0.5), each view is divided
-  further by its tail factor (:func:`aetk.scoring.view_tails`), so that its unit lies between
-  its typical and its rare normal score: a view whose normal scores spread widely (a noisy
-  machine's average spectrum) does not drown a fault that only a narrow one hears.
+  measured against that. With ``tail_weight``, each view is divided further by its tail
+  factor (:func:`aetk.scoring.view_tails`), so that its unit lies between its typical and its
+  rare normal score: a view whose normal scores spread widely (a noisy machine's average
+  spectrum) does not drown a fault that only a narrow one hears.
 - ``pooling = "clip+frames+event"`` (the default preset's): a view between those two, the
   *frames*: the mean distance of all the clip's vectors to their nearest normal vectors, each
   moment a little unlike normal (the DCASE baseline's and ``transient``'s rule). It hears a
@@ -107,7 +107,8 @@ class KnnScorer(aetk.Scorer):
         as many); 0 keeps the vectors themselves.
     :param tail_weight: with the views, how far each view's unit moves from its typical normal
         score towards its rare one (:func:`aetk.scoring.view_tails`): 0 the typical, 1 the
-        90th percentile, 0.5 (the default preset's) their geometric mean.
+        90th percentile, 0.5 their geometric mean (for faults that are short events in long
+        recordings; docs/quality.md).
     """
 
     name = "knn"

@@ -321,8 +321,8 @@ def spread_clips(count, seed, event_height=0.0, vectors=80, dim=6):
 def test_view_tails_keep_a_fault_only_a_narrow_view_hears_above_a_wide_views_normals(identity):
     """A brief event that only the event view hears, in clips whose averages vary widely: in
     units of each view's typical normal score the normal clips' wide clip view outranks some
-    faults; halfway to each view's rare normal score (the default's ``tail_weight``) they
-    rank higher on every draw. An old detector file (no tails) scores as ``tail_weight = 0``."""
+    faults; halfway to each view's rare normal score (``tail_weight = 0.5``) they rank higher
+    on every draw. An old detector file (no tails) scores as ``tail_weight = 0``."""
     by_weight = {0.0: [], 0.5: []}
     for draw in range(4):
         normal = spread_clips(24, 1 + 10 * draw)
