@@ -112,6 +112,20 @@ def test_the_graph_scores_clips_of_any_length_as_aetk_does(exported, sounds, pre
         assert float(score[0]) == pytest.approx(expected.score, rel=1e-5)
 
 
+def test_the_graph_scores_with_the_views_tails_as_aetk_does(sounds, tmp_path):
+    """``scorer.tail_weight`` divides each view further by a factor the graph takes folded into
+    its scales: the exported scores are aetk's."""
+    from aetk.export.onnx import export
+
+    train, test = sounds
+    detector = aetk.fit(train, preset="default", set=["scorer.tail_weight=0.5"])
+    assert detector.scorer.view_tails_.max() > 1.0
+    session = onnxruntime.InferenceSession(str(export(detector, tmp_path / "tails.onnx")))
+    for clip, expected in zip(test, detector.score(test, localize=False), strict=True):
+        (score,) = session.run(["score"], {"features": detector.features(clip).numpy()})
+        assert float(score[0]) == pytest.approx(expected.score, rel=1e-5)
+
+
 def test_a_component_that_cannot_export_is_named(sounds, fresh_plugins, tmp_path):
     from aetk.errors import ConfigError
     from aetk.export.onnx import export
