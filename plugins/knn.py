@@ -721,7 +721,7 @@ class _NearestLocalization(aetk.Localization):
         nearest: torch.Tensor,
         shape: torch.Size,
     ):
-        self.view, self.view_vectors = None, None
+        # ``view`` and ``view_vectors`` keep the class's None until the views are combined.
         self._parts = (codes, references, nearest, shape)
 
     @functools.cached_property
