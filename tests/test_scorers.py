@@ -323,24 +323,24 @@ def test_view_tails_keep_a_fault_only_a_narrow_view_hears_above_a_wide_views_nor
     units of each view's typical normal score the normal clips' wide clip view outranks some
     faults; halfway to each view's rare normal score (``tail_weight = 0.5``) they rank higher
     on every draw. An old detector file (no tails) scores as ``tail_weight = 0``."""
-    by_weight = {0.0: [], 0.5: []}
+    aucs: dict[float, list[float]] = {0.0: [], 0.5: []}
+    labels = [0] * 16 + [1] * 16
     for draw in range(4):
         normal = spread_clips(24, 1 + 10 * draw)
         held, faulty = spread_clips(16, 2 + 10 * draw), spread_clips(16, 3 + 10 * draw, 2.0)
-        for weight, aucs in by_weight.items():
-            scorer = KnnScorer(pooling="clip+event", event_window=2, tail_weight=weight)
-            scorer.fit(identity, normal, [])
-            scores = [*scorer.score(identity, held), *scorer.score(identity, faulty)]
-            aucs.append(metrics.auc([0] * 16 + [1] * 16, scores))
-        clip_tail, event_tail = scorer.view_tails_
-        assert clip_tail > event_tail > 1.0  # the clip view spreads wider
-        halfway = scorer.score(identity, held)
-        scorer.view_tails_ = None  # as in a detector file written before the tails
         plain = KnnScorer(pooling="clip+event", event_window=2).fit(identity, normal, [])
-        np.testing.assert_allclose(scorer.score(identity, held), plain.score(identity, held))
-        assert not np.allclose(halfway, plain.score(identity, held))
-    assert all(h >= t for h, t in zip(by_weight[0.5], by_weight[0.0], strict=True))
-    assert np.mean(by_weight[0.5]) > np.mean(by_weight[0.0]) + 0.01
+        halfway = KnnScorer(pooling="clip+event", event_window=2, tail_weight=0.5)
+        halfway.fit(identity, normal, [])
+        for weight, scorer in ((0.0, plain), (0.5, halfway)):
+            scores = [*scorer.score(identity, held), *scorer.score(identity, faulty)]
+            aucs[weight].append(metrics.auc(labels, scores))
+        clip_tail, event_tail = halfway.view_tails_
+        assert clip_tail > event_tail > 1.0  # the clip view spreads wider
+        assert not np.allclose(halfway.score(identity, held), plain.score(identity, held))
+        halfway.view_tails_ = None  # as in a detector file written before the tails
+        np.testing.assert_allclose(halfway.score(identity, held), plain.score(identity, held))
+    assert all(h >= t for h, t in zip(aucs[0.5], aucs[0.0], strict=True))
+    assert np.mean(aucs[0.5]) > np.mean(aucs[0.0]) + 0.01
 
 
 def conditions(count, seed, spread, offset, shift=0.0, vectors=40, dim=6):
