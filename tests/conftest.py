@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import venv
 from dataclasses import dataclass
@@ -308,8 +307,9 @@ def watched(tmp_path_factory):
     return detector, detector.save(folder / "d.aetk")
 
 
-def browser():
-    """A headless Chromium driven by Selenium, or the reason there is none."""
+def browser(folder: Path):
+    """A headless Chromium driven by Selenium, its profile in ``folder`` (a test's ``tmp_path``,
+    which pytest clears away; a profile is 2 MB), or the reason there is none."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     try:
@@ -334,7 +334,7 @@ def browser():
         "--disable-sync",
         "--no-first-run",
         "--disable-quic",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='aetk-chromium-')}",
+        f"--user-data-dir={folder / 'chromium-profile'}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

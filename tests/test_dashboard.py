@@ -114,7 +114,7 @@ def test_the_api_shows_scores_alerts_audio_spectrogram_and_acknowledgement(watch
 
 
 def test_the_page_shows_the_alert_and_acknowledges_it_in_chromium(watching, tmp_path):
-    driver, reason = browser()
+    driver, reason = browser(tmp_path)
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
     folder, base = watching
@@ -196,8 +196,8 @@ def test_status_counts_the_scores_above_and_below_the_threshold_in_a_row():
         board.close()
 
 
-def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end():
-    driver, reason = browser()
+def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end(tmp_path):
+    driver, reason = browser(tmp_path)
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
     board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [], confirm=3, clear=2)
@@ -238,10 +238,10 @@ def test_the_page_says_how_near_an_alert_is_to_its_start_and_its_end():
         board.close()
 
 
-def test_a_fleets_machines_share_one_time_axis_in_chromium():
+def test_a_fleets_machines_share_one_time_axis_in_chromium(tmp_path):
     """A machine first heard later starts its chart where the others' start, so that what
     happened at once lines up down the page."""
-    driver, reason = browser()
+    driver, reason = browser(tmp_path)
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
     board = Dashboard(("127.0.0.1", 0), "incoming", None, lambda *drawn: None, [])

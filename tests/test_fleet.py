@@ -561,13 +561,13 @@ def test_the_live_page_of_a_fleet_shows_each_machine_at_its_threshold(
         )
 
 
-def test_the_live_page_of_a_fleet_names_the_machine_of_each_alert_in_chromium(fleet_page):
+def test_the_live_page_of_a_fleet_names_the_machine_of_each_alert_in_chromium(fleet_page, tmp_path):
     """What the plant's people read: a card per machine, and each alert headed by its machine
     beside the file that raised it."""
     import time
     import urllib.request
 
-    driver, reason = browser()
+    driver, reason = browser(tmp_path)
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
     alerts = json.loads(urllib.request.urlopen(fleet_page + "/api/alerts").read())["alerts"]

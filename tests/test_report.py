@@ -141,8 +141,8 @@ def test_report_with_a_scorer_that_cannot_localize(cli, machine_sounds, tmp_path
     assert "cannot localize" in (tmp_path / "r.html").read_text()
 
 
-def test_report_loads_in_a_real_browser(report):
-    driver, reason = browser()
+def test_report_loads_in_a_real_browser(report, tmp_path):
+    driver, reason = browser(tmp_path)
     if driver is None:
         pytest.skip(f"browser check skipped: {reason}")
     try:

@@ -387,7 +387,7 @@ def test_the_runtime_serves_the_live_page_with_its_pictures(exported, runtime_py
     command += ["--settle", "0.2", "--interval", "0.2"]
     watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    driver, reason = browser()
+    driver, reason = browser(tmp_path)
     try:
 
         def up() -> bool:
