@@ -77,10 +77,22 @@ def test_torchrun_fit_writes_one_detector_agreeing_with_one_process(machine_soun
     train = machine_sounds["train"][0].parent
     args = [*TINY_ARGS, "--epochs", "8"]
     single = run_aetk("fit", train, *args, "-o", tmp_path / "one.aetk")
-    double = run_aetk("fit", train, *args, "--nproc", "2", "-o", tmp_path / "two.aetk")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    double = run_aetk(
+        "fit",
+        train,
+        *args,
+        "--nproc",
+        "2",
+        "-o",
+        tmp_path / "two.aetk",
+        env={"TMPDIR": str(scratch)},
+    )
     assert single.code == 0, single.stderr
     assert double.code == 0, double.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.aetk", "two.aetk"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.aetk", "scratch", "two.aetk"]
+    assert not list(scratch.glob("torchelastic_*"))  # torchrun's log folders went with the fit
     one, two = aetk.Detector.load(tmp_path / "one.aetk"), aetk.Detector.load(tmp_path / "two.aetk")
     assert two.training["processes"] == 2 and one.training["processes"] == 1
     assert two.training["data_fingerprint"] == one.training["data_fingerprint"]
@@ -200,15 +212,15 @@ def test_nproc_relaunch_drops_only_its_own_option(monkeypatch):
     arguments = ["fit", "data", "--nproc", "2", "--epochs", "3", "--nproc=2"]
     assert fit._launch(2, arguments) == 0
     (command,) = calls
-    assert command[:6] == [
+    assert command[:5] == [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         "--nproc-per-node=2",
-        "-m",
     ]
-    assert command[6:] == ["aetk", "fit", "data", "--epochs", "3"]
+    assert command[5].startswith("--log-dir=") and command[6] == "-m"
+    assert command[7:] == ["aetk", "fit", "data", "--epochs", "3"]
     assert Path(command[0]).exists()
 
 

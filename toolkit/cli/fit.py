@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -310,14 +311,18 @@ def _launch(nproc: int, arguments: list[str]) -> int:
             skip = True
         elif not argument.startswith("--nproc="):
             kept.append(argument)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "aetk",
-        *kept,
-    ]
-    return subprocess.run(command).returncode
+    # torchrun makes a folder for its workers' logs at every launch and leaves it behind (in
+    # the system's temporary folder unless given one): this one goes when the fit ends.
+    with tempfile.TemporaryDirectory(prefix="aetk-torchrun-") as logs:
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            f"--log-dir={logs}",
+            "-m",
+            "aetk",
+            *kept,
+        ]
+        return subprocess.run(command).returncode
