@@ -92,6 +92,26 @@ def test_a_hanging_webhook_never_blocks_and_a_full_queue_says_it_drops(failing_s
     assert len(failed) == 5  # every event accounted for: dropped or failed, none silently
 
 
+def test_events_still_waiting_when_the_watch_stops_are_reported_once(failing_server):
+    """The endpoint is slow and the watch stops: the event being sent and those queued behind
+    it are each reported undelivered, once, even when the sender's attempt ends later."""
+    failed: list[tuple[str, dict]] = []
+    hook = Webhook(
+        failing_server(delay=0.5),
+        attempts=1,
+        timeout=2.0,
+        on_failure=lambda *f: failed.append(f),
+    )
+    for index in range(3):
+        hook.send({"event": "anomaly_start", "n": index})
+    time.sleep(0.1)  # the first is being sent
+    hook.close(timeout=0.2)
+    assert sorted(event["n"] for _, event in failed) == [0, 1, 2]
+    assert all("before the watch stopped" in reason for reason, _ in failed)
+    time.sleep(0.8)  # the first attempt's answer arrives: nothing more is said
+    assert len(failed) == 3
+
+
 def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):
     detector, _ = watched
     events: list[dict] = []

@@ -78,6 +78,10 @@ class Metrics:
         self.server.shutdown()
 
 
+#: Why an event still waiting when the watch stops is not delivered.
+STOPPED = "not delivered before the watch stopped"
+
+
 class Webhook:
     """POSTs events as JSON from a thread of its own, retrying with backoff; never blocks the
     scoring. An event that cannot be delivered after every attempt, or that finds the queue
@@ -99,6 +103,11 @@ class Webhook:
         self.on_failure = on_failure or (lambda reason, event: None)
         self.queue: queue.Queue = queue.Queue(maxsize=capacity)
         self.failures = 0
+        # The event being sent, and whether close() gave up waiting: guarded by ``lock``, so that
+        # an event is reported undelivered once, by the sender or by close().
+        self.lock = threading.Lock()
+        self.sending: dict[str, Any] | None = None
+        self.abandoned = False
         self.thread = threading.Thread(target=self._send_all, daemon=True)
         self.thread.start()
 
@@ -109,30 +118,64 @@ class Webhook:
             self._failed(f"queue full ({self.queue.maxsize} events waiting): event dropped", event)
 
     def close(self, timeout: float = 10.0) -> None:
+        """Let the events waiting be sent for at most ``timeout`` seconds; those still waiting
+        then (the endpoint slow or down, the sender between its attempts) are told to
+        ``on_failure``, since the process is about to end and would lose them silently."""
         with suppress(queue.Full):
             self.queue.put(None, timeout=timeout)
         self.thread.join(timeout)
+        if not self.thread.is_alive():
+            return
+        with self.lock:
+            self.abandoned = True
+            waiting = [] if self.sending is None else [self.sending]
+        while True:
+            try:
+                event = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if event is not None:
+                waiting.append(event)
+        for event in waiting:
+            self._failed(STOPPED, event)
 
     def _send_all(self) -> None:
         while (event := self.queue.get()) is not None:
-            body = json.dumps(event).encode()
-            reason = "no attempt"
-            for attempt in range(self.attempts):
-                request = urllib.request.Request(
-                    self.url, body, {"Content-Type": "application/json"}, method="POST"
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                        if response.status < 300:
-                            break
-                        reason = f"HTTP {response.status}"
-                except urllib.error.HTTPError as exc:
-                    reason = f"HTTP {exc.code}"
-                except (OSError, ValueError) as exc:
-                    reason = str(getattr(exc, "reason", None) or exc)
-                time.sleep(self.backoff * 2**attempt)
-            else:
-                self._failed(f"not delivered after {self.attempts} attempts ({reason})", event)
+            with self.lock:
+                abandoned = self.abandoned
+                self.sending = None if abandoned else event
+            if abandoned:  # taken from the queue while close() empties it: reported here
+                self._failed(STOPPED, event)
+                continue
+            reason = self._send(event)
+            with self.lock:
+                self.sending = None
+                if self.abandoned:  # close() has reported this event
+                    return
+            if reason is not None:
+                self._failed(reason, event)
+
+    def _send(self, event: dict[str, Any]) -> str | None:
+        """One event, attempt after attempt, waiting longer between each: None once delivered,
+        else why not."""
+        body = json.dumps(event).encode()
+        reason = "no attempt"
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(
+                self.url, body, {"Content-Type": "application/json"}, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    if response.status < 300:
+                        return None
+                    reason = f"HTTP {response.status}"
+            except urllib.error.HTTPError as exc:
+                reason = f"HTTP {exc.code}"
+            except (OSError, ValueError) as exc:
+                reason = str(getattr(exc, "reason", None) or exc)
+        return f"not delivered after {self.attempts} attempts ({reason})"
 
     def _failed(self, reason: str, event: dict[str, Any]) -> None:
         self.failures += 1
