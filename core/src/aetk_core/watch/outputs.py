@@ -84,9 +84,9 @@ STOPPED = "not delivered before the watch stopped"
 
 class Webhook:
     """POSTs events as JSON from a thread of its own, retrying with backoff; never blocks the
-    scoring. An event that cannot be delivered after every attempt, or that finds the queue
-    full (the endpoint has been down for ``capacity`` events), is never lost silently:
-    ``on_failure`` is told, with the event."""
+    scoring. An event that cannot be delivered after every attempt, that finds the queue full
+    (the endpoint has been down for ``capacity`` events), or that still waits when the watch
+    stops, is never lost silently: ``on_failure`` is told, with the event."""
 
     def __init__(
         self,
