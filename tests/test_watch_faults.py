@@ -112,6 +112,26 @@ def test_events_still_waiting_when_the_watch_stops_are_reported_once(failing_ser
     assert len(failed) == 3
 
 
+def test_a_failure_being_reported_as_the_watch_stops_is_said_before_close_returns(
+    failing_server,
+):
+    """The sender meets its last failed attempt just as the watch stops: its report is made
+    before ``close`` returns, not lost with the process."""
+    failed: list[str] = []
+    reporting = threading.Event()
+
+    def slowly(reason: str, event: dict) -> None:
+        reporting.set()
+        time.sleep(0.3)
+        failed.append(reason)
+
+    hook = Webhook(failing_server(), attempts=1, on_failure=slowly)
+    hook.send({"event": "anomaly_start"})
+    assert reporting.wait(5)
+    hook.close(timeout=0.05)
+    assert len(failed) == 1 and "HTTP 500" in failed[0]
+
+
 def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):
     detector, _ = watched
     events: list[dict] = []

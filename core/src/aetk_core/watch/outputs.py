@@ -4,14 +4,12 @@ recordings of the audio around each alert."""
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +78,8 @@ class Metrics:
 
 #: Why an event still waiting when the watch stops is not delivered.
 STOPPED = "not delivered before the watch stopped"
+#: How long a stopping webhook waits for its sender to report a failure it has just met.
+REPORT_SECONDS = 5.0
 
 
 class Webhook:
@@ -100,60 +100,67 @@ class Webhook:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"--webhook must be an http(s) URL, not {url!r}")
         self.url, self.attempts, self.backoff, self.timeout = url, attempts, backoff, timeout
+        self.capacity = capacity
         self.on_failure = on_failure or (lambda reason, event: None)
-        self.queue: queue.Queue = queue.Queue(maxsize=capacity)
         self.failures = 0
-        # The event being sent, and whether close() gave up waiting: guarded by ``lock``, so that
-        # an event is reported undelivered once, by the sender or by close().
+        # What waits, what is being sent, whether the sender is reporting a failure, and
+        # whether the watch is stopping or has given up waiting for the sender: all under one
+        # lock, so that an event is taken and marked as being sent at once, and each
+        # undelivered one is reported once, by the sender or by close(), before close() returns.
         self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+        self.waiting: deque[dict[str, Any]] = deque()
         self.sending: dict[str, Any] | None = None
-        self.abandoned = False
+        self.closing = self.abandoned = self.reporting = False
         self.thread = threading.Thread(target=self._send_all, daemon=True)
         self.thread.start()
 
     def send(self, event: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
-            self._failed(f"queue full ({self.queue.maxsize} events waiting): event dropped", event)
+        with self.ready:
+            full = len(self.waiting) >= self.capacity
+            if not full:
+                self.waiting.append(event)
+                self.ready.notify()
+        if full:
+            self._failed(f"queue full ({self.capacity} events waiting): event dropped", event)
 
     def close(self, timeout: float = 10.0) -> None:
         """Let the events waiting be sent for at most ``timeout`` seconds; those still waiting
         then (the endpoint slow or down, the sender between its attempts) are told to
         ``on_failure``, since the process is about to end and would lose them silently."""
-        with suppress(queue.Full):
-            self.queue.put(None, timeout=timeout)
+        with self.ready:
+            self.closing = True
+            self.ready.notify()
         self.thread.join(timeout)
-        if not self.thread.is_alive():
-            return
-        with self.lock:
+        with self.ready:
             self.abandoned = True
-            waiting = [] if self.sending is None else [self.sending]
-        while True:
-            try:
-                event = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if event is not None:
-                waiting.append(event)
-        for event in waiting:
+            undelivered = [*([self.sending] if self.sending is not None else []), *self.waiting]
+            self.waiting.clear()
+            # The sender may be reporting an event it gave up on just now: let it be said (a
+            # line on the event stream, but a stream can stall: never wait for it forever).
+            self.ready.wait_for(lambda: not self.reporting, REPORT_SECONDS)
+        for event in undelivered:
             self._failed(STOPPED, event)
 
     def _send_all(self) -> None:
-        while (event := self.queue.get()) is not None:
-            with self.lock:
-                abandoned = self.abandoned
-                self.sending = None if abandoned else event
-            if abandoned:  # taken from the queue while close() empties it: reported here
-                self._failed(STOPPED, event)
-                continue
+        while True:
+            with self.ready:
+                while not self.waiting and not self.closing:
+                    self.ready.wait()
+                if self.abandoned or not self.waiting:
+                    return
+                event = self.sending = self.waiting.popleft()
             reason = self._send(event)
             with self.lock:
                 self.sending = None
                 if self.abandoned:  # close() has reported this event
                     return
+                self.reporting = reason is not None
             if reason is not None:
                 self._failed(reason, event)
+                with self.ready:
+                    self.reporting = False
+                    self.ready.notify_all()
 
     def _send(self, event: dict[str, Any]) -> str | None:
         """One event, attempt after attempt, waiting longer between each: None once delivered,
