@@ -107,8 +107,7 @@ class Webhook:
         # whether the watch is stopping or has given up waiting for the sender: all under one
         # lock, so that an event is taken and marked as being sent at once, and each
         # undelivered one is reported once, by the sender or by close(), before close() returns.
-        self.lock = threading.Lock()
-        self.ready = threading.Condition(self.lock)
+        self.ready = threading.Condition()
         self.waiting: deque[dict[str, Any]] = deque()
         self.sending: dict[str, Any] | None = None
         self.closing = self.abandoned = self.reporting = False
@@ -151,7 +150,7 @@ class Webhook:
                     return
                 event = self.sending = self.waiting.popleft()
             reason = self._send(event)
-            with self.lock:
+            with self.ready:
                 self.sending = None
                 if self.abandoned:  # close() has reported this event
                     return
