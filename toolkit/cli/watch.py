@@ -181,6 +181,7 @@ _STYLES = {
     "anomaly_end": "green",
     "error": "yellow",
     "webhook_failed": "yellow",
+    "mqtt_failed": "yellow",
 }
 
 

@@ -57,6 +57,7 @@ def describe_event(event: dict[str, Any], source: str) -> str:
         "error": f"error {event['source']}: {event.get('error')}",
         "recorded": f"recorded {event.get('path')}",
         "webhook_failed": f"webhook failed: {event.get('error')}",
+        "mqtt_failed": f"mqtt failed: {event.get('error')}",
         "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
         + (f" (threshold {threshold:.4g})" if threshold is not None else "")
         + (f", in windows of {event['window']:g} s" if event.get("window") else ""),

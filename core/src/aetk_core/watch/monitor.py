@@ -124,11 +124,15 @@ class Monitor:
                 self.metrics.gauge("anomalous", judge.machine).set(0)
         self.senders: list[Webhook | Mqtt] = [
             *(
-                [Webhook(options.webhook, on_failure=self._webhook_failed)]
+                [Webhook(options.webhook, on_failure=self._failed_to("webhook_failed"))]
                 if options.webhook
                 else []
             ),
-            *([Mqtt(options.mqtt)] if options.mqtt else []),
+            *(
+                [Mqtt(options.mqtt, on_failure=self._failed_to("mqtt_failed"))]
+                if options.mqtt
+                else []
+            ),
         ]
         self.dashboard = self.open_dashboard() if options.dashboard else None
         self._show_thresholds()
@@ -386,22 +390,28 @@ class Monitor:
         if self.metrics:
             self.metrics.errors.inc()
 
-    def _webhook_failed(self, reason: str, event: dict[str, Any]) -> None:
-        """A webhook event not delivered: said on the event stream (from the sender's thread)."""
-        self.emit(
-            {
-                "event": "webhook_failed",
-                "source": event.get("source", self.source),
-                "time": event.get("time"),
-                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="milliseconds"
-                ),
-                "error": reason,
-                "undelivered": event.get("event"),
-            }
-        )
-        if self.metrics:
-            self.metrics.errors.inc()
+    def _failed_to(self, name: str) -> Callable[[str, dict[str, Any]], None]:
+        """What a sender (the webhook, MQTT) calls, from its own thread, when it could not deliver
+        an event (or, with an empty one, cannot reach its endpoint): an event ``name`` on the
+        event stream, counted as an error."""
+
+        def failed(reason: str, event: dict[str, Any]) -> None:
+            self.emit(
+                {
+                    "event": name,
+                    "source": event.get("source", self.source),
+                    "time": event.get("time"),
+                    "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                        timespec="milliseconds"
+                    ),
+                    "error": reason,
+                    "undelivered": event.get("event"),
+                }
+            )
+            if self.metrics:
+                self.metrics.errors.inc()
+
+        return failed
 
     def close(self) -> None:
         if self.dashboard:

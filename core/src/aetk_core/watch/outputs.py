@@ -189,26 +189,112 @@ class Webhook:
 
 
 class Mqtt:
-    """Publishes events to ``HOST[:PORT]/TOPIC`` with paho-mqtt."""
+    """Publishes events as JSON to ``HOST[:PORT]/TOPIC`` with paho-mqtt, at QoS 1 (the broker
+    acknowledges each), from paho's own thread; never blocks the scoring. While the broker cannot
+    be reached, events wait (at most ``capacity``) and go when it is back, and the outage is told
+    to ``on_failure`` once. An event dropped because the queue is full, or still unacknowledged
+    when the watch stops, is never lost silently: ``on_failure`` is told, with the event."""
 
-    def __init__(self, target: str):
+    def __init__(
+        self,
+        target: str,
+        capacity: int = 10_000,
+        on_failure: Callable[[str, dict[str, Any]], None] | None = None,
+    ):
         try:
             import paho.mqtt.client as mqtt
         except ImportError:
-            raise ConfigError("--mqtt needs paho-mqtt: pip install paho-mqtt") from None
-        address, _, self.topic = target.partition("/")
-        host, _, port = address.partition(":")
-        if not host or not self.topic:
-            raise ConfigError(f"--mqtt expects HOST[:PORT]/TOPIC, not {target!r}")
+            raise ConfigError(
+                f"--mqtt needs paho-mqtt ({WATCH_EXTRA}; beside aetk-runtime: "
+                "pip install paho-mqtt)"
+            ) from None
+        host, port, self.topic = mqtt_target(target)
+        self.address, self.capacity = f"{host}:{port}", capacity
+        self.on_failure = on_failure or (lambda reason, event: None)
+        self.failures = 0
+        # Events published and not yet acknowledged, by message id; ids acknowledged before
+        # publish() returned them (paho's thread can answer first); whether an outage was said.
+        self.acknowledgement = threading.Condition()
+        self.unacknowledged: dict[int, dict[str, Any]] = {}
+        self.early: set[int] = set()
+        self.unreachable = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.connect_async(host, int(port or 1883))
+        self.client.max_queued_messages_set(capacity)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_publish = self._acknowledged
+        self.client.on_connect = self._connected
+        self.client.on_connect_fail = self._connect_failed
+        self.client.on_disconnect = self._disconnected
+        self.client.connect_async(host, port)
         self.client.loop_start()
 
     def send(self, event: dict[str, Any]) -> None:
-        self.client.publish(self.topic, json.dumps(event), qos=1)
+        from paho.mqtt.client import MQTT_ERR_QUEUE_SIZE
 
-    def close(self) -> None:
+        # Not under the condition: paho calls on_publish holding a lock that publish() takes.
+        message = self.client.publish(self.topic, json.dumps(event), qos=1)
+        if message.rc == MQTT_ERR_QUEUE_SIZE:
+            self._failed(f"queue full ({self.capacity} events waiting): event dropped", event)
+            return
+        with self.acknowledgement:
+            if message.mid in self.early:
+                self.early.discard(message.mid)
+            else:
+                self.unacknowledged[message.mid] = event
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let the broker acknowledge the events published for at most ``timeout`` seconds;
+        those still unacknowledged then are told to ``on_failure``, since the process is about
+        to end and would lose them silently."""
+        with self.acknowledgement:
+            self.acknowledgement.wait_for(lambda: not self.unacknowledged, timeout)
+            undelivered = list(self.unacknowledged.values())
+            self.unacknowledged.clear()
+        self.client.disconnect()
         self.client.loop_stop()
+        for event in undelivered:
+            self._failed(STOPPED, event)
+
+    def _acknowledged(self, client: Any, userdata: Any, mid: int, *reason: Any) -> None:
+        with self.acknowledgement:
+            if self.unacknowledged.pop(mid, None) is None:
+                self.early.add(mid)
+            self.acknowledgement.notify_all()
+
+    def _connected(self, client: Any, userdata: Any, flags: Any, reason: Any, *rest: Any) -> None:
+        if not reason.is_failure:
+            self.unreachable = False
+        else:
+            self._outage(str(reason))
+
+    def _connect_failed(self, client: Any, userdata: Any) -> None:
+        self._outage("connection failed")
+
+    def _disconnected(self, client: Any, userdata: Any, flags: Any, reason: Any, *rest) -> None:
+        if reason.is_failure:
+            self._outage(str(reason))
+
+    def _outage(self, why: str) -> None:
+        if not self.unreachable:
+            self.unreachable = True
+            self._failed(f"cannot reach the broker ({why}): events wait for it", {})
+
+    def _failed(self, reason: str, event: dict[str, Any]) -> None:
+        self.failures += 1
+        self.on_failure(f"{self.address}: {reason}", event)
+
+
+def mqtt_target(target: str) -> tuple[str, int, str]:
+    """``HOST[:PORT]/TOPIC`` as host, port (1883 unless given) and topic; a
+    :class:`ConfigError` for one that is not (no topic, a port that is no port, a topic with
+    the wildcards ``+`` or ``#``, which name topics to read, not one to publish on)."""
+    address, _, topic = target.partition("/")
+    host, _, port = address.partition(":")
+    if not host or not topic or "+" in topic or "#" in topic:
+        raise ConfigError(f"--mqtt expects HOST[:PORT]/TOPIC without + or #, not {target!r}")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(f"--mqtt: {port!r} is not a port (1..65535) in {target!r}")
+    return host, int(port or 1883), topic
 
 
 class Recorder:

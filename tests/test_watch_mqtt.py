@@ -1,0 +1,192 @@
+"""aetk watch --mqtt: alerts published to a broker, an outage waited out, what is still unsaid when
+the watch stops reported, and targets that are no MQTT address refused. The broker is a small
+MQTT 3.1.1 server in this file (CONNECT, PUBLISH at QoS 0 and 1, PINGREQ, DISCONNECT): enough for
+paho-mqtt to talk to, with no broker to install."""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+import time
+
+import numpy as np
+import pytest
+from aetk_core.watch.monitor import WatchOptions
+from aetk_core.watch.outputs import Mqtt
+from conftest import free_port
+from test_watch import stream, watch, wav_bytes
+
+from aetk import synth
+from aetk.errors import ConfigError
+from aetk.watch.monitor import Monitor
+
+pytest.importorskip("paho.mqtt", reason="aetk watch's extra: pip install 'aetk[watch]'")
+
+
+class _Session(socketserver.BaseRequestHandler):
+    """One client's connection: each packet read whole, answered as a broker answers it."""
+
+    def handle(self) -> None:
+        try:
+            while (packet := self._packet()) is not None:
+                kind, flags, body = packet
+                if kind == 1:  # CONNECT: accepted
+                    self.request.sendall(b"\x20\x02\x00\x00")
+                elif kind == 3:  # PUBLISH
+                    self._published(flags, body)
+                elif kind == 12:  # PINGREQ
+                    self.request.sendall(b"\xd0\x00")
+                elif kind == 14:  # DISCONNECT
+                    return
+        except OSError:
+            return
+
+    def _published(self, flags: int, body: bytes) -> None:
+        size = int.from_bytes(body[:2], "big")
+        topic, rest = body[2 : 2 + size].decode(), body[2 + size :]
+        qos = (flags >> 1) & 3
+        packet_id, payload = (rest[:2], rest[2:]) if qos else (b"", rest)
+        # Kept before it is acknowledged, as a broker stores a message before its PUBACK.
+        self.server.received.append((topic, json.loads(payload)))  # type: ignore[attr-defined]
+        if qos:
+            self.request.sendall(b"\x40\x02" + packet_id)
+
+    def _packet(self) -> tuple[int, int, bytes] | None:
+        first = self._read(1)
+        if first is None:
+            return None
+        length, shift = 0, 0
+        while True:
+            byte = self._read(1)
+            if byte is None:
+                return None
+            length |= (byte[0] & 127) << shift
+            shift += 7
+            if not byte[0] & 128:
+                break
+        body = self._read(length)
+        return None if body is None else (first[0] >> 4, first[0] & 15, body)
+
+    def _read(self, count: int) -> bytes | None:
+        data = b""
+        while len(data) < count:
+            chunk = self.request.recv(count - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+
+class _Broker(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, port: int):
+        super().__init__(("127.0.0.1", port), _Session)
+        self.received: list[tuple[str, dict]] = []
+
+
+@pytest.fixture
+def broker():
+    """Starts a broker on a port (a free one unless given); each is shut down after the test."""
+    started: list[_Broker] = []
+
+    def start(port: int = 0) -> _Broker:
+        server = _Broker(port)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_watch_publishes_each_alert_to_the_broker(watched, broker):
+    _, path = watched
+    server = broker()
+    fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
+    events = watch(
+        "-",
+        "-d",
+        path,
+        "--confirm",
+        "2",
+        "--mqtt",
+        f"127.0.0.1:{server.server_address[1]}/plant/line-1",
+        input=wav_bytes(stream(10, fault, 7)),
+    )
+    alerts = [e for e in events if e["event"] in ("anomaly_start", "anomaly_end")]
+    assert [e["event"] for e in alerts] == ["anomaly_start", "anomaly_end"]
+    # Published before the watch ended: the broker holds exactly the alerts, as JSON.
+    assert server.received == [("plant/line-1", alert) for alert in alerts]
+    assert not [e for e in events if e["event"] == "mqtt_failed"]
+
+
+def test_alerts_wait_out_a_broker_outage_and_the_outage_is_said_once(broker):
+    port = free_port()
+    failed: list[tuple[str, dict]] = []
+    sender = Mqtt(f"127.0.0.1:{port}/alerts", on_failure=lambda *f: failed.append(f))
+    assert until(lambda: failed)  # nothing listens: said at the first refused connection
+    started = time.perf_counter()
+    for index in range(3):
+        sender.send({"event": "anomaly_start", "n": index})
+    assert time.perf_counter() - started < 0.5  # scoring never waits for the broker
+    server = broker(port)
+    assert until(lambda: len(server.received) == 3)  # delivered, in order, once it is back
+    sender.close(timeout=5)
+    assert [payload["n"] for _, payload in server.received] == [0, 1, 2]
+    assert len(failed) == 1 and "cannot reach the broker" in failed[0][0]
+    assert failed[0][1] == {}  # the outage, not an event lost
+
+
+def test_alerts_unacknowledged_when_the_watch_stops_are_each_reported_once():
+    failed: list[tuple[str, dict]] = []
+    sender = Mqtt(f"127.0.0.1:{free_port()}/alerts", on_failure=lambda *f: failed.append(f))
+    for index in range(2):
+        sender.send({"event": "anomaly_start", "n": index})
+    sender.close(timeout=0.2)
+    lost = [(reason, event) for reason, event in failed if event]
+    assert sorted(event["n"] for _, event in lost) == [0, 1]
+    assert all(reason.endswith("not delivered before the watch stopped") for reason, _ in lost)
+    assert sender.unacknowledged == {}
+
+
+def test_the_watch_stream_says_which_alert_mqtt_did_not_deliver(watched):
+    detector, _ = watched
+    events: list[dict] = []
+    monitor = Monitor(
+        detector, "-", WatchOptions(mqtt=f"127.0.0.1:{free_port()}/alerts"), events.append
+    )
+    monitor.senders[0].close = lambda close=monitor.senders[0].close: close(timeout=0.2)
+    monitor.event("anomaly_start", 1.0, score=9.0)
+    monitor.close()
+    lost = [e for e in events if e["event"] == "mqtt_failed" and e["undelivered"]]
+    assert [(e["undelivered"], e["time"]) for e in lost] == [("anomaly_start", 1.0)]
+    assert "before the watch stopped" in lost[0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        ("broker.local", "HOST[:PORT]/TOPIC"),
+        ("broker.local:1883/", "HOST[:PORT]/TOPIC"),
+        ("broker.local:http/alerts", "'http' is not a port"),
+        ("broker.local:70000/alerts", "'70000' is not a port"),
+        ("broker.local/plant/+/alerts", "without + or #"),
+    ],
+)
+def test_a_target_that_is_no_mqtt_address_is_one_clear_error(target, said):
+    with pytest.raises(ConfigError, match=said.replace("[", r"\[").replace("+", r"\+")):
+        Mqtt(target)
