@@ -6,7 +6,11 @@ paho-mqtt to talk to, with no broker to install."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socketserver
+import ssl
+import subprocess
 import threading
 import time
 
@@ -31,8 +35,11 @@ class _Session(socketserver.BaseRequestHandler):
         try:
             while (packet := self._packet()) is not None:
                 kind, flags, body = packet
-                if kind == 1:  # CONNECT: accepted
-                    self.request.sendall(b"\x20\x02\x00\x00")
+                if kind == 1:  # CONNECT: accepted, or refused for a wrong login (5)
+                    accepted = self.server.login in (None, _login(body))  # type: ignore[attr-defined]
+                    self.request.sendall(b"\x20\x02\x00" + (b"\x00" if accepted else b"\x05"))
+                    if not accepted:  # and closes the connection, as a broker must
+                        return
                 elif kind == 3:  # PUBLISH
                     self._published(flags, body)
                 elif kind == 12:  # PINGREQ
@@ -78,13 +85,37 @@ class _Session(socketserver.BaseRequestHandler):
         return data
 
 
+def _login(connect: bytes) -> tuple[str | None, str | None]:
+    """The user name and password of a CONNECT packet's body (MQTT 3.1.1, section 3.1)."""
+    name_size = int.from_bytes(connect[:2], "big")
+    flags = connect[2 + name_size + 1]
+    fields, at = [], 2 + name_size + 4  # protocol name, level, flags, keep-alive
+    while at < len(connect):
+        size = int.from_bytes(connect[at : at + 2], "big")
+        fields.append(connect[at + 2 : at + 2 + size].decode())
+        at += 2 + size
+    fields = fields[1 + (2 if flags & 4 else 0) :]  # after the client id and any will
+    username = fields.pop(0) if flags & 128 else None
+    return username, (fields.pop(0) if flags & 64 else None)
+
+
 class _Broker(socketserver.ThreadingTCPServer):
+    """``login``: the (user, password) it accepts, or None for any; ``tls``: an SSL context
+    that wraps each connection."""
+
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, login: tuple[str, str] | None = None, tls=None):
         super().__init__(("127.0.0.1", port), _Session)
         self.received: list[tuple[str, dict]] = []
+        self.login, self.tls = login, tls
+
+    def get_request(self):
+        connection, address = super().get_request()
+        if self.tls is not None:
+            connection = self.tls.wrap_socket(connection, server_side=True)
+        return connection, address
 
 
 @pytest.fixture
@@ -92,8 +123,8 @@ def broker():
     """Starts a broker on a port (a free one unless given); each is shut down after the test."""
     started: list[_Broker] = []
 
-    def start(port: int = 0) -> _Broker:
-        server = _Broker(port)
+    def start(port: int = 0, **options) -> _Broker:
+        server = _Broker(port, **options)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append(server)
         return server
@@ -147,7 +178,7 @@ def test_alerts_wait_out_a_broker_outage_and_the_outage_is_said_once(broker):
     assert until(lambda: len(server.received) == 3)  # delivered, in order, once it is back
     sender.close(timeout=5)
     assert [payload["n"] for _, payload in server.received] == [0, 1, 2]
-    assert len(failed) == 1 and "cannot reach the broker" in failed[0][0]
+    assert len(failed) == 1 and "cannot publish to the broker" in failed[0][0]
     assert failed[0][1] == {}  # the outage, not an event lost
 
 
@@ -177,6 +208,69 @@ def test_the_watch_stream_says_which_alert_mqtt_did_not_deliver(watched):
     assert "before the watch stopped" in lost[0]["error"]
 
 
+def test_a_broker_that_wants_a_login_gets_the_targets_or_the_environments(broker, monkeypatch):
+    server = broker(login=("plant", "s3cret/@"))
+    port = server.server_address[1]
+    monkeypatch.setenv("AETK_MQTT_PASSWORD", "s3cret/@")
+    failed: list[tuple[str, dict]] = []
+    for target in (
+        f"mqtt://plant:s3cret%2F%40@127.0.0.1:{port}/alerts",
+        f"mqtt://plant@127.0.0.1:{port}/alerts",  # the password from the environment
+    ):
+        sender = Mqtt(target, on_failure=lambda *f: failed.append(f))
+        sender.send({"event": "anomaly_start", "target": target})
+        sender.close(timeout=5)
+    assert failed == []
+    assert [payload["target"] for _, payload in server.received] == [
+        f"mqtt://plant:s3cret%2F%40@127.0.0.1:{port}/alerts",
+        f"mqtt://plant@127.0.0.1:{port}/alerts",
+    ]
+
+
+def test_a_login_the_broker_refuses_is_said_without_the_password(broker):
+    server = broker(login=("plant", "right"))
+    failed: list[tuple[str, dict]] = []
+    sender = Mqtt(
+        f"mqtt://plant:wrong@127.0.0.1:{server.server_address[1]}/alerts",
+        on_failure=lambda *f: failed.append(f),
+    )
+    sender.send({"event": "anomaly_start"})
+    sender.close(timeout=1)
+    assert server.received == []
+    reasons = [reason for reason, _ in failed]
+    assert any("Not authorized" in reason for reason in reasons)
+    assert any("before the watch stopped" in reason for reason in reasons)
+    assert not any("wrong" in reason for reason in reasons)
+
+
+def test_mqtts_publishes_over_tls_to_a_broker_the_system_trusts(broker, tmp_path, monkeypatch):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command makes the test's certificate; none here")
+    certificate, key = tmp_path / "broker.pem", tmp_path / "broker.key"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(certificate)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    server = broker(tls=context)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # the system's authorities, here
+    failed: list[tuple[str, dict]] = []
+    sender = Mqtt(
+        f"mqtts://127.0.0.1:{server.server_address[1]}/alerts",
+        on_failure=lambda *f: failed.append(f),
+    )
+    sender.send({"event": "anomaly_start"})
+    sender.close(timeout=5)
+    assert failed == [] and server.received == [("alerts", {"event": "anomaly_start"})]
+
+
 @pytest.mark.parametrize(
     ("target", "said"),
     [
@@ -185,8 +279,13 @@ def test_the_watch_stream_says_which_alert_mqtt_did_not_deliver(watched):
         ("broker.local:http/alerts", "'http' is not a port"),
         ("broker.local:70000/alerts", "'70000' is not a port"),
         ("broker.local/plant/+/alerts", "without + or #"),
+        ("ws://broker.local/alerts", "neither mqtt:// nor mqtts://"),
+        (
+            "mqtt://plant:s3cret@broker.local:x/alerts",
+            "'x' is not a port (1..65535) in 'mqtt://plant:***@broker.local:x/alerts'",
+        ),
     ],
 )
 def test_a_target_that_is_no_mqtt_address_is_one_clear_error(target, said):
-    with pytest.raises(ConfigError, match=said.replace("[", r"\[").replace("+", r"\+")):
+    with pytest.raises(ConfigError, match=re.escape(said)):
         Mqtt(target)

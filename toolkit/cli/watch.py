@@ -48,7 +48,13 @@ def watch_command(
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address of the metrics server.")] = "127.0.0.1",
     webhook: Annotated[str | None, typer.Option(help="POST start/end events here.")] = None,
-    mqtt: Annotated[str | None, typer.Option(help="HOST[:PORT]/TOPIC (needs paho-mqtt).")] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "
+            "mqtts://USER@HOST/TOPIC (mqtts: TLS; the password in AETK_MQTT_PASSWORD)."
+        ),
+    ] = None,
     state: Annotated[
         Path | None, typer.Option(help="Remember scored files here, across restarts.")
     ] = None,

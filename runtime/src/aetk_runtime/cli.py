@@ -146,7 +146,11 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
         "this port (127.0.0.1 unless HOST is given)",
     )
     watch.add_argument("--webhook", help="POST start/end events here")
-    watch.add_argument("--mqtt", help="HOST[:PORT]/TOPIC (needs paho-mqtt)")
+    watch.add_argument(
+        "--mqtt",
+        help="publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "
+        "mqtts://USER@HOST/TOPIC (mqtts: TLS; the password in AETK_MQTT_PASSWORD; needs paho-mqtt)",
+    )
     watch.add_argument("--state", type=Path, help="remember scored files here, across restarts")
     watch.add_argument(
         "--rate",

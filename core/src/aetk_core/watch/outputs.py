@@ -4,12 +4,15 @@ recordings of the audio around each alert."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,11 +192,12 @@ class Webhook:
 
 
 class Mqtt:
-    """Publishes events as JSON to ``HOST[:PORT]/TOPIC`` with paho-mqtt, at QoS 1 (the broker
-    acknowledges each), from paho's own thread; never blocks the scoring. While the broker cannot
-    be reached, events wait (at most ``capacity``) and go when it is back, and the outage is told
-    to ``on_failure`` once. An event dropped because the queue is full, or still unacknowledged
-    when the watch stops, is never lost silently: ``on_failure`` is told, with the event."""
+    """Publishes events as JSON to an MQTT broker (:func:`mqtt_target`) with paho-mqtt, at QoS 1
+    (the broker acknowledges each), from paho's own thread; never blocks the scoring. While the
+    broker cannot be reached or refuses the login, events wait (at most ``capacity``) and go
+    when it takes them, and the outage is told to ``on_failure`` once. An event dropped because
+    the queue is full, or still unacknowledged when the watch stops, is never lost silently:
+    ``on_failure`` is told, with the event."""
 
     def __init__(
         self,
@@ -208,8 +212,12 @@ class Mqtt:
                 f"--mqtt needs paho-mqtt ({WATCH_EXTRA}; beside aetk-runtime: "
                 "pip install paho-mqtt)"
             ) from None
-        host, port, self.topic = mqtt_target(target)
-        self.address, self.capacity = f"{host}:{port}", capacity
+        where = mqtt_target(target)
+        self.topic, self.address, self.capacity = (
+            where.topic,
+            f"{where.host}:{where.port}",
+            capacity,
+        )
         self.on_failure = on_failure or (lambda reason, event: None)
         self.failures = 0
         # Events published and not yet acknowledged, by message id; ids acknowledged before
@@ -219,13 +227,17 @@ class Mqtt:
         self.early: set[int] = set()
         self.unreachable = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if where.username:
+            self.client.username_pw_set(where.username, where.password)
+        if where.tls:  # the system's certificate authorities, or SSL_CERT_FILE's
+            self.client.tls_set()
         self.client.max_queued_messages_set(capacity)
         self.client.reconnect_delay_set(1, 30)
         self.client.on_publish = self._acknowledged
         self.client.on_connect = self._connected
         self.client.on_connect_fail = self._connect_failed
         self.client.on_disconnect = self._disconnected
-        self.client.connect_async(host, port)
+        self.client.connect_async(where.host, where.port)
         self.client.loop_start()
 
     def send(self, event: dict[str, Any]) -> None:
@@ -277,24 +289,74 @@ class Mqtt:
     def _outage(self, why: str) -> None:
         if not self.unreachable:
             self.unreachable = True
-            self._failed(f"cannot reach the broker ({why}): events wait for it", {})
+            self._failed(f"cannot publish to the broker ({why}): events wait for it", {})
 
     def _failed(self, reason: str, event: dict[str, Any]) -> None:
         self.failures += 1
         self.on_failure(f"{self.address}: {reason}", event)
 
 
-def mqtt_target(target: str) -> tuple[str, int, str]:
-    """``HOST[:PORT]/TOPIC`` as host, port (1883 unless given) and topic; a
-    :class:`ConfigError` for one that is not (no topic, a port that is no port, a topic with
-    the wildcards ``+`` or ``#``, which name topics to read, not one to publish on)."""
-    address, _, topic = target.partition("/")
+#: Where ``--mqtt``'s password is read when its URL names a user and no password.
+ENV_PASSWORD = "AETK_MQTT_PASSWORD"
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """Where ``--mqtt`` publishes: the broker, the topic, and how to log in."""
+
+    host: str
+    port: int
+    topic: str
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def mqtt_target(target: str) -> MqttTarget:
+    """``HOST[:PORT]/TOPIC``, or ``mqtt://`` or ``mqtts://`` (TLS)
+    ``[USER[:PASSWORD]@]HOST[:PORT]/TOPIC`` (a user without a password: the one in the
+    environment variable ``AETK_MQTT_PASSWORD``, which no process list shows); the port is 1883,
+    or 8883 with TLS, unless given. A :class:`ConfigError` for a target that is not one (no
+    topic, a port that is no port, a topic with the wildcards ``+`` or ``#``, which name topics
+    to read, not one to publish on); a password is never said in it."""
+    scheme, separator, rest = target.partition("://")
+    if not separator:
+        scheme, rest = "mqtt", target
+    if scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(
+            f"--mqtt: {scheme}:// is neither mqtt:// nor mqtts:// in {_without_password(target)!r}"
+        )
+    address, _, topic = rest.partition("/")
+    login, _, address = address.rpartition("@")
+    username, has_password, written = login.partition(":")
     host, _, port = address.partition(":")
     if not host or not topic or "+" in topic or "#" in topic:
-        raise ConfigError(f"--mqtt expects HOST[:PORT]/TOPIC without + or #, not {target!r}")
+        raise ConfigError(
+            f"--mqtt expects [mqtt[s]://][USER[:PASSWORD]@]HOST[:PORT]/TOPIC without + or #, "
+            f"not {_without_password(target)!r}"
+        )
     if port and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ConfigError(f"--mqtt: {port!r} is not a port (1..65535) in {target!r}")
-    return host, int(port or 1883), topic
+        raise ConfigError(
+            f"--mqtt: {port!r} is not a port (1..65535) in {_without_password(target)!r}"
+        )
+    password = None
+    if username:  # a URL's password is percent-encoded; the environment's is as it is
+        password = urllib.parse.unquote(written) if has_password else os.environ.get(ENV_PASSWORD)
+    tls = scheme == "mqtts"
+    port_number = int(port or (8883 if tls else 1883))
+    return MqttTarget(
+        host, port_number, topic, tls, urllib.parse.unquote(username) or None, password
+    )
+
+
+def _without_password(target: str) -> str:
+    """``target`` as it may be said in an error: a password in it starred out."""
+    head, at, tail = target.rpartition("@")
+    if not at:
+        return target
+    scheme, separator, login = head.rpartition("://")
+    user, colon, _ = login.partition(":")
+    return f"{scheme}{separator}{user}{':***' if colon else ''}@{tail}"
 
 
 class Recorder:
