@@ -4,6 +4,7 @@ at once, a stream at another rate."""
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import json
@@ -14,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from scipy.signal import resample_poly
 from test_watch import RATE, stream, watch, watch_folder, wav_bytes
 
 from aetk import synth
+from aetk.errors import ConfigError
 from aetk.watch.monitor import Monitor
 
 pytest.importorskip("prometheus_client", reason="aetk watch's extra: pip install 'aetk[watch]'")
@@ -130,6 +133,61 @@ def test_a_failure_being_reported_as_the_watch_stops_is_said_before_close_return
     assert reporting.wait(5)
     hook.close(timeout=0.05)
     assert len(failed) == 1 and "HTTP 500" in failed[0]
+
+
+class Recording(BaseHTTPRequestHandler):
+    """Keeps each request's Authorization header and body; answers 401 without a login."""
+
+    seen: ClassVar[list[tuple[str | None, dict]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.headers.get("Authorization"), body))
+        self.send_response(204 if self.headers.get("Authorization") else 401)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_webhook_logs_in_from_its_url_or_the_environment_and_never_says_the_password(
+    monkeypatch,
+):
+    handler = type("Handler", (Recording,), {"seen": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    failed: list[tuple[str, dict]] = []
+    try:
+        # urllib takes USER:PASSWORD@ for part of the host name: every alert had failed.
+        hook = Webhook(f"http://plant:s%40cret@127.0.0.1:{port}/alerts", attempts=1)
+        hook.send({"event": "anomaly_start"})
+        hook.close()
+        monkeypatch.setenv("AETK_WEBHOOK_TOKEN", "t0ken")
+        hook = Webhook(f"http://127.0.0.1:{port}/alerts", attempts=1)
+        hook.send({"event": "anomaly_end"})
+        hook.close()
+        monkeypatch.delenv("AETK_WEBHOOK_TOKEN")
+        hook = Webhook(
+            f"http://127.0.0.1:{port}/alerts",
+            attempts=1,
+            on_failure=lambda *f: failed.append(f),
+        )
+        hook.send({"event": "anomaly_start"})
+        hook.close()
+    finally:
+        server.shutdown()
+    basic = "Basic " + base64.b64encode(b"plant:s@cret").decode()
+    assert handler.seen == [
+        (basic, {"event": "anomaly_start"}),
+        ("Bearer t0ken", {"event": "anomaly_end"}),
+        (None, {"event": "anomaly_start"}),
+    ]
+    assert [reason for reason, _ in failed] == [
+        f"http://127.0.0.1:{port}/alerts: not delivered after 1 attempts (HTTP 401)"
+    ]
+    with pytest.raises(ConfigError, match=r"not 'http://plant:\*\*\*@127.0.0.1:x/alerts'"):
+        Webhook("http://plant:s3cret@127.0.0.1:x/alerts")
 
 
 def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):

@@ -47,7 +47,13 @@ def watch_command(
         int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address of the metrics server.")] = "127.0.0.1",
-    webhook: Annotated[str | None, typer.Option(help="POST start/end events here.")] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            help="POST start/end events to this URL (a login as USER:PASSWORD@ in it, or a "
+            "bearer token in AETK_WEBHOOK_TOKEN)."
+        ),
+    ] = None,
     mqtt: Annotated[
         str | None,
         typer.Option(

@@ -145,7 +145,11 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
         help="serve a live page (scores, alerts with audio and spectrogram, acknowledge) on "
         "this port (127.0.0.1 unless HOST is given)",
     )
-    watch.add_argument("--webhook", help="POST start/end events here")
+    watch.add_argument(
+        "--webhook",
+        help="POST start/end events to this URL (a login as USER:PASSWORD@ in it, or a bearer "
+        "token in AETK_WEBHOOK_TOKEN)",
+    )
     watch.add_argument(
         "--mqtt",
         help="publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "

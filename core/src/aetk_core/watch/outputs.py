@@ -3,6 +3,7 @@ recordings of the audio around each alert."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -100,9 +101,8 @@ class Webhook:
         capacity: int = 10_000,
         on_failure: Callable[[str, dict[str, Any]], None] | None = None,
     ):
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--webhook must be an http(s) URL, not {url!r}")
-        self.url, self.attempts, self.backoff, self.timeout = url, attempts, backoff, timeout
+        self.url, self.headers = webhook_target(url)
+        self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self.capacity = capacity
         self.on_failure = on_failure or (lambda reason, event: None)
         self.failures = 0
@@ -172,9 +172,7 @@ class Webhook:
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(
-                self.url, body, {"Content-Type": "application/json"}, method="POST"
-            )
+            request = urllib.request.Request(self.url, body, self.headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     if response.status < 300:
@@ -189,6 +187,38 @@ class Webhook:
     def _failed(self, reason: str, event: dict[str, Any]) -> None:
         self.failures += 1
         self.on_failure(f"{self.url}: {reason}", event)
+
+
+#: A bearer token for ``--webhook``, read from the environment (no process list shows it).
+ENV_WEBHOOK_TOKEN = "AETK_WEBHOOK_TOKEN"
+
+
+def webhook_target(url: str) -> tuple[str, dict[str, str]]:
+    """``--webhook``'s URL without its credentials, which may then be said in a line, and the
+    headers of each POST: JSON, and a login, from the URL's ``USER:PASSWORD@`` (HTTP basic;
+    urllib would take it for part of the host name) or else from ``AETK_WEBHOOK_TOKEN`` (a
+    bearer token). A :class:`ConfigError` for a URL that is not an http(s) one."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _port_is_valid(parts):
+        raise ConfigError(f"--webhook must be an http(s) URL, not {_without_password(url)!r}")
+    headers = {"Content-Type": "application/json"}
+    if parts.username is not None:
+        login = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    elif token := os.environ.get(ENV_WEBHOOK_TOKEN):
+        headers["Authorization"] = f"Bearer {token}"
+    return urllib.parse.urlunsplit(parts), headers
+
+
+def _port_is_valid(parts: urllib.parse.SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        return False
+    return True
 
 
 class Mqtt:
