@@ -403,3 +403,73 @@ def test_an_alert_is_drawn_by_the_detector_judging_now(watched, tmp_path):
         assert monitor.draw_alert(audio, None, None) is None
     finally:
         monitor.close()
+
+
+def test_problems_with_the_watch_are_listed_newest_first_for_an_hour(monkeypatch):
+    monkeypatch.setattr(dashboards, "MAX_PROBLEMS", 3)
+    board = Dashboard(("127.0.0.1", 0), "incoming", 1.0, lambda *drawn: None, [])
+    clock = [1_000_000.0]
+    monkeypatch.setattr(dashboards.time, "time", lambda: clock[0])
+    try:
+        assert board.status()["problems"] == []
+        failed = {"event": "error", "time": None, "error": "holds no audio"}
+        board.record({**failed, "source": "incoming/a.wav"})
+        clock[0] += 3000
+        for index in range(4):
+            clock[0] += 1
+            error = f"http://pager/hook: attempt {index}"
+            board.record({"event": "webhook_failed", "source": "s", "time": 1.0, "error": error})
+        problems = board.status()["problems"]
+        assert [problem["message"] for problem in problems] == [
+            f"webhook failed: http://pager/hook: attempt {index}" for index in (3, 2, 1)
+        ]  # the newest three kept
+        clock[0] += 10
+        board.record({**failed, "source": "incoming/b.wav"})
+        clock[0] += dashboards.PROBLEM_SECONDS - 2
+        (problem,) = board.status()["problems"]  # an hour on, only the last said
+        assert (problem["kind"], problem["message"]) == (
+            "error",
+            "error incoming/b.wav: holds no audio",
+        )
+        board.record({"event": "scored", "source": "incoming/c.wav", "score": 0.5})
+        assert len(board.status()["problems"]) == 1  # a score is no problem
+    finally:
+        board.close()
+
+
+def test_alerts_that_do_not_reach_the_webhook_are_said_on_the_page(watched, tmp_path):
+    """The watch's own failures reach the live page: the machine may be fine, and the people
+    looking at the page are the ones who would not be paged."""
+    from aetk_core.watch.monitor import WatchOptions
+
+    from aetk.watch.monitor import Monitor
+
+    detector, _ = watched
+    options = WatchOptions(
+        webhook=f"http://127.0.0.1:{free_port()}/hook", dashboard=str(free_port())
+    )
+    monitor = Monitor(detector, "mic", options, lambda event: None)
+    sender = monitor.senders[0]
+    sender.attempts, sender.backoff = 1, 0.01
+    driver, reason = browser(tmp_path)
+    try:
+        monitor.event("anomaly_start", 1.0, score=9.0)
+        problems = wait_for(lambda: monitor.dashboard.status()["problems"])
+        assert problems[0]["kind"] == "webhook_failed"
+        assert "not delivered after 1 attempts" in problems[0]["message"]
+        if driver is None:
+            pytest.skip(f"the JSON says it; browser check skipped: {reason}")
+        driver.get(monitor.dashboard.url)
+        read = (
+            "const box = document.getElementById('problems-section');"
+            "return box.hidden ? '' : box.textContent;"
+        )
+        shown = wait_for(lambda: driver.execute_script(read))
+        assert "Problems with the watch" in shown and "webhook failed: http://127.0.0.1:" in shown
+        driver.save_screenshot(str(tmp_path / "problems.png"))
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        if driver is not None:
+            driver.quit()
+        monitor.close()

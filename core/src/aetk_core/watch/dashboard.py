@@ -40,10 +40,17 @@ from typing import Any
 from aetk_core.errors import ConfigError
 from aetk_core.fileio import resolved
 from aetk_core.results import describe_view
+from aetk_core.watch.events import describe_event
 
 HISTORY_SECONDS = 3600.0
 HISTORY_POINTS = 3600
 MAX_ALERTS = 200
+#: The events that say the watch itself is not whole (a file it could not score, alerts that did
+#: not reach the webhook or the broker): the page lists the last ``MAX_PROBLEMS`` of the last
+#: ``PROBLEM_SECONDS``, since the machine may be fine while nobody would hear that it is not.
+PROBLEMS = ("error", "webhook_failed", "mqtt_failed")
+MAX_PROBLEMS = 20
+PROBLEM_SECONDS = 3600.0
 ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -159,6 +166,8 @@ class Dashboard:
         self.warnings: dict[str, list[dict[str, str]]] = {}
         self.open: dict[str, int] = {}
         self.alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
+        #: What went wrong with the watch itself (:data:`PROBLEMS`), the newest kept.
+        self.problems: deque[dict[str, Any]] = deque(maxlen=MAX_PROBLEMS)
         self.next_id = 1
         try:
             self.server = _PageServer(address, _handler(self))
@@ -196,6 +205,9 @@ class Dashboard:
                 self._find(self.open.pop(key)).ended = event["at"]
             elif name == "recorded":
                 self._attach(event.get("path"))
+            elif name in PROBLEMS:
+                message = describe_event(event, self.name)
+                self.problems.append({"at": time.time(), "kind": name, "message": message})
 
     def _add_score(self, key: str, event: dict[str, Any]) -> None:
         points = self.history.setdefault(key, deque(maxlen=HISTORY_POINTS))
@@ -267,8 +279,14 @@ class Dashboard:
                         "below_in_a_row": _latest_run(points, above=False),
                     }
                 )
+            now = time.time()
             return {
-                "now": time.time(),
+                "now": now,
+                "problems": [
+                    problem
+                    for problem in reversed(self.problems)
+                    if problem["at"] > now - PROBLEM_SECONDS
+                ],
                 "threshold": self.threshold,
                 "confirm": self.confirm,
                 "clear": self.clear,

@@ -393,21 +393,22 @@ class Monitor:
     def _failed_to(self, name: str) -> Callable[[str, dict[str, Any]], None]:
         """What a sender (the webhook, MQTT) calls, from its own thread, when it could not deliver
         an event (or, with an empty one, cannot reach its endpoint): an event ``name`` on the
-        event stream, counted as an error."""
+        event stream and the live page, counted as an error."""
 
         def failed(reason: str, event: dict[str, Any]) -> None:
-            self.emit(
-                {
-                    "event": name,
-                    "source": event.get("source", self.source),
-                    "time": event.get("time"),
-                    "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                        timespec="milliseconds"
-                    ),
-                    "error": reason,
-                    "undelivered": event.get("event"),
-                }
-            )
+            said = {
+                "event": name,
+                "source": event.get("source", self.source),
+                "time": event.get("time"),
+                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="milliseconds"
+                ),
+                "error": reason,
+                "undelivered": event.get("event"),
+            }
+            self.emit(said)
+            if self.dashboard:
+                self.dashboard.record(said)
             if self.metrics:
                 self.metrics.errors.inc()
 

@@ -114,6 +114,18 @@ function runNote(open, source, status) {
   return [element("span", { class: "muted run" }, `${run} of ${needed} ${ends} ${needed}`)];
 }
 
+// What went wrong with the watch itself in the last hour (a file it could not score, alerts that
+// did not reach the webhook or the broker), newest first: the machine may be fine, but an alert
+// may not reach anyone. The section shows only while there is something to say.
+function drawProblems(problems) {
+  document.getElementById("problems-section").hidden = !problems.length;
+  document.getElementById("problems").replaceChildren(...problems.map((problem) => {
+    const item = element("li", { class: "problem", "data-kind": problem.kind });
+    item.append(element("time", {}, clock(problem.at)), problem.message);
+    return item;
+  }));
+}
+
 function drawSources(status) {
   const box = document.getElementById("sources");
   if (!status.sources.length) return;
@@ -205,6 +217,7 @@ async function refresh() {
       fetch("/api/status").then((r) => r.json()),
       fetch("/api/alerts").then((r) => r.json()),
     ]);
+    drawProblems(status.problems);
     drawSources(status);
     drawAlerts(alerts);
     document.getElementById("updated").textContent = `updated ${clock(status.now)}`;
