@@ -243,11 +243,8 @@ class Mqtt:
                 "pip install paho-mqtt)"
             ) from None
         where = mqtt_target(target)
-        self.topic, self.address, self.capacity = (
-            where.topic,
-            f"{where.host}:{where.port}",
-            capacity,
-        )
+        self.topic, self.capacity = where.topic, capacity
+        self.address = f"{where.host}:{where.port}"  # what its lines name: never the login
         self.on_failure = on_failure or (lambda reason, event: None)
         self.failures = 0
         # Events published and not yet acknowledged, by message id; ids acknowledged before
@@ -327,7 +324,7 @@ class Mqtt:
 
 
 #: Where ``--mqtt``'s password is read when its URL names a user and no password.
-ENV_PASSWORD = "AETK_MQTT_PASSWORD"
+ENV_MQTT_PASSWORD = "AETK_MQTT_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -371,7 +368,9 @@ def mqtt_target(target: str) -> MqttTarget:
         )
     password = None
     if username:  # a URL's password is percent-encoded; the environment's is as it is
-        password = urllib.parse.unquote(written) if has_password else os.environ.get(ENV_PASSWORD)
+        password = (
+            urllib.parse.unquote(written) if has_password else os.environ.get(ENV_MQTT_PASSWORD)
+        )
     tls = scheme == "mqtts"
     port_number = int(port or (8883 if tls else 1883))
     return MqttTarget(
