@@ -4,7 +4,7 @@ it starts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +47,28 @@ def describe_score(event: dict[str, Any], source: str) -> str:
 
 
 def describe_event(event: dict[str, Any], source: str) -> str:
-    """Any other event in one line (its name, for an event of a kind this does not know)."""
+    """Any other event in one line (its name, for an event of a kind this does not know). Only
+    its own kind's line is worked out: another kind's may need fields this event lacks."""
     name, threshold = event["event"], event.get("threshold")
     raised_by = f", {describe_view(event['view'])}" if event.get("view") else ""
-    said = {
-        "anomaly_start": f"anomaly started at {where(event, source)} "
-        f"(score {event.get('score', 0):.4g}{raised_by})",
-        "anomaly_end": f"anomaly ended at {where(event, source)}",
-        "error": f"error {event['source']}: {event.get('error')}",
-        "recorded": f"recorded {event.get('path')}",
-        "webhook_failed": f"webhook failed: {event.get('error')}",
-        "mqtt_failed": f"mqtt failed: {event.get('error')}",
-        "detector_reloaded": f"judging with the detector refitted in {event.get('path')}"
-        + (f" (threshold {threshold:.4g})" if threshold is not None else "")
-        + (f", in windows of {event['window']:g} s" if event.get("window") else ""),
+    said: dict[str, Callable[[], str]] = {
+        "anomaly_start": lambda: (
+            f"anomaly started at {where(event, source)} "
+            f"(score {event.get('score', 0):.4g}{raised_by})"
+        ),
+        "anomaly_end": lambda: f"anomaly ended at {where(event, source)}",
+        "error": lambda: f"error {event['source']}: {event.get('error')}",
+        "recorded": lambda: f"recorded {event.get('path')}",
+        "webhook_failed": lambda: f"webhook failed: {event.get('error')}",
+        "mqtt_failed": lambda: f"mqtt failed: {event.get('error')}",
+        "detector_reloaded": lambda: (
+            f"judging with the detector refitted in {event.get('path')}"
+            + (f" (threshold {threshold:.4g})" if threshold is not None else "")
+            + (f", in windows of {event['window']:g} s" if event.get("window") else "")
+        ),
     }
-    return said.get(name, name)
+    line = said.get(name)
+    return line() if line else name
 
 
 def window_warnings(
