@@ -122,10 +122,11 @@ def _watch_parser(commands: Any) -> None:
         "--cooldown", type=_within(float, 0), default=0.0, help="seconds between two alerts"
     )
     _watch_outputs(watch)
+    _watch_inputs(watch)
 
 
 def _watch_outputs(watch: argparse.ArgumentParser) -> None:
-    """``watch``'s options for where events go, the stream's format and the folder's polling."""
+    """``watch``'s options for where events go."""
     watch.add_argument("--record", type=Path, help="keep the audio around each alert here, as WAV")
     watch.add_argument(
         "--pre", type=_within(float, 0), default=2.0, help="seconds recorded before an alert"
@@ -155,6 +156,11 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
         help="publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "
         "mqtts://USER@HOST/TOPIC (mqtts: TLS; the password in AETK_MQTT_PASSWORD; needs paho-mqtt)",
     )
+
+
+def _watch_inputs(watch: argparse.ArgumentParser) -> None:
+    """``watch``'s options for what it reads: the stream's format, the folder's polling, and
+    the state kept across restarts."""
     watch.add_argument("--state", type=Path, help="remember scored files here, across restarts")
     watch.add_argument(
         "--rate",
