@@ -144,6 +144,16 @@ def until(condition, seconds: float = 10.0) -> bool:
     return True
 
 
+def publish(target: str, event: dict, timeout: float) -> list[tuple[str, dict]]:
+    """``event`` published to ``target`` by a sender closed after at most ``timeout`` seconds;
+    the failures it told."""
+    failed: list[tuple[str, dict]] = []
+    sender = Mqtt(target, on_failure=lambda *f: failed.append(f))
+    sender.send(event)
+    sender.close(timeout=timeout)
+    return failed
+
+
 def test_a_watch_publishes_each_alert_to_the_broker(watched, broker):
     _, path = watched
     server = broker()
@@ -212,15 +222,11 @@ def test_a_broker_that_wants_a_login_gets_the_targets_or_the_environments(broker
     server = broker(login=("plant", "s3cret/@"))
     port = server.server_address[1]
     monkeypatch.setenv("AETK_MQTT_PASSWORD", "s3cret/@")
-    failed: list[tuple[str, dict]] = []
     for target in (
         f"mqtt://plant:s3cret%2F%40@127.0.0.1:{port}/alerts",
         f"mqtt://plant@127.0.0.1:{port}/alerts",  # the password from the environment
     ):
-        sender = Mqtt(target, on_failure=lambda *f: failed.append(f))
-        sender.send({"event": "anomaly_start", "target": target})
-        sender.close(timeout=5)
-    assert failed == []
+        assert publish(target, {"event": "anomaly_start", "target": target}, timeout=5) == []
     assert [payload["target"] for _, payload in server.received] == [
         f"mqtt://plant:s3cret%2F%40@127.0.0.1:{port}/alerts",
         f"mqtt://plant@127.0.0.1:{port}/alerts",
@@ -229,13 +235,8 @@ def test_a_broker_that_wants_a_login_gets_the_targets_or_the_environments(broker
 
 def test_a_login_the_broker_refuses_is_said_without_the_password(broker):
     server = broker(login=("plant", "right"))
-    failed: list[tuple[str, dict]] = []
-    sender = Mqtt(
-        f"mqtt://plant:wrong@127.0.0.1:{server.server_address[1]}/alerts",
-        on_failure=lambda *f: failed.append(f),
-    )
-    sender.send({"event": "anomaly_start"})
-    sender.close(timeout=1)
+    target = f"mqtt://plant:wrong@127.0.0.1:{server.server_address[1]}/alerts"
+    failed = publish(target, {"event": "anomaly_start"}, timeout=1)
     assert server.received == []
     reasons = [reason for reason, _ in failed]
     assert any("Not authorized" in reason for reason in reasons)
@@ -261,14 +262,9 @@ def test_mqtts_publishes_over_tls_to_a_broker_the_system_trusts(broker, tmp_path
     context.load_cert_chain(certificate, key)
     server = broker(tls=context)
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # the system's authorities, here
-    failed: list[tuple[str, dict]] = []
-    sender = Mqtt(
-        f"mqtts://127.0.0.1:{server.server_address[1]}/alerts",
-        on_failure=lambda *f: failed.append(f),
-    )
-    sender.send({"event": "anomaly_start"})
-    sender.close(timeout=5)
-    assert failed == [] and server.received == [("alerts", {"event": "anomaly_start"})]
+    target = f"mqtts://127.0.0.1:{server.server_address[1]}/alerts"
+    assert publish(target, {"event": "anomaly_start"}, timeout=5) == []
+    assert server.received == [("alerts", {"event": "anomaly_start"})]
 
 
 @pytest.mark.parametrize(
