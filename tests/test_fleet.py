@@ -404,6 +404,8 @@ def test_a_watched_folder_judges_each_file_by_its_machine(fitted_fleet, fleet_fo
 
     scored = [e for e in events if e["event"] == "scored"]
     assert len(scored) == copied
+    for machine in {e["machine"] for e in scored}:  # each machine's own "last heard"
+        assert f'aetk_last_scored_timestamp_seconds{{machine="{machine}"}}' in metrics
     for event in scored:
         machine = Path(event["source"]).parent.name
         assert event["machine"] == machine

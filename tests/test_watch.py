@@ -136,6 +136,12 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
             time.sleep(0.3)
         assert "aetk_files_scored_total 3.0" in metrics
         assert "aetk_threshold" in metrics and "aetk_last_score" in metrics
+        (scored_at,) = [
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("aetk_last_scored_timestamp_seconds ")
+        ]
+        assert time.time() - 30 < scored_at <= time.time()  # when the last file was scored
         assert 'aetk_recording_warnings_total{name="dropout"} 1.0' in metrics
     finally:
         process.send_signal(signal.SIGTERM)

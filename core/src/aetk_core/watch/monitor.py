@@ -366,6 +366,7 @@ class Monitor:
         )
         if self.metrics:
             self.metrics.gauge("score", judge.machine).set(score)
+            self.metrics.gauge("scored_at", judge.machine).set_to_current_time()
             self.metrics.lag.set(lag)
             for warning in warnings or []:
                 self.metrics.recording_warnings.labels(warning["name"]).inc()

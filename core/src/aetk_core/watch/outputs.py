@@ -56,6 +56,14 @@ class Metrics:
         labels = ["machine"] if per_machine else []
         self.score = prometheus.Gauge("aetk_last_score", "Last score", labels, registry=registry)
         self.threshold = prometheus.Gauge("aetk_threshold", "Threshold", labels, registry=registry)
+        # A watch alive but scoring nothing (a dead microphone, a folder no file reaches) shows
+        # in no other metric: a rule on time() less this one finds it.
+        self.scored_at = prometheus.Gauge(
+            "aetk_last_scored_timestamp_seconds",
+            "When the last window or file was scored (Unix time)",
+            labels,
+            registry=registry,
+        )
         self.lag = prometheus.Gauge(
             "aetk_lag_seconds", "How far scoring runs behind real time", registry=registry
         )
@@ -71,8 +79,8 @@ class Metrics:
             ) from None
 
     def gauge(self, name: str, machine: str | None) -> Any:
-        """The gauge ``name`` (``score``, ``threshold`` or ``anomalous``) of ``machine``: its
-        own when watching a fleet, else the one gauge."""
+        """The gauge ``name`` (``score``, ``scored_at``, ``threshold`` or ``anomalous``) of
+        ``machine``: its own when watching a fleet, else the one gauge."""
         gauge = getattr(self, name)
         return gauge.labels(machine) if self.per_machine else gauge
 
