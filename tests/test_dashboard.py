@@ -473,3 +473,30 @@ def test_alerts_that_do_not_reach_the_webhook_are_said_on_the_page(watched, tmp_
         if driver is not None:
             driver.quit()
         monitor.close()
+
+
+def test_a_last_score_long_ago_is_said_with_its_age_in_chromium(tmp_path, monkeypatch):
+    """A dead microphone leaves its last score and "normal" standing: the page says how old
+    that score is once it is a minute old."""
+    driver, reason = browser(tmp_path)
+    if driver is None:
+        pytest.skip(f"browser check skipped: {reason}")
+    board = Dashboard(("127.0.0.1", 0), "mic", 1.0, lambda *drawn: None, [])
+    read = (
+        "const head = document.querySelector('.source-head'); return head ? head.textContent : '';"
+    )
+    try:
+        scored(board, 0.5)
+        driver.get(board.url)
+        fresh = wait_for(lambda: driver.execute_script(read))
+        assert "normal" in fresh and "ago" not in fresh
+        real = time.time
+        monkeypatch.setattr(dashboards.time, "time", lambda: real() - 12 * 60)
+        scored(board, 0.5)  # the last score, twelve minutes ago
+        monkeypatch.setattr(dashboards.time, "time", real)
+        assert "last score 12 min ago" in wait_for(
+            lambda: "ago" in (line := driver.execute_script(read)) and line
+        )
+    finally:
+        driver.quit()
+        board.close()

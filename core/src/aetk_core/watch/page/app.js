@@ -16,6 +16,21 @@ function clock(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString();
 }
 
+// How long ago, in words a glance reads: "40 s", "12 min", "3 h", "2 days".
+function ago(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+// The last score's age, once it is old enough to matter: a microphone that died, or a folder no
+// file reaches any more, leaves its last score standing and "normal" beside it.
+function staleness(last, now) {
+  if (!last || now - last.at < 60) return [];
+  return [element("span", { class: "stale" }, `last score ${ago(now - last.at)} ago`)];
+}
+
 function label(svg, x, y, text, anchor, kind = "axis") {
   const node = document.createElementNS(SVG, "text");
   node.setAttribute("x", x);
@@ -141,7 +156,7 @@ function drawSources(status) {
       element("span", {}, source.last ? `score ${source.last.score.toPrecision(4)}` : ""),
       element("span", { class: "muted" }, `threshold ${source.threshold.toPrecision(4)}`),
     );
-    head.append(...runNote(open, source, status));
+    head.append(...runNote(open, source, status), ...staleness(source.last, status.now));
     const warned = recording(source.last && source.last.warnings);
     // A threshold from too few normal recordings holds no false-alarm rate: said where it shows.
     const noted = source.threshold_note
