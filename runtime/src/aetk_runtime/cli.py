@@ -148,11 +148,13 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
     )
     watch.add_argument(
         "--webhook",
+        metavar="URL",
         help="POST start/end events to this URL (a login as USER:PASSWORD@ in it, or a bearer "
         "token in AETK_WEBHOOK_TOKEN)",
     )
     watch.add_argument(
         "--mqtt",
+        metavar="TARGET",
         help="publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "
         "mqtts://USER@HOST/TOPIC (mqtts: TLS; the password in AETK_MQTT_PASSWORD; needs paho-mqtt)",
     )
