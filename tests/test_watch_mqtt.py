@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import socketserver
 import ssl
 import subprocess
@@ -285,3 +286,29 @@ def test_mqtts_publishes_over_tls_to_a_broker_the_system_trusts(broker, tmp_path
 def test_a_target_that_is_no_mqtt_address_is_one_clear_error(target, said):
     with pytest.raises(ConfigError, match=re.escape(said)):
         Mqtt(target)
+
+
+def test_a_broker_down_from_the_start_is_said_on_the_live_page(watched):
+    detector, _ = watched
+    options = WatchOptions(mqtt=f"127.0.0.1:{free_port()}/alerts", dashboard=str(free_port()))
+    monitor = Monitor(detector, "-", options, lambda event: None)
+    try:
+        assert until(lambda: monitor.dashboard.status()["problems"])
+        (problem,) = monitor.dashboard.status()["problems"]
+        assert problem["kind"] == "mqtt_failed" and "cannot publish" in problem["message"]
+    finally:
+        monitor.close()
+
+
+def test_a_target_refused_after_the_page_started_takes_the_page_down_with_it(watched):
+    detector, _ = watched
+    port = free_port()
+    with pytest.raises(ConfigError, match="is not a port"):
+        Monitor(
+            detector,
+            "-",
+            WatchOptions(mqtt="127.0.0.1:x/alerts", dashboard=str(port)),
+            lambda event: None,
+        )
+    with socket.socket() as again:  # the page's port is free again
+        again.bind(("127.0.0.1", port))

@@ -122,19 +122,14 @@ class Monitor:
         if self.metrics:
             for judge in self._every_judge():
                 self.metrics.gauge("anomalous", judge.machine).set(0)
-        self.senders: list[Webhook | Mqtt] = [
-            *(
-                [Webhook(options.webhook, on_failure=self._failed_to("webhook_failed"))]
-                if options.webhook
-                else []
-            ),
-            *(
-                [Mqtt(options.mqtt, on_failure=self._failed_to("mqtt_failed"))]
-                if options.mqtt
-                else []
-            ),
-        ]
+        # Before the senders: their threads may report a failure as soon as they start.
         self.dashboard = self.open_dashboard() if options.dashboard else None
+        try:
+            self.senders = self._senders()
+        except ConfigError:  # a target that is none: the page goes with the watch
+            if self.dashboard:
+                self.dashboard.close()
+            raise
         self._show_thresholds()
         self.stopping = False
         self.scored = 0
@@ -390,6 +385,17 @@ class Monitor:
         self.event("error", time, source, judge, error=reason)
         if self.metrics:
             self.metrics.errors.inc()
+
+    def _senders(self) -> list[Webhook | Mqtt]:
+        """The webhook and MQTT senders asked for, each telling its failures as an event."""
+        senders: list[Webhook | Mqtt] = []
+        if self.options.webhook:
+            senders.append(
+                Webhook(self.options.webhook, on_failure=self._failed_to("webhook_failed"))
+            )
+        if self.options.mqtt:
+            senders.append(Mqtt(self.options.mqtt, on_failure=self._failed_to("mqtt_failed")))
+        return senders
 
     def _failed_to(self, name: str) -> Callable[[str, dict[str, Any]], None]:
         """What a sender (the webhook, MQTT) calls, from its own thread, when it could not deliver
