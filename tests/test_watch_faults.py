@@ -22,6 +22,7 @@ import pytest
 import soundfile
 from aetk_core.watch.monitor import WatchOptions, _write_state
 from aetk_core.watch.outputs import Webhook
+from conftest import free_port
 from scipy.signal import resample_poly
 from test_watch import RATE, stream, watch, watch_folder, wav_bytes
 
@@ -188,6 +189,15 @@ def test_a_webhook_logs_in_from_its_url_or_the_environment_and_never_says_the_pa
     ]
     with pytest.raises(ConfigError, match=r"not 'http://plant:\*\*\*@127.0.0.1:x/alerts'"):
         Webhook("http://plant:s3cret@127.0.0.1:x/alerts")
+    nobody = free_port()
+    hook = Webhook(
+        f"http://plant:s3cret@127.0.0.1:{nobody}/alerts",
+        attempts=1,
+        on_failure=lambda *f: failed.append(f),
+    )
+    hook.send({"event": "anomaly_start"})
+    hook.close()
+    assert failed[-1][0].startswith(f"http://127.0.0.1:{nobody}/alerts: not delivered")
 
 
 def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):
