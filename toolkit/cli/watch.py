@@ -94,6 +94,14 @@ def watch_command(
     list_devices: Annotated[
         bool, typer.Option("--list-devices", help="List input devices and exit.")
     ] = False,
+    test_alert: Annotated[
+        bool,
+        typer.Option(
+            "--test-alert",
+            help="Send one test_alert event to the --webhook and --mqtt outputs, say whether "
+            "each took it, and exit (1 when one did not).",
+        ),
+    ] = False,
 ) -> None:
     """Score continuously: new files in a folder, or a live device or stream in windows.
 
@@ -148,12 +156,15 @@ def watch_command(
         dashboard=dashboard,
         detector_file=detector_path,
     )
-    _run(detector, source, settings, json_output, (rate, channels, raw))
+    _run(detector, source, settings, json_output, (rate, channels, raw), test_alert)
 
 
-def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None:
+def _run(
+    detector, source: str, settings, json_output: bool, raw: tuple, test_alert: bool = False
+) -> None:
     """Watch ``source`` until it ends or a signal stops it; ``raw``: the rate and channels asked
-    of a device, and the format of raw PCM on standard input (None: a WAV stream)."""
+    of a device, and the format of raw PCM on standard input (None: a WAV stream). With
+    ``test_alert``, only test the outputs (:func:`_test_outputs`)."""
     from aetk_core.watch import sources
     from aetk_core.watch.monitor import stop_on_signals
 
@@ -164,6 +175,9 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
     rate, channels, form = raw
     view = _View(json_output, source)
     monitor = Monitor(detector, source, settings, view.show, None if json_output else view.say)
+    if test_alert:
+        _test_outputs(monitor, view)
+        return
     if monitor.dashboard is not None:
         console.stderr.print(f"Dashboard: {monitor.dashboard.url}", highlight=False)
     plugin_source = get_host().watch_source(source)
@@ -187,6 +201,19 @@ def _run(detector, source: str, settings, json_output: bool, raw: tuple) -> None
         view.close()
 
 
+def _test_outputs(monitor, view) -> None:
+    """``--test-alert``: one test event to every output, then exit 1 when one did not take it."""
+    try:
+        missed = monitor.send_test_alert()
+    finally:
+        monitor.close()
+        view.close()
+    if missed:
+        console.error(f"the test alert did not reach: {', '.join(missed)}")
+        raise typer.Exit(1)
+    console.stderr.print("the test alert reached every output", highlight=False)
+
+
 #: How the lines of alerts and failures stand out on a terminal.
 _STYLES = {
     "anomaly_start": "bold red",
@@ -194,6 +221,7 @@ _STYLES = {
     "error": "yellow",
     "webhook_failed": "yellow",
     "mqtt_failed": "yellow",
+    "test_alert": "bold",
 }
 
 

@@ -153,6 +153,12 @@ def _watch_outputs(watch: argparse.ArgumentParser) -> None:
         "token in AETK_WEBHOOK_TOKEN)",
     )
     watch.add_argument(
+        "--test-alert",
+        action="store_true",
+        help="send one test_alert event to the --webhook and --mqtt outputs, say whether each "
+        "took it, and exit (1 when one did not)",
+    )
+    watch.add_argument(
         "--mqtt",
         metavar="TARGET",
         help="publish alerts to an MQTT broker: HOST[:PORT]/TOPIC, or a URL such as "
@@ -409,6 +415,8 @@ def watch(arguments: argparse.Namespace) -> int:
     )
     said = None if arguments.json else (lambda line: print(line, file=sys.stderr, flush=True))
     monitor = Monitor(detector, source, settings, _show_event(arguments.json, source), said)
+    if arguments.test_alert:
+        return _test_outputs(monitor)
     if monitor.dashboard is not None:
         print(f"Dashboard: {monitor.dashboard.url}", file=sys.stderr, flush=True)
     try:
@@ -416,6 +424,19 @@ def watch(arguments: argparse.Namespace) -> int:
             _listen(monitor, arguments, raw, is_folder)
     finally:
         monitor.close()
+    return EXIT_OK
+
+
+def _test_outputs(monitor: Any) -> int:
+    """``--test-alert``: one test event to every output; exit 1 when one did not take it."""
+    try:
+        missed = monitor.send_test_alert()
+    finally:
+        monitor.close()
+    if missed:
+        error(f"the test alert did not reach: {', '.join(missed)}")
+        return EXIT_FAILED
+    print("the test alert reached every output", file=sys.stderr, flush=True)
     return EXIT_OK
 
 

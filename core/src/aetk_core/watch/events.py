@@ -61,6 +61,7 @@ def describe_event(event: dict[str, Any], source: str) -> str:
         "recorded": lambda: f"recorded {event.get('path')}",
         "webhook_failed": lambda: f"webhook failed: {event.get('error')}",
         "mqtt_failed": lambda: f"mqtt failed: {event.get('error')}",
+        "test_alert": lambda: "test alert sent to the outputs",
         "detector_reloaded": lambda: (
             f"judging with the detector refitted in {event.get('path')}"
             + (f" (threshold {threshold:.4g})" if threshold is not None else "")

@@ -122,6 +122,8 @@ class Monitor:
         if self.metrics:
             for judge in self._every_judge():
                 self.metrics.gauge("anomalous", judge.machine).set(0)
+        #: The outputs (``webhook``, ``mqtt``) and names of the events they did not deliver.
+        self.undelivered: list[tuple[str, str | None]] = []
         # Before the senders: their threads may report a failure as soon as they start.
         self.dashboard = self.open_dashboard() if options.dashboard else None
         try:
@@ -414,12 +416,30 @@ class Monitor:
                 "undelivered": event.get("event"),
             }
             self.emit(said)
+            if event:  # not an outage: an event lost
+                self.undelivered.append((name.removesuffix("_failed"), event.get("event")))
             if self.dashboard:
                 self.dashboard.record(said)
             if self.metrics:
                 self.metrics.errors.inc()
 
         return failed
+
+    def send_test_alert(self) -> list[str]:
+        """A ``test_alert`` event said and sent to every webhook and MQTT output, which are then
+        closed, each given the time a stopping watch gives it to deliver: the outputs that did
+        not take it (each such failure also said as any is, ``webhook_failed`` or
+        ``mqtt_failed``). For checking the outputs when a watch is set up, with no anomaly to
+        wait for."""
+        if not self.senders:
+            raise ConfigError("--test-alert needs --webhook or --mqtt: there is no output to test")
+        event = self.event("test_alert", None)
+        senders, self.senders = self.senders, []
+        for sender in senders:
+            sender.send(event)
+        for sender in senders:
+            sender.close()
+        return sorted({output for output, name in self.undelivered if name == "test_alert"})
 
     def close(self) -> None:
         if self.dashboard:
