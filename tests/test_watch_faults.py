@@ -151,6 +151,15 @@ class Recording(BaseHTTPRequestHandler):
         pass
 
 
+def post_once(url: str, event: dict) -> list[tuple[str, dict]]:
+    """``event`` sent by a webhook of one attempt, closed at once; the failures it told."""
+    failed: list[tuple[str, dict]] = []
+    hook = Webhook(url, attempts=1, on_failure=lambda *f: failed.append(f))
+    hook.send(event)
+    hook.close()
+    return failed
+
+
 def test_a_webhook_logs_in_from_its_url_or_the_environment_and_never_says_the_password(
     monkeypatch,
 ):
@@ -158,24 +167,14 @@ def test_a_webhook_logs_in_from_its_url_or_the_environment_and_never_says_the_pa
     server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    failed: list[tuple[str, dict]] = []
     try:
         # urllib takes USER:PASSWORD@ for part of the host name: every alert had failed.
-        hook = Webhook(f"http://plant:s%40cret@127.0.0.1:{port}/alerts", attempts=1)
-        hook.send({"event": "anomaly_start"})
-        hook.close()
+        url = f"http://plant:s%40cret@127.0.0.1:{port}/alerts"
+        assert post_once(url, {"event": "anomaly_start"}) == []
         monkeypatch.setenv("AETK_WEBHOOK_TOKEN", "t0ken")
-        hook = Webhook(f"http://127.0.0.1:{port}/alerts", attempts=1)
-        hook.send({"event": "anomaly_end"})
-        hook.close()
+        assert post_once(f"http://127.0.0.1:{port}/alerts", {"event": "anomaly_end"}) == []
         monkeypatch.delenv("AETK_WEBHOOK_TOKEN")
-        hook = Webhook(
-            f"http://127.0.0.1:{port}/alerts",
-            attempts=1,
-            on_failure=lambda *f: failed.append(f),
-        )
-        hook.send({"event": "anomaly_start"})
-        hook.close()
+        failed = post_once(f"http://127.0.0.1:{port}/alerts", {"event": "anomaly_start"})
     finally:
         server.shutdown()
     basic = "Basic " + base64.b64encode(b"plant:s@cret").decode()
@@ -190,14 +189,8 @@ def test_a_webhook_logs_in_from_its_url_or_the_environment_and_never_says_the_pa
     with pytest.raises(ConfigError, match=r"not 'http://plant:\*\*\*@127.0.0.1:x/alerts'"):
         Webhook("http://plant:s3cret@127.0.0.1:x/alerts")
     nobody = free_port()
-    hook = Webhook(
-        f"http://plant:s3cret@127.0.0.1:{nobody}/alerts",
-        attempts=1,
-        on_failure=lambda *f: failed.append(f),
-    )
-    hook.send({"event": "anomaly_start"})
-    hook.close()
-    assert failed[-1][0].startswith(f"http://127.0.0.1:{nobody}/alerts: not delivered")
+    ((reason, _),) = post_once(f"http://plant:s3cret@127.0.0.1:{nobody}/alerts", {"event": "x"})
+    assert reason.startswith(f"http://127.0.0.1:{nobody}/alerts: not delivered")
 
 
 def test_the_watch_stream_says_when_the_webhook_fails(watched, failing_server, monkeypatch):
