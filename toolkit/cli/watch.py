@@ -203,15 +203,17 @@ def _run(
 
 def _test_outputs(monitor, view) -> None:
     """``--test-alert``: one test event to every output, then exit 1 when one did not take it."""
+    from aetk_core.watch.events import describe_test_alert
+
     try:
         missed = monitor.send_test_alert()
     finally:
         monitor.close()
         view.close()
     if missed:
-        console.error(f"the test alert did not reach: {', '.join(missed)}")
+        console.error(describe_test_alert(missed))
         raise typer.Exit(1)
-    console.stderr.print("the test alert reached every output", highlight=False)
+    console.stderr.print(describe_test_alert(missed), highlight=False)
 
 
 #: How the lines of alerts and failures stand out on a terminal.

@@ -429,14 +429,16 @@ def watch(arguments: argparse.Namespace) -> int:
 
 def _test_outputs(monitor: Any) -> int:
     """``--test-alert``: one test event to every output; exit 1 when one did not take it."""
+    from aetk_core.watch.events import describe_test_alert
+
     try:
         missed = monitor.send_test_alert()
     finally:
         monitor.close()
     if missed:
-        error(f"the test alert did not reach: {', '.join(missed)}")
+        error(describe_test_alert(missed))
         return EXIT_FAILED
-    print("the test alert reached every output", file=sys.stderr, flush=True)
+    print(describe_test_alert(missed), file=sys.stderr, flush=True)
     return EXIT_OK
 
 

@@ -72,6 +72,13 @@ def describe_event(event: dict[str, Any], source: str) -> str:
     return line() if line else name
 
 
+def describe_test_alert(missed: Sequence[str]) -> str:
+    """What ``--test-alert`` found, in one line: the outputs that did not take it, if any."""
+    if missed:
+        return f"the test alert did not reach: {', '.join(missed)}"
+    return "the test alert reached every output"
+
+
 def window_warnings(
     window: float | None, hop: float | None, clip_seconds: float | None
 ) -> list[str]:

@@ -122,8 +122,8 @@ class Monitor:
         if self.metrics:
             for judge in self._every_judge():
                 self.metrics.gauge("anomalous", judge.machine).set(0)
-        #: The outputs (``webhook``, ``mqtt``) and names of the events they did not deliver.
-        self.undelivered: list[tuple[str, str | None]] = []
+        #: The outputs (``webhook``, ``mqtt``) that did not deliver a test alert.
+        self.missed_test_alert: set[str] = set()
         # Before the senders: their threads may report a failure as soon as they start.
         self.dashboard = self.open_dashboard() if options.dashboard else None
         try:
@@ -416,8 +416,8 @@ class Monitor:
                 "undelivered": event.get("event"),
             }
             self.emit(said)
-            if event:  # not an outage: an event lost
-                self.undelivered.append((name.removesuffix("_failed"), event.get("event")))
+            if event.get("event") == "test_alert":
+                self.missed_test_alert.add(name.removesuffix("_failed"))
             if self.dashboard:
                 self.dashboard.record(said)
             if self.metrics:
@@ -439,7 +439,7 @@ class Monitor:
             sender.send(event)
         for sender in senders:
             sender.close()
-        return sorted({output for output, name in self.undelivered if name == "test_alert"})
+        return sorted(self.missed_test_alert)
 
     def close(self) -> None:
         if self.dashboard:

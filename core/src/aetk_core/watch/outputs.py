@@ -113,7 +113,6 @@ class Webhook:
         self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
         self.capacity = capacity
         self.on_failure = on_failure or (lambda reason, event: None)
-        self.failures = 0
         # What waits, what is being sent, whether the sender is reporting a failure, and
         # whether the watch is stopping or has given up waiting for the sender: all under one
         # lock, so that an event is taken and marked as being sent at once, and each
@@ -193,7 +192,6 @@ class Webhook:
         return f"not delivered after {self.attempts} attempts ({reason})"
 
     def _failed(self, reason: str, event: dict[str, Any]) -> None:
-        self.failures += 1
         self.on_failure(f"{self.url}: {reason}", event)
 
 
@@ -254,7 +252,6 @@ class Mqtt:
         self.topic, self.capacity = where.topic, capacity
         self.address = f"{where.host}:{where.port}"  # what its lines name: never the login
         self.on_failure = on_failure or (lambda reason, event: None)
-        self.failures = 0
         # Events published and not yet acknowledged, by message id; ids acknowledged before
         # publish() returned them (paho's thread can answer first); whether an outage was said.
         self.acknowledgement = threading.Condition()
@@ -327,7 +324,6 @@ class Mqtt:
             self._failed(f"cannot publish to the broker ({why}): events wait for it", {})
 
     def _failed(self, reason: str, event: dict[str, Any]) -> None:
-        self.failures += 1
         self.on_failure(f"{self.address}: {reason}", event)
 
 
