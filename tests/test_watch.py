@@ -39,6 +39,13 @@ def stream(seconds_normal: float, fault: np.ndarray | None, after: float, seed: 
     return np.concatenate(parts)
 
 
+def bearing_stream(seed: int = 1) -> np.ndarray:
+    """Ten seconds of the normal hum, three of a bearing fault drawn with ``seed``, seven of the
+    hum: the fault a watch must raise one alert for, from 10 to 13 s."""
+    fault = synth.anomalous_clip(np.random.default_rng(seed), "bearing", 3.0, severity=3.0)
+    return stream(10, fault, 7)
+
+
 def wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, RATE, format="WAV", subtype="PCM_16")
@@ -62,9 +69,7 @@ def alerts(events: list[dict]) -> list[tuple[str, float]]:
 
 def test_a_stream_with_a_fault_raises_one_alert_at_the_fault(watched):
     detector, path = watched
-    rng = np.random.default_rng(1)
-    fault = synth.anomalous_clip(rng, "bearing", 3.0, severity=3.0)
-    events = watch("-", "-d", path, "--confirm", "2", input=wav_bytes(stream(10, fault, 7)))
+    events = watch("-", "-d", path, "--confirm", "2", input=wav_bytes(bearing_stream()))
     scored = [e for e in events if e["event"] == "scored"]
     hop = scored[1]["time"] - scored[0]["time"]
     (start, end) = alerts(events)
@@ -95,8 +100,7 @@ def test_a_single_window_click_raises_no_alert_and_its_score_names_the_moment(wa
 
 def test_raw_pcm_on_stdin_and_recordings_of_the_alert(watched, tmp_path):
     _, path = watched
-    fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 3.0, severity=3.0)
-    samples = stream(10, fault, 7)
+    samples = bearing_stream(seed=2)
     raw = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
     record = tmp_path / "record"
     events = watch(
@@ -289,14 +293,13 @@ def test_a_webhook_gets_the_alerts_after_retries(watched):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
         events = watch(
             "-",
             "-d",
             path,
             "--webhook",
             f"http://127.0.0.1:{server.server_address[1]}/alerts",
-            input=wav_bytes(stream(10, fault, 7)),
+            input=wav_bytes(bearing_stream()),
         )
     finally:
         server.shutdown()
@@ -309,8 +312,7 @@ def test_a_live_device_through_sounddevice_replaced_at_its_boundary(watched, cli
     import fake_sounddevice
 
     _, path = watched
-    fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
-    device = fake_sounddevice.playing(stream(10, fault, 7), RATE)
+    device = fake_sounddevice.playing(bearing_stream(), RATE)
     monkeypatch.setitem(sys.modules, "sounddevice", device)
     result = cli("watch", "mic:0", "-d", path, "--json")
     assert result.code == 0, result.stderr

@@ -24,7 +24,7 @@ from aetk_core.watch.monitor import WatchOptions, _write_state
 from aetk_core.watch.outputs import Webhook
 from conftest import free_port
 from scipy.signal import resample_poly
-from test_watch import RATE, stream, watch, watch_folder, wav_bytes
+from test_watch import RATE, bearing_stream, stream, watch, watch_folder, wav_bytes
 
 from aetk import synth
 from aetk.errors import ConfigError
@@ -425,8 +425,7 @@ def test_an_alerts_recording_that_cannot_be_written_is_an_error_event_and_the_wa
     from aetk_core.watch.sources import StreamFormat
 
     detector, _ = watched
-    fault = synth.anomalous_clip(np.random.default_rng(2), "bearing", 3.0, severity=3.0)
-    samples = stream(10, fault, 7).astype(np.float32)
+    samples = bearing_stream(seed=2).astype(np.float32)
 
     def full(path):
         raise OSError(errno.ENOSPC, "No space left on device")

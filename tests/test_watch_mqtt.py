@@ -17,14 +17,12 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
-import numpy as np
 import pytest
 from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.outputs import Mqtt
 from conftest import free_port
-from test_watch import stream, watch, wav_bytes
+from test_watch import bearing_stream, watch, wav_bytes
 
-from aetk import synth
 from aetk.errors import ConfigError
 from aetk.watch.monitor import Monitor
 
@@ -160,7 +158,6 @@ def publish(target: str, event: dict, timeout: float) -> list[tuple[str, dict]]:
 def test_a_watch_publishes_each_alert_to_the_broker(watched, broker):
     _, path = watched
     server = broker()
-    fault = synth.anomalous_clip(np.random.default_rng(1), "bearing", 3.0, severity=3.0)
     events = watch(
         "-",
         "-d",
@@ -169,7 +166,7 @@ def test_a_watch_publishes_each_alert_to_the_broker(watched, broker):
         "2",
         "--mqtt",
         f"127.0.0.1:{server.server_address[1]}/plant/line-1",
-        input=wav_bytes(stream(10, fault, 7)),
+        input=wav_bytes(bearing_stream()),
     )
     alerts = [e for e in events if e["event"] in ("anomaly_start", "anomaly_end")]
     assert [e["event"] for e in alerts] == ["anomaly_start", "anomaly_end"]
