@@ -106,6 +106,18 @@ def runtime_python(tmp_path_factory) -> Path:
     return python
 
 
+def runtime_score(runtime_python: Path, paths: list, detector: Path, *options: str):
+    """``aetk-runtime score PATHS -d DETECTOR --json OPTIONS`` in the runtime's environment
+    (``DETECTOR``: an exported file, or the folder of a fleet's)."""
+    script = str(Path(runtime_python).parent / "aetk-runtime")
+    return subprocess.run(
+        [script, "score", *map(str, paths), "-d", str(detector), "--json", *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture(scope="session")
 def fleet_folders(tmp_path_factory) -> Path:
     """Three machines, each its own synthetic sound (another pitch and harmonics, another seed),

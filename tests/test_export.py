@@ -15,7 +15,7 @@ import soundfile
 from aetk_core import processes
 from aetk_core.results import ScoreResult
 from aetk_core.results import table as results_table
-from conftest import make_distribution
+from conftest import make_distribution, runtime_score
 
 import aetk
 from aetk import synth
@@ -185,17 +185,6 @@ def test_cli_export_refuses_what_it_should_not_overwrite(cli, exported, tmp_path
     out = tmp_path / "d.onnx"
     assert cli("export", detector_path, "-o", out).code == 0
     assert cli("export", detector_path, "-o", out).code == 0  # its own kind: replaced
-
-
-def runtime_score(runtime_python: Path, paths: list[str], onnx_path: Path):
-    """``aetk-runtime score PATHS -d ONNX --json`` in the runtime's environment."""
-    script = str(Path(runtime_python).parent / "aetk-runtime")
-    return subprocess.run(
-        [script, "score", *paths, "-d", str(onnx_path), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_the_runtime_environment_has_no_torch(runtime_python):

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from aetk_core.machines import dcase_row, machine_rows
 from conftest import FLEET_MACHINES as MACHINES
-from conftest import browser, free_port, write_uneven_fleet
+from conftest import browser, free_port, runtime_score, write_uneven_fleet
 
 import aetk
 from aetk import synth
@@ -741,23 +741,11 @@ def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
     wrote: each recording routed to its machine's file as the fleet routes it (by default as it
     was fitted: folders), the rows aetk score gives, in the same order."""
     pytest.importorskip("onnx", reason="aetk export needs onnx: pip install 'aetk[export]'")
-    import subprocess
-
     _, path = fitted_fleet
     models = tmp_path / "models"
     assert cli("export", path, "-o", models).code == 0
     test = fleet_folders / "test"
-    script = str(Path(runtime_python).parent / "aetk-runtime")
-
-    def runtime(*arguments):
-        return subprocess.run(
-            [script, "score", *map(str, arguments), "-d", str(models), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    ran = runtime(test)
+    ran = runtime_score(runtime_python, [test], models)
     assert ran.returncode == 0, ran.stderr
     rows = [json.loads(line) for line in ran.stdout.splitlines()]
     scored = cli("score", test, "-d", path, "--json")
@@ -776,18 +764,19 @@ def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
         if abs(theirs["score"] - theirs["threshold"]) > 1e-3 * abs(theirs["threshold"]):
             assert mine["anomalous"] == theirs["anomalous"]
 
-    one = runtime(test / "pump-01", "--machine", "pump-01")
+    one = runtime_score(runtime_python, [test / "pump-01"], models, "--machine", "pump-01")
     assert one.returncode == 0, one.stderr
     assert {json.loads(line)["machine"] for line in one.stdout.splitlines()} == {"pump-01"}
-    unknown = runtime(test, "--machine", "pump-99")
+    unknown = runtime_score(runtime_python, [test], models, "--machine", "pump-99")
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert unknown.stderr.strip().splitlines() == [
         f"error: unknown machine 'pump-99': {models} holds {', '.join(sorted(MACHINES))}"
     ]
-    unnamed = runtime(test, "--machines", "dcase")  # synthetic names say no section or ID
+    # The synthetic names say no section or ID.
+    unnamed = runtime_score(runtime_python, [test], models, "--machines", "dcase")
     assert unnamed.returncode == 2 and "--machines dcase" in unnamed.stderr
     batch = unroutable_batch(fleet_folders, tmp_path / "batch")
-    mixed = runtime(batch, "--machines", "folders")
+    mixed = runtime_score(runtime_python, [batch], models, "--machines", "folders")
     assert mixed.returncode == 1  # as aetk score: the routable ones scored, the others errors
     theirs = cli("score", batch, "-d", path, "--json", "--machines", "folders").json_lines()
     mine = [json.loads(line) for line in mixed.stdout.splitlines()]
@@ -797,18 +786,11 @@ def test_the_runtime_scores_a_fleet_folder_as_aetk_scores_the_fleet(
     errors = {Path(r["path"]).name: r["error"] for r in mine if r["error"]}
     assert errors.keys() == {"x.wav", "loose.wav"}
     assert "unknown machine 'pump-99'" in errors["x.wav"]
-    single = subprocess.run(
-        [script, "score", str(test), "-d", str(models / "pump-01.onnx"), "--machine", "pump-01"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    single = runtime_score(runtime_python, [test], models / "pump-01.onnx", "--machine", "pump-01")
     assert single.returncode == 2 and "need a fleet's folder" in single.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    nothing = subprocess.run(
-        [script, "score", str(test), "-d", str(empty)], capture_output=True, text=True, timeout=300
-    )
+    nothing = runtime_score(runtime_python, [test], empty)
     assert nothing.returncode == 2
     assert nothing.stderr.startswith(f"error: {empty}: no exported detectors here")
 
