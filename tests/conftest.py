@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import venv
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,18 @@ class CliResult:
 
 #: The synthetic fleet's machines (``fleet_folders``).
 FLEET_MACHINES = ("fan-01", "pump-01", "pump-02")
+
+
+def wait_for(check, seconds: float = 60.0, every: float = 0.2):
+    """``check()``'s first true value, asked every ``every`` seconds; fails the test after
+    ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {seconds:g} s")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import soundfile
 from aetk_core.results import describe_view
 from aetk_core.watch import dashboard as dashboards
 from aetk_core.watch.dashboard import Dashboard, parse_address
-from conftest import browser, free_port
+from conftest import browser, free_port, wait_for
 
 from aetk import synth
 
@@ -35,16 +35,6 @@ def get(url: str, data: bytes | None = None, timeout: float = 10) -> tuple[int, 
             return response.status, response.headers["Content-Type"], response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], error.read()
-
-
-def wait_for(check, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture

@@ -375,9 +375,9 @@ def test_the_runtime_serves_the_live_page_with_its_pictures(exported, runtime_py
     """``aetk-runtime watch FOLDER --dashboard PORT``: the page and its API as aetk watch serves
     them, each alert with its audio and its spectrogram drawn without a plotting library; in
     Chromium, the alert and its picture show and nothing on the page fails."""
-    from conftest import browser, free_port
+    from conftest import browser, free_port, wait_for
     from PIL import Image
-    from test_dashboard import drop, get, wait_for
+    from test_dashboard import drop, get
 
     _, _, onnx_path = exported
     folder = tmp_path / "incoming"

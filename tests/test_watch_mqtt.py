@@ -20,7 +20,7 @@ from typing import ClassVar
 import pytest
 from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.outputs import Mqtt
-from conftest import free_port
+from conftest import free_port, wait_for
 from test_watch import bearing_stream, watch, wav_bytes
 
 from aetk.errors import ConfigError
@@ -136,15 +136,6 @@ def broker():
         server.server_close()
 
 
-def until(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def publish(target: str, event: dict, timeout: float) -> list[tuple[str, dict]]:
     """``event`` published to ``target`` by a sender closed after at most ``timeout`` seconds;
     the failures it told."""
@@ -179,13 +170,17 @@ def test_alerts_wait_out_a_broker_outage_and_the_outage_is_said_once(broker):
     port = free_port()
     failed: list[tuple[str, dict]] = []
     sender = Mqtt(f"127.0.0.1:{port}/alerts", on_failure=lambda *f: failed.append(f))
-    assert until(lambda: failed)  # nothing listens: said at the first refused connection
+    wait_for(
+        lambda: failed, 10, every=0.02
+    )  # nothing listens: said at the first refused connection
     started = time.perf_counter()
     for index in range(3):
         sender.send({"event": "anomaly_start", "n": index})
     assert time.perf_counter() - started < 0.5  # scoring never waits for the broker
     server = broker(port)
-    assert until(lambda: len(server.received) == 3)  # delivered, in order, once it is back
+    wait_for(
+        lambda: len(server.received) == 3, 10, every=0.02
+    )  # delivered, in order, once it is back
     sender.close(timeout=5)
     assert [payload["n"] for _, payload in server.received] == [0, 1, 2]
     assert len(failed) == 1 and "cannot publish to the broker" in failed[0][0]
@@ -292,7 +287,7 @@ def test_a_broker_down_from_the_start_is_said_on_the_live_page(watched):
     options = WatchOptions(mqtt=f"127.0.0.1:{free_port()}/alerts", dashboard=str(free_port()))
     monitor = Monitor(detector, "-", options, lambda event: None)
     try:
-        assert until(lambda: monitor.dashboard.status()["problems"])
+        wait_for(lambda: monitor.dashboard.status()["problems"], 10, every=0.02)
         (problem,) = monitor.dashboard.status()["problems"]
         assert problem["kind"] == "mqtt_failed" and "cannot publish" in problem["message"]
     finally:
