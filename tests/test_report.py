@@ -195,6 +195,38 @@ def test_report_on_silence_explains_the_whole_clip(cli, fitted, tmp_path):
     assert "<h3>silence.wav</h3>" in page
 
 
+def test_the_score_histogram_names_unlabelled_scores_recordings_not_normal(
+    cli, fitted, tmp_path, monkeypatch
+):
+    """A report of recordings without labels draws every score in one group: calling it
+    "normal" would contradict the verdicts beside it."""
+    from conftest import write_wav
+
+    from aetk.eval import plots
+
+    def legend(figure) -> list[str]:
+        return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+    unlabelled = plots.score_histogram([0.7, 1.3, 2.2], [], 1.0, "scores", labelled=False)
+    assert legend(unlabelled) == ["recordings (3)", "threshold 1"]
+    labelled = plots.score_histogram([0.7, 0.8], [2.2], 1.0, "scores")
+    assert legend(labelled) == ["normal (2)", "anomalous (1)", "threshold 1"]
+
+    drawn = []
+    real = plots.score_histogram
+
+    def spied(*arguments, **keywords):
+        figure = real(*arguments, **keywords)
+        drawn.append(legend(figure))
+        return figure
+
+    monkeypatch.setattr(plots, "score_histogram", spied)
+    for index in range(2):  # names that hold no label
+        write_wav(tmp_path / f"pump_{index}.wav", synth.normal_clip(np.random.default_rng(index)))
+    assert cli("report", tmp_path, "-d", fitted[1], "-o", tmp_path / "r.html").code == 0
+    assert [names[0] for names in drawn] == ["recordings (2)"]
+
+
 def test_the_score_histogram_counts_whole_clips():
     """A few clips make bars of one or two: the count axis is marked in whole clips."""
     from aetk.eval import plots

@@ -64,9 +64,15 @@ def roc_curve(labels: Sequence[int], scores: Sequence[float], title: str, max_fp
 
 
 def score_histogram(
-    normal: Sequence[float], anomalous: Sequence[float], threshold: float, title: str
+    normal: Sequence[float],
+    anomalous: Sequence[float],
+    threshold: float,
+    title: str,
+    *,
+    labelled: bool = True,
 ):
-    """Histograms of normal and anomalous scores with the threshold as a vertical line."""
+    """Histograms of normal and anomalous scores with the threshold as a vertical line; not
+    ``labelled``, ``normal`` holds every score, whatever its recording is, and is named so."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
@@ -74,7 +80,8 @@ def score_histogram(
     bins = np.linspace(values.min(), values.max(), 31) if np.ptp(values) > 0 else 10
     figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
     if len(normal):
-        axes.hist(normal, bins=bins, alpha=0.6, color="C0", label=f"normal ({len(normal)})")
+        name = "normal" if labelled else "recordings"
+        axes.hist(normal, bins=bins, alpha=0.6, color="C0", label=f"{name} ({len(normal)})")
     if len(anomalous):
         axes.hist(
             anomalous, bins=bins, alpha=0.6, color="C3", label=f"anomalous ({len(anomalous)})"

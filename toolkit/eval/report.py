@@ -298,9 +298,12 @@ def _relative_histogram(scored: list[ScoreResult], labels: dict[str, int | None]
     relative = [_relative(r) for r in scored]
     normal = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == NORMAL]
     faulty = [v for v, r in zip(relative, scored, strict=True) if labels.get(r.path) == ANOMALY]
-    if not (normal and faulty):
+    labelled = bool(normal and faulty)
+    if not labelled:
         normal, faulty = relative, []
-    figure = plots.score_histogram(normal, faulty, 1.0, "score relative to its machine's threshold")
+    figure = plots.score_histogram(
+        normal, faulty, 1.0, "score relative to its machine's threshold", labelled=labelled
+    )
     return f"<div class=figures>{_image(figure, 'score histogram')}</div>"
 
 
@@ -342,7 +345,9 @@ def _histogram(scored: list[ScoreResult], detector: Detector) -> str:
     scores = [r.score for r in scored if r.score is not None]
     if not scores:
         return ""
-    figure = plots.score_histogram(scores, [], detector.threshold, "scores (unlabelled)")
+    figure = plots.score_histogram(
+        scores, [], detector.threshold, "scores (unlabelled)", labelled=False
+    )
     return f"<div class=figures>{_image(figure, 'score histogram')}</div>"
 
 
