@@ -345,9 +345,7 @@ def _histogram(scored: list[ScoreResult], detector: Detector) -> str:
     scores = [r.score for r in scored if r.score is not None]
     if not scores:
         return ""
-    figure = plots.score_histogram(
-        scores, [], detector.threshold, "scores (unlabelled)", labelled=False
-    )
+    figure = plots.score_histogram(scores, [], detector.threshold, "scores", labelled=False)
     return f"<div class=figures>{_image(figure, 'score histogram')}</div>"
 
 
