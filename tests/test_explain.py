@@ -177,6 +177,10 @@ def test_a_whole_clip_event_is_marked_and_not_shaded_as_a_moment():
     (curve,) = [axis for axis in figure.axes if axis.get_ylabel() == "score"]
     assert "the whole clip departs from normal" in curve.get_title()
     assert len(curve.patches) == 0  # nothing shaded
+    # The event line, the highest thing drawn here, stays below the legend, in sight.
+    figure.canvas.draw()
+    line_height = curve.transData.transform((0.0, 1.0))[1]
+    assert line_height < curve.get_legend().get_window_extent().y0
 
 
 def test_views_are_described_in_words_with_their_moments():

@@ -164,7 +164,11 @@ def _score_curve(curve, errors, duration: float) -> None:
     if len(moments) < len(errors.events):
         title += ": no moment stands out, the whole clip departs from normal"
     curve.set(xlabel="time (s)", ylabel="score", title=title, xlim=(0, duration))
-    curve.legend(fontsize=8, loc="upper right")
+    # Room above the curve and the event line for the legend, which would otherwise hide the
+    # line where no moment comes near it.
+    low, high = curve.get_ylim()
+    curve.set_ylim(low, high + 0.3 * (high - low))
+    curve.legend(fontsize=8, loc="upper right", ncols=2)
 
 
 def _khz(hertz: float) -> str:
