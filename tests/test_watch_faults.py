@@ -318,6 +318,71 @@ def test_a_thousand_files_at_once_are_each_scored_once(watched, tmp_path):
     assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 1000
 
 
+def test_a_backlog_writes_the_state_about_once_a_second_not_after_every_file(
+    watched, tmp_path, monkeypatch
+):
+    """The state lists every file of the folder: written out after each file of a backlog, it
+    took 0.2–0.3 s a file at 50,000 files. While a batch is scored it is written at most once a
+    second, then after the batch and at the stop."""
+    from aetk_core.watch import monitor
+
+    detector, _ = watched
+    folder = folder_of_clips(tmp_path / "backlog", 300, seed=8)
+    writes: list[float] = []
+
+    def counted(*arguments) -> None:
+        writes.append(time.monotonic())
+        _write_state(*arguments)
+
+    monkeypatch.setattr(monitor, "_write_state", counted)
+    started = time.monotonic()
+    events = folder_watch_events(detector, folder, tmp_path / "state.json", 300)
+    seconds = time.monotonic() - started
+    assert sum(event["event"] == "scored" for event in events) == 300
+    assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 300
+    assert 2 <= len(writes) <= seconds + 3, (len(writes), seconds)
+
+
+def test_a_link_to_a_recording_beside_it_is_not_a_second_recording(tmp_path):
+    """A recorder's latest.wav, a link to its newest file: both were ready, the recording was
+    scored twice, and marking it scored the second time ended the watch in a KeyError."""
+    from aetk_core.watch.sources import FolderWatch
+
+    folder = folder_of_clips(tmp_path / "linked", 2, seed=9)
+    os.symlink("f0001.wav", folder / "latest.wav")
+    scored: dict[str, list[int] | None] = {}
+    watcher = FolderWatch(folder, scored, settle=0.05)
+    watcher.ready()  # first seen
+    time.sleep(0.1)
+    ready = watcher.ready()
+    assert ready == [folder / "f0000.wav", folder / "f0001.wav"]  # the file, not its link
+    for path in ready:
+        watcher.mark_scored(path)
+    assert sorted(scored) == [str((folder / name).resolve()) for name in ("f0000.wav", "f0001.wav")]
+    os.replace(folder / "latest.wav", folder / "old-link.wav")  # the link moves on: nothing new
+    os.symlink("f0000.wav", folder / "latest.wav")
+    assert watcher.ready() == []
+    watcher.close()
+
+
+def test_a_folder_watch_polls_a_large_folder_less_often(tmp_path):
+    """Each poll reads the status of every recording the folder keeps (0.45 s at 50,000 files
+    here): the next poll waits at least nine times as long as the last took, even when watchdog
+    wakes it early, so that polling never takes more than a tenth of a core."""
+    from aetk_core.watch.sources import REST_FACTOR, FolderWatch
+
+    watcher = FolderWatch(tmp_path, {}, settle=0.0, interval=0.01)
+    watcher.ready()
+    took = watcher._walk_seconds
+    assert 0 < took < 0.05  # an empty folder: the rest is the interval
+    watcher._walk_seconds = 0.05  # as a poll of about 5,000 files takes
+    (tmp_path / "new.wav").write_bytes(b"RIFF")  # watchdog wakes the poll, where installed
+    started = time.monotonic()
+    watcher.wait()
+    assert time.monotonic() - started >= REST_FACTOR * 0.05 * 0.95
+    watcher.close()
+
+
 def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(watched, tmp_path):
     """A recorder that reuses its names (latest.wav, a ring of rec_00…rec_59) writes a new
     recording each time: each is scored, not only the first, and a restart does not score a

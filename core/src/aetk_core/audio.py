@@ -85,11 +85,37 @@ def walked_audio(folder: Path, onerror: Callable[[OSError], None] | None = None)
     usually leaves them: a name that starts with a dot is no recording of the machine's (the
     ``._name.wav`` that macOS writes beside each file on a foreign disk, a ``.snapshot`` folder
     of copies, a file being copied). ``onerror``: :func:`os.walk`'s."""
-    for root, folders, names in os.walk(folder, onerror=onerror):
-        folders[:] = [name for name in folders if not name.startswith(".")]
-        for name in names:
-            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_SUFFIXES:
-                yield Path(root, name)
+    return (Path(entry.path) for entry in audio_entries(folder, onerror))
+
+
+def audio_entries(
+    folder: str | Path, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[os.DirEntry[str]]:
+    """The directory entries of :func:`walked_audio`'s files, in :func:`os.walk`'s order (a
+    folder's files, then its folders'; links to folders not followed): a caller that needs each
+    file's status or kind asks the entry, which knows the kind without a system call."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        if onerror is not None:
+            onerror(exc)
+        return
+    folders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_folder = entry.is_dir()
+        except OSError:  # as os.walk takes it: not a folder
+            is_folder = False
+        if is_folder:
+            if not entry.is_symlink():
+                folders.append(entry.path)
+        elif os.path.splitext(entry.name)[1].lower() in AUDIO_SUFFIXES:
+            yield entry
+    for path in folders:
+        yield from audio_entries(path, onerror)
 
 
 def read_manifest(path: Path) -> list[Path]:

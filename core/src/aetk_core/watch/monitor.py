@@ -32,10 +32,14 @@ from aetk_core.watch.alerts import AlertTracker
 from aetk_core.watch.events import describe_watch
 from aetk_core.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk_core.watch.refit import DetectorFileWatch
-from aetk_core.watch.sources import FolderWatch, StreamFormat
+from aetk_core.watch.sources import REST_FACTOR, FolderWatch, StreamFormat
 
 if TYPE_CHECKING:
     from aetk_core.watch.dashboard import Dashboard
+
+#: While a folder watch scores a batch of files, its ``--state`` is written at most this often
+#: (and after the batch).
+STATE_SECONDS = 1.0
 
 
 @dataclass
@@ -138,6 +142,7 @@ class Monitor:
         #: A stream's window length (None: a folder's files are scored whole).
         self.window_seconds: float | None = None
         self._state_unwritten = False  # the last write of --state failed (said once)
+        self._state_due = 0.0  # while files are scored, --state is not written before this
 
     def load(self) -> tuple[Any, dict[str, str] | None]:
         """The detector file read again (``options.detector_file``, for ``options.machine``
@@ -591,20 +596,28 @@ class Monitor:
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
                     watcher.mark_scored(path)
-                    self._keep_state(scored)
+                    self._keep_state(scored, unless_recent=True)
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
                         break
+                if ready:
+                    self._keep_state(scored)
                 first = first and not ready
                 watcher.wait()
         finally:
             watcher.close()
             self._keep_state(scored)
 
-    def _keep_state(self, scored: dict[str, list[int] | None]) -> None:
+    def _keep_state(self, scored: dict[str, list[int] | None], unless_recent: bool = False) -> None:
         """Write the state; where it cannot be written (a full disk), the watch goes on and says
-        so in one ``error`` event, until a write succeeds again."""
+        so in one ``error`` event, until a write succeeds again. ``unless_recent``: not within
+        ``STATE_SECONDS`` of the last write, nor ``REST_FACTOR`` times as long as it took: the
+        state lists every file of the folder, and a backlog of 50,000 files written out after
+        each took 0.2–0.3 s a file here (a crash then scores again the files of that second)."""
+        started = time.monotonic()
+        if unless_recent and started < self._state_due:
+            return
         try:
             _write_state(self.options.state, scored, self._active_alerts())
         except OSError as exc:
@@ -617,6 +630,8 @@ class Monitor:
             self._state_unwritten = True
         else:
             self._state_unwritten = False
+        took = time.monotonic() - started
+        self._state_due = started + max(STATE_SECONDS, REST_FACTOR * took)
 
     def _active_alerts(self) -> bool | dict[str, bool]:
         """Whether an alert is on, as the state keeps it: for each machine of a fleet."""

@@ -4,6 +4,7 @@ itself), or a folder whose new files are scored once each."""
 
 from __future__ import annotations
 
+import os
 import queue
 import struct
 import sys
@@ -15,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, walked_audio
+from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_entries
 from aetk_core.errors import ConfigError
 from aetk_core.fileio import resolved
 
@@ -25,6 +26,10 @@ DEVICE_EXTRA = f"{WATCH_EXTRA}, or beside aetk-runtime: pip install sounddevice"
 #: A device's blocks waiting for the monitor (0.1-s blocks: 100 s of sound) before the device's
 #: thread waits.
 QUEUED_BLOCKS = 1000
+#: A folder watch's upkeep (a poll of the folder, a write of its state) waits at least this
+#: many times as long as it last took before it runs again: it then takes at most a tenth of a
+#: core, however many recordings the folder keeps (see :class:`FolderWatch`).
+REST_FACTOR = 9.0
 RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
@@ -183,7 +188,10 @@ class FolderWatch:
     """New files in a folder (recursively), each returned once, and only when complete: its size
     and modification time unchanged for ``settle`` seconds. A file rewritten since it was scored
     (a recorder that reuses its names) is new again. Polls (network filesystems tell no one);
-    watchdog, when installed, only wakes the poll early.
+    watchdog, when installed, only wakes the poll early. A folder that keeps every recording
+    grows without end, and each poll reads the status of all of them: the next poll waits at
+    least ``REST_FACTOR`` times as long as the last one took, so that polling never takes more
+    than a tenth of a core (a poll of 50,000 files took 0.45 s here).
 
     ``scored``: each file scored, by resolved path, and its ``[mtime_ns, size]`` when scored
     (None: scored by an aetk that did not keep it, taken as scored as the file now is).
@@ -198,6 +206,8 @@ class FolderWatch:
     ):
         self.folder, self.scored, self.settle, self.interval = folder, scored, settle, interval
         self._stamps: dict[str, tuple[tuple[int, int], float]] = {}
+        self._keys: dict[Path, str] = {}  # the files ready: their keys in ``scored``
+        self._walk_seconds = 0.0
         self._wake = None
         self._observer: Any = None
         try:
@@ -226,18 +236,18 @@ class FolderWatch:
 
     def ready(self) -> list[Path]:
         """Files complete and not scored as they now are, in name order (hidden ones left out,
-        as :func:`aetk_core.audio.walked_audio` leaves them). Files scored and since removed are
-        forgotten (a recorder that rotates its files would otherwise grow the state without
-        end), but only after a walk that read every folder and found files: a folder unmounted
-        or unreadable for a while forgets nothing."""
+        as :func:`aetk_core.audio.walked_audio` leaves them), each recording once: a link to a
+        recording beside it (a recorder's ``latest.wav``) is not a second one. Files scored and
+        since removed are forgotten (a recorder that rotates its files would otherwise grow the
+        state without end), but only after a walk that read every folder and found files: a
+        folder unmounted or unreadable for a while forgets nothing."""
         now = time.monotonic()
-        found: list[Path] = []
+        chosen: dict[str, os.DirEntry[str]] = {}  # one path for each recording ready
         present: set[str] = set()
-        failed: list[object] = []  # folders os.walk could not read, files that vanished
-        for path in walked_audio(self.folder, onerror=failed.append):
-            key = str(resolved(path))
+        failed: list[object] = []  # folders the walk could not read, files that vanished
+        for entry, key in self._keyed(audio_entries(self.folder, onerror=failed.append)):
             try:
-                status = path.stat()
+                status = entry.stat()
             except OSError:
                 failed.append(key)
                 continue
@@ -250,24 +260,44 @@ class FolderWatch:
             last = self._stamps.get(key)
             if last is None or last[0] != stamp:
                 self._stamps[key] = (stamp, now)
-            elif now - last[1] >= self.settle:
-                found.append(path)
+            elif now - last[1] >= self.settle and (key not in chosen or chosen[key].is_symlink()):
+                chosen[key] = entry  # the file itself rather than a link to it (latest.wav)
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]
-        return sorted(found)
+        self._keys = {Path(entry.path): key for key, entry in chosen.items()}
+        self._walk_seconds = time.monotonic() - now
+        return sorted(self._keys)
+
+    @staticmethod
+    def _keyed(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[os.DirEntry[str], str]]:
+        """Each entry with its key: the file's resolved path, each folder resolved once (not
+        each file: resolving was two thirds of a poll's time), a link resolved on its own."""
+        folders: dict[str, str] = {}
+        for entry in entries:
+            if entry.is_symlink():
+                yield entry, str(resolved(entry.path))
+                continue
+            parent = entry.path[: -len(entry.name)]  # with its separator
+            if parent not in folders:
+                folders[parent] = os.path.join(resolved(parent), "")
+            yield entry, folders[parent] + entry.name
 
     def mark_scored(self, path: Path) -> None:
         """``path`` is scored as it was when :meth:`ready` returned it."""
-        key = str(resolved(path))
+        key = self._keys.get(path) or str(resolved(path))
         self.scored[key] = list(self._stamps.pop(key)[0])
 
     def wait(self) -> None:
-        if self._wake is not None:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-        else:
-            time.sleep(self.interval)
+        """Until the next poll: ``interval`` seconds, or less where watchdog sees a change, but
+        never less than ``REST_FACTOR`` times the last poll's time."""
+        rest = REST_FACTOR * self._walk_seconds
+        if self._wake is None:
+            time.sleep(max(self.interval, rest))
+            return
+        time.sleep(rest)
+        self._wake.wait(max(0.0, self.interval - rest))
+        self._wake.clear()
 
 
 def stdin() -> BinaryIO:
