@@ -341,6 +341,11 @@ def test_a_backlog_writes_the_state_about_once_a_second_not_after_every_file(
     assert sum(event["event"] == "scored" for event in events) == 300
     assert len(json.loads((tmp_path / "state.json").read_text())["scored"]) == 300
     assert 2 <= len(writes) <= seconds + 3, (len(writes), seconds)
+    # One file, as a recorder drops them: written once after it (not again for its batch), and
+    # once at the stop.
+    writes.clear()
+    folder_watch_events(detector, folder_of_clips(tmp_path / "one", 1, 8), tmp_path / "1.json", 1)
+    assert len(writes) == 2
 
 
 def test_a_link_to_a_recording_beside_it_is_not_a_second_recording(tmp_path):

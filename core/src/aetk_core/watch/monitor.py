@@ -593,15 +593,16 @@ class Monitor:
             while not self.stopping:
                 self.reload_if_refitted()
                 ready = watcher.ready()
+                kept = True
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
                     watcher.mark_scored(path)
-                    self._keep_state(scored, unless_recent=True)
+                    kept = self._keep_state(scored, unless_recent=True)
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
                         break
-                if ready:
+                if not kept:  # the batch's last files
                     self._keep_state(scored)
                 first = first and not ready
                 watcher.wait()
@@ -609,15 +610,16 @@ class Monitor:
             watcher.close()
             self._keep_state(scored)
 
-    def _keep_state(self, scored: dict[str, list[int] | None], unless_recent: bool = False) -> None:
+    def _keep_state(self, scored: dict[str, list[int] | None], unless_recent: bool = False) -> bool:
         """Write the state; where it cannot be written (a full disk), the watch goes on and says
         so in one ``error`` event, until a write succeeds again. ``unless_recent``: not within
         ``STATE_SECONDS`` of the last write, nor ``REST_FACTOR`` times as long as it took: the
         state lists every file of the folder, and a backlog of 50,000 files written out after
-        each took 0.2–0.3 s a file here (a crash then scores again the files of that second)."""
+        each took 0.2–0.3 s a file here (a crash then scores again the files of that second).
+        Whether it was written (or tried)."""
         started = time.monotonic()
         if unless_recent and started < self._state_due:
-            return
+            return False
         try:
             _write_state(self.options.state, scored, self._active_alerts())
         except OSError as exc:
@@ -632,6 +634,7 @@ class Monitor:
             self._state_unwritten = False
         took = time.monotonic() - started
         self._state_due = started + max(STATE_SECONDS, REST_FACTOR * took)
+        return True
 
     def _active_alerts(self) -> bool | dict[str, bool]:
         """Whether an alert is on, as the state keeps it: for each machine of a fleet."""
