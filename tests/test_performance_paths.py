@@ -379,13 +379,13 @@ def walked(monkeypatch) -> list[str]:
     import aetk_core.audio
 
     folders: list[str] = []
-    walk = aetk_core.audio.os.walk
+    walk = aetk_core.audio.walked_audio
 
     def counting_walk(top, *args, **kwargs):
         folders.append(str(top))
         return walk(top, *args, **kwargs)
 
-    monkeypatch.setattr(aetk_core.audio.os, "walk", counting_walk)
+    monkeypatch.setattr(aetk_core.audio, "walked_audio", counting_walk)
     return folders
 
 
