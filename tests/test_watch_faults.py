@@ -439,6 +439,8 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
         watcher.mark_scored(path)
     assert len(scored) == 3
     (folder / "a.wav").unlink()
+    # A link left pointing to a file rotated away stops nothing from being forgotten.
+    os.symlink("rotated-away.wav", folder / "latest.wav")
     assert watcher.ready() == [] and sorted(Path(key).name for key in scored) == ["b.wav", "c.wav"]
     for path in folder.iterdir():  # unmounted: an empty mount point
         path.unlink()

@@ -244,12 +244,13 @@ class FolderWatch:
         now = time.monotonic()
         chosen: dict[str, os.DirEntry[str]] = {}  # one path for each recording ready
         present: set[str] = set()
-        failed: list[object] = []  # folders the walk could not read, files that vanished
+        failed: list[object] = []  # folders the walk could not read, files that vanished in it
         for entry, key in self._keyed(audio_entries(self.folder, onerror=failed.append)):
             try:
                 status = entry.stat()
             except OSError:
-                failed.append(key)
+                if not _dangling(entry):  # a link to a file rotated away is no unmounted folder
+                    failed.append(key)
                 continue
             present.add(key)
             stamp = (status.st_mtime_ns, status.st_size)
@@ -298,6 +299,14 @@ class FolderWatch:
         time.sleep(rest)
         self._wake.wait(max(0.0, self.interval - rest))
         self._wake.clear()
+
+
+def _dangling(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a link whose target is gone, the link itself still readable."""
+    try:
+        return entry.is_symlink() and entry.stat(follow_symlinks=False) is not None
+    except OSError:
+        return False
 
 
 def stdin() -> BinaryIO:
