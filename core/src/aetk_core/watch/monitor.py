@@ -410,21 +410,11 @@ class Monitor:
         event stream and the live page, counted as an error."""
 
         def failed(reason: str, event: dict[str, Any]) -> None:
-            said = {
-                "event": name,
-                "source": event.get("source", self.source),
-                "time": event.get("time"),
-                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="milliseconds"
-                ),
-                "error": reason,
-                "undelivered": event.get("event"),
-            }
-            self.emit(said)
-            if event.get("event") == "test_alert":
+            undelivered = event.get("event")
+            source = event.get("source")
+            self.event(name, event.get("time"), source, error=reason, undelivered=undelivered)
+            if undelivered == "test_alert":
                 self.missed_test_alert.add(name.removesuffix("_failed"))
-            if self.dashboard:
-                self.dashboard.record(said)
             if self.metrics:
                 self.metrics.errors.inc()
 
