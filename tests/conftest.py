@@ -10,8 +10,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +101,32 @@ def wait_for(check, seconds: float = 60.0, every: float = 0.2):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {seconds:g} s")
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A webhook on 127.0.0.1 that takes every POST (204) and keeps its JSON, for the block:
+    its URL and the events it took."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    taken: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            taken.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", taken
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

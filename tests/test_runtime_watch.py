@@ -10,7 +10,6 @@ import json
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -571,29 +570,13 @@ def test_a_live_device_gives_aetk_watchs_events(exported, runtime_python, tmp_pa
 
 
 def test_a_test_alert_reaches_the_webhook_from_the_edge_box(exported, runtime_python):
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    taken: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            taken.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
+    from conftest import webhook_receiver
 
     _, _, onnx_path = exported
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    with webhook_receiver() as (url, taken):
         ran = runtime(
             runtime_python, "watch", "-", "-d", onnx_path, "--webhook", url, "--test-alert"
         )
-    finally:
-        server.shutdown()
     assert ran.returncode == 0, ran.stderr
     assert b"the test alert reached every output" in ran.stderr
     assert [event["event"] for event in taken] == ["test_alert"]

@@ -14,13 +14,11 @@ import ssl
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
 
 import pytest
 from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.outputs import Mqtt
-from conftest import free_port, wait_for
+from conftest import free_port, wait_for, webhook_receiver
 from test_watch import bearing_stream, watch, wav_bytes
 
 from aetk.errors import ConfigError
@@ -308,32 +306,15 @@ def test_a_target_refused_after_the_page_started_takes_the_page_down_with_it(wat
         again.bind(("127.0.0.1", port))
 
 
-class _Hook(BaseHTTPRequestHandler):
-    """A webhook that takes every POST (204) and keeps its JSON."""
-
-    taken: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        self.taken.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_a_test_alert_says_which_outputs_took_it_and_exits_1_when_one_did_not(watched, broker, cli):
     _, path = watched
     server = broker()
-    hook = HTTPServer(("127.0.0.1", 0), type("Hook", (_Hook,), {"taken": []}))
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    webhook = f"http://127.0.0.1:{hook.server_address[1]}/alerts"
     mqtt = f"127.0.0.1:{server.server_address[1]}/plant"
-    try:
+    with webhook_receiver() as (webhook, events):
         ran = cli("watch", "-", "-d", path, "--webhook", webhook, "--mqtt", mqtt, "--test-alert")
         assert ran.code == 0, ran.stderr
         assert "the test alert reached every output" in ran.stderr
-        (taken,) = hook.RequestHandlerClass.taken
+        (taken,) = events
         assert taken["event"] == "test_alert"
         assert server.received == [("plant", taken)]  # the same event to both
         nobody = f"127.0.0.1:{free_port()}/plant"
@@ -343,5 +324,3 @@ def test_a_test_alert_says_which_outputs_took_it_and_exits_1_when_one_did_not(wa
         assert "mqtt failed" in ran.stdout and "before the watch stopped" in ran.stdout
         ran = cli("watch", "-", "-d", path, "--test-alert")
         assert ran.code == 2 and "--test-alert needs --webhook or --mqtt" in ran.stderr
-    finally:
-        hook.shutdown()
