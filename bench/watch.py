@@ -1,9 +1,10 @@
 """aetk watch on a long stream: one hour of simulated machine sound fed through the monitor's
 stream loop in 0.1-s blocks, as a microphone would deliver it. Prints windows scored per second
 against real time, the peak resident memory at the start and at the end (flat memory), and the
-alert latency a window, hop and compute time give.
+alert latency a window, hop and compute time give. Then a folder that keeps its recordings: a
+backlog of ``--folder-files`` files scored with ``--state``, and one poll of them all once scored.
 
-    ./dev python bench/watch.py [--minutes 60]
+    ./dev python bench/watch.py [--minutes 60] [--folder-files 10000]
 
 Writes bench/results/watch.json.
 """
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from aetk_core.watch.monitor import WatchOptions
-from aetk_core.watch.sources import StreamFormat
+from aetk_core.watch.sources import FolderWatch, StreamFormat
 
 import aetk
 from aetk import synth
@@ -36,6 +40,7 @@ def peak_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--folder-files", type=int, default=10_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         train = synth.write_dataset(
@@ -77,10 +82,49 @@ def main(argv: list[str] | None = None) -> int:
         "peak_mb_at_end": peak_mb(),
         "alerts_on_normal_sound": sum(event["event"] == "anomaly_start" for event in events),
     }
+    if args.folder_files:
+        figures.update(folder_figures(detector, pool[0], args.folder_files))
     out = HERE / "results" / "watch.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
     return 0
+
+
+def folder_figures(detector, clip: np.ndarray, count: int) -> dict:
+    """A folder of ``count`` recordings (links to one 2-s clip, 1,000 a subfolder) scored as a
+    backlog by a folder watch with ``--state``, then the median of 5 polls of it all scored."""
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as work:
+        folder, state = Path(work, "kept"), Path(work, "state.json")
+        original = Path(work, "clip.wav")
+        soundfile.write(original, clip, RATE, subtype="PCM_16")
+        for index in range(count):
+            day = folder / f"day{index // 1000:03d}"
+            day.mkdir(parents=True, exist_ok=True)
+            os.link(original, day / f"rec{index % 1000:04d}.wav")
+        options = WatchOptions(settle=0.0, interval=0.05, state=state)
+        monitor = Monitor(detector, str(folder), options, lambda event: None)
+        started = time.perf_counter()
+        runner = threading.Thread(target=monitor.run_folder, args=(folder,))
+        runner.start()
+        while monitor.scored < count:
+            time.sleep(0.05)
+        backlog = time.perf_counter() - started
+        monitor.stopping = True
+        runner.join()
+        watcher = FolderWatch(folder, json.loads(state.read_text())["stamps"])
+        polls = []
+        for _ in range(5):
+            polled = time.perf_counter()
+            assert watcher.ready() == []
+            polls.append(time.perf_counter() - polled)
+        watcher.close()
+    return {
+        "folder_files": count,
+        "folder_backlog_seconds": backlog,
+        "folder_poll_seconds": statistics.median(polls),
+    }
 
 
 if __name__ == "__main__":
