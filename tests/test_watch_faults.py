@@ -448,6 +448,29 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     watcher.close()
 
 
+def test_a_file_gone_before_it_settled_is_forgotten_and_settles_afresh_when_back(tmp_path):
+    """A file moved away before it settled was remembered for ever (a recorder that hands its
+    files on at once grew the watch's memory by one entry each), and one put back with its old
+    size and time counted as settled since it was first seen, though it had just been copied."""
+    from aetk_core.watch.sources import FolderWatch
+
+    folder = tmp_path / "handed-on"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", synth.normal_clip(np.random.default_rng(8), 0.5), RATE)
+    kept = (folder / "a.wav").read_bytes(), (folder / "a.wav").stat().st_mtime_ns
+    watcher = FolderWatch(folder, {}, settle=0.3)
+    assert watcher.ready() == []  # first seen
+    (folder / "a.wav").unlink()
+    time.sleep(0.35)
+    assert watcher.ready() == [] and watcher._stamps == {}
+    (folder / "a.wav").write_bytes(kept[0])  # copied back as `cp -p` would
+    os.utime(folder / "a.wav", ns=(kept[1], kept[1]))
+    assert watcher.ready() == []  # not settled: it was just written
+    time.sleep(0.35)
+    assert watcher.ready() == [folder / "a.wav"]
+    watcher.close()
+
+
 def test_a_symbolic_link_in_a_loop_does_not_end_a_folder_watch(tmp_path):
     """Resolving such a link raised RuntimeError, and the watch's thread ended in a traceback."""
     from aetk_core.watch.sources import FolderWatch

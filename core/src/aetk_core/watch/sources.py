@@ -266,6 +266,8 @@ class FolderWatch:
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]
+        for key in self._stamps.keys() - present:  # gone before it settled: seen afresh if back
+            del self._stamps[key]
         self._keys = {Path(entry.path): key for key, entry in chosen.items()}
         self._walk_seconds = time.monotonic() - now
         return sorted(self._keys)
