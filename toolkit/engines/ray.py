@@ -92,8 +92,8 @@ def score_with_ray(
         "segment": detector.segment_seconds if segment is None else float(segment),
     }
     table = read_results(out, run)
-    done = {_resolved(path) for path in table["path"]} if table is not None else set()
-    todo = [str(path) for path in files if _resolved(path) not in done]
+    done = {str(resolved(path)) for path in table["path"]} if table is not None else set()
+    todo = [str(path) for path in files if str(resolved(path)) not in done]
     scored = failed = 0
     if todo:
         with _ray_session(address, cpus):
@@ -324,7 +324,3 @@ def _concat(table, new):
     import pandas
 
     return pandas.concat([table, new], ignore_index=True)
-
-
-def _resolved(path: str | Path) -> str:
-    return str(resolved(path))
