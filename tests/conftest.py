@@ -235,8 +235,10 @@ def chain(tmp_path_factory):
     spectrum = np.fft.rfft(clean)
     spectrum[np.fft.rfftfreq(len(clean), 1 / RATE) > 5000] = 0
     recordings["low-passed"] = (np.fft.irfft(spectrum, len(clean)), RATE)
+    recordings["quantization"] = (clean, RATE)
     for name, (samples, rate) in recordings.items():
-        soundfile.write(tests / f"{name}.wav", samples, rate)
+        eight_bit = name == "quantization"  # the others 16-bit, as the training recordings
+        soundfile.write(tests / f"{name}.wav", samples, rate, "PCM_U8" if eight_bit else None)
     soundfile.write(tests / "normal_id_02_0000.wav", clean, RATE)
     return detector, detector.save(folder / "d.aetk"), tests
 

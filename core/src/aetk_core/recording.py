@@ -23,6 +23,14 @@ for what it is:
   training recording.
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
   recording's share) sit at full scale.
+- ``quantization``: its sample values take coarser steps (an 8-bit, µ-law or A-law recording):
+  the noise they add lies :data:`STEP_MARGIN_DB` or more above the coarsest training
+  recording's, both in dBFS and relative to its own level (its upper-quartile band). Measured
+  from the steps between the values its samples take (the median step of the values that
+  recur): a 16-bit recording's is one least significant bit, never named (also against
+  training recordings of 24 bits or float). Coarser in dBFS alone is a
+  recording amplified, louder against its sound alone a 16-bit one made quieter: each a gain
+  change (``gain``). One made quieter, then amplified back, has coarse steps at the usual level.
 - ``dropout``: a stretch of digital silence (every channel exactly zero) of at least
   :data:`DROPOUT_SECONDS`, longer than twice the training recordings' longest: a recorder or a
   link that lost its signal, which no sound of a running machine does. The silence is far from
@@ -38,9 +46,9 @@ for what it is:
   :func:`machine_warnings`).
 
 At fit time the same checks compare each training recording with the others (band limit,
-clipping, dropout and DC offset as above; a channel count other than the most common one; a level
-more than :data:`FIT_LEVEL_MARGIN_DB` from the median; a length below :data:`SHORT_SHARE` of the
-median).
+clipping, dropout and DC offset as above; sample steps against the median recording's; a channel
+count other than the most common one; a level more than :data:`FIT_LEVEL_MARGIN_DB` from the
+median; a length below :data:`SHORT_SHARE` of the median).
 """
 
 from __future__ import annotations
@@ -87,10 +95,19 @@ SPECTRUM_FRAMES = 16
 #: (a lathe clip's near-silent top); an MP3 of a fan or valve clip, or one through half or a
 #: quarter of its rate, lay 38–66 dB below from where its sound ends (docs/reliability.md).
 EMPTY_BAND_DB = 30.0
+#: How far (dB) above the coarsest training recording's the noise of a recording's sample steps
+#: must lie to be named, in dBFS and against its sound (two bits coarser). On the shared real
+#: sets no test recording's lay above the training recordings'; 8-bit copies of six normal test
+#: clips of each set lay 29–44 dB above, µ-law ones 8–20 dB (docs/reliability.md).
+STEP_MARGIN_DB = 12.0
+#: The noise of 16-bit steps (one least significant bit) in each band: steps this fine are
+#: never named, also against training recordings of finer ones (24-bit, float).
+SIXTEEN_BIT_NOISE_DB = 10 * math.log10(2.0**-30 / 12 / SPECTRUM_BANDS)
 NAMES = (
     "band-limit",
     "gain",
     "clipping",
+    "quantization",
     "dropout",
     "channels",
     "dc-offset",
@@ -129,6 +146,9 @@ class RecordingProfile:
     #: The level (dBFS) of :data:`SPECTRUM_BANDS` equal bands from 0 Hz to its Nyquist
     #: frequency (None: shorter than one frame, or not measured).
     band_levels_db: tuple[float, ...] | None = None
+    #: The level (dBFS) in each of those bands of the noise that the steps between its sample
+    #: values add, as white noise (None: not measured; :data:`SILENCE_DB`: no value recurs).
+    step_noise_db: float | None = None
 
     @classmethod
     def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
@@ -157,7 +177,7 @@ class RecordingProfile:
             float(np.abs(means).max()),
             seconds,
             *_longest_silence(samples, sample_rate),
-            _band_levels(samples),
+            *_spectrum_and_steps(samples),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,13 +193,15 @@ class RecordingProfile:
             "band_levels_db": None
             if self.band_levels_db is None
             else [round(level, 2) for level in self.band_levels_db],
+            "step_noise_db": None if self.step_noise_db is None else round(self.step_noise_db, 2),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
         """A profile as :meth:`as_dict` wrote it (a ``KeyError`` for one written before the
-        length, dropouts and spectrum were measured: the feature cache measures those again)."""
-        seconds, levels = data["seconds"], data["band_levels_db"]
+        length, dropouts, spectrum and sample steps were measured: the feature cache measures
+        those again)."""
+        seconds, levels, steps = data["seconds"], data["band_levels_db"], data["step_noise_db"]
         return cls(
             int(data["sample_rate"]),
             int(data["channels"]),
@@ -190,10 +212,19 @@ class RecordingProfile:
             float(data["dropout_seconds"]),
             float(data["dropout_start"]),
             None if levels is None else tuple(float(level) for level in levels),
+            None if steps is None else float(steps),
         )
 
     def nyquist_hz(self) -> float:
         return self.sample_rate / 2
+
+    def step_floor_db(self) -> float | None:
+        """The noise of its sample steps in dB relative to its own upper-quartile band (None:
+        not measured)."""
+        if self.step_noise_db is None or self.band_levels_db is None:
+            return None
+        bands = np.array([self.band_levels_db])
+        return self.step_noise_db - float(_upper_quartiles(bands)[0, 0])
 
 
 def _longest_silence(samples: np.ndarray, sample_rate: int) -> tuple[float, float]:
@@ -213,20 +244,46 @@ def _longest_silence(samples: np.ndarray, sample_rate: int) -> tuple[float, floa
     return float(lengths[longest]) / sample_rate, float(starts[longest]) / sample_rate
 
 
-def _band_levels(samples: np.ndarray) -> tuple[float, ...] | None:
+def _spectrum_and_steps(
+    samples: np.ndarray,
+) -> tuple[tuple[float, ...] | None, float | None]:
     """The recording's coarse spectrum (:attr:`RecordingProfile.band_levels_db`): the mean power
-    of Hann-windowed frames spread evenly over it, summed into bands. In few numpy calls: a call
-    on small arrays holds the GIL, and every featurizing thread measures every clip."""
+    of Hann-windowed frames spread evenly over it, summed into bands; and the noise of its
+    sample steps in those frames (:attr:`RecordingProfile.step_noise_db`). In few numpy calls: a
+    call on small arrays holds the GIL, and every featurizing thread measures every clip."""
     length = samples.shape[1]
     count = min(SPECTRUM_FRAMES, length // SPECTRUM_FRAME)
     if count < 1:
-        return None
+        return None, None
     indices, window, scale = _spectrum_plan(length, count)
-    spectra = np.fft.rfft(samples[:, indices] * window, axis=-1)
+    framed = samples[:, indices]
+    spectra = np.fft.rfft(framed * window, axis=-1)
     parts = np.ascontiguousarray(spectra).view(np.float32)  # real and imaginary parts
     power = np.einsum("cfk,cfk->k", parts, parts)[2:].reshape(SPECTRUM_BANDS, -1).sum(axis=1)
     power *= scale / samples.shape[0]  # the mean over channels
-    return tuple((10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))).tolist())
+    levels = 10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
+    # Steps from every other frame: 2,048 values of a mono recording show them, and sorting
+    # is the costliest part of measuring a recording.
+    return tuple(levels.tolist()), _step_noise_db(framed[:, ::2].reshape(-1))
+
+
+def _step_noise_db(values: np.ndarray) -> float:
+    """The level in each of :data:`SPECTRUM_BANDS` bands of the noise that rounding to the
+    steps between ``values`` adds (a step's square over 12, spread evenly over the bands). The
+    step is the median, over the values that recur, of the distance to the nearest other value,
+    each counted as often as it occurs: in a 16-bit recording one least significant bit, while
+    values that never recur (a float recording's) are spaced by chance, not by steps.
+    :data:`SILENCE_DB` where no value recurs."""
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.diff(ordered, prepend=np.inf))  # each distinct value's first
+    counts = np.diff(starts, append=ordered.size)
+    recurring = counts > 1
+    if starts.size < 2 or not recurring.any():
+        return SILENCE_DB
+    gaps = np.diff(ordered[starts])
+    nearest = np.minimum(np.append(np.inf, gaps), np.append(gaps, np.inf))
+    step = float(np.median(np.repeat(nearest[recurring], counts[recurring])))
+    return max(10 * math.log10(step * step / 12 / SPECTRUM_BANDS), SILENCE_DB)
 
 
 @functools.lru_cache(maxsize=16)
@@ -316,6 +373,11 @@ class RecordingNorms:
     #: detector fitted before spectra were measured).
     band_shape_db: tuple[float, ...] | None = None
     band_shape_hz: float | None = None
+    #: The noise of the coarsest training recording's sample steps, in dBFS and relative to
+    #: its own level (:attr:`RecordingProfile.step_noise_db`,
+    #: :meth:`RecordingProfile.step_floor_db`; None: not measured).
+    step_noise_db: float | None = None
+    step_floor_db: float | None = None
 
     @classmethod
     def learn(
@@ -337,6 +399,7 @@ class RecordingNorms:
             median_seconds(profiles),
             max(profile.dropout_seconds for profile in profiles),
             *_quietest_shape(profiles),
+            *_coarsest_steps(profiles),
         )
 
     @property
@@ -359,6 +422,8 @@ class RecordingNorms:
             if self.band_shape_db is None
             else [round(level, 2) for level in self.band_shape_db],
             "band_shape_hz": self.band_shape_hz,
+            "step_noise_db": None if self.step_noise_db is None else round(self.step_noise_db, 2),
+            "step_floor_db": None if self.step_floor_db is None else round(self.step_floor_db, 2),
         }
 
     @classmethod
@@ -371,6 +436,7 @@ class RecordingNorms:
             data.get("band_shape_db"),
             data.get("band_shape_hz"),
         )
+        steps, floor = data.get("step_noise_db"), data.get("step_floor_db")
         return cls(
             float(stored_hz) if stored_hz is not None else analysed_hz,
             None if channels is None else tuple(int(c) for c in channels),
@@ -382,6 +448,8 @@ class RecordingNorms:
             float(data.get("dropout_seconds", 0.0)),
             None if shape is None else tuple(float(level) for level in shape),
             None if shape_hz is None else float(shape_hz),
+            None if steps is None else float(steps),
+            None if floor is None else float(floor),
         )
 
     def check(
@@ -400,6 +468,9 @@ class RecordingNorms:
             or spectrum_limit(profile, self.band_shape_db, self.band_shape_hz, self.heard_hz),
             self._gain(profile),
             clipping(profile, 2 * self.clipped_share),
+            coarse_steps(
+                profile, self.step_noise_db, self.step_floor_db, "the training recordings'"
+            ),
             dropout(profile, 2 * self.dropout_seconds),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
@@ -519,6 +590,51 @@ def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWa
     )
 
 
+def coarse_steps(
+    profile: RecordingProfile,
+    usual_noise_db: float | None,
+    usual_floor_db: float | None,
+    whose: str,
+) -> RecordingWarning | None:
+    """A ``quantization`` warning when the noise of the recording's sample steps lies
+    :data:`STEP_MARGIN_DB` above ``usual_noise_db`` in dBFS and ``usual_floor_db`` relative to
+    its own level (``whose``, in words): coarser steps, and louder against its sound. Either
+    alone is another gain (a recording amplified, or a 16-bit one made quieter)."""
+    floor = profile.step_floor_db()
+    if floor is None or profile.step_noise_db is None:
+        return None
+    if usual_noise_db is None or usual_floor_db is None:
+        return None
+    louder = floor - usual_floor_db
+    coarser = profile.step_noise_db - max(usual_noise_db, SIXTEEN_BIT_NOISE_DB)
+    if min(coarser, louder) < STEP_MARGIN_DB:
+        return None
+    return RecordingWarning(
+        "quantization",
+        f"its samples take coarser steps than {whose} (an 8-bit, µ-law or A-law recording?): "
+        f"the noise they add lies {louder:.0f} dB higher against its sound (it can raise the "
+        "score)",
+    )
+
+
+def _coarsest_steps(profiles: Sequence[RecordingProfile]) -> tuple[float | None, float | None]:
+    """The largest step noise (dBFS) and step floor (relative) of the recordings."""
+    steps = _steps(profiles)
+    if not steps:
+        return None, None
+    return max(noise for noise, _ in steps), max(floor for _, floor in steps)
+
+
+def _steps(profiles: Sequence[RecordingProfile]) -> list[tuple[float, float]]:
+    """Each recording's step noise and step floor, where measured (not in one shorter than a
+    frame)."""
+    return [
+        (profile.step_noise_db, floor)
+        for profile in profiles
+        if profile.step_noise_db is not None and (floor := profile.step_floor_db()) is not None
+    ]
+
+
 def dropout(profile: RecordingProfile, usual_seconds: float = 0.0) -> RecordingWarning | None:
     # A profile's dropout is 0 below DROPOUT_SECONDS, so the bar is never below that.
     if profile.dropout_seconds <= usual_seconds:
@@ -593,12 +709,19 @@ def training_warnings(
     median_level = float(np.median([profile.level_db for profile in profiles]))
     usual_seconds = median_seconds(profiles)
     spectra = _spectra_unlike_the_others(profiles, heard_hz)
+    steps = _steps(profiles)
+    median_noise, median_floor = (
+        (float(np.median([noise for noise, _ in steps])), float(np.median([f for _, f in steps])))
+        if steps
+        else (None, None)
+    )
     found = []
     for profile, spectrum in zip(profiles, spectra, strict=True):
         warnings = [
             band_limit(profile, heard_hz) or spectrum,
             _level_outlier(profile, median_level),
             clipping(profile),
+            coarse_steps(profile, median_noise, median_floor, "the median training recording's"),
             dropout(profile),
             _channel_outlier(profile, usual_channels),
             dc_offset(profile),
