@@ -108,8 +108,9 @@ Strict = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="A recording unlike the training recordings (band limit, gain, clipping, dropout, "
-        "channels, DC offset, duration, machine) is an error, not a warning.",
+        help="A recording unlike the training recordings (band limit, gain, clipping, "
+        "quantization, dropout, channels, DC offset, duration, machine) is an error, not a "
+        "warning.",
     ),
 ]
 ScoringFalseAlarmRate = Annotated[
