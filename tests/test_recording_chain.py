@@ -11,7 +11,12 @@ import re
 import numpy as np
 import pytest
 import soundfile
-from aetk_core.recording import RecordingNorms, RecordingProfile, training_warnings
+from aetk_core.recording import (
+    SIXTEEN_BIT_NOISE_DB,
+    RecordingNorms,
+    RecordingProfile,
+    training_warnings,
+)
 from scipy.signal import resample_poly
 
 import aetk
@@ -279,9 +284,9 @@ def test_coarse_sample_steps_are_named_and_a_gain_change_is_not():
     sixteen, eight = measured(pcm(hum[0][0], 16)), measured(pcm(hum[0][0], 8))
     # One least significant bit: its square over 12, spread over the 32 bands.
     one_bit = 10 * np.log10(2.0**-30 / 12 / 32)
-    assert sixteen.step_noise_db == pytest.approx(one_bit, abs=0.5)
-    assert eight.step_noise_db == pytest.approx(one_bit + 20 * np.log10(256), abs=0.5)
-    assert measured(hum[0][0]).step_noise_db == -150.0  # float samples: no value recurs
+    assert sixteen.step_noise_db == pytest.approx(one_bit, abs=0.01)
+    assert eight.step_noise_db == pytest.approx(one_bit + 20 * np.log10(256), abs=0.01)
+    assert measured(hum[0][0]).step_noise_db == SIXTEEN_BIT_NOISE_DB  # float: as fine
     assert [w.name for w in norms.check(eight)] == ["quantization"]
     assert "coarser steps than the training recordings'" in norms.check(eight)[0].message
     assert [w.name for w in norms.check(measured(pcm(hum[1][0] * 0.05, 16)))] == ["gain"]

@@ -27,8 +27,8 @@ for what it is:
   the noise they add lies :data:`STEP_MARGIN_DB` or more above the coarsest training
   recording's, both in dBFS and relative to its own level (its upper-quartile band). Measured
   from the steps between the values its samples take (the median step of the values that
-  recur): a 16-bit recording's is one least significant bit, never named (also against
-  training recordings of 24 bits or float). Coarser in dBFS alone is a
+  recur), where all lie on the grid of every fourth 16-bit step; a 16-bit, 24-bit or float
+  recording's counts as one least significant bit of 16 bits. Coarser in dBFS alone is a
   recording amplified, louder against its sound alone a 16-bit one made quieter: each a gain
   change (``gain``). One made quieter, then amplified back, has coarse steps at the usual level.
 - ``dropout``: a stretch of digital silence (every channel exactly zero) of at least
@@ -98,10 +98,10 @@ EMPTY_BAND_DB = 30.0
 #: How far (dB) above the coarsest training recording's the noise of a recording's sample steps
 #: must lie to be named, in dBFS and against its sound (two bits coarser). On the shared real
 #: sets no test recording's lay above the training recordings'; 8-bit copies of six normal test
-#: clips of each set lay 29–44 dB above, µ-law ones 8–20 dB (docs/reliability.md).
+#: clips of each set lay 32–44 dB above, µ-law ones 8–28 dB (docs/reliability.md).
 STEP_MARGIN_DB = 12.0
-#: The noise of 16-bit steps (one least significant bit) in each band: steps this fine are
-#: never named, also against training recordings of finer ones (24-bit, float).
+#: The noise of 16-bit steps (one least significant bit) in each band, the finest that the
+#: recording checks tell apart: 24-bit and float recordings count as 16-bit ones.
 SIXTEEN_BIT_NOISE_DB = 10 * math.log10(2.0**-30 / 12 / SPECTRUM_BANDS)
 NAMES = (
     "band-limit",
@@ -147,7 +147,7 @@ class RecordingProfile:
     #: frequency (None: shorter than one frame, or not measured).
     band_levels_db: tuple[float, ...] | None = None
     #: The level (dBFS) in each of those bands of the noise that the steps between its sample
-    #: values add, as white noise (None: not measured; :data:`SILENCE_DB`: no value recurs).
+    #: values add, as white noise, and at least 16 bits' (None: not measured).
     step_noise_db: float | None = None
 
     @classmethod
@@ -269,21 +269,25 @@ def _spectrum_and_steps(
 
 def _step_noise_db(values: np.ndarray) -> float:
     """The level in each of :data:`SPECTRUM_BANDS` bands of the noise that rounding to the
-    steps between ``values`` adds (a step's square over 12, spread evenly over the bands). The
-    step is the median, over the values that recur, of the distance to the nearest other value,
-    each counted as often as it occurs: in a 16-bit recording one least significant bit, while
-    values that never recur (a float recording's) are spaced by chance, not by steps.
-    :data:`SILENCE_DB` where no value recurs."""
+    steps between ``values`` adds (a step's square over 12, spread evenly over the bands).
+    Where a value lies off every fourth step of 16 bits (a 16-bit, 24-bit or float recording),
+    16 bits' (:data:`SIXTEEN_BIT_NOISE_DB`): no coarser step is at hand, and most recordings
+    are told apart without sorting their samples. Else (8-bit, µ-law and A-law values all lie
+    on that grid) the step is the median, over the values that recur, of the distance to the
+    nearest other value, each counted as often as it occurs."""
+    on_grid = values * (2.0**15 / 4)
+    if not np.array_equal(on_grid, np.rint(on_grid)):
+        return SIXTEEN_BIT_NOISE_DB
     ordered = np.sort(values)
     starts = np.flatnonzero(np.diff(ordered, prepend=np.inf))  # each distinct value's first
     counts = np.diff(starts, append=ordered.size)
     recurring = counts > 1
     if starts.size < 2 or not recurring.any():
-        return SILENCE_DB
+        return SIXTEEN_BIT_NOISE_DB  # digital silence, or too few values to show a step
     gaps = np.diff(ordered[starts])
     nearest = np.minimum(np.append(np.inf, gaps), np.append(gaps, np.inf))
     step = float(np.median(np.repeat(nearest[recurring], counts[recurring])))
-    return max(10 * math.log10(step * step / 12 / SPECTRUM_BANDS), SILENCE_DB)
+    return 10 * math.log10(step * step / 12 / SPECTRUM_BANDS)
 
 
 @functools.lru_cache(maxsize=16)
@@ -606,7 +610,7 @@ def coarse_steps(
     if usual_noise_db is None or usual_floor_db is None:
         return None
     louder = floor - usual_floor_db
-    coarser = profile.step_noise_db - max(usual_noise_db, SIXTEEN_BIT_NOISE_DB)
+    coarser = profile.step_noise_db - usual_noise_db
     if min(coarser, louder) < STEP_MARGIN_DB:
         return None
     return RecordingWarning(
