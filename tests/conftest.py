@@ -205,7 +205,8 @@ RATE = 16000
 @pytest.fixture(scope="session")
 def chain(tmp_path_factory):
     """A detector fitted on 12 clean 16-kHz mono clips of machine ``id_00`` (by name), and
-    one test recording per way of not matching it: ``<name>.wav`` for each recording check,
+    one test recording per way of not matching it: ``<name>.wav`` for each recording check
+    (``codec.ogg`` for the codec's),
     ``low-passed.wav`` for a spectrum that ends at 5 kHz (``band-limit`` at the training rate),
     ``normal_id_02_0000.wav`` for the machine check."""
     from scipy.signal import resample_poly
@@ -239,6 +240,7 @@ def chain(tmp_path_factory):
     for name, (samples, rate) in recordings.items():
         eight_bit = name == "quantization"  # the others 16-bit, as the training recordings
         soundfile.write(tests / f"{name}.wav", samples, rate, "PCM_U8" if eight_bit else None)
+    soundfile.write(tests / "codec.ogg", clean, RATE, "VORBIS")
     soundfile.write(tests / "normal_id_02_0000.wav", clean, RATE)
     return detector, detector.save(folder / "d.aetk"), tests
 

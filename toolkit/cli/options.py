@@ -108,7 +108,7 @@ Strict = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="A recording unlike the training recordings (band limit, gain, clipping, "
+        help="A recording unlike the training recordings (band limit, codec, gain, clipping, "
         "quantization, dropout, channels, DC offset, duration, machine) is an error, not a "
         "warning.",
     ),

@@ -29,7 +29,9 @@ from aetk_core.errors import AudioError, ConfigError
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff"})
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
+)
 #: Longest recording decoded at once (seconds); ``AETK_MAX_SECONDS`` overrides it. Longer ones
 #: are read in windows (``--segment``), so memory stays bounded whatever the recording's length.
 DEFAULT_MAX_SECONDS = 600.0
@@ -45,10 +47,13 @@ _INT16_SCALE = np.float32(1 / 32768)
 
 @dataclass(frozen=True)
 class Audio:
-    """Decoded audio: ``samples`` is ``[channels, frames]`` float32 in [-1, 1]."""
+    """Decoded audio: ``samples`` is ``[channels, frames]`` float32 in [-1, 1]; ``coding``, how
+    its file stored them (soundfile's subtype: ``"PCM_16"``, ``"VORBIS"``, ...; None: samples
+    given in memory)."""
 
     samples: np.ndarray
     sample_rate: int
+    coding: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -251,7 +256,7 @@ def read_audio(path: str | Path, frames: FrameLimit = None, data: bytes | None =
                 )
         else:
             samples = _read(sound, path, limit)
-        return Audio(np.ascontiguousarray(samples.T), int(sound.samplerate))
+        return Audio(np.ascontiguousarray(samples.T), int(sound.samplerate), sound.subtype)
 
 
 def read_windows(
@@ -271,7 +276,8 @@ def read_windows(
             samples = _read(sound, path, window, allow_empty=start > 0)
             if len(samples) == 0:
                 return
-            yield start / sound.samplerate, Audio(np.ascontiguousarray(samples.T), sound.samplerate)
+            audio = Audio(np.ascontiguousarray(samples.T), sound.samplerate, sound.subtype)
+            yield start / sound.samplerate, audio
             start += len(samples)
 
 

@@ -19,6 +19,10 @@ for what it is:
   upper-quartile band (a codec, a low-pass filter, a recording resampled from a lower rate). A
   machine's sound does not end at a frequency, and a fault adds sound; a spectrum that ends is
   the recording chain's.
+- ``codec``: its file was coded with a lossy codec (MP3, Vorbis, Opus, ADPCM, GSM: read from
+  the file, :data:`LOSSY_CODECS`) that no training recording was coded with. What such a codec
+  drops and smears is chosen for a listener, not for a machine's faults; and it need not end
+  the spectrum early (``band-limit``).
 - ``gain``: the recording is more than :data:`GAIN_MARGIN_DB` quieter or louder than every
   training recording.
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
@@ -46,9 +50,9 @@ for what it is:
   :func:`machine_warnings`).
 
 At fit time the same checks compare each training recording with the others (band limit,
-clipping, dropout and DC offset as above; sample steps against the median recording's; a channel
-count other than the most common one; a level more than :data:`FIT_LEVEL_MARGIN_DB` from the
-median; a length below :data:`SHORT_SHARE` of the median).
+clipping, dropout and DC offset as above; sample steps against the median recording's; a codec
+or a channel count other than the most common one; a level more than
+:data:`FIT_LEVEL_MARGIN_DB` from the median; a length below :data:`SHORT_SHARE` of the median).
 """
 
 from __future__ import annotations
@@ -103,8 +107,27 @@ STEP_MARGIN_DB = 12.0
 #: The noise of 16-bit steps (one least significant bit) in each band, the finest that the
 #: recording checks tell apart: 24-bit and float recordings count as 16-bit ones.
 SIXTEEN_BIT_NOISE_DB = 10 * math.log10(2.0**-30 / 12 / SPECTRUM_BANDS)
+#: The lossy codecs among soundfile's subtypes, by the name a warning gives them.
+LOSSY_CODECS = {
+    "MPEG_LAYER_I": "MPEG layer I",
+    "MPEG_LAYER_II": "MP2",
+    "MPEG_LAYER_III": "MP3",
+    "VORBIS": "Vorbis",
+    "OPUS": "Opus",
+    "GSM610": "GSM 06.10",
+    "IMA_ADPCM": "IMA ADPCM",
+    "MS_ADPCM": "Microsoft ADPCM",
+    "VOX_ADPCM": "VOX ADPCM",
+    "G721_32": "G.721 ADPCM",
+    "G723_24": "G.723 ADPCM",
+    "G723_40": "G.723 ADPCM",
+    "NMS_ADPCM_16": "NMS ADPCM",
+    "NMS_ADPCM_24": "NMS ADPCM",
+    "NMS_ADPCM_32": "NMS ADPCM",
+}
 NAMES = (
     "band-limit",
+    "codec",
     "gain",
     "clipping",
     "quantization",
@@ -149,14 +172,23 @@ class RecordingProfile:
     #: The level (dBFS) in each of those bands of the noise that the steps between its sample
     #: values add, as white noise, and at least 16 bits' (None: not measured).
     step_noise_db: float | None = None
+    #: The lossy codec its file was coded with (:data:`LOSSY_CODECS`' names; None: a lossless
+    #: coding, or samples given in memory).
+    codec: str | None = None
 
     @classmethod
-    def measure(cls, samples: np.ndarray, sample_rate: int) -> RecordingProfile:
-        """The profile of ``[channels, frames]`` float samples in [-1, 1]."""
+    def measure(
+        cls, samples: np.ndarray, sample_rate: int, coding: str | None = None
+    ) -> RecordingProfile:
+        """The profile of ``[channels, frames]`` float samples in [-1, 1], decoded from a file
+        of soundfile's subtype ``coding`` (None: given in memory)."""
         samples = np.asarray(samples, dtype=np.float32)
         seconds = samples.shape[1] / sample_rate
+        codec = LOSSY_CODECS.get(coding or "")
         if samples.size == 0:
-            return cls(int(sample_rate), int(samples.shape[0]), SILENCE_DB, 0.0, 0.0, seconds)
+            return cls(
+                int(sample_rate), int(samples.shape[0]), SILENCE_DB, 0.0, 0.0, seconds, codec=codec
+            )
         # Measured at every decode: one BLAS dot product for the power and a peak test before
         # counting clipped samples (a third of the time of float64 passes, the same to 1e-6).
         means = samples.sum(axis=1) / samples.shape[1]
@@ -178,6 +210,7 @@ class RecordingProfile:
             seconds,
             *_longest_silence(samples, sample_rate),
             *_spectrum_and_steps(samples),
+            codec,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -194,13 +227,14 @@ class RecordingProfile:
             if self.band_levels_db is None
             else [round(level, 2) for level in self.band_levels_db],
             "step_noise_db": None if self.step_noise_db is None else round(self.step_noise_db, 2),
+            "codec": self.codec,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecordingProfile:
         """A profile as :meth:`as_dict` wrote it (a ``KeyError`` for one written before the
-        length, dropouts, spectrum and sample steps were measured: the feature cache measures
-        those again)."""
+        length, dropouts, spectrum, sample steps and codec were measured: the feature cache
+        measures those again)."""
         seconds, levels, steps = data["seconds"], data["band_levels_db"], data["step_noise_db"]
         return cls(
             int(data["sample_rate"]),
@@ -213,6 +247,7 @@ class RecordingProfile:
             float(data["dropout_start"]),
             None if levels is None else tuple(float(level) for level in levels),
             None if steps is None else float(steps),
+            None if data["codec"] is None else str(data["codec"]),
         )
 
     def nyquist_hz(self) -> float:
@@ -382,6 +417,9 @@ class RecordingNorms:
     #: :meth:`RecordingProfile.step_floor_db`; None: not measured).
     step_noise_db: float | None = None
     step_floor_db: float | None = None
+    #: The lossy codecs the training recordings were coded with (``()``: none; None: a detector
+    #: fitted before codecs were read).
+    codecs: tuple[str, ...] | None = None
 
     @classmethod
     def learn(
@@ -404,6 +442,7 @@ class RecordingNorms:
             max(profile.dropout_seconds for profile in profiles),
             *_quietest_shape(profiles),
             *_coarsest_steps(profiles),
+            tuple(sorted({profile.codec for profile in profiles if profile.codec})),
         )
 
     @property
@@ -428,6 +467,7 @@ class RecordingNorms:
             "band_shape_hz": self.band_shape_hz,
             "step_noise_db": None if self.step_noise_db is None else round(self.step_noise_db, 2),
             "step_floor_db": None if self.step_floor_db is None else round(self.step_floor_db, 2),
+            "codecs": None if self.codecs is None else list(self.codecs),
         }
 
     @classmethod
@@ -441,6 +481,7 @@ class RecordingNorms:
             data.get("band_shape_hz"),
         )
         steps, floor = data.get("step_noise_db"), data.get("step_floor_db")
+        codecs = data.get("codecs")
         return cls(
             float(stored_hz) if stored_hz is not None else analysed_hz,
             None if channels is None else tuple(int(c) for c in channels),
@@ -454,6 +495,7 @@ class RecordingNorms:
             None if shape_hz is None else float(shape_hz),
             None if steps is None else float(steps),
             None if floor is None else float(floor),
+            None if codecs is None else tuple(str(codec) for codec in codecs),
         )
 
     def check(
@@ -470,6 +512,7 @@ class RecordingNorms:
         found = [
             band_limit(profile, self.heard_hz)
             or spectrum_limit(profile, self.band_shape_db, self.band_shape_hz, self.heard_hz),
+            self._codec(profile),
             self._gain(profile),
             clipping(profile, 2 * self.clipped_share),
             coarse_steps(
@@ -499,6 +542,16 @@ class RecordingNorms:
                 f"loudest training recording ({high:.1f} dBFS): a gain change?",
             )
         return None
+
+    def _codec(self, profile: RecordingProfile) -> RecordingWarning | None:
+        if self.codecs is None or profile.codec is None or profile.codec in self.codecs:
+            return None
+        unlike = f"coded as {' or '.join(self.codecs)}" if self.codecs else "not"
+        return RecordingWarning(
+            "codec",
+            f"coded as {profile.codec}, a lossy codec, where the training recordings were "
+            f"{unlike} (what it drops and smears can raise the score)",
+        )
 
     def _channels(self, profile: RecordingProfile) -> RecordingWarning | None:
         if self.channels is None or profile.channels in self.channels:
@@ -710,6 +763,7 @@ def training_warnings(
     if not profiles:
         return []
     usual_channels = Counter(profile.channels for profile in profiles).most_common(1)[0][0]
+    usual_codec = Counter(profile.codec for profile in profiles).most_common(1)[0][0]
     median_level = float(np.median([profile.level_db for profile in profiles]))
     usual_seconds = median_seconds(profiles)
     spectra = _spectra_unlike_the_others(profiles, heard_hz)
@@ -723,6 +777,7 @@ def training_warnings(
     for profile, spectrum in zip(profiles, spectra, strict=True):
         warnings = [
             band_limit(profile, heard_hz) or spectrum,
+            _codec_outlier(profile, usual_codec),
             _level_outlier(profile, median_level),
             clipping(profile),
             coarse_steps(profile, median_noise, median_floor, "the median training recording's"),
@@ -760,6 +815,15 @@ def _level_outlier(profile: RecordingProfile, median_db: float) -> RecordingWarn
         "gain",
         f"level {profile.level_db:.1f} dBFS, {abs(profile.level_db - median_db):.0f} dB {side} "
         f"the training recordings' median ({median_db:.1f} dBFS)",
+    )
+
+
+def _codec_outlier(profile: RecordingProfile, usual: str | None) -> RecordingWarning | None:
+    if profile.codec is None or profile.codec == usual:
+        return None
+    were = "were not" if usual is None else f"were coded as {usual}"
+    return RecordingWarning(
+        "codec", f"coded as {profile.codec}, a lossy codec, where most training recordings {were}"
     )
 
 
