@@ -121,6 +121,9 @@ def test_a_description_leaves_out_the_figures_an_older_file_lacks(fitted):
     )
     same = detector_lines({**summary, "recordings": {**recordings, "level_db": [low, low]}})
     assert f"(median), {low:.1f} dBFS (what the recording checks expect)" in "\n".join(same)
+    assert recordings["codecs"] == []  # lossless WAV files, so no codec is said
+    coded = detector_lines({**summary, "recordings": {**recordings, "codecs": ["MP3"]}})
+    assert f"{low:.1f} to {high:.1f} dBFS, coded as MP3 (what the" in "\n".join(coded)
     assert len(detector_lines({**summary, "recordings": None})) == len(full) - 1
 
 

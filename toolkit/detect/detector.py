@@ -337,6 +337,7 @@ class Detector(ScoringDetector):
                 if norms.level_db is None
                 else [round(v, 1) for v in norms.level_db],
                 "seconds": norms.seconds,
+                "codecs": None if norms.codecs is None else list(norms.codecs),
             },
         }
 

@@ -167,6 +167,8 @@ def describe_recordings(recordings: dict[str, Any] | None) -> str:
     if recordings.get("level_db") is not None:
         low, high = (f"{level:.1f}" for level in recordings["level_db"])
         parts.append(f"{low} dBFS" if low == high else f"{low} to {high} dBFS")
+    if recordings.get("codecs"):
+        parts.append(f"coded as {' or '.join(recordings['codecs'])}")
     if not parts:
         return ""
     return f"its training recordings: {', '.join(parts)} (what the recording checks expect)"
