@@ -298,7 +298,7 @@ def _spectrum_and_steps(
     power *= scale / samples.shape[0]  # the mean over channels
     levels = 10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
     # Steps from every other frame: 2,048 values of a mono recording show them, and sorting
-    # is the costliest part of measuring a recording.
+    # them (an 8-bit, µ-law or A-law recording's) is the costliest part of measuring one.
     return tuple(levels.tolist()), _step_noise_db(framed[:, ::2].reshape(-1))
 
 
