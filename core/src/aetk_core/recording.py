@@ -657,14 +657,13 @@ def coarse_steps(
     :data:`STEP_MARGIN_DB` above ``usual_noise_db`` in dBFS and ``usual_floor_db`` relative to
     its own level (``whose``, in words): coarser steps, and louder against its sound. Either
     alone is another gain (a recording amplified, or a 16-bit one made quieter)."""
+    if profile.step_noise_db is None or usual_noise_db is None or usual_floor_db is None:
+        return None
+    if profile.step_noise_db - usual_noise_db < STEP_MARGIN_DB:
+        return None  # every 16-bit recording: its level's upper quartile is not worked out
     floor = profile.step_floor_db()
-    if floor is None or profile.step_noise_db is None:
-        return None
-    if usual_noise_db is None or usual_floor_db is None:
-        return None
-    louder = floor - usual_floor_db
-    coarser = profile.step_noise_db - usual_noise_db
-    if min(coarser, louder) < STEP_MARGIN_DB:
+    louder = None if floor is None else floor - usual_floor_db
+    if louder is None or louder < STEP_MARGIN_DB:
         return None
     return RecordingWarning(
         "quantization",
