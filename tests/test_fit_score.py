@@ -525,6 +525,24 @@ def test_a_terminal_table_shows_files_from_their_common_folder(paths, folder, sh
     assert [row[0] for row in kept[1:]] == shown and kept[1][1:] == rows[1][1:]
 
 
+def test_a_name_with_a_tab_or_a_line_break_stays_on_its_row(cli, fitted, machine_sounds, tmp_path):
+    from aetk_core.watch.events import describe_event
+
+    _, detector = fitted
+    odd = tmp_path / "line\nbreak\tand tab.wav"
+    odd.write_bytes(machine_sounds["test"][0].read_bytes())
+    (tmp_path / "plain.wav").write_bytes(machine_sounds["test"][1].read_bytes())
+    scored = cli("score", tmp_path, "-d", detector)  # captured: the tab-separated table
+    assert scored.code == 0
+    rows = [line.split("\t") for line in scored.stdout.splitlines()]
+    assert len(rows) == 3 and {len(row) for row in rows} == {len(rows[0])}
+    assert rows[1][0] == str(tmp_path / "line\\nbreak\\tand tab.wav")
+    error = {"event": "error", "source": str(odd), "error": "unreadable", "time": None}
+    assert describe_event(error, str(tmp_path)) == (
+        f"error {tmp_path}/line\\nbreak\\tand tab.wav: unreadable"
+    )
+
+
 def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tmp_path):
     healthy = write_wav(tmp_path / "healthy.wav", synth.normal_clip(np.random.default_rng(1), 8.0))
     output = tmp_path / "d.aetk"

@@ -132,13 +132,26 @@ def describe_view(view: dict[str, Any] | None) -> str:
     return name
 
 
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
+    9: "\\t",
+    10: "\\n",
+    13: "\\r",
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\t``, ``\\x1b``):
+    a tab or a line break in a file's name would split the table row or the line quoting it."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
 def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
     a row per result: file, the machine that judged it (a fleet's results only: each machine
     has its own threshold), score, threshold, verdict, and the ``raised by`` (for an anomaly,
     the view that gave its score: :func:`describe_view`), ``events`` (the three strongest,
     strongest first: where to listen) and ``recording`` (the warnings' names) columns when any
-    result has them."""
+    result has them. Names are :func:`printable`: one result, one row."""
     with_views = any(result.view and result.anomalous for result in results)
     with_events = any(result.segments for result in results)
     with_warnings = any(result.warnings for result in results)
@@ -151,7 +164,8 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     for result in results:
         score = "-" if result.score is None else f"{result.score:.5g}"
         threshold = "-" if result.threshold is None else f"{result.threshold:.5g}"
-        row: tuple[str, ...] = (result.path,) + ((result.machine or "",) if with_machines else ())
+        row: tuple[str, ...] = (printable(result.path),)
+        row += (printable(result.machine or ""),) if with_machines else ()
         row += (score, threshold, result.verdict())
         if with_views:
             row += (describe_view(result.view) if result.anomalous else "",)

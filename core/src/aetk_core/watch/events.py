@@ -10,7 +10,7 @@ from typing import Any
 
 from aetk_core.describe import notes_in_brief
 from aetk_core.recording import describe_warnings
-from aetk_core.results import describe_view
+from aetk_core.results import describe_view, printable
 from aetk_core.verdict import window_length_warning
 
 
@@ -19,7 +19,7 @@ def where(event: dict[str, Any], source: str) -> str:
     the machine of a fleet that judged it)."""
     when = event["time"]
     streamed = when is not None and event["source"] == source
-    said = f"{when:.2f} s" if streamed else str(event["source"])
+    said = f"{when:.2f} s" if streamed else printable(str(event["source"]))
     if event.get("machine"):
         said += f" (machine {event['machine']})"
     return said
@@ -57,7 +57,7 @@ def describe_event(event: dict[str, Any], source: str) -> str:
             f"(score {event.get('score', 0):.4g}{raised_by})"
         ),
         "anomaly_end": lambda: f"anomaly ended at {where(event, source)}",
-        "error": lambda: f"error {event['source']}: {event.get('error')}",
+        "error": lambda: f"error {printable(str(event['source']))}: {event.get('error')}",
         "recorded": lambda: f"recorded {event.get('path')}",
         "webhook_failed": lambda: f"webhook failed: {event.get('error')}",
         "mqtt_failed": lambda: f"mqtt failed: {event.get('error')}",
