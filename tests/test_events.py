@@ -3,6 +3,8 @@ score and when, and the synthetic event suite behaves as the benchmark assumes."
 
 from __future__ import annotations
 
+import dataclasses
+
 import aetk_core.results
 import numpy as np
 import pytest
@@ -140,7 +142,7 @@ def test_the_event_view_separates_a_knock_by_more_than_the_clip_average(clicking
     assert margin(both) > margin(averaged_results) + 0.05
 
 
-def test_the_table_lists_an_anomalys_strongest_events_first():
+def test_the_table_lists_the_event_that_raised_the_score_then_the_strongest():
     scores = [1.2, 4.0, 0.9, 3.1, 2.5]
     segments = [
         {"start": float(second), "end": second + 0.25, "score": score}
@@ -151,6 +153,14 @@ def test_the_table_lists_an_anomalys_strongest_events_first():
     assert row[-1] == "1.00–1.25 s, 3.00–3.25 s, 4.00–4.25 s (+2 more)"
     few = aetk_core.results.ScoreResult("b.wav", 4.0, 1.0, True, segments=segments[:2])
     assert aetk_core.results.table([few])[1][-1] == "1.00–1.25 s, 0.00–0.25 s"
+    # Raised by a moment: the event holding it comes first, as the "raised by" column says.
+    moment = {"view": "event", "start": 4.1, "end": 4.2}
+    raised = aetk_core.results.ScoreResult("c.wav", 4.0, 1.0, True, segments=segments, view=moment)
+    assert aetk_core.results.table([raised])[1][-1] == (
+        "4.00–4.25 s, 1.00–1.25 s, 3.00–3.25 s (+2 more)"
+    )
+    whole = dataclasses.replace(raised, view={"view": "clip"})
+    assert aetk_core.results.table([whole])[1][-1] == row[-1]
 
 
 def test_event_clips_hold_one_event_at_the_asked_level():

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aetk_core.describe import describe_views, detector_facts
-from aetk_core.results import describe_view
+from aetk_core.results import describe_view, events_to_hear
 
 from aetk._version import __version__
 from aetk.data.fileio import REPORT_MARK
@@ -458,12 +458,13 @@ def _label_name(label: int | None) -> str:
 
 
 def _row_events(result: ScoreResult) -> str:
-    """A verdict row's last cell: the view that gave the score, the strongest event and the
+    """A verdict row's last cell: the view that gave the score, the event to hear first and the
     recording warnings."""
     warnings = (
         f"recording {warning['name']}: {warning['message']}" for warning in result.warnings or []
     )
-    parts = (describe_view(result.view), _events_summary(result.segments or []), *warnings)
+    events = events_to_hear(result.segments or [], result.view)
+    parts = (describe_view(result.view), _events_summary(events), *warnings)
     return "; ".join(part for part in parts if part)
 
 
@@ -559,11 +560,12 @@ def _explained_one(detector: Detector, result: ScoreResult) -> str:
 
 
 def _events_summary(events: list[dict]) -> str:
-    """The strongest event, with its top band only, and how many more there are."""
+    """The first of the events (:func:`aetk_core.results.events_to_hear`), with its top band
+    only, and how many more there are."""
     if not events:
         return ""
-    strongest = max(events, key=lambda event: event["score"])
-    text = _event_text({**strongest, "bands": strongest.get("bands", [])[:1]})
+    first = events[0]
+    text = _event_text({**first, "bands": first.get("bands", [])[:1]})
     return text + (f" (+{len(events) - 1} more)" if len(events) > 1 else "")
 
 

@@ -149,8 +149,8 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
     """The table ``aetk score`` and ``aetk-runtime score`` print, as text cells: a header, then
     a row per result: file, the machine that judged it (a fleet's results only: each machine
     has its own threshold), score, threshold, verdict, and the ``raised by`` (for an anomaly,
-    the view that gave its score: :func:`describe_view`), ``events`` (the three strongest,
-    strongest first: where to listen) and ``recording`` (the warnings' names) columns when any
+    the view that gave its score: :func:`describe_view`), ``events`` (three, in the order of
+    :func:`events_to_hear`) and ``recording`` (the warnings' names) columns when any
     result has them. Names are :func:`printable`: one result, one row."""
     with_views = any(result.view and result.anomalous for result in results)
     with_events = any(result.segments for result in results)
@@ -170,7 +170,7 @@ def table(results: Sequence[ScoreResult]) -> list[tuple[str, ...]]:
         if with_views:
             row += (describe_view(result.view) if result.anomalous else "",)
         if with_events:
-            row += (_strongest_events(result.segments or []),)
+            row += (_events_cell(events_to_hear(result.segments or [], result.view)),)
         if with_warnings:
             row += (", ".join(warning["name"] for warning in result.warnings or []),)
         rows.append(row)
@@ -191,11 +191,28 @@ def from_common_folder(rows: list[tuple[str, ...]]) -> tuple[str | None, list[tu
     return folder, [header, *((os.path.relpath(row[0], folder), *row[1:]) for row in cells)]
 
 
-def _strongest_events(segments: Sequence[dict[str, Any]], shown: int = 3) -> str:
-    # A long recording can hold dozens of events; the strongest are the ones worth hearing.
-    strongest = sorted(segments, key=lambda event: -event["score"])[:shown]
-    cells = [f"{event['start']:.2f}–{event['end']:.2f} s" for event in strongest]
-    more = len(segments) - len(cells)
+def events_to_hear(
+    segments: Sequence[dict[str, Any]], view: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """A result's events in the order worth hearing them: first any holding the moment that
+    raised its score (``view``'s, where a view of a moment gave the score: what the ``raised
+    by`` column names), then the strongest. A short fault made of sounds that are each normal
+    (a valve's clicks come too close together) lifts a moment's frames together rather than
+    one frame above all others, so the strongest single frame can lie elsewhere in the clip."""
+    moment = view if view and "start" in view else None
+
+    def holds_moment(event: dict[str, Any]) -> bool:
+        return (
+            moment is not None and event["start"] < moment["end"] and event["end"] > moment["start"]
+        )
+
+    return sorted(segments, key=lambda event: (not holds_moment(event), -event["score"]))
+
+
+def _events_cell(events: Sequence[dict[str, Any]], shown: int = 3) -> str:
+    # A long recording can hold dozens of events: the first few are the ones worth hearing.
+    cells = [f"{event['start']:.2f}–{event['end']:.2f} s" for event in events[:shown]]
+    more = len(events) - len(cells)
     return ", ".join(cells) + (f" (+{more} more)" if more else "")
 
 
