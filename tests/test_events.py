@@ -179,10 +179,43 @@ def test_event_clips_hold_one_event_at_the_asked_level():
         synth.event_clip(np.random.default_rng(1), "squeal")
 
 
-def test_write_event_dataset_names_each_event(tmp_path):
+def test_write_event_dataset_names_each_event_and_says_where_it_lies(tmp_path):
+    import csv
+
     written = synth.write_event_dataset(
-        tmp_path, train=2, test_normal=1, test_per_event=1, seconds=1.0
+        tmp_path, train=2, test_normal=1, test_per_event=2, seconds=1.0
     )
-    names = sorted(path.stem.rsplit("_", 1)[0] for path in written["test"])
+    names = sorted({path.stem.rsplit("_", 1)[0] for path in written["test"]})
     assert names == ["anomaly_chatter", "anomaly_knock", "anomaly_rub", "normal"]
     assert len(written["train"]) == 2
+    with open(tmp_path / "events.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    faults = [path for path in written["test"] if path.name.startswith("anomaly")]
+    assert [tmp_path / row["file"] for row in rows] == faults
+    for row in rows:
+        assert row["file"].startswith(f"test/anomaly_{row['kind']}_")
+        assert 0 <= float(row["start"]) < float(row["end"]) <= 1.0
+        if row["kind"] == "chatter":  # broadband clicks
+            assert row["low_hz"] == row["high_hz"] == ""
+        elif row["kind"] == "knock":  # one resonance
+            assert 800 <= float(row["low_hz"]) == float(row["high_hz"]) <= 3000
+        else:
+            assert float(row["high_hz"]) == pytest.approx(2 * float(row["low_hz"]), abs=0.2)
+
+
+@pytest.mark.parametrize("kind", synth.EVENTS)
+def test_a_placed_event_is_where_the_clip_changes(kind):
+    machine = synth.Machine()
+    normal, none = synth.placed_event_clip(np.random.default_rng(4), None, 3.0, machine)
+    faulty, placed = synth.placed_event_clip(
+        np.random.default_rng(4), kind, 3.0, machine, level_db=6.0
+    )
+    assert none is None and placed is not None and placed.kind == kind
+    assert np.array_equal(
+        faulty, synth.event_clip(np.random.default_rng(4), kind, 3.0, machine, 6.0)
+    )
+    # Same seed: the same machine sound, scaled to its own peak; the rest is the event.
+    audible = np.abs(normal) > 0.05
+    added = np.abs(faulty - np.median(faulty[audible] / normal[audible]) * normal)
+    changed = np.flatnonzero(added > 0.2 * added.max()) / machine.sample_rate
+    assert placed.start - 0.01 <= changed.min() and changed.max() <= placed.end + 0.01

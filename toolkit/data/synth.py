@@ -18,10 +18,14 @@ that last a fraction of a clip, at a chosen level relative to the hum:
 - ``knock``: one impact, a decaying resonance (0.8-3 kHz) 50-300 ms long;
 - ``chatter``: the valve's timing changes once: a burst of 3-5 clicks 30-60 ms apart;
 - ``rub``: one burst of band-limited friction noise (0.5-4 kHz), 0.2-0.5 s long.
+
+:func:`placed_event_clip` says where each event lies, and :func:`write_event_dataset` writes it
+to ``events.csv``, so that a benchmark can check where a detector says the event is.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +101,19 @@ def write_dataset(
     )
 
 
+@dataclass(frozen=True)
+class PlacedEvent:
+    """Where a short event lies in its clip: from ``start`` to ``end`` seconds, its sound
+    between ``low_hz`` and ``high_hz`` (a knock's resonance: one frequency; None for a
+    broadband event, the chatter's clicks)."""
+
+    kind: str
+    start: float
+    end: float
+    low_hz: float | None
+    high_hz: float | None
+
+
 def event_clip(
     rng: np.random.Generator,
     kind: str | None,
@@ -106,17 +123,31 @@ def event_clip(
 ) -> np.ndarray:
     """One clip of the clicking machine: normal (``kind=None``) or with one short event of
     :data:`EVENTS`, whose power while it lasts is ``level_db`` relative to the hum's."""
+    return placed_event_clip(rng, kind, seconds, machine, level_db)[0]
+
+
+def placed_event_clip(
+    rng: np.random.Generator,
+    kind: str | None,
+    seconds: float = 10.0,
+    machine: Machine = Machine(),
+    level_db: float = -5.0,
+) -> tuple[np.ndarray, PlacedEvent | None]:
+    """:func:`event_clip`, and where its event lies (None for a normal clip)."""
     if kind is not None and kind not in EVENTS:
         raise ValueError(f"unknown event {kind!r} (choose from {', '.join(EVENTS)})")
     clip, _ = _normal_parts(rng, seconds, machine)
     hum_power = float(np.mean(clip**2))
     clip = clip + _clicks(rng, len(clip), machine.sample_rate, hum_power)
+    placed = None
     if kind is not None:
-        event = _EVENTS[kind](rng, machine.sample_rate, hum_power)
+        event, band = _EVENTS[kind](rng, machine.sample_rate, hum_power)
         gain = np.sqrt(10 ** (level_db / 10) * hum_power / max(np.mean(event**2), 1e-20))
         start = rng.integers(0, len(clip) - len(event))
         clip[start : start + len(event)] += gain * event
-    return _finish(clip)
+        rate = machine.sample_rate
+        placed = PlacedEvent(kind, start / rate, (start + len(event)) / rate, *band)
+    return _finish(clip), placed
 
 
 def write_event_dataset(
@@ -131,13 +162,27 @@ def write_event_dataset(
     seed: int = 0,
 ) -> dict[str, list[Path]]:
     """Write ``train/normal_*.wav`` and ``test/{normal,anomaly_<event>}_*.wav`` of the clicking
-    machine, each event at a level drawn uniformly from ``level_db``."""
+    machine, each event at a level drawn uniformly from ``level_db``, and ``events.csv`` beside
+    them: each test anomaly's file (relative to ``folder``) and where its event lies
+    (:class:`PlacedEvent`'s fields; an empty band for a broadband event)."""
     rng = np.random.default_rng(seed)
+    placed: list[PlacedEvent | None] = []
 
     def make(kind: str | None) -> np.ndarray:
-        return event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
+        clip, event = placed_event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
+        placed.append(event)
+        return clip
 
-    return _write(folder, train, test_normal, test_per_event, EVENTS, make, machine)
+    written = _write(folder, train, test_normal, test_per_event, EVENTS, make, machine)
+    with open(Path(folder) / "events.csv", "w", newline="") as stream:
+        table = csv.writer(stream)
+        table.writerow(["file", "kind", "start", "end", "low_hz", "high_hz"])
+        for path, event in zip(written["train"] + written["test"], placed, strict=True):
+            if event is not None:
+                where = [round(event.start, 4), round(event.end, 4)]
+                band = ["" if hz is None else round(hz, 1) for hz in (event.low_hz, event.high_hz)]
+                table.writerow([path.relative_to(folder).as_posix(), event.kind, *where, *band])
+    return written
 
 
 def _write(
@@ -188,14 +233,19 @@ def _clicks(rng: np.random.Generator, count: int, rate: int, hum_power: float) -
     return clicks
 
 
-def _knock_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+#: An event's sound and its band (low, high) in Hz, (None, None) when broadband.
+_Event = tuple[np.ndarray, tuple[float | None, float | None]]
+
+
+def _knock_event(rng: np.random.Generator, rate: int, hum_power: float) -> _Event:
     length = int(rng.uniform(0.05, 0.3) * rate)
     resonance = rng.uniform(800.0, 3000.0)
     time = np.arange(length) / rate
-    return np.exp(-time / (length / rate / 4)) * np.sin(2 * np.pi * resonance * time)
+    ringing = np.exp(-time / (length / rate / 4)) * np.sin(2 * np.pi * resonance * time)
+    return ringing, (resonance, resonance)
 
 
-def _chatter_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+def _chatter_event(rng: np.random.Generator, rate: int, hum_power: float) -> _Event:
     gaps = rng.uniform(0.03, 0.06, size=int(rng.integers(3, 6)))
     starts = np.concatenate([[0], np.cumsum(gaps)])
     click = _click(rng, rate)
@@ -203,16 +253,20 @@ def _chatter_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.
     for start in starts:
         index = int(start * rate)
         burst[index : index + len(click)] += click
-    return burst
+    return burst, (None, None)
 
 
-def _rub_event(rng: np.random.Generator, rate: int, hum_power: float) -> np.ndarray:
+def _rub_event(rng: np.random.Generator, rate: int, hum_power: float) -> _Event:
     length = int(rng.uniform(0.2, 0.5) * rate)
     low = rng.uniform(500.0, 2000.0)
-    return _band_noise(rng, length, rate, low, 2 * low) * np.hanning(length)
+    return _band_noise(rng, length, rate, low, 2 * low) * np.hanning(length), (low, 2 * low)
 
 
-_EVENTS = {"knock": _knock_event, "chatter": _chatter_event, "rub": _rub_event}
+_EVENTS: dict[str, Callable[[np.random.Generator, int, float], _Event]] = {
+    "knock": _knock_event,
+    "chatter": _chatter_event,
+    "rub": _rub_event,
+}
 
 
 @dataclass
