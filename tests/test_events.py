@@ -23,10 +23,10 @@ def clicking_machine(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clicking")
     rng = np.random.default_rng(7)
     for index in range(12):
-        write_wav(folder / "train" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0))
+        write_wav(folder / "train" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0)[0])
     for index in range(4):
-        write_wav(folder / "test" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0))
-        clip = synth.event_clip(rng, None, 2.0)
+        write_wav(folder / "test" / f"normal_{index}.wav", synth.event_clip(rng, None, 2.0)[0])
+        clip, _ = synth.event_clip(rng, None, 2.0)
         time = np.arange(int(0.1 * RATE)) / RATE
         knock = 0.5 * np.exp(-time / 0.03) * np.sin(2 * np.pi * 1500 * time)
         clip[RATE : RATE + len(knock)] = np.clip(clip[RATE : RATE + len(knock)] + knock, -1, 1)
@@ -165,8 +165,8 @@ def test_the_table_lists_the_event_that_raised_the_score_then_the_strongest():
 
 def test_event_clips_hold_one_event_at_the_asked_level():
     machine = synth.Machine()
-    normal = synth.event_clip(np.random.default_rng(1), None, 4.0, machine)
-    loud = synth.event_clip(np.random.default_rng(1), "rub", 4.0, machine, level_db=6.0)
+    normal, _ = synth.event_clip(np.random.default_rng(1), None, 4.0, machine)
+    loud, _ = synth.event_clip(np.random.default_rng(1), "rub", 4.0, machine, level_db=6.0)
     assert normal.shape == loud.shape == (4 * machine.sample_rate,)
     # Same seed: the same machine sound (scaled to its own peak); what differs is the event,
     # short against the clip.
@@ -206,14 +206,9 @@ def test_write_event_dataset_names_each_event_and_says_where_it_lies(tmp_path):
 @pytest.mark.parametrize("kind", synth.EVENTS)
 def test_a_placed_event_is_where_the_clip_changes(kind):
     machine = synth.Machine()
-    normal, none = synth.placed_event_clip(np.random.default_rng(4), None, 3.0, machine)
-    faulty, placed = synth.placed_event_clip(
-        np.random.default_rng(4), kind, 3.0, machine, level_db=6.0
-    )
+    normal, none = synth.event_clip(np.random.default_rng(4), None, 3.0, machine)
+    faulty, placed = synth.event_clip(np.random.default_rng(4), kind, 3.0, machine, level_db=6.0)
     assert none is None and placed is not None and placed.kind == kind
-    assert np.array_equal(
-        faulty, synth.event_clip(np.random.default_rng(4), kind, 3.0, machine, 6.0)
-    )
     # Same seed: the same machine sound, scaled to its own peak; the rest is the event.
     audible = np.abs(normal) > 0.05
     added = np.abs(faulty - np.median(faulty[audible] / normal[audible]) * normal)

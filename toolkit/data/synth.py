@@ -19,7 +19,7 @@ that last a fraction of a clip, at a chosen level relative to the hum:
 - ``chatter``: the valve's timing changes once: a burst of 3-5 clicks 30-60 ms apart;
 - ``rub``: one burst of band-limited friction noise (0.5-4 kHz), 0.2-0.5 s long.
 
-:func:`placed_event_clip` says where each event lies, and :func:`write_event_dataset` writes it
+:func:`event_clip` says where its event lies, and :func:`write_event_dataset` writes that
 to ``events.csv``, so that a benchmark can check where a detector says the event is.
 """
 
@@ -120,20 +120,10 @@ def event_clip(
     seconds: float = 10.0,
     machine: Machine = Machine(),
     level_db: float = -5.0,
-) -> np.ndarray:
-    """One clip of the clicking machine: normal (``kind=None``) or with one short event of
-    :data:`EVENTS`, whose power while it lasts is ``level_db`` relative to the hum's."""
-    return placed_event_clip(rng, kind, seconds, machine, level_db)[0]
-
-
-def placed_event_clip(
-    rng: np.random.Generator,
-    kind: str | None,
-    seconds: float = 10.0,
-    machine: Machine = Machine(),
-    level_db: float = -5.0,
 ) -> tuple[np.ndarray, PlacedEvent | None]:
-    """:func:`event_clip`, and where its event lies (None for a normal clip)."""
+    """One clip of the clicking machine: normal (``kind=None``) or with one short event of
+    :data:`EVENTS`, whose power while it lasts is ``level_db`` relative to the hum's; and where
+    that event lies (None for a normal clip)."""
     if kind is not None and kind not in EVENTS:
         raise ValueError(f"unknown event {kind!r} (choose from {', '.join(EVENTS)})")
     clip, _ = _normal_parts(rng, seconds, machine)
@@ -169,7 +159,7 @@ def write_event_dataset(
     placed: list[PlacedEvent | None] = []
 
     def make(kind: str | None) -> np.ndarray:
-        clip, event = placed_event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
+        clip, event = event_clip(rng, kind, seconds, machine, float(rng.uniform(*level_db)))
         placed.append(event)
         return clip
 
