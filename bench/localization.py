@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 #: Candidates measured unless --candidates says otherwise: the presets that localize, and the
 #: autoencoder with a view of moments.
 MEASURED = ("default", "transient", "autoencoder", "autoencoder, clip+event")
+#: Slack either side of an event: one analysis frame (64 ms) can hold its start or its end.
 TOLERANCE_SECONDS = 0.064
 MOMENT_VIEWS = ("event", "contrast")
 
@@ -89,14 +90,11 @@ def run_once(options: dict, seed: int) -> dict:
             events = {row["file"]: placed(row) for row in csv.DictReader(stream)}
         detector = aetk.fit(Path(folder) / "train", seed=seed, **options)
         results = detector.score(Path(folder) / "test", localize=True)
-        faults = [r for r in results if Path(r.path).relative_to(folder).as_posix() in events]
-        judged = [
-            {
-                **judge(r, events[Path(r.path).relative_to(folder).as_posix()]),
-                "flagged": r.anomalous,
-            }
-            for r in faults
-        ]
+    judged = []
+    for result in results:
+        event = events.get(Path(result.path).relative_to(folder).as_posix())
+        if event is not None:  # a faulty clip
+            judged.append({**judge(result, event), "flagged": result.anomalous})
     return {"seed": seed, "faults": judged}
 
 
