@@ -554,7 +554,9 @@ def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tm
     ]
     fitted = cli("fit", healthy, "-o", output, "--segment", "2", "--json")
     assert fitted.code == 0 and json.loads(fitted.stdout)["segment_seconds"] == 2.0
-    assert "cut into clips of 2 s (and scored in such windows)" in cli("info", output).stdout
+    described = cli("info", output).stdout
+    assert "cut into clips of 2 s (and scored in such windows)" in described
+    assert "the clips cut from its training recordings: mono, 2 s long (median)" in described
     page = tmp_path / "report.html"
     assert cli("report", healthy, "-d", output, "-o", page).code == 0
     assert "cut into clips of 2 s (and scored in such windows)" in page.read_text()

@@ -137,7 +137,9 @@ def detector_facts(summary: dict[str, Any]) -> list[str]:
             f"hears up to {heard:.0f} Hz of the {analysed:.0f} Hz analysed: no training "
             "recording held more, so faster recordings are heard through that band"
         )
-    recordings = describe_recordings(summary.get("recordings"))
+    recordings = describe_recordings(
+        summary.get("recordings"), bool(summary.get("segment_seconds"))
+    )
     if recordings:
         lines.append(recordings)
     return lines
@@ -150,10 +152,11 @@ def describe_cut(summary: dict[str, Any]) -> str:
     return f"cut into clips of {segment:g} s (and scored in such windows), " if segment else ""
 
 
-def describe_recordings(recordings: dict[str, Any] | None) -> str:
+def describe_recordings(recordings: dict[str, Any] | None, cut: bool = False) -> str:
     """What the training recordings were like (the summary's ``recordings``), in words: ``its
     training recordings: mono, 10 s long (median), -32.1 to -20.3 dBFS (what the recording
-    checks expect)``; empty for a detector written before they were kept."""
+    checks expect)``; empty for a detector written before they were kept. ``cut``: the
+    recordings were cut into clips (``--segment``), and the figures are the clips'."""
     if not recordings:
         return ""
     parts = []
@@ -171,7 +174,8 @@ def describe_recordings(recordings: dict[str, Any] | None) -> str:
         parts.append(f"coded as {' or '.join(recordings['codecs'])}")
     if not parts:
         return ""
-    return f"its training recordings: {', '.join(parts)} (what the recording checks expect)"
+    measured = "the clips cut from its training recordings" if cut else "its training recordings"
+    return f"{measured}: {', '.join(parts)} (what the recording checks expect)"
 
 
 def _training(summary: dict[str, Any]) -> str:
