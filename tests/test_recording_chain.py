@@ -213,10 +213,15 @@ def test_norms_are_relative_to_the_training_recordings():
     older = {key: value for key, value in lengths.as_dict().items() if key != "seconds"}
     assert RecordingNorms.from_dict(older, None).check(profile(seconds=1.0)) == []
     # Dropouts: a machine whose recordings held some digital silence is warned only about more
-    # than twice as much.
-    gated = RecordingNorms.learn([profile(dropout_seconds=0.1), profile()], 8000.0)
+    # than twice as much; one recording's dropout sets no bar (a fluke, named at fit).
+    habit = [profile(dropout_seconds=0.12), profile(dropout_seconds=0.1), profile()]
+    gated = RecordingNorms.learn(habit, 8000.0)
+    assert gated.dropout_seconds == 0.1
     assert gated.check(profile(dropout_seconds=0.15)) == []
     assert [w.name for w in gated.check(profile(dropout_seconds=0.25))] == ["dropout"]
+    fluke = RecordingNorms.learn([profile(dropout_seconds=0.12), profile(), profile()], 8000.0)
+    assert fluke.dropout_seconds == 0.0
+    assert [w.name for w in fluke.check(profile(dropout_seconds=0.08))] == ["dropout"]
     assert [w.name for w in norms.check(profile(dropout_seconds=0.05))] == ["dropout"]
 
 
