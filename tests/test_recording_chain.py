@@ -192,10 +192,17 @@ def test_norms_are_relative_to_the_training_recordings():
     assert norms.check(profile(level_db=-34.0)) == []  # within 10 dB of the quietest
     assert [w.name for w in norms.check(profile(level_db=-36.0))] == ["gain"]
     assert [w.name for w in norms.check(profile(level_db=-4.0))] == ["gain"]
-    # A machine always recorded with some clipping is not warned about for the same amount.
-    clipping = RecordingNorms.learn([profile(clipped_share=0.01)], 8000.0)
+    # A machine always recorded with some clipping is not warned about for the same amount;
+    # one training recording clipped (or offset) is a fluke and excuses none.
+    clipping = RecordingNorms.learn([profile(clipped_share=0.01)] * 2, 8000.0)
     assert clipping.check(profile(clipped_share=0.015)) == []
     assert [w.name for w in clipping.check(profile(clipped_share=0.05))] == ["clipping"]
+    one_clipped = RecordingNorms.learn([profile(clipped_share=0.01), profile()], 8000.0)
+    assert [w.name for w in one_clipped.check(profile(clipped_share=0.015))] == ["clipping"]
+    offset = RecordingNorms.learn([profile(dc_offset=0.05)] * 2 + [profile()], 8000.0)
+    assert offset.check(profile(dc_offset=0.08)) == []
+    one_offset = RecordingNorms.learn([profile(dc_offset=0.05), profile()], 8000.0)
+    assert [w.name for w in one_offset.check(profile(dc_offset=0.08))] == ["dc-offset"]
     restored = RecordingNorms.from_dict(json.loads(json.dumps(norms.as_dict())), None)
     assert restored == norms
     # Lengths: the median training length; a detector file from before it was kept (or a

@@ -25,8 +25,8 @@ for what it is:
   the spectrum early (``band-limit``).
 - ``gain``: the recording is more than :data:`GAIN_MARGIN_DB` quieter or louder than every
   training recording.
-- ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the worst training
-  recording's share) sit at full scale.
+- ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the largest share
+  that two or more training recordings reached: :func:`habitual`) sit at full scale.
 - ``quantization``: its sample values take coarser steps (an 8-bit, µ-law or A-law recording):
   the noise they add lies :data:`STEP_MARGIN_DB` or more above the coarsest training
   recording's, both in dBFS and relative to its own level (its upper-quartile band). Measured
@@ -37,13 +37,12 @@ for what it is:
   change (``gain``). One made quieter, then amplified back, has coarse steps at the usual level.
 - ``dropout``: a stretch of digital silence (every channel exactly zero) of at least
   :data:`DROPOUT_SECONDS`, longer than twice the longest that two or more training recordings
-  held: a recorder or a link that lost its signal, which no sound of a running machine does.
-  One training recording's dropout is a fluke (the fit names it), not the recorder's habit.
-  The silence is far from any normal moment: a fan recording with 0.1 s zeroed scores 8 times
-  its threshold.
+  held (:func:`habitual`): a recorder or a link that lost its signal, which no sound of a
+  running machine does. The silence is far from any normal moment: a fan recording with 0.1 s
+  zeroed scores 8 times its threshold.
 - ``channels``: a channel count no training recording had.
-- ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the worst
-  training recording's).
+- ``dc-offset``: a constant offset above :data:`DC_OFFSET` of full scale (and twice the largest
+  that two or more training recordings had: :func:`habitual`).
 - ``duration``: shorter than :data:`SHORT_SHARE` of the training recordings' typical (median)
   length. Its average varies more than theirs and its threshold was set for their length: a
   detector of 10-s clips flags nearly every normal 2-s recording.
@@ -402,13 +401,15 @@ class RecordingNorms:
     analysed_hz: float | None
     channels: tuple[int, ...] | None = None
     level_db: tuple[float, float] | None = None
+    #: The largest clipped share and DC offset that two or more training recordings had
+    #: (:func:`habitual`).
     clipped_share: float = 0.0
     dc_offset: float = 0.0
     band_rate: int | None = None
     #: The training recordings' median length in seconds.
     seconds: float | None = None
     #: The longest dropout in seconds that two or more training recordings held
-    #: (:func:`habitual_dropout`).
+    #: (:func:`habitual`).
     dropout_seconds: float = 0.0
     #: The quietest training recording's level in each band of its spectrum's shape up to
     #: ``band_shape_hz``, the slowest one's Nyquist frequency (:func:`band_shape`; None: a
@@ -438,11 +439,11 @@ class RecordingNorms:
             analysed_hz,
             tuple(sorted({profile.channels for profile in profiles})),
             (min(levels), max(levels)),
-            max(profile.clipped_share for profile in profiles),
-            max(profile.dc_offset for profile in profiles),
+            habitual(profile.clipped_share for profile in profiles),
+            habitual(profile.dc_offset for profile in profiles),
             fastest.sample_rate if narrower else None,
             median_seconds(profiles),
-            habitual_dropout(profiles),
+            habitual(profile.dropout_seconds for profile in profiles),
             *_quietest_shape(profiles),
             *_coarsest_steps(profiles),
             tuple(sorted({profile.codec for profile in profiles if profile.codec})),
@@ -748,14 +749,15 @@ def machine_warnings(learned: Sequence[str], path: str | Path) -> list[Recording
     ]
 
 
-def habitual_dropout(profiles: Sequence[RecordingProfile]) -> float:
-    """The longest dropout that two or more of the recordings held (seconds; 0: none did), the
-    second longest of them all. One recording's dropout is a fluke, not how the recorder
-    records: a lathe's 400 training recordings held one, of 0.118 s, and that one had kept two
-    normal test clips that lost 0.204 and 0.082 s of their signal (and scored 7.8 and 1.8
-    times the threshold) from being named."""
-    longest = sorted((profile.dropout_seconds for profile in profiles), reverse=True)
-    return longest[1] if len(longest) > 1 else 0.0
+def habitual(defects: Iterable[float]) -> float:
+    """The largest of the training recordings' ``defects`` (a dropout's length, a clipped share,
+    a DC offset; 0 where there is none) that two or more of them reached: the second largest.
+    One recording's defect is a fluke that the fit names, not how the recorder records, and
+    must not excuse it in every recording scored: a lathe's 400 training recordings held one
+    dropout, of 0.118 s, and that one had kept two normal test clips that lost 0.204 and
+    0.082 s of their signal (and scored 7.8 and 1.8 times the threshold) from being named."""
+    largest = sorted(defects, reverse=True)
+    return largest[1] if len(largest) > 1 else 0.0
 
 
 def median_seconds(profiles: Sequence[RecordingProfile]) -> float | None:
