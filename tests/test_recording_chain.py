@@ -320,6 +320,9 @@ def test_coarse_sample_steps_are_named_and_a_gain_change_is_not():
     assert floats.check(sixteen) == [] and [w.name for w in floats.check(eight)] == ["quantization"]
     found = training_warnings([measured(pcm(clip[0], 16)) for clip in hum] + [eight], 8000.0)
     assert [[w.name for w in file] for file in found] == [[], [], [], [], ["quantization"]]
+    # That one 8-bit training recording, named at fit, excuses no 8-bit recording scored.
+    fluke = RecordingNorms.learn([measured(pcm(clip[0], 16)) for clip in hum] + [eight], 8000.0)
+    assert [w.name for w in fluke.check(measured(pcm(hum[2][0], 8)))] == ["quantization"]
 
 
 def test_a_lossy_codec_the_training_recordings_did_not_use_is_named():

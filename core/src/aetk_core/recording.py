@@ -28,10 +28,10 @@ for what it is:
 - ``clipping``: more than :data:`CLIPPED_SHARE` of its samples (and twice the largest share
   that two or more training recordings reached: :func:`habitual`) sit at full scale.
 - ``quantization``: its sample values take coarser steps (an 8-bit, µ-law or A-law recording):
-  the noise they add lies :data:`STEP_MARGIN_DB` or more above the coarsest training
-  recording's, both in dBFS and relative to its own level (its upper-quartile band). Measured
-  from the steps between the values its samples take (the median step of the values that
-  recur), where all lie on the grid of every fourth 16-bit step; a 16-bit, 24-bit or float
+  the noise they add lies :data:`STEP_MARGIN_DB` or more above the coarsest that two or more
+  training recordings had, both in dBFS and relative to its own level (its upper-quartile band).
+  Measured from the steps between the values its samples take (the median step of the values
+  that recur), where all lie on the grid of every fourth 16-bit step; a 16-bit, 24-bit or float
   recording's counts as one least significant bit of 16 bits. Coarser in dBFS alone is a
   recording amplified, louder against its sound alone a 16-bit one made quieter: each a gain
   change (``gain``). One made quieter, then amplified back, has coarse steps at the usual level.
@@ -100,10 +100,11 @@ SPECTRUM_FRAMES = 16
 #: (a lathe clip's near-silent top); an MP3 of a fan or valve clip, or one through half or a
 #: quarter of its rate, lay 38–66 dB below from where its sound ends (docs/reliability.md).
 EMPTY_BAND_DB = 30.0
-#: How far (dB) above the coarsest training recording's the noise of a recording's sample steps
-#: must lie to be named, in dBFS and against its sound (two bits coarser). On the shared real
-#: sets no test recording's lay above the training recordings'; 8-bit copies of six normal test
-#: clips of each set lay 32–44 dB above, µ-law ones 8–28 dB (docs/reliability.md).
+#: How far (dB) above the training recordings' (:func:`_coarsest_steps`) the noise of a
+#: recording's sample steps must lie to be named, in dBFS and against its sound (two bits
+#: coarser). On the shared real sets no test recording's lay above the training recordings';
+#: 8-bit copies of six normal test clips of each set lay 32–44 dB above, µ-law ones 8–28 dB
+#: (docs/reliability.md).
 STEP_MARGIN_DB = 12.0
 #: The noise of 16-bit steps (one least significant bit) in each band, the finest that the
 #: recording checks tell apart: 24-bit and float recordings count as 16-bit ones.
@@ -416,9 +417,10 @@ class RecordingNorms:
     #: detector fitted before spectra were measured).
     band_shape_db: tuple[float, ...] | None = None
     band_shape_hz: float | None = None
-    #: The noise of the coarsest training recording's sample steps, in dBFS and relative to
-    #: its own level (:attr:`RecordingProfile.step_noise_db`,
-    #: :meth:`RecordingProfile.step_floor_db`; None: not measured).
+    #: The noise of the training recordings' sample steps (the coarsest that two or more had:
+    #: :func:`_coarsest_steps`), in dBFS and relative to their own level
+    #: (:attr:`RecordingProfile.step_noise_db`, :meth:`RecordingProfile.step_floor_db`; None:
+    #: not measured).
     step_noise_db: float | None = None
     step_floor_db: float | None = None
     #: The lossy codecs the training recordings were coded with (``()``: none; None: a detector
@@ -678,11 +680,14 @@ def coarse_steps(
 
 
 def _coarsest_steps(profiles: Sequence[RecordingProfile]) -> tuple[float | None, float | None]:
-    """The largest step noise (dBFS) and step floor (relative) of the recordings."""
+    """The step noise (dBFS) and the step floor (relative) that two or more of the recordings
+    reached (a lone recording's own): one coarser than all the others is a fluke, as a defect
+    is for :func:`habitual`."""
     steps = _steps(profiles)
-    if not steps:
-        return None, None
-    return max(noise for noise, _ in steps), max(floor for _, floor in steps)
+    if len(steps) < 2:
+        return steps[0] if steps else (None, None)
+    noises, floors = (sorted(column, reverse=True)[1] for column in zip(*steps, strict=True))
+    return noises, floors
 
 
 def _steps(profiles: Sequence[RecordingProfile]) -> list[tuple[float, float]]:
