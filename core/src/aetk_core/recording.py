@@ -686,8 +686,8 @@ def _coarsest_steps(profiles: Sequence[RecordingProfile]) -> tuple[float | None,
     steps = _steps(profiles)
     if len(steps) < 2:
         return steps[0] if steps else (None, None)
-    noises, floors = (sorted(column, reverse=True)[1] for column in zip(*steps, strict=True))
-    return noises, floors
+    noises, floors = zip(*steps, strict=True)
+    return habitual(noises), habitual(floors)
 
 
 def _steps(profiles: Sequence[RecordingProfile]) -> list[tuple[float, float]]:
