@@ -409,6 +409,9 @@ def test_fit_names_a_training_file_whose_spectrum_ends_early_and_only_that_one()
     found = training_warnings(profiles, 8000.0)
     assert [[w.name for w in file] for file in found] == [[]] * 5 + [["band-limit"]]
     assert "other training recordings'" in found[-1][0].message
+    # That one training file, named at fit, excuses no recording scored that ends as early.
+    cut = measured(low_passed(synth.normal_clip(rng, 1.0), 3000.0))
+    assert [w.name for w in RecordingNorms.learn(profiles, 8000.0).check(cut)] == ["band-limit"]
 
 
 def test_an_mp3_of_a_normal_clip_is_named_band_limited_and_lossy(chain, tmp_path):

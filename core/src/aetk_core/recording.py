@@ -15,8 +15,9 @@ for what it is:
   sampled slower than the featurizer analyses: then a recording sampled faster is heard through
   the training recordings' band (:func:`aetk_core.features.within_band`). Or its spectrum ends
   short of its Nyquist frequency: from some band up, most bands lie :data:`EMPTY_BAND_DB` or
-  more below the quietest training recording's, each spectrum taken relative to its own
-  upper-quartile band (a codec, a low-pass filter, a recording resampled from a lower rate). A
+  more below the quietest level that two or more training recordings reached there (one that
+  ends early is a fluke the fit names), each spectrum taken relative to its own upper-quartile
+  band (a codec, a low-pass filter, a recording resampled from a lower rate). A
   machine's sound does not end at a frequency, and a fault adds sound; a spectrum that ends is
   the recording chain's.
 - ``codec``: its file was coded with a lossy codec (MP3, Vorbis, Opus, ADPCM, GSM: read from
@@ -412,9 +413,10 @@ class RecordingNorms:
     #: The longest dropout in seconds that two or more training recordings held
     #: (:func:`habitual`).
     dropout_seconds: float = 0.0
-    #: The quietest training recording's level in each band of its spectrum's shape up to
-    #: ``band_shape_hz``, the slowest one's Nyquist frequency (:func:`band_shape`; None: a
-    #: detector fitted before spectra were measured).
+    #: The quietest level that two or more training recordings reached in each band of their
+    #: spectra's shape up to ``band_shape_hz``, the slowest one's Nyquist frequency
+    #: (:func:`band_shape`, :func:`_quietest_shape`; None: a detector fitted before spectra
+    #: were measured).
     band_shape_db: tuple[float, ...] | None = None
     band_shape_hz: float | None = None
     #: The noise of the training recordings' sample steps (the coarsest that two or more had:
@@ -637,12 +639,16 @@ def _training_shapes(
 def _quietest_shape(
     profiles: Sequence[RecordingProfile],
 ) -> tuple[tuple[float, ...] | None, float | None]:
-    """The quietest level of each band of the recordings' shapes, and the shapes' top."""
+    """The quietest level of each band that two or more of the recordings' shapes reached (the
+    second quietest; a lone recording's own), and the shapes' top: one recording whose spectrum
+    ends early is a fluke that the fit names, and must not excuse every band-limited recording
+    scored."""
     found = _training_shapes(profiles)
     if found is None:
         return None, None
     shapes, top_hz = found
-    return tuple(float(level) for level in shapes.min(axis=0)), top_hz
+    quietest = np.sort(shapes, axis=0)[min(1, len(shapes) - 1)]
+    return tuple(float(level) for level in quietest), top_hz
 
 
 def clipping(profile: RecordingProfile, usual_share: float = 0.0) -> RecordingWarning | None:
