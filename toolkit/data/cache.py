@@ -150,7 +150,7 @@ class FeatureCache:
                 return held, found[0], digest, found[1]
         audio = read_audio(path, featurizer.frames_to_read, data=data)
         features = featurize_audio(featurizer, audio, path)
-        recording = RecordingProfile.measure(audio.samples, audio.sample_rate, audio.coding)
+        recording = RecordingProfile.of(audio)
         kept = None if self.unwritable else self._keep(entry, features, recording, pin)
         return features if kept is None else kept, len(features), digest, recording
 

@@ -144,7 +144,7 @@ def audio_clip(
         start,
         start + audio.seconds,
         featurize_audio(featurizer, audio, path, band_rate),
-        RecordingProfile.measure(audio.samples, audio.sample_rate, audio.coding),
+        RecordingProfile.of(audio),
     )
 
 

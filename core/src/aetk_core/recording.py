@@ -65,11 +65,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aetk_core.names import named_machine
+
+if TYPE_CHECKING:
+    from aetk_core.audio import Audio
 
 #: A sample at or beyond this share of full scale counts as clipped.
 CLIP_LEVEL = 0.999
@@ -178,6 +181,11 @@ class RecordingProfile:
     #: The lossy codec its file was coded with (:data:`LOSSY_CODECS`' names; None: a lossless
     #: coding, or samples given in memory).
     codec: str | None = None
+
+    @classmethod
+    def of(cls, audio: Audio) -> RecordingProfile:
+        """The profile of a decoded recording: its samples, measured as its file coded them."""
+        return cls.measure(audio.samples, audio.sample_rate, audio.coding)
 
     @classmethod
     def measure(

@@ -249,7 +249,7 @@ class ExportedDetector(ScoringDetector):
     def _mismatches(self, audio: Audio, window_seconds: float) -> list[RecordingWarning]:
         if self.norms is None:
             return []
-        profile = RecordingProfile.measure(audio.samples, audio.sample_rate, audio.coding)
+        profile = RecordingProfile.of(audio)
         return self.norms.check(profile, window_seconds)
 
     def _result(
