@@ -1,10 +1,11 @@
 """aetk watch on a long stream: one hour of simulated machine sound fed through the monitor's
 stream loop in 0.1-s blocks, as a microphone would deliver it. Prints windows scored per second
 against real time, the peak resident memory at the start and at the end (flat memory), and the
-alert latency a window, hop and compute time give. Then a folder that keeps its recordings: a
-backlog of ``--folder-files`` files scored with ``--state``, and one poll of them all once scored.
+alert latency a window, hop and compute time give. Then a backlog of ``--folder-files`` files
+scored with ``--state``, and a folder that keeps ``--kept-files`` recordings, all scored: how long
+a walk of it takes, and how soon a new recording written into it is found.
 
-    ./dev python bench/watch.py [--minutes 60] [--folder-files 10000]
+    ./dev python bench/watch.py [--minutes 60] [--folder-files 10000] [--kept-files 200000]
 
 Writes bench/results/watch.json.
 """
@@ -12,6 +13,7 @@ Writes bench/results/watch.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from aetk_core.watch.monitor import WatchOptions
-from aetk_core.watch.sources import FolderWatch, StreamFormat
+from aetk_core.watch.sources import REST_FACTOR, FolderWatch, StreamFormat
 
 import aetk
 from aetk import synth
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--folder-files", type=int, default=10_000)
+    parser.add_argument("--kept-files", type=int, default=200_000)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         train = synth.write_dataset(
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.folder_files:
         figures.update(folder_figures(detector, pool[0], args.folder_files))
+    if args.kept_files:
+        figures.update(kept_folder_figures(pool[0], args.kept_files))
     out = HERE / "results" / "watch.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
@@ -113,17 +118,62 @@ def folder_figures(detector, clip: np.ndarray, count: int) -> dict:
         backlog = time.perf_counter() - started
         monitor.stopping = True
         runner.join()
-        watcher = FolderWatch(folder, json.loads(state.read_text())["stamps"])
-        polls = []
+    return {"folder_files": count, "folder_backlog_seconds": backlog}
+
+
+def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
+    """A folder that keeps ``count`` recordings, all scored (links to one 2-s clip, 1,000 a
+    subfolder): the median of 5 walks of it, how often it is walked, and how long after a new
+    recording is written the watch finds it (``aetk watch``'s defaults: 1-s settle and
+    interval; watchdog, where installed, reports the file between walks)."""
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as work:
+        folder = Path(work, "kept")
+        for index in range(count):
+            original = Path(work, f"clip{index // 50_000}.wav")  # a file takes 65,000 links
+            if index % 50_000 == 0:
+                soundfile.write(original, clip, RATE, subtype="PCM_16")
+            day = folder / f"day{index // 1000:03d}"
+            day.mkdir(parents=True, exist_ok=True)
+            os.link(original, day / f"rec{index % 1000:04d}.wav")
+        scored: dict[str, list[int] | None] = {}
+        marking = FolderWatch(folder, scored, settle=0.0)
+        marking.ready()
+        for path in marking.ready():
+            marking.mark_scored(path)
+        marking.close()
+        walks = []
         for _ in range(5):
-            polled = time.perf_counter()
-            assert watcher.ready() == []
-            polls.append(time.perf_counter() - polled)
+            walking = FolderWatch(folder, dict(scored))
+            walked = time.perf_counter()
+            assert walking.ready() == []  # a watch's first poll walks the folder
+            walks.append(time.perf_counter() - walked)
+            walking.close()
+        watcher = FolderWatch(folder, scored)
+        watcher.ready()
+        found: list[float] = []
+
+        def poll() -> None:
+            while not found:
+                watcher.wait()
+                if watcher.ready():
+                    found.append(time.perf_counter())
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(3.0)  # well inside the walks' rest
+        written = time.perf_counter()
+        soundfile.write(folder / "day000" / "new.wav", clip, RATE, subtype="PCM_16")
+        poller.join()
         watcher.close()
+    walk = statistics.median(walks)
     return {
-        "folder_files": count,
-        "folder_backlog_seconds": backlog,
-        "folder_poll_seconds": statistics.median(polls),
+        "kept_files": count,
+        "kept_walk_seconds": walk,
+        "kept_walked_every_seconds": max(1.0, REST_FACTOR * walk),
+        "kept_new_file_found_after_seconds": found[0] - written,
+        "kept_watchdog": importlib.util.find_spec("watchdog") is not None,
     }
 
 

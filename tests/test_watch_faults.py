@@ -8,7 +8,6 @@ import base64
 import io
 import itertools
 import json
-import os
 import socket
 import sys
 import threading
@@ -348,46 +347,6 @@ def test_a_backlog_writes_the_state_about_once_a_second_not_after_every_file(
     assert len(writes) == 2
 
 
-def test_a_link_to_a_recording_beside_it_is_not_a_second_recording(tmp_path):
-    """A recorder's latest.wav, a link to its newest file: both were ready, the recording was
-    scored twice, and marking it scored the second time ended the watch in a KeyError."""
-    from aetk_core.watch.sources import FolderWatch
-
-    folder = folder_of_clips(tmp_path / "linked", 2, seed=9)
-    os.symlink("f0001.wav", folder / "latest.wav")
-    scored: dict[str, list[int] | None] = {}
-    watcher = FolderWatch(folder, scored, settle=0.05)
-    watcher.ready()  # first seen
-    time.sleep(0.1)
-    ready = watcher.ready()
-    assert ready == [folder / "f0000.wav", folder / "f0001.wav"]  # the file, not its link
-    for path in ready:
-        watcher.mark_scored(path)
-    assert sorted(scored) == [str((folder / name).resolve()) for name in ("f0000.wav", "f0001.wav")]
-    os.replace(folder / "latest.wav", folder / "old-link.wav")  # the link moves on: nothing new
-    os.symlink("f0000.wav", folder / "latest.wav")
-    assert watcher.ready() == []
-    watcher.close()
-
-
-def test_a_folder_watch_polls_a_large_folder_less_often(tmp_path):
-    """Each poll reads the status of every recording the folder keeps (0.45 s at 50,000 files
-    here): the next poll waits at least nine times as long as the last took, even when watchdog
-    wakes it early, so that polling never takes more than a tenth of a core."""
-    from aetk_core.watch.sources import REST_FACTOR, FolderWatch
-
-    watcher = FolderWatch(tmp_path, {}, settle=0.0, interval=0.01)
-    watcher.ready()
-    took = watcher._walk_seconds
-    assert 0 < took < 0.05  # an empty folder is polled in far less
-    watcher._walk_seconds = 0.05  # as a poll of about 5,000 files takes
-    (tmp_path / "new.wav").write_bytes(b"RIFF")  # watchdog wakes the poll, where installed
-    started = time.monotonic()
-    watcher.wait()
-    assert time.monotonic() - started >= REST_FACTOR * 0.05 * 0.95
-    watcher.close()
-
-
 def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(watched, tmp_path):
     """A recorder that reuses its names (latest.wav, a ring of rec_00…rec_59) writes a new
     recording each time: each is scored, not only the first, and a restart does not score a
@@ -416,78 +375,6 @@ def test_a_file_rewritten_under_its_name_is_scored_again_and_after_a_restart(wat
     assert scored_events(1, patience=1.5) == []
     kept = json.loads(state.read_text())
     assert list(kept["stamps"]) == kept["scored"] == [str((folder / "latest.wav").resolve())]
-
-
-def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_away(
-    watched, tmp_path
-):
-    """A recorder that rotates its files would grow the state without end; a folder unmounted
-    for a while must not make its files new again (every one would be scored and alerted
-    twice)."""
-    from aetk_core.watch.sources import FolderWatch
-
-    folder = tmp_path / "rotating"
-    folder.mkdir()
-    clip = synth.normal_clip(np.random.default_rng(6), 0.5)
-    for name in ("a.wav", "b.wav", "c.wav"):
-        soundfile.write(folder / name, clip, RATE)
-    (folder / "._a.wav").write_bytes(b"resource fork")  # hidden: never a recording to score
-    scored: dict[str, list[int] | None] = {}
-    watcher = FolderWatch(folder, scored, settle=0.0)
-    watcher.ready()  # first seen
-    for path in watcher.ready():
-        watcher.mark_scored(path)
-    assert len(scored) == 3
-    (folder / "a.wav").unlink()
-    # A link left pointing to a file rotated away stops nothing from being forgotten.
-    os.symlink("rotated-away.wav", folder / "latest.wav")
-    assert watcher.ready() == [] and sorted(Path(key).name for key in scored) == ["b.wav", "c.wav"]
-    for path in folder.iterdir():  # unmounted: an empty mount point
-        path.unlink()
-    assert watcher.ready() == [] and len(scored) == 2
-    watcher.close()
-
-
-def test_a_file_gone_before_it_settled_is_forgotten_and_settles_afresh_when_back(tmp_path):
-    """A file moved away before it settled was remembered for ever (a recorder that hands its
-    files on at once grew the watch's memory by one entry each), and one put back with its old
-    size and time counted as settled since it was first seen, though it had just been copied."""
-    from aetk_core.watch.sources import FolderWatch
-
-    folder = tmp_path / "handed-on"
-    folder.mkdir()
-    soundfile.write(folder / "a.wav", synth.normal_clip(np.random.default_rng(8), 0.5), RATE)
-    kept = (folder / "a.wav").read_bytes(), (folder / "a.wav").stat().st_mtime_ns
-    watcher = FolderWatch(folder, {}, settle=0.3)
-    assert watcher.ready() == []  # first seen
-    (folder / "a.wav").unlink()
-    time.sleep(0.35)
-    assert watcher.ready() == [] and watcher._stamps == {}
-    (folder / "a.wav").write_bytes(kept[0])  # copied back as `cp -p` would
-    os.utime(folder / "a.wav", ns=(kept[1], kept[1]))
-    assert watcher.ready() == []  # not settled: it was just written
-    time.sleep(0.35)
-    assert watcher.ready() == [folder / "a.wav"]
-    watcher.close()
-
-
-def test_a_symbolic_link_in_a_loop_does_not_end_a_folder_watch(tmp_path):
-    """Resolving such a link raised RuntimeError, and the watch's thread ended in a traceback."""
-    from aetk_core.watch.sources import FolderWatch
-
-    folder = tmp_path / "looped"
-    folder.mkdir()
-    os.symlink("loop_b.wav", folder / "loop_a.wav")
-    os.symlink("loop_a.wav", folder / "loop_b.wav")
-    soundfile.write(folder / "good.wav", synth.normal_clip(np.random.default_rng(7), 0.5), RATE)
-    scored: dict[str, list[int] | None] = {}
-    watcher = FolderWatch(folder, scored, settle=0.0)
-    watcher.ready()  # first seen
-    ready = watcher.ready()
-    assert ready == [folder / "good.wav"]
-    watcher.mark_scored(ready[0])
-    assert list(scored) == [str((folder / "good.wav").resolve())]
-    watcher.close()
 
 
 def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(

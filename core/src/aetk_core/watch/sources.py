@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +18,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from aetk_core.audio import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, audio_entries
+from aetk_core.audio import (
+    AUDIO_SUFFIXES,
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    audio_entries,
+)
 from aetk_core.errors import ConfigError
 from aetk_core.fileio import resolved
 
@@ -184,14 +192,38 @@ def _sounddevice(doing: str) -> Any:
     return sounddevice
 
 
+@dataclass
+class _Unsettled:
+    """A file seen with ``stamp`` (modification time and size) since ``since`` (monotonic
+    seconds), at ``path`` (a link to it where no other path to it was seen)."""
+
+    stamp: tuple[int, int]
+    since: float
+    path: str
+    is_link: bool
+
+
+#: Watchdog's kinds of event that change nothing in a file: it was opened or read (the watch's
+#: own reading of each recording among them).
+_READS = frozenset({"opened", "closed_no_write"})
+#: Watchdog's kinds of event after which only a walk of the whole folder can tell what is new:
+#: a folder created or moved in (its files send no events of their own), or events the kernel's
+#: queue dropped.
+_WALK_AGAIN = frozenset({"created", "moved", "events_lost"})
+
+
 class FolderWatch:
     """New files in a folder (recursively), each returned once, and only when complete: its size
     and modification time unchanged for ``settle`` seconds. A file rewritten since it was scored
-    (a recorder that reuses its names) is new again. Polls (network filesystems tell no one);
-    watchdog, when installed, only wakes the poll early. A folder that keeps every recording
-    grows without end, and each poll reads the status of all of them: the next poll waits at
-    least ``REST_FACTOR`` times as long as the last one took, so that polling never takes more
-    than a tenth of a core (a poll of 50,000 files took 0.45 s here).
+    (a recorder that reuses its names) is new again.
+
+    The whole folder is walked every ``interval`` seconds (network filesystems tell no one of
+    their changes), but never sooner than ``REST_FACTOR`` times as long as the last walk took: a
+    folder that keeps every recording grows without end, and a walk reads the status of all of
+    them (50,000 files took 0.45 s here), so walking takes at most a tenth of a core. Between
+    walks, where watchdog is installed, the files it reports changed are looked at on their own
+    as soon as it reports them, and the files not yet settled once they may have: a new file is
+    found within ``settle`` seconds however many the folder keeps.
 
     ``scored``: each file scored, by resolved path, and its ``[mtime_ns, size]`` when scored
     (None: scored by an aetk that did not keep it, taken as scored as the file now is).
@@ -205,34 +237,50 @@ class FolderWatch:
         interval: float = 1.0,
     ):
         self.folder, self.scored, self.settle, self.interval = folder, scored, settle, interval
-        self._stamps: dict[str, tuple[tuple[int, int], float]] = {}
+        self._unsettled: dict[str, _Unsettled] = {}  # by key in ``scored``
         self._keys: dict[Path, str] = {}  # the files ready: their keys in ``scored``
         self._walk_seconds = 0.0
-        self._wake = None
+        self._walk_due = 0.0  # when the whole folder may be walked again (monotonic)
+        self._changed: set[str] = set()  # paths watchdog reported since they were looked at
+        self._walk_again = True
+        self._lock = threading.Lock()
+        self._wake: threading.Event | None = None
         self._observer: Any = None
         try:
-            from threading import Event
-
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
 
-            self._wake = Event()
-            wake = self._wake
+            heard = self._heard
 
             class Handler(FileSystemEventHandler):
                 def on_any_event(self, event) -> None:
-                    wake.set()
+                    heard(event)
 
+            self._wake = threading.Event()
             self._observer = Observer()
             self._observer.schedule(Handler(), str(folder), recursive=True)
             self._observer.start()
         except (ImportError, OSError):
-            self._observer = None
+            self._observer, self._wake = None, None
 
     def close(self) -> None:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=2)
+
+    def _heard(self, event: Any) -> None:
+        """Watchdog's thread: remember what changed, and wake :meth:`wait`."""
+        if event.event_type in _READS:
+            return
+        with self._lock:
+            if event.is_directory or event.event_type == "events_lost":
+                self._walk_again = self._walk_again or event.event_type in _WALK_AGAIN
+            else:
+                self._changed.add(os.fsdecode(event.src_path))
+                if getattr(event, "dest_path", ""):  # a move: where the file went
+                    self._changed.add(os.fsdecode(event.dest_path))
+        if self._wake is not None:
+            self._wake.set()
 
     def ready(self) -> list[Path]:
         """Files complete and not scored as they now are, in name order (hidden ones left out,
@@ -242,7 +290,17 @@ class FolderWatch:
         state without end), but only after a walk that read every folder and found files: a
         folder unmounted or unreadable for a while forgets nothing."""
         now = time.monotonic()
-        chosen: dict[str, os.DirEntry[str]] = {}  # one path for each recording ready
+        with self._lock:
+            changed, self._changed = self._changed, set()
+            walk = self._observer is None or self._walk_again or now >= self._walk_due
+            self._walk_again = self._walk_again and not walk
+        chosen = self._walked(now) if walk else self._looked_at(changed, now)
+        self._keys = {Path(path): key for key, (path, _) in chosen.items()}
+        return sorted(self._keys)
+
+    def _walked(self, now: float) -> dict[str, tuple[str, bool]]:
+        """The files ready, from a walk of the whole folder."""
+        chosen: dict[str, tuple[str, bool]] = {}  # one path for each recording ready
         present: set[str] = set()
         failed: list[object] = []  # folders the walk could not read, files that vanished in it
         for entry, key in self._keyed(audio_entries(self.folder, onerror=failed.append)):
@@ -253,24 +311,80 @@ class FolderWatch:
                     failed.append(key)
                 continue
             present.add(key)
-            stamp = (status.st_mtime_ns, status.st_size)
-            if key in self.scored and self.scored[key] is None:
-                self.scored[key] = list(stamp)
-            if self.scored.get(key) == list(stamp):
-                continue
-            last = self._stamps.get(key)
-            if last is None or last[0] != stamp:
-                self._stamps[key] = (stamp, now)
-            elif now - last[1] >= self.settle and (key not in chosen or chosen[key].is_symlink()):
-                chosen[key] = entry  # the file itself rather than a link to it (latest.wav)
+            self._consider(key, entry.path, entry.is_symlink(), status, now, chosen)
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]
-        for key in self._stamps.keys() - present:  # gone before it settled: seen afresh if back
-            del self._stamps[key]
-        self._keys = {Path(entry.path): key for key, entry in chosen.items()}
-        self._walk_seconds = time.monotonic() - now
-        return sorted(self._keys)
+        for key in self._unsettled.keys() - present:  # gone before it settled: seen afresh if back
+            del self._unsettled[key]
+        walked = time.monotonic()
+        self._walk_seconds = walked - now
+        self._walk_due = walked + max(self.interval, REST_FACTOR * self._walk_seconds)
+        return chosen
+
+    def _looked_at(self, changed: set[str], now: float) -> dict[str, tuple[str, bool]]:
+        """The files ready among those watchdog reported changed and those not yet settled."""
+        chosen: dict[str, tuple[str, bool]] = {}
+        looked: set[str] = set()
+        for path in sorted(changed.union(waiting.path for waiting in self._unsettled.values())):
+            found = self._recording(path)
+            if found is not None:
+                key, is_link, status = found
+                looked.add(key)
+                self._consider(key, path, is_link, status, now, chosen)
+        # Gone before it settled (or its link now points elsewhere): seen afresh if back. So
+        # no file waits past its settle time unchosen, and :meth:`wait` never spins.
+        for key in self._unsettled.keys() - looked:
+            del self._unsettled[key]
+        return chosen
+
+    def _recording(self, path: str) -> tuple[str, bool, os.stat_result] | None:
+        """The key, whether it is a link, and the status of a file a walk of the folder would
+        find at ``path`` (None: a walk would not: hidden, not audio, in a linked folder, not a
+        file, or gone)."""
+        relative = os.path.relpath(path, self.folder)
+        parts = relative.split(os.sep)
+        if relative.startswith(os.pardir) or any(part.startswith(".") for part in parts):
+            return None
+        if os.path.splitext(path)[1].lower() not in AUDIO_SUFFIXES:
+            return None
+        parent = os.path.dirname(path)
+        if resolved(parent) != resolved(self.folder).joinpath(*parts[:-1]):
+            return None  # the walk does not follow a link to a folder
+        try:
+            is_link = os.path.islink(path)
+            status = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        key = str(resolved(path)) if is_link else os.path.join(resolved(parent), parts[-1])
+        return key, is_link, status
+
+    def _consider(
+        self,
+        key: str,
+        path: str,
+        is_link: bool,
+        status: os.stat_result,
+        now: float,
+        chosen: dict[str, tuple[str, bool]],
+    ) -> None:
+        """Count one file found at ``path``: ready (into ``chosen``) once its stamp has not
+        changed for ``settle`` seconds, unless it was scored as it now is."""
+        stamp = (status.st_mtime_ns, status.st_size)
+        if key in self.scored and self.scored[key] is None:
+            self.scored[key] = list(stamp)
+        if self.scored.get(key) == list(stamp):
+            return
+        last = self._unsettled.get(key)
+        if last is None or last.stamp != stamp:
+            self._unsettled[key] = _Unsettled(stamp, now, path, is_link)
+            return
+        if last.is_link and not is_link:  # the file itself rather than a link to it (latest.wav)
+            last.path, last.is_link = path, False
+        if now - last.since >= self.settle and (key not in chosen or chosen[key][1]):
+            chosen[key] = (path, is_link)
 
     @staticmethod
     def _keyed(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[os.DirEntry[str], str]]:
@@ -289,18 +403,19 @@ class FolderWatch:
     def mark_scored(self, path: Path) -> None:
         """``path`` is scored as it was when :meth:`ready` returned it."""
         key = self._keys.get(path) or str(resolved(path))
-        self.scored[key] = list(self._stamps.pop(key)[0])
+        self.scored[key] = list(self._unsettled.pop(key).stamp)
 
     def wait(self) -> None:
-        """Until the next poll: ``interval`` seconds, or less where watchdog sees a change, but
-        never less than ``REST_FACTOR`` times the last poll's time."""
-        rest = REST_FACTOR * self._walk_seconds
+        """Until the folder's next walk is due; where watchdog is installed, only until it
+        reports a change, or until the first file not yet settled may have settled."""
         if self._wake is None:
-            time.sleep(max(self.interval, rest))
+            time.sleep(max(0.0, self._walk_due - time.monotonic()))
             return
-        time.sleep(rest)
-        self._wake.wait(max(0.0, self.interval - rest))
-        self._wake.clear()
+        due = self._walk_due
+        if self._unsettled:
+            due = min(due, min(waiting.since for waiting in self._unsettled.values()) + self.settle)
+        if self._wake.wait(max(0.0, due - time.monotonic())):
+            self._wake.clear()
 
 
 def _dangling(entry: os.DirEntry[str]) -> bool:
