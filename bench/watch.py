@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.sources import REST_FACTOR, FolderWatch, StreamFormat
+from aetk_core.watch.state import StateFile
 
 import aetk
 from aetk import synth
@@ -125,7 +126,8 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
     """A folder that keeps ``count`` recordings, all scored (links to one 2-s clip, 1,000 a
     subfolder): the median of 5 walks of it, how often it is walked, and how long after a new
     recording is written the watch finds it (``aetk watch``'s defaults: 1-s settle and
-    interval; watchdog, where installed, reports the file between walks)."""
+    interval; watchdog, where installed, reports the file between walks), and what keeping it
+    in ``--state`` writes."""
     import soundfile
 
     with tempfile.TemporaryDirectory() as work:
@@ -150,6 +152,13 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
             assert walking.ready() == []  # a watch's first poll walks the folder
             walks.append(time.perf_counter() - walked)
             walking.close()
+        state_path = Path(work, "state.json")
+        state = StateFile(state_path)
+        snapshotting = time.perf_counter()
+        state.write(scored, False)  # a first write is a snapshot, as every write once was
+        snapshot_seconds = time.perf_counter() - snapshotting
+        snapshot_bytes = state_path.stat().st_size
+        journal_bytes = state.journal.stat().st_size
         watcher = FolderWatch(folder, scored)
         watcher.ready()
         found: list[float] = []
@@ -166,7 +175,12 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
         written = time.perf_counter()
         soundfile.write(folder / "day000" / "new.wav", clip, RATE, subtype="PCM_16")
         poller.join()
+        watcher.mark_scored(folder / "day000" / "new.wav")
         watcher.close()
+        keeping = time.perf_counter()
+        state.write(scored, False)
+        state_seconds = time.perf_counter() - keeping
+        journal_bytes = state.journal.stat().st_size - journal_bytes
     walk = statistics.median(walks)
     return {
         "kept_files": count,
@@ -174,6 +188,10 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
         "kept_walked_every_seconds": max(1.0, REST_FACTOR * walk),
         "kept_new_file_found_after_seconds": found[0] - written,
         "kept_watchdog": importlib.util.find_spec("watchdog") is not None,
+        "kept_state_snapshot_bytes": snapshot_bytes,
+        "kept_state_snapshot_write_seconds": snapshot_seconds,
+        "kept_state_bytes_written_for_a_new_recording": journal_bytes,
+        "kept_state_write_seconds_for_a_new_recording": state_seconds,
     }
 
 

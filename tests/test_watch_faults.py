@@ -19,8 +19,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import soundfile
-from aetk_core.watch.monitor import WatchOptions, _write_state
+from aetk_core.watch.monitor import WatchOptions
 from aetk_core.watch.outputs import Webhook
+from aetk_core.watch.state import StateFile
 from conftest import free_port
 from scipy.signal import resample_poly
 from test_watch import RATE, bearing_stream, stream, watch, watch_folder, wav_bytes
@@ -241,8 +242,8 @@ def test_a_corrupt_state_is_kept_and_the_last_good_copy_is_not_alerted_again(wat
     for name in ("old.wav", "new.wav"):
         soundfile.write(folder / name, synth.normal_clip(rng, 2.0), RATE)
     # As an earlier aetk kept it: the files scored, without their stamps.
-    _write_state(state, {str((folder / "old.wav").resolve()): None}, False)
-    _write_state(state, {str((folder / "old.wav").resolve()): None}, False)  # a previous copy
+    for _ in range(2):  # the second keeps the first as the previous copy
+        StateFile(state).write({str((folder / "old.wav").resolve()): None}, False)
     state.write_text('{"scored": ["trunc')  # a crash mid-write
     process = watch_folder(folder, path, state, "0.2")
     time.sleep(6)
@@ -323,17 +324,16 @@ def test_a_backlog_writes_the_state_about_once_a_second_not_after_every_file(
     """The state lists every file of the folder: written out after each file of a backlog, it
     took 0.2–0.3 s a file at 50,000 files. While a batch is scored it is written at most once a
     second, then after the batch and at the stop."""
-    from aetk_core.watch import monitor
-
     detector, _ = watched
     folder = folder_of_clips(tmp_path / "backlog", 300, seed=8)
     writes: list[float] = []
+    write = StateFile.write
 
-    def counted(*arguments) -> None:
+    def counted(*arguments, **keywords) -> None:
         writes.append(time.monotonic())
-        _write_state(*arguments)
+        write(*arguments, **keywords)
 
-    monkeypatch.setattr(monitor, "_write_state", counted)
+    monkeypatch.setattr(StateFile, "write", counted)
     started = time.monotonic()
     events = folder_watch_events(detector, folder, tmp_path / "state.json", 300)
     seconds = time.monotonic() - started
@@ -383,7 +383,7 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     """A full disk under --state had ended the watch's thread in an OSError traceback."""
     import errno
 
-    from aetk_core.watch import monitor
+    from aetk_core.watch import state
 
     detector, _ = watched
     folder = folder_of_clips(tmp_path / "in", 3, seed=7)
@@ -391,7 +391,7 @@ def test_a_state_that_cannot_be_written_is_said_once_and_the_watch_goes_on(
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(monitor, "atomic_write_text", full)
+    monkeypatch.setattr(state, "atomic_write_text", full)
     events = folder_watch_events(detector, folder, tmp_path / "state.json", 3)
     assert [event["event"] for event in events if event["event"] == "scored"] == ["scored"] * 3
     (error,) = [event["error"] for event in events if event["event"] == "error"]

@@ -8,11 +8,8 @@ detector and routes a recording to its machine."""
 from __future__ import annotations
 
 import datetime
-import json
 import math
-import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -23,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aetk_core.errors import AetkError, ConfigError
-from aetk_core.fileio import atomic_write_text, ensure_folder
 from aetk_core.fleet import Fleet
 from aetk_core.machines import MACHINE
 from aetk_core.results import ScoreResult, view_from
@@ -33,6 +29,7 @@ from aetk_core.watch.events import describe_watch
 from aetk_core.watch.outputs import Metrics, Mqtt, Recorder, Webhook
 from aetk_core.watch.refit import DetectorFileWatch
 from aetk_core.watch.sources import REST_FACTOR, FolderWatch, StreamFormat
+from aetk_core.watch.state import StateFile, state_lock
 
 if TYPE_CHECKING:
     from aetk_core.watch.dashboard import Dashboard
@@ -571,11 +568,9 @@ class Monitor:
             self._run_folder(folder, progress)
 
     def _run_folder(self, folder: Path, progress: Callable[[int, int], None] | None) -> None:
-        state = _read_state(self.options.state)
-        kept = state.get("stamps")
-        stamps: dict[str, Any] = kept if isinstance(kept, dict) else {}
-        scored = {str(path): stamps.get(path) for path in state.get("scored", [])}
-        self._restore_alerts(state.get("active", False))
+        state = StateFile(self.options.state)
+        scored, active = state.read()
+        self._restore_alerts(active)
         watcher = FolderWatch(folder, scored, self.options.settle, self.options.interval)
         first = True
         self._say_start()
@@ -587,31 +582,38 @@ class Monitor:
                 for done, path in enumerate(ready, start=1):
                     self._score_file(folder, path)
                     watcher.mark_scored(path)
-                    kept = self._keep_state(scored, unless_recent=True)
+                    kept = self._keep_state(state, scored, unless_recent=True)
                     if first and progress is not None:
                         progress(done, len(ready))
                     if self.stopping:
                         break
                 if not kept:  # the batch's last files
-                    self._keep_state(scored)
+                    self._keep_state(state, scored)
                 first = first and not ready
                 watcher.wait()
         finally:
             watcher.close()
-            self._keep_state(scored)
+            self._keep_state(state, scored, whole=True)
 
-    def _keep_state(self, scored: dict[str, list[int] | None], unless_recent: bool = False) -> bool:
-        """Write the state; where it cannot be written (a full disk), the watch goes on and says
-        so in one ``error`` event, until a write succeeds again. ``unless_recent``: not within
-        ``STATE_SECONDS`` of the last write, nor ``REST_FACTOR`` times as long as it took: the
-        state lists every file of the folder, and a backlog of 50,000 files written out after
-        each took 0.2–0.3 s a file here (a crash then scores again the files of that second).
-        Whether it was written (or tried)."""
+    def _keep_state(
+        self,
+        state: StateFile,
+        scored: dict[str, list[int] | None],
+        unless_recent: bool = False,
+        whole: bool = False,
+    ) -> bool:
+        """Write the state (``whole``: folded into one file, as the watch stops); where it cannot be
+        written (a full disk), the watch goes on and says so in one ``error`` event, until a
+        write succeeds again. ``unless_recent``: not within ``STATE_SECONDS`` of the last write,
+        nor ``REST_FACTOR`` times as long as it took: a backlog of 50,000 files written out
+        after each took 0.2–0.3 s a file here before the journal, and each write is a flush to
+        disk (a crash then scores again the files of that second). Whether it was written (or
+        tried)."""
         started = time.monotonic()
         if unless_recent and started < self._state_due:
             return False
         try:
-            _write_state(self.options.state, scored, self._active_alerts())
+            state.write(scored, self._active_alerts(), fold=whole)
         except OSError as exc:
             if not self._state_unwritten:
                 self.error(
@@ -706,92 +708,6 @@ def stop_on_signals(monitor: Monitor) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _read_state(path: Path | None) -> dict[str, Any]:
-    """The last state written, or the copy before it when the state is unreadable (a crash or
-    a full disk mid-write); an unreadable state is kept beside as ``*.corrupt``, never lost."""
-    if path is None:
-        return {}
-    for candidate in (path, _previous(path)):
-        if not candidate.exists():
-            continue
-        try:
-            state = json.loads(candidate.read_text())
-            if not isinstance(state, dict) or not isinstance(state.get("scored", []), list):
-                raise ValueError("not a watch state")
-        except (OSError, ValueError) as exc:
-            kept = candidate.with_name(candidate.name + ".corrupt")
-            with suppress(OSError):
-                os.replace(candidate, kept)
-            print(
-                f"warning: {candidate}: unreadable watch state ({exc}); kept as {kept}",
-                file=sys.stderr,
-            )
-            continue
-        if candidate != path:
-            print(
-                f"warning: {path}: resuming from the copy before it, {candidate}", file=sys.stderr
-            )
-        return state
-    return {}
-
-
-def _write_state(
-    path: Path | None, scored: dict[str, list[int] | None], active: bool | dict[str, bool]
-) -> None:
-    """Write the state atomically, keeping the one before as ``*.previous``: the files scored,
-    each one's ``[mtime_ns, size]`` when scored (``stamps``, beside the list an earlier aetk
-    reads), and the alerts open."""
-    if path is None:
-        return
-    if path.exists():
-        with suppress(OSError):
-            os.replace(path, _previous(path))
-    stamps = {key: stamp for key, stamp in sorted(scored.items()) if stamp is not None}
-    state = {"scored": sorted(scored), "stamps": stamps, "active": active}
-    atomic_write_text(path, json.dumps(state) + "\n")
-
-
-def _previous(path: Path) -> Path:
-    return path.with_name(path.name + ".previous")
-
-
-@contextmanager
-def state_lock(path: Path | None) -> Iterator[None]:
-    """Hold ``*.lock`` beside the state file while watching: a second watcher on the same state
-    is refused rather than letting two processes overwrite each other's state."""
-    if path is None:
-        yield
-        return
-    import fcntl
-
-    lock = path.with_name(path.name + ".lock")
-    ensure_folder(path.parent, f"--state {path}")
-    try:
-        handle = open(lock, "a+")  # noqa: SIM115 (closed below, also on a refusal)
-    except OSError as exc:
-        raise ConfigError(
-            f"--state {path}: cannot keep the watch's state there ({exc.strerror or exc})"
-        ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            raise ConfigError(
-                f"{path}: already used by another aetk watch (pid {owner}); give each watch its "
-                "own --state"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def finite(value: float | None, name: str) -> None:
