@@ -134,9 +134,37 @@ def test_a_new_file_in_a_large_folder_is_found_without_walking_it(tmp_path):
     soundfile.write(
         hidden / "batch" / "a.wav", synth.normal_clip(np.random.default_rng(2), 0.5), RATE
     )
+    moved = time.monotonic()
     os.rename(hidden / "batch", folder / "batch")
     assert ready_after_wait(watcher) == [folder / "batch" / "a.wav"]
-    assert watcher._walk_seconds != 3.0  # a walk found it
+    assert time.monotonic() - moved < 10 and watcher._walk_seconds != 3.0  # a walk, at once
+    watcher.close()
+
+
+def test_events_the_kernel_dropped_make_the_next_poll_walk_the_folder(tmp_path):
+    """A burst of files can overflow the kernel's queue of events; watchdog then says events
+    were lost, and only a walk of the whole folder can tell which files came."""
+    pytest.importorskip("watchdog", reason="aetk watch's extra: pip install 'aetk[watch]'")
+    from watchdog.events import FileSystemEvent
+
+    folder = folder_of_clips(tmp_path / "burst", 2, seed=11)
+    watcher = FolderWatch(folder, {}, settle=0.0)
+    watcher.ready()
+    watcher._walk_seconds, watcher._walk_due = 3.0, time.monotonic() + 30
+    for path in watcher.ready():
+        watcher.mark_scored(path)
+    clip = synth.normal_clip(np.random.default_rng(1), 0.5)
+    soundfile.write(folder / "unreported.wav", clip, RATE)
+    time.sleep(0.1)
+    with watcher._lock:
+        watcher._changed.clear()  # as if its events had been dropped
+    lost = FileSystemEvent("")
+    lost.event_type = "events_lost"
+    watcher._heard(lost)
+    started = time.monotonic()
+    assert ready_after_wait(watcher) == [folder / "unreported.wav"]
+    assert time.monotonic() - started < 10  # at once, not at the walk due in 30 s
+    assert watcher._walk_seconds != 3.0  # found by a walk
     watcher.close()
 
 
