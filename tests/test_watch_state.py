@@ -21,6 +21,17 @@ def recordings(count: int, first: int = 0) -> dict[str, list[int] | None]:
     }
 
 
+def journaled(tmp_path: Path, count: int) -> tuple[Path, StateFile, dict[str, list[int] | None]]:
+    """A state of ``count`` recordings in its snapshot and one more in its journal."""
+    path = tmp_path / "state.json"
+    kept = StateFile(path)
+    scored = recordings(count)
+    kept.write(scored, False)
+    scored.update(recordings(1, count))
+    kept.write(scored, False)
+    return path, kept, scored
+
+
 def test_a_new_recording_adds_a_line_and_leaves_the_snapshot_as_it_was(tmp_path):
     """A folder of 5,000 recordings: each new one had rewritten the whole state (24 MB at
     200,000); now one line of the journal, and a restart reads every recording back."""
@@ -63,11 +74,8 @@ def test_the_journal_is_folded_into_the_snapshot_once_it_holds_half_as_much(tmp_
 
 
 def test_a_watch_that_stops_leaves_one_file_as_an_earlier_aetk_reads_it(tmp_path):
-    path = tmp_path / "state.json"
-    kept = StateFile(path)
-    scored = recordings(100)
-    kept.write(scored, False)
-    scored.update(recordings(3, 100))
+    path, kept, scored = journaled(tmp_path, 100)
+    scored.update(recordings(2, 101))
     kept.write(scored, True)
     kept.write(scored, True, fold=True)
     state = json.loads(path.read_text())
@@ -80,12 +88,7 @@ def test_a_watch_that_stops_leaves_one_file_as_an_earlier_aetk_reads_it(tmp_path
 
 
 def test_a_journal_line_cut_short_by_a_crash_ends_the_journal(tmp_path):
-    path = tmp_path / "state.json"
-    kept = StateFile(path)
-    scored = recordings(10)
-    kept.write(scored, False)
-    scored.update(recordings(1, 10))
-    kept.write(scored, False)
+    path, kept, scored = journaled(tmp_path, 10)
     with open(kept.journal, "a") as journal:
         journal.write('{"scored": {"/data/day000/rec0011.wav": [11, 3')  # power lost mid-line
     assert StateFile(path).read() == (scored, False)
@@ -95,12 +98,7 @@ def test_a_journal_left_from_before_the_last_snapshot_is_not_replayed(tmp_path):
     """A crash between writing a snapshot and starting its journal leaves the old journal: its
     changes are already in the snapshot, and replayed over it they would bring back recordings
     forgotten since."""
-    path = tmp_path / "state.json"
-    kept = StateFile(path)
-    scored = recordings(10)
-    kept.write(scored, False)
-    scored.update(recordings(1, 10))
-    kept.write(scored, False)
+    path, kept, scored = journaled(tmp_path, 10)
     old_journal = kept.journal.read_text()
     del scored["/data/day000/rec0010.wav"]
     kept.write(scored, False, fold=True)
@@ -120,10 +118,7 @@ def test_a_state_from_an_earlier_aetk_is_read_and_its_first_write_is_a_snapshot(
 def test_after_a_full_disk_cut_a_line_short_the_next_write_is_a_snapshot(tmp_path, monkeypatch):
     """A line cut short mid-journal would end the journal there, and every line after it
     would be lost at a restart."""
-    path = tmp_path / "state.json"
-    kept = StateFile(path)
-    scored = recordings(10)
-    kept.write(scored, False)
+    path, kept, scored = journaled(tmp_path, 10)
 
     class FullDisk:
         """A journal opened on a disk that fills up halfway through the next line."""
@@ -143,13 +138,13 @@ def test_after_a_full_disk_cut_a_line_short_the_next_write_is_a_snapshot(tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(state_module, "open", FullDisk, raising=False)
-    scored.update(recordings(1, 10))
+    scored.update(recordings(1, 11))
     with pytest.raises(OSError):
         kept.write(scored, False)
     monkeypatch.undo()
-    scored.update(recordings(1, 11))
-    kept.write(scored, False)
     scored.update(recordings(1, 12))
+    kept.write(scored, False)
+    scored.update(recordings(1, 13))
     kept.write(scored, False)
     assert StateFile(path).read() == (scored, False)
 
