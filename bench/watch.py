@@ -124,21 +124,12 @@ def folder_figures(detector, clip: np.ndarray, count: int) -> dict:
 
 def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
     """A folder that keeps ``count`` recordings, all scored (links to one 2-s clip, 1,000 a
-    subfolder): the median of 5 walks of it, how often it is walked, and how long after a new
+    subfolder): the median of 5 walks of it, how often it is walked, how long after a new
     recording is written the watch finds it (``aetk watch``'s defaults: 1-s settle and
     interval; watchdog, where installed, reports the file between walks), and what keeping it
     in ``--state`` writes."""
-    import soundfile
-
     with tempfile.TemporaryDirectory() as work:
-        folder = Path(work, "kept")
-        for index in range(count):
-            original = Path(work, f"clip{index // 50_000}.wav")  # a file takes 65,000 links
-            if index % 50_000 == 0:
-                soundfile.write(original, clip, RATE, subtype="PCM_16")
-            day = folder / f"day{index // 1000:03d}"
-            day.mkdir(parents=True, exist_ok=True)
-            os.link(original, day / f"rec{index % 1000:04d}.wav")
+        folder = kept_folder(Path(work), clip, count)
         scored: dict[str, list[int] | None] = {}
         marking = FolderWatch(folder, scored, settle=0.0)
         marking.ready()
@@ -157,26 +148,8 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
         snapshotting = time.perf_counter()
         state.write(scored, False)  # a first write is a snapshot, as every write once was
         snapshot_seconds = time.perf_counter() - snapshotting
-        snapshot_bytes = state_path.stat().st_size
-        journal_bytes = state.journal.stat().st_size
-        watcher = FolderWatch(folder, scored)
-        watcher.ready()
-        found: list[float] = []
-
-        def poll() -> None:
-            while not found:
-                watcher.wait()
-                if watcher.ready():
-                    found.append(time.perf_counter())
-
-        poller = threading.Thread(target=poll)
-        poller.start()
-        time.sleep(3.0)  # well inside the walks' rest
-        written = time.perf_counter()
-        soundfile.write(folder / "day000" / "new.wav", clip, RATE, subtype="PCM_16")
-        poller.join()
-        watcher.mark_scored(folder / "day000" / "new.wav")
-        watcher.close()
+        snapshot_bytes, journal_bytes = state_path.stat().st_size, state.journal.stat().st_size
+        found_after = new_recording_found_after(folder, "day000/new.wav", clip, scored)
         keeping = time.perf_counter()
         state.write(scored, False)
         state_seconds = time.perf_counter() - keeping
@@ -186,13 +159,55 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
         "kept_files": count,
         "kept_walk_seconds": walk,
         "kept_walked_every_seconds": max(1.0, REST_FACTOR * walk),
-        "kept_new_file_found_after_seconds": found[0] - written,
+        "kept_new_file_found_after_seconds": found_after,
         "kept_watchdog": importlib.util.find_spec("watchdog") is not None,
         "kept_state_snapshot_bytes": snapshot_bytes,
         "kept_state_snapshot_write_seconds": snapshot_seconds,
         "kept_state_bytes_written_for_a_new_recording": journal_bytes,
         "kept_state_write_seconds_for_a_new_recording": state_seconds,
     }
+
+
+def kept_folder(work: Path, clip: np.ndarray, count: int) -> Path:
+    """``work/kept``, holding ``count`` links to ``clip`` in folders of 1,000."""
+    import soundfile
+
+    folder = work / "kept"
+    for index in range(count):
+        original = work / f"clip{index // 50_000}.wav"  # a file takes 65,000 links
+        if index % 50_000 == 0:
+            soundfile.write(original, clip, RATE, subtype="PCM_16")
+        day = folder / f"day{index // 1000:03d}"
+        day.mkdir(parents=True, exist_ok=True)
+        os.link(original, day / f"rec{index % 1000:04d}.wav")
+    return folder
+
+
+def new_recording_found_after(folder: Path, name: str, clip: np.ndarray, scored: dict) -> float:
+    """Seconds from writing ``clip`` as ``folder/name`` to a watch of ``folder`` (``scored``:
+    the files it had scored) finding it ready, polled as a watch polls; marked scored after."""
+    import soundfile
+
+    path = folder / name
+    watcher = FolderWatch(folder, scored)
+    watcher.ready()
+    found: list[float] = []
+
+    def poll() -> None:
+        while not found:
+            watcher.wait()
+            if watcher.ready():
+                found.append(time.perf_counter())
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(3.0)  # well inside the walks' rest
+    written = time.perf_counter()
+    soundfile.write(path, clip, RATE, subtype="PCM_16")
+    poller.join()
+    watcher.mark_scored(path)
+    watcher.close()
+    return found[0] - written
 
 
 if __name__ == "__main__":

@@ -106,6 +106,32 @@ def test_walks_of_a_large_folder_take_a_tenth_of_the_time_however_often_files_ar
     watcher.close()
 
 
+def test_a_file_first_read_at_the_end_of_a_long_walk_has_not_settled_when_read_again(
+    tmp_path, monkeypatch
+):
+    """A walk of a large folder takes seconds: a file first read at its end, and read again at
+    once by a look at what watchdog reported, counted as unchanged since the walk began, and
+    could be scored half-written."""
+    pytest.importorskip("watchdog", reason="aetk watch's extra: pip install 'aetk[watch]'")
+    from aetk_core.watch import sources
+
+    folder = folder_of_clips(tmp_path / "large", 1, seed=12)
+    walk = sources.audio_entries
+
+    def long_walk(folder, onerror=None):
+        time.sleep(0.6)  # the other files of a large folder, read before this one
+        return walk(folder, onerror)
+
+    monkeypatch.setattr(sources, "audio_entries", long_walk)
+    watcher = FolderWatch(folder, {}, settle=0.5)
+    assert watcher.ready() == []  # first read, at the walk's end
+    watcher._walk_due = time.monotonic() + 30
+    assert watcher.ready() == []  # read again at once: not yet unchanged for 0.5 s
+    time.sleep(0.55)
+    assert watcher.ready() == [folder / "f0000.wav"]
+    watcher.close()
+
+
 def test_a_new_file_in_a_large_folder_is_found_without_walking_it(tmp_path):
     """With watchdog, a file it reports is looked at on its own: found once it has settled, not
     at the next walk of a folder whose walks come half a minute apart."""

@@ -294,7 +294,7 @@ class FolderWatch:
             changed, self._changed = self._changed, set()
             walk = self._observer is None or self._walk_again or now >= self._walk_due
             self._walk_again = self._walk_again and not walk
-        chosen = self._walked(now) if walk else self._looked_at(changed, now)
+        chosen = self._walked(now) if walk else self._looked_at(changed)
         self._keys = {Path(path): key for key, (path, _) in chosen.items()}
         return sorted(self._keys)
 
@@ -311,7 +311,7 @@ class FolderWatch:
                     failed.append(key)
                 continue
             present.add(key)
-            self._consider(key, entry.path, entry.is_symlink(), status, now, chosen)
+            self._consider(key, entry.path, entry.is_symlink(), status, chosen)
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]
@@ -322,7 +322,7 @@ class FolderWatch:
         self._walk_due = walked + max(self.interval, REST_FACTOR * self._walk_seconds)
         return chosen
 
-    def _looked_at(self, changed: set[str], now: float) -> dict[str, tuple[str, bool]]:
+    def _looked_at(self, changed: set[str]) -> dict[str, tuple[str, bool]]:
         """The files ready among those watchdog reported changed and those not yet settled."""
         chosen: dict[str, tuple[str, bool]] = {}
         looked: set[str] = set()
@@ -331,7 +331,7 @@ class FolderWatch:
             if found is not None:
                 key, is_link, status = found
                 looked.add(key)
-                self._consider(key, path, is_link, status, now, chosen)
+                self._consider(key, path, is_link, status, chosen)
         # Gone before it settled (or its link now points elsewhere): seen afresh if back. So
         # no file waits past its settle time unchosen, and :meth:`wait` never spins.
         for key in self._unsettled.keys() - looked:
@@ -367,11 +367,14 @@ class FolderWatch:
         path: str,
         is_link: bool,
         status: os.stat_result,
-        now: float,
         chosen: dict[str, tuple[str, bool]],
     ) -> None:
-        """Count one file found at ``path``: ready (into ``chosen``) once its stamp has not
-        changed for ``settle`` seconds, unless it was scored as it now is."""
+        """Count one file found at ``path`` with ``status``, just read: ready (into ``chosen``)
+        once its stamp has not changed for ``settle`` seconds, unless it was scored as it now
+        is. Timed by each file's own reading, not the walk's start: a walk of a large folder
+        takes seconds, and a file first read at its end and read again at once would otherwise
+        count as settled for that long."""
+        now = time.monotonic()
         stamp = (status.st_mtime_ns, status.st_size)
         if key in self.scored and self.scored[key] is None:
             self.scored[key] = list(stamp)
