@@ -77,7 +77,9 @@ def watch_command(
     interval: Annotated[
         float,
         typer.Option(
-            min=0.05, help="Folder poll interval (s); the detector file is looked at as often."
+            min=0.05,
+            help="How often a folder is walked whole (s; between walks, watchdog reports new "
+            "files at once); the detector file is looked at as often.",
         ),
     ] = 1.0,
     strict: options.Strict = False,

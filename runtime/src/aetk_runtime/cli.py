@@ -194,7 +194,8 @@ def _watch_inputs(watch: argparse.ArgumentParser) -> None:
         "--interval",
         type=_within(float, 0.05),
         default=1.0,
-        help="folder poll interval (s); the detector is looked at as often",
+        help="how often a folder is walked whole (s; between walks, watchdog reports new files "
+        "at once); the detector is looked at as often",
     )
 
 
