@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import soundfile
 from aetk_core.watch.sources import REST_FACTOR, FolderWatch
-from test_watch import RATE
-from test_watch_faults import folder_of_clips
 
 from aetk import synth
+
+RATE = 16000
 
 
 @pytest.fixture(params=["walks", "watchdog"])
@@ -30,6 +30,15 @@ def mode(request, monkeypatch) -> str:
     else:
         pytest.importorskip("watchdog", reason="aetk watch's extra: pip install 'aetk[watch]'")
     return request.param
+
+
+def folder_of_clips(folder: Path, count: int, seed: int) -> Path:
+    """``folder`` holding ``count`` copies of one half-second normal clip."""
+    folder.mkdir()
+    clip = synth.normal_clip(np.random.default_rng(seed), 0.5)
+    for index in range(count):
+        soundfile.write(folder / f"f{index:04d}.wav", clip, RATE)
+    return folder
 
 
 def until(condition, seconds: float = 10.0) -> bool:

@@ -24,6 +24,7 @@ from aetk_core.watch.outputs import Webhook
 from aetk_core.watch.state import StateFile
 from conftest import free_port
 from scipy.signal import resample_poly
+from test_folder_watch import folder_of_clips
 from test_watch import RATE, bearing_stream, stream, watch, watch_folder, wav_bytes
 
 from aetk import synth
@@ -276,15 +277,6 @@ def test_a_folder_deleted_and_recreated_is_watched_again(watched, tmp_path):
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["back.wav"]
-
-
-def folder_of_clips(folder: Path, count: int, seed: int) -> Path:
-    """``folder`` holding ``count`` copies of one half-second normal clip."""
-    folder.mkdir()
-    clip = synth.normal_clip(np.random.default_rng(seed), 0.5)
-    for index in range(count):
-        soundfile.write(folder / f"f{index:04d}.wav", clip, RATE)
-    return folder
 
 
 def folder_watch_events(
