@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from aetk_core.watch.monitor import WatchOptions
-from aetk_core.watch.sources import REST_FACTOR, FolderWatch, StreamFormat
+from aetk_core.watch.sources import REST_FACTOR, SETTLE_FLOOR, FolderWatch, StreamFormat
 from aetk_core.watch.state import StateFile
 
 import aetk
@@ -133,6 +133,7 @@ def kept_folder_figures(clip: np.ndarray, count: int) -> dict:
         scored: dict[str, list[int] | None] = {}
         marking = FolderWatch(folder, scored, settle=0.0)
         marking.ready()
+        time.sleep(SETTLE_FLOOR)
         for path in marking.ready():
             marking.mark_scored(path)
         marking.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from aetk_core.watch.sources import REST_FACTOR, FolderWatch
+from aetk_core.watch.sources import REST_FACTOR, SETTLE_FLOOR, FolderWatch
 
 from aetk import synth
 
@@ -141,6 +141,71 @@ def test_a_file_first_read_at_the_end_of_a_long_walk_has_not_settled_when_read_a
     watcher.close()
 
 
+def test_a_file_watchdog_reports_touched_waits_its_settle_time_again(tmp_path):
+    """A writer's last steps can leave a file's size as it was, and its modification time too
+    within a clock tick (libsndfile rewrites a WAV file's header as it closes it): a file
+    watchdog reports touched has not settled, whatever its stamp says."""
+    pytest.importorskip("watchdog", reason="aetk watch's extra: pip install 'aetk[watch]'")
+    from watchdog.events import FileModifiedEvent
+
+    folder = folder_of_clips(tmp_path / "written", 1, seed=13)
+    watcher = FolderWatch(folder, {}, settle=0.3)
+    watcher.ready()  # first seen
+    watcher._walk_due = time.monotonic() + 30
+    time.sleep(0.35)
+    watcher._heard(FileModifiedEvent(str(folder / "f0000.wav")))
+    assert watcher.ready() == []  # touched just now
+    time.sleep(0.35)
+    assert watcher.ready() == [folder / "f0000.wav"]
+    watcher.close()
+
+
+def test_two_readings_closer_than_a_few_clock_ticks_never_show_a_file_settled(tmp_path, mode):
+    """``--settle 0``: a file read twice in a row had counted as settled, though a writer's
+    last step within the same clock tick leaves its stamp as it was."""
+    folder = folder_of_clips(tmp_path / "quick", 1, seed=14)
+    watcher = FolderWatch(folder, {}, settle=0.0, interval=0.0)
+    assert watcher.ready() == []  # first seen
+    assert watcher.ready() == []  # again at once
+    time.sleep(SETTLE_FLOOR)
+    assert watcher.ready() == [folder / "f0000.wav"]
+    watcher.close()
+
+
+def test_a_file_rewritten_again_and_again_is_scored_at_most_once_a_rewrite(tmp_path, mode):
+    """``--settle 0`` and a recorder that rewrites latest.wav: 100 rewrites had been scored 107
+    times, and 154 times once watchdog's reports were looked at between walks: a reading in the
+    middle of a write counted as settled."""
+    import threading
+
+    folder = tmp_path / "ring"
+    folder.mkdir()
+    rng = np.random.default_rng(15)
+    soundfile.write(folder / "latest.wav", synth.normal_clip(rng, 1.0), RATE)
+    watcher = FolderWatch(folder, {}, settle=0.0, interval=0.05)
+    scored, stopping = [], threading.Event()
+
+    def watch() -> None:
+        while not stopping.is_set():
+            for path in watcher.ready():
+                watcher.mark_scored(path)
+                scored.append(path)
+            watcher.wait()
+
+    watching = threading.Thread(target=watch)
+    watching.start()
+    assert until(lambda: len(scored) == 1)
+    rewrites = 25
+    for _ in range(rewrites):
+        soundfile.write(folder / "latest.wav", synth.normal_clip(rng, 1.0), RATE)
+        time.sleep(0.12)
+    time.sleep(0.3)
+    stopping.set()
+    watching.join(10)
+    watcher.close()
+    assert rewrites // 2 <= len(scored) - 1 <= rewrites
+
+
 def test_a_new_file_in_a_large_folder_is_found_without_walking_it(tmp_path):
     """With watchdog, a file it reports is looked at on its own: found once it has settled, not
     at the next walk of a folder whose walks come half a minute apart."""
@@ -186,6 +251,7 @@ def test_events_the_kernel_dropped_make_the_next_poll_walk_the_folder(tmp_path):
     watcher = FolderWatch(folder, {}, settle=0.0)
     watcher.ready()
     watcher._walk_seconds, watcher._walk_due = 3.0, time.monotonic() + 30
+    time.sleep(SETTLE_FLOOR)
     for path in watcher.ready():
         watcher.mark_scored(path)
     clip = synth.normal_clip(np.random.default_rng(1), 0.5)
@@ -269,6 +335,7 @@ def test_files_scored_and_since_removed_are_forgotten_unless_the_folder_went_awa
     scored: dict[str, list[int] | None] = {}
     watcher = FolderWatch(folder, scored, settle=0.0, interval=0.05)
     watcher.ready()  # first seen
+    time.sleep(SETTLE_FLOOR)
     for path in watcher.ready():
         watcher.mark_scored(path)
     assert len(scored) == 3
@@ -317,6 +384,7 @@ def test_a_symbolic_link_in_a_loop_does_not_end_a_folder_watch(tmp_path, mode):
     os.symlink("loop_a.wav", folder / "loop_b.wav")
     time.sleep(0.05)
     watcher.ready()  # first seen
+    time.sleep(SETTLE_FLOOR)
     ready = watcher.ready()
     assert ready == [folder / "good.wav"]
     watcher.mark_scored(ready[0])

@@ -4,6 +4,7 @@ itself), or a folder whose new files are scored once each."""
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import stat
@@ -38,6 +39,11 @@ QUEUED_BLOCKS = 1000
 #: many times as long as it last took before it runs again: it then takes at most a tenth of a
 #: core, however many recordings the folder keeps (see :class:`FolderWatch`).
 REST_FACTOR = 9.0
+#: Two readings of a file closer than this never show it settled, whatever ``--settle`` says: a
+#: file's modification time advances by the kernel's clock ticks (up to 10 ms), so two readings
+#: within a few ticks cannot tell a writer's last step that kept the size (libsndfile rewrites
+#: a WAV file's header as it closes it).
+SETTLE_FLOOR = 0.05
 RAW_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
@@ -194,8 +200,9 @@ def _sounddevice(doing: str) -> Any:
 
 @dataclass
 class _Unsettled:
-    """A file seen with ``stamp`` (modification time and size) since ``since`` (monotonic
-    seconds), at ``path`` (a link to it where no other path to it was seen)."""
+    """A file seen with ``stamp`` (modification time and size), read so no later than
+    ``since`` (monotonic seconds: the end of the poll that read it), at ``path`` (a link to it
+    where no other path to it was seen)."""
 
     stamp: tuple[int, int]
     since: float
@@ -238,6 +245,7 @@ class FolderWatch:
     ):
         self.folder, self.scored, self.settle, self.interval = folder, scored, settle, interval
         self._unsettled: dict[str, _Unsettled] = {}  # by key in ``scored``
+        self._fresh: list[_Unsettled] = []  # stamps read in this poll
         self._keys: dict[Path, str] = {}  # the files ready: their keys in ``scored``
         self._walk_seconds = 0.0
         self._walk_due = 0.0  # when the whole folder may be walked again (monotonic)
@@ -294,12 +302,19 @@ class FolderWatch:
             changed, self._changed = self._changed, set()
             walk = self._observer is None or self._walk_again or now >= self._walk_due
             self._walk_again = self._walk_again and not walk
-        chosen = self._walked(now) if walk else self._looked_at(changed)
+        chosen = self._walked(now, changed) if walk else self._looked_at(changed, now)
+        read = time.monotonic()
+        for (
+            waiting
+        ) in self._fresh:  # read by now: one time for all of a walk, which settle together
+            waiting.since = read
+        self._fresh.clear()
         self._keys = {Path(path): key for key, (path, _) in chosen.items()}
         return sorted(self._keys)
 
-    def _walked(self, now: float) -> dict[str, tuple[str, bool]]:
-        """The files ready, from a walk of the whole folder."""
+    def _walked(self, now: float, changed: set[str]) -> dict[str, tuple[str, bool]]:
+        """The files ready, from a walk of the whole folder (``changed``: the paths watchdog
+        reported since the last poll)."""
         chosen: dict[str, tuple[str, bool]] = {}  # one path for each recording ready
         present: set[str] = set()
         failed: list[object] = []  # folders the walk could not read, files that vanished in it
@@ -311,7 +326,8 @@ class FolderWatch:
                     failed.append(key)
                 continue
             present.add(key)
-            self._consider(key, entry.path, entry.is_symlink(), status, chosen)
+            heard = entry.path in changed
+            self._consider(key, entry.path, entry.is_symlink(), status, heard, now, chosen)
         if present and not failed:
             for key in self.scored.keys() - present:
                 del self.scored[key]
@@ -322,7 +338,7 @@ class FolderWatch:
         self._walk_due = walked + max(self.interval, REST_FACTOR * self._walk_seconds)
         return chosen
 
-    def _looked_at(self, changed: set[str]) -> dict[str, tuple[str, bool]]:
+    def _looked_at(self, changed: set[str], now: float) -> dict[str, tuple[str, bool]]:
         """The files ready among those watchdog reported changed and those not yet settled."""
         chosen: dict[str, tuple[str, bool]] = {}
         looked: set[str] = set()
@@ -331,7 +347,7 @@ class FolderWatch:
             if found is not None:
                 key, is_link, status = found
                 looked.add(key)
-                self._consider(key, path, is_link, status, chosen)
+                self._consider(key, path, is_link, status, path in changed, now, chosen)
         # Gone before it settled (or its link now points elsewhere): seen afresh if back. So
         # no file waits past its settle time unchosen, and :meth:`wait` never spins.
         for key in self._unsettled.keys() - looked:
@@ -367,26 +383,34 @@ class FolderWatch:
         path: str,
         is_link: bool,
         status: os.stat_result,
+        heard: bool,
+        now: float,
         chosen: dict[str, tuple[str, bool]],
     ) -> None:
-        """Count one file found at ``path`` with ``status``, just read: ready (into ``chosen``)
-        once its stamp has not changed for ``settle`` seconds, unless it was scored as it now
-        is. Timed by each file's own reading, not the walk's start: a walk of a large folder
-        takes seconds, and a file first read at its end and read again at once would otherwise
-        count as settled for that long."""
-        now = time.monotonic()
+        """Count one file found at ``path`` with ``status``, read in the poll that began at
+        ``now``: ready (into ``chosen``) once its stamp has not changed for ``settle`` seconds
+        (and :data:`SETTLE_FLOOR`), nor watchdog reported it (``heard``: a writer touched it
+        since the last poll, whatever its stamp says), unless it was scored as it now is. From
+        the end of the poll that first read the stamp to the start of this one: a walk of a
+        large folder takes seconds, and a file read at its end and again at once by a look had
+        counted as unchanged since the walk began."""
         stamp = (status.st_mtime_ns, status.st_size)
         if key in self.scored and self.scored[key] is None:
             self.scored[key] = list(stamp)
         if self.scored.get(key) == list(stamp):
             return
         last = self._unsettled.get(key)
-        if last is None or last.stamp != stamp:
-            self._unsettled[key] = _Unsettled(stamp, now, path, is_link)
+        if last is None or last.stamp != stamp or heard:
+            waiting = _Unsettled(stamp, math.inf, path, is_link)  # its time: the poll's end
+            if last is not None and last.stamp == stamp and not last.is_link:
+                waiting.path, waiting.is_link = last.path, False
+            self._unsettled[key] = waiting
+            self._fresh.append(waiting)
             return
         if last.is_link and not is_link:  # the file itself rather than a link to it (latest.wav)
             last.path, last.is_link = path, False
-        if now - last.since >= self.settle and (key not in chosen or chosen[key][1]):
+        settled = now - last.since >= max(self.settle, SETTLE_FLOOR)
+        if settled and (key not in chosen or chosen[key][1]):
             chosen[key] = (path, is_link)
 
     @staticmethod
@@ -416,7 +440,8 @@ class FolderWatch:
             return
         due = self._walk_due
         if self._unsettled:
-            due = min(due, min(waiting.since for waiting in self._unsettled.values()) + self.settle)
+            settle = max(self.settle, SETTLE_FLOOR)
+            due = min(due, min(waiting.since for waiting in self._unsettled.values()) + settle)
         if self._wake.wait(max(0.0, due - time.monotonic())):
             self._wake.clear()
 
