@@ -98,17 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def folder_figures(detector, clip: np.ndarray, count: int) -> dict:
     """A folder of ``count`` recordings (links to one 2-s clip, 1,000 a subfolder) scored as a
-    backlog by a folder watch with ``--state``, then the median of 5 polls of it all scored."""
-    import soundfile
-
+    backlog by a folder watch with ``--state``."""
     with tempfile.TemporaryDirectory() as work:
-        folder, state = Path(work, "kept"), Path(work, "state.json")
-        original = Path(work, "clip.wav")
-        soundfile.write(original, clip, RATE, subtype="PCM_16")
-        for index in range(count):
-            day = folder / f"day{index // 1000:03d}"
-            day.mkdir(parents=True, exist_ok=True)
-            os.link(original, day / f"rec{index % 1000:04d}.wav")
+        folder, state = kept_folder(Path(work), clip, count), Path(work, "state.json")
         options = WatchOptions(settle=0.0, interval=0.05, state=state)
         monitor = Monitor(detector, str(folder), options, lambda event: None)
         started = time.perf_counter()
