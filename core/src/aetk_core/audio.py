@@ -93,6 +93,16 @@ def walked_audio(folder: Path, onerror: Callable[[OSError], None] | None = None)
     return (Path(entry.path) for entry in audio_entries(folder, onerror))
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a walk leaves out the file or folder called ``name`` (:func:`walked_audio`)."""
+    return name.startswith(".")
+
+
+def has_audio_suffix(name: str) -> bool:
+    """Whether a walk takes a file called ``name`` for audio (:data:`AUDIO_SUFFIXES`)."""
+    return os.path.splitext(name)[1].lower() in AUDIO_SUFFIXES
+
+
 def audio_entries(
     folder: str | Path, onerror: Callable[[OSError], None] | None = None
 ) -> Iterator[os.DirEntry[str]]:
@@ -108,7 +118,7 @@ def audio_entries(
         return
     folders = []
     for entry in entries:
-        if entry.name.startswith("."):
+        if is_hidden(entry.name):
             continue
         try:
             is_folder = entry.is_dir()
@@ -117,7 +127,7 @@ def audio_entries(
         if is_folder:
             if not entry.is_symlink():
                 folders.append(entry.path)
-        elif os.path.splitext(entry.name)[1].lower() in AUDIO_SUFFIXES:
+        elif has_audio_suffix(entry.name):
             yield entry
     for path in folders:
         yield from audio_entries(path, onerror)

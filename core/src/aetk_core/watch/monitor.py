@@ -593,16 +593,16 @@ class Monitor:
                 watcher.wait()
         finally:
             watcher.close()
-            self._keep_state(state, scored, whole=True)
+            self._keep_state(state, scored, fold=True)
 
     def _keep_state(
         self,
         state: StateFile,
         scored: dict[str, list[int] | None],
         unless_recent: bool = False,
-        whole: bool = False,
+        fold: bool = False,
     ) -> bool:
-        """Write the state (``whole``: folded into one file, as the watch stops); where it cannot be
+        """Write the state (``fold``: into one file, as the watch stops); where it cannot be
         written (a full disk), the watch goes on and says so in one ``error`` event, until a
         write succeeds again. ``unless_recent``: not within ``STATE_SECONDS`` of the last write,
         nor ``REST_FACTOR`` times as long as it took: a backlog of 50,000 files written out
@@ -613,7 +613,7 @@ class Monitor:
         if unless_recent and started < self._state_due:
             return False
         try:
-            state.write(scored, self._active_alerts(), fold=whole)
+            state.write(scored, self._active_alerts(), fold=fold)
         except OSError as exc:
             if not self._state_unwritten:
                 self.error(

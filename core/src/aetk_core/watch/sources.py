@@ -20,11 +20,12 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from aetk_core.audio import (
-    AUDIO_SUFFIXES,
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     audio_entries,
+    has_audio_suffix,
+    is_hidden,
 )
 from aetk_core.errors import ConfigError
 from aetk_core.fileio import resolved
@@ -303,10 +304,10 @@ class FolderWatch:
             walk = self._observer is None or self._walk_again or now >= self._walk_due
             self._walk_again = self._walk_again and not walk
         chosen = self._walked(now, changed) if walk else self._looked_at(changed, now)
+        # Each stamp read in this poll was read by now: one time for all the files of a walk,
+        # which then settle together.
         read = time.monotonic()
-        for (
-            waiting
-        ) in self._fresh:  # read by now: one time for all of a walk, which settle together
+        for waiting in self._fresh:
             waiting.since = read
         self._fresh.clear()
         self._keys = {Path(path): key for key, (path, _) in chosen.items()}
@@ -360,9 +361,9 @@ class FolderWatch:
         file, or gone)."""
         relative = os.path.relpath(path, self.folder)
         parts = relative.split(os.sep)
-        if relative.startswith(os.pardir) or any(part.startswith(".") for part in parts):
+        if relative.startswith(os.pardir) or any(is_hidden(part) for part in parts):
             return None
-        if os.path.splitext(path)[1].lower() not in AUDIO_SUFFIXES:
+        if not has_audio_suffix(parts[-1]):
             return None
         parent = os.path.dirname(path)
         if resolved(parent) != resolved(self.folder).joinpath(*parts[:-1]):
