@@ -231,6 +231,7 @@ def chain(tmp_path_factory):
         "channels": (np.stack([clean, clean], axis=1), RATE),
         "dc-offset": (clean * 0.5 + 0.1, RATE),
         "duration": (clean[: RATE // 2], RATE),
+        "duration-long": (synth.normal_clip(rng, 5.0), RATE),  # scored whole, more than twice
         "dropout": (np.concatenate([clean[:RATE], np.zeros(RATE // 10), clean[RATE:]]), RATE),
     }
     spectrum = np.fft.rfft(clean)

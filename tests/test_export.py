@@ -610,6 +610,8 @@ def test_the_runtime_names_the_recordings_that_do_not_match_as_aetk_does(
     assert rows[str(tests / "clean.wav")]["warnings"] == []
     assert "its sound ends near" in rows[str(tests / "low-passed.wav")]["warnings"][0]["message"]
     assert f"warning: {tests / 'dropout.wav'}: dropout: 0.1 s of digital silence" in ran.stderr
+    (long,) = rows[str(tests / "duration-long.wav")]["warnings"]
+    assert long["name"] == "duration" and "more than twice" in long["message"]
 
     script = str(Path(runtime_python).parent / "aetk-runtime")
     table = subprocess.run(

@@ -114,8 +114,9 @@ def test_fit_warns_about_a_training_file_unlike_the_others(tmp_path, cli):
 def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_the_rule(
     chain, tmp_path
 ):
-    """Fitted on 2-s clips: 0.9 s is short, 1.1 s is not; a 5-s recording in windows of 2 s
-    (the last of 1 s kept) is not. Windows shorter than the training clips are measured
+    """Fitted on 2-s clips: 0.9 s is short, 1.1 s is not; 5 s scored whole is long (a fault
+    in a part of it fades in its average), 3.9 s is not, and a 5-s recording in windows of 2 s
+    (the last of 1 s kept) is neither. Windows shorter than the training clips are measured
     against the windows asked for: their length against the training clips' is said once, by
     ``aetk score``'s window-length warning, not on every row (each row had named ``duration``,
     and ``--strict`` refused every file). Before the rule a detector of 10-s clips flagged 39
@@ -126,14 +127,18 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     # counts alone say 1.952 s: frames without the last partial one).
     assert detector.clip_seconds == detector.recording_norms().seconds
     rng = np.random.default_rng(4)
-    for seconds in (0.2, 0.9, 1.1, 5.0):
+    for seconds in (0.2, 0.9, 1.1, 3.9, 5.0):
         soundfile.write(tmp_path / f"{seconds}.wav", synth.normal_clip(rng, seconds), RATE)
-    (brief,), (long_enough,) = (
-        detector.score(tmp_path / "0.9.wav"),
-        detector.score(tmp_path / "1.1.wav"),
+    brief, long_enough, twice, overlong = (
+        detector.score(tmp_path / f"{seconds}.wav")[0] for seconds in (0.9, 1.1, 3.9, 5.0)
     )
     assert names(brief) == {"duration"} and "0.9 s long" in brief.warnings[0]["message"]
-    assert names(long_enough) == set()
+    assert names(long_enough) == names(twice) == set()
+    assert names(overlong) == {"duration"}
+    assert overlong.warnings[0]["message"].startswith(
+        "5 s long, more than twice the training recordings' length (2 s)"
+    )
+    assert overlong.warnings[0]["message"].endswith("score it in windows (--segment 2)")
     (windows,) = detector.score(tmp_path / "5.0.wav", segment=2.0)
     assert names(windows) == set()
     (short_windows,) = detector.score(tmp_path / "5.0.wav", segment=0.5, strict=True)
@@ -210,9 +215,13 @@ def test_norms_are_relative_to_the_training_recordings():
     lengths = RecordingNorms.learn([profile(seconds=s) for s in (10.0, 10.0, 1.0)], 8000.0)
     assert lengths.seconds == 10.0
     assert [w.name for w in lengths.check(profile(seconds=4.0))] == ["duration"]
+    assert [w.name for w in lengths.check(profile(seconds=20.5))] == ["duration"]
     assert lengths.check(profile(seconds=5.0)) == lengths.check(profile()) == []
-    # A window of a file scored in windows: against the windows where they are shorter.
+    assert lengths.check(profile(seconds=20.0)) == []
+    # A window of a file scored in windows: against the windows where they are shorter, and
+    # never long (windows longer than the training recordings are named once, not per row).
     assert lengths.check(profile(seconds=2.0), window_seconds=2.0) == []
+    assert lengths.check(profile(seconds=30.0), window_seconds=30.0) == []
     assert [w.name for w in lengths.check(profile(seconds=0.9), window_seconds=2.0)] == ["duration"]
     assert [w.name for w in lengths.check(profile(seconds=4.0), window_seconds=20.0)] == [
         "duration"

@@ -46,7 +46,10 @@ for what it is:
   that two or more training recordings had: :func:`habitual`).
 - ``duration``: shorter than :data:`SHORT_SHARE` of the training recordings' typical (median)
   length. Its average varies more than theirs and its threshold was set for their length: a
-  detector of 10-s clips flags nearly every normal 2-s recording.
+  detector of 10-s clips flags nearly every normal 2-s recording. Or, scored whole, longer than
+  :data:`LONG_FACTOR` times that length: a fault in a part of it fades in its average (a
+  detector of 10-s clips missed most 10-s knocks in 40-s recordings and found them all in
+  windows of 10 s).
 - ``machine``: the file's DCASE or MIMII name says a machine that the training recordings' names
   did not (a recording of another machine judged against this one's normal; checked by name,
   :func:`machine_warnings`).
@@ -90,6 +93,10 @@ SILENCE_DB = -150.0
 #: share below which the last window of a recording scored in windows is dropped, for the same
 #: reason (it would be scored on less sound than the others).
 SHORT_SHARE = 0.5
+#: A recording scored whole that is longer than this many times the training recordings' median
+#: length is named: twice as long, a fault lasting one training recording's length still
+#: stood out of the whole (docs/reliability.md).
+LONG_FACTOR = 2.0
 #: The shortest stretch of digital silence named as a dropout (800 samples at 16 kHz: a live
 #: microphone's noise never holds exactly zero that long).
 DROPOUT_SECONDS = 0.05
@@ -519,9 +526,9 @@ class RecordingNorms:
     ) -> list[RecordingWarning]:
         """The ways ``profile`` does not match the training recordings, in :data:`NAMES` order.
         ``window_seconds``: the recording is a window of a file scored in windows of that length;
-        its ``duration`` is then measured against the windows where they are the shorter (their
-        length against the training recordings' is said once, not for every window:
-        :func:`aetk_core.verdict.window_length_warning`)."""
+        its ``duration`` is then measured against the windows where they are the shorter, and a
+        window is never named long (their length against the training recordings' is said once,
+        not for every window: :func:`aetk_core.verdict.window_length_warning`)."""
         typical, whose = self.seconds, "the training recordings' length"
         if window_seconds and typical is not None and window_seconds < typical:
             typical, whose = window_seconds, "the windows asked for"
@@ -537,7 +544,8 @@ class RecordingNorms:
             dropout(profile, 2 * self.dropout_seconds),
             self._channels(profile),
             dc_offset(profile, 2 * self.dc_offset),
-            duration(profile, typical, whose),
+            duration(profile, typical, whose)
+            or (None if window_seconds else overlong(profile, self.seconds)),
         ]
         return [warning for warning in found if warning is not None]
 
@@ -746,6 +754,21 @@ def duration(
         "duration",
         f"{profile.seconds:.3g} s long, less than half {whose} ({typical_seconds:.3g} s): a short "
         "recording's average varies more than a long one's",
+    )
+
+
+def overlong(profile: RecordingProfile, typical_seconds: float | None) -> RecordingWarning | None:
+    """A recording scored whole that is longer than :data:`LONG_FACTOR` times the training
+    recordings' median length ``typical_seconds``."""
+    if profile.seconds is None or typical_seconds is None:
+        return None
+    if profile.seconds <= LONG_FACTOR * typical_seconds:
+        return None
+    return RecordingWarning(
+        "duration",
+        f"{round(profile.seconds, 1):g} s long, more than twice the training recordings' length "
+        f"({typical_seconds:.3g} s): a fault in a part of it fades in its average; score it in "
+        f"windows (--segment {typical_seconds:.3g})",
     )
 
 
