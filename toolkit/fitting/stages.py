@@ -490,7 +490,8 @@ def train_model(
 
 
 #: With fewer normal files than this, a trained model's threshold is calibrated by cross-fitting
-#: on every file instead of on the few validation files.
+#: on every file instead of on the few validation files; from this many, a cross-fitted
+#: threshold stands on one fold's files.
 CROSS_FIT_BELOW = 20
 CROSS_FIT_FOLDS = 5
 
@@ -510,7 +511,11 @@ def fit_scorer(
     check_storable("scorer", parts.scorer)
     files = len(sets.digests["train"]) + len(sets.digests["validation"])
     whole_files = not config.training.segment_seconds
-    if parts.model.trainable and whole_files and 2 <= files < CROSS_FIT_BELOW:
+    few_files = parts.model.trainable and files < CROSS_FIT_BELOW
+    # Cut into clips, a recording's clips are each other's nearest neighbours: a scorer that
+    # learns from every clip would measure a held-out clip against its own recording's others.
+    cut_into_clips = not whole_files and not parts.model.trainable
+    if files >= 2 and (few_files or cut_into_clips):
         normal_scores = cross_fitted_scores(parts, sets, config, folder)
     else:
         normal_scores = parts.scorer.held_out_scores(parts.model, train_clips, validation_clips)
@@ -522,20 +527,31 @@ def fit_scorer(
 def cross_fitted_scores(
     parts: Components, sets: FeaturizedSets, config: FitConfig, folder: Path
 ) -> np.ndarray:
-    """A held-out score for every normal file: the files are cut into folds, and each fold is
-    scored by a model and scorer fitted on the other folds (as the detector's own were fitted on
-    all of them). A scorer with several views scales them on clips its model did not learn from
-    (the detector's, on its validation files), so the fold's model then leaves out a validation
-    share of the other folds, in the detector's proportion, for its scorer: scaled on clips the
-    model had learned, every held-out score would read too high and the threshold would stand
-    above every clip. With a handful of files this gives the threshold every file to stand on
-    rather than one or two validation files."""
-    clips = [*sets.train, *sets.validation]  # whole files: one clip each
-    order = np.random.default_rng(config.training.seed).permutation(len(clips))
+    """A held-out score for every normal clip: the files are cut into folds, and each fold's
+    clips are scored by a model and scorer fitted on the other folds (as the detector's own were
+    fitted on all of them), so that no clip is measured against a clip of its own recording. A
+    scorer with several views scales them on clips its model did not learn from (the detector's,
+    on its validation files), so the fold's model then leaves out a validation share of the
+    other folds, in the detector's proportion, for its scorer: scaled on clips the model had
+    learned, every held-out score would read too high and the threshold would stand above every
+    clip. With a handful of files this gives the threshold every file to stand on rather than
+    one or two validation files; from :data:`CROSS_FIT_BELOW` files, one fold's clips are
+    enough to stand on, at the cost of one more fit rather than :data:`CROSS_FIT_FOLDS`."""
+    clips = [*sets.train, *sets.validation]
+    sources = [*sets.sources["train"], *sets.sources["validation"]]
+    files = list(dict.fromkeys(sources))
+    file_of = {path: index for index, path in enumerate(files)}
+    owners = np.array([file_of[path] for path in sources])
+    order = np.random.default_rng(config.training.seed).permutation(len(files))
     validation_share = len(sets.validation) / len(clips)
+    folds = np.array_split(order, min(CROSS_FIT_FOLDS, len(files)))
+    if len(files) >= CROSS_FIT_BELOW:
+        folds = folds[:1]
     scores = np.empty(len(clips))
+    scored = np.zeros(len(clips), dtype=bool)
     host = get_host()
-    for fold in np.array_split(order, min(CROSS_FIT_FOLDS, len(clips))):
+    for files_held_out in folds:
+        fold = np.flatnonzero(np.isin(owners, files_held_out))
         held_out = set(fold.tolist())
         rest = [clip for index, clip in enumerate(clips) if index not in held_out]
         validating = 0
@@ -554,7 +570,8 @@ def cross_fitted_scores(
         )
         held_out_clips = StandardizedClips([clips[index] for index in fold], parts.normalizer)
         scores[fold] = scorer.score(model, held_out_clips)
-    return scores
+        scored[fold] = True
+    return scores[scored]
 
 
 def training_summary(
