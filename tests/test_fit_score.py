@@ -562,6 +562,25 @@ def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tm
     assert "cut into clips of 2 s (and scored in such windows)" in page.read_text()
 
 
+def test_cli_fit_of_a_few_long_recordings_says_how_to_cut_them(cli, tmp_path):
+    """Three 30-s recordings hold a 10 % false-alarm rate only when cut into clips: the
+    warning says what length makes enough of them, and cut so, they do."""
+    rng = np.random.default_rng(1)
+    for index in range(3):
+        write_wav(tmp_path / f"take_{index}.wav", synth.normal_clip(rng, 30.0))
+    whole = cli("fit", tmp_path, "-o", tmp_path / "whole.aetk", "--json")
+    assert whole.code == 0, whole.stderr
+    warning = json.loads(whole.stdout)["calibration"]["warning"]
+    assert warning.startswith("3 held-out normal clips cannot support a 10% false-alarm rate")
+    assert warning.endswith("; or cut the recordings into clips: --segment 10 makes about 9")
+    cut = cli("fit", tmp_path, "-o", tmp_path / "cut.aetk", "--segment", "10", "--json")
+    assert json.loads(cut.stdout)["calibration"] == {
+        **json.loads(cut.stdout)["calibration"],
+        "normal_scores": 9,
+        "warning": None,
+    }
+
+
 def test_files_skipped_for_one_reason_are_said_once(cli, machine_sounds, tmp_path):
     """A --segment shorter than the featurizer's shortest clip skips every file: one warning
     for them all and the reason in the error, not a line per file."""

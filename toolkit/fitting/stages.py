@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from aetk_core.describe import too_few_scores
 from aetk_core.machines import named_machines
 from aetk_core.names import named_anomaly
 from aetk_core.recording import (
@@ -30,6 +31,7 @@ from aetk_core.recording import (
     merged,
     training_warnings,
 )
+from aetk_core.verdict import scores_needed
 
 from aetk._version import __version__
 from aetk.components.base import Featurizer, Model, Normalizer, Scorer
@@ -269,15 +271,32 @@ def one_recording(path: Path) -> str | None:
     if header is None:
         return None
     seconds = header.duration
-    cut = (
-        f", or cut it into clips: --segment {max(0.5, min(10.0, round(seconds / 10, 1))):g}"
-        if seconds >= 5
-        else ""
-    )
+    cut = f", or cut it into clips: --segment {advised_segment(seconds):g}" if seconds >= 5 else ""
     return (
         f"{path}: one recording ({seconds:.1f} s) leaves no normal clip to compare it with or "
         f"to set the threshold on: record more{cut}"
     )
+
+
+def advised_segment(seconds: float, clips: int = 10) -> float:
+    """The clip length that cuts ``seconds`` of recordings into about ``clips`` clips, from
+    0.5 s to 10 s (the field's usual clip: DCASE's, MIMII's)."""
+    return max(0.5, min(10.0, round(seconds / clips, 1)))
+
+
+def advice_to_cut(norms: RecordingNorms | None, files: int, rate: float) -> str:
+    """For a threshold that ``files`` whole recordings are too few to hold at the false-alarm
+    ``rate``: the clip length (:func:`advised_segment`) that would give it enough clips, where
+    the recordings (their median length, ``norms.seconds``) are long enough for two such clips
+    each; empty otherwise."""
+    median = norms.seconds if norms else None
+    if not median:
+        return ""
+    segment = advised_segment(files * median, scores_needed(rate))
+    if median < 2 * segment:
+        return ""
+    clips = files * int(median // segment)
+    return f"; or cut the recordings into clips: --segment {segment:g} makes about {clips}"
 
 
 def for_recordings(config: FitConfig, files: Sequence[Path]) -> tuple[FitConfig, dict[int, int]]:
@@ -520,6 +539,9 @@ def fit_scorer(
     else:
         normal_scores = parts.scorer.held_out_scores(parts.model, train_clips, validation_clips)
     calibration = calibrate(normal_scores, config.threshold)
+    if whole_files and calibration.warning and too_few_scores(calibration.as_dict()):
+        rate = float(config.threshold.rate)
+        calibration.warning += advice_to_cut(sets.recording_norms, files, rate)
     observer.on_calibrated(calibration)
     return calibration
 
