@@ -332,7 +332,9 @@ class Scorer(Component):
         from); with none, the training clips, with a warning: clips the scorer learned from
         score lower than new normal ones, so the threshold stands too low and raises more false
         alarms than asked for. A scorer that learns from every clip overrides it with
-        leave-one-out scores.
+        leave-one-out scores. aetk cross-fits instead (fresh components on folds of files) where
+        clips were cut from recordings or a trained model has few files, so this need not know
+        which clips share a recording.
         """
         if len(validation):
             return self.score(model, validation)
