@@ -138,7 +138,9 @@ def test_a_recording_is_short_below_half_the_training_length_and_windows_follow_
     assert overlong.warnings[0]["message"].startswith(
         "5 s long, more than twice the training recordings' length (2 s)"
     )
-    assert overlong.warnings[0]["message"].endswith("score it in windows (--segment 2)")
+    assert overlong.warnings[0]["message"].endswith(
+        "score it in windows (--segment 2, or --window 2 when watching)"
+    )
     (windows,) = detector.score(tmp_path / "5.0.wav", segment=2.0)
     assert names(windows) == set()
     (short_windows,) = detector.score(tmp_path / "5.0.wav", segment=0.5, strict=True)

@@ -164,6 +164,37 @@ def test_folder_files_are_scored_once_and_not_again_after_a_restart(watched, tmp
     assert out.strip() == ""
 
 
+def test_a_folder_watched_with_a_window_scores_each_file_in_windows(watched, tmp_path):
+    """A file three times as long as the training clips, its last third faulty: scored whole
+    it is named ``duration`` (a fault in a part of it fades in its average); with ``--window 2``
+    it is scored in windows of the clips' length, its worst window its score, and not named."""
+    _, path = watched
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    fault = synth.anomalous_clip(rng, "bearing", 2.0, severity=3.0)
+    long = np.concatenate([synth.normal_clip(rng, 2.0), synth.normal_clip(rng, 2.0), fault])
+    soundfile.write(folder / "long.wav", long, RATE)
+    scored = {}
+    for name, args in (("whole", ()), ("windows", ("--window", "2"))):
+        state = tmp_path / f"{name}.json"
+        process = watch_folder(folder, path, state, "0.2", *args)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not state.exists():
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        (scored[name],) = [json.loads(line) for line in out.splitlines()]
+    whole, windows = scored["whole"], scored["windows"]
+    assert [warning["name"] for warning in whole["warnings"]] == ["duration"]
+    assert (
+        "score it in windows (--segment 2, or --window 2 when watching)"
+        in (whole["warnings"][0]["message"])
+    )
+    assert "warnings" not in windows and windows["score"] > whole["score"], (whole, windows)
+
+
 def watch_folder(folder: Path, detector: Path, state: Path, settle: str, *args: str):
     """``aetk watch FOLDER --json --state STATE`` in its own process, polling every 0.1 s."""
     command = [sys.executable, "-m", "aetk", "watch", str(folder), "-d", str(detector), "--json"]
@@ -336,6 +367,8 @@ def test_a_hop_longer_than_the_window_is_said_once_as_the_watch_starts():
     assert short.startswith("windows of 2 s are compared with a threshold calibrated on clips")
     assert "3 s of every 5 s are never heard" in gap
     assert window_warnings(10.0, 10.0, clip_seconds=10.0) == []
+    # A folder's files are scored in consecutive windows: no hop to misread.
+    assert window_warnings(2.0, 5.0, clip_seconds=10.0, folder=True) == [short]
     assert window_warnings(None, None, clip_seconds=10.0) == []
     # An export that does not say its clips' length: only what the options themselves say.
     (gap,) = window_warnings(2.0, 5.0, clip_seconds=None)

@@ -27,7 +27,11 @@ def watch_command(
     ] = None,
     detector_path: options.DetectorFile = Path("detector.aetk"),
     window: Annotated[
-        float | None, typer.Option(help="Window length in seconds (default: the detector's).")
+        float | None,
+        typer.Option(
+            help="Window length in seconds (default: the detector's); a folder's files are "
+            "scored in windows of this length, each by its worst."
+        ),
     ] = None,
     hop: Annotated[
         float | None, typer.Option(help="Hop between windows (default: window/2).")
@@ -130,8 +134,8 @@ def watch_command(
     finite(hop, "hop")
     raw = sources.raw_format(rate, channels, pcm_format)
     detector, conditions = load_judging(detector_path, machine, machines)
-    if isinstance(detector, Detector) and not Path(source).is_dir():
-        for warning in window_warnings(window, hop, detector.clip_seconds):
+    if isinstance(detector, Detector):
+        for warning in window_warnings(window, hop, detector.clip_seconds, Path(source).is_dir()):
             console.warn(warning)
     settings = WatchOptions(
         window=window,

@@ -764,11 +764,12 @@ def overlong(profile: RecordingProfile, typical_seconds: float | None) -> Record
         return None
     if profile.seconds <= LONG_FACTOR * typical_seconds:
         return None
+    window = f"{typical_seconds:.3g}"
     return RecordingWarning(
         "duration",
         f"{round(profile.seconds, 1):g} s long, more than twice the training recordings' length "
-        f"({typical_seconds:.3g} s): a fault in a part of it fades in its average; score it in "
-        f"windows (--segment {typical_seconds:.3g})",
+        f"({window} s): a fault in a part of it fades in its average; score it in windows "
+        f"(--segment {window}, or --window {window} when watching)",
     )
 
 

@@ -109,7 +109,10 @@ def _watch_parser(commands: Any) -> None:
     _judging_options(watch, "watch NAME's detector alone")
     watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
     watch.add_argument(
-        "--window", type=float, help="window length in seconds (default: the detector's)"
+        "--window",
+        type=float,
+        help="window length in seconds (default: the detector's); a folder's files are scored "
+        "in windows of this length, each by its worst",
     )
     watch.add_argument("--hop", type=float, help="hop between windows (default: window/2)")
     watch.add_argument(
@@ -403,8 +406,9 @@ def watch(arguments: argparse.Namespace) -> int:
             f"{source}: not a folder, 'mic[:NAME|INDEX]' (an input device) or '-' (standard input)"
         )
     detector, conditions = load_judging(arguments.detector, arguments.machine, arguments.machines)
-    if not isinstance(detector, Fleet) and not is_folder:
-        for warning in window_warnings(arguments.window, arguments.hop, detector.clip_seconds):
+    if not isinstance(detector, Fleet):
+        clip_seconds = detector.clip_seconds
+        for warning in window_warnings(arguments.window, arguments.hop, clip_seconds, is_folder):
             warn(warning)
     names = ["window", "hop", "confirm", "clear", "cooldown", "threshold", "false_alarm_rate"]
     names += ["record", "pre", "post", "metrics_port", "metrics_host", "webhook", "mqtt"]

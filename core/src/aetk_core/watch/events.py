@@ -80,14 +80,15 @@ def describe_test_alert(missed: Sequence[str]) -> str:
 
 
 def window_warnings(
-    window: float | None, hop: float | None, clip_seconds: float | None
+    window: float | None, hop: float | None, clip_seconds: float | None, folder: bool = False
 ) -> list[str]:
-    """What a stream's ``--window`` and ``--hop`` misread, said once as the watch starts: windows
-    far from the length the threshold was calibrated on (``clip_seconds``; None: not known), and
-    a hop longer than the window (the sound between two windows is never heard)."""
+    """What ``--window`` and ``--hop`` misread, said once as the watch starts: windows far from
+    the length the threshold was calibrated on (``clip_seconds``; None: not known), and a
+    stream's hop longer than the window (the sound between two windows is never heard; a
+    ``folder``'s files are scored in consecutive windows, with no hop)."""
     said = [window_length_warning(window, clip_seconds)] if window else []
     length = window or clip_seconds
-    if hop and length and hop > length:
+    if not folder and hop and length and hop > length:
         said.append(
             f"--hop {hop:g} is longer than the windows ({length:g} s): {hop - length:g} s of "
             f"every {hop:g} s are never heard; a fault there goes unseen"

@@ -648,9 +648,14 @@ class Monitor:
         judge = self._judge_of(folder, path)
         if judge is None:
             return
-        # Localized for its view: which view raised the score, and when.
+        # Localized for its view: which view raised the score, and when. With --window, in
+        # windows of that length (a file longer than the training clips: its worst window).
         (result,) = judge.detector.score(
-            [path], threshold=judge.threshold, localize=True, strict=self.options.strict
+            [path],
+            threshold=judge.threshold,
+            segment=self.options.window,
+            localize=True,
+            strict=self.options.strict,
         )
         lag = 0.0
         with suppress(OSError):
