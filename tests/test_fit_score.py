@@ -554,6 +554,9 @@ def test_cli_fit_of_one_recording_says_how_to_cut_it_and_segment_cuts_it(cli, tm
     ]
     fitted = cli("fit", healthy, "-o", output, "--segment", "2", "--json")
     assert fitted.code == 0 and json.loads(fitted.stdout)["segment_seconds"] == 2.0
+    # Nothing to hold out whole: the threshold stands on clips of the same recording.
+    warning = json.loads(fitted.stdout)["calibration"]["warning"]
+    assert "; one recording cut into clips: its clips resemble each other" in warning
     described = cli("info", output).stdout
     assert "cut into clips of 2 s (and scored in such windows)" in described
     assert "the clips cut from its training recordings: mono, 2 s long (median)" in described

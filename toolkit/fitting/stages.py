@@ -513,6 +513,14 @@ def train_model(
 #: threshold stands on one fold's files.
 CROSS_FIT_BELOW = 20
 CROSS_FIT_FOLDS = 5
+#: Why the threshold of one recording cut into clips may stand low: nothing can be held out
+#: whole (docs/cli.md).
+ONE_RECORDING_CUT = (
+    "one recording cut into clips: its clips resemble each other more than a later recording "
+    "will resemble them, so the threshold may stand low and raise more false alarms than asked "
+    "for; fit on recordings made on two or more occasions, or set the threshold on a later "
+    "healthy recording's scores (aetk score --threshold)"
+)
 
 
 def fit_scorer(
@@ -542,6 +550,8 @@ def fit_scorer(
     if whole_files and calibration.warning and too_few_scores(calibration.as_dict()):
         rate = float(config.threshold.rate)
         calibration.warning += advice_to_cut(sets.recording_norms, files, rate)
+    if files == 1 and not whole_files:
+        calibration.warning = "; ".join(filter(None, (calibration.warning, ONE_RECORDING_CUT)))
     observer.on_calibrated(calibration)
     return calibration
 
