@@ -279,6 +279,36 @@ def test_a_folder_deleted_and_recreated_is_watched_again(watched, tmp_path):
     assert [Path(json.loads(line)["source"]).name for line in out.splitlines()] == ["back.wav"]
 
 
+def test_windows_too_short_to_score_are_refused_at_a_folders_first_file(watched, tmp_path):
+    """``--window 0.01`` on a folder: every file had become an error event; now the watch ends
+    at the first file with the stream's one line, having scored nothing."""
+    detector, _ = watched
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", synth.normal_clip(np.random.default_rng(8), 2.0), RATE)
+    events: list[dict] = []
+    options = WatchOptions(window=0.01, settle=0.0, interval=0.05, state=tmp_path / "state.json")
+    monitor = Monitor(detector, str(folder), options, events.append)
+    refused: list[Exception] = []
+
+    def run() -> None:
+        try:
+            monitor.run_folder(folder)
+        except ConfigError as exc:
+            refused.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(20)
+    monitor.stopping = True  # a watch that was not refused is stopped, and the test fails
+    runner.join(30)
+    assert [str(exc) for exc in refused] == [
+        "--window 0.01: no window of that length can be scored (is too short: 0.010 s, the "
+        "featurizer needs at least 0.064 s)"
+    ]
+    assert events == []
+
+
 def folder_watch_events(
     detector, folder: Path, state: Path, until: int, patience: float = 60, on_poll=None
 ) -> list[dict]:

@@ -415,12 +415,15 @@ def check_window(
 
 
 def check_segment(
-    score_audio: Callable[..., object], segment: float | None, files: Sequence[Path]
+    score_audio: Callable[..., object],
+    segment: float | None,
+    files: Sequence[Path],
+    option: str = "--segment",
 ) -> None:
-    """``--segment`` windows too short for the featurizer refused once (:func:`check_window`,
-    at the first recording's rate and channels) rather than on every file's row; nothing is
-    checked when the first recording cannot be read, or is of a rate or channel count no
-    recording may have (its row says why)."""
+    """Windows of ``segment`` seconds too short for the featurizer refused once
+    (:func:`check_window`, at the first recording's rate and channels; ``option`` names them)
+    rather than on every file's row; nothing is checked when the first recording cannot be read,
+    or is of a rate or channel count no recording may have (its row says why)."""
     if not segment or not files:
         return
     try:
@@ -430,7 +433,7 @@ def check_segment(
     plausible = MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE
     if not plausible or not 0 < info.channels <= MAX_CHANNELS:
         return
-    check_window(score_audio, segment, info.samplerate, info.channels, "--segment")
+    check_window(score_audio, segment, info.samplerate, info.channels, option)
 
 
 def as_audio(samples: object, sample_rate: int | None = None) -> Audio:
