@@ -93,6 +93,17 @@ def test_recordings_cut_into_clips_are_held_out_whole_for_the_threshold(tmp_path
     assert false_alarms <= 6
 
 
+def test_a_cross_fitted_folds_validation_share_is_cut_between_recordings():
+    """The validation share of a fold's other recordings, cut from their clips in order, takes
+    whole recordings: a cut inside one would leave its validation clips their own recording's
+    nearest neighbours in the scorer's training share."""
+    from aetk.fitting.stages import between_recordings
+
+    owners = np.array([4, 4, 4, 7, 7, 7, 2, 2])
+    assert [between_recordings(owners, at) for at in range(1, 8)] == [3, 3, 3, 3, 6, 6, 6]
+    assert between_recordings(np.array([5, 5, 5]), 2) == 2  # one recording: nowhere else
+
+
 def test_calibrate_methods_and_equal_scores_warning():
     scores = np.linspace(1.0, 2.0, 50)
     gamma = calibrate(scores, ThresholdConfig("gamma", percentile=90.0))

@@ -564,7 +564,9 @@ def cross_fitted_scores(
     fitted on all of them), so that no clip is measured against a clip of its own recording. A
     scorer with several views scales them on clips its model did not learn from (the detector's,
     on its validation files), so the fold's model then leaves out a validation share of the
-    other folds, in the detector's proportion, for its scorer: scaled on clips the model had
+    other folds, in about the detector's proportion and of whole recordings (a recording cut
+    into clips on both sides would lend its validation clips their own nearest neighbours), for
+    its scorer: scaled on clips the model had
     learned, every held-out score would read too high and the threshold would stand above every
     clip. With a handful of files this gives the threshold every file to stand on rather than
     one or two validation files; from :data:`CROSS_FIT_BELOW` files, one fold's clips are
@@ -584,13 +586,14 @@ def cross_fitted_scores(
     host = get_host()
     for files_held_out in folds:
         fold = np.flatnonzero(np.isin(owners, files_held_out))
-        held_out = set(fold.tolist())
-        rest = [clip for index, clip in enumerate(clips) if index not in held_out]
-        validating = 0
+        others = np.flatnonzero(~np.isin(owners, files_held_out))
+        rest = [clips[index] for index in others]
+        cut = len(rest)
         if validation_share and parts.scorer.views():
             validating = min(len(rest) - 1, max(1, round(validation_share * len(rest))))
+            cut = between_recordings(owners[others], len(rest) - validating)
         # The last of the other folds' files, as the detector's validation files are its last.
-        fold_sets = FeaturizedSets(rest[: len(rest) - validating], rest[len(rest) - validating :])
+        fold_sets = FeaturizedSets(rest[:cut], rest[cut:])
         model = host.create("model", parts.model.name, parts.model.get_params())
         scorer = host.create("scorer", parts.scorer.name, parts.scorer.get_params())
         with vector_sets(fold_sets, parts.normalizer, folder) as (vectors, validation_vectors):
@@ -604,6 +607,16 @@ def cross_fitted_scores(
         scores[fold] = scorer.score(model, held_out_clips)
         scored[fold] = True
     return scores[scored]
+
+
+def between_recordings(owners: np.ndarray, at: int) -> int:
+    """The place nearest to ``at`` in a run of clips (``owners``: each one's recording, a
+    recording's clips side by side) where one recording's clips end and another's begin, so that
+    no recording lies on both sides of a cut; ``at`` itself when they are all one recording's."""
+    boundaries = np.flatnonzero(owners[1:] != owners[:-1]) + 1
+    if not len(boundaries):
+        return at
+    return int(boundaries[np.argmin(np.abs(boundaries - at))])
 
 
 def training_summary(
