@@ -566,11 +566,11 @@ def cross_fitted_scores(
     on its validation files), so the fold's model then leaves out a validation share of the
     other folds, in about the detector's proportion and of whole recordings (a recording cut
     into clips on both sides would lend its validation clips their own nearest neighbours), for
-    its scorer: scaled on clips the model had
-    learned, every held-out score would read too high and the threshold would stand above every
-    clip. With a handful of files this gives the threshold every file to stand on rather than
-    one or two validation files; from :data:`CROSS_FIT_BELOW` files, one fold's clips are
-    enough to stand on, at the cost of one more fit rather than :data:`CROSS_FIT_FOLDS`."""
+    its scorer: scaled on clips the model had learned, every held-out score would read too high
+    and the threshold would stand above every clip. With a handful of files this gives the
+    threshold every file to stand on rather than one or two validation files; from
+    :data:`CROSS_FIT_BELOW` files, one fold's clips are enough to stand on, at the cost of one
+    more fit rather than :data:`CROSS_FIT_FOLDS`."""
     clips = [*sets.train, *sets.validation]
     sources = [*sets.sources["train"], *sets.sources["validation"]]
     files = list(dict.fromkeys(sources))
