@@ -355,6 +355,19 @@ def test_the_runtime_watch_refuses_what_it_cannot_watch(exported, runtime_python
         .splitlines()[-1]
         .startswith("error: --window 0.01: no window of that length can be scored (is too short")
     )
+    incoming = tmp_path / "incoming"  # a folder's, at its first file
+    incoming.mkdir()
+    soundfile.write(incoming / "a.wav", synth.normal_clip(np.random.default_rng(2), 2.0), 16000)
+    state = tmp_path / "state.json"
+    folder = runtime(
+        runtime_python, "watch", incoming, "-d", onnx_path, "--window", "0.01", "--state", state
+    )
+    assert folder.returncode == 2 and folder.stdout == b""
+    assert (
+        folder.stderr.decode()
+        .splitlines()[-1]
+        .startswith("error: --window 0.01: no window of that length can be scored (is too short")
+    )
     # The runtime's environment holds no prometheus-client: its metrics are one line away.
     metrics = runtime(runtime_python, "watch", tmp_path, "-d", onnx_path, "--metrics-port", "9")
     assert metrics.returncode == 2 and metrics.stderr.decode().endswith(
