@@ -93,15 +93,34 @@ def test_recordings_cut_into_clips_are_held_out_whole_for_the_threshold(tmp_path
     assert false_alarms <= 6
 
 
-def test_a_cross_fitted_folds_validation_share_is_cut_between_recordings():
+def test_a_cross_fitted_folds_validation_share_is_cut_between_recordings(tmp_path, monkeypatch):
     """The validation share of a fold's other recordings, cut from their clips in order, takes
     whole recordings: a cut inside one would leave its validation clips their own recording's
     nearest neighbours in the scorer's training share."""
-    from aetk.fitting.stages import between_recordings
+    import soundfile
+
+    from aetk.fitting import stages
 
     owners = np.array([4, 4, 4, 7, 7, 7, 2, 2])
-    assert [between_recordings(owners, at) for at in range(1, 8)] == [3, 3, 3, 3, 6, 6, 6]
-    assert between_recordings(np.array([5, 5, 5]), 2) == 2  # one recording: nowhere else
+    assert [stages.between_recordings(owners, at) for at in range(1, 8)] == [3, 3, 3, 3, 6, 6, 6]
+    assert stages.between_recordings(np.array([5, 5, 5]), 2) == 2  # one recording: nowhere else
+
+    cuts: list[tuple[np.ndarray, int]] = []
+    between_recordings = stages.between_recordings
+
+    def watched(owners: np.ndarray, at: int) -> int:
+        cuts.append((owners, between_recordings(owners, at)))
+        return cuts[-1][1]
+
+    monkeypatch.setattr(stages, "between_recordings", watched)
+    rng = np.random.default_rng(2)
+    (tmp_path / "train").mkdir()
+    for index in range(8):
+        soundfile.write(tmp_path / f"train/{index}.wav", synth.normal_clip(rng, 6.0), 16000)
+    aetk.fit(tmp_path / "train", segment_seconds=2.0, val_fraction=0.25)
+    assert cuts  # every fold of the cross-fit cut its validation share here
+    for owners, cut in cuts:
+        assert 0 < cut < len(owners) and owners[cut - 1] != owners[cut]
 
 
 def test_calibrate_methods_and_equal_scores_warning():
