@@ -585,8 +585,8 @@ def cross_fitted_scores(
     scored = np.zeros(len(clips), dtype=bool)
     host = get_host()
     for files_held_out in folds:
-        fold = np.flatnonzero(np.isin(owners, files_held_out))
-        others = np.flatnonzero(~np.isin(owners, files_held_out))
+        held_out = np.isin(owners, files_held_out)
+        fold, others = np.flatnonzero(held_out), np.flatnonzero(~held_out)
         rest = [clips[index] for index in others]
         cut = len(rest)
         if validation_share and parts.scorer.views():
