@@ -419,21 +419,26 @@ def check_segment(
     segment: float | None,
     files: Sequence[Path],
     option: str = "--segment",
-) -> None:
+) -> bool:
     """Windows of ``segment`` seconds too short for the featurizer refused once
     (:func:`check_window`, at the first recording's rate and channels; ``option`` names them)
     rather than on every file's row; nothing is checked when the first recording cannot be read,
-    or is of a rate or channel count no recording may have (its row says why)."""
+    or is of a rate or channel count no recording may have (its row says why).
+
+    :returns: whether the windows were checked (False without ``segment`` or a first recording
+        to check them at).
+    """
     if not segment or not files:
-        return
+        return False
     try:
         info = soundfile.info(str(files[0]))
     except (RuntimeError, OSError):
-        return
+        return False
     plausible = MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE
     if not plausible or not 0 < info.channels <= MAX_CHANNELS:
-        return
+        return False
     check_window(score_audio, segment, info.samplerate, info.channels, option)
+    return True
 
 
 def as_audio(samples: object, sample_rate: int | None = None) -> Audio:

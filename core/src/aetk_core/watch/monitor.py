@@ -140,7 +140,7 @@ class Monitor:
         self.window_seconds: float | None = None
         self._state_unwritten = False  # the last write of --state failed (said once)
         self._state_due = 0.0  # while files are scored, --state is not written before this
-        self._folder_window_checked = False  # a folder's --window, checked at its first file
+        self._folder_window_checked = False  # a folder's --window, at its first readable file
 
     def load(self) -> tuple[Any, dict[str, str] | None]:
         """The detector file read again (``options.detector_file``, for ``options.machine``
@@ -678,14 +678,15 @@ class Monitor:
         )
 
     def _check_folder_window(self, judge: Judge, path: Path) -> None:
-        """Refuse a ``--window`` that no file could be scored in at the first file to score
-        (at its rate and channels: a folder's files say theirs only once they come), as a
+        """Refuse a ``--window`` that no file could be scored in at the first file that can be
+        read (at its rate and channels: a folder's files say theirs only once they come), as a
         stream's is refused as it starts, rather than every file becoming an error event."""
         if self.options.window and not self._folder_window_checked:
             from aetk_core.audio import check_segment
 
-            check_segment(judge.detector.score_audio, self.options.window, [path], "--window")
-            self._folder_window_checked = True
+            self._folder_window_checked = check_segment(
+                judge.detector.score_audio, self.options.window, [path], "--window"
+            )
 
     def _judge_of(self, folder: Path, path: Path) -> Judge | None:
         """The judge of a file in the watched ``folder``: the one detector's, or its machine's
