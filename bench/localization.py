@@ -7,7 +7,8 @@ localization's own quality; ``detected`` says how many faults the threshold flag
 - **moment**: the clip was raised by a view of a moment (``raised by: event at …``) and that
   moment overlaps the event;
 - **first event**: the first of the ``events`` column overlaps the event (runs of frames above
-  the event threshold, in the order of :func:`aetk_core.results.events_to_hear`);
+  the event threshold, in the order of :func:`aetk_core.results.events_to_hear`); also among
+  the flagged clips alone (**flagged, first event**), the only ones whose events the table shows;
 - **band**: an event listed that overlaps the event names a band holding the knock's resonance
   or overlapping the rub's band (the chatter's clicks are broadband: not counted).
 
@@ -110,6 +111,8 @@ def summarise(runs: list[dict]) -> dict:
                 key: _share([j[key] for j in judged if j[key] is not None])
                 for key in ("flagged", "by_moment", "moment", "first", "band")
             },
+            "flagged_first": _share([j["first"] for j in judged if j["flagged"]]),
+            "flagged_faults": sum(bool(j["flagged"]) for j in judged),
         }
     return summary
 
@@ -121,14 +124,14 @@ def _share(values: list[bool]) -> float | None:
 def markdown(results: dict) -> str:
     lines = [
         "| candidate | event (faulty clips) | flagged | raised by a moment | moment on the event "
-        "| first event on it | its band named |",
-        "|---|---|---|---|---|---|---|",
+        "| first event on it | its band named | flagged: first event on it |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         for kind, s in result["summary"].items():
-            cells = [s[key] for key in ("flagged", "by_moment", "moment", "first", "band")]
-            shown = " | ".join("n/a" if value is None else f"{value:.0%}" for value in cells)
-            lines.append(f"| {name} | {kind} ({s['faults']}) | {shown} |")
+            keys = ("flagged", "by_moment", "moment", "first", "band", "flagged_first")
+            shown = " | ".join("n/a" if s[key] is None else f"{s[key]:.0%}" for key in keys)
+            lines.append(f"| {name} | {kind} ({s['faults']}) | {shown} ({s['flagged_faults']}) |")
     return "\n".join(lines) + "\n"
 
 
