@@ -83,6 +83,19 @@ def test_info_describes_a_detector_file_as_fit_did(fitted, cli):
     assert f"  components from aetk {manifest['components']['model']['version']}" in lines
 
 
+def test_info_takes_the_detector_with_d_as_the_scoring_commands_do(fitted, cli):
+    """``aetk info -d FILE`` (the scoring commands' way) says what ``aetk info FILE`` says; both
+    naming the same file is that file, two files are refused in one line."""
+    _, path = fitted
+    as_argument = cli("info", path)
+    assert as_argument.code == 0, as_argument.stderr
+    assert cli("info", "-d", path).stdout == as_argument.stdout
+    assert cli("info", path, "-d", path).stdout == as_argument.stdout
+    refused = cli("info", path, "-d", "other.aetk")
+    assert refused.code == 2 and refused.stdout == ""
+    assert refused.stderr == f"error: two detector files, {path} and -d other.aetk: give one\n"
+
+
 def test_info_names_each_components_distribution_when_they_differ(fitted, tmp_path, cli):
     _, path = fitted
     manifest, tensors = read_detector(path)

@@ -185,6 +185,12 @@ def test_cli_export_refuses_what_it_should_not_overwrite(cli, exported, tmp_path
     out = tmp_path / "d.onnx"
     assert cli("export", detector_path, "-o", out).code == 0
     assert cli("export", detector_path, "-o", out).code == 0  # its own kind: replaced
+    # The detector also with -d, as the scoring commands take it; two of them refused.
+    assert cli("export", "-d", detector_path, "-o", tmp_path / "e.onnx").code == 0
+    assert (tmp_path / "e.onnx").read_bytes() == out.read_bytes()
+    refused = cli("export", detector_path, "-d", tmp_path / "x.aetk", "-o", tmp_path / "f.onnx")
+    assert refused.code == 2 and "two detector files" in refused.stderr
+    assert not (tmp_path / "f.onnx").exists()
 
 
 def test_the_runtime_environment_has_no_torch(runtime_python):
@@ -425,6 +431,8 @@ def test_aetk_runtime_info_says_what_aetk_info_says(exported, runtime_python, cl
     assert about["summary"]["preset"] == "default"
     assert about["summary"]["views"] == detector.views()
     printed = subprocess.run([script, "info", str(onnx_path)], capture_output=True, text=True)
+    named = subprocess.run([script, "info", "-d", str(onnx_path)], capture_output=True, text=True)
+    assert named.returncode == 0 and named.stdout == printed.stdout  # -d, as score takes it
     headline, *lines = printed.stdout.splitlines()
     assert headline.startswith(f"{onnx_path}: exported by aetk ")
     assert lines[-1].startswith(f"  features: {detector.featurizer.name} (sample_rate=")

@@ -19,9 +19,15 @@ def register(app: typer.Typer) -> None:
 
 
 def export_command(
-    detector_path: Annotated[
-        Path, typer.Argument(metavar="DETECTOR", help="Detector file written by 'aetk fit'.")
-    ],
+    detector_argument: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DETECTOR",
+            help="Detector file written by 'aetk fit'.",
+            show_default="detector.aetk",
+        ),
+    ] = None,
+    detector_option: options.DetectorArgumentAlso = None,
     output: Annotated[
         Path,
         typer.Option(
@@ -38,9 +44,12 @@ def export_command(
     the featurizer, threshold and normal scores in its metadata. A fleet detector: one file per
     machine in the folder -o names, or one machine with --machine.
     """
+    from aetk_core.fileio import given_detector
+
     from aetk.data.fileio import check_output
     from aetk.fleet.detector import FleetDetector, load_judging
 
+    detector_path = given_detector(detector_argument, detector_option, "detector.aetk")
     detector, conditions = load_judging(detector_path, machine)
     if isinstance(detector, FleetDetector):
         _export_fleet(detector, detector_path, output, opset, force)

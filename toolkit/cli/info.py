@@ -19,9 +19,15 @@ def register(app: typer.Typer) -> None:
 
 
 def info_command(
-    detector_path: Annotated[
-        Path, typer.Argument(metavar="DETECTOR", help="Detector file written by 'aetk fit'.")
-    ] = Path("detector.aetk"),
+    detector_argument: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DETECTOR",
+            help="Detector file written by 'aetk fit'.",
+            show_default="detector.aetk",
+        ),
+    ] = None,
+    detector_option: options.DetectorArgumentAlso = None,
     machine: Annotated[
         str | None,
         typer.Option("--machine", help="With a fleet detector: describe this machine's detector."),
@@ -35,11 +41,13 @@ def info_command(
     verified as 'aetk score' reads it, so a file this aetk cannot use is refused here too.
     """
     from aetk_core.describe import detector_lines
+    from aetk_core.fileio import given_detector
 
     from aetk.cli.describe import fleet_lines, print_described
     from aetk.detect.detector_file import read_detector
     from aetk.fleet.detector import FleetDetector, from_any_manifest, machine_of
 
+    detector_path = given_detector(detector_argument, detector_option, "detector.aetk")
     manifest, tensors = read_detector(detector_path)
     written = {
         "aetk_version": manifest.get("aetk_version"),

@@ -73,6 +73,12 @@ ScoredRecordings = Annotated[
 DetectorFile = Annotated[
     Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
 ]
+#: ``-d`` where the detector is the command's argument (info, export), as the commands that
+#: score take it (:func:`aetk_core.fileio.given_detector`).
+DetectorArgumentAlso = Annotated[
+    Path | None,
+    typer.Option("-d", "--detector", help="The detector file, given as an option instead."),
+]
 
 
 def check_detector_among_recordings(detector_path: Path, paths: Sequence[Path]) -> None:

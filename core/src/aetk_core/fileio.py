@@ -1,5 +1,5 @@
-"""Atomic file writes (a file is either its old self or complete, never half-written), and the
-folders an option's files go to."""
+"""Atomic file writes (a file is either its old self or complete, never half-written), the
+folders an option's files go to, and the detector file a command is given."""
 
 from __future__ import annotations
 
@@ -111,3 +111,12 @@ def ensure_folder(folder: Path, option: str) -> None:
         if isinstance(exc, (FileExistsError, NotADirectoryError)):
             reason = "a file stands where a folder would be"
         raise ConfigError(f"{option}: cannot create the folder {folder} ({reason})") from None
+
+
+def given_detector(argument: str | Path | None, option: str | Path | None, default: str) -> Path:
+    """The detector file a command that takes it as its argument (``aetk info DETECTOR``) was
+    given, also as ``-d DETECTOR``, as the commands that score take it: either, or both naming
+    the same file; ``default`` when neither is given."""
+    if argument is not None and option is not None and Path(argument) != Path(option):
+        raise ConfigError(f"two detector files, {argument} and -d {option}: give one")
+    return Path(argument if argument is not None else option if option is not None else default)

@@ -48,9 +48,15 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument(
         "detector",
         nargs="?",
-        default="detector.onnx",
         metavar="DETECTOR",
-        help="file from aetk export (a fleet: the folder of its files)",
+        help="file from aetk export (a fleet: the folder of its files; default: detector.onnx)",
+    )
+    info.add_argument(
+        "-d",
+        "--detector",
+        dest="detector_option",
+        metavar="DETECTOR",
+        help="the detector, given as an option instead",
     )
     info.add_argument("--json", action="store_true", help="one JSON object per detector")
     _watch_parser(commands)
@@ -304,11 +310,12 @@ def info(arguments: argparse.Namespace) -> int:
     """What each exported detector holds: who exported it, its features, its threshold, and
     what aetk fit said of it (an export written before it was carried says less)."""
     from aetk_core.describe import describe_threshold, detector_lines
+    from aetk_core.fileio import given_detector
 
     from aetk_runtime.detector import load
     from aetk_runtime.fleet import load_fleet
 
-    path = Path(arguments.detector)
+    path = given_detector(arguments.detector, arguments.detector_option, "detector.onnx")
     fleet = load_fleet(path) if path.is_dir() else None
     detectors = [fleet.detector(name) for name in fleet.machines] if fleet else [load(path)]
     for detector in detectors:
