@@ -19,14 +19,7 @@ def register(app: typer.Typer) -> None:
 
 
 def export_command(
-    detector_argument: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="DETECTOR",
-            help="Detector file written by 'aetk fit'.",
-            show_default="detector.aetk",
-        ),
-    ] = None,
+    detector_argument: options.DetectorArgument = None,
     detector_option: options.DetectorArgumentAlso = None,
     output: Annotated[
         Path,

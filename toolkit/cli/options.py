@@ -73,8 +73,16 @@ ScoredRecordings = Annotated[
 DetectorFile = Annotated[
     Path, typer.Option("-d", "--detector", help="Detector file written by 'aetk fit'.")
 ]
-#: ``-d`` where the detector is the command's argument (info, export), as the commands that
-#: score take it (:func:`aetk_core.fileio.given_detector`).
+#: The detector as the argument of the commands that take no recordings (info, export), and
+#: as ``-d`` too, as the commands that score take it (:func:`aetk_core.fileio.given_detector`).
+DetectorArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="DETECTOR",
+        help="Detector file written by 'aetk fit'.",
+        show_default="detector.aetk",
+    ),
+]
 DetectorArgumentAlso = Annotated[
     Path | None,
     typer.Option("-d", "--detector", help="The detector file, given as an option instead."),
