@@ -1,4 +1,4 @@
-"""Options shared by the commands that fit detectors (fit, cv)."""
+"""Options shared by the commands: those that fit detectors (fit, cv) and those that use one."""
 
 from __future__ import annotations
 
