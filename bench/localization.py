@@ -8,7 +8,7 @@ localization's own quality; ``detected`` says how many faults the threshold flag
   moment overlaps the event;
 - **first event**: the first of the ``events`` column overlaps the event (runs of frames above
   the event threshold, in the order of :func:`aetk_core.results.events_to_hear`); also among
-  the flagged clips alone (**flagged, first event**), the only ones whose events the table shows;
+  the flagged clips alone (**flagged: first event on it**), the ones whose events the table shows;
 - **band**: an event listed that overlaps the event names a band holding the knock's resonance
   or overlapping the rub's band (the chatter's clicks are broadband: not counted).
 
